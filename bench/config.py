@@ -1,0 +1,152 @@
+"""One cell's configuration: a small frozen dataclass, its validation, and its stable id.
+
+A *cell* is one training run (one backbone x one regularizer x one protocol x one seed ...).
+Its `run_id` is a hash of every field that can change a number in the results, so the same
+configuration always gets the same id (the resume key of a sweep) and any change gets a new one.
+Fields that only say *where* or *how fast* a run happens (data_dir, device, compile) are not
+part of the id: moving a sweep to another machine resumes it instead of starting it over.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+PROTOCOLS = ("frozen", "unfrozen", "staged", "scratch")
+OPTIMIZERS = ("sgd", "adamw")
+DATASETS = ("cifar10", "synthetic")
+DEVICES = ("auto", "cpu", "cuda")
+
+# Fields left out of run_id: they change where/how fast a cell runs, not what it measures.
+NON_IDENTITY_FIELDS = ("data_dir", "device", "compile", "save_logits", "sweep")
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    """Everything one cell needs. Units are in the comments; defaults suit a CPU smoke run."""
+
+    sweep: str = "adhoc"  # sweep name written to runs.csv (not part of run_id)
+    dataset: str = "cifar10"  # "cifar10" (real files) or "synthetic" (unit tests only)
+    data_dir: str = ""  # folder holding cifar-10-batches-py; "" = $REGBENCH_DATA or defaults
+    backbone: str = "tf_efficientnet_lite0"  # any timm model name
+    pretrained: str = "auto"  # "auto" | "none" | path to a .safetensors/.pth weights file
+    protocol: str = "frozen"  # one of PROTOCOLS
+    regularizer: str = "none"  # registry name in regularizers.available()
+    # The regularizer's parameters, schedule included, e.g. {"alpha": 1.0, "schedule": "staged"}.
+    regularizer_params: dict[str, Any] = field(default_factory=dict)
+    epochs: int = 3
+    batch_size: int = 128
+    optimizer: str = "sgd"
+    lr: float = 0.05  # peak learning rate of the head (and backbone, times backbone_lr_scale)
+    backbone_lr_scale: float = 0.1  # backbone lr = lr * this, for unfrozen/staged/scratch
+    momentum: float = 0.9  # SGD only
+    weight_decay: float = 5e-4
+    warmup_epochs: float = 0.5  # linear warmup, then cosine decay to 0 (in epochs, fractional ok)
+    label_smoothing: float = 0.0  # passed to the regularizer (equal in every arm)
+    unfreeze_at: float = 0.5  # staged protocol: fraction of training spent frozen
+    image_size: int = 32  # input side in pixels after resizing on the device
+    train_size: int = 0  # training images after the validation hold-out; 0 = all remaining
+    val_size: int = 5000  # stratified hold-out from the training set, fixed by data_seed
+    test_size: int = 0  # stratified fixed subset of the test set; 0 = the whole test set
+    train_eval_size: int = 10000  # clean-train metrics on a fixed subset of at most this many
+    robustness_size: int = 2000  # test images used for corruption / occlusion metrics
+    seed: int = 0  # the run seed: init of the head, batch order, augmentation, regularizer draws
+    data_seed: int = 0  # fixes the validation hold-out and train subset, independent of seed
+    device: str = "auto"  # "auto" | "cpu" | "cuda" (not part of run_id)
+    compile: bool = False  # torch.compile the model on CUDA (not part of run_id)
+    save_logits: bool = False  # keep final test logits (float16, compressed) beside the CSVs
+
+    def identity(self) -> dict[str, Any]:
+        """The fields that define what the cell measures (the input of run_id)."""
+        values = dataclasses.asdict(self)
+        for name in NON_IDENTITY_FIELDS:
+            values.pop(name)
+        return values
+
+    @property
+    def run_id(self) -> str:
+        """Stable 12-hex-digit id: sha256 of the identity fields as canonical JSON."""
+        blob = json.dumps(self.identity(), sort_keys=True, separators=(",", ":"), default=str)
+        return hashlib.sha256(blob.encode()).hexdigest()[:12]
+
+    def replace(self, **changes: Any) -> RunConfig:
+        return dataclasses.replace(self, **changes)
+
+
+def config_fields() -> list[str]:
+    return [f.name for f in dataclasses.fields(RunConfig)]
+
+
+def from_dict(values: dict[str, Any], where: str = "config") -> RunConfig:
+    """Build a RunConfig from a plain dict, rejecting unknown keys with the list of known ones."""
+    known = set(config_fields())
+    unknown = sorted(set(values) - known)
+    if unknown:
+        raise ValueError(
+            f"{where}: unknown key(s) {unknown}; known keys are: {', '.join(sorted(known))}"
+        )
+    types = {f.name: f.type for f in dataclasses.fields(RunConfig)}
+    coerced: dict[str, Any] = {}
+    for name, value in values.items():
+        kind = types[name]
+        try:
+            if kind == "int" and not isinstance(value, bool):
+                if isinstance(value, float) and not value.is_integer():
+                    raise ValueError
+                value = int(value)
+            elif kind == "float" and not isinstance(value, bool):
+                value = float(value)
+            elif kind == "bool" and not isinstance(value, bool):
+                raise ValueError
+            elif kind == "str" and not isinstance(value, str):
+                raise ValueError
+        except (TypeError, ValueError):
+            raise ValueError(f"{where}: {name}={value!r} should be of type {kind}") from None
+        coerced[name] = value
+    return RunConfig(**coerced)
+
+
+def check_config(cfg: RunConfig, where: str = "config") -> None:
+    """Cheap checks that need no data, model or network; raises ValueError naming the fix."""
+
+    def bad(name: str, allowed: str) -> ValueError:
+        return ValueError(f"{where}: {name}={getattr(cfg, name)!r} is invalid; allowed: {allowed}")
+
+    if cfg.protocol not in PROTOCOLS:
+        raise bad("protocol", ", ".join(PROTOCOLS))
+    if cfg.optimizer not in OPTIMIZERS:
+        raise bad("optimizer", ", ".join(OPTIMIZERS))
+    if cfg.dataset not in DATASETS:
+        raise bad("dataset", ", ".join(DATASETS))
+    if cfg.device not in DEVICES:
+        raise bad("device", ", ".join(DEVICES))
+    for name in ("epochs", "batch_size", "image_size"):
+        if getattr(cfg, name) < 1:
+            raise bad(name, "an integer >= 1")
+    for name in ("train_size", "val_size", "test_size", "train_eval_size", "robustness_size"):
+        if getattr(cfg, name) < 0:
+            raise bad(name, "an integer >= 0 (0 means all)")
+    if not cfg.lr > 0:
+        raise bad("lr", "a number > 0")
+    for name in ("weight_decay", "warmup_epochs", "backbone_lr_scale"):
+        if getattr(cfg, name) < 0:
+            raise bad(name, "a number >= 0")
+    if not 0 <= cfg.label_smoothing < 1:
+        raise bad("label_smoothing", "0 <= value < 1")
+    if not 0 < cfg.unfreeze_at < 1:
+        raise bad("unfreeze_at", "a fraction strictly between 0 and 1")
+    if cfg.protocol == "scratch" and cfg.pretrained not in ("none", "auto"):
+        raise bad("pretrained", "'none' (or 'auto') with protocol 'scratch'")
+    if not isinstance(cfg.regularizer_params, dict):
+        raise bad("regularizer_params", "a table/dict of parameter names to values")
+    import regularizers  # local import: keeps `bench.config` light for the report side
+
+    if cfg.regularizer not in regularizers.available():
+        raise bad("regularizer", ", ".join(regularizers.available()))
+    try:
+        regularizers.build(cfg.regularizer, num_classes=10, **cfg.regularizer_params)
+    except (TypeError, ValueError) as error:
+        raise ValueError(f"{where}: regularizer {cfg.regularizer!r}: {error}") from None
