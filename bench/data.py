@@ -1,0 +1,366 @@
+"""CIFAR-10 as uint8 tensors on the device, stratified splits, and whole-batch augmentation.
+
+The whole dataset lives on the training device as one uint8 tensor per split (150 MB for the
+training set), so a batch is an index into it: no Dataset, no DataLoader, no per-sample Python.
+Augmentation (random crop with 4-pixel zero padding, horizontal flip) runs on whole batches with
+gather-style indexing; resize to the backbone's input size and normalization with the backbone's
+own mean/std run on the float batch just before the model.
+
+Files: the official "python version" pickles (`<root>/cifar-10-batches-py`). They are read with a
+restricted unpickler that only rebuilds numpy arrays and plain containers, so a tampered batch file
+cannot run code. A file whose md5 differs from the official release loads with a one-line warning.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import os
+import pickle
+import socket
+import threading
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+CLASSES = (
+    "airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck",
+)  # fmt: skip
+CIFAR_URL = "https://www.cs.toronto.edu/~kriz/cifar-10-python.tar.gz"
+CIFAR_ARCHIVE_MD5 = "c58f30108f718f92721af3b95e74349a"
+# md5 of each file of the official release (as listed by torchvision's CIFAR10 dataset).
+OFFICIAL_MD5 = {
+    "data_batch_1": "c99cafc152244af753f735de768cd75f",
+    "data_batch_2": "d4bba439e000b95fd0a9bffe97cbabec",
+    "data_batch_3": "54ebc095f3ab1f0389bbae665268c751",
+    "data_batch_4": "634d18415352ddfa80567beed471001a",
+    "data_batch_5": "482c414d41f54cd18b22e5b47cb7c3cb",
+    "test_batch": "40351d587109b95175f43aff81a1287e",
+}
+REPO_ROOT = Path(__file__).resolve().parent.parent
+
+
+@dataclass
+class Splits:
+    """The in-memory dataset of one cell. Images are uint8 [N, 3, 32, 32], labels int64 [N]."""
+
+    train_x: torch.Tensor
+    train_y: torch.Tensor
+    val_x: torch.Tensor
+    val_y: torch.Tensor
+    test_x: torch.Tensor
+    test_y: torch.Tensor
+    classes: tuple[str, ...]
+    checksum_ok: bool = True  # False when a file differs from the official release
+
+    @property
+    def pixel_mean(self) -> torch.Tensor:
+        """Per-channel mean of the training images in [0, 1], shape [3] (the occlusion fill)."""
+        return self.train_x.float().mean(dim=(0, 2, 3)) / 255.0
+
+
+# ---------------------------------------------------------------------------------------------
+# Locating and reading the files
+
+
+def default_data_dirs() -> list[Path]:
+    """Where CIFAR-10 is looked for when no folder is given, in order."""
+    dirs = []
+    if os.environ.get("REGBENCH_DATA"):
+        dirs.append(Path(os.environ["REGBENCH_DATA"]))
+    dirs += [REPO_ROOT.parent / "shared" / "data" / "cifar10", REPO_ROOT / "data" / "cifar10"]
+    return dirs
+
+
+def resolve_data_dir(data_dir: str | os.PathLike = "") -> Path:
+    """The folder holding `cifar-10-batches-py`: the given one, else the first default that has
+    the files, else the last default (where a download would go)."""
+    if str(data_dir):
+        return Path(data_dir).expanduser()
+    candidates = default_data_dirs()
+    for path in candidates:
+        if (path / "cifar-10-batches-py" / "test_batch").exists():
+            return path
+    return candidates[-1]
+
+
+def host_reachable(host: str, port: int = 443, timeout: float = 3.0) -> bool:
+    """True when a TCP connection to host:port opens within `timeout` seconds.
+
+    The lookup runs in a daemon thread because a DNS query on a machine without network can block
+    for most of a minute, and socket timeouts do not cover name resolution.
+    """
+    result: list[bool] = []
+
+    def probe() -> None:
+        try:
+            with socket.create_connection((host, port), timeout=timeout):
+                result.append(True)
+        except OSError:
+            result.append(False)
+
+    thread = threading.Thread(target=probe, daemon=True)
+    thread.start()
+    thread.join(timeout)
+    return bool(result and result[0])
+
+
+class _ArrayUnpickler(pickle.Unpickler):
+    """Unpickler that rebuilds numpy arrays and builtin containers and refuses everything else."""
+
+    ALLOWED = {
+        ("numpy.core.multiarray", "_reconstruct"),
+        ("numpy._core.multiarray", "_reconstruct"),
+        ("numpy", "ndarray"),
+        ("numpy", "dtype"),
+        ("numpy.core.multiarray", "scalar"),
+        ("numpy._core.multiarray", "scalar"),
+        ("_codecs", "encode"),
+    }
+
+    def find_class(self, module: str, name: str):  # noqa: ANN201 - pickle protocol
+        if (module, name) in self.ALLOWED:
+            return super().find_class(module, name)
+        raise pickle.UnpicklingError(f"refusing to load {module}.{name} from a CIFAR batch file")
+
+
+def _read_batch(path: Path) -> tuple[np.ndarray, np.ndarray]:
+    """One CIFAR batch file -> (uint8 [N, 3, 32, 32], int64 [N])."""
+    with open(path, "rb") as handle:
+        entry = _ArrayUnpickler(handle, encoding="latin1").load()
+    data = entry.get("data")
+    labels = entry.get("labels", entry.get("fine_labels"))
+    if not isinstance(data, np.ndarray) or data.ndim != 2 or data.shape[1] != 3072:
+        raise ValueError(f"{path}: not a CIFAR-10 batch file (expected 'data' of shape [N, 3072])")
+    return data.reshape(-1, 3, 32, 32).astype(np.uint8), np.asarray(labels, dtype=np.int64)
+
+
+def _md5(path: Path) -> str:
+    digest = hashlib.md5()
+    with open(path, "rb") as handle:
+        for chunk in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def ensure_cifar10(root: Path, download: bool = True) -> Path:
+    """Make sure `<root>/cifar-10-batches-py` has every file; download the official release when
+    it is missing and the network is up; otherwise fail at once saying where to put the files."""
+    folder = root / "cifar-10-batches-py"
+    missing = [name for name in [*OFFICIAL_MD5, "batches.meta"] if not (folder / name).exists()]
+    if not missing:
+        return folder
+    fix = (
+        f"put the official 'cifar-10-batches-py' folder (python version) inside {root}, "
+        "or pass --data-dir / set REGBENCH_DATA to the folder that contains it"
+    )
+    if not download:
+        raise FileNotFoundError(f"CIFAR-10 files missing in {folder}: {missing}; {fix}")
+    if not host_reachable("www.cs.toronto.edu"):
+        raise FileNotFoundError(
+            f"CIFAR-10 not found in {folder} (missing {missing}) and the download site is not "
+            f"reachable; {fix}"
+        )
+    from torchvision.datasets.utils import download_and_extract_archive
+
+    download_and_extract_archive(CIFAR_URL, str(root), md5=CIFAR_ARCHIVE_MD5)
+    return folder
+
+
+def load_cifar10(root: str | os.PathLike = "", download: bool = True) -> dict[str, object]:
+    """Read the train and test splits as numpy arrays (uint8 [N, 3, 32, 32], int64 [N]).
+
+    Files whose md5 differ from the official release load with one warning line.
+    """
+    folder = ensure_cifar10(resolve_data_dir(root), download=download)
+    mismatched = [name for name, md5 in OFFICIAL_MD5.items() if _md5(folder / name) != md5]
+    if mismatched:
+        warnings.warn(
+            f"CIFAR-10 in {folder}: checksum differs from the official release for "
+            f"{len(mismatched)} file(s) ({', '.join(mismatched)}); loading anyway",
+            stacklevel=2,
+        )
+    parts = [_read_batch(folder / f"data_batch_{i}") for i in range(1, 6)]
+    test_x, test_y = _read_batch(folder / "test_batch")
+    return {
+        "train_x": np.concatenate([p[0] for p in parts]),
+        "train_y": np.concatenate([p[1] for p in parts]),
+        "test_x": test_x,
+        "test_y": test_y,
+        "checksum_ok": not mismatched,
+    }
+
+
+def synthetic_cifar(n_train: int = 2400, n_test: int = 600, seed: int = 0) -> dict[str, object]:
+    """Class-conditional 32x32 images for unit tests only (never for reported results).
+
+    Class c has its own colour (a point on the RGB cube) and a horizontal or vertical stripe
+    pattern, plus noise, so a tiny model learns it well above chance within a few hundred steps.
+    """
+    generator = torch.Generator().manual_seed(seed)
+
+    def make(n: int) -> tuple[np.ndarray, np.ndarray]:
+        labels = torch.arange(n) % 10
+        labels = labels[torch.randperm(n, generator=generator)]
+        codes = torch.tensor([[(c >> 2) & 1, (c >> 1) & 1, c & 1] for c in range(10)]).float()
+        colour = 0.25 + 0.5 * codes[labels]  # [n, 3]
+        stripes = (torch.arange(32) // 4 % 2).float()  # period-8 stripes
+        horizontal = stripes.view(1, 32, 1).expand(1, 32, 32)
+        vertical = stripes.view(1, 1, 32).expand(1, 32, 32)
+        pattern = torch.where((labels >= 5).view(n, 1, 1), horizontal, vertical)  # [n, 32, 32]
+        images = colour.view(n, 3, 1, 1) + 0.2 * (pattern.unsqueeze(1) - 0.5)
+        images = images + 0.08 * torch.randn(n, 3, 32, 32, generator=generator)
+        images = (images.clamp(0, 1) * 255).round().to(torch.uint8)
+        return images.numpy(), labels.numpy().astype(np.int64)
+
+    train_x, train_y = make(n_train)
+    test_x, test_y = make(n_test)
+    return {"train_x": train_x, "train_y": train_y, "test_x": test_x, "test_y": test_y}
+
+
+# ---------------------------------------------------------------------------------------------
+# Splits
+
+
+def _class_quota(total: int, num_classes: int) -> torch.Tensor:
+    """`total` spread over classes as evenly as possible: [num_classes] int64."""
+    quota = torch.full((num_classes,), total // num_classes, dtype=torch.int64)
+    quota[: total % num_classes] += 1
+    return quota
+
+
+def stratified_take(
+    labels: torch.Tensor, sizes: list[int], seed: int, num_classes: int = 10
+) -> list[torch.Tensor]:
+    """Disjoint stratified index sets of the given sizes, fixed by `seed`.
+
+    labels: int64 [N]. Returns one int64 index tensor per size (sorted). Within each class the
+    order is a seeded permutation; consecutive sets take consecutive ranks, so they never overlap.
+    """
+    labels = labels.cpu()
+    generator = torch.Generator().manual_seed(seed)
+    order = torch.randperm(len(labels), generator=generator)
+    order = order[torch.sort(labels[order], stable=True).indices]  # by class, random within
+    sorted_labels = labels[order]
+    counts = torch.bincount(sorted_labels, minlength=num_classes)
+    starts = torch.cumsum(counts, 0) - counts
+    rank = torch.arange(len(labels)) - starts[sorted_labels]  # rank within its class
+    taken = torch.zeros(num_classes, dtype=torch.int64)
+    result = []
+    for size in sizes:
+        quota = _class_quota(size, num_classes)
+        if (taken + quota > counts).any():
+            raise ValueError(f"not enough images for a stratified subset of {size}")
+        chosen = (rank >= taken[sorted_labels]) & (rank < (taken + quota)[sorted_labels])
+        result.append(torch.sort(order[chosen]).values)
+        taken += quota
+    return result
+
+
+def make_splits(
+    raw: dict[str, object],
+    *,
+    val_size: int,
+    train_size: int,
+    test_size: int,
+    data_seed: int,
+    device: torch.device,
+    classes: tuple[str, ...] = CLASSES,
+) -> Splits:
+    """Validation hold-out, training subset and test subset, all stratified and fixed by
+    `data_seed` (independent of the run seed), moved to `device` as uint8 tensors."""
+    train_x = torch.from_numpy(np.ascontiguousarray(raw["train_x"]))
+    train_y = torch.from_numpy(np.asarray(raw["train_y"]))
+    test_x = torch.from_numpy(np.ascontiguousarray(raw["test_x"]))
+    test_y = torch.from_numpy(np.asarray(raw["test_y"]))
+    available = len(train_y) - val_size
+    if val_size >= len(train_y):
+        raise ValueError(f"val_size={val_size} leaves no training images (have {len(train_y)})")
+    if train_size > available:
+        raise ValueError(
+            f"train_size={train_size} is larger than the {available} training images left after "
+            f"the validation hold-out of {val_size}; use train_size <= {available} (0 = all)"
+        )
+    if test_size > len(test_y):
+        raise ValueError(f"test_size={test_size} exceeds the {len(test_y)} test images")
+    val_idx, train_idx = stratified_take(train_y, [val_size, train_size or available], data_seed)
+    test_idx = (
+        stratified_take(test_y, [test_size], data_seed)[0] if test_size else torch.arange(len(test_y))
+    )
+
+    def put(tensor: torch.Tensor) -> torch.Tensor:
+        return tensor.to(device, non_blocking=True)
+
+    return Splits(
+        train_x=put(train_x[train_idx]),
+        train_y=put(train_y[train_idx]),
+        val_x=put(train_x[val_idx]),
+        val_y=put(train_y[val_idx]),
+        test_x=put(test_x[test_idx]),
+        test_y=put(test_y[test_idx]),
+        classes=classes,
+        checksum_ok=bool(raw.get("checksum_ok", True)),
+    )
+
+
+# ---------------------------------------------------------------------------------------------
+# Whole-batch transforms
+
+
+def random_crop_flip(images: torch.Tensor, generator: torch.Generator, pad: int = 4) -> torch.Tensor:
+    """Random crop after zero padding plus random horizontal flip, per sample, for a whole batch.
+
+    images: [B, C, H, W] (any dtype). Returns the same shape and dtype. One gather builds every
+    sample's crop: row/column index grids offset per sample, so the op count does not grow with B.
+    """
+    batch, channels, height, width = images.shape
+    device = images.device
+    padded = F.pad(images, (pad, pad, pad, pad))
+    offset_y = torch.randint(0, 2 * pad + 1, (batch,), device=device, generator=generator)
+    offset_x = torch.randint(0, 2 * pad + 1, (batch,), device=device, generator=generator)
+    flip = torch.rand(batch, device=device, generator=generator) < 0.5
+    rows = offset_y[:, None] + torch.arange(height, device=device)  # [B, H]
+    cols = torch.arange(width, device=device).expand(batch, width)  # [B, W]
+    cols = torch.where(flip[:, None], cols.flip(1), cols) + offset_x[:, None]
+    batch_index = torch.arange(batch, device=device)[:, None, None, None]
+    channel_index = torch.arange(channels, device=device)[None, :, None, None]
+    return padded[batch_index, channel_index, rows[:, None, :, None], cols[:, None, None, :]]
+
+
+def to_model_input(
+    images: torch.Tensor,
+    image_size: int,
+    mean: torch.Tensor,
+    std: torch.Tensor,
+    channels_last: bool = False,
+) -> torch.Tensor:
+    """uint8 [B, 3, h, w] (or float in [0, 1]) -> normalized float [B, 3, S, S].
+
+    Resizing is bilinear on the device (upsampling 32 px needs no antialiasing); mean/std are the
+    backbone's pretrained statistics, shape [3], on the batch's device.
+    """
+    x = images.float()
+    if images.dtype == torch.uint8:
+        x = x / 255.0
+    if x.shape[-2:] != (image_size, image_size):
+        x = F.interpolate(x, size=(image_size, image_size), mode="bilinear", align_corners=False)
+    x = (x - mean.view(1, -1, 1, 1)) / std.view(1, -1, 1, 1)
+    if channels_last:
+        x = x.contiguous(memory_format=torch.channels_last)
+    return x
+
+
+def batches(count: int, batch_size: int) -> list[slice]:
+    """Consecutive slices covering range(count)."""
+    return [slice(i, min(i + batch_size, count)) for i in range(0, count, batch_size)]
+
+
+def steps_per_epoch(train_count: int, batch_size: int) -> int:
+    """Full batches per epoch (the last partial batch is dropped, so every step has B images);
+    at least one step, with a smaller batch, when the training set is smaller than B."""
+    return max(1, math.floor(train_count / batch_size))
+

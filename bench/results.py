@@ -1,0 +1,287 @@
+"""A results folder (runs.csv, epochs.csv, calibration.csv, robustness.csv, logits/) and its one writer.
+
+The guarantees of docs/results-schema.md live here:
+
+* Every file is rewritten whole into a temporary file in the same folder, flushed, fsynced and
+  moved over the old one with `os.replace`, which is atomic: a reader (or a process killed with
+  SIGKILL at any moment) sees the old file or the new one, never a truncated one.
+* Files are written in `bench.schema.FILES` order, runs.csv last, so a row in runs.csv means the
+  cell's other rows are already on disk: runs.csv is the done-marker. Rows of the side files whose
+  run_id has no runs.csv row (left by a kill between two files) are dropped when the lock is taken.
+* One writer at a time: `lock()` creates `.lock` atomically (pid, host, start time). A lock left by
+  a dead process on this host is stale and is taken over with a warning; any other lock refuses.
+
+Values are written as text: empty for None/NaN ("not measured"), floats with `repr` (shortest
+string that reads back to the same float), dicts/lists as JSON with sorted keys.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import math
+import os
+import socket
+import tempfile
+import time
+import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from bench.schema import FILES
+
+RUNS_FILE = "runs.csv"
+LOCK_FILE = ".lock"
+TMP_PREFIX = ".tmp-"  # temporary files of the writer; leftovers of a kill are removed at lock time
+SIDE_FIELDS = {"epochs.csv": "epochs", "calibration.csv": "calibration", "robustness.csv": "robustness"}
+
+
+class LockError(RuntimeError):
+    """Another live process owns the results folder."""
+
+
+def format_value(value: Any) -> str:
+    """One CSV field: '' for None/NaN, repr for floats, JSON for dicts and lists."""
+    if value is None:
+        return ""
+    if hasattr(value, "item") and callable(value.item) and getattr(value, "ndim", 0) == 0:
+        value = value.item()  # numpy / torch scalars
+    if isinstance(value, bool):
+        return str(value)
+    if isinstance(value, float):
+        return "" if math.isnan(value) else repr(value)
+    if isinstance(value, int | str):
+        return str(value)
+    if isinstance(value, dict | list | tuple):
+        return json.dumps(value, sort_keys=True, default=str)
+    raise TypeError(f"cannot write a value of type {type(value).__name__} to a CSV: {value!r}")
+
+
+def read_table(path: Path) -> tuple[list[str], list[dict[str, str]]]:
+    """(header, rows as dicts of strings) of one CSV; ([], []) when the file does not exist."""
+    if not path.exists():
+        return [], []
+    with open(path, newline="", encoding="utf-8") as handle:
+        reader = csv.reader(handle)
+        header = next(reader, [])
+        rows = [dict(zip(header, values, strict=True)) for values in reader]
+    return header, rows
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # exists, owned by someone else
+        return True
+    return True
+
+
+def _pid_start(pid: int) -> str:
+    """Start time of a process (clock ticks since boot, Linux), to tell a reused pid apart."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+        return stat.rsplit(")", 1)[1].split()[19]
+    except (OSError, IndexError):
+        return ""
+
+
+class ResultsDir:
+    """The results folder of one sweep. Reading is always safe; writing needs `lock()`."""
+
+    def __init__(self, path: str | os.PathLike[str]):
+        self.path = Path(path)
+        self._locked = False
+
+    # -- reading -------------------------------------------------------------------------------
+
+    def runs(self) -> list[dict[str, str]]:
+        """The rows of runs.csv, as strings ('' = not measured)."""
+        return read_table(self.path / RUNS_FILE)[1]
+
+    def finished_ids(self) -> set[str]:
+        """run_ids of cells with a runs.csv row, ok or failed (both count as finished)."""
+        return {row["run_id"] for row in self.runs()}
+
+    def failed_ids(self) -> set[str]:
+        return {row["run_id"] for row in self.runs() if row.get("status") == "failed"}
+
+    # -- the lock ------------------------------------------------------------------------------
+
+    @contextmanager
+    def lock(self) -> Iterator[ResultsDir]:
+        """Own the folder for the duration of the block (see the module docstring)."""
+        self.path.mkdir(parents=True, exist_ok=True)
+        lock_path = self.path / LOCK_FILE
+        me = {
+            "pid": os.getpid(),
+            "pid_start": _pid_start(os.getpid()),
+            "hostname": socket.gethostname(),
+            "started_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        }
+        for _attempt in range(3):
+            try:
+                fd = os.open(lock_path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+            except FileExistsError:
+                self._take_over_if_stale(lock_path)
+                continue
+            with os.fdopen(fd, "w") as handle:
+                json.dump(me, handle)
+                handle.flush()
+                os.fsync(handle.fileno())
+            break
+        else:
+            raise LockError(f"{lock_path}: could not create the lock file (it keeps reappearing)")
+        self._locked = True
+        try:
+            self._repair()
+            yield self
+        finally:
+            self._locked = False
+            try:
+                if json.loads(lock_path.read_text()).get("pid") == me["pid"]:
+                    lock_path.unlink()
+            except (OSError, ValueError):
+                pass
+
+    def _take_over_if_stale(self, lock_path: Path) -> None:
+        try:
+            owner = json.loads(lock_path.read_text())
+            pid, host = int(owner["pid"]), str(owner["hostname"])
+        except FileNotFoundError:
+            return  # released meanwhile: try again
+        except (OSError, ValueError, KeyError, TypeError):
+            # An empty lock is a writer killed between creating and filling it; give it a moment.
+            if time.time() - lock_path.stat().st_mtime < 10:
+                raise LockError(
+                    f"{lock_path}: another sweep is starting to write to {self.path}"
+                ) from None
+            owner, pid, host = {}, -1, socket.gethostname()
+        same_host = host == socket.gethostname()
+        reused = pid > 0 and owner.get("pid_start") not in (None, "", _pid_start(pid))
+        if same_host and (pid <= 0 or not _pid_alive(pid) or reused):
+            warnings.warn(
+                f"{lock_path}: removing a stale lock left by process {pid} on {host} "
+                f"(started {owner.get('started_at', '?')}), which is no longer running",
+                stacklevel=3,
+            )
+            lock_path.unlink(missing_ok=True)
+            return
+        where = "this machine" if same_host else f"host {host}"
+        raise LockError(
+            f"{self.path} is in use by another sweep (process {pid} on {where}, started "
+            f"{owner.get('started_at', '?')}); wait for it to finish or use another --results-dir"
+            + ("" if same_host else f". If that process is gone, delete {lock_path}")
+        )
+
+    def _repair(self) -> None:
+        """Drop what a kill can leave behind: temp files, side rows and logits of unfinished cells."""
+        for leftover in self.path.glob(TMP_PREFIX + "*"):
+            leftover.unlink(missing_ok=True)
+        runs = self.runs()
+        ids = [row["run_id"] for row in runs]
+        if len(ids) != len(set(ids)):
+            dupes = sorted({i for i in ids if ids.count(i) > 1})
+            raise ValueError(f"{self.path / RUNS_FILE}: duplicate run_id(s) {dupes}")
+        done = set(ids)
+        for name in SIDE_FIELDS:
+            header, rows = read_table(self.path / name)
+            kept = [row for row in rows if row.get("run_id") in done]
+            if len(kept) != len(rows):
+                self._replace(name, header, kept)
+        logits = self.path / "logits"
+        if logits.is_dir():
+            for leftover in logits.glob(TMP_PREFIX + "*"):
+                leftover.unlink(missing_ok=True)
+            for file in logits.glob("*.npz"):
+                if file.stem not in done:
+                    file.unlink()
+
+    # -- writing -------------------------------------------------------------------------------
+
+    def write(self, result: Any) -> None:
+        """Record one finished cell (a bench.train.CellResult): side rows first, runs.csv last.
+
+        A cell already recorded as failed is replaced (--retry-failed); one recorded as ok is an
+        error, as are keys outside the schema's columns.
+        """
+        if not self._locked:
+            raise RuntimeError("ResultsDir.write() needs the lock: use `with results.lock():`")
+        row = dict(result.row)
+        run_id = row.get("run_id")
+        if not run_id or row.get("status") not in ("ok", "failed"):
+            raise ValueError(f"a runs.csv row needs a run_id and status ok/failed: {row!r}")
+        tables = {name: self._rows_for(name, getattr(result, attr), run_id)
+                  for name, attr in SIDE_FIELDS.items()}  # fmt: skip
+        tables[RUNS_FILE] = self._rows_for(RUNS_FILE, [row], run_id)
+
+        header, runs = read_table(self.path / RUNS_FILE)
+        previous = [r for r in runs if r["run_id"] == run_id]
+        if previous:
+            if any(r.get("status") != "failed" for r in previous):
+                raise ValueError(f"cell {run_id} is already recorded as ok in {self.path}")
+            # Take the failed row out first: a kill from here on leaves the cell "not done",
+            # and its side rows are dropped at the next lock, never mixed with the new attempt's.
+            self._replace(RUNS_FILE, header, [r for r in runs if r["run_id"] != run_id])
+        if result.test_logits is not None:
+            self._save_logits(run_id, result.test_logits)
+        for name in FILES:
+            new_rows = tables[name]
+            header, rows = read_table(self.path / name)
+            kept = [r for r in rows if r.get("run_id") != run_id]
+            if new_rows or len(kept) != len(rows) or not header:
+                self._replace(name, header, kept + new_rows)
+
+    @staticmethod
+    def _rows_for(name: str, rows: list[dict[str, Any]], run_id: str) -> list[dict[str, str]]:
+        columns = FILES[name]
+        out = []
+        for row in map(dict, rows):
+            unknown = sorted(set(row) - set(columns))
+            if unknown:
+                raise ValueError(f"{name}: unknown column(s) {unknown}; add them to bench.schema")
+            if row.setdefault("run_id", run_id) != run_id:
+                raise ValueError(f"{name}: row of run_id {row['run_id']} given for cell {run_id}")
+            out.append({key: format_value(value) for key, value in row.items()})
+        return out
+
+    def _replace(self, name: str, header: list[str], rows: list[dict[str, str]]) -> None:
+        """Write header + rows to a temp file, fsync, and move it over `name` atomically."""
+        columns = list(FILES[name])
+        columns += [c for c in header if c not in columns]  # keep columns an older schema had
+        text = io.StringIO()
+        writer = csv.DictWriter(text, fieldnames=columns, restval="", lineterminator="\n")
+        writer.writeheader()
+        writer.writerows(rows)
+        self._atomic_write(self.path / name, text.getvalue().encode("utf-8"))
+
+    def _save_logits(self, run_id: str, logits: Any) -> None:
+        import numpy as np  # only when logits are kept
+
+        buffer = io.BytesIO()
+        np.savez_compressed(buffer, logits=np.asarray(logits))
+        (self.path / "logits").mkdir(exist_ok=True)
+        self._atomic_write(self.path / "logits" / f"{run_id}.npz", buffer.getvalue())
+
+    @staticmethod
+    def _atomic_write(target: Path, data: bytes) -> None:
+        fd, tmp = tempfile.mkstemp(prefix=TMP_PREFIX, dir=target.parent)
+        try:
+            with os.fdopen(fd, "wb") as handle:
+                handle.write(data)
+                handle.flush()
+                os.fsync(handle.fileno())
+            os.chmod(tmp, 0o644)
+            os.replace(tmp, target)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+        dir_fd = os.open(target.parent, os.O_RDONLY)
+        try:
+            os.fsync(dir_fd)  # make the rename itself durable
+        finally:
+            os.close(dir_fd)
