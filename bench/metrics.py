@@ -8,9 +8,10 @@ the runner can write them straight into runs.csv / calibration.csv. Definitions 
 - ECE: 15 equal-width confidence bins (lo, hi], the first bin also holding 0;
   sum over bins of count/N * |accuracy - mean confidence| (Guo et al. 2017, "On Calibration of
   Modern Neural Networks"). MCE: the largest such gap over non-empty bins.
-- Adaptive ECE: the same sum over 15 equal-mass bins: samples sorted by confidence (stable sort),
-  sample i of N goes to bin floor(i * n_bins / N), so bin sizes differ by at most one
-  (Nixon et al. 2019, "Measuring Calibration in Deep Learning").
+- Adaptive ECE: the same sum over 15 equal-mass bins: samples sorted by confidence (stable sort,
+  ties in input order) and cut into consecutive runs of N // 15 samples, the first N % 15 runs one
+  longer, as numpy.array_split does (Nixon et al. 2019, "Measuring Calibration in Deep
+  Learning"). With N < 15 the last bins are empty.
 - Brier: mean over samples of sum over classes (p_k - onehot_k)^2, the multi-class form with range
   [0, 2] (Brier 1950); some papers divide by K or score only the top label, this one does neither.
 - NLL: mean negative log-likelihood of the true label (natural log).
@@ -113,10 +114,11 @@ def calibration_summary(
     ece = gap.sum() / n
     mce = (gap[count > 0] / count[count > 0]).max()
 
-    # Equal-mass bins: rank i of the sorted confidences -> bin floor(i * n_bins / n).
+    # Equal-mass bins: consecutive runs of the sorted confidences, the first n % n_bins longer.
     order = conf.argsort(stable=True)
-    ranks = torch.arange(n, device=z.device)
-    mass_idx = torch.div(ranks * n_bins, n, rounding_mode="floor")
+    q, r = divmod(n, n_bins)
+    sizes = torch.tensor([q + 1] * r + [q] * (n_bins - r), device=z.device)
+    mass_idx = torch.repeat_interleave(torch.arange(n_bins, device=z.device), sizes)
     _, a_conf, a_correct = _bin_sums(mass_idx, conf[order], correct[order], n_bins)
     ece_adaptive = (a_correct - a_conf).abs().sum() / n
 

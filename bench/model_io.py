@@ -1,0 +1,122 @@
+"""Save a trained cell's model for reuse, and load it back safely.
+
+A saved model is two files side by side: `<stem>.safetensors` (the state dict; safetensors
+cannot carry code, so loading an untrusted file is safe) and `<stem>.json` (what rebuilding and
+preprocessing need: backbone, image size, normalization, class names, run_id, test accuracy).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+from torch import nn
+
+from bench.config import RunConfig
+
+FORMAT_VERSION = 1
+
+
+def model_paths(path: str | os.PathLike) -> tuple[Path, Path]:
+    """(weights, metadata) for a path given with or without an extension."""
+    path = Path(path)
+    stem = path.with_suffix("") if path.suffix in (".safetensors", ".json") else path
+    return stem.with_suffix(".safetensors"), stem.with_suffix(".json")
+
+
+def save_model(
+    model: nn.Module, cfg: RunConfig, row: dict[str, Any], path: str | os.PathLike
+) -> tuple[Path, Path]:
+    """Write the weights and the rebuild metadata; returns both paths."""
+    from safetensors.torch import save_file
+
+    from bench.data import CLASSES
+
+    weights, meta = model_paths(path)
+    weights.parent.mkdir(parents=True, exist_ok=True)
+    state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
+    save_file(state, str(weights))
+    cfgp = model.pretrained_cfg
+    metadata = {
+        "format": "regbench-model",
+        "format_version": FORMAT_VERSION,
+        "backbone": cfg.backbone,
+        "num_classes": len(CLASSES),
+        "class_names": list(CLASSES),
+        "image_size": cfg.image_size,
+        "source_resolution": 32,
+        "mean": list(cfgp["mean"]),
+        "std": list(cfgp["std"]),
+        "run_id": row.get("run_id"),
+        "regularizer": cfg.regularizer,
+        "protocol": cfg.protocol,
+        "test_acc": row.get("test_acc"),
+        "val_acc": row.get("val_acc"),
+        "temperature": row.get("temperature"),
+    }
+    meta.write_text(json.dumps(metadata, indent=2) + "\n")
+    return weights, meta
+
+
+def load_model(path: str | os.PathLike) -> tuple[nn.Module, dict[str, Any]]:
+    """Rebuild a saved model (eval mode, CPU) and its metadata.
+
+    Raises ValueError/FileNotFoundError naming the file and the problem: missing files,
+    unreadable or truncated weights, metadata of another format, weights of another backbone.
+    """
+    import timm
+    from safetensors import SafetensorError
+    from safetensors.torch import load_file
+
+    weights, meta = model_paths(path)
+    for file in (weights, meta):
+        if not file.is_file():
+            raise FileNotFoundError(
+                f"model file {file} does not exist (a saved model is a .safetensors file and a "
+                "JSON file of the same name; create one with `regbench run --save-model PATH`)"
+            )
+    try:
+        metadata = json.loads(meta.read_text())
+    except (OSError, json.JSONDecodeError) as error:
+        raise ValueError(f"model metadata {meta} is not valid JSON ({error})") from None
+    required = ("backbone", "num_classes", "class_names", "image_size", "mean", "std")
+    missing = [key for key in required if key not in metadata]
+    if metadata.get("format") != "regbench-model" or missing:
+        raise ValueError(f"model metadata {meta} is not a regbench model file (missing {missing})")
+    try:
+        state = load_file(str(weights))
+    except (SafetensorError, OSError, ValueError) as error:
+        raise ValueError(
+            f"model weights {weights} could not be read ({error}); the file is truncated or "
+            "not a safetensors file: save the model again"
+        ) from None
+    try:
+        model = timm.create_model(
+            metadata["backbone"], pretrained=False, num_classes=int(metadata["num_classes"])
+        )
+    except RuntimeError as error:
+        raise ValueError(f"model metadata {meta}: unknown backbone ({error})") from None
+    expected = model.state_dict()
+    if set(state) != set(expected):
+        extra = sorted(set(state) - set(expected))[:3]
+        lacking = sorted(set(expected) - set(state))[:3]
+        raise ValueError(
+            f"model weights {weights} do not match backbone {metadata['backbone']!r} "
+            f"(unexpected {extra}, missing {lacking}): wrong backbone in {meta.name}?"
+        )
+    for key, tensor in state.items():
+        if tensor.shape != expected[key].shape:
+            raise ValueError(
+                f"model weights {weights}: {key} has shape {tuple(tensor.shape)}, backbone "
+                f"{metadata['backbone']!r} expects {tuple(expected[key].shape)}"
+            )
+    model.load_state_dict(state, strict=True)
+    return model.eval(), metadata
+
+
+def best_by_validation(rows: list[dict[str, Any]]) -> dict[str, Any] | None:
+    """The ok row with the highest val_acc (model selection never looks at the test set)."""
+    ok = [r for r in rows if r.get("status") == "ok" and r.get("val_acc") not in (None, "")]
+    return max(ok, key=lambda r: float(r["val_acc"])) if ok else None

@@ -1,0 +1,513 @@
+"""Sweep files (TOML) -> validated cells -> an executor -> one results folder.
+
+    regbench sweep run SWEEP.toml [--results-dir DIR] [--executor local|ray] [--dry-run] ...
+    regbench sweep status SWEEP.toml [--results-dir DIR]
+
+A sweep file has a `name`, `[defaults]` (any RunConfig field), `[axes]` whose lists are crossed
+(`[[axes.arm]]` tables pair a regularizer with its parameters) and optional `[[extra]]` cells
+(defaults + their own keys, not crossed). The format is documented, with an example, in
+docs/sweeps.md. Everything is checked before the first cell runs: a mistake names the file, the
+key and the allowed values.
+
+Cells are identified by RunConfig.run_id, so rerunning a sweep skips what runs.csv already holds
+(ok or failed); --retry-failed reruns the failed ones.
+"""
+
+from __future__ import annotations
+
+import argparse
+import difflib
+import itertools
+import json
+import os
+import sys
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from bench.config import RunConfig, check_config, config_fields, from_dict
+
+try:
+    import tomllib
+except ModuleNotFoundError:  # Python 3.10
+    import tomli as tomllib
+
+TOP_LEVEL_KEYS = ("name", "description", "defaults", "axes", "extra")
+ARM_KEYS = ("regularizer", "params")
+# Fields a sweep file may not set: the sweep name comes from `name`.
+RESERVED_FIELDS = ("sweep",)
+# Fields that identify the input of bench.train.preflight (data + weights checks).
+PREFLIGHT_FIELDS = (
+    "dataset", "data_dir", "backbone", "pretrained", "train_size", "val_size", "test_size",
+)  # fmt: skip
+
+
+class SweepError(ValueError):
+    """A sweep file that cannot run; the message names the file and the key."""
+
+
+@dataclass(frozen=True)
+class Sweep:
+    name: str
+    path: Path
+    cells: list[RunConfig]  # in a stable order: the first axis varies slowest, then extras
+    labels: list[str]  # per cell: where it comes from, e.g. "arm=cutmix(alpha=1.0) protocol=frozen"
+    description: str = ""
+
+
+# ---------------------------------------------------------------------------------------------
+# Loading and validation
+
+
+def load_sweep(path: str | os.PathLike[str], overrides: dict[str, Any] | None = None) -> Sweep:
+    """Read, expand and validate a sweep file. `overrides` (e.g. data_dir, device from the
+    command line) are applied to every cell. Raises SweepError naming the file and the key."""
+    path = Path(path)
+    try:
+        with open(path, "rb") as handle:
+            doc = tomllib.load(handle)
+    except FileNotFoundError:
+        raise SweepError(f"{path}: no such sweep file") from None
+    except tomllib.TOMLDecodeError as error:  # its message ends with "(at line L, column C)"
+        raise SweepError(f"{path}: TOML syntax error: {error}") from None
+
+    def fail(key: str, message: str) -> SweepError:
+        return _fail(path, key, message)
+
+    unknown = [key for key in doc if key not in TOP_LEVEL_KEYS]
+    if unknown:
+        raise fail(unknown[0], f"unknown top-level key; allowed: {', '.join(TOP_LEVEL_KEYS)}")
+    name = doc.get("name")
+    if not isinstance(name, str) or not name.strip() or "/" in name:
+        raise fail("name", "a non-empty string without '/' is required (the sweep's name)")
+    description = doc.get("description", "")
+    defaults = _table(doc.get("defaults", {}), "defaults", fail)
+    axes = _table(doc.get("axes", {}), "axes", fail)
+    extras = doc.get("extra", [])
+    if not isinstance(extras, list) or not all(isinstance(e, dict) for e in extras):
+        raise fail("extra", "must be an array of tables ([[extra]])")
+    if not axes and not extras:
+        raise fail("axes", "the sweep has no cells: give [axes] and/or [[extra]] cells")
+    overrides = dict(overrides or {})
+
+    base = _config(defaults, "defaults", {}, fail)
+    _check(base, "defaults", fail)
+
+    # Each axis: a non-empty list of distinct values, each checked on top of the defaults.
+    choices: list[tuple[str, list[dict[str, Any]], list[str]]] = []
+    for axis, values in axes.items():
+        key = f"axes.{axis}"
+        if axis != "arm":
+            _known_field(axis, key, fail)
+            if axis in ("regularizer_params",):
+                raise fail(key, "give regularizer parameters as [[axes.arm]] tables")
+            if "arm" in axes and axis == "regularizer":
+                raise fail(key, "use either axes.regularizer or [[axes.arm]], not both")
+        if not isinstance(values, list):
+            raise fail(key, f"must be a list of values, got {values!r}")
+        if not values:
+            raise fail(key, "is empty; give at least one value")
+        if axis == "arm":
+            changes = [_arm(arm, f"{key}[{i}]", fail) for i, arm in enumerate(values)]
+            labels = [f"arm={_arm_label(c)}" for c in changes]
+        else:
+            changes = [{axis: value} for value in values]
+            labels = [f"{axis}={value}" for value in values]
+        seen: dict[str, int] = {}
+        for i, change in enumerate(changes):
+            where = f"{key}[{i}]"
+            cfg = _config(defaults, where, change, fail)
+            _check(cfg, where, fail)
+            blob = json.dumps(change, sort_keys=True, default=str)
+            if blob in seen:
+                raise fail(where, f"duplicate of {key}[{seen[blob]}] ({labels[i]})")
+            seen[blob] = i
+        choices.append((axis, changes, labels))
+
+    cells: list[RunConfig] = []
+    cell_labels: list[str] = []
+    if choices:
+        for combo in itertools.product(*[list(zip(c, lab)) for _, c, lab in choices]):
+            change: dict[str, Any] = {}
+            for part, _ in combo:
+                change.update(part)
+            cells.append(_config(defaults, "axes", {**change, **overrides}, fail))
+            cell_labels.append(" ".join(label for _, label in combo))
+    for i, extra in enumerate(extras):
+        where = f"extra[{i}]"
+        extra = dict(extra)
+        if "params" in extra:
+            if "regularizer_params" in extra:
+                raise fail(where, "give either params or regularizer_params, not both")
+            extra["regularizer_params"] = extra.pop("params")
+        if "regularizer" in extra and "regularizer_params" not in extra:
+            extra["regularizer_params"] = {}  # parameters belong to a regularizer
+        for key in extra:
+            _known_field(key, f"{where}.{key}", fail)
+        cells.append(_config(defaults, where, {**extra, **overrides}, fail))
+        cell_labels.append(where + " " + _arm_label(extra))
+
+    cells = [cfg.replace(sweep=name) for cfg in cells]
+    first: dict[str, int] = {}
+    for i, cfg in enumerate(cells):
+        _check(cfg, f"cell {i} ({cell_labels[i]})", fail)
+        if cfg.run_id in first:
+            j = first[cfg.run_id]
+            raise fail(
+                "cells",
+                f"duplicate cells: cell {j} ({cell_labels[j]}) and cell {i} ({cell_labels[i]}) "
+                f"have the same configuration (run_id {cfg.run_id})",
+            )
+        first[cfg.run_id] = i
+    _check_backbones(cells, cell_labels, fail)
+    return Sweep(name, path, cells, cell_labels, str(description))
+
+
+def _table(value: Any, key: str, fail) -> dict[str, Any]:
+    if not isinstance(value, dict):
+        raise fail(key, f"must be a table ([{key}]), got {value!r}")
+    return value
+
+
+def _known_field(name: str, key: str, fail) -> None:
+    fields = [f for f in config_fields() if f not in RESERVED_FIELDS]
+    if name in RESERVED_FIELDS:
+        raise fail(key, "set by the sweep's `name`; remove it")
+    if name not in fields:
+        hint = difflib.get_close_matches(name, fields, n=1)
+        raise fail(
+            key,
+            f"unknown key {name!r}"
+            + (f" (did you mean {hint[0]!r}?)" if hint else "")
+            + f"; allowed: {', '.join(fields)}",
+        )
+
+
+def _arm(arm: Any, key: str, fail) -> dict[str, Any]:
+    if not isinstance(arm, dict):
+        raise fail(key, "an arm is a table: regularizer = NAME, params = { ... }")
+    unknown = [k for k in arm if k not in ARM_KEYS]
+    if unknown:
+        raise fail(f"{key}.{unknown[0]}", f"unknown arm key; allowed: {', '.join(ARM_KEYS)}")
+    if "regularizer" not in arm:
+        raise fail(key, "an arm needs `regularizer = NAME`")
+    params = arm.get("params", {})
+    if not isinstance(params, dict):
+        raise fail(f"{key}.params", "must be a table, e.g. params = { alpha = 1.0 }")
+    return {"regularizer": arm["regularizer"], "regularizer_params": dict(params)}
+
+
+def _arm_label(change: dict[str, Any]) -> str:
+    name = change.get("regularizer", "")
+    params = change.get("regularizer_params", change.get("params", {})) or {}
+    inner = ",".join(f"{k}={v}" for k, v in sorted(params.items()))
+    return f"{name}({inner})" if inner else str(name)
+
+
+def _fail(path: Path, key: str, message: str) -> SweepError:
+    return SweepError(f"{path}: {key}: {message}")
+
+
+def _config(defaults: dict[str, Any], where: str, change: dict[str, Any], fail) -> RunConfig:
+    for key in defaults:
+        _known_field(key, f"defaults.{key}", fail)
+    try:  # bench.config's messages start with `where` (the TOML key)
+        return from_dict({**defaults, **change}, where=where)
+    except ValueError as error:
+        raise fail(where, str(error).removeprefix(f"{where}: ")) from None
+
+
+def _check(cfg: RunConfig, where: str, fail) -> None:
+    try:
+        check_config(cfg, where=where)
+    except ValueError as error:
+        raise fail(where, str(error).removeprefix(f"{where}: ")) from None
+
+
+def _check_backbones(cells: list[RunConfig], labels: list[str], fail) -> None:
+    """Every backbone must be a timm model name (timm's list; nothing is built or downloaded)."""
+    names = {}
+    for cfg, label in zip(cells, labels, strict=True):
+        names.setdefault(cfg.backbone, label)
+    import timm  # only here: listing models is cheap, but importing timm takes a second
+
+    for name, label in names.items():
+        if name.startswith(("hf-hub:", "hf_hub:")) or timm.is_model(name):
+            continue
+        hint = difflib.get_close_matches(name, timm.list_models(), n=5)
+        raise fail(
+            "backbone",
+            f"unknown timm model {name!r} (first used by {label}); "
+            + (f"close matches: {', '.join(hint)}; " if hint else "")
+            + "allowed: any name in timm.list_models()",
+        )
+
+
+# ---------------------------------------------------------------------------------------------
+# Cost model and status
+
+
+# Rough effective throughput of a device in multiply-adds per second for these small convnets,
+# measured loosely (2 shared CPU cores; one H100 with bf16 + channels_last). Only for --dry-run
+# and the ETA before any cell finished; as soon as cells finish, their measured times rescale it.
+DEVICE_MACS_PER_S = {"cpu": 2.0e10, "cuda": 4.0e13}
+# Multiply-adds of one forward pass at 224 px (timm / papers), scaled by (image_size / 224)^2.
+BACKBONE_GMACS_224 = {
+    "resnet50": 4.1, "resnet18": 1.8, "resnet10t": 1.1, "tf_efficientnet_lite0": 0.4,
+    "efficientnet_b0": 0.4, "mobilenetv3_small_100": 0.06, "convnext_tiny": 4.5,
+    "vit_small_patch16_224": 4.6,
+}  # fmt: skip
+DEFAULT_GMACS_224 = 2.0
+CELL_OVERHEAD_S = {"cpu": 5.0, "cuda": 20.0}  # data + model set-up (and compiling on CUDA)
+CIFAR10_TRAIN, CIFAR10_TEST = 50000, 10000
+ROBUSTNESS_PASSES = 20  # corruptions x severities + occlusion + flip, each one forward pass
+
+
+def estimate_seconds(cfg: RunConfig, device: str) -> float:
+    """A rough cost model of one cell: forward = 1 unit, training step = 3 units with the backbone
+    trained, ~1 unit when frozen (backward through the head only)."""
+    macs = BACKBONE_GMACS_224.get(cfg.backbone.split(".")[0], DEFAULT_GMACS_224) * 1e9
+    macs *= (cfg.image_size / 224) ** 2
+    train = cfg.train_size or (CIFAR10_TRAIN - cfg.val_size)
+    test = cfg.test_size or CIFAR10_TEST
+    frozen_fraction = {"frozen": 1.0, "staged": cfg.unfreeze_at}.get(cfg.protocol, 0.0)
+    step_units = frozen_fraction * 1.0 + (1 - frozen_fraction) * 3.0
+    per_epoch = train * step_units + (min(cfg.train_eval_size, train) + cfg.val_size + test)
+    forwards = cfg.epochs * per_epoch + cfg.robustness_size * ROBUSTNESS_PASSES
+    return CELL_OVERHEAD_S[device] + forwards * macs / DEVICE_MACS_PER_S[device]
+
+
+def guess_device(cells: Iterable[RunConfig]) -> str:
+    wanted = {cfg.device for cfg in cells}
+    if wanted == {"cpu"}:
+        return "cpu"
+    if "cuda" in wanted:
+        return "cuda"
+    import torch
+
+    return "cuda" if torch.cuda.is_available() else "cpu"
+
+
+@dataclass
+class Status:
+    done: list[RunConfig]
+    failed: list[RunConfig]
+    todo: list[RunConfig]
+    errors: dict[str, str]  # run_id -> error of the failed cells
+    eta_s: float  # remaining seconds (measured cell times rescale the cost model)
+    measured: bool  # whether eta_s is calibrated on finished cells
+    estimates: dict[str, float]  # run_id -> estimated seconds of each cell
+
+
+def sweep_status(sweep: Sweep, rows: list[dict[str, str]], device: str) -> Status:
+    by_id = {row["run_id"]: row for row in rows}
+    done, failed, todo = [], [], []
+    for cfg in sweep.cells:
+        row = by_id.get(cfg.run_id)
+        (todo if row is None else failed if row.get("status") == "failed" else done).append(cfg)
+    estimates = {cfg.run_id: estimate_seconds(cfg, device) for cfg in sweep.cells}
+    # Calibrate the model on the cells that finished: measured total / predicted total.
+    measured, predicted = 0.0, 0.0
+    for cfg in done + failed:
+        try:
+            wall = float(by_id[cfg.run_id].get("wall_s") or "nan")
+        except ValueError:
+            continue
+        if wall == wall:
+            measured += wall
+            predicted += estimates[cfg.run_id]
+    scale = measured / predicted if predicted > 0 else 1.0
+    errors = {cfg.run_id: by_id[cfg.run_id].get("error", "") for cfg in failed}
+    eta = scale * sum(estimates[cfg.run_id] for cfg in todo)
+    return Status(done, failed, todo, errors, eta, predicted > 0, estimates)
+
+
+def format_seconds(seconds: float) -> str:
+    seconds = int(round(seconds))
+    hours, rest = divmod(seconds, 3600)
+    return f"{hours}h{rest // 60:02d}m" if hours else f"{rest // 60}m{rest % 60:02d}s"
+
+
+def print_status(sweep: Sweep, results, device: str, *, cells: bool) -> Status:
+    status = sweep_status(sweep, results.runs(), device)
+    if cells:
+        state = {c.run_id: "done" for c in status.done}
+        state.update({c.run_id: "failed" for c in status.failed})
+        print(f"{'run_id':<13}{'status':<8}{'est.':>8}  cell")
+        for cfg, label in zip(sweep.cells, sweep.labels, strict=True):
+            est = format_seconds(status.estimates[cfg.run_id])
+            print(f"{cfg.run_id:<13}{state.get(cfg.run_id, 'todo'):<8}{est:>8}  {label}")
+    total = sum(status.estimates.values())
+    print(
+        f"sweep {sweep.name}: {len(sweep.cells)} cells: {len(status.done)} done, "
+        f"{len(status.failed)} failed, {len(status.todo)} remaining "
+        f"(results in {results.path})"
+    )
+    how = "from measured cell times" if status.measured else f"rough cost model, {device}"
+    print(
+        f"estimated: {format_seconds(total)} for the whole sweep (rough model, {device}); "
+        f"remaining ETA {format_seconds(status.eta_s)} ({how})"
+    )
+    for run_id, error in status.errors.items():
+        print(f"  failed {run_id}: {error}")
+    return status
+
+
+# ---------------------------------------------------------------------------------------------
+# Running
+
+
+def preflight(cells: list[RunConfig]) -> None:
+    """bench.train.preflight once per distinct data/backbone/weights input, before any training."""
+    from bench.train import preflight as check
+
+    seen = set()
+    for cfg in cells:
+        key = tuple(getattr(cfg, name) for name in PREFLIGHT_FIELDS)
+        if key not in seen:
+            seen.add(key)
+            check(cfg)
+
+
+def run_sweep(sweep: Sweep, results, *, executor: str = "local", retry_failed: bool = False,
+              progress: bool = True, skip_preflight: bool = False, **executor_options) -> dict:
+    """Run the cells of `sweep` that results lacks; returns counts and wall time."""  # fmt: skip
+    from bench import executors
+
+    start = time.time()
+    with results.lock():
+        rows = {row["run_id"]: row for row in results.runs()}
+        keep = {"ok"} if retry_failed else {"ok", "failed"}
+        todo = [cfg for cfg in sweep.cells if rows.get(cfg.run_id, {}).get("status") not in keep]
+        counts = {"ok": 0, "failed": 0, "skipped": len(sweep.cells) - len(todo)}
+        if todo and not skip_preflight:
+            preflight(todo)
+        bar = _bar(len(todo), sweep.name, progress)
+
+        def on_result(cfg: RunConfig, result) -> None:
+            status = result.row["status"]
+            counts[status] += 1
+            bar.update(1)
+            bar.set_postfix(ok=counts["ok"], failed=counts["failed"])
+            detail = result.row.get("error") if status == "failed" else _score(result.row)
+            bar.write(f"{status:<6} {cfg.run_id} {_short(cfg)}  {detail}")
+
+        run = {"local": executors.run_local, "ray": executors.run_ray}[executor]
+        try:
+            run(todo, results, on_result=on_result, progress=progress, **executor_options)
+        finally:
+            bar.close()
+    counts["wall_s"] = time.time() - start
+    return counts
+
+
+def _bar(total: int, name: str, enabled: bool):
+    from tqdm import tqdm
+
+    return tqdm(total=total, desc=f"sweep {name}", unit="cell", disable=not enabled, position=0)
+
+
+def _short(cfg: RunConfig) -> str:
+    label = _arm_label({"regularizer": cfg.regularizer, "params": cfg.regularizer_params})
+    return f"{cfg.backbone} {label} {cfg.protocol} n={cfg.train_size} seed={cfg.seed}"
+
+
+def _score(row: dict[str, Any]) -> str:
+    parts = [f"{k}={row[k]:.4f}" for k in ("test_acc", "test_ece") if _is_number(row.get(k))]
+    if _is_number(row.get("wall_s")):
+        parts.append(f"{row['wall_s']:.1f}s")
+    return " ".join(parts)
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool) and value == value
+
+
+# ---------------------------------------------------------------------------------------------
+# Command line
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="regbench sweep", description=__doc__.split("\n\n")[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("sweep_file", help="a sweep TOML file, e.g. sweeps/smoke.toml")
+    common.add_argument("--results-dir", help="results folder (default: results/<sweep name>)")
+    common.add_argument(
+        "--data-dir", help="folder with cifar-10-batches-py (default: $REGBENCH_DATA, else the "
+        "offline copy when it exists)",
+    )  # fmt: skip
+    common.add_argument("--device", choices=("auto", "cpu", "cuda"), help="override every cell")
+
+    run = sub.add_parser("run", parents=[common], help="run the cells not done yet")
+    run.add_argument("--executor", choices=("local", "ray"), default="local")
+    run.add_argument("--ray-address", help="Ray cluster address (default: a local Ray instance)")
+    run.add_argument("--cpus-per-cell", type=int, help="CPU threads per cell (Ray / multi-GPU)")
+    run.add_argument("--dry-run", action="store_true", help="list the cells and estimated cost")
+    run.add_argument("--retry-failed", action="store_true", help="rerun cells recorded as failed")
+    run.add_argument(
+        "--keep-best-model", action="store_true",
+        help="save the best-by-val_acc model per protocol to <results>/models (local executor)",
+    )  # fmt: skip
+    run.add_argument(
+        "--skip-preflight", action="store_true",
+        help="do not check data and weights in this process first (when only workers see them)",
+    )  # fmt: skip
+    run.add_argument("--no-progress", action="store_true", help="no progress bars")
+    sub.add_parser("status", parents=[common], help="done / failed / remaining, ETA")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    from bench.results import LockError, ResultsDir
+
+    args = build_parser().parse_args(argv)
+    overrides: dict[str, Any] = {}
+    data_dir = args.data_dir or os.environ.get("REGBENCH_DATA")
+    if data_dir:
+        overrides["data_dir"] = os.path.abspath(os.path.expanduser(data_dir))
+    if args.device:
+        overrides["device"] = args.device
+    try:
+        sweep = load_sweep(args.sweep_file, overrides)
+    except SweepError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    results = ResultsDir(args.results_dir or Path("results") / sweep.name)
+
+    if args.command == "status" or args.dry_run:
+        print_status(sweep, results, guess_device(sweep.cells), cells=args.command == "run")
+        return 0
+
+    options: dict[str, Any] = {}
+    if args.executor == "ray":
+        if args.keep_best_model:
+            print("error: --keep-best-model works with --executor local only", file=sys.stderr)
+            return 2
+        options["address"] = args.ray_address
+    options["keep_best_model"] = args.keep_best_model
+    if args.cpus_per_cell:
+        options["cpus_per_cell"] = args.cpus_per_cell
+    try:
+        counts = run_sweep(
+            sweep, results, executor=args.executor, retry_failed=args.retry_failed,
+            progress=not args.no_progress, skip_preflight=args.skip_preflight, **options,
+        )  # fmt: skip
+    except LockError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 3
+    except ValueError as error:  # preflight: bad data, backbone or weights
+        print(f"error: {sweep.path}: {error}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"\ninterrupted; rerun the same command to resume ({results.path})", file=sys.stderr)
+        return 130
+    print(
+        f"sweep {sweep.name}: {counts['ok']} ok, {counts['failed']} failed, {counts['skipped']} "
+        f"skipped (already done), wall {format_seconds(counts['wall_s'])}; results in {results.path}"
+    )
+    if counts["failed"]:
+        print("some cells failed (reasons in runs.csv, column error); rerun with --retry-failed")
+    return 1 if counts["failed"] else 0
