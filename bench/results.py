@@ -36,7 +36,11 @@ from bench.schema import FILES
 RUNS_FILE = "runs.csv"
 LOCK_FILE = ".lock"
 TMP_PREFIX = ".tmp-"  # temporary files of the writer; leftovers of a kill are removed at lock time
-SIDE_FIELDS = {"epochs.csv": "epochs", "calibration.csv": "calibration", "robustness.csv": "robustness"}
+SIDE_FIELDS = {
+    "epochs.csv": "epochs",
+    "calibration.csv": "calibration",
+    "robustness.csv": "robustness",
+}
 
 
 class LockError(RuntimeError):

@@ -168,7 +168,9 @@ def flip_perturb(images: torch.Tensor, generator: torch.Generator) -> torch.Tens
     Draws: B direction indices, then the [B, C, H, W] noise."""
     x = _work(images)
     b, _, h, w = x.shape
-    direction = torch.randint(0, len(FLIP_SHIFTS), (b,), generator=generator, device=generator.device)
+    direction = torch.randint(
+        0, len(FLIP_SHIFTS), (b,), generator=generator, device=generator.device
+    )
     noise = _randn_like(x, generator)
     shifts = torch.tensor(FLIP_SHIFTS, device=x.device)[direction.to(x.device)]  # [B, 2]
     # out[y, x] = in[y - dy, x - dx]; clamping the index replicates the edge.

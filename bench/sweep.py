@@ -96,58 +96,56 @@ def load_sweep(path: str | os.PathLike[str], overrides: dict[str, Any] | None = 
     _check(base, "defaults", fail)
 
     # Each axis: a non-empty list of distinct values, each checked on top of the defaults.
-    choices: list[tuple[str, list[dict[str, Any]], list[str]]] = []
+    # A value is a scalar (axes.FIELD = [...]) or a table of fields set together ([[axes.NAME]],
+    # e.g. an arm = regularizer + params, or a data regime = train_size + epochs).
+    choices: list[list[tuple[dict[str, Any], str]]] = []
+    owner: dict[str, str] = {}  # field -> the axis that sets it
     for axis, values in axes.items():
         key = f"axes.{axis}"
-        if axis != "arm":
-            _known_field(axis, key, fail)
-            if axis in ("regularizer_params",):
-                raise fail(key, "give regularizer parameters as [[axes.arm]] tables")
-            if "arm" in axes and axis == "regularizer":
-                raise fail(key, "use either axes.regularizer or [[axes.arm]], not both")
         if not isinstance(values, list):
             raise fail(key, f"must be a list of values, got {values!r}")
         if not values:
             raise fail(key, "is empty; give at least one value")
-        if axis == "arm":
-            changes = [_arm(arm, f"{key}[{i}]", fail) for i, arm in enumerate(values)]
-            labels = [f"arm={_arm_label(c)}" for c in changes]
+        tables = [isinstance(value, dict) for value in values]
+        if any(tables) and not all(tables):
+            raise fail(key, "mixes tables and plain values; use one kind")
+        if all(tables):
+            if axis == "regularizer_params":
+                raise fail(key, "give regularizer parameters as [[axes.arm]] tables")
+            allowed = ARM_KEYS if axis == "arm" else None
+            changes = [_change(v, f"{key}[{i}]", fail, allowed) for i, v in enumerate(values)]
+            labels = [f"{axis}={_label(change)}" for change in changes]
         else:
-            changes = [{axis: value} for value in values]
+            _known_field(axis, key, fail)
+            if axis == "regularizer_params":
+                raise fail(key, "give regularizer parameters as [[axes.arm]] tables")
+            changes = [_change({axis: v}, f"{key}[{i}]", fail) for i, v in enumerate(values)]
             labels = [f"{axis}={value}" for value in values]
+        for field in {f for change in changes for f in change}:
+            if field in owner:
+                raise fail(key, f"sets {field!r}, which axes.{owner[field]} already sets")
+            owner[field] = axis
         seen: dict[str, int] = {}
         for i, change in enumerate(changes):
             where = f"{key}[{i}]"
-            cfg = _config(defaults, where, change, fail)
-            _check(cfg, where, fail)
+            _check(_config(defaults, where, change, fail), where, fail)
             blob = json.dumps(change, sort_keys=True, default=str)
             if blob in seen:
                 raise fail(where, f"duplicate of {key}[{seen[blob]}] ({labels[i]})")
             seen[blob] = i
-        choices.append((axis, changes, labels))
+        choices.append(list(zip(changes, labels, strict=True)))
 
     cells: list[RunConfig] = []
     cell_labels: list[str] = []
-    if choices:
-        for combo in itertools.product(*[list(zip(c, lab)) for _, c, lab in choices]):
-            change: dict[str, Any] = {}
-            for part, _ in combo:
-                change.update(part)
-            cells.append(_config(defaults, "axes", {**change, **overrides}, fail))
-            cell_labels.append(" ".join(label for _, label in combo))
+    for combo in itertools.product(*choices) if choices else ():
+        change = {field: value for part, _ in combo for field, value in part.items()}
+        cells.append(_config(defaults, "axes", {**change, **overrides}, fail))
+        cell_labels.append(" ".join(label for _, label in combo))
     for i, extra in enumerate(extras):
         where = f"extra[{i}]"
-        extra = dict(extra)
-        if "params" in extra:
-            if "regularizer_params" in extra:
-                raise fail(where, "give either params or regularizer_params, not both")
-            extra["regularizer_params"] = extra.pop("params")
-        if "regularizer" in extra and "regularizer_params" not in extra:
-            extra["regularizer_params"] = {}  # parameters belong to a regularizer
-        for key in extra:
-            _known_field(key, f"{where}.{key}", fail)
-        cells.append(_config(defaults, where, {**extra, **overrides}, fail))
-        cell_labels.append(where + " " + _arm_label(extra))
+        change = _change(extra, where, fail)
+        cells.append(_config(defaults, where, {**change, **overrides}, fail))
+        cell_labels.append(f"{where} {_label(change)}")
 
     cells = [cfg.replace(sweep=name) for cfg in cells]
     first: dict[str, int] = {}
@@ -185,25 +183,39 @@ def _known_field(name: str, key: str, fail) -> None:
         )
 
 
-def _arm(arm: Any, key: str, fail) -> dict[str, Any]:
-    if not isinstance(arm, dict):
-        raise fail(key, "an arm is a table: regularizer = NAME, params = { ... }")
-    unknown = [k for k in arm if k not in ARM_KEYS]
-    if unknown:
-        raise fail(f"{key}.{unknown[0]}", f"unknown arm key; allowed: {', '.join(ARM_KEYS)}")
-    if "regularizer" not in arm:
-        raise fail(key, "an arm needs `regularizer = NAME`")
-    params = arm.get("params", {})
-    if not isinstance(params, dict):
+def _change(table: Any, key: str, fail, allowed: tuple[str, ...] | None = None) -> dict:
+    """Fields one axis value / extra cell sets. `params` is short for regularizer_params; a
+    table that names a regularizer without params resets them (parameters belong to it)."""
+    if not isinstance(table, dict):
+        raise fail(key, f"must be a table, got {table!r}")
+    change = dict(table)
+    for name in change:
+        if allowed is not None and name not in allowed:
+            raise fail(f"{key}.{name}", f"unknown key; allowed: {', '.join(allowed)}")
+        if name != "params":
+            _known_field(name, f"{key}.{name}", fail)
+    if allowed == ARM_KEYS and "regularizer" not in change:
+        raise fail(key, "an arm needs `regularizer = NAME` (and optionally params = { ... })")
+    if "params" in change:
+        if "regularizer_params" in change:
+            raise fail(key, "give either params or regularizer_params, not both")
+        change["regularizer_params"] = change.pop("params")
+    if "regularizer" in change:
+        change.setdefault("regularizer_params", {})
+    if not isinstance(change.get("regularizer_params", {}), dict):
         raise fail(f"{key}.params", "must be a table, e.g. params = { alpha = 1.0 }")
-    return {"regularizer": arm["regularizer"], "regularizer_params": dict(params)}
+    return change
 
 
-def _arm_label(change: dict[str, Any]) -> str:
-    name = change.get("regularizer", "")
-    params = change.get("regularizer_params", change.get("params", {})) or {}
+def _label(change: dict[str, Any]) -> str:
+    """A short human label of a table value: cutmix(alpha=1.0,schedule=staged) or (a=1,b=2)."""
+    params = change.get("regularizer_params", {})
     inner = ",".join(f"{k}={v}" for k, v in sorted(params.items()))
-    return f"{name}({inner})" if inner else str(name)
+    others = ",".join(
+        f"{k}={v}" for k, v in change.items() if k not in ("regularizer", "regularizer_params")
+    )
+    name = f"{change['regularizer']}({inner})" if inner else change.get("regularizer", "")
+    return " ".join(part for part in (name, f"({others})" if others else "") if part)
 
 
 def _fail(path: Path, key: str, message: str) -> SweepError:
@@ -371,8 +383,16 @@ def preflight(cells: list[RunConfig]) -> None:
             check(cfg)
 
 
-def run_sweep(sweep: Sweep, results, *, executor: str = "local", retry_failed: bool = False,
-              progress: bool = True, skip_preflight: bool = False, **executor_options) -> dict:
+def run_sweep(
+    sweep: Sweep,
+    results,
+    *,
+    executor: str = "local",
+    retry_failed: bool = False,
+    progress: bool = True,
+    skip_preflight: bool = False,
+    **executor_options,
+) -> dict:
     """Run the cells of `sweep` that results lacks; returns counts and wall time."""  # fmt: skip
     from bench import executors
 
@@ -410,7 +430,7 @@ def _bar(total: int, name: str, enabled: bool):
 
 
 def _short(cfg: RunConfig) -> str:
-    label = _arm_label({"regularizer": cfg.regularizer, "params": cfg.regularizer_params})
+    label = _label({"regularizer": cfg.regularizer, "regularizer_params": cfg.regularizer_params})
     return f"{cfg.backbone} {label} {cfg.protocol} n={cfg.train_size} seed={cfg.seed}"
 
 
