@@ -48,6 +48,10 @@ class SweepError(ValueError):
     """A sweep file that cannot run; the message names the file and the key."""
 
 
+class PreflightError(RuntimeError):
+    """bench.train.preflight refused a cell (missing data, unreadable weights, ...)."""
+
+
 @dataclass(frozen=True)
 class Sweep:
     name: str
@@ -357,10 +361,10 @@ def print_status(sweep: Sweep, results, device: str, *, cells: bool) -> Status:
         f"{len(status.failed)} failed, {len(status.todo)} remaining "
         f"(results in {results.path})"
     )
-    how = "from measured cell times" if status.measured else f"rough cost model, {device}"
+    how = "rescaled by the measured cell times" if status.measured else "the cost model alone"
     print(
-        f"estimated: {format_seconds(total)} for the whole sweep (rough model, {device}); "
-        f"remaining ETA {format_seconds(status.eta_s)} ({how})"
+        f"estimated cost: {format_seconds(total)} for all cells on {device} (rough cost model, "
+        f"see docs/sweeps.md); remaining: {format_seconds(status.eta_s)} ({how})"
     )
     for run_id, error in status.errors.items():
         print(f"  failed {run_id}: {error}")
@@ -380,7 +384,11 @@ def preflight(cells: list[RunConfig]) -> None:
         key = tuple(getattr(cfg, name) for name in PREFLIGHT_FIELDS)
         if key not in seen:
             seen.add(key)
-            check(cfg)
+            try:
+                check(cfg)
+            except Exception as error:  # noqa: BLE001 - any reason: report it, run nothing
+                what = ", ".join(f"{name}={getattr(cfg, name)!r}" for name in PREFLIGHT_FIELDS)
+                raise PreflightError(f"cell {cfg.run_id} ({what}): {error}") from error
 
 
 def run_sweep(
@@ -518,8 +526,8 @@ def main(argv: list[str] | None = None) -> int:
     except LockError as error:
         print(f"error: {error}", file=sys.stderr)
         return 3
-    except ValueError as error:  # preflight: bad data, backbone or weights
-        print(f"error: {sweep.path}: {error}", file=sys.stderr)
+    except PreflightError as error:  # bad data, backbone or weights: nothing ran
+        print(f"error: {sweep.path}: preflight: {error}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print(f"\ninterrupted; rerun the same command to resume ({results.path})", file=sys.stderr)

@@ -202,23 +202,15 @@ def predict_logits(
     mean: torch.Tensor,
     std: torch.Tensor,
     batch_size: int,
-    perturb: Any = None,
 ) -> torch.Tensor:
-    """Logits float32 [N, K] of uint8 images [N, 3, 32, 32] in eval mode, batched.
-
-    `perturb`, if given, maps a float batch in [0, 1] at native resolution to a perturbed one
-    (corruption, occlusion, flip-rate noise) before resize and normalization.
-    """
+    """Logits float32 [N, K] in eval mode, batched. images: uint8 [N, 3, h, w] or float in
+    [0, 1] (a perturbed copy); resized and normalized per batch like training images."""
     was_training = model.training
     model.eval()
     device = images.device
-    channels_last = device.type == "cuda"
     outputs = []
     for part in data.batches(len(images), batch_size):
-        x = images[part].float() / 255.0
-        if perturb is not None:
-            x = perturb(x, part)
-        x = data.to_model_input(x, image_size, mean, std, channels_last)
+        x = data.to_model_input(images[part], image_size, mean, std, device.type == "cuda")
         with torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda"):
             outputs.append(model(x).float())
     model.train(was_training)
@@ -332,8 +324,8 @@ def _train(
     eval_batch = max(256, batch_size * 2)
     train_eval_count = min(n_train, cfg.train_eval_size or n_train)
 
-    def evaluate(images: torch.Tensor, perturb: Any = None) -> torch.Tensor:
-        return predict_logits(model, images, cfg.image_size, mean, std, eval_batch, perturb)
+    def evaluate(images: torch.Tensor) -> torch.Tensor:
+        return predict_logits(model, images, cfg.image_size, mean, std, eval_batch)
 
     bar = None
     if progress:
@@ -458,33 +450,31 @@ def _train(
         for entry in metrics.reliability_bins(logits, labels):
             result.calibration.append({"run_id": cfg.run_id, "split": split, **entry})
 
-    # Stability and robustness: fixed perturbations (same for every cell), native resolution.
+    # Stability and robustness: fixed perturbations of the native 32 px images, drawn from a CPU
+    # generator with a fixed seed on the whole set at once, so every cell on every device and
+    # batch size sees the very same noise, squares and corruptions.
     robust_start = time.perf_counter()
-    noise_generator = robustness.robustness_generator(device)
-    flipped = evaluate(splits.test_x, lambda x, _: robustness.flip_perturb(x, noise_generator))
+
+    def fixed_generator() -> torch.Generator:
+        return robustness.robustness_generator("cpu")
+
+    test_float = splits.test_x.float() / 255.0
+    flipped = evaluate(robustness.flip_perturb(test_float, fixed_generator()))
     row["flip_rate"] = metrics.flip_rate(test_logits.argmax(1), flipped.argmax(1))
-    subset = slice(0, min(len(splits.test_y), cfg.robustness_size or len(splits.test_y)))
-    robust_x, robust_y = splits.test_x[subset], splits.test_y[subset]
-    fill = splits.pixel_mean
-    occlusion_generator = robustness.robustness_generator(device)
-    occluded = evaluate(robust_x, lambda x, _: robustness.occlude(x, fill, occlusion_generator))
+    count = min(len(splits.test_y), cfg.robustness_size or len(splits.test_y))
+    robust_x, robust_y = test_float[:count], splits.test_y[:count]
+    occluded = evaluate(robustness.occlude(robust_x, splits.pixel_mean, fixed_generator()))
     row["occlusion_acc"] = metrics.accuracy(occluded, robust_y)
     accs, eces = [], []
     for family in robustness.CORRUPTIONS:
-        corruption_generator = robustness.robustness_generator(device)
-        corrupted = evaluate(
-            robust_x,
-            lambda x, _, f=family, g=corruption_generator: robustness.corrupt(
-                x, f, robustness.DEFAULT_SEVERITY, g
-            ),
-        )
+        severity = robustness.DEFAULT_SEVERITY
+        corrupted = evaluate(robustness.corrupt(robust_x, family, severity, fixed_generator()))
         summary = metrics.calibration_summary(corrupted, robust_y)
         accs.append(summary["acc"])
         eces.append(summary["ece"])
         result.robustness.append(
-            {"run_id": cfg.run_id, "corruption": family,
-             "severity": robustness.DEFAULT_SEVERITY, "accuracy": summary["acc"],
-             "ece": summary["ece"]}
+            {"run_id": cfg.run_id, "corruption": family, "severity": severity,
+             "accuracy": summary["acc"], "ece": summary["ece"]}
         )  # fmt: skip
     row["corruption_acc"] = sum(accs) / len(accs)
     row["corruption_ece"] = sum(eces) / len(eces)

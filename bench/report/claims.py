@@ -1,0 +1,374 @@
+"""Verdicts on the essay's claims: one row per claim and scope, in `claims.csv`.
+
+Reads from the ok runs: `arm`-defining columns (regularizer, schedule), the scope columns
+(protocol and every other configuration column that varies), `seed`, and the claim's metric
+(`gap`, `train_acc`, `test_acc`, `test_ece`, `test_ece_ts`, `overconfidence`, `flip_rate`,
+`corruption_acc`, `corruption_ece`, `occlusion_acc`); failed cells count only in the notes.
+
+`effect` is oriented so that a positive value is the claimed direction, in the metric's own units
+(fractions for accuracies and ECE). Cells of two arms are paired by seed within a scope (every
+configuration column equal); an interaction claim pairs the per-seed arm difference across two
+protocols or train sizes, matching every other configuration column except those that move
+together with the compared one (e.g. epochs chosen per train size). Verdict from the 95%
+bootstrap interval: `supported` (excludes 0 on the claimed side), `contradicted` (excludes 0 on
+the other side), `inconclusive`, or `not measured` (the sweep lacks the cells or the column).
+`p_holm` adjusts `p_value` over every row of the report with a p-value.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from bench.report import stats, style
+from bench.report.load import Results
+
+COLUMNS = [
+    "claim_id",
+    "claim",
+    "scope",
+    "metric",
+    "effect",
+    "ci_low",
+    "ci_high",
+    "n",
+    "p_value",
+    "p_holm",
+    "verdict",
+    "note",
+]
+NONE = ("none", "constant")
+ERASING = ("random_erasing", "constant")
+MIXUP = ("mixup", "constant")
+CUTMIX = ("cutmix", "constant")
+STAGED_CUTMIX = ("cutmix", "staged")
+
+
+@dataclass(frozen=True)
+class Claim:
+    """statistic(metric | first) vs statistic(metric | second); sign +1 claims first > second.
+
+    With `across`, first and second are the per-seed differences arm_a - arm_b at two levels of
+    the `across` column (the levels are fixed names, or 'smallest'/'largest' train size).
+    """
+
+    claim_id: str
+    claim: str
+    metric: str
+    arm_a: tuple[str, str]
+    arm_b: tuple[str, str]
+    sign: int
+    protocol: str | None = None  # only scopes with this protocol
+    across: tuple[str, object, object] | None = None  # (column, first level, second level)
+    statistic: str = "mean"
+
+    @property
+    def metric_label(self) -> str:
+        if self.metric == "overconfidence":
+            label = "test_mean_conf - test_acc"
+        else:
+            label = self.metric
+        if self.statistic == "std":
+            label = f"std({label}) over seeds"
+        if self.across:
+            label += f", {style.arm_label(*self.arm_a)} - {style.arm_label(*self.arm_b)}"
+        return label
+
+
+CLAIMS = [
+    Claim("cutmix_reduces_gap", "gap(cutmix) < gap(none)", "gap", CUTMIX, NONE, -1),
+    Claim(
+        "cutmix_lowers_train_acc",
+        "clean-train acc(cutmix) < acc(none)",
+        "train_acc",
+        CUTMIX,
+        NONE,
+        -1,
+    ),
+    Claim(
+        "cutmix_improves_test_acc", "test acc(cutmix) > test acc(none)", "test_acc", CUTMIX, NONE, 1
+    ),
+    Claim(
+        "cutmix_beats_random_erasing",
+        "test acc(cutmix) > test acc(random_erasing)",
+        "test_acc",
+        CUTMIX,
+        ERASING,
+        1,
+    ),
+    Claim(
+        "mixup_better_calibrated_than_cutmix",
+        "test ECE(mixup) < test ECE(cutmix)",
+        "test_ece",
+        MIXUP,
+        CUTMIX,
+        -1,
+    ),
+    Claim(
+        "mixup_better_calibrated_than_cutmix_after_ts",
+        "test ECE after temperature scaling(mixup) < (cutmix)",
+        "test_ece_ts",
+        MIXUP,
+        CUTMIX,
+        -1,
+    ),
+    Claim(
+        "cutmix_reduces_overconfidence",
+        "(mean confidence - accuracy)(cutmix) < (none) on test",
+        "overconfidence",
+        CUTMIX,
+        NONE,
+        -1,
+    ),
+    Claim(
+        "cutmix_stabler_predictions",
+        "flip rate(cutmix) < flip rate(none)",
+        "flip_rate",
+        CUTMIX,
+        NONE,
+        -1,
+    ),
+    Claim(
+        "staged_cutmix_beats_early_cutmix_unfrozen",
+        "unfrozen: test acc(cutmix, staged schedule) > test acc(cutmix from the start)",
+        "test_acc",
+        STAGED_CUTMIX,
+        CUTMIX,
+        1,
+        protocol="unfrozen",
+    ),
+    Claim(
+        "cutmix_hurts_unfrozen_more",
+        "test-acc effect of cutmix over none is smaller unfrozen than frozen",
+        "test_acc",
+        CUTMIX,
+        NONE,
+        -1,
+        across=("protocol", "unfrozen", "frozen"),
+    ),
+    Claim(
+        "cutmix_struggles_tiny_data",
+        "test-acc effect of cutmix over none is smaller at the smallest train size",
+        "test_acc",
+        CUTMIX,
+        NONE,
+        -1,
+        across=("train_size", "smallest", "largest"),
+    ),
+    Claim(
+        "mixup_more_robust_than_cutmix",
+        "corruption acc(mixup) > corruption acc(cutmix)",
+        "corruption_acc",
+        MIXUP,
+        CUTMIX,
+        1,
+    ),
+    Claim(
+        "mixup_better_calibrated_under_corruption",
+        "corruption ECE(mixup) < corruption ECE(cutmix)",
+        "corruption_ece",
+        MIXUP,
+        CUTMIX,
+        -1,
+    ),
+    Claim(
+        "random_erasing_occlusion_robust",
+        "occlusion acc(random_erasing) > occlusion acc(none)",
+        "occlusion_acc",
+        ERASING,
+        NONE,
+        1,
+    ),
+    Claim(
+        "cutmix_occlusion_robust",
+        "occlusion acc(cutmix) > occlusion acc(none)",
+        "occlusion_acc",
+        CUTMIX,
+        NONE,
+        1,
+    ),
+    Claim(
+        "cutmix_increases_seed_variance_unfrozen",
+        "unfrozen: seed std of test acc(cutmix) > (none)",
+        "test_acc",
+        CUTMIX,
+        NONE,
+        1,
+        protocol="unfrozen",
+        statistic="std",
+    ),
+]
+
+
+def _select(frame: pd.DataFrame, arm: tuple[str, str], where: dict) -> pd.DataFrame:
+    mask = (frame["regularizer"] == arm[0]) & (frame["schedule"] == arm[1])
+    for column, value in where.items():
+        mask &= frame[column] == value
+    return frame[mask]
+
+
+def per_seed(results: Results, arm: tuple[str, str], where: dict, metric: str) -> pd.Series:
+    """The metric of one arm's ok cells matching `where`, one value per seed (NaN dropped)."""
+    cells = _select(results.ok, arm, where)
+    return cells.groupby("seed")[metric].mean().dropna()
+
+
+def _missing(results: Results, claim: Claim, where: dict) -> str | None:
+    """Why this scope cannot be measured, or None when both arms have values."""
+    if claim.metric in results.absent_columns or (
+        claim.metric == "overconfidence" and "test_mean_conf" in results.absent_columns
+    ):
+        missing = "test_mean_conf" if claim.metric == "overconfidence" else claim.metric
+        return f"runs.csv has no {missing} column"
+    for arm in (claim.arm_a, claim.arm_b):
+        label = style.arm_label(*arm)
+        cells = _select(results.runs, arm, where)
+        ok = cells[cells["status"] == "ok"]
+        if cells.empty:
+            return f"no {label} cells"
+        if ok.empty:
+            return f"all {len(cells)} {label} cell(s) failed"
+        if ok[claim.metric].isna().all():
+            return f"{label} cells have no {claim.metric} values"
+    return None
+
+
+def _scope_text(results: Results, where: dict, levels: tuple | None = None) -> str:
+    parts = []
+    for column in results.scope_columns:
+        if levels and column == levels[0]:
+            parts.append(f"{column}={style.format_value(levels[1])} vs {style.format_value(levels[2])}")
+        elif column in where:
+            parts.append(f"{column}={style.format_value(where[column])}")
+    if levels and levels[0] not in results.scope_columns:
+        parts.append(f"{levels[0]}={levels[1]} vs {levels[2]}")
+    return ", ".join(parts) or "all cells"
+
+
+def _row(claim: Claim, scope: str, result: stats.Comparison | None, note: str) -> dict:
+    row = {"claim_id": claim.claim_id, "claim": claim.claim, "scope": scope}
+    row["metric"] = claim.metric_label
+    if result is None:
+        return {**row, "n": 0, "verdict": "not measured", "note": note}
+    low, high = sorted((claim.sign * result.ci_low, claim.sign * result.ci_high))
+    if low > 0:
+        verdict = "supported"
+    elif high < 0:
+        verdict = "contradicted"
+    else:
+        verdict = "inconclusive"
+    row.update(effect=claim.sign * result.effect, ci_low=low, ci_high=high, n=result.n)
+    return {**row, "p_value": result.p_value, "verdict": verdict, "note": result.note}
+
+
+def _scopes(results: Results, protocol: str | None) -> list[dict]:
+    columns = results.scope_columns
+    runs = results.runs if protocol is None else results.runs[results.runs["protocol"] == protocol]
+    keys = runs[columns].drop_duplicates()
+    return [dict(zip(columns, key)) for key in keys.itertuples(index=False)]
+
+
+def _pairwise(results: Results, claim: Claim) -> list[dict]:
+    scopes = _scopes(results, claim.protocol)
+    if not scopes:
+        scope = f"protocol={claim.protocol}"
+        return [_row(claim, scope, None, f"the sweep has no {claim.protocol} cells")]
+    rows = []
+    for where in scopes:
+        scope = _scope_text(results, where)
+        reason = _missing(results, claim, where)
+        if reason:
+            rows.append(_row(claim, scope, None, reason))
+            continue
+        a = per_seed(results, claim.arm_a, where, claim.metric)
+        b = per_seed(results, claim.arm_b, where, claim.metric)
+        if claim.statistic == "std" and min(len(a.index.intersection(b.index)), len(a), len(b)) < 3:
+            rows.append(_row(claim, scope, None, "fewer than 3 seeds shared by both arms"))
+            continue
+        seed = stats.seed_for(claim.claim_id, scope)
+        rows.append(_row(claim, scope, stats.compare(a, b, claim.statistic, seed), ""))
+    return rows
+
+
+def arm_effect(results: Results, claim: Claim, where: dict) -> pd.Series:
+    """Per-seed difference arm_a - arm_b of the claim's metric in one scope (shared seeds)."""
+    a = per_seed(results, claim.arm_a, where, claim.metric)
+    b = per_seed(results, claim.arm_b, where, claim.metric)
+    return (a - b).dropna()
+
+
+def _moving_with(runs: pd.DataFrame, column: str, candidates: list[str]) -> list[str]:
+    """Columns whose value is fixed by `column` (one value per level) but differs between levels."""
+    moving = []
+    for other in candidates:
+        if runs[other].nunique() > 1 and runs.groupby(column)[other].nunique().max() == 1:
+            moving.append(other)
+    return moving
+
+
+def _across(results: Results, claim: Claim) -> list[dict]:
+    column, first, second = claim.across
+    runs = results.runs
+    if column == "protocol":
+        runs = runs[runs["protocol"].isin([first, second])]
+    levels = sorted(runs[column].unique())
+    if len(levels) < 2:
+        scope = _scope_text(results, {}, claim.across)
+        have = ", ".join(map(style.format_value, levels)) or "none"
+        return [_row(claim, scope, None, f"the sweep has one {column} only ({have})")]
+    others = [c for c in results.scope_columns if c != column]
+    keep = [c for c in others if c not in _moving_with(runs, column, others)]
+    rows = []
+    groups = runs.groupby(keep, sort=False) if keep else [((), runs)]
+    for key, group in groups:
+        where = dict(zip(keep, key if isinstance(key, tuple) else (key,)))
+        present = sorted(group[column].unique())
+        lo, hi = (first, second) if column == "protocol" else (present[0], present[-1])
+        levels = (column, lo, hi)
+        scope = _scope_text(results, where, levels)
+        if lo not in present or hi not in present or lo == hi:
+            rows.append(_row(claim, scope, None, f"this scope has one {column} only"))
+            continue
+        effects, reason = [], None
+        for level in (lo, hi):
+            sub = group[group[column] == level]
+            level_where = {c: sub[c].iloc[0] for c in results.scope_columns}
+            reason = _missing(results, claim, level_where)
+            if reason is None:
+                effects.append(arm_effect(results, claim, level_where))
+                if effects[-1].empty:
+                    reason = "no seed has both arms"
+            if reason:
+                reason = f"{column}={style.format_value(level)}: {reason}"
+                break
+        if reason:
+            rows.append(_row(claim, scope, None, reason))
+            continue
+        seed = stats.seed_for(claim.claim_id, scope)
+        rows.append(_row(claim, scope, stats.compare(*effects, claim.statistic, seed), ""))
+    return rows
+
+
+def evaluate_claims(results: Results, claims: list[Claim] = CLAIMS) -> pd.DataFrame:
+    """Every claim in every scope, with Holm-adjusted p-values across the whole table."""
+    rows = []
+    for claim in claims:
+        rows += _across(results, claim) if claim.across else _pairwise(results, claim)
+    table = pd.DataFrame(rows, columns=COLUMNS)
+    table["n"] = table["n"].astype(int)
+    table["p_holm"] = stats.holm(table["p_value"].to_numpy(float))
+    table["note"] = table["note"].fillna("")
+    return table
+
+
+def verdict_counts(table: pd.DataFrame) -> dict[str, int]:
+    order = ["supported", "contradicted", "inconclusive", "not measured"]
+    counts = table["verdict"].value_counts()
+    return {v: int(counts.get(v, 0)) for v in order if counts.get(v, 0)}
+
+
+def is_number(value: object) -> bool:
+    return isinstance(value, (int, float, np.floating)) and not math.isnan(value)

@@ -1,0 +1,175 @@
+"""bench.results: the writer's guarantees on hand-made rows (no training): column order, empty
+fields for missing values, side files before runs.csv, replacing a failed cell, cleaning what a
+kill leaves, and the lock (second writer refused, stale lock taken over)."""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+import os
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from bench.results import LockError, ResultsDir, format_value, read_table
+from bench.schema import FILES
+from bench.train import CellResult
+
+
+def make_result(run_id: str, status: str = "ok", **extra) -> CellResult:
+    row = {"run_id": run_id, "sweep": "t", "status": status, "test_acc": 0.5, "lr": 0.1}
+    if status == "failed":
+        row.update(error="non-finite loss at epoch 1 step 3", test_acc=None)
+    row.update(extra)
+    epochs = [{"epoch": e, "train_loss": 1.0 / (e + 1), "val_acc": float("nan")} for e in (1, 2)]
+    calibration = [{"split": "test", "bin": b, "count": 3} for b in range(3)]
+    return CellResult(row=row, epochs=epochs, calibration=calibration)
+
+
+def take(results: ResultsDir) -> None:
+    with results.lock():
+        pass
+
+
+def test_format_value() -> None:
+    assert format_value(None) == ""
+    assert format_value(float("nan")) == ""
+    assert format_value(0.1) == "0.1" and float(format_value(1 / 3)) == 1 / 3
+    assert format_value(np.float32(0.5)) == "0.5" and format_value(np.int64(3)) == "3"
+    assert format_value({"b": 1, "a": [1, 2]}) == '{"a": [1, 2], "b": 1}'
+    assert format_value(True) == "True" and format_value(float("inf")) == "inf"
+    with pytest.raises(TypeError):
+        format_value(object())
+
+
+def test_write_rows_in_schema_order(tmp_path: Path) -> None:
+    results = ResultsDir(tmp_path)
+    with results.lock():
+        results.write(make_result("a" * 12))
+        results.write(make_result("b" * 12, status="failed"))
+    for name, columns in FILES.items():
+        header, _ = read_table(tmp_path / name)
+        assert header == columns, name
+    runs = pd.read_csv(tmp_path / "runs.csv")
+    assert list(runs.run_id) == ["a" * 12, "b" * 12]
+    assert runs.test_acc.iloc[0] == 0.5 and math.isnan(runs.test_acc.iloc[1])
+    assert runs.error.iloc[1] == "non-finite loss at epoch 1 step 3"
+    epochs = pd.read_csv(tmp_path / "epochs.csv")
+    assert len(epochs) == 4 and epochs.val_acc.isna().all()
+    assert len(pd.read_csv(tmp_path / "calibration.csv")) == 6
+    assert pd.read_csv(tmp_path / "robustness.csv").empty
+    assert results.finished_ids() == {"a" * 12, "b" * 12}
+    assert results.failed_ids() == {"b" * 12}
+    assert not list(tmp_path.glob(".tmp-*")) and not (tmp_path / ".lock").exists()
+
+
+def test_write_needs_lock_and_known_columns(tmp_path: Path) -> None:
+    results = ResultsDir(tmp_path)
+    with pytest.raises(RuntimeError, match="lock"):
+        results.write(make_result("a" * 12))
+    with results.lock():
+        with pytest.raises(ValueError, match="unknown column"):
+            results.write(make_result("a" * 12, not_a_column=1))
+        bad = make_result("a" * 12)
+        bad.epochs[0]["run_id"] = "other"
+        with pytest.raises(ValueError, match="run_id"):
+            results.write(bad)
+        assert not (tmp_path / "runs.csv").exists() or results.finished_ids() == set()
+
+
+def test_failed_cell_is_replaced_ok_cell_is_not(tmp_path: Path) -> None:
+    results = ResultsDir(tmp_path)
+    with results.lock():
+        results.write(make_result("a" * 12, status="failed"))
+        results.write(make_result("b" * 12))
+        retry = make_result("a" * 12, test_acc=0.75)
+        retry.epochs = retry.epochs[:1]
+        results.write(retry)
+        with pytest.raises(ValueError, match="already recorded as ok"):
+            results.write(make_result("b" * 12))
+    runs = pd.read_csv(tmp_path / "runs.csv")
+    assert sorted(runs.run_id) == ["a" * 12, "b" * 12]
+    assert runs.set_index("run_id").loc["a" * 12, "status"] == "ok"
+    assert runs.set_index("run_id").loc["a" * 12, "test_acc"] == 0.75
+    epochs = pd.read_csv(tmp_path / "epochs.csv")
+    assert (epochs.run_id == "a" * 12).sum() == 1 and (epochs.run_id == "b" * 12).sum() == 2
+
+
+def test_lock_repairs_what_a_kill_leaves(tmp_path: Path) -> None:
+    results = ResultsDir(tmp_path)
+    with results.lock():
+        results.write(make_result("a" * 12))
+    # A kill after the side files of cell b but before its runs.csv row, and a stray temp file:
+    header, rows = read_table(tmp_path / "epochs.csv")
+    with open(tmp_path / "epochs.csv", "a", newline="") as handle:
+        csv.writer(handle).writerow(["b" * 12] + [""] * (len(header) - 1))
+    (tmp_path / ".tmp-abc").write_text("half a file")
+    (tmp_path / "logits").mkdir()
+    (tmp_path / "logits" / f"{'b' * 12}.npz").write_bytes(b"")
+    with results.lock():
+        pass
+    assert set(pd.read_csv(tmp_path / "epochs.csv").run_id) == {"a" * 12}
+    assert not (tmp_path / ".tmp-abc").exists()
+    assert not (tmp_path / "logits" / f"{'b' * 12}.npz").exists()
+
+
+def test_logits_saved_atomically(tmp_path: Path) -> None:
+    results = ResultsDir(tmp_path)
+    logits = np.random.default_rng(0).normal(size=(7, 10)).astype(np.float16)
+    with results.lock():
+        results.write(CellResult(row={"run_id": "c" * 12, "status": "ok"}, test_logits=logits))
+    saved = np.load(tmp_path / "logits" / f"{'c' * 12}.npz")["logits"]
+    assert saved.dtype == np.float16 and np.array_equal(saved, logits)
+
+
+def test_second_writer_refused(tmp_path: Path) -> None:
+    first, second = ResultsDir(tmp_path), ResultsDir(tmp_path)
+    with first.lock(), pytest.raises(LockError, match=r"in use by another sweep \(process \d+"):
+        take(second)
+    take(second)  # released on exit
+
+
+def test_second_writer_in_another_process_refused(tmp_path: Path) -> None:
+    code = (
+        "import sys; from bench.results import ResultsDir, LockError\n"
+        "try:\n    ResultsDir(sys.argv[1]).lock().__enter__()\n"
+        "except LockError as e:\n    print(e); sys.exit(3)\n"
+    )
+    with ResultsDir(tmp_path).lock():
+        out = subprocess.run([sys.executable, "-c", code, str(tmp_path)], capture_output=True)
+    assert out.returncode == 3, out.stderr
+    assert f"process {os.getpid()}" in out.stdout.decode()
+
+
+def test_stale_lock_of_dead_process_is_taken_over(tmp_path: Path) -> None:
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    lock = {"pid": dead.pid, "hostname": socket.gethostname(), "started_at": "earlier"}
+    (tmp_path / ".lock").write_text(json.dumps(lock))
+    with pytest.warns(UserWarning, match="stale lock"), ResultsDir(tmp_path).lock():
+        assert json.loads((tmp_path / ".lock").read_text())["pid"] == os.getpid()
+    assert not (tmp_path / ".lock").exists()
+
+
+def test_lock_of_live_process_on_other_host_refused(tmp_path: Path) -> None:
+    lock = {"pid": 1, "hostname": "elsewhere.example", "started_at": "earlier"}
+    (tmp_path / ".lock").write_text(json.dumps(lock))
+    with pytest.raises(LockError, match="host elsewhere.example.*delete"):
+        take(ResultsDir(tmp_path))
+
+
+def test_empty_lock_fresh_refused_old_taken_over(tmp_path: Path) -> None:
+    (tmp_path / ".lock").write_text("")
+    with pytest.raises(LockError, match="starting"):
+        take(ResultsDir(tmp_path))
+    old = time.time() - 60
+    os.utime(tmp_path / ".lock", (old, old))
+    with pytest.warns(UserWarning, match="stale lock"), ResultsDir(tmp_path).lock():
+        pass

