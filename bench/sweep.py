@@ -20,6 +20,7 @@ import difflib
 import itertools
 import json
 import os
+import re
 import sys
 import time
 from collections.abc import Iterable
@@ -74,8 +75,8 @@ def load_sweep(path: str | os.PathLike[str], overrides: dict[str, Any] | None = 
             doc = tomllib.load(handle)
     except FileNotFoundError:
         raise SweepError(f"{path}: no such sweep file") from None
-    except tomllib.TOMLDecodeError as error:  # its message ends with "(at line L, column C)"
-        raise SweepError(f"{path}: TOML syntax error: {error}") from None
+    except tomllib.TOMLDecodeError as error:
+        raise SweepError(_syntax_error(path, error)) from None
 
     def fail(key: str, message: str) -> SweepError:
         return _fail(path, key, message)
@@ -165,6 +166,16 @@ def load_sweep(path: str | os.PathLike[str], overrides: dict[str, Any] | None = 
         first[cfg.run_id] = i
     _check_backbones(cells, cell_labels, fail)
     return Sweep(name, path, cells, cell_labels, str(description))
+
+
+def _syntax_error(path: Path, error: Exception) -> str:
+    """'<file>:<line>: TOML syntax error: ...' with the offending line (tomllib only says
+    "(at line L, column C)" or "(at end of document)" in its message)."""
+    lines = path.read_text(encoding="utf-8", errors="replace").splitlines() or [""]
+    found = re.search(r"at line (\d+)", str(error))
+    line = int(found.group(1)) if found else len(lines)
+    text = lines[line - 1].strip() if 0 < line <= len(lines) else ""
+    return f"{path}:{line}: TOML syntax error: {error}" + (f"\n    {text}" if text else "")
 
 
 def _table(value: Any, key: str, fail) -> dict[str, Any]:

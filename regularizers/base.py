@@ -55,7 +55,9 @@ class Regularizer:
         unknown = sorted(set(params) - set(defaults) - schedule_keys)
         if unknown:
             allowed = list(defaults) + sorted(schedule_keys)
-            raise ValueError(f"unknown parameter(s) {unknown} for {self.name!r}; allowed: {allowed}")
+            raise ValueError(
+                f"unknown parameter(s) {unknown} for {self.name!r}; allowed: {allowed}"
+            )
         self._params = {key: params.get(key, default) for key, default in defaults.items()}
         self.schedule = build_schedule(
             schedule, **{k: v for k, v in params.items() if k in schedule_keys}

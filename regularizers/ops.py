@@ -60,7 +60,11 @@ def box_area(box: torch.Tensor, height: int, width: int) -> torch.Tensor:
 
 
 def centred_boxes(
-    cy: torch.Tensor, cx: torch.Tensor, cut_h: torch.Tensor, cut_w: torch.Tensor, height: int,
+    cy: torch.Tensor,
+    cx: torch.Tensor,
+    cut_h: torch.Tensor,
+    cut_w: torch.Tensor,
+    height: int,
     width: int,
 ) -> torch.Tensor:
     """int64 [n, 4]: boxes of cut_h x cut_w pixels centred on (cy, cx), clipped to the image.

@@ -15,18 +15,10 @@ a stage that starts at 0.3 is already in force.
 
 from __future__ import annotations
 
+import copy
 from typing import Any, ClassVar
 
-
-def _fraction_pair(name: str, value: Any) -> tuple[float, float]:
-    ok = isinstance(value, (list, tuple)) and len(value) == 2
-    ok = ok and all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in value)
-    if not ok or not 0.0 <= value[0] < value[1] <= 1.0:
-        raise ValueError(
-            f"{name} must be [start, end] with 0 <= start < end <= 1 (fractions of training), "
-            f"got {value!r}"
-        )
-    return float(value[0]), float(value[1])
+from .checks import check_choice, check_number, check_pair
 
 
 class Schedule:
@@ -62,23 +54,26 @@ class Constant(Schedule):
 
 
 class Linear(Schedule):
-    """Factor 0 before ramp[0], rising linearly to 1 at ramp[1], then 1; `ramps` picks which."""
+    """Factors rise linearly from 0 at ramp[0] to 1 at ramp[1]; applies_to: both|prob|strength."""
 
     name = "linear"
-    PARAMS = {"ramp": [0.0, 0.5], "ramps": "both"}
-    RAMPS = ("both", "prob", "strength")
+    PARAMS = {"ramp": [0.0, 0.5], "applies_to": "both"}
+    APPLIES_TO = ("both", "prob", "strength")
 
     def __init__(self, **params: Any) -> None:
         super().__init__(**params)
-        self._start, self._end = _fraction_pair("ramp", self._params["ramp"])
+        self._start, self._end = check_pair("ramp", self._params["ramp"], 0.0, 1.0)
+        if self._start == self._end:
+            raise ValueError(
+                f"ramp must be [start, end] with start < end, got {self._params['ramp']!r}"
+            )
         self._params["ramp"] = [self._start, self._end]
-        if self._params["ramps"] not in self.RAMPS:
-            raise ValueError(f"ramps must be one of {self.RAMPS}, got {self._params['ramps']!r}")
+        check_choice("applies_to", self._params["applies_to"], self.APPLIES_TO)
 
     def __call__(self, progress: float) -> tuple[float, float]:
         f = min(max((progress - self._start) / (self._end - self._start), 0.0), 1.0)
-        ramps = self._params["ramps"]
-        return (1.0 if ramps == "strength" else f), (1.0 if ramps == "prob" else f)
+        applies_to = self._params["applies_to"]
+        return (1.0 if applies_to == "strength" else f), (1.0 if applies_to == "prob" else f)
 
 
 class Staged(Schedule):
@@ -92,23 +87,21 @@ class Staged(Schedule):
     def __init__(self, **params: Any) -> None:
         super().__init__(**params)
         stages = self._params["stages"]
-        rule = (
-            "stages must be a non-empty list of [start_fraction, prob_factor, strength_factor] "
-            "with start fractions strictly increasing in [0, 1), the first one 0, "
-            "and factors in [0, 1]"
-        )
-        if not isinstance(stages, (list, tuple)) or not stages:
-            raise ValueError(f"{rule}; got {stages!r}")
-        parsed = []
-        for stage in stages:
-            ok = isinstance(stage, (list, tuple)) and len(stage) == 3
-            ok = ok and all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in stage)
-            if not ok or not (0.0 <= stage[0] < 1.0 and 0 <= stage[1] <= 1 and 0 <= stage[2] <= 1):
-                raise ValueError(f"{rule}; got stage {stage!r}")
-            parsed.append([float(v) for v in stage])
-        starts = [s[0] for s in parsed]
-        if starts[0] != 0.0 or any(a >= b for a, b in zip(starts, starts[1:])):
-            raise ValueError(f"{rule}; got start fractions {starts}")
+        ok = isinstance(stages, (list, tuple)) and len(stages) > 0
+        if not ok or not all(isinstance(st, (list, tuple)) and len(st) == 3 for st in stages):
+            raise ValueError(
+                "stages must be a non-empty list of [start_fraction, prob_factor, "
+                f"strength_factor], got {stages!r}"
+            )
+        parsed = [
+            [check_number(f"stages[{i}][{j}]", v, 0.0, 1.0) for j, v in enumerate(stage)]
+            for i, stage in enumerate(stages)
+        ]
+        starts = [stage[0] for stage in parsed]
+        if starts[0] != 0.0 or starts != sorted(set(starts)) or starts[-1] >= 1.0:
+            raise ValueError(
+                f"stage start fractions must rise strictly from 0 and stay below 1, got {starts}"
+            )
         self._stages = parsed
         self._params["stages"] = parsed
 
@@ -133,6 +126,9 @@ def build_schedule(name: str, **params: Any) -> Schedule:
 def describe() -> dict[str, dict[str, Any]]:
     """For each schedule: its one-line doc and its parameters with defaults."""
     return {
-        name: {"doc": (cls.__doc__ or "").strip().splitlines()[0], "params": dict(cls.PARAMS)}
+        name: {
+            "doc": (cls.__doc__ or "").strip().splitlines()[0],
+            "params": copy.deepcopy(cls.PARAMS),
+        }
         for name, cls in SCHEDULES.items()
     }

@@ -157,6 +157,29 @@ class Results:
     def scope_columns(self) -> list[str]:
         return ["protocol", *self.varying]
 
+    @property
+    def styles(self) -> dict[str, style.ArmStyle]:
+        """Every arm of the sweep (failed ones too), in display order, with colour and marker."""
+        return style.arm_styles(zip(self.runs["regularizer"], self.runs["schedule"]))
+
+    @property
+    def protocols(self) -> list[str]:
+        return style.order_protocols(self.runs["protocol"].unique())
+
+    @property
+    def rests(self) -> list[str]:
+        """The `rest` labels (scope without protocol) in the order of their column values."""
+        keys = self.runs[[*self.varying, "rest"]].drop_duplicates()
+        return list(keys.sort_values(self.varying)["rest"] if self.varying else keys["rest"])
+
+    def scopes(self) -> list[str]:
+        """Every scope label, protocol-major: protocols in their usual order, then `rests`."""
+        p_rank = {p: i for i, p in enumerate(self.protocols)}
+        r_rank = {r: i for i, r in enumerate(self.rests)}
+        cells = self.runs.drop_duplicates("scope")
+        keys = zip(cells["protocol"], cells["rest"], cells["scope"])
+        return [s for _, _, s in sorted(keys, key=lambda k: (p_rank[k[0]], r_rank[k[1]]))]
+
     def has(self, column: str) -> bool:
         """True when the ok cells hold at least one value of this runs.csv column."""
         return column in self.runs.columns and self.ok[column].notna().any()

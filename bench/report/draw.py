@@ -1,0 +1,133 @@
+"""Drawing helpers shared by the figures: style, facet grids, dot panels, legends, saving.
+
+Figures are `matplotlib.figure.Figure` objects drawn with the Agg/PDF canvases, never pyplot, so
+building a report changes no global backend and leaks no open figures. Reads no CSV columns; the
+callers pass ready values.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import seaborn as sns
+from matplotlib.figure import Figure
+from matplotlib.lines import Line2D
+
+from bench.report import stats, style
+
+PANEL_WIDTH = 2.35  # inches: three panels fit a 7-inch two-column page width
+DPI = 200
+RC = {
+    "font.size": 9,
+    "axes.titlesize": 9,
+    "axes.labelsize": 9,
+    "xtick.labelsize": 8,
+    "ytick.labelsize": 8,
+    "legend.fontsize": 8,
+    "legend.title_fontsize": 8,
+    "axes.titleweight": "bold",
+    "grid.linewidth": 0.6,
+    "lines.linewidth": 1.4,
+    "savefig.bbox": "tight",
+    "savefig.pad_inches": 0.05,
+    "pdf.fonttype": 42,  # TrueType in the PDF: editable text, accepted by paper submission systems
+}
+
+
+@contextlib.contextmanager
+def figure_style() -> Iterator[None]:
+    """Seaborn's white-grid look at paper sizes, for the duration of the drawing."""
+    with sns.axes_style("whitegrid"), sns.plotting_context("paper", rc=RC):
+        yield
+
+
+def new_figure(
+    rows: int, cols: int, panel_height: float, panel_width: float = PANEL_WIDTH, **kwargs
+) -> tuple[Figure, np.ndarray]:
+    size = (panel_width * cols + 0.6, panel_height * rows + 0.5)
+    fig = Figure(figsize=size, layout="constrained")
+    axes = fig.subplots(rows, cols, squeeze=False, **kwargs)
+    return fig, axes
+
+
+def save(fig: Figure, folder: Path, name: str) -> list[Path]:
+    """PNG for viewing and PDF for papers; no creation date, so reruns give identical PDFs."""
+    paths = [folder / f"{name}.png", folder / f"{name}.pdf"]
+    fig.savefig(paths[0], dpi=DPI)
+    fig.savefig(paths[1], metadata={"CreationDate": None})
+    return paths
+
+
+def arm_axis(ax, arms: list[str]) -> None:
+    """Arms on the y axis, first arm at the top."""
+    ax.set_yticks(range(len(arms)), [style.plot_text(a) for a in arms])
+    ax.set_ylim(len(arms) - 0.5, -0.5)
+    ax.grid(axis="y", visible=False)
+
+
+def offsets(n: int, width: float = 0.24) -> np.ndarray:
+    """Fixed vertical spread of n seed points around a row (no random jitter: reproducible)."""
+    return np.linspace(-width / 2, width / 2, n) if n > 1 else np.zeros(n)
+
+
+def dot_row(ax, y: float, values, colour: str, marker: str = "o", filled: bool = True) -> None:
+    """Seed values as small points, their mean as a large marker with a 95% t interval."""
+    values = np.asarray(values, dtype=float)
+    values = values[np.isfinite(values)]
+    if not len(values):
+        return
+    face = colour if filled else "white"
+    ax.scatter(values, y + offsets(len(values)), s=9, color=colour, alpha=0.55, lw=0, zorder=3)
+    summary = stats.describe(values)
+    if summary["n"] > 1:
+        ax.errorbar(
+            summary["mean"],
+            y,
+            xerr=[[summary["mean"] - summary["ci_low"]], [summary["ci_high"] - summary["mean"]]],
+            color=colour,
+            lw=1.2,
+            capsize=2.5,
+            zorder=4,
+        )
+    ax.scatter(summary["mean"], y, s=42, marker=marker, facecolor=face, edgecolor=colour, lw=1.4, zorder=5)
+
+
+def dot_panel(ax, frame, metric: str, arms: list[str], styles, scale: float, **kwargs) -> None:
+    """One dot row per arm (missing arms leave their row empty, so panels line up)."""
+    shift = kwargs.pop("shift", 0.0)
+    for i, arm in enumerate(arms):
+        values = frame.loc[frame["arm"] == arm, metric].to_numpy(float) * scale
+        dot_row(ax, i + shift, values, styles[arm].colour, **kwargs)
+
+
+def empty_panel(ax, text: str = "no finished cells") -> None:
+    ax.text(0.5, 0.5, text, transform=ax.transAxes, ha="center", va="center", color="0.4")
+    ax.set_xticks([])
+
+
+def marker_legend(fig: Figure, entries: list[tuple[str, str, bool]], note: str = "") -> None:
+    """A legend of marker meanings (label, marker, filled) under the panels."""
+    handles = [
+        Line2D([], [], ls="", marker=m, mfc="0.3" if f else "white", mec="0.3", ms=6, label=t)
+        for t, m, f in entries
+    ]
+    if note:
+        handles.append(Line2D([], [], ls="", label=note))
+    fig.legend(handles=handles, loc="outside lower center", ncol=len(handles), frameon=False)
+
+
+def arm_legend(fig: Figure, arms: list[str], styles, title: str = "") -> None:
+    handles = [
+        Line2D([], [], color=styles[a].colour, marker=styles[a].marker, ms=5, label=style.plot_text(a))
+        for a in arms
+    ]
+    ncol = min(len(handles), 5)
+    fig.legend(handles=handles, loc="outside lower center", ncol=ncol, frameon=False, title=title or None)
+
+
+def panel_title(protocol: str, rest: str) -> str:
+    text = f"{protocol}" if not rest else f"{protocol} | {rest}"
+    return style.plot_text(text, limit=60)

@@ -1,0 +1,114 @@
+"""`cutmix`: CutMix (Yun et al., "CutMix: Regularization Strategy to Train Strong Classifiers with
+Localizable Features", ICCV 2019, arXiv:1905.04899), batched.
+
+A box of the partner (partner = a random permutation of the batch, as in the paper's code) is
+pasted into each sample. lam ~ Beta(alpha, alpha); the box has the image's aspect ratio and area
+fraction 1 - lam, its centre is uniform over the pixels, and it is clipped to the image. The
+label weight of the sample itself is the area it keeps *after* clipping (not the drawn lam).
+`mode="batch"` uses one box for the batch (the paper's code), `mode="elem"` one box per sample,
+built from broadcast `arange` comparisons, so a call dispatches the same operations for any B.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+
+from .base import Draws, Regularizer
+from .checks import check_choice, check_number, check_pair
+from .ops import below, box_area, box_mask, centred_boxes, random_partner, uniform
+
+MODES = ("batch", "elem")
+
+
+def check_minmax(p: dict) -> None:
+    if p["minmax"] is not None:
+        p["minmax"] = check_pair("minmax", p["minmax"], 0.0, 1.0, lo_open=True)
+
+
+def sample_boxes(
+    reg: Regularizer,
+    alpha: float,
+    minmax: list | None,
+    n: int,
+    height: int,
+    width: int,
+    generator: torch.Generator | None,
+    device,
+) -> torch.Tensor:
+    """int64 [n, 4] CutMix boxes (y0, y1, x0, x1) for `reg`'s current prob and strength.
+
+    Without `minmax`: area fraction (1 - lam) * strength before clipping, centre uniform.
+    With `minmax` (as timm's `cutmix_minmax`; alpha unused): each side uniform in
+    [min, max) of the image's side, the area scaled by the strength, the box inside the image.
+    """
+    if minmax is None:
+        side = torch.sqrt(reg.partner_share(alpha, n, generator, device))
+        u = uniform((2, n), generator, device)
+        cut_h, cut_w = (height * side).long(), (width * side).long()  # floor, as the paper
+        return centred_boxes(below(u[0], height), below(u[1], width), cut_h, cut_w, height, width)
+    u = uniform((5, n), generator, device)
+    scale = torch.sqrt(reg.current_strength * (u[0] < reg.current_prob))  # 0 where not applied
+    sides = []
+    for i, size in ((1, height), (2, width)):
+        low, high = int(size * minmax[0]), int(size * minmax[1])
+        sides.append(((low + below(u[i], max(high - low, 1))) * scale).long())
+    top, left = below(u[3], height - sides[0] + 1), below(u[4], width - sides[1] + 1)
+    return torch.stack([top, top + sides[0], left, left + sides[1]], dim=1)
+
+
+def paste(
+    images: torch.Tensor, targets: torch.Tensor, partner: torch.Tensor, box: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Images [B, C, H, W] with each box filled from the partner; targets [B, K] weighed by area.
+
+    partner: int64 [B]; box: int64 [1, 4] (one box for the batch) or [B, 4] (one per sample).
+    Target = kept * y_i + (1 - kept) * y_partner, kept = 1 - the box's clipped area fraction.
+    """
+    _, _, h, w = images.shape
+    kept = 1.0 - box_area(box, h, w)
+    targets = torch.lerp(targets[partner], targets, kept[:, None])
+    if box.shape[0] == 1:  # one box: slice it, so only the box's pixels are gathered
+        y0, y1, x0, x1 = box[0].tolist()  # a host sync on CUDA
+        out = images.clone()
+        # out[i] <- images[partner[i]] is out[inverse[k]] <- images[k]: index_copy_ then reads
+        # the box straight out of `images`, with no gathered copy of it.
+        inverse = torch.argsort(partner)
+        out[:, :, y0:y1, x0:x1].index_copy_(0, inverse, images[:, :, y0:y1, x0:x1])
+        return out, targets
+    mixed = images[partner]
+    # Write into the gathered partner copy in place: one new batch-sized tensor per call.
+    return torch.where(box_mask(box, h, w), mixed, images, out=mixed), targets
+
+
+class CutMix(Regularizer):
+    """CutMix: paste a partner's box into each sample; label weight = exactly the kept area.
+
+    alpha=1.0 (lam uniform) is the paper's setting and torchvision's default. The schedule's
+    strength s scales the box's area: (1 - lam) * s (s=0.25: at most a quarter of the image).
+
+    Draws: ``partner`` int64 [B]; ``box`` int64 [1, 4] (batch) or [B, 4] (elem), empty where
+    not applied.
+    """
+
+    name = "cutmix"
+    PARAMS = {"alpha": 1.0, "mode": "batch", "minmax": None}
+
+    def check_params(self, p: dict) -> None:
+        p["alpha"] = check_number("alpha", p["alpha"], 0.0, math.inf, lo_open=True)
+        check_choice("mode", p["mode"], MODES)
+        check_minmax(p)
+
+    def sample(self, images: torch.Tensor, generator: torch.Generator | None) -> Draws:
+        b, _, h, w = images.shape
+        n = b if self._params["mode"] == "elem" else 1
+        partner = random_partner(b, generator, images.device)
+        p = self._params
+        box = sample_boxes(self, p["alpha"], p["minmax"], n, h, w, generator, images.device)
+        return {"partner": partner, "box": box}
+
+    def apply(
+        self, images: torch.Tensor, targets: torch.Tensor, draws: Draws
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        return paste(images, targets, draws["partner"], draws["box"])

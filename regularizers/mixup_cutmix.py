@@ -1,0 +1,71 @@
+"""`mixup_cutmix`: MixUp or CutMix, switching between them at random (as timm's `Mixup` does
+when both alphas are set).
+
+With probability `switch_prob` CutMix is used, else MixUp: once per batch (`mode="batch"`) or per
+sample (`mode="elem"`). Both share one partner permutation. The per-sample mode blends every
+sample with one `lerp` whose per-pixel weight is lam (MixUp rows) or 0 inside / 1 outside the
+box (CutMix rows); lerp with weight exactly 0 or 1 returns an endpoint exactly, so CutMix rows
+are exact copies, and the call dispatches the same operations for any batch size.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+
+from .base import Draws, Regularizer
+from .checks import check_choice, check_number
+from .cutmix import MODES, check_minmax, paste, sample_boxes
+from .mixup import mix
+from .ops import box_area, box_mask, random_partner, uniform
+
+
+class MixUpCutMix(Regularizer):
+    """MixUp or CutMix, chosen per batch or per sample; CutMix with probability switch_prob.
+
+    Draws: ``partner`` int64 [B]; ``use_cutmix`` bool [n]; ``lam`` float32 [n] (MixUp's weight of
+    the sample itself); ``box`` int64 [n, 4] (CutMix); n = 1 (batch) or B (elem).
+    """
+
+    name = "mixup_cutmix"
+    PARAMS = {
+        "mixup_alpha": 1.0,
+        "cutmix_alpha": 1.0,
+        "switch_prob": 0.5,
+        "mode": "batch",
+        "minmax": None,
+    }
+
+    def check_params(self, p: dict) -> None:
+        for key in ("mixup_alpha", "cutmix_alpha"):
+            p[key] = check_number(key, p[key], 0.0, math.inf, lo_open=True)
+        p["switch_prob"] = check_number("switch_prob", p["switch_prob"], 0.0, 1.0)
+        check_choice("mode", p["mode"], MODES)
+        check_minmax(p)
+
+    def sample(self, images: torch.Tensor, generator: torch.Generator | None) -> Draws:
+        b, _, h, w = images.shape
+        dev, p = images.device, self._params
+        n = b if p["mode"] == "elem" else 1
+        partner = random_partner(b, generator, dev)
+        use_cutmix = uniform((n,), generator, dev) < p["switch_prob"]
+        lam = 1.0 - self.partner_share(p["mixup_alpha"], n, generator, dev)
+        box = sample_boxes(self, p["cutmix_alpha"], p["minmax"], n, h, w, generator, dev)
+        return {"partner": partner, "use_cutmix": use_cutmix, "lam": lam, "box": box}
+
+    def apply(
+        self, images: torch.Tensor, targets: torch.Tensor, draws: Draws
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        partner, use_cutmix, lam, box = (draws[k] for k in ("partner", "use_cutmix", "lam", "box"))
+        if self._params["mode"] == "batch":
+            if use_cutmix.item():  # one host sync on CUDA, then only the chosen method runs
+                return paste(images, targets, partner, box)
+            return mix(images, targets, partner, lam)
+        _, _, h, w = images.shape
+        cut = use_cutmix.view(-1, 1, 1, 1)
+        weight = torch.where(cut, ~box_mask(box, h, w), lam.view(-1, 1, 1, 1))  # [B, 1, H, W]
+        mixed = images[partner]
+        mixed.lerp_(images, weight.to(images.dtype))  # in place: one new batch-sized tensor
+        kept = torch.where(use_cutmix, 1.0 - box_area(box, h, w), lam)
+        return mixed, torch.lerp(targets[partner], targets, kept[:, None])

@@ -1,0 +1,99 @@
+"""Slow, obvious per-sample references for the batched regularizers, and an op counter.
+
+Each reference loops over the samples of a batch with plain Python slicing and takes the same
+draws as the batched `apply()` (the dict from `reg.sample()`), so a mismatch points at the
+vectorized mask / blend code rather than at the random draws.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import Counter
+
+import torch
+from torch.utils._python_dispatch import TorchDispatchMode
+
+
+def paste_reference(images, targets, partner, box):
+    """CutMix, one box per sample (box [B, 4]) or one for all (box [1, 4]), sample by sample."""
+    b, _, h, w = images.shape
+    out, mixed = images.clone(), targets.clone()
+    for i in range(b):
+        y0, y1, x0, x1 = box[i if box.shape[0] > 1 else 0].tolist()
+        j = int(partner[i])
+        out[i, :, y0:y1, x0:x1] = images[j, :, y0:y1, x0:x1]
+        kept = 1.0 - (y1 - y0) * (x1 - x0) / (h * w)
+        mixed[i] = kept * targets[i] + (1.0 - kept) * targets[j]
+    return out, mixed
+
+
+def mix_reference(images, targets, partner, lam):
+    """MixUp, one lam per sample (lam [B]) or one for all (lam [1]), sample by sample."""
+    out, mixed = images.clone(), targets.clone()
+    for i in range(images.shape[0]):
+        weight, j = float(lam[i if lam.numel() > 1 else 0]), int(partner[i])
+        out[i] = weight * images[i] + (1.0 - weight) * images[j]
+        mixed[i] = weight * targets[i] + (1.0 - weight) * targets[j]
+    return out, mixed
+
+
+def mixup_cutmix_reference(images, targets, draws):
+    """Per sample: CutMix where use_cutmix, else MixUp."""
+    cut_out, cut_t = paste_reference(images, targets, draws["partner"], draws["box"])
+    mix_out, mix_t = mix_reference(images, targets, draws["partner"], draws["lam"])
+    use = draws["use_cutmix"].expand(images.shape[0])
+    return torch.where(use[:, None, None, None], cut_out, mix_out), torch.where(
+        use[:, None], cut_t, mix_t
+    )
+
+
+def erase_reference(images, box, value, noise=None):
+    """Random Erasing given the boxes: fill each sample's box with zero / batch mean / noise."""
+    out = images.clone()
+    mean = images.mean(dim=(0, 2, 3))
+    for i in range(images.shape[0]):
+        y0, y1, x0, x1 = box[i].tolist()
+        if value == "zero":
+            out[i, :, y0:y1, x0:x1] = 0.0
+        elif value == "mean":
+            out[i, :, y0:y1, x0:x1] = mean[:, None, None]
+        else:
+            out[i, :, y0:y1, x0:x1] = noise[i, :, y0:y1, x0:x1]
+    return out
+
+
+def erase_boxes_reference(u, v, height, width, scale, ratio, prob):
+    """The paper's per-sample loop (10 attempts, first that fits) on the same uniforms as
+    `RandomErasing.sample`: u [2, B, 10] (area, log-aspect), v [3, B] (apply, top, left)."""
+    boxes = []
+    for i in range(u.shape[1]):
+        box = [0, 0, 0, 0]
+        if float(v[0, i]) < prob:
+            for a in range(u.shape[2]):
+                area = (scale[0] + (scale[1] - scale[0]) * float(u[0, i, a])) * height * width
+                log_r = math.log(ratio[0]) + math.log(ratio[1] / ratio[0]) * float(u[1, i, a])
+                h = round(math.sqrt(area * math.exp(log_r)))
+                w = round(math.sqrt(area / math.exp(log_r)))
+                if h < height and w < width:
+                    top = min(int(float(v[1, i]) * (height - h + 1)), height - h)
+                    left = min(int(float(v[2, i]) * (width - w + 1)), width - w)
+                    box = [top, top + h, left, left + w]
+                    break
+        boxes.append(box)
+    return torch.tensor(boxes)
+
+
+class OpCounter(TorchDispatchMode):
+    """Counts the ATen operations dispatched while active (`with OpCounter() as ops: ...`)."""
+
+    def __init__(self):
+        super().__init__()
+        self.counts = Counter()
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        self.counts[str(func.overloadpacket)] += 1
+        return func(*args, **(kwargs or {}))
+
+    @property
+    def total(self) -> int:
+        return sum(self.counts.values())
