@@ -267,6 +267,8 @@ def train_cell(cfg: RunConfig, *, progress: bool = True, keep_model: bool = Fals
     device = resolve_device(cfg.device)
     row = base_row(cfg)
     row["device"] = device_name(device)
+    if device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats(device)
     result = CellResult(row=row)
     try:
         _train(cfg, device, result, progress=progress, keep_model=keep_model)

@@ -67,10 +67,7 @@ class Claim:
 
     @property
     def metric_label(self) -> str:
-        if self.metric == "overconfidence":
-            label = "test_mean_conf - test_acc"
-        else:
-            label = self.metric
+        label = "test_mean_conf - test_acc" if self.metric == "overconfidence" else self.metric
         if self.statistic == "std":
             label = f"std({label}) over seeds"
         if self.across:
@@ -240,7 +237,9 @@ def _scope_text(results: Results, where: dict, levels: tuple | None = None) -> s
     parts = []
     for column in results.scope_columns:
         if levels and column == levels[0]:
-            parts.append(f"{column}={style.format_value(levels[1])} vs {style.format_value(levels[2])}")
+            parts.append(
+                f"{column}={style.format_value(levels[1])} vs {style.format_value(levels[2])}"
+            )
         elif column in where:
             parts.append(f"{column}={style.format_value(where[column])}")
     if levels and levels[0] not in results.scope_columns:
@@ -268,7 +267,7 @@ def _scopes(results: Results, protocol: str | None) -> list[dict]:
     columns = results.scope_columns
     runs = results.runs if protocol is None else results.runs[results.runs["protocol"] == protocol]
     keys = runs[columns].drop_duplicates()
-    return [dict(zip(columns, key)) for key in keys.itertuples(index=False)]
+    return [dict(zip(columns, key, strict=True)) for key in keys.itertuples(index=False)]
 
 
 def _pairwise(results: Results, claim: Claim) -> list[dict]:
@@ -324,7 +323,7 @@ def _across(results: Results, claim: Claim) -> list[dict]:
     rows = []
     groups = runs.groupby(keep, sort=False) if keep else [((), runs)]
     for key, group in groups:
-        where = dict(zip(keep, key if isinstance(key, tuple) else (key,)))
+        where = dict(zip(keep, key if isinstance(key, tuple) else (key,), strict=True))
         present = sorted(group[column].unique())
         lo, hi = (first, second) if column == "protocol" else (present[0], present[-1])
         levels = (column, lo, hi)

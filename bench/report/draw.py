@@ -49,6 +49,7 @@ def new_figure(
 ) -> tuple[Figure, np.ndarray]:
     size = (panel_width * cols + 0.6, panel_height * rows + 0.5)
     fig = Figure(figsize=size, layout="constrained")
+    fig.get_layout_engine().set(w_pad=0.06, wspace=0.04)  # keeps "100" and "0" of neighbours apart
     axes = fig.subplots(rows, cols, squeeze=False, **kwargs)
     return fig, axes
 
@@ -73,14 +74,17 @@ def offsets(n: int, width: float = 0.24) -> np.ndarray:
     return np.linspace(-width / 2, width / 2, n) if n > 1 else np.zeros(n)
 
 
-def dot_row(ax, y: float, values, colour: str, marker: str = "o", filled: bool = True) -> None:
+def dot_row(
+    ax, y: float, values, colour: str, marker: str = "o", filled: bool = True, spread: float = 0.24
+) -> None:
     """Seed values as small points, their mean as a large marker with a 95% t interval."""
     values = np.asarray(values, dtype=float)
     values = values[np.isfinite(values)]
     if not len(values):
         return
     face = colour if filled else "white"
-    ax.scatter(values, y + offsets(len(values)), s=9, color=colour, alpha=0.55, lw=0, zorder=3)
+    y_seeds = y + offsets(len(values), spread)
+    ax.scatter(values, y_seeds, s=9, color=colour, alpha=0.55, lw=0, zorder=3)
     summary = stats.describe(values)
     if summary["n"] > 1:
         ax.errorbar(
@@ -92,7 +96,9 @@ def dot_row(ax, y: float, values, colour: str, marker: str = "o", filled: bool =
             capsize=2.5,
             zorder=4,
         )
-    ax.scatter(summary["mean"], y, s=42, marker=marker, facecolor=face, edgecolor=colour, lw=1.4, zorder=5)
+    ax.scatter(
+        summary["mean"], y, s=42, marker=marker, facecolor=face, edgecolor=colour, lw=1.4, zorder=5
+    )
 
 
 def dot_panel(ax, frame, metric: str, arms: list[str], styles, scale: float, **kwargs) -> None:
@@ -109,23 +115,34 @@ def empty_panel(ax, text: str = "no finished cells") -> None:
 
 
 def marker_legend(fig: Figure, entries: list[tuple[str, str, bool]], note: str = "") -> None:
-    """A legend of marker meanings (label, marker, filled) under the panels."""
+    """A legend of marker meanings (label, marker, filled) under the panels, `note` above it."""
     handles = [
         Line2D([], [], ls="", marker=m, mfc="0.3" if f else "white", mec="0.3", ms=6, label=t)
         for t, m, f in entries
     ]
-    if note:
-        handles.append(Line2D([], [], ls="", label=note))
-    fig.legend(handles=handles, loc="outside lower center", ncol=len(handles), frameon=False)
+    ncol = max(1, len(handles))
+    fig.legend(
+        handles=handles, loc="outside lower center", ncol=ncol, frameon=False, title=note or None
+    )
 
 
-def arm_legend(fig: Figure, arms: list[str], styles, title: str = "") -> None:
+def arm_legend(fig: Figure, arms: list[str], styles, title: str = "", markers: bool = True) -> None:
+    """The arms' colours (and markers) in display order, under the panels."""
     handles = [
-        Line2D([], [], color=styles[a].colour, marker=styles[a].marker, ms=5, label=style.plot_text(a))
+        Line2D(
+            [],
+            [],
+            color=styles[a].colour,
+            marker=styles[a].marker if markers else None,
+            ms=5,
+            label=style.plot_text(a),
+        )
         for a in arms
     ]
     ncol = min(len(handles), 5)
-    fig.legend(handles=handles, loc="outside lower center", ncol=ncol, frameon=False, title=title or None)
+    fig.legend(
+        handles=handles, loc="outside lower center", ncol=ncol, frameon=False, title=title or None
+    )
 
 
 def panel_title(protocol: str, rest: str) -> str:

@@ -160,7 +160,7 @@ class Results:
     @property
     def styles(self) -> dict[str, style.ArmStyle]:
         """Every arm of the sweep (failed ones too), in display order, with colour and marker."""
-        return style.arm_styles(zip(self.runs["regularizer"], self.runs["schedule"]))
+        return style.arm_styles(zip(self.runs["regularizer"], self.runs["schedule"], strict=True))
 
     @property
     def protocols(self) -> list[str]:
@@ -177,7 +177,7 @@ class Results:
         p_rank = {p: i for i, p in enumerate(self.protocols)}
         r_rank = {r: i for i, r in enumerate(self.rests)}
         cells = self.runs.drop_duplicates("scope")
-        keys = zip(cells["protocol"], cells["rest"], cells["scope"])
+        keys = zip(cells["protocol"], cells["rest"], cells["scope"], strict=True)
         return [s for _, _, s in sorted(keys, key=lambda k: (p_rank[k[0]], r_rank[k[1]]))]
 
     def has(self, column: str) -> bool:
@@ -261,7 +261,9 @@ def _scope_label(row: pd.Series, columns: list[str]) -> str:
 def _add_labels(runs: pd.DataFrame) -> list[str]:
     """Add arm/scope/rest columns; return the config columns besides protocol that vary."""
     runs["schedule"] = runs["schedule"].replace("", "constant")
-    runs["arm"] = [style.arm_label(r, s) for r, s in zip(runs["regularizer"], runs["schedule"])]
+    runs["arm"] = [
+        style.arm_label(r, s) for r, s in zip(runs["regularizer"], runs["schedule"], strict=True)
+    ]
     varying = [c for c in CONFIG_COLUMNS[1:] if runs[c].nunique() > 1]
     runs["scope"] = [_scope_label(row, ["protocol", *varying]) for _, row in runs.iterrows()]
     runs["rest"] = [_scope_label(row, varying) for _, row in runs.iterrows()]

@@ -69,7 +69,9 @@ def summarize(frame: pd.DataFrame, metrics: list[str], by: list[str]) -> pd.Data
     for key, group in frame.groupby(by, sort=False, dropna=False):
         key = key if isinstance(key, tuple) else (key,)
         for metric in metrics:
-            rows.append({**dict(zip(by, key)), "metric": metric, **describe(group[metric])})
+            rows.append(
+                {**dict(zip(by, key, strict=True)), "metric": metric, **describe(group[metric])}
+            )
     columns = [*by, "metric", "n", "mean", "std", "ci_low", "ci_high"]
     return pd.DataFrame(rows, columns=columns)
 

@@ -90,7 +90,9 @@ class Metric:
         return f"{self.label} ({self.unit})" if self.unit else self.label
 
     def show(self, value: float) -> str:
-        return "" if value is None or math.isnan(value) else f"{value * self.scale:.{self.decimals}f}"
+        return (
+            "" if value is None or math.isnan(value) else f"{value * self.scale:.{self.decimals}f}"
+        )
 
 
 METRICS = {

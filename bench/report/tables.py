@@ -169,7 +169,7 @@ def to_latex(
             lines.append(r"\midrule")
         flags = [False] * right_from + list(bold[i] if bold else [])
         flags += [False] * (len(row) - len(flags))
-        cells = [cell(text, flag) for text, flag in zip(row, flags)]
+        cells = [cell(text, flag) for text, flag in zip(row, flags, strict=True)]
         if groups[i] == previous:
             cells[:blank] = [""] * blank
         lines.append(" & ".join(cells) + r" \\")

@@ -51,8 +51,9 @@ def run(runner, folder: Path, **options) -> list[str]:
 
 @pytest.fixture(scope="module")
 def local_run(tmp_path_factory) -> Path:
+    """The sequential local executor on the smoke sweep, keeping the best model per protocol."""
     folder = tmp_path_factory.mktemp("local")
-    assert run(executors.run_local, folder, progress=False) == ["ok"] * 4
+    assert run(executors.run_local, folder, progress=False, keep_best_model=True) == ["ok"] * 4
     return folder
 
 
@@ -98,13 +99,14 @@ def test_worker_pool_matches_local(local_run: Path, tmp_path: Path) -> None:
     assert_same_content(tmp_path, local_run)
 
 
-def test_keep_best_model(tmp_path: Path) -> None:
-    cells = load_sweep(SMOKE).cells[:2]  # the two frozen cells
-    with ResultsDir(tmp_path).lock() as results:
-        executors.run_local(cells, results, progress=False, keep_best_model=True)
-    runs = pd.read_csv(tmp_path / "runs.csv")
-    best = runs.loc[runs.val_acc.idxmax()]
-    meta = json.loads((tmp_path / "models" / "best-frozen.json").read_text())
-    assert meta["run_id"] == best.run_id
-    assert (tmp_path / "models" / "best-frozen.safetensors").exists()
-    assert not list((tmp_path / "models").glob(".tmp-*"))
+def test_keep_best_model(local_run: Path) -> None:
+    runs = pd.read_csv(local_run / "runs.csv")
+    for protocol in ("frozen", "unfrozen"):
+        cells = runs[runs.protocol == protocol]
+        meta = json.loads((local_run / "models" / f"best-{protocol}.json").read_text())
+        assert meta["run_id"] == cells.loc[cells.val_acc.idxmax(), "run_id"]
+        assert (local_run / "models" / f"best-{protocol}.safetensors").exists()
+    assert sorted(p.name for p in (local_run / "models").iterdir()) == [
+        "best-frozen.json", "best-frozen.safetensors",
+        "best-unfrozen.json", "best-unfrozen.safetensors",
+    ]  # fmt: skip

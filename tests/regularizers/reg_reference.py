@@ -63,22 +63,23 @@ def erase_reference(images, box, value, noise=None):
 
 
 def erase_boxes_reference(u, v, height, width, scale, ratio, prob):
-    """The paper's per-sample loop (10 attempts, first that fits) on the same uniforms as
-    `RandomErasing.sample`: u [2, B, 10] (area, log-aspect), v [3, B] (apply, top, left)."""
+    """The paper's per-sample loop (10 attempts, the first that fits wins) on the same float32
+    uniforms as `RandomErasing.sample`: u [2, B, 10] (area, log-aspect), v [3, B] (apply, top,
+    left). Arithmetic stays in float32 scalars so rounding matches the batched version."""
+    log_lo, log_hi = math.log(ratio[0]), math.log(ratio[1])
     boxes = []
     for i in range(u.shape[1]):
         box = [0, 0, 0, 0]
-        if float(v[0, i]) < prob:
-            for a in range(u.shape[2]):
-                area = (scale[0] + (scale[1] - scale[0]) * float(u[0, i, a])) * height * width
-                log_r = math.log(ratio[0]) + math.log(ratio[1] / ratio[0]) * float(u[1, i, a])
-                h = round(math.sqrt(area * math.exp(log_r)))
-                w = round(math.sqrt(area / math.exp(log_r)))
-                if h < height and w < width:
-                    top = min(int(float(v[1, i]) * (height - h + 1)), height - h)
-                    left = min(int(float(v[2, i]) * (width - w + 1)), width - w)
-                    box = [top, top + h, left, left + w]
-                    break
+        for a in range(u.shape[2] if float(v[0, i]) < prob else 0):
+            area = (scale[0] + (scale[1] - scale[0]) * u[0, i, a]) * (height * width)
+            aspect = torch.exp(log_lo + (log_hi - log_lo) * u[1, i, a])
+            h = int(torch.round(torch.sqrt(area * aspect)))
+            w = int(torch.round(torch.sqrt(area / aspect)))
+            if h < height and w < width:
+                top = min(int(torch.floor(v[1, i] * (height - h + 1))), height - h)
+                left = min(int(torch.floor(v[2, i] * (width - w + 1))), width - w)
+                box = [top, top + h, left, left + w]
+                break
         boxes.append(box)
     return torch.tensor(boxes)
 

@@ -1,0 +1,325 @@
+"""Build a report folder from a results folder: `build_report(results_dir, out_dir)`.
+
+Output (all paths relative to out_dir):
+    index.html, report.md          the report (same content; HTML with inline CSS, no scripts)
+    summary.csv, claims.csv        the numbers behind the tables, full precision, runs.csv units
+    tables/summary.{md,tex}        mean ± std per regularizer x scope (LaTeX: booktabs)
+    tables/claims.{md,tex}         claim verdicts
+    figures/<name>.{png,pdf}       see figures.FIGURES
+    .regbench-report               the list of files above, so a rerun removes stale ones
+
+Everything is first written to a staging folder inside out_dir and moved into place only when
+the whole report succeeded, so a failed run leaves the previous report intact. Files the report
+did not write are never touched. Reads the columns that load, tables, claims and figures read,
+plus the provenance columns `device`, `torch_version`, `timm_version`, `git_commit`,
+`started_at` and `regularizer_params`.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
+
+from bench.report import claims as claims_mod
+from bench.report import figures, render, stats, style, tables
+from bench.report.load import CONFIG_COLUMNS, ReportInputError, Results, load_results
+
+MANIFEST = ".regbench-report"
+
+
+def _values(series: pd.Series) -> str:
+    """'a' or 'a (3), b (1)' for the distinct non-empty values of a text column."""
+    counts = series[series.astype(str) != ""].astype(str).value_counts()
+    if len(counts) == 0:
+        return "not recorded"
+    if len(counts) == 1:
+        return str(counts.index[0])
+    return ", ".join(f"{value} ({count} cells)" for value, count in counts.items())
+
+
+def _notes(results: Results, summary: pd.DataFrame) -> list[str]:
+    runs, ok, failed = results.runs, results.ok, results.failed
+    notes = []
+    if ok.empty:
+        notes.append(
+            f"All {len(runs)} cells failed: there are no metrics, figures or verdicts. "
+            "The failures are listed below; fix them and rerun the sweep."
+        )
+    elif len(failed):
+        notes.append(
+            f"{len(failed)} of {len(runs)} cells failed; they are listed under Failed cells, "
+            "counted in the tables as '+k failed', and never averaged in."
+        )
+    if len(ok):
+        seeds = summary.loc[summary["n"] > 0, "n"]
+        if seeds.max() == 1:
+            notes.append(
+                "Every cell has a single seed: there are no standard deviations, intervals or "
+                "p-values, and no claim can be more than inconclusive. Run more seeds."
+            )
+        elif (seeds == 1).any():
+            notes.append(
+                f"{int((seeds == 1).sum())} regularizer x scope rows have a single seed: they "
+                "show no ± and no interval."
+            )
+    for column, what in [("git_commit", "git commits"), ("device", "devices")]:
+        distinct = ok[column][ok[column] != ""].unique()
+        if len(distinct) > 1:
+            notes.append(
+                f"The finished cells come from {len(distinct)} {what} "
+                f"({', '.join(map(str, distinct))}); differences may come from that, too."
+            )
+    if results.absent_columns:
+        notes.append(
+            "runs.csv has no column(s) " + ", ".join(results.absent_columns) + "; what needs them "
+            "is marked not measured."
+        )
+    return notes + results.notes
+
+
+def _setup(results: Results) -> render.Facts:
+    runs = results.runs
+    constant = [c for c in CONFIG_COLUMNS if c not in results.scope_columns]
+    seeds = sorted(runs["seed"].unique())
+    started = sorted(s for s in runs["started_at"] if s)
+    facts = [
+        ("sweep", results.sweep),
+        ("results folder", str(results.folder)),
+        (
+            "cells",
+            f"{len(results.ok)} finished, {len(results.failed)} failed ({len(runs)} in runs.csv)",
+        ),
+        ("regularizers", ", ".join(results.styles)),
+        ("protocols", ", ".join(results.protocols)),
+        ("seeds", ", ".join(map(style.format_value, seeds))),
+        ("compared within", ", ".join(results.scope_columns)),
+        (
+            "same in every cell",
+            ", ".join(f"{c}={style.format_value(runs[c].iloc[0])}" for c in constant),
+        ),
+        ("device", _values(runs["device"])),
+        ("torch", _values(runs["torch_version"])),
+        ("timm", _values(runs["timm_version"])),
+        ("git commit", _values(runs["git_commit"])),
+        ("started", f"{started[0]} to {started[-1]}" if started else "not recorded"),
+    ]
+    return render.Facts(facts)
+
+
+def _arms_table(results: Results) -> render.Table:
+    rows = []
+    for label in results.styles:
+        cells = results.runs[results.runs["arm"] == label]
+        params = "; ".join(sorted(set(cells["regularizer_params"]) - {""})) or "{}"
+        first = cells.iloc[0]
+        rows.append([label, first["regularizer"], first["schedule"], params])
+    return render.Table(["label", "regularizer", "schedule", "regularizer_params"], rows)
+
+
+def _claim_list(claims: pd.DataFrame) -> render.Table:
+    rows = []
+    for claim in claims_mod.CLAIMS:
+        rows.append([claim.claim_id, claim.claim, claim.metric_label])
+    return render.Table(["claim", "statement", "metric (effect = claimed direction)"], rows)
+
+
+def _failures(results: Results) -> render.Table:
+    rows = [
+        [
+            r["run_id"],
+            r["arm"],
+            r["scope"],
+            style.format_value(r["seed"]),
+            r["error"] or "(no reason given)",
+        ]
+        for _, r in results.failed.iterrows()
+    ]
+    return render.Table(["run_id", "regularizer", "scope", "seed", "error"], rows)
+
+
+def _method(results: Results, n_p: int) -> list[render.Para]:
+    most = int(results.ok.groupby("scope")["seed"].nunique().max()) if len(results.ok) else 0
+    floor = f"{2 / 2**most:.3g}" if most else "n/a"
+    return [
+        render.Para(
+            "Tables: mean ± sample standard deviation (ddof=1) over the seeds of one "
+            "regularizer in one scope; n is the number of finished cells averaged, failed cells "
+            "are counted separately and never averaged in. A value is bold when it is the best "
+            "of its scope and its mean ± std range does not overlap the runner-up's (needs n >= 2)."
+        ),
+        render.Para(
+            "Figures: small points are single cells (seeds), large markers their mean, bars the "
+            "95% Student-t interval of the mean (mean ± t(0.975, n-1) · std / sqrt(n)); cells "
+            "with one seed have no bar."
+        ),
+        render.Para(
+            "Claims: two arms are compared within a scope (every configuration column equal) and "
+            "paired by seed; effect = mean over seeds of the per-seed difference, signed so that "
+            "positive is the claimed direction, in percentage points. The 95% interval is the "
+            f"2.5-97.5 percentile range of {stats.N_BOOTSTRAP:,} bootstrap resamples of the "
+            "seeds. p is a two-sided paired permutation test (sign flips of the per-seed "
+            "differences, exact up to 14 seeds), and p (Holm) adjusts it with Holm's step-down "
+            f"method over all {n_p} rows of this report that have a p-value. The verdict follows "
+            "the interval: supported (excludes 0 on the claimed side), contradicted (excludes 0 "
+            "on the other side), inconclusive, or not measured (cells or column missing)."
+        ),
+        render.Para(
+            f"Read the verdicts with the seed count in mind: with {most} seeds the smallest "
+            f"possible permutation p is {floor}, and a bootstrap interval over so few seeds is "
+            "little more than the range of the per-seed differences. A 'supported' verdict "
+            "whose p (Holm) is large says the seeds agree, not that the effect is established."
+        ),
+    ]
+
+
+def _pages(results, summary, claims, drawn, notes) -> render.Page:
+    title = f"regbench report: {results.sweep}"
+    counts = claims_mod.verdict_counts(claims)
+    subtitle = (
+        f"{len(results.ok)} finished and {len(results.failed)} failed cells; claims: "
+        + ", ".join(f"{n} {v}" for v, n in counts.items())
+    )
+    blocks: list = []
+    if notes:
+        blocks.append(render.Notes(notes))
+    blocks += [render.Heading("Setup"), _setup(results), _arms_table(results)]
+    blocks += [
+        render.Heading("Claims"),
+        render.Para(
+            "One row per claim and scope. effect and its 95% bootstrap interval are in "
+            "percentage points, positive = the claimed direction; p is a paired permutation "
+            "test, p (Holm) the same adjusted over the whole table (see Method)."
+        ),
+        render.Table(
+            tables.CLAIM_HEADER, tables.claim_rows(claims), right_from=2, verdict_column=7
+        ),
+        _claim_list(claims),
+    ]
+    header, rows, marks = tables.table_rows(results, summary)
+    blocks += [
+        render.Heading("Summary"),
+        render.Para(
+            "Mean ± std over seeds (std with ddof=1); n = finished cells (failed ones in "
+            "parentheses); bold = best of its scope outside the seed spread."
+        ),
+        render.Table(header, rows, marks, right_from=len(header) - len(marks[0])),
+    ]
+    if len(results.failed):
+        blocks += [render.Heading("Failed cells"), _failures(results)]
+    blocks.append(render.Heading("Figures"))
+    for item in drawn:
+        if item.files:
+            png, pdf = (f"figures/{p.name}" for p in item.files)
+            blocks.append(render.Image(item.title, item.caption, png, pdf))
+    skipped = [f"{item.title}: {item.skipped}" for item in drawn if item.skipped]
+    if skipped:
+        blocks.append(render.Para("Not drawn: " + "; ".join(skipped) + "."))
+    blocks += [
+        render.Heading("Files"),
+        render.Links(
+            [
+                ("summary.csv: every metric, mean/std/n/95% CI, runs.csv units", "summary.csv"),
+                ("claims.csv: the verdicts with full precision", "claims.csv"),
+                ("tables/summary.md", "tables/summary.md"),
+                ("tables/summary.tex (booktabs)", "tables/summary.tex"),
+                ("tables/claims.md", "tables/claims.md"),
+                ("tables/claims.tex (booktabs)", "tables/claims.tex"),
+            ]
+        ),
+        render.Heading("Method"),
+        *_method(results, int(claims["p_value"].notna().sum())),
+    ]
+    return render.Page(title, subtitle, blocks)
+
+
+@dataclass
+class Written:
+    index: Path  # index.html of the report
+    notes: list[str]  # what the report's "Read this first" box says
+    verdicts: dict[str, int]  # verdict -> number of claim rows
+
+
+def _write(results: Results, folder: Path) -> tuple[list[str], list[str], pd.DataFrame]:
+    """Write the whole report into `folder`; return the relative paths, notes and claims."""
+    summary = tables.summary_table(results)
+    claims = claims_mod.evaluate_claims(results)
+    (folder / "tables").mkdir()
+    files = {
+        "summary.csv": summary.to_csv(index=False),
+        "claims.csv": claims.to_csv(index=False),
+        "tables/claims.md": tables.claims_markdown(claims),
+        "tables/claims.tex": tables.claims_latex(claims, results.sweep),
+    }
+    files["tables/summary.md"] = tables.summary_markdown(results, summary)
+    files["tables/summary.tex"] = tables.summary_latex(results, summary)
+    drawn = figures.draw_figures(results, folder / "figures")
+    notes = _notes(results, summary)
+    page = _pages(results, summary, claims, drawn, notes)
+    files["index.html"] = render.to_html(page)
+    files["report.md"] = render.to_markdown_page(page)
+    for name, text in files.items():
+        (folder / name).write_text(text, encoding="utf-8")
+    written = list(files) + [f"figures/{p.name}" for item in drawn for p in item.files]
+    return sorted(written), notes, claims
+
+
+def _publish(staging: Path, out: Path, written: list[str]) -> None:
+    """Replace the previous report's files with the staged ones; leave other files alone."""
+    manifest = out / MANIFEST
+    old = manifest.read_text(encoding="utf-8").split("\n") if manifest.is_file() else []
+    for name in old:
+        target = out / name
+        if name and name not in written and ".." not in Path(name).parts and target.is_file():
+            target.unlink()
+    for name in written:
+        target = out / name
+        target.parent.mkdir(parents=True, exist_ok=True)
+        os.replace(staging / name, target)
+    for sub in ("figures", "tables"):
+        if (out / sub).is_dir() and not any((out / sub).iterdir()):
+            (out / sub).rmdir()
+    manifest.write_text("\n".join(written) + "\n", encoding="utf-8")
+
+
+def default_out(sweep: str) -> Path:
+    """reports/<sweep>/ under the current folder; the sweep name (CSV text) made path-safe."""
+    safe = re.sub(r"[^A-Za-z0-9._-]+", "_", sweep).strip("._") or "sweep"
+    return Path("reports") / safe
+
+
+def write_report(results: Results, out_dir: str | Path) -> Written:
+    """Write the report of loaded results into out_dir (see the module docstring)."""
+    out = Path(out_dir)
+    if out.exists() and not out.is_dir():
+        raise ReportInputError(f"--out {str(out)!r} is a file; pass a folder for the report")
+    if out.resolve() == results.folder.resolve():
+        raise ReportInputError("--out is the results folder; write the report elsewhere")
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        staging = Path(tempfile.mkdtemp(prefix=".staging-", dir=out))
+    except OSError as error:
+        raise ReportInputError(
+            f"cannot write to {str(out)!r} ({error.strerror}); pass another --out"
+        ) from None
+    try:
+        written, notes, claims = _write(results, staging)
+        _publish(staging, out, written)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    return Written(out / "index.html", notes, claims_mod.verdict_counts(claims))
+
+
+def build_report(results_dir: str | Path, out_dir: str | Path | None = None) -> Path:
+    """Read results_dir, write its report into out_dir, return the path of index.html.
+
+    out_dir defaults to reports/<sweep>/ under the current folder. Raises ReportInputError
+    (a one-line message naming the problem and the fix) for bad input.
+    """
+    results = load_results(results_dir)
+    return write_report(results, out_dir or default_out(results.sweep)).index

@@ -1,0 +1,691 @@
+"""The report's figures, each saved as PNG (viewing) and PDF (papers).
+
+Columns read (ok cells only; failed cells are never drawn):
+- runs.csv: `arm`, `protocol`, `rest`, `seed`, `train_size`, `train_acc`, `test_acc`, `gap`,
+  `test_ece`, `test_ece_ts`, `train_images_per_s`, `regularizer_share`, `corruption_acc`,
+  `occlusion_acc`;
+- epochs.csv: `epoch`, `train_acc`, `test_acc`, `regularizer_prob`, `regularizer_strength`;
+- calibration.csv: `split`, `bin`, `bin_lower`, `bin_upper`, `count`, `mean_confidence`, `accuracy`;
+- robustness.csv: `corruption`, `severity`, `accuracy`.
+
+Panels are faceted by protocol (columns) and by the other configuration columns that vary
+(rows). Every arm keeps its colour, marker and row position in every figure (`style.arm_styles`).
+A figure whose data the sweep lacks is skipped with the reason, never drawn empty.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from matplotlib.lines import Line2D
+from matplotlib.ticker import MaxNLocator
+
+from bench.report import claims, draw, stats, style
+from bench.report.load import Results
+
+SEEDS_NOTE = "small points: seeds; large: mean; bars: 95% t interval"
+
+
+@dataclass
+class Drawn:
+    name: str  # file stem under figures/
+    title: str
+    caption: str
+    files: list[Path] = field(default_factory=list)
+    skipped: str = ""  # why nothing was drawn
+
+
+def _cells(results: Results):
+    """(row, col, protocol, rest, ok cells of that facet) for every facet of the grid."""
+    ok = results.ok
+    for r, rest in enumerate(results.rests):
+        for c, protocol in enumerate(results.protocols):
+            yield r, c, protocol, rest, ok[(ok["protocol"] == protocol) & (ok["rest"] == rest)]
+
+
+def _panel_height(arms: list[str]) -> float:
+    return 0.27 * len(arms) + 0.75
+
+
+def gap_figure(results: Results, folder: Path) -> list[Path]:
+    styles = results.styles
+    arms = list(styles)
+    rows, cols = 2 * len(results.rests), len(results.protocols)
+    fig, axes = draw.new_figure(rows, cols, _panel_height(arms), sharey=True)
+    for r, c, protocol, rest, cells in _cells(results):
+        top, bottom = axes[2 * r, c], axes[2 * r + 1, c]
+        top.set_title(draw.panel_title(protocol, rest))
+        if cells.empty:
+            draw.empty_panel(top)
+            draw.empty_panel(bottom)
+            continue
+        dot = draw.dot_panel
+        dot(top, cells, "train_acc", arms, styles, 100, marker="^", filled=False, shift=-0.18)
+        dot(top, cells, "test_acc", arms, styles, 100, marker="o", shift=0.18)
+        dot(bottom, cells, "gap", arms, styles, 100)
+        top.set_xlabel("accuracy (%)")
+        bottom.set_xlabel("gap: clean-train − test (pp)")
+    for ax in axes.flat:
+        draw.arm_axis(ax, arms)
+    legend = [("clean-train accuracy", "^", False), ("test accuracy", "o", True)]
+    draw.marker_legend(fig, legend, note=SEEDS_NOTE)
+    return draw.save(fig, folder, "gap")
+
+
+def ece_figure(results: Results, folder: Path) -> list[Path]:
+    styles = results.styles
+    arms = list(styles)
+    with_ts = results.has("test_ece_ts")
+    fig, axes = draw.new_figure(len(results.rests), len(results.protocols), _panel_height(arms))
+    for r, c, protocol, rest, cells in _cells(results):
+        ax = axes[r, c]
+        ax.set_title(draw.panel_title(protocol, rest))
+        if cells.empty:
+            draw.empty_panel(ax)
+        else:
+            shift = 0.18 if with_ts else 0.0
+            draw.dot_panel(ax, cells, "test_ece", arms, styles, 100, shift=-shift)
+            if with_ts:
+                draw.dot_panel(
+                    ax,
+                    cells,
+                    "test_ece_ts",
+                    arms,
+                    styles,
+                    100,
+                    marker="D",
+                    filled=False,
+                    shift=shift,
+                )
+            ax.set_xlim(left=0)
+            ax.set_xlabel("expected calibration error (%)")
+        draw.arm_axis(ax, arms)
+    legend = [("test ECE", "o", True)]
+    if with_ts:
+        legend.append(("after temperature scaling", "D", False))
+    draw.marker_legend(fig, legend, note=SEEDS_NOTE)
+    return draw.save(fig, folder, "calibration_ece")
+
+
+def pooled_bins(results: Results) -> pd.DataFrame:
+    """Reliability bins of the test split pooled over seeds: counts summed, means weighted."""
+    cal = results.calibration
+    cal = cal[cal["split"] == "test"] if (cal["split"] == "test").any() else cal
+    cal = cal[cal["count"].notna()].copy()
+    cal["conf_sum"] = (cal["mean_confidence"] * cal["count"]).fillna(0.0)
+    cal["acc_sum"] = (cal["accuracy"] * cal["count"]).fillna(0.0)
+    keys = ["arm", "protocol", "rest", "bin"]
+    pooled = cal.groupby(keys, as_index=False).agg(
+        bin_lower=("bin_lower", "first"),
+        bin_upper=("bin_upper", "first"),
+        count=("count", "sum"),
+        conf_sum=("conf_sum", "sum"),
+        acc_sum=("acc_sum", "sum"),
+    )
+    filled = pooled["count"].where(pooled["count"] > 0)  # empty bins: no mean
+    pooled["mean_confidence"] = pooled["conf_sum"] / filled
+    pooled["accuracy"] = pooled["acc_sum"] / filled
+    total = pooled.groupby(["arm", "protocol", "rest"])["count"].transform("sum")
+    pooled["share"] = pooled["count"] / total
+    return pooled
+
+
+def _facets(results: Results) -> list[tuple[str, str]]:
+    return [(p, r) for r in results.rests for p in results.protocols]
+
+
+def reliability_figure(results: Results, folder: Path) -> list[Path]:
+    styles = results.styles
+    bins = pooled_bins(results)
+    arms = [a for a in styles if a in set(bins["arm"])]
+    facets = _facets(results)
+    fig, axes = draw.new_figure(
+        len(arms), len(facets), 1.75, panel_width=1.75, sharex=True, sharey=True
+    )
+    ece = results.ok.groupby(["arm", "protocol", "rest"])["test_ece"].mean()
+    for i, arm in enumerate(arms):
+        for j, (protocol, rest) in enumerate(facets):
+            ax = axes[i, j]
+            ax.plot([0, 100], [0, 100], ls="--", color="0.5", lw=0.8)
+            cell = bins[
+                (bins["arm"] == arm) & (bins["protocol"] == protocol) & (bins["rest"] == rest)
+            ]
+            if i == 0:
+                ax.set_title(draw.panel_title(protocol, rest))
+            if j == 0:
+                ax.set_ylabel(f"{style.plot_text(arm, 24)}\naccuracy (%)")
+            if i == len(arms) - 1:
+                ax.set_xlabel("confidence (%)")
+            ax.set_xlim(0, 100)
+            ax.set_ylim(0, 100)
+            if cell.empty:
+                ax.text(50, 50, "no bins", ha="center", va="center", color="0.4")
+                continue
+            width = 100 * (cell["bin_upper"] - cell["bin_lower"])
+            cell = cell.sort_values("bin")
+            ax.bar(
+                100 * cell["bin_lower"],
+                100 * cell["share"],
+                width=width,
+                align="edge",
+                color="0.82",
+                lw=0,
+            )
+            colour = styles[arm].colour
+            filled = cell[cell["count"] > 0]
+            ax.plot(
+                100 * filled["mean_confidence"],
+                100 * filled["accuracy"],
+                color=colour,
+                marker="o",
+                ms=3,
+            )
+            value = ece.get((arm, protocol, rest), np.nan)
+            if np.isfinite(value):
+                ax.text(4, 92, f"ECE {100 * value:.1f}%", fontsize=7, va="top")
+    fig.legend(
+        handles=[
+            Line2D([], [], color="0.3", marker="o", ms=3, label="accuracy per bin"),
+            Line2D([], [], color="0.82", lw=6, label="share of images (%)"),
+            Line2D([], [], color="0.5", ls="--", label="perfect calibration"),
+        ],
+        loc="outside lower center",
+        ncol=3,
+        frameon=False,
+    )
+    return draw.save(fig, folder, "reliability")
+
+
+def confidence_figure(results: Results, folder: Path) -> list[Path]:
+    styles = results.styles
+    bins = pooled_bins(results)
+    arms = [a for a in styles if a in set(bins["arm"])]
+    fig, axes = draw.new_figure(len(results.rests), len(results.protocols), 2.0, sharey=True)
+    for r, rest in enumerate(results.rests):
+        for c, protocol in enumerate(results.protocols):
+            ax = axes[r, c]
+            ax.set_title(draw.panel_title(protocol, rest))
+            ax.set_xlabel("confidence (%)")
+            for arm in arms:
+                cell = bins[
+                    (bins["arm"] == arm) & (bins["protocol"] == protocol) & (bins["rest"] == rest)
+                ]
+                if cell.empty:
+                    continue
+                cell = cell.sort_values("bin")
+                edges = np.append(cell["bin_lower"].to_numpy(), cell["bin_upper"].iloc[-1])
+                share = cell["share"].to_numpy() * 100
+                ax.stairs(share, 100 * edges, color=styles[arm].colour, lw=1.4)
+            ax.set_xlim(0, 100)
+        axes[r, 0].set_ylabel("share of test images (%)")
+    draw.arm_legend(fig, arms, styles, markers=False)
+    return draw.save(fig, folder, "confidence")
+
+
+def throughput_figure(results: Results, folder: Path) -> list[Path]:
+    styles = results.styles
+    arms = list(styles)
+    with_share = results.has("regularizer_share")
+    per = 2 if with_share else 1
+    fig, axes = draw.new_figure(
+        per * len(results.rests), len(results.protocols), _panel_height(arms), sharey=True
+    )
+    for r, c, protocol, rest, cells in _cells(results):
+        top = axes[per * r, c]
+        top.set_title(draw.panel_title(protocol, rest))
+        panels = [(top, "train_images_per_s", 1, "training throughput (images/s)")]
+        if with_share:
+            panels.append(
+                (
+                    axes[per * r + 1, c],
+                    "regularizer_share",
+                    100,
+                    "regularizer share of step time (%)",
+                )
+            )
+        for ax, metric, scale, label in panels:
+            if cells.empty or cells[metric].isna().all():
+                draw.empty_panel(ax, "not measured")
+                continue
+            draw.dot_panel(ax, cells, metric, arms, styles, scale)
+            ax.set_xlim(left=0)
+            ax.set_xlabel(label)
+    for ax in axes.flat:
+        draw.arm_axis(ax, arms)
+    draw.marker_legend(fig, [], note=SEEDS_NOTE)
+    return draw.save(fig, folder, "throughput")
+
+
+def curves_figure(results: Results, folder: Path) -> list[Path]:
+    styles = results.styles
+    epochs = results.epochs
+    arms = [a for a in styles if a in set(epochs["arm"])]
+    rows = 2 * len(results.rests)
+    fig, axes = draw.new_figure(rows, len(results.protocols), 1.9, sharex=True)
+    for r, rest in enumerate(results.rests):
+        for c, protocol in enumerate(results.protocols):
+            facet = epochs[(epochs["protocol"] == protocol) & (epochs["rest"] == rest)]
+            for k, (metric, label) in enumerate(
+                [("train_acc", "clean-train"), ("test_acc", "test")]
+            ):
+                ax = axes[2 * r + k, c]
+                if k == 0:
+                    ax.set_title(draw.panel_title(protocol, rest))
+                ax.set_ylabel(f"{label} accuracy (%)")
+                ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+                if k == 1:
+                    ax.set_xlabel("epoch")
+                if facet.empty:
+                    draw.empty_panel(ax, "no epochs")
+                    continue
+                for arm in arms:
+                    cells = facet[facet["arm"] == arm]
+                    colour = styles[arm].colour
+                    for _, run in cells.groupby("run_id"):
+                        ax.plot(run["epoch"], 100 * run[metric], color=colour, lw=0.6, alpha=0.35)
+                    mean = cells.groupby("epoch")[metric].mean()
+                    ax.plot(mean.index, 100 * mean.to_numpy(), color=colour, lw=1.6)
+    draw.arm_legend(fig, arms, styles, title="thick: mean over seeds; thin: single seeds")
+    return draw.save(fig, folder, "learning_curves")
+
+
+def schedule_figure(results: Results, folder: Path) -> list[Path]:
+    styles = results.styles
+    epochs = results.epochs
+    scheduled = set(
+        epochs.loc[
+            epochs["arm"].isin(results.ok.loc[results.ok["schedule"] != "constant", "arm"]), "arm"
+        ]
+    )
+    regularizers = {a.split(" (")[0] for a in scheduled}
+    arms = [a for a in styles if a in scheduled or (a in regularizers and a in set(epochs["arm"]))]
+    fig, axes = draw.new_figure(1, 2, 2.0)
+    for ax, column, label in [
+        (axes[0, 0], "regularizer_prob", "probability per batch"),
+        (axes[0, 1], "regularizer_strength", "strength"),
+    ]:
+        if column not in epochs or epochs[column].isna().all():
+            draw.empty_panel(ax, "not recorded")
+            continue
+        for arm in arms:
+            mean = epochs[epochs["arm"] == arm].groupby("epoch")[column].mean().dropna()
+            dashed = arm not in scheduled
+            ax.plot(
+                mean.index,
+                mean.to_numpy(),
+                color=styles[arm].colour,
+                ls="--" if dashed else "-",
+                marker=styles[arm].marker,
+                ms=4,
+            )
+        ax.set_ylim(0, max(1.0, ax.get_ylim()[1]) * 1.05)
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        ax.set_xlabel("epoch")
+        ax.set_ylabel(label)
+    handles = [
+        Line2D(
+            [],
+            [],
+            color=styles[a].colour,
+            ls="-" if a in scheduled else "--",
+            marker=styles[a].marker,
+            ms=4,
+            label=style.plot_text(a),
+        )
+        for a in arms
+    ]
+    fig.legend(
+        handles=handles,
+        loc="outside lower center",
+        ncol=min(len(handles), 4),
+        frameon=False,
+        title="mean over protocols and seeds; dashed: constant schedule for reference",
+    )
+    return draw.save(fig, folder, "schedules")
+
+
+def scatter_figure(results: Results, folder: Path) -> list[Path]:
+    styles = results.styles
+    arms = list(styles)
+    fig, axes = draw.new_figure(len(results.rests), len(results.protocols), 2.4)
+    for r, c, protocol, rest, cells in _cells(results):
+        ax = axes[r, c]
+        ax.set_title(draw.panel_title(protocol, rest))
+        ax.set_xlabel("test ECE (%)")
+        if c == 0:
+            ax.set_ylabel("test accuracy (%)")
+        if cells.empty:
+            draw.empty_panel(ax)
+            continue
+        for arm in arms:
+            cell = cells[cells["arm"] == arm].dropna(subset=["test_ece", "test_acc"])
+            if cell.empty:
+                continue
+            x, y = 100 * cell["test_ece"].to_numpy(), 100 * cell["test_acc"].to_numpy()
+            st = styles[arm]
+            ax.scatter(x, y, s=12, color=st.colour, marker=st.marker, alpha=0.45, lw=0)
+            sx, sy = stats.describe(x), stats.describe(y)
+            err = {}
+            if sx["n"] > 1:
+                err = {"xerr": sx["ci_high"] - sx["mean"], "yerr": sy["ci_high"] - sy["mean"]}
+            ax.errorbar(
+                sx["mean"],
+                sy["mean"],
+                **err,
+                color=st.colour,
+                marker=st.marker,
+                ms=6,
+                mec="white",
+                mew=0.6,
+                lw=1,
+                capsize=2,
+            )
+    draw.arm_legend(
+        fig,
+        arms,
+        styles,
+        title="small: single cells; large: mean with 95% t intervals; up-left is better",
+    )
+    return draw.save(fig, folder, "accuracy_vs_ece")
+
+
+def train_size_figure(results: Results, folder: Path) -> list[Path]:
+    styles = results.styles
+    arms = list(styles)
+    ok = results.ok
+    others = [c for c in results.varying if c != "train_size"]
+    rests = ok[others].drop_duplicates().sort_values(others) if others else pd.DataFrame(index=[0])
+    fig, axes = draw.new_figure(2 * len(rests), len(results.protocols), 2.2, sharex=True)
+    claim = next(c for c in claims.CLAIMS if c.claim_id == "cutmix_improves_test_acc")
+    for r, (_, rest_row) in enumerate(rests.iterrows()):
+        rest = ", ".join(f"{c}={style.format_value(rest_row[c])}" for c in others)
+        for c, protocol in enumerate(results.protocols):
+            mask = ok["protocol"] == protocol
+            for column in others:
+                mask &= ok[column] == rest_row[column]
+            facet = ok[mask]
+            top, bottom = axes[2 * r, c], axes[2 * r + 1, c]
+            top.set_title(draw.panel_title(protocol, rest))
+            for arm in arms:
+                per_size = facet[facet["arm"] == arm].groupby("train_size")["gap"]
+                if not len(per_size):
+                    continue
+                described = pd.DataFrame({size: stats.describe(v) for size, v in per_size}).T
+                top.errorbar(
+                    described.index,
+                    100 * described["mean"],
+                    yerr=100 * (described["ci_high"] - described["mean"]).fillna(0),
+                    color=styles[arm].colour,
+                    marker=styles[arm].marker,
+                    ms=4,
+                    capsize=2,
+                )
+            top.set_ylabel("gap (pp)")
+            sizes, effects = [], []
+            for size in sorted(facet["train_size"].unique()):
+                where = {
+                    "protocol": protocol,
+                    "train_size": size,
+                    **{k: rest_row[k] for k in others},
+                }
+                where.update(
+                    {k: facet[facet["train_size"] == size][k].iloc[0] for k in results.varying}
+                )
+                diff = claims.arm_effect(results, claim, where)
+                if len(diff):
+                    result = stats.compare(
+                        diff,
+                        pd.Series(0.0, index=diff.index),
+                        seed=stats.seed_for("train_size", where),
+                    )
+                    sizes.append(size)
+                    effects.append(result)
+            bottom.axhline(0, color="0.4", lw=0.8)
+            if effects:
+                mean = np.array([e.effect for e in effects]) * 100
+                low = np.array([e.ci_low for e in effects]) * 100
+                high = np.array([e.ci_high for e in effects]) * 100
+                yerr = np.nan_to_num(np.vstack([mean - low, high - mean]))
+                bottom.errorbar(
+                    sizes,
+                    mean,
+                    yerr=yerr,
+                    color=styles.get("cutmix", styles[arms[0]]).colour,
+                    marker="o",
+                    capsize=2,
+                )
+            bottom.set_ylabel("test acc.: cutmix − none (pp)")
+            bottom.set_xlabel("training images")
+            bottom.set_xscale("log")
+    draw.arm_legend(
+        fig,
+        arms,
+        styles,
+        title="top: gap per arm (95% t interval); bottom: paired difference (95% bootstrap interval)",
+    )
+    return draw.save(fig, folder, "train_size")
+
+
+def robustness_figure(results: Results, folder: Path) -> list[Path]:
+    styles = results.styles
+    arms = list(styles)
+    metrics = [("test_acc", "clean", "o", True)]
+    metrics += [
+        (m, label, mk, f)
+        for m, label, mk, f in [
+            ("corruption_acc", "corrupted (mean over corruptions)", "s", False),
+            ("occlusion_acc", "occluded (25% grey square)", "^", False),
+        ]
+        if results.has(m)
+    ]
+    shifts = np.linspace(-0.22, 0.22, len(metrics))
+    fig, axes = draw.new_figure(
+        len(results.rests), len(results.protocols), _panel_height(arms) + 0.3, sharey=True
+    )
+    for r, c, protocol, rest, cells in _cells(results):
+        ax = axes[r, c]
+        ax.set_title(draw.panel_title(protocol, rest))
+        draw.arm_axis(ax, arms)
+        if cells.empty:
+            draw.empty_panel(ax)
+            continue
+        for (metric, _, marker, filled), shift in zip(metrics, shifts, strict=True):
+            draw.dot_panel(
+                ax, cells, metric, arms, styles, 100, marker=marker, filled=filled, shift=shift
+            )
+        ax.set_xlabel("test accuracy (%)")
+    draw.marker_legend(fig, [(label, m, f) for _, label, m, f in metrics], note=SEEDS_NOTE)
+    return draw.save(fig, folder, "robustness")
+
+
+def corruption_figure(results: Results, folder: Path) -> list[Path]:
+    styles = results.styles
+    table = results.robustness
+    arms = [a for a in styles if a in set(table["arm"])]
+    families = sorted(table["corruption"].unique())
+    per_seed = table.groupby(["arm", "protocol", "rest", "corruption", "seed"], as_index=False)[
+        "accuracy"
+    ].mean()
+    fig, axes = draw.new_figure(
+        len(results.rests),
+        len(results.protocols),
+        0.32 * len(families) * max(1, len(arms) / 3) + 0.9,
+        sharey=True,
+    )
+    dodge = draw.offsets(len(arms), width=0.7)
+    for r, rest in enumerate(results.rests):
+        for c, protocol in enumerate(results.protocols):
+            ax = axes[r, c]
+            ax.set_title(draw.panel_title(protocol, rest))
+            facet = per_seed[(per_seed["protocol"] == protocol) & (per_seed["rest"] == rest)]
+            for k, arm in enumerate(arms):
+                for i, family in enumerate(families):
+                    values = facet[(facet["arm"] == arm) & (facet["corruption"] == family)][
+                        "accuracy"
+                    ]
+                    if len(values):
+                        draw.dot_row(
+                            ax,
+                            i + dodge[k],
+                            100 * values.to_numpy(),
+                            styles[arm].colour,
+                            marker=styles[arm].marker,
+                            spread=0.08,
+                        )
+            ax.set_yticks(range(len(families)), [style.plot_text(f, 24) for f in families])
+            ax.set_ylim(len(families) - 0.5, -0.5)
+            ax.set_xlabel("accuracy (%)")
+    draw.arm_legend(fig, arms, styles, title="accuracy averaged over severities per seed")
+    return draw.save(fig, folder, "robustness_corruptions")
+
+
+@dataclass(frozen=True)
+class FigureSpec:
+    name: str
+    title: str
+    caption: str
+    draw: Callable[[Results, Path], list[Path]]
+    needs: Callable[[Results], str]  # '' when the figure can be drawn, else why not
+
+
+def _needs_ok(results: Results) -> str:
+    return "" if len(results.ok) else "no finished cells"
+
+
+def _needs(*checks: Callable[[Results], str]) -> Callable[[Results], str]:
+    def check(results: Results) -> str:
+        return next((reason for reason in (c(results) for c in checks) if reason), "")
+
+    return check
+
+
+def _has(column: str) -> Callable[[Results], str]:
+    return lambda r: "" if r.has(column) else f"runs.csv has no {column} values"
+
+
+def _table(name: str) -> Callable[[Results], str]:
+    return lambda r: (
+        "" if getattr(r, name) is not None else f"no {name}.csv rows for finished cells"
+    )
+
+
+def _scheduled(results: Results) -> str:
+    if not (results.ok["schedule"] != "constant").any():
+        return "no arm has a schedule other than constant"
+    columns = ["regularizer_prob", "regularizer_strength"]
+    if results.epochs is None or not any(
+        c in results.epochs and results.epochs[c].notna().any() for c in columns
+    ):
+        return "epochs.csv has no regularizer_prob / regularizer_strength values"
+    return ""
+
+
+def _sizes(results: Results) -> str:
+    return "" if results.ok["train_size"].nunique() > 1 else "the sweep has one train size"
+
+
+def _robust(results: Results) -> str:
+    return (
+        ""
+        if results.has("corruption_acc") or results.has("occlusion_acc")
+        else "runs.csv has no corruption_acc / occlusion_acc values"
+    )
+
+
+FIGURES = [
+    FigureSpec(
+        "gap",
+        "Generalization gap",
+        "Clean-train (hollow triangles) and test accuracy (dots), and their difference, per regularizer.",
+        gap_figure,
+        _needs_ok,
+    ),
+    FigureSpec(
+        "calibration_ece",
+        "Calibration: ECE",
+        "Expected calibration error on test (15 equal-width bins, top label); hollow diamonds: after temperature scaling on the validation split.",
+        ece_figure,
+        _needs(_needs_ok, _has("test_ece")),
+    ),
+    FigureSpec(
+        "reliability",
+        "Reliability diagrams",
+        "Accuracy vs confidence per bin on test, seeds pooled (counts summed); grey bars: share of test images per bin; dashed: perfect calibration.",
+        reliability_figure,
+        _needs(_needs_ok, _table("calibration")),
+    ),
+    FigureSpec(
+        "confidence",
+        "Confidence histograms",
+        "Share of test images per confidence bin (top-label confidence), seeds pooled.",
+        confidence_figure,
+        _needs(_needs_ok, _table("calibration")),
+    ),
+    FigureSpec(
+        "throughput",
+        "Throughput",
+        "Training images per second, and the regularizer's share of a training step (regularizer ms per batch over batch time).",
+        throughput_figure,
+        _needs(_needs_ok, _has("train_images_per_s")),
+    ),
+    FigureSpec(
+        "learning_curves",
+        "Learning curves",
+        "Clean-train and test accuracy after each epoch.",
+        curves_figure,
+        _needs(_needs_ok, _table("epochs")),
+    ),
+    FigureSpec(
+        "schedules",
+        "Regularizer schedules",
+        "Probability and strength of the regularizer per epoch for scheduled arms (solid) and the same regularizer with the constant schedule (dashed).",
+        schedule_figure,
+        _needs(_needs_ok, _scheduled),
+    ),
+    FigureSpec(
+        "accuracy_vs_ece",
+        "Accuracy vs calibration",
+        "Test accuracy against test ECE: one small point per cell, the mean per regularizer with 95% t intervals.",
+        scatter_figure,
+        _needs(_needs_ok, _has("test_ece")),
+    ),
+    FigureSpec(
+        "train_size",
+        "Effect of train size",
+        "Gap per regularizer, and the paired cutmix − none test-accuracy difference, against the number of training images.",
+        train_size_figure,
+        _needs(_needs_ok, _sizes),
+    ),
+    FigureSpec(
+        "robustness",
+        "Robustness",
+        "Clean test accuracy, mean accuracy over synthetic corruptions, and accuracy with an occluding square.",
+        robustness_figure,
+        _needs(_needs_ok, _robust),
+    ),
+    FigureSpec(
+        "robustness_corruptions",
+        "Accuracy per corruption",
+        "Accuracy per corruption family (mean over severities), mean over seeds with 95% t intervals.",
+        corruption_figure,
+        _needs(_needs_ok, _table("robustness")),
+    ),
+]
+
+
+def draw_figures(results: Results, folder: Path) -> list[Drawn]:
+    """Draw every figure the results allow into `folder`; skipped ones carry the reason."""
+    folder.mkdir(parents=True, exist_ok=True)
+    drawn = []
+    with draw.figure_style():
+        for spec in FIGURES:
+            item = Drawn(spec.name, spec.title, spec.caption)
+            item.skipped = spec.needs(results)
+            if not item.skipped:
+                item.files = spec.draw(results, folder)
+            drawn.append(item)
+    return drawn
