@@ -259,7 +259,9 @@ def run_ray(
     record = _Recorder(results, on_result, keep_best_model=False)
     started_here = not ray.is_initialized()
     if started_here:
-        ray.init(address=address, include_dashboard=False, logging_level="WARNING")
+        local = address is None and not os.environ.get("RAY_ADDRESS")
+        options = {"include_dashboard": False} if local else {}  # a local instance: no dashboard
+        ray.init(address=address, logging_level="WARNING", **options)
     try:
         resources = ray.cluster_resources()
         cluster_gpus, cluster_cpus = resources.get("GPU", 0), resources.get("CPU", 1)

@@ -276,10 +276,11 @@ def _check_backbones(cells: list[RunConfig], labels: list[str], fail) -> None:
 # Cost model and status
 
 
-# Rough effective throughput of a device in multiply-adds per second for these small convnets,
-# measured loosely (2 shared CPU cores; one H100 with bf16 + channels_last). Only for --dry-run
-# and the ETA before any cell finished; as soon as cells finish, their measured times rescale it.
-DEVICE_MACS_PER_S = {"cpu": 2.0e10, "cuda": 4.0e13}
+# Rough effective throughput of a device in multiply-adds per second for these small convnets.
+# cpu: tf_efficientnet_lite0 at 32 px on 2 shared cores ran at 2.5-3e9 (small images use a CPU
+# poorly); cuda: a guess for one H100 with bf16 + channels_last, not measured yet. Only for
+# --dry-run and the ETA before any cell finished: finished cells' measured times rescale it.
+DEVICE_MACS_PER_S = {"cpu": 4.0e9, "cuda": 2.0e13}
 # Multiply-adds of one forward pass at 224 px (timm / papers), scaled by (image_size / 224)^2.
 BACKBONE_GMACS_224 = {
     "resnet50": 4.1, "resnet18": 1.8, "resnet10t": 1.1, "tf_efficientnet_lite0": 0.4,
@@ -289,12 +290,14 @@ BACKBONE_GMACS_224 = {
 DEFAULT_GMACS_224 = 2.0
 CELL_OVERHEAD_S = {"cpu": 5.0, "cuda": 20.0}  # data + model set-up (and compiling on CUDA)
 CIFAR10_TRAIN, CIFAR10_TEST = 50000, 10000
-ROBUSTNESS_PASSES = 20  # corruptions x severities + occlusion + flip, each one forward pass
+ROBUSTNESS_PASSES = 6  # forward passes over the robustness subset: occlusion + 5 corruptions
 
 
 def estimate_seconds(cfg: RunConfig, device: str) -> float:
-    """A rough cost model of one cell: forward = 1 unit, training step = 3 units with the backbone
-    trained, ~1 unit when frozen (backward through the head only)."""
+    """A rough cost model of one cell, in forward passes of one image: a training image costs
+    3 with the backbone trained, 1 when frozen (backward through the head only); every epoch
+    evaluates the clean-train, validation and test subsets; at the end the flip-rate pass over
+    the test set and ROBUSTNESS_PASSES over the robustness subset."""
     macs = BACKBONE_GMACS_224.get(cfg.backbone.split(".")[0], DEFAULT_GMACS_224) * 1e9
     macs *= (cfg.image_size / 224) ** 2
     train = cfg.train_size or (CIFAR10_TRAIN - cfg.val_size)
@@ -302,7 +305,8 @@ def estimate_seconds(cfg: RunConfig, device: str) -> float:
     frozen_fraction = {"frozen": 1.0, "staged": cfg.unfreeze_at}.get(cfg.protocol, 0.0)
     step_units = frozen_fraction * 1.0 + (1 - frozen_fraction) * 3.0
     per_epoch = train * step_units + (min(cfg.train_eval_size, train) + cfg.val_size + test)
-    forwards = cfg.epochs * per_epoch + cfg.robustness_size * ROBUSTNESS_PASSES
+    robust = min(cfg.robustness_size or test, test)
+    forwards = cfg.epochs * per_epoch + test + robust * ROBUSTNESS_PASSES
     return CELL_OVERHEAD_S[device] + forwards * macs / DEVICE_MACS_PER_S[device]
 
 

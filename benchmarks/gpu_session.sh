@@ -29,9 +29,9 @@ case "${1:-throughput}" in
       --batch-size 128 --train-size 6400 --workers 4 --out "$OUT/throughput-32.md" 2>&1 | grep -v Warning
     ;;
   sweep)
-    regbench sweep run sweeps/gpu-subset.toml --data-dir gpu/cifar10 --results-dir "$OUT/gpu-subset" 2>&1 \
+    regbench sweep run sweeps/gpu-subset.toml --data-dir gpu/cifar10 --results-dir results/gpu-subset 2>&1 \
       | grep -v "step/s" | tail -25
-    tar -czf "$OUT/gpu-subset.tar.gz" -C "$OUT" gpu-subset && rm -rf "$OUT/gpu-subset"
+    tar -czf "$OUT/gpu-subset.tar.gz" -C results gpu-subset
     ;;
   regularizers)
     python3 benchmarks/regularizer_table.py --device cuda --out "$OUT/regularizers-gpu.md"

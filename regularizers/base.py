@@ -20,10 +20,9 @@ from __future__ import annotations
 from typing import Any, ClassVar
 
 import torch
-import torch.nn.functional as F
 
 from .checks import check_batch, check_choice, check_number
-from .ops import sample_beta, uniform
+from .ops import sample_beta
 from .schedules import SCHEDULES, build_schedule
 
 Draws = dict[str, torch.Tensor]
@@ -119,20 +118,20 @@ class Regularizer:
         """Deterministic: images [B, C, H, W], float targets [B, K], draws -> new (images, targets)."""
         raise NotImplementedError
 
-    def partner_share(self, alpha: float, n: int, generator, device) -> torch.Tensor:
+    def partner_share(self, alpha: float, u: torch.Tensor, generator) -> torch.Tensor:
         """float32 [n] share of the partner: (1 - lam) * strength, 0 where not applied.
 
         lam ~ Beta(alpha, alpha) is the paper's weight of the sample itself; the schedule's
-        strength scales only the partner's part, and `current_prob` draws which entries apply.
+        strength scales only the partner's part; entry i applies when uniform u[i] < prob.
         """
-        lam = sample_beta(alpha, n, generator, device)
-        applied = uniform((n,), generator, device) < self.current_prob
-        return (1.0 - lam) * (self.current_strength * applied)
+        lam = sample_beta(alpha, u.shape[0], generator, u.device)
+        return (1.0 - lam) * torch.where(u < self.current_prob, self.current_strength, 0.0)
 
     def targets(self, labels: torch.Tensor) -> torch.Tensor:
         """float32 [B, K]: one-hot (or the given soft targets), smoothed towards uniform."""
         if labels.ndim == 1:
-            targets = F.one_hot(labels.long(), self.num_classes).to(torch.float32)
+            targets = torch.zeros((labels.shape[0], self.num_classes), device=labels.device)
+            targets.scatter_(1, labels.long()[:, None], 1.0)
         else:
             targets = labels.to(torch.float32)
         eps = self._params["label_smoothing"]

@@ -17,7 +17,15 @@ import torch
 
 from .base import Draws, Regularizer
 from .checks import check_choice, check_number, check_pair
-from .ops import below, box_area, box_mask, centred_boxes, random_partner, uniform
+from .ops import (
+    below,
+    box_area,
+    box_mask,
+    centred_boxes,
+    gather_batch,
+    random_partner,
+    uniform,
+)
 
 MODES = ("batch", "elem")
 
@@ -44,12 +52,12 @@ def sample_boxes(
     [min, max) of the image's side, the area scaled by the strength, the box inside the image.
     """
     if minmax is None:
-        side = torch.sqrt(reg.partner_share(alpha, n, generator, device))
-        u = uniform((2, n), generator, device)
+        u = uniform((3, n), generator, device)
+        side = torch.sqrt(reg.partner_share(alpha, u[0], generator))
         cut_h, cut_w = (height * side).long(), (width * side).long()  # floor, as the paper
-        return centred_boxes(below(u[0], height), below(u[1], width), cut_h, cut_w, height, width)
+        return centred_boxes(below(u[1], height), below(u[2], width), cut_h, cut_w, height, width)
     u = uniform((5, n), generator, device)
-    scale = torch.sqrt(reg.current_strength * (u[0] < reg.current_prob))  # 0 where not applied
+    scale = torch.where(u[0] < reg.current_prob, reg.current_strength**0.5, 0.0)  # area x s
     sides = []
     for i, size in ((1, height), (2, width)):
         low, high = int(size * minmax[0]), int(size * minmax[1])
@@ -67,19 +75,21 @@ def paste(
     Target = kept * y_i + (1 - kept) * y_partner, kept = 1 - the box's clipped area fraction.
     """
     _, _, h, w = images.shape
-    kept = 1.0 - box_area(box, h, w)
-    targets = torch.lerp(targets[partner], targets, kept[:, None])
-    if box.shape[0] == 1:  # one box: slice it, so only the box's pixels are gathered
+    partner_targets = targets.index_select(0, partner)
+    if box.shape[0] == 1:  # one box: slice it, so only the box's pixels are copied
         y0, y1, x0, x1 = box[0].tolist()  # a host sync on CUDA
         out = images.clone()
-        # out[i] <- images[partner[i]] is out[inverse[k]] <- images[k]: index_copy_ then reads
-        # the box straight out of `images`, with no gathered copy of it.
-        inverse = torch.argsort(partner)
-        out[:, :, y0:y1, x0:x1].index_copy_(0, inverse, images[:, :, y0:y1, x0:x1])
-        return out, targets
-    mixed = images[partner]
+        # Gather the partners' boxes straight into the output's box (out= a view): no
+        # temporary copy of the box (a fresh buffer costs page faults on CPU).
+        box_view = out[:, :, y0:y1, x0:x1]
+        torch.index_select(images[:, :, y0:y1, x0:x1], 0, partner, out=box_view)
+        kept = 1.0 - (y1 - y0) * (x1 - x0) / (h * w)
+        return out, torch.lerp(partner_targets, targets, kept)
+    mixed = gather_batch(images, partner)
     # Write into the gathered partner copy in place: one new batch-sized tensor per call.
-    return torch.where(box_mask(box, h, w), mixed, images, out=mixed), targets
+    out = torch.where(box_mask(box, h, w), mixed, images, out=mixed)
+    kept = 1.0 - box_area(box, h, w)
+    return out, torch.lerp(partner_targets, targets, kept[:, None])
 
 
 class CutMix(Regularizer):

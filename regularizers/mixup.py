@@ -15,7 +15,7 @@ import torch
 
 from .base import Draws, Regularizer
 from .checks import check_choice, check_number
-from .ops import random_partner
+from .ops import gather_batch, random_partner, uniform
 
 MODES = ("batch", "elem")
 
@@ -28,10 +28,10 @@ def mix(
     partner: int64 [B]; lam: float32 [1] (one weight for the batch) or [B], the weight of each
     sample itself. Images are blended in their own dtype, targets in float32.
     """
-    mixed = images[partner]
+    mixed = gather_batch(images, partner)
     # Blend into the gathered partner copy in place: one new batch-sized tensor per call.
     mixed.lerp_(images, lam.to(images.dtype).view(-1, 1, 1, 1))
-    return mixed, torch.lerp(targets[partner], targets, lam[:, None])
+    return mixed, torch.lerp(targets.index_select(0, partner), targets, lam[:, None])
 
 
 class MixUp(Regularizer):
@@ -54,9 +54,10 @@ class MixUp(Regularizer):
         b, dev = images.shape[0], images.device
         n = b if self._params["mode"] == "elem" else 1
         partner = random_partner(b, generator, dev)
+        u = uniform((n,), generator, dev)
         return {
             "partner": partner,
-            "lam": 1.0 - self.partner_share(self._params["alpha"], n, generator, dev),
+            "lam": 1.0 - self.partner_share(self._params["alpha"], u, generator),
         }
 
     def apply(

@@ -18,7 +18,7 @@ from .base import Draws, Regularizer
 from .checks import check_choice, check_number
 from .cutmix import MODES, check_minmax, paste, sample_boxes
 from .mixup import mix
-from .ops import box_area, box_mask, random_partner, uniform
+from .ops import box_area, box_mask, gather_batch, random_partner, uniform
 
 
 class MixUpCutMix(Regularizer):
@@ -49,8 +49,9 @@ class MixUpCutMix(Regularizer):
         dev, p = images.device, self._params
         n = b if p["mode"] == "elem" else 1
         partner = random_partner(b, generator, dev)
-        use_cutmix = uniform((n,), generator, dev) < p["switch_prob"]
-        lam = 1.0 - self.partner_share(p["mixup_alpha"], n, generator, dev)
+        u = uniform((2, n), generator, dev)
+        use_cutmix = u[0] < p["switch_prob"]
+        lam = 1.0 - self.partner_share(p["mixup_alpha"], u[1], generator)
         box = sample_boxes(self, p["cutmix_alpha"], p["minmax"], n, h, w, generator, dev)
         return {"partner": partner, "use_cutmix": use_cutmix, "lam": lam, "box": box}
 
@@ -65,7 +66,7 @@ class MixUpCutMix(Regularizer):
         _, _, h, w = images.shape
         cut = use_cutmix.view(-1, 1, 1, 1)
         weight = torch.where(cut, ~box_mask(box, h, w), lam.view(-1, 1, 1, 1))  # [B, 1, H, W]
-        mixed = images[partner]
+        mixed = gather_batch(images, partner)
         mixed.lerp_(images, weight.to(images.dtype))  # in place: one new batch-sized tensor
         kept = torch.where(use_cutmix, 1.0 - box_area(box, h, w), lam)
-        return mixed, torch.lerp(targets[partner], targets, kept[:, None])
+        return mixed, torch.lerp(targets.index_select(0, partner), targets, kept[:, None])

@@ -16,28 +16,34 @@ def uniform(shape: tuple[int, ...], generator: torch.Generator | None, device) -
     return torch.rand(shape, generator=generator, device=device)
 
 
-def below(u: torch.Tensor, high: torch.Tensor | float) -> torch.Tensor:
+def below(u: torch.Tensor, high: torch.Tensor | int) -> torch.Tensor:
     """int64 floor(u * high) for uniform u: an integer uniform in [0, high) (high >= 1)."""
     # u * high can round up to high in float32 when high is large: clamp to high - 1.
-    high = torch.as_tensor(high, dtype=u.dtype, device=u.device)
-    return torch.minimum(torch.floor(u * high), high - 1).long()
+    if isinstance(high, int):
+        return (u * high).long().clamp_max_(high - 1)
+    return torch.minimum((u * high).long(), high - 1)
 
 
 def sample_beta(alpha: float, n: int, generator: torch.Generator | None, device) -> torch.Tensor:
     """float32 [n] draws of Beta(alpha, alpha).
 
-    torch.distributions.Beta cannot take a generator, so draw Beta(a, a) = X / (X + Y) with
-    X, Y ~ Gamma(a) independent, from the generator-aware `torch._standard_gamma`.
+    torch.distributions.Beta cannot take a generator; a two-component Dirichlet(alpha, alpha)
+    is Beta(alpha, alpha) in its first component, and `torch._sample_dirichlet` takes one (it
+    normalises two Gamma(alpha) draws and clamps away the 0 / 0 of tiny alphas).
     """
-    gamma = torch._standard_gamma(torch.full((2, n), alpha, device=device), generator=generator)
-    # Both gammas underflow to 0 only for tiny alpha; call that draw an even split, not NaN.
-    return torch.nan_to_num(gamma[0] / (gamma[0] + gamma[1]), nan=0.5)
+    concentration = torch.full((n, 2), alpha, device=device)
+    return torch._sample_dirichlet(concentration, generator=generator)[:, 0]
 
 
 def random_partner(n: int, generator: torch.Generator | None, device) -> torch.Tensor:
     """int64 [n] partner indices: a random permutation, so any n works (odd, 1); a fixed point
     pairs a sample with itself, which leaves that sample unchanged."""
     return torch.randperm(n, generator=generator, device=device)
+
+
+def gather_batch(images: torch.Tensor, partner: torch.Tensor) -> torch.Tensor:
+    """images[partner] as a new tensor in the images' memory format (channels_last stays so)."""
+    return torch.index_select(images, 0, partner, out=torch.empty_like(images))
 
 
 def box_mask(box: torch.Tensor, height: int, width: int) -> torch.Tensor:
@@ -55,8 +61,7 @@ def box_mask(box: torch.Tensor, height: int, width: int) -> torch.Tensor:
 
 def box_area(box: torch.Tensor, height: int, width: int) -> torch.Tensor:
     """float32 [n]: each box's area as a fraction of the image (boxes are already clipped)."""
-    sides = (box[:, 1::2] - box[:, 0::2]).to(torch.float32)  # [n, 2]: box height, box width
-    return sides[:, 0] * sides[:, 1] / (height * width)
+    return torch.prod(box[:, 1::2] - box[:, 0::2], dim=1) / (height * width)
 
 
 def centred_boxes(
@@ -74,5 +79,6 @@ def centred_boxes(
     """
     y0, x0 = cy - cut_h // 2, cx - cut_w // 2
     box = torch.stack([y0, y0 + cut_h, x0, x0 + cut_w], dim=1)
-    limit = torch.tensor([height, height, width, width], device=box.device)
-    return torch.minimum(box.clamp_min(0), limit)
+    box[:, :2].clamp_(0, height)
+    box[:, 2:].clamp_(0, width)
+    return box

@@ -77,7 +77,7 @@ class RandomErasing(Regularizer):
         mask = box_mask(draws["box"], images.shape[2], images.shape[3])  # [B, 1, H, W]
         value = self._params["value"]
         if value == "zero":
-            return images.masked_fill(mask, 0.0), targets
+            return torch.where(mask, 0.0, images), targets  # keeps channels_last
         if value == "mean":
             mean = images.mean(dim=(0, 2, 3), keepdim=True, dtype=torch.float32)
             return torch.where(mask, mean.to(images.dtype), images), targets

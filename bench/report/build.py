@@ -122,10 +122,8 @@ def _arms_table(results: Results) -> render.Table:
     return render.Table(["label", "regularizer", "schedule", "regularizer_params"], rows)
 
 
-def _claim_list(claims: pd.DataFrame) -> render.Table:
-    rows = []
-    for claim in claims_mod.CLAIMS:
-        rows.append([claim.claim_id, claim.claim, claim.metric_label])
+def _claim_list() -> render.Table:
+    rows = [[c.claim_id, c.claim, c.metric_label] for c in claims_mod.CLAIMS]
     return render.Table(["claim", "statement", "metric (effect = claimed direction)"], rows)
 
 
@@ -151,7 +149,8 @@ def _method(results: Results, n_p: int) -> list[render.Para]:
             "Tables: mean ± sample standard deviation (ddof=1) over the seeds of one "
             "regularizer in one scope; n is the number of finished cells averaged, failed cells "
             "are counted separately and never averaged in. A value is bold when it is the best "
-            "of its scope and its mean ± std range does not overlap the runner-up's (needs n >= 2)."
+            "of its scope and its mean ± std range does not overlap the runner-up's (needs "
+            "n >= 2)."
         ),
         render.Para(
             "Figures: small points are single cells (seeds), large markers their mean, bars the "
@@ -197,9 +196,14 @@ def _pages(results, summary, claims, drawn, notes) -> render.Page:
             "test, p (Holm) the same adjusted over the whole table (see Method)."
         ),
         render.Table(
-            tables.CLAIM_HEADER, tables.claim_rows(claims), right_from=2, verdict_column=7
+            tables.CLAIM_HEADER,
+            tables.claim_rows(claims),
+            right_from=2,
+            verdict_column=7,
+            groups=list(claims["claim_id"]),
         ),
-        _claim_list(claims),
+        render.Para("What each claim says, and the metric its effect is computed on:"),
+        _claim_list(),
     ]
     header, rows, marks = tables.table_rows(results, summary)
     blocks += [
@@ -208,7 +212,14 @@ def _pages(results, summary, claims, drawn, notes) -> render.Page:
             "Mean ± std over seeds (std with ddof=1); n = finished cells (failed ones in "
             "parentheses); bold = best of its scope outside the seed spread."
         ),
-        render.Table(header, rows, marks, right_from=len(header) - len(marks[0])),
+        render.Table(
+            header,
+            rows,
+            marks,
+            right_from=len(header) - len(marks[0]),
+            groups=list(summary["scope"]),
+            nowrap=True,
+        ),
     ]
     if len(results.failed):
         blocks += [render.Heading("Failed cells"), _failures(results)]

@@ -17,10 +17,8 @@ the other side), `inconclusive`, or `not measured` (the sweep lacks the cells or
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 
-import numpy as np
 import pandas as pd
 
 from bench.report import stats, style
@@ -264,10 +262,10 @@ def _row(claim: Claim, scope: str, result: stats.Comparison | None, note: str) -
 
 
 def _scopes(results: Results, protocol: str | None) -> list[dict]:
-    columns = results.scope_columns
-    runs = results.runs if protocol is None else results.runs[results.runs["protocol"] == protocol]
-    keys = runs[columns].drop_duplicates()
-    return [dict(zip(columns, key, strict=True)) for key in keys.itertuples(index=False)]
+    """The scope columns' values of every scope (in report order), optionally one protocol's."""
+    first = results.runs.drop_duplicates("scope").set_index("scope")
+    wheres = [first.loc[scope, results.scope_columns].to_dict() for scope in results.scopes()]
+    return [w for w in wheres if protocol is None or w["protocol"] == protocol]
 
 
 def _pairwise(results: Results, claim: Claim) -> list[dict]:
@@ -367,7 +365,3 @@ def verdict_counts(table: pd.DataFrame) -> dict[str, int]:
     order = ["supported", "contradicted", "inconclusive", "not measured"]
     counts = table["verdict"].value_counts()
     return {v: int(counts.get(v, 0)) for v in order if counts.get(v, 0)}
-
-
-def is_number(value: object) -> bool:
-    return isinstance(value, (int, float, np.floating)) and not math.isnan(value)

@@ -8,6 +8,7 @@ callers pass ready values.
 from __future__ import annotations
 
 import contextlib
+import textwrap
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -19,7 +20,7 @@ from matplotlib.lines import Line2D
 from bench.report import stats, style
 
 PANEL_WIDTH = 2.35  # inches: three panels fit a 7-inch two-column page width
-DPI = 200
+DPI = 150
 RC = {
     "font.size": 9,
     "axes.titlesize": 9,
@@ -58,6 +59,7 @@ def save(fig: Figure, folder: Path, name: str) -> list[Path]:
     """PNG for viewing and PDF for papers; no creation date, so reruns give identical PDFs."""
     paths = [folder / f"{name}.png", folder / f"{name}.pdf"]
     fig.savefig(paths[0], dpi=DPI)
+    fig.set_layout_engine("none")  # keep the layout just computed: the PDF needs no second pass
     fig.savefig(paths[1], metadata={"CreationDate": None})
     return paths
 
@@ -114,20 +116,26 @@ def empty_panel(ax, text: str = "no finished cells") -> None:
     ax.set_xticks([])
 
 
+def legend(fig: Figure, handles: list, title: str = "", inches_per_entry: float = 1.5) -> None:
+    """A legend under the panels with as many columns as fit the figure's width."""
+    fits = int(fig.get_figwidth() // inches_per_entry)
+    ncol = max(1, min(len(handles), fits))
+    fig.legend(
+        handles=handles, loc="outside lower center", ncol=ncol, frameon=False, title=title or None
+    )
+
+
 def marker_legend(fig: Figure, entries: list[tuple[str, str, bool]], note: str = "") -> None:
-    """A legend of marker meanings (label, marker, filled) under the panels, `note` above it."""
+    """What the markers mean (label, marker, filled), with `note` as the legend's title."""
     handles = [
         Line2D([], [], ls="", marker=m, mfc="0.3" if f else "white", mec="0.3", ms=6, label=t)
         for t, m, f in entries
     ]
-    ncol = max(1, len(handles))
-    fig.legend(
-        handles=handles, loc="outside lower center", ncol=ncol, frameon=False, title=note or None
-    )
+    legend(fig, handles, note, inches_per_entry=2.2)
 
 
 def arm_legend(fig: Figure, arms: list[str], styles, title: str = "", markers: bool = True) -> None:
-    """The arms' colours (and markers) in display order, under the panels."""
+    """The arms' colours (and markers) in display order."""
     handles = [
         Line2D(
             [],
@@ -139,12 +147,11 @@ def arm_legend(fig: Figure, arms: list[str], styles, title: str = "", markers: b
         )
         for a in arms
     ]
-    ncol = min(len(handles), 5)
-    fig.legend(
-        handles=handles, loc="outside lower center", ncol=ncol, frameon=False, title=title or None
-    )
+    legend(fig, handles, title)
 
 
-def panel_title(protocol: str, rest: str) -> str:
-    text = f"{protocol}" if not rest else f"{protocol} | {rest}"
-    return style.plot_text(text, limit=60)
+def panel_title(protocol: str, rest: str, width: int = 30) -> str:
+    """The protocol, then the other scope columns wrapped to the panel width (at most 3 lines)."""
+    lines = [style.plot_text(protocol, limit=width)]
+    lines += textwrap.wrap(style.plot_text(rest, limit=3 * width), width)
+    return "\n".join(lines)

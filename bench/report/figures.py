@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 from matplotlib.lines import Line2D
-from matplotlib.ticker import MaxNLocator
+from matplotlib.ticker import FixedLocator, FuncFormatter, MaxNLocator, NullLocator
 
 from bench.report import claims, draw, stats, style
 from bench.report.load import Results
@@ -58,7 +58,7 @@ def gap_figure(results: Results, folder: Path) -> list[Path]:
     fig, axes = draw.new_figure(rows, cols, _panel_height(arms), sharey=True)
     for r, c, protocol, rest, cells in _cells(results):
         top, bottom = axes[2 * r, c], axes[2 * r + 1, c]
-        top.set_title(draw.panel_title(protocol, rest))
+        top.set_title(draw.panel_title(results.column_title(protocol), rest))
         if cells.empty:
             draw.empty_panel(top)
             draw.empty_panel(bottom)
@@ -80,10 +80,11 @@ def ece_figure(results: Results, folder: Path) -> list[Path]:
     styles = results.styles
     arms = list(styles)
     with_ts = results.has("test_ece_ts")
-    fig, axes = draw.new_figure(len(results.rests), len(results.protocols), _panel_height(arms))
+    rows, cols = len(results.rests), len(results.protocols)
+    fig, axes = draw.new_figure(rows, cols, _panel_height(arms), sharey=True)
     for r, c, protocol, rest, cells in _cells(results):
         ax = axes[r, c]
-        ax.set_title(draw.panel_title(protocol, rest))
+        ax.set_title(draw.panel_title(results.column_title(protocol), rest))
         if cells.empty:
             draw.empty_panel(ax)
         else:
@@ -102,7 +103,7 @@ def ece_figure(results: Results, folder: Path) -> list[Path]:
                     shift=shift,
                 )
             ax.set_xlim(left=0)
-            ax.set_xlabel("expected calibration error (%)")
+            ax.set_xlabel("test ECE (%)")
         draw.arm_axis(ax, arms)
     legend = [("test ECE", "o", True)]
     if with_ts:
@@ -155,7 +156,7 @@ def reliability_figure(results: Results, folder: Path) -> list[Path]:
                 (bins["arm"] == arm) & (bins["protocol"] == protocol) & (bins["rest"] == rest)
             ]
             if i == 0:
-                ax.set_title(draw.panel_title(protocol, rest))
+                ax.set_title(draw.panel_title(results.column_title(protocol), rest))
             if j == 0:
                 ax.set_ylabel(f"{style.plot_text(arm, 24)}\naccuracy (%)")
             if i == len(arms) - 1:
@@ -187,16 +188,12 @@ def reliability_figure(results: Results, folder: Path) -> list[Path]:
             value = ece.get((arm, protocol, rest), np.nan)
             if np.isfinite(value):
                 ax.text(4, 92, f"ECE {100 * value:.1f}%", fontsize=7, va="top")
-    fig.legend(
-        handles=[
-            Line2D([], [], color="0.3", marker="o", ms=3, label="accuracy per bin"),
-            Line2D([], [], color="0.82", lw=6, label="share of images (%)"),
-            Line2D([], [], color="0.5", ls="--", label="perfect calibration"),
-        ],
-        loc="outside lower center",
-        ncol=3,
-        frameon=False,
-    )
+    handles = [
+        Line2D([], [], color="0.3", marker="o", ms=3, label="accuracy per bin"),
+        Line2D([], [], color="0.82", lw=6, label="share of images (%)"),
+        Line2D([], [], color="0.5", ls="--", label="perfect calibration"),
+    ]
+    draw.legend(fig, handles, inches_per_entry=1.9)
     return draw.save(fig, folder, "reliability")
 
 
@@ -208,7 +205,7 @@ def confidence_figure(results: Results, folder: Path) -> list[Path]:
     for r, rest in enumerate(results.rests):
         for c, protocol in enumerate(results.protocols):
             ax = axes[r, c]
-            ax.set_title(draw.panel_title(protocol, rest))
+            ax.set_title(draw.panel_title(results.column_title(protocol), rest))
             ax.set_xlabel("confidence (%)")
             for arm in arms:
                 cell = bins[
@@ -236,7 +233,7 @@ def throughput_figure(results: Results, folder: Path) -> list[Path]:
     )
     for r, c, protocol, rest, cells in _cells(results):
         top = axes[per * r, c]
-        top.set_title(draw.panel_title(protocol, rest))
+        top.set_title(draw.panel_title(results.column_title(protocol), rest))
         panels = [(top, "train_images_per_s", 1, "training throughput (images/s)")]
         if with_share:
             panels.append(
@@ -274,7 +271,7 @@ def curves_figure(results: Results, folder: Path) -> list[Path]:
             ):
                 ax = axes[2 * r + k, c]
                 if k == 0:
-                    ax.set_title(draw.panel_title(protocol, rest))
+                    ax.set_title(draw.panel_title(results.column_title(protocol), rest))
                 ax.set_ylabel(f"{label} accuracy (%)")
                 ax.xaxis.set_major_locator(MaxNLocator(integer=True))
                 if k == 1:
@@ -289,7 +286,7 @@ def curves_figure(results: Results, folder: Path) -> list[Path]:
                         ax.plot(run["epoch"], 100 * run[metric], color=colour, lw=0.6, alpha=0.35)
                     mean = cells.groupby("epoch")[metric].mean()
                     ax.plot(mean.index, 100 * mean.to_numpy(), color=colour, lw=1.6)
-    draw.arm_legend(fig, arms, styles, title="thick: mean over seeds; thin: single seeds")
+    draw.arm_legend(fig, arms, styles, "thick: mean over seeds; thin: single seeds", markers=False)
     return draw.save(fig, folder, "learning_curves")
 
 
@@ -338,13 +335,7 @@ def schedule_figure(results: Results, folder: Path) -> list[Path]:
         )
         for a in arms
     ]
-    fig.legend(
-        handles=handles,
-        loc="outside lower center",
-        ncol=min(len(handles), 4),
-        frameon=False,
-        title="mean over protocols and seeds; dashed: constant schedule for reference",
-    )
+    draw.legend(fig, handles, "mean over protocols and seeds; dashed: constant schedule")
     return draw.save(fig, folder, "schedules")
 
 
@@ -354,7 +345,7 @@ def scatter_figure(results: Results, folder: Path) -> list[Path]:
     fig, axes = draw.new_figure(len(results.rests), len(results.protocols), 2.4)
     for r, c, protocol, rest, cells in _cells(results):
         ax = axes[r, c]
-        ax.set_title(draw.panel_title(protocol, rest))
+        ax.set_title(draw.panel_title(results.column_title(protocol), rest))
         ax.set_xlabel("test ECE (%)")
         if c == 0:
             ax.set_ylabel("test accuracy (%)")
@@ -397,7 +388,7 @@ def train_size_figure(results: Results, folder: Path) -> list[Path]:
     styles = results.styles
     arms = list(styles)
     ok = results.ok
-    others = [c for c in results.varying if c != "train_size"]
+    others = [c for c in results.facet_columns if c != "train_size"]
     rests = ok[others].drop_duplicates().sort_values(others) if others else pd.DataFrame(index=[0])
     fig, axes = draw.new_figure(2 * len(rests), len(results.protocols), 2.2, sharex=True)
     claim = next(c for c in claims.CLAIMS if c.claim_id == "cutmix_improves_test_acc")
@@ -409,7 +400,7 @@ def train_size_figure(results: Results, folder: Path) -> list[Path]:
                 mask &= ok[column] == rest_row[column]
             facet = ok[mask]
             top, bottom = axes[2 * r, c], axes[2 * r + 1, c]
-            top.set_title(draw.panel_title(protocol, rest))
+            top.set_title(draw.panel_title(results.column_title(protocol), rest))
             for arm in arms:
                 per_size = facet[facet["arm"] == arm].groupby("train_size")["gap"]
                 if not len(per_size):
@@ -427,14 +418,8 @@ def train_size_figure(results: Results, folder: Path) -> list[Path]:
             top.set_ylabel("gap (pp)")
             sizes, effects = [], []
             for size in sorted(facet["train_size"].unique()):
-                where = {
-                    "protocol": protocol,
-                    "train_size": size,
-                    **{k: rest_row[k] for k in others},
-                }
-                where.update(
-                    {k: facet[facet["train_size"] == size][k].iloc[0] for k in results.varying}
-                )
+                cell = facet[facet["train_size"] == size].iloc[0]
+                where = {k: cell[k] for k in results.scope_columns}
                 diff = claims.arm_effect(results, claim, where)
                 if len(diff):
                     result = stats.compare(
@@ -459,13 +444,19 @@ def train_size_figure(results: Results, folder: Path) -> list[Path]:
                     capsize=2,
                 )
             bottom.set_ylabel("test acc.: cutmix − none (pp)")
-            bottom.set_xlabel("training images")
-            bottom.set_xscale("log")
+            if r == len(rests) - 1:
+                bottom.set_xlabel("training images")
+    for ax in axes.flat:  # log scale, ticks at the sizes the sweep used
+        ax.set_xscale("log")
+        ax.xaxis.set_major_locator(FixedLocator(sorted(ok["train_size"].unique())))
+        ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:,.0f}"))
+        ax.xaxis.set_minor_locator(NullLocator())
     draw.arm_legend(
         fig,
         arms,
         styles,
-        title="top: gap per arm (95% t interval); bottom: paired difference (95% bootstrap interval)",
+        title="top: gap per arm (95% t interval); "
+        "bottom: paired difference (95% bootstrap interval)",
     )
     return draw.save(fig, folder, "train_size")
 
@@ -488,7 +479,7 @@ def robustness_figure(results: Results, folder: Path) -> list[Path]:
     )
     for r, c, protocol, rest, cells in _cells(results):
         ax = axes[r, c]
-        ax.set_title(draw.panel_title(protocol, rest))
+        ax.set_title(draw.panel_title(results.column_title(protocol), rest))
         draw.arm_axis(ax, arms)
         if cells.empty:
             draw.empty_panel(ax)
@@ -520,7 +511,7 @@ def corruption_figure(results: Results, folder: Path) -> list[Path]:
     for r, rest in enumerate(results.rests):
         for c, protocol in enumerate(results.protocols):
             ax = axes[r, c]
-            ax.set_title(draw.panel_title(protocol, rest))
+            ax.set_title(draw.panel_title(results.column_title(protocol), rest))
             facet = per_seed[(per_seed["protocol"] == protocol) & (per_seed["rest"] == rest)]
             for k, arm in enumerate(arms):
                 for i, family in enumerate(families):
@@ -549,18 +540,7 @@ class FigureSpec:
     title: str
     caption: str
     draw: Callable[[Results, Path], list[Path]]
-    needs: Callable[[Results], str]  # '' when the figure can be drawn, else why not
-
-
-def _needs_ok(results: Results) -> str:
-    return "" if len(results.ok) else "no finished cells"
-
-
-def _needs(*checks: Callable[[Results], str]) -> Callable[[Results], str]:
-    def check(results: Results) -> str:
-        return next((reason for reason in (c(results) for c in checks) if reason), "")
-
-    return check
+    needs: tuple[Callable[[Results], str], ...] = ()  # each: '' when satisfied, else why not
 
 
 def _has(column: str) -> Callable[[Results], str]:
@@ -568,18 +548,15 @@ def _has(column: str) -> Callable[[Results], str]:
 
 
 def _table(name: str) -> Callable[[Results], str]:
-    return lambda r: (
-        "" if getattr(r, name) is not None else f"no {name}.csv rows for finished cells"
-    )
+    return lambda r: "" if getattr(r, name) is not None else f"no {name}.csv rows of ok cells"
 
 
 def _scheduled(results: Results) -> str:
     if not (results.ok["schedule"] != "constant").any():
         return "no arm has a schedule other than constant"
-    columns = ["regularizer_prob", "regularizer_strength"]
-    if results.epochs is None or not any(
-        c in results.epochs and results.epochs[c].notna().any() for c in columns
-    ):
+    epochs = results.epochs
+    columns = [c for c in ("regularizer_prob", "regularizer_strength") if c in epochs]
+    if not any(epochs[c].notna().any() for c in columns):
         return "epochs.csv has no regularizer_prob / regularizer_strength values"
     return ""
 
@@ -589,103 +566,111 @@ def _sizes(results: Results) -> str:
 
 
 def _robust(results: Results) -> str:
-    return (
-        ""
-        if results.has("corruption_acc") or results.has("occlusion_acc")
-        else "runs.csv has no corruption_acc / occlusion_acc values"
-    )
+    if results.has("corruption_acc") or results.has("occlusion_acc"):
+        return ""
+    return "runs.csv has no corruption_acc / occlusion_acc values"
 
 
 FIGURES = [
     FigureSpec(
         "gap",
         "Generalization gap",
-        "Clean-train (hollow triangles) and test accuracy (dots), and their difference, per regularizer.",
+        "Clean-train (hollow triangles) and test accuracy (dots) per regularizer, and their "
+        "difference.",
         gap_figure,
-        _needs_ok,
     ),
     FigureSpec(
         "calibration_ece",
         "Calibration: ECE",
-        "Expected calibration error on test (15 equal-width bins, top label); hollow diamonds: after temperature scaling on the validation split.",
+        "Expected calibration error on test (15 equal-width bins, top label); hollow diamonds: "
+        "after temperature scaling fitted on the validation split.",
         ece_figure,
-        _needs(_needs_ok, _has("test_ece")),
+        (_has("test_ece"),),
     ),
     FigureSpec(
         "reliability",
         "Reliability diagrams",
-        "Accuracy vs confidence per bin on test, seeds pooled (counts summed); grey bars: share of test images per bin; dashed: perfect calibration.",
+        "Accuracy vs confidence per bin on test, seeds pooled (counts summed); grey bars: share "
+        "of test images per bin; dashed: perfect calibration; the ECE printed is the mean test "
+        "ECE over seeds from runs.csv.",
         reliability_figure,
-        _needs(_needs_ok, _table("calibration")),
+        (_table("calibration"),),
     ),
     FigureSpec(
         "confidence",
         "Confidence histograms",
         "Share of test images per confidence bin (top-label confidence), seeds pooled.",
         confidence_figure,
-        _needs(_needs_ok, _table("calibration")),
+        (_table("calibration"),),
     ),
     FigureSpec(
         "throughput",
         "Throughput",
-        "Training images per second, and the regularizer's share of a training step (regularizer ms per batch over batch time).",
+        "Training images per second, and the regularizer's share of a training step "
+        "(regularizer ms per batch over the time of a batch).",
         throughput_figure,
-        _needs(_needs_ok, _has("train_images_per_s")),
+        (_has("train_images_per_s"),),
     ),
     FigureSpec(
         "learning_curves",
         "Learning curves",
         "Clean-train and test accuracy after each epoch.",
         curves_figure,
-        _needs(_needs_ok, _table("epochs")),
+        (_table("epochs"),),
     ),
     FigureSpec(
         "schedules",
         "Regularizer schedules",
-        "Probability and strength of the regularizer per epoch for scheduled arms (solid) and the same regularizer with the constant schedule (dashed).",
+        "Probability and strength of the regularizer per epoch for scheduled arms (solid) and "
+        "the same regularizer with the constant schedule (dashed).",
         schedule_figure,
-        _needs(_needs_ok, _scheduled),
+        (_table("epochs"), _scheduled),
     ),
     FigureSpec(
         "accuracy_vs_ece",
         "Accuracy vs calibration",
-        "Test accuracy against test ECE: one small point per cell, the mean per regularizer with 95% t intervals.",
+        "Test accuracy against test ECE: one small point per cell, the mean per regularizer "
+        "with 95% t intervals.",
         scatter_figure,
-        _needs(_needs_ok, _has("test_ece")),
+        (_has("test_ece"),),
     ),
     FigureSpec(
         "train_size",
         "Effect of train size",
-        "Gap per regularizer, and the paired cutmix − none test-accuracy difference, against the number of training images.",
+        "Gap per regularizer, and the paired cutmix − none test-accuracy difference, against "
+        "the number of training images.",
         train_size_figure,
-        _needs(_needs_ok, _sizes),
+        (_sizes,),
     ),
     FigureSpec(
         "robustness",
         "Robustness",
-        "Clean test accuracy, mean accuracy over synthetic corruptions, and accuracy with an occluding square.",
+        "Clean test accuracy, mean accuracy over synthetic corruptions, and accuracy with an "
+        "occluding square.",
         robustness_figure,
-        _needs(_needs_ok, _robust),
+        (_robust,),
     ),
     FigureSpec(
         "robustness_corruptions",
         "Accuracy per corruption",
-        "Accuracy per corruption family (mean over severities), mean over seeds with 95% t intervals.",
+        "Accuracy per corruption family (mean over severities), mean over seeds with 95% t "
+        "intervals.",
         corruption_figure,
-        _needs(_needs_ok, _table("robustness")),
+        (_table("robustness"),),
     ),
 ]
 
 
 def draw_figures(results: Results, folder: Path) -> list[Drawn]:
     """Draw every figure the results allow into `folder`; skipped ones carry the reason."""
-    folder.mkdir(parents=True, exist_ok=True)
     drawn = []
     with draw.figure_style():
         for spec in FIGURES:
             item = Drawn(spec.name, spec.title, spec.caption)
-            item.skipped = spec.needs(results)
+            checks = [lambda r: "" if len(r.ok) else "no finished cells", *spec.needs]
+            item.skipped = next((why for why in (check(results) for check in checks) if why), "")
             if not item.skipped:
+                folder.mkdir(parents=True, exist_ok=True)
                 item.files = spec.draw(results, folder)
             drawn.append(item)
     return drawn

@@ -139,6 +139,9 @@ class Results:
     sweep: str
     runs: pd.DataFrame
     varying: list[str]  # config columns (besides protocol) that take several values
+    # the varying columns fixed by the protocol (e.g. a per-protocol lr): shown with the
+    # protocol in figure column titles instead of adding figure rows
+    protocol_bound: list[str] = field(default_factory=list)
     epochs: pd.DataFrame | None = None
     calibration: pd.DataFrame | None = None
     robustness: pd.DataFrame | None = None
@@ -167,10 +170,23 @@ class Results:
         return style.order_protocols(self.runs["protocol"].unique())
 
     @property
+    def facet_columns(self) -> list[str]:
+        """The varying columns that make figure rows (those not fixed by the protocol)."""
+        return [c for c in self.varying if c not in self.protocol_bound]
+
+    @property
     def rests(self) -> list[str]:
-        """The `rest` labels (scope without protocol) in the order of their column values."""
-        keys = self.runs[[*self.varying, "rest"]].drop_duplicates()
-        return list(keys.sort_values(self.varying)["rest"] if self.varying else keys["rest"])
+        """The `rest` labels (figure rows) in the order of their column values."""
+        columns = self.facet_columns
+        keys = self.runs[[*columns, "rest"]].drop_duplicates()
+        return list(keys.sort_values(columns)["rest"] if columns else keys["rest"])
+
+    def column_title(self, protocol: str) -> str:
+        """'unfrozen', or 'unfrozen, lr=0.01' when a column is fixed per protocol."""
+        if not self.protocol_bound:
+            return protocol
+        row = self.runs[self.runs["protocol"] == protocol].iloc[0]
+        return f"{protocol}, {_scope_label(row, self.protocol_bound)}"
 
     def scopes(self) -> list[str]:
         """Every scope label, protocol-major: protocols in their usual order, then `rests`."""
@@ -258,16 +274,18 @@ def _scope_label(row: pd.Series, columns: list[str]) -> str:
     return ", ".join(f"{c}={style.format_value(row[c])}" for c in columns)
 
 
-def _add_labels(runs: pd.DataFrame) -> list[str]:
-    """Add arm/scope/rest columns; return the config columns besides protocol that vary."""
+def _add_labels(runs: pd.DataFrame) -> tuple[list[str], list[str]]:
+    """Add arm/scope/rest columns; return the varying config columns and those fixed by protocol."""
     runs["schedule"] = runs["schedule"].replace("", "constant")
-    runs["arm"] = [
-        style.arm_label(r, s) for r, s in zip(runs["regularizer"], runs["schedule"], strict=True)
-    ]
+    pairs = zip(runs["regularizer"], runs["schedule"], strict=True)
+    runs["arm"] = [style.arm_label(r, s) for r, s in pairs]
     varying = [c for c in CONFIG_COLUMNS[1:] if runs[c].nunique() > 1]
+    per_protocol = runs.groupby("protocol")
+    bound = [c for c in varying if per_protocol[c].nunique().max() == 1]
+    rows = [c for c in varying if c not in bound]
     runs["scope"] = [_scope_label(row, ["protocol", *varying]) for _, row in runs.iterrows()]
-    runs["rest"] = [_scope_label(row, varying) for _, row in runs.iterrows()]
-    return varying
+    runs["rest"] = [_scope_label(row, rows) for _, row in runs.iterrows()]
+    return varying, bound
 
 
 def _derive(runs: pd.DataFrame) -> None:
@@ -324,7 +342,7 @@ def load_results(folder: str | Path) -> Results:
     absent = [c for c in RUN_METRICS if c not in runs.columns]
     for column in absent:
         runs[column] = np.nan
-    varying = _add_labels(runs)
+    varying, bound = _add_labels(runs)
     _derive(runs)
     failed = runs["status"] == "failed"
     notes: list[str] = []
@@ -339,6 +357,7 @@ def load_results(folder: str | Path) -> Results:
         sweep=str(runs["sweep"].iloc[0]),
         runs=runs,
         varying=varying,
+        protocol_bound=bound,
         absent_columns=[c for c in absent if c != "gap"],
         notes=notes,
     )

@@ -50,8 +50,10 @@ class Table:
     header: list[str]
     rows: list[list[str]]
     bold: list[list[bool]] | None = None
-    right_from: int = 0  # first right-aligned (numeric) column; bold flags start here
+    right_from: int | None = None  # first numeric (right-aligned) column; bold flags start here
     verdict_column: int | None = None  # colour this column by verdict in HTML
+    groups: list[str] | None = None  # per row; a rule is drawn where the group changes (HTML)
+    nowrap: bool = False  # keep every cell on one line (wide numeric tables scroll instead)
 
 
 @dataclass
@@ -77,9 +79,10 @@ class Page:
 
 CSS = """
 body { font: 15px/1.45 system-ui, -apple-system, "Segoe UI", Roboto, sans-serif; color: #222;
-  margin: 0 auto; max-width: 1180px; padding: 1.5rem 2rem 4rem; }
+  margin: 0 auto; max-width: 1280px; padding: 1.5rem 2rem 4rem; }
 h1 { font-size: 1.6rem; margin: 0 0 .2rem; }
-h2 { font-size: 1.25rem; margin: 2.2rem 0 .6rem; padding-bottom: .2rem; border-bottom: 1px solid #ddd; }
+h2 { font-size: 1.25rem; margin: 2.2rem 0 .6rem; padding-bottom: .2rem;
+  border-bottom: 1px solid #ddd; }
 h3 { font-size: 1.05rem; margin: 1.6rem 0 .4rem; }
 .subtitle { color: #555; margin: 0 0 1rem; }
 nav { font-size: .92rem; margin: .5rem 0 1rem; }
@@ -92,8 +95,12 @@ a { color: #0b5cad; }
 table { border-collapse: collapse; font-size: .86rem; }
 th, td { padding: .28rem .55rem; border-bottom: 1px solid #e3e3e3; text-align: left;
   vertical-align: top; }
-th { background: #f4f4f4; border-bottom: 2px solid #ccc; white-space: nowrap; }
-td.num, th.num { text-align: right; font-variant-numeric: tabular-nums; white-space: nowrap; }
+th { background: #f4f4f4; border-bottom: 2px solid #ccc; vertical-align: bottom; }
+td.num, th.num { text-align: right; font-variant-numeric: tabular-nums; }
+td.num, table.nowrap td { white-space: nowrap; }
+table.nowrap { font-size: .8rem; }
+table.nowrap th, table.nowrap td { padding: .26rem .42rem; }
+tr.group td { border-top: 2px solid #bbb; }
 tr:hover td { background: #fafafa; }
 table.facts th { background: none; border-bottom: 1px solid #e3e3e3; text-align: left;
   font-weight: 600; }
@@ -114,17 +121,20 @@ def _e(text: object) -> str:
 
 
 def _table_html(block: Table) -> str:
+    first = len(block.header) if block.right_from is None else block.right_from
+
     def cls(j: int) -> str:
-        return ' class="num"' if j >= block.right_from and j != block.verdict_column else ""
+        return ' class="num"' if j >= first and j != block.verdict_column else ""
 
     head = "".join(f"<th{cls(j)}>{_e(h)}</th>" for j, h in enumerate(block.header))
     body = []
     for i, row in enumerate(block.rows):
+        new_group = block.groups and i > 0 and block.groups[i] != block.groups[i - 1]
         cells = []
         for j, text in enumerate(row):
             inner = _e(text)
             flags = block.bold[i] if block.bold else []
-            k = j - block.right_from
+            k = j - first
             if 0 <= k < len(flags) and flags[k]:
                 inner = f"<strong>{inner}</strong>"
             attr = cls(j)
@@ -132,9 +142,11 @@ def _table_html(block: Table) -> str:
                 verdict = str(text).split(" (")[0].replace(" ", "-")
                 attr = f' class="{_e(verdict)}"'
             cells.append(f"<td{attr}>{inner}</td>")
-        body.append("<tr>" + "".join(cells) + "</tr>")
+        row_class = ' class="group"' if new_group else ""
+        body.append(f"<tr{row_class}>" + "".join(cells) + "</tr>")
+    table_class = ' class="nowrap"' if block.nowrap else ""
     return (
-        f'<div class="scroll"><table><thead><tr>{head}</tr></thead>'
+        f'<div class="scroll"><table{table_class}><thead><tr>{head}</tr></thead>'
         f"<tbody>{''.join(body)}</tbody></table></div>"
     )
 

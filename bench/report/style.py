@@ -33,10 +33,6 @@ def arm_label(regularizer: str, schedule: str) -> str:
     return f"{regularizer} ({schedule})"
 
 
-def _natural(value: object) -> tuple:
-    return (0, float(value), "") if isinstance(value, (int, float)) else (1, 0.0, str(value))
-
-
 def order_protocols(protocols) -> list[str]:
     known = [p for p in PROTOCOL_ORDER if p in set(protocols)]
     return known + sorted(set(protocols) - set(known))

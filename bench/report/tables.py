@@ -44,23 +44,32 @@ def _mark_best(table: pd.DataFrame, metric: str) -> pd.Series:
 
 
 def summary_table(results: Results) -> pd.DataFrame:
-    """One row per scope and arm (scopes in order, arms in display order), wide metric columns."""
+    """One row per scope and arm (scopes in order, arms in display order), wide metric columns.
+
+    Arms whose cells all failed in a scope keep their row, with n = 0 and no values.
+    """
     metrics = summary_metrics(results)
-    rows = []
-    order = {label: i for i, label in enumerate(results.styles)}
-    for scope in results.scopes():
-        cells = results.runs[results.runs["scope"] == scope]
-        for arm, group in sorted(cells.groupby("arm"), key=lambda item: order[item[0]]):
-            ok = group[group["status"] == "ok"]
-            first = group.iloc[0]
-            row = {"arm": arm, "regularizer": first["regularizer"], "schedule": first["schedule"]}
-            row.update({c: first[c] for c in CONFIG_COLUMNS})
-            row.update(scope=scope, n=len(ok), n_failed=len(group) - len(ok))
-            for metric in metrics:
-                described = stats.describe(ok[metric])
-                row.update({f"{metric}_{k}": described[k] for k in SUMMARY_FIELDS})
-            rows.append(row)
-    table = pd.DataFrame(rows)
+    keys = ["scope", "arm"]
+    runs = results.runs
+    table = runs.drop_duplicates(keys)[[*keys, "regularizer", "schedule", *CONFIG_COLUMNS]]
+    table = table.set_index(keys)
+    ok = runs["status"] == "ok"
+    table["n"] = ok.groupby([runs[k] for k in keys]).sum()
+    table["n_failed"] = (~ok).groupby([runs[k] for k in keys]).sum()
+    if metrics:
+        tidy = stats.summarize(results.ok, metrics, keys)
+        wide = tidy.pivot(index=keys, columns="metric", values=SUMMARY_FIELDS)
+        wide.columns = [f"{metric}_{field}" for field, metric in wide.columns]
+        table = table.join(wide[[f"{m}_{f}" for m in metrics for f in SUMMARY_FIELDS]])
+    table = table.reset_index()
+    for metric in metrics:
+        table[f"{metric}_n"] = table[f"{metric}_n"].fillna(0).astype(int)
+    scope_rank = {s: i for i, s in enumerate(results.scopes())}
+    arm_rank = {a: i for i, a in enumerate(results.styles)}
+    order = sorted(
+        table.index, key=lambda i: (scope_rank[table.at[i, "scope"]], arm_rank[table.at[i, "arm"]])
+    )
+    table = table.loc[order].reset_index(drop=True)
     for metric in metrics:
         table[f"{metric}_best"] = _mark_best(table, metric)
     return table
@@ -106,16 +115,20 @@ def markdown_escape(text: str) -> str:
     return text
 
 
-def to_markdown(header: list[str], rows: list[list[str]], bold=None, right_from: int = 0) -> str:
-    """A GitHub table; cells are escaped here, `bold[i][j]` bolds the j-th cell from right_from."""
-    aligns = ["---" if i < right_from else "---:" for i in range(len(header))]
+def to_markdown(
+    header: list[str], rows: list[list[str]], bold=None, right_from: int | None = None
+) -> str:
+    """A GitHub table; cells are escaped here. Columns from `right_from` on are numeric (right
+    aligned) and `bold[i][j]` bolds the j-th of them in row i."""
+    first = len(header) if right_from is None else right_from
+    aligns = ["---" if i < first else "---:" for i in range(len(header))]
     lines = ["| " + " | ".join(markdown_escape(h) for h in header) + " |"]
     lines.append("| " + " | ".join(aligns) + " |")
     for i, row in enumerate(rows):
         cells = [markdown_escape(c) for c in row]
         for j, flag in enumerate(bold[i] if bold else []):
             if flag:
-                cells[right_from + j] = f"**{cells[right_from + j]}**"
+                cells[first + j] = f"**{cells[first + j]}**"
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
 
@@ -178,18 +191,29 @@ def to_latex(
     return "\n".join(lines) + "\n"
 
 
+SUMMARY_LEGEND = (
+    "Mean ± std over seeds (std with ddof=1); n = finished cells averaged (+failed ones, never "
+    "averaged in); bold = best of its scope with mean ± std not overlapping the runner-up's."
+)
+CLAIMS_LEGEND = (
+    "effect: mean per-seed difference in percentage points, positive = the claimed direction; "
+    "95% CI: percentile bootstrap over seeds; p: two-sided paired permutation test; p (Holm): "
+    "Holm-adjusted over every row with a p-value."
+)
+
+
 def summary_markdown(results: Results, table: pd.DataFrame) -> str:
     header, rows, marks = table_rows(results, table)
-    return to_markdown(header, rows, marks, right_from=len(header) - len(marks[0]) if marks else 0)
+    body = to_markdown(header, rows, marks, right_from=len(header) - len(marks[0]))
+    return f"{body}\n{SUMMARY_LEGEND}\n"
 
 
 def summary_latex(results: Results, table: pd.DataFrame) -> str:
     header, rows, marks = table_rows(results, table)
     metric_start = len(header) - len(marks[0]) if marks else len(header)
     caption = (
-        f"regbench sweep {results.sweep}: mean ± std over seeds (std with ddof=1), n finished "
-        "cells per row;\nbold: best in its scope with mean ± std ranges not overlapping the "
-        "runner-up's."
+        f"regbench sweep {results.sweep}.\n{SUMMARY_LEGEND}\n"
+        "Wide: wrap in \\resizebox{\\textwidth}{!}{...} or set \\small if it overflows."
     )
     return to_latex(
         header,
@@ -206,7 +230,11 @@ CLAIM_HEADER = ["claim", "scope", "effect (pp)", "95% CI (pp)", "n", "p", "p (Ho
 
 
 def _pp(value: float) -> str:
-    return "" if math.isnan(value) else f"{100 * value:+.2f}"
+    """Signed percentage points; a value that rounds to zero shows as 0.00, not -0.00."""
+    if math.isnan(value):
+        return ""
+    text = f"{100 * value:+.2f}"
+    return "0.00" if float(text) == 0 else text
 
 
 def _p(value: float) -> str:
@@ -237,15 +265,11 @@ def claim_rows(claims: pd.DataFrame) -> list[list[str]]:
 
 
 def claims_markdown(claims: pd.DataFrame) -> str:
-    return to_markdown(CLAIM_HEADER, claim_rows(claims), right_from=2)
+    return f"{to_markdown(CLAIM_HEADER, claim_rows(claims), right_from=2)}\n{CLAIMS_LEGEND}\n"
 
 
 def claims_latex(claims: pd.DataFrame, sweep: str) -> str:
-    caption = (
-        f"regbench sweep {sweep}: claim verdicts; effect in percentage points, positive = the "
-        "claimed direction,\n95% percentile bootstrap interval over seeds; two-sided paired "
-        "permutation p, Holm-adjusted across the table."
-    )
+    caption = f"regbench sweep {sweep}: claim verdicts.\n{CLAIMS_LEGEND}"
     return to_latex(
         CLAIM_HEADER,
         claim_rows(claims),

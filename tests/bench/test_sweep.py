@@ -327,7 +327,9 @@ def test_dry_run_lists_cells_and_runs_nothing(tmp_path: Path, capsys) -> None:
 def test_resume_after_sigkill(tmp_path: Path, smoke_run: Path, smoke_ids) -> None:
     """A real `regbench sweep run` killed with SIGKILL mid-sweep, then resumed."""
     folder = tmp_path / "results"
-    command = [sys.executable, "-m", "bench.cli", "sweep", "run", str(SMOKE)]
+    script = Path(sys.executable).with_name("regbench")  # the installed console script
+    command = [str(script)] if script.exists() else [sys.executable, "-m", "bench.cli"]
+    command += ["sweep", "run", str(SMOKE)]
     command += ["--results-dir", str(folder), "--no-progress"]
     process = subprocess.Popen(command, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     deadline = time.time() + 90
@@ -377,7 +379,7 @@ def test_failed_cells_recorded_then_retried(tmp_path: Path, monkeypatch, capsys,
         tmp_path,
         smoke[: smoke.index("[axes]")]
         + '[axes]\nprotocol = ["frozen"]\nregularizer = ["none", "mixup"]\n'
-        + "[[extra]]\nlr = 1e12\nwarmup_epochs = 0\nepochs = 1\n",
+        + "[[extra]]\nlr = 1e30\nwarmup_epochs = 0\nepochs = 1\n",
     )
     sweep = load_sweep(sweep_file)
     assert len(sweep.cells) == 3

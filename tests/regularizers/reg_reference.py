@@ -1,4 +1,5 @@
-"""Slow, obvious per-sample references for the batched regularizers, and an op counter.
+"""Slow, obvious per-sample references for the batched regularizers, an op counter, and the
+list of variants (every registered name with each of its modes) that tests parametrize over.
 
 Each reference loops over the samples of a batch with plain Python slicing and takes the same
 draws as the batched `apply()` (the dict from `reg.sample()`), so a mismatch points at the
@@ -12,6 +13,8 @@ from collections import Counter
 
 import torch
 from torch.utils._python_dispatch import TorchDispatchMode
+
+import regularizers
 
 
 def paste_reference(images, targets, partner, box):
@@ -98,3 +101,19 @@ class OpCounter(TorchDispatchMode):
     @property
     def total(self) -> int:
         return sum(self.counts.values())
+
+
+def variants():
+    """Every registered name, with each of its modes (and CutMix's minmax boxes)."""
+    out = []
+    for name in regularizers.available():
+        params = regularizers.describe()[name]["params"]
+        modes = [{"mode": m} for m in ("batch", "elem")] if "mode" in params else [{}]
+        out += [(name, m) for m in modes]
+        if "minmax" in params:
+            out.append((name, {"mode": "elem", "minmax": [0.2, 0.8]}))
+    return out
+
+
+VARIANTS = variants()
+IDS = [f"{n}-{'-'.join(str(v) for v in p.values()) or 'default'}" for n, p in VARIANTS]

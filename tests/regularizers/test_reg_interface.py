@@ -6,27 +6,12 @@ import json
 
 import pytest
 import torch
+from reg_reference import IDS, VARIANTS
 
 import regularizers
 from regularizers import cli
 
 K = 10
-
-
-def variants():
-    """Every registered name, with each of its modes (and CutMix's minmax boxes)."""
-    out = []
-    for name in regularizers.available():
-        params = regularizers.describe()[name]["params"]
-        modes = [{"mode": m} for m in ("batch", "elem")] if "mode" in params else [{}]
-        out += [(name, m) for m in modes]
-        if "minmax" in params:
-            out.append((name, {"mode": "elem", "minmax": [0.2, 0.8]}))
-    return out
-
-
-VARIANTS = variants()
-IDS = [f"{n}-{'-'.join(str(v) for v in p.values()) or 'default'}" for n, p in VARIANTS]
 
 
 def batch(b, h=24, w=40, seed=0):
@@ -132,3 +117,16 @@ def test_cli_text_and_json(capsys):
     info = json.loads(capsys.readouterr().out)
     assert set(info["regularizers"]) == set(regularizers.available())
     assert info["schedules"]["staged"]["params"]["stages"][0] == [0.0, 0.0, 0.0]
+
+
+@pytest.mark.parametrize("name,params", VARIANTS, ids=IDS)
+def test_channels_last_in_channels_last_out(name, params):
+    """The training loop may feed channels_last batches: same values, memory format kept."""
+    images, labels = batch(6)
+    reg = regularizers.build(name, K, **params)
+    plain = reg(images, labels, generator=torch.Generator().manual_seed(2))
+    cl = images.contiguous(memory_format=torch.channels_last)
+    out, targets = reg(cl, labels, generator=torch.Generator().manual_seed(2))
+    assert out.is_contiguous(memory_format=torch.channels_last)
+    torch.testing.assert_close(out, plain[0], atol=1e-6, rtol=0)
+    assert torch.equal(targets, plain[1])

@@ -1,0 +1,176 @@
+"""Claim verdicts on results with planted effects (no figures drawn: fast)."""
+
+from __future__ import annotations
+
+import pandas as pd
+import pytest
+from report_fixtures import PLANTED_VERDICTS, make_results
+
+from bench.report import claims, stats
+from bench.report.load import load_results
+
+
+@pytest.fixture(scope="module")
+def quick_claims(tmp_path_factory) -> pd.DataFrame:
+    folder = tmp_path_factory.mktemp("claims")
+    make_results(folder, failed={("mixup", "frozen", 2)})
+    return claims.evaluate_claims(load_results(folder))
+
+
+def test_columns(quick_claims):
+    assert list(quick_claims.columns[:11]) == [
+        "claim_id",
+        "claim",
+        "scope",
+        "metric",
+        "effect",
+        "ci_low",
+        "ci_high",
+        "n",
+        "p_value",
+        "p_holm",
+        "verdict",
+    ]
+
+
+@pytest.mark.parametrize("claim_id", sorted(PLANTED_VERDICTS))
+def test_planted_verdicts(quick_claims, claim_id):
+    rows = quick_claims[quick_claims["claim_id"] == claim_id]
+    assert len(rows) >= 1
+    assert set(rows["verdict"]) == {PLANTED_VERDICTS[claim_id]}, rows.to_string()
+
+
+def test_one_row_per_protocol(quick_claims):
+    gap = quick_claims[quick_claims["claim_id"] == "cutmix_reduces_gap"]
+    assert list(gap["scope"]) == ["protocol=frozen", "protocol=unfrozen", "protocol=staged"]
+    staged = quick_claims[quick_claims["claim_id"] == "staged_cutmix_beats_early_cutmix_unfrozen"]
+    assert list(staged["scope"]) == ["protocol=unfrozen"]
+    across = quick_claims[quick_claims["claim_id"] == "cutmix_hurts_unfrozen_more"]
+    assert list(across["scope"]) == ["protocol=unfrozen vs frozen"]
+
+
+def test_effect_is_the_planted_difference_in_the_claimed_direction(quick_claims):
+    row = quick_claims[
+        (quick_claims["claim_id"] == "cutmix_improves_test_acc")
+        & (quick_claims["scope"] == "protocol=frozen")
+    ].iloc[0]
+    assert row["effect"] == pytest.approx(0.02, abs=0.002)  # planted +2 points
+    assert row["n"] == 3
+    gap = quick_claims[quick_claims["claim_id"] == "cutmix_reduces_gap"].iloc[0]
+    assert gap["effect"] == pytest.approx(0.15 - 0.05, abs=0.003)  # gap(none) - gap(cutmix) > 0
+    hurts = quick_claims[quick_claims["claim_id"] == "cutmix_hurts_unfrozen_more"].iloc[0]
+    assert hurts["effect"] == pytest.approx(0.02 - 0.005, abs=0.003)  # frozen minus unfrozen
+    contra = quick_claims[quick_claims["claim_id"] == "mixup_better_calibrated_than_cutmix"]
+    assert (contra["effect"] < 0).all() and (contra["ci_high"] < 0).all()
+
+
+def test_failed_cell_reduces_the_pairs(quick_claims):
+    row = quick_claims[
+        (quick_claims["claim_id"] == "mixup_better_calibrated_than_cutmix")
+        & (quick_claims["scope"] == "protocol=frozen")
+    ].iloc[0]
+    assert row["n"] == 2
+    assert "unpaired" in row["note"]
+
+
+def test_holm_over_the_whole_table(quick_claims):
+    p = quick_claims["p_value"].to_numpy(float)
+    holm = quick_claims["p_holm"].to_numpy(float)
+    measured = ~pd.isna(p)
+    assert (holm[measured] >= p[measured]).all()
+    pd.testing.assert_series_equal(
+        pd.Series(holm), pd.Series(stats.holm(p)), check_names=False, check_exact=True
+    )
+    # 3 seeds: the smallest paired permutation p is 2/8, so nothing survives the correction.
+    assert p[measured].min() == pytest.approx(0.25)
+
+
+def test_not_measured_when_columns_or_arms_are_missing(tmp_path):
+    runs = make_results(tmp_path, arms=[("none", "constant"), ("cutmix", "constant")])
+    runs.drop(columns=["test_ece_ts", "occlusion_acc"]).to_csv(tmp_path / "runs.csv", index=False)
+    table = claims.evaluate_claims(load_results(tmp_path))
+    by_id = table.groupby("claim_id")
+    for claim_id in [
+        "mixup_better_calibrated_than_cutmix_after_ts",
+        "cutmix_occlusion_robust",
+        "cutmix_beats_random_erasing",
+        "mixup_more_robust_than_cutmix",
+        "staged_cutmix_beats_early_cutmix_unfrozen",
+    ]:
+        assert set(by_id.get_group(claim_id)["verdict"]) == {"not measured"}, claim_id
+    notes = " ".join(by_id.get_group("mixup_better_calibrated_than_cutmix_after_ts")["note"])
+    assert "test_ece_ts" in notes
+    assert set(by_id.get_group("cutmix_improves_test_acc")["verdict"]) == {"supported"}
+
+
+def test_empty_metric_values_are_not_measured(tmp_path):
+    runs = make_results(tmp_path, protocols=("frozen",))
+    runs["corruption_acc"] = ""  # the column exists but nothing was measured yet
+    runs.to_csv(tmp_path / "runs.csv", index=False)
+    table = claims.evaluate_claims(load_results(tmp_path))
+    row = table[table["claim_id"] == "mixup_more_robust_than_cutmix"].iloc[0]
+    assert row["verdict"] == "not measured" and "corruption_acc" in row["note"]
+
+
+def test_seed_variance_needs_three_seeds_and_detects_planted_spread(tmp_path):
+    make_results(tmp_path / "two", seeds=(0, 1), protocols=("unfrozen",))
+    table = claims.evaluate_claims(load_results(tmp_path / "two"))
+    row = table[table["claim_id"] == "cutmix_increases_seed_variance_unfrozen"].iloc[0]
+    assert row["verdict"] == "not measured" and "3 seeds" in row["note"]
+
+    make_results(
+        tmp_path / "eight", seeds=range(8), protocols=("unfrozen",), unfrozen_cutmix_spread=6.0
+    )
+    table = claims.evaluate_claims(load_results(tmp_path / "eight"))
+    row = table[table["claim_id"] == "cutmix_increases_seed_variance_unfrozen"].iloc[0]
+    assert row["verdict"] == "supported" and row["n"] == 8
+    assert row["p_value"] < 0.05
+
+
+def test_train_size_and_backbone_scopes(tmp_path):
+    make_results(
+        tmp_path,
+        arms=[("none", "constant"), ("cutmix", "constant")],
+        protocols=("frozen", "unfrozen"),
+        train_sizes=(500, 5000),
+        backbones=("resnet18", "vit_tiny"),
+    )
+    table = claims.evaluate_claims(load_results(tmp_path))
+    tiny = table[table["claim_id"] == "cutmix_struggles_tiny_data"]
+    assert len(tiny) == 4  # protocol x backbone
+    assert set(tiny["verdict"]) == {"supported"}
+    assert "protocol=frozen, backbone=resnet18, train_size=500 vs 5000" in set(tiny["scope"])
+    assert tiny["effect"].iloc[0] == pytest.approx(0.02 - (-0.01), abs=0.003)
+    gap = table[table["claim_id"] == "cutmix_reduces_gap"]
+    assert len(gap) == 8  # never pooled across backbones or train sizes
+    assert "protocol=unfrozen, backbone=vit_tiny, train_size=5000" in set(gap["scope"])
+    hurts = table[table["claim_id"] == "cutmix_hurts_unfrozen_more"]
+    assert len(hurts) == 4  # backbone x train size
+
+
+def test_columns_moving_with_the_compared_one_do_not_block_matching(tmp_path):
+    # A sweep that trains small train sizes longer: epochs is fixed by train_size.
+    runs = make_results(
+        tmp_path, arms=[("none", "constant"), ("cutmix", "constant")], train_sizes=(500, 5000)
+    )
+    runs["epochs"] = runs["train_size"].map({500: 20, 5000: 4})
+    runs.to_csv(tmp_path / "runs.csv", index=False)
+    table = claims.evaluate_claims(load_results(tmp_path))
+    tiny = table[table["claim_id"] == "cutmix_struggles_tiny_data"]
+    assert set(tiny["verdict"]) == {"supported"}
+
+
+def test_per_protocol_hyperparameters_stay_comparable(tmp_path):
+    # A sweep with a smaller lr for the unfrozen protocol: lr varies, but only with the protocol.
+    runs = make_results(tmp_path, arms=[("none", "constant"), ("cutmix", "constant")])
+    runs["lr"] = runs["protocol"].map({"frozen": 0.05, "unfrozen": 0.01, "staged": 0.02})
+    runs.to_csv(tmp_path / "runs.csv", index=False)
+    results = load_results(tmp_path)
+    assert results.varying == ["lr"] and results.protocol_bound == ["lr"]
+    assert results.rests == [""]  # no extra figure rows
+    assert results.column_title("unfrozen") == "unfrozen, lr=0.01"
+    table = claims.evaluate_claims(results)
+    gap = table[table["claim_id"] == "cutmix_reduces_gap"]
+    assert list(gap["scope"])[0] == "protocol=frozen, lr=0.05"
+    hurts = table[table["claim_id"] == "cutmix_hurts_unfrozen_more"]
+    assert list(hurts["verdict"]) == ["supported"]
