@@ -23,6 +23,10 @@ OnResult = Callable[[RunConfig, Any], None]
 ERROR_CHARS = 500  # longest `error` field kept in runs.csv
 
 
+class ExecutorError(RuntimeError):
+    """An executor cannot run these cells as asked (missing Ray, unsupported option)."""
+
+
 # ---------------------------------------------------------------------------------------------
 # One cell, never raising (except KeyboardInterrupt)
 
@@ -143,11 +147,15 @@ def run_local(
         gpus = visible_gpus() if on_gpu and len(cells) > 1 else []
     if len(gpus) > 1:
         if keep_best_model:
-            raise ValueError("--keep-best-model works with one device only; set one GPU visible")
+            raise ExecutorError("--keep-best-model needs one device: set one GPU visible")
         threads = cpus_per_cell or max(1, (os.cpu_count() or 1) // len(gpus))
         for cfg, result in _worker_pool(cells, gpus, threads):
             record(cfg, result)
         return
+    if cpus_per_cell:
+        import torch
+
+        torch.set_num_threads(cpus_per_cell)
     for cfg in cells:
         record(cfg, run_cell(cfg, progress=progress, keep_model=keep_best_model))
 
@@ -219,7 +227,7 @@ def _import_ray():
     try:
         import ray
     except ImportError:
-        raise RuntimeError(
+        raise ExecutorError(
             "the ray executor needs Ray: pip install 'regbench[ray]' (or use --executor local)"
         ) from None
     return ray
@@ -254,7 +262,7 @@ def run_ray(
     """
     del progress
     if keep_best_model:
-        raise ValueError("--keep-best-model works with --executor local only")
+        raise ExecutorError("--keep-best-model works with --executor local only")
     ray = _import_ray()
     record = _Recorder(results, on_result, keep_best_model=False)
     started_here = not ray.is_initialized()

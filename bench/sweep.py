@@ -276,11 +276,16 @@ def _check_backbones(cells: list[RunConfig], labels: list[str], fail) -> None:
 # Cost model and status
 
 
-# Rough effective throughput of a device in multiply-adds per second for these small convnets.
-# cpu: tf_efficientnet_lite0 at 32 px on 2 shared cores ran at 2.5-3e9 (small images use a CPU
-# poorly); cuda: a guess for one H100 with bf16 + channels_last, not measured yet. Only for
-# --dry-run and the ETA before any cell finished: finished cells' measured times rescale it.
-DEVICE_MACS_PER_S = {"cpu": 4.0e9, "cuda": 2.0e13}
+# Effective multiply-adds per second by device and backbone. Measured where a backbone is named:
+# cpu from cpu-quick cells (tf_efficientnet_lite0 at 32 px, 2 shared cores; small images use a
+# CPU poorly), cuda from the gpu-subset sweep and the throughput table in docs/measurements
+# (one H100, bf16 + channels_last; the depthwise convolutions of EfficientNet-Lite keep it far
+# below resnet50's rate). "default" is a guess for other backbones. Only for --dry-run and the
+# ETA before any cell finished: finished cells' measured times rescale it.
+MACS_PER_S = {
+    "cpu": {"default": 4.0e9, "tf_efficientnet_lite0": 3.0e9},
+    "cuda": {"default": 2.0e13, "tf_efficientnet_lite0": 5.4e12, "resnet50": 4.9e13},
+}
 # Multiply-adds of one forward pass at 224 px (timm / papers), scaled by (image_size / 224)^2.
 BACKBONE_GMACS_224 = {
     "resnet50": 4.1, "resnet18": 1.8, "resnet10t": 1.1, "tf_efficientnet_lite0": 0.4,
@@ -288,7 +293,8 @@ BACKBONE_GMACS_224 = {
     "vit_small_patch16_224": 4.6,
 }  # fmt: skip
 DEFAULT_GMACS_224 = 2.0
-CELL_OVERHEAD_S = {"cpu": 5.0, "cuda": 20.0}  # data + model set-up (and compiling on CUDA)
+CELL_OVERHEAD_S = {"cpu": 5.0, "cuda": 2.0}  # data + model set-up per cell
+COMPILE_S = 40.0  # torch.compile of a fresh model on CUDA (a guess; compile = true only)
 CIFAR10_TRAIN, CIFAR10_TEST = 50000, 10000
 ROBUSTNESS_PASSES = 6  # forward passes over the robustness subset: occlusion + 5 corruptions
 
@@ -298,7 +304,8 @@ def estimate_seconds(cfg: RunConfig, device: str) -> float:
     3 with the backbone trained, 1 when frozen (backward through the head only); every epoch
     evaluates the clean-train, validation and test subsets; at the end the flip-rate pass over
     the test set and ROBUSTNESS_PASSES over the robustness subset."""
-    macs = BACKBONE_GMACS_224.get(cfg.backbone.split(".")[0], DEFAULT_GMACS_224) * 1e9
+    arch = cfg.backbone.split(".")[0]
+    macs = BACKBONE_GMACS_224.get(arch, DEFAULT_GMACS_224) * 1e9
     macs *= (cfg.image_size / 224) ** 2
     train = cfg.train_size or (CIFAR10_TRAIN - cfg.val_size)
     test = cfg.test_size or CIFAR10_TEST
@@ -307,7 +314,9 @@ def estimate_seconds(cfg: RunConfig, device: str) -> float:
     per_epoch = train * step_units + (min(cfg.train_eval_size, train) + cfg.val_size + test)
     robust = min(cfg.robustness_size or test, test)
     forwards = cfg.epochs * per_epoch + test + robust * ROBUSTNESS_PASSES
-    return CELL_OVERHEAD_S[device] + forwards * macs / DEVICE_MACS_PER_S[device]
+    rate = MACS_PER_S[device].get(arch, MACS_PER_S[device]["default"])
+    setup = CELL_OVERHEAD_S[device] + (COMPILE_S if cfg.compile and device == "cuda" else 0.0)
+    return setup + forwards * macs / rate
 
 
 def guess_device(cells: Iterable[RunConfig]) -> str:
@@ -487,7 +496,7 @@ def build_parser() -> argparse.ArgumentParser:
     run = sub.add_parser("run", parents=[common], help="run the cells not done yet")
     run.add_argument("--executor", choices=("local", "ray"), default="local")
     run.add_argument("--ray-address", help="Ray cluster address (default: a local Ray instance)")
-    run.add_argument("--cpus-per-cell", type=int, help="CPU threads per cell (Ray / multi-GPU)")
+    run.add_argument("--cpus-per-cell", type=int, help="torch threads (and Ray CPUs) per cell")
     run.add_argument("--dry-run", action="store_true", help="list the cells and estimated cost")
     run.add_argument("--retry-failed", action="store_true", help="rerun cells recorded as failed")
     run.add_argument(
@@ -504,6 +513,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from bench.executors import ExecutorError
     from bench.results import LockError, ResultsDir
 
     args = build_parser().parse_args(argv)
@@ -524,13 +534,9 @@ def main(argv: list[str] | None = None) -> int:
         print_status(sweep, results, guess_device(sweep.cells), cells=args.command == "run")
         return 0
 
-    options: dict[str, Any] = {}
+    options: dict[str, Any] = {"keep_best_model": args.keep_best_model}
     if args.executor == "ray":
-        if args.keep_best_model:
-            print("error: --keep-best-model works with --executor local only", file=sys.stderr)
-            return 2
         options["address"] = args.ray_address
-    options["keep_best_model"] = args.keep_best_model
     if args.cpus_per_cell:
         options["cpus_per_cell"] = args.cpus_per_cell
     try:
@@ -541,6 +547,9 @@ def main(argv: list[str] | None = None) -> int:
     except LockError as error:
         print(f"error: {error}", file=sys.stderr)
         return 3
+    except ExecutorError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
     except PreflightError as error:  # bad data, backbone or weights: nothing ran
         print(f"error: {sweep.path}: preflight: {error}", file=sys.stderr)
         return 2

@@ -17,6 +17,7 @@ read once every `SYNC_EVERY` steps.
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 import platform
@@ -125,8 +126,10 @@ def preflight(cfg: RunConfig) -> None:
             )
 
 
+@functools.lru_cache(maxsize=1)
 def git_commit() -> str:
-    """HEAD of the project checkout, with '-dirty' when it has uncommitted changes; '' if none."""
+    """HEAD of the project checkout, with '-dirty' when it has uncommitted changes; '' if none.
+    Read once per process: the code that runs is the code imported at start."""
     try:
         root = str(data.REPO_ROOT)
         head = subprocess.run(

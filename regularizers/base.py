@@ -22,7 +22,6 @@ from typing import Any, ClassVar
 import torch
 
 from .checks import check_batch, check_choice, check_number
-from .ops import sample_beta
 from .schedules import SCHEDULES, build_schedule
 
 Draws = dict[str, torch.Tensor]
@@ -118,13 +117,14 @@ class Regularizer:
         """Deterministic: images [B, C, H, W], float targets [B, K], draws -> new (images, targets)."""
         raise NotImplementedError
 
-    def partner_share(self, alpha: float, u: torch.Tensor, generator) -> torch.Tensor:
-        """float32 [n] share of the partner: (1 - lam) * strength, 0 where not applied.
+    def partner_share(self, lam: torch.Tensor, u: torch.Tensor) -> torch.Tensor:
+        """float32 [n] share of the partner: (1 - lam) * strength where u < prob, else 0.
 
-        lam ~ Beta(alpha, alpha) is the paper's weight of the sample itself; the schedule's
-        strength scales only the partner's part; entry i applies when uniform u[i] < prob.
+        lam [n] ~ Beta(alpha, alpha) is the paper's weight of the sample itself; the schedule's
+        strength scales only the partner's part; u [n] are uniforms that decide who applies.
         """
-        lam = sample_beta(alpha, u.shape[0], generator, u.device)
+        if self.current_prob >= 1.0 and self.current_strength >= 1.0:
+            return 1.0 - lam  # the plain method (u < 1 always): skip two no-op kernels
         return (1.0 - lam) * torch.where(u < self.current_prob, self.current_strength, 0.0)
 
     def targets(self, labels: torch.Tensor) -> torch.Tensor:

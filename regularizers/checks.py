@@ -58,7 +58,7 @@ def check_batch(
         if labels.shape[0] != shape[0]:
             raise ValueError(f"batch sizes differ: {where}")
         # One host sync on CUDA: the price of a ValueError instead of a device-side assert.
-        low, high = (int(v) for v in torch.aminmax(labels))
+        low, high = torch.stack(torch.aminmax(labels)).tolist()
         if low < 0 or high >= k:
             raise ValueError(f"labels must lie in [0, {k}), got range [{low}, {high}]: {where}")
     elif labels.ndim == 2 and labels.is_floating_point():

@@ -24,6 +24,7 @@ from .ops import (
     centred_boxes,
     gather_batch,
     random_partner,
+    sample_beta,
     uniform,
 )
 
@@ -44,19 +45,26 @@ def sample_boxes(
     width: int,
     generator: torch.Generator | None,
     device,
+    on_host: bool = False,
 ) -> torch.Tensor:
     """int64 [n, 4] CutMix boxes (y0, y1, x0, x1) for `reg`'s current prob and strength.
 
     Without `minmax`: area fraction (1 - lam) * strength before clipping, centre uniform.
     With `minmax` (as timm's `cutmix_minmax`; alpha unused): each side uniform in
     [min, max) of the image's side, the area scaled by the strength, the box inside the image.
+    `on_host` computes the boxes on (and returns them to) the host, for a batch box: see below.
     """
+    u = uniform((3 if minmax is None else 5, n), generator, device)
     if minmax is None:
-        u = uniform((3, n), generator, device)
-        side = torch.sqrt(reg.partner_share(alpha, u[0], generator))
+        u = torch.cat([u, sample_beta(alpha, n, generator, device)[None]])  # u[3]: lam
+    if on_host:
+        # A batch box's corners become Python ints for slicing anyway: bring its few draws to
+        # the host in one transfer and do the arithmetic there, not as ~30 one-element kernels.
+        u = u.cpu()
+    if minmax is None:
+        side = torch.sqrt(reg.partner_share(u[3], u[0]))
         cut_h, cut_w = (height * side).long(), (width * side).long()  # floor, as the paper
         return centred_boxes(below(u[1], height), below(u[2], width), cut_h, cut_w, height, width)
-    u = uniform((5, n), generator, device)
     scale = torch.where(u[0] < reg.current_prob, reg.current_strength**0.5, 0.0)  # area x s
     sides = []
     for i, size in ((1, height), (2, width)):
@@ -77,7 +85,7 @@ def paste(
     _, _, h, w = images.shape
     partner_targets = targets.index_select(0, partner)
     if box.shape[0] == 1:  # one box: slice it, so only the box's pixels are copied
-        y0, y1, x0, x1 = box[0].tolist()  # a host sync on CUDA
+        y0, y1, x0, x1 = box[0].tolist()  # on the host already when sample_boxes made it
         out = images.clone()
         # Gather the partners' boxes straight into the output's box (out= a view): no
         # temporary copy of the box (a fresh buffer costs page faults on CPU).
@@ -115,7 +123,10 @@ class CutMix(Regularizer):
         n = b if self._params["mode"] == "elem" else 1
         partner = random_partner(b, generator, images.device)
         p = self._params
-        box = sample_boxes(self, p["alpha"], p["minmax"], n, h, w, generator, images.device)
+        on_host = p["mode"] == "batch"
+        box = sample_boxes(
+            self, p["alpha"], p["minmax"], n, h, w, generator, images.device, on_host
+        )
         return {"partner": partner, "box": box}
 
     def apply(

@@ -15,7 +15,7 @@ import torch
 
 from .base import Draws, Regularizer
 from .checks import check_choice, check_number
-from .ops import gather_batch, random_partner, uniform
+from .ops import gather_batch, random_partner, sample_beta, uniform
 
 MODES = ("batch", "elem")
 
@@ -54,10 +54,13 @@ class MixUp(Regularizer):
         b, dev = images.shape[0], images.device
         n = b if self._params["mode"] == "elem" else 1
         partner = random_partner(b, generator, dev)
-        u = uniform((n,), generator, dev)
+        u, lam = (
+            uniform((n,), generator, dev),
+            sample_beta(self._params["alpha"], n, generator, dev),
+        )
         return {
             "partner": partner,
-            "lam": 1.0 - self.partner_share(self._params["alpha"], u, generator),
+            "lam": 1.0 - self.partner_share(lam, u),
         }
 
     def apply(

@@ -18,7 +18,7 @@ from .base import Draws, Regularizer
 from .checks import check_choice, check_number
 from .cutmix import MODES, check_minmax, paste, sample_boxes
 from .mixup import mix
-from .ops import box_area, box_mask, gather_batch, random_partner, uniform
+from .ops import box_area, box_mask, gather_batch, random_partner, sample_beta, uniform
 
 
 class MixUpCutMix(Regularizer):
@@ -51,8 +51,10 @@ class MixUpCutMix(Regularizer):
         partner = random_partner(b, generator, dev)
         u = uniform((2, n), generator, dev)
         use_cutmix = u[0] < p["switch_prob"]
-        lam = 1.0 - self.partner_share(p["mixup_alpha"], u[1], generator)
-        box = sample_boxes(self, p["cutmix_alpha"], p["minmax"], n, h, w, generator, dev)
+        lam = 1.0 - self.partner_share(sample_beta(p["mixup_alpha"], n, generator, dev), u[1])
+        box = sample_boxes(
+            self, p["cutmix_alpha"], p["minmax"], n, h, w, generator, dev, p["mode"] == "batch"
+        )
         return {"partner": partner, "use_cutmix": use_cutmix, "lam": lam, "box": box}
 
     def apply(

@@ -38,6 +38,7 @@ COLUMNS = [
     "verdict",
     "note",
 ]
+TOLERANCE = 1e-12  # interval ends closer to 0 than this count as 0 (metrics are fractions)
 NONE = ("none", "constant")
 ERASING = ("random_erasing", "constant")
 MIXUP = ("mixup", "constant")
@@ -251,14 +252,22 @@ def _row(claim: Claim, scope: str, result: stats.Comparison | None, note: str) -
     if result is None:
         return {**row, "n": 0, "verdict": "not measured", "note": note}
     low, high = sorted((claim.sign * result.ci_low, claim.sign * result.ci_high))
-    if low > 0:
-        verdict = "supported"
-    elif high < 0:
-        verdict = "contradicted"
-    else:
-        verdict = "inconclusive"
+    verdict = verdict_of(low, high)
     row.update(effect=claim.sign * result.effect, ci_low=low, ci_high=high, n=result.n)
     return {**row, "p_value": result.p_value, "verdict": verdict, "note": result.note}
+
+
+def verdict_of(low: float, high: float) -> str:
+    """The verdict of an interval of the effect (positive = the claimed direction).
+
+    Rounding noise is not an effect: the std of a bootstrap resample that repeats one seed is 0
+    mathematically but can come out as 1e-17, and must not turn 'inconclusive' into 'supported'.
+    """
+    if low > TOLERANCE:
+        return "supported"
+    if high < -TOLERANCE:
+        return "contradicted"
+    return "inconclusive"
 
 
 def _scopes(results: Results, protocol: str | None) -> list[dict]:

@@ -28,6 +28,7 @@ from bench.report import claims, draw, stats, style
 from bench.report.load import Results
 
 SEEDS_NOTE = "small points: seeds; large: mean; bars: 95% t interval"
+FEW_IMAGES = 20  # reliability bins with fewer images (seeds pooled) are drawn hollow
 
 
 @dataclass
@@ -177,19 +178,19 @@ def reliability_figure(results: Results, folder: Path) -> list[Path]:
                 lw=0,
             )
             colour = styles[arm].colour
-            filled = cell[cell["count"] > 0]
-            ax.plot(
-                100 * filled["mean_confidence"],
-                100 * filled["accuracy"],
-                color=colour,
-                marker="o",
-                ms=3,
-            )
+            # Bins with few images give noisy accuracies: drawn hollow and left off the line.
+            solid = cell[cell["count"] >= FEW_IMAGES]
+            sparse = cell[(cell["count"] > 0) & (cell["count"] < FEW_IMAGES)]
+            x, y = 100 * solid["mean_confidence"], 100 * solid["accuracy"]
+            ax.plot(x, y, color=colour, marker="o", ms=3)
+            x, y = 100 * sparse["mean_confidence"], 100 * sparse["accuracy"]
+            ax.plot(x, y, ls="", marker="o", ms=3, mfc="white", mec=colour)
             value = ece.get((arm, protocol, rest), np.nan)
             if np.isfinite(value):
                 ax.text(4, 92, f"ECE {100 * value:.1f}%", fontsize=7, va="top")
     handles = [
         Line2D([], [], color="0.3", marker="o", ms=3, label="accuracy per bin"),
+        Line2D([], [], ls="", marker="o", ms=3, mfc="white", mec="0.3", label="< 20 images"),
         Line2D([], [], color="0.82", lw=6, label="share of images (%)"),
         Line2D([], [], color="0.5", ls="--", label="perfect calibration"),
     ]
@@ -241,7 +242,7 @@ def throughput_figure(results: Results, folder: Path) -> list[Path]:
                     axes[per * r + 1, c],
                     "regularizer_share",
                     100,
-                    "regularizer share of step time (%)",
+                    "regularizer time / step time (%)",
                 )
             )
         for ax, metric, scale, label in panels:
@@ -318,6 +319,7 @@ def schedule_figure(results: Results, folder: Path) -> list[Path]:
                 ls="--" if dashed else "-",
                 marker=styles[arm].marker,
                 ms=4,
+                drawstyle="steps-mid",  # a value holds for its whole epoch
             )
         ax.set_ylim(0, max(1.0, ax.get_ylim()[1]) * 1.05)
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
@@ -530,7 +532,12 @@ def corruption_figure(results: Results, folder: Path) -> list[Path]:
             ax.set_yticks(range(len(families)), [style.plot_text(f, 24) for f in families])
             ax.set_ylim(len(families) - 0.5, -0.5)
             ax.set_xlabel("accuracy (%)")
-    draw.arm_legend(fig, arms, styles, title="accuracy averaged over severities per seed")
+    severities = sorted(table["severity"].dropna().unique())
+    if len(severities) == 1:
+        note = f"severity {style.format_value(severities[0])}"
+    else:
+        note = "mean over severities " + ", ".join(map(style.format_value, severities))
+    draw.arm_legend(fig, arms, styles, title=note)
     return draw.save(fig, folder, "robustness_corruptions")
 
 
@@ -590,9 +597,9 @@ FIGURES = [
     FigureSpec(
         "reliability",
         "Reliability diagrams",
-        "Accuracy vs confidence per bin on test, seeds pooled (counts summed); grey bars: share "
-        "of test images per bin; dashed: perfect calibration; the ECE printed is the mean test "
-        "ECE over seeds from runs.csv.",
+        "Accuracy vs confidence per bin on test, seeds pooled (counts summed); hollow: bins "
+        "with fewer than 20 images; grey bars: share of test images per bin; dashed: perfect "
+        "calibration; the ECE printed is the mean test ECE over seeds from runs.csv.",
         reliability_figure,
         (_table("calibration"),),
     ),
@@ -606,8 +613,9 @@ FIGURES = [
     FigureSpec(
         "throughput",
         "Throughput",
-        "Training images per second, and the regularizer's share of a training step "
-        "(regularizer ms per batch over the time of a batch).",
+        "Training images per second (steady state), and the regularizer's time per batch as a "
+        "share of the time of a batch at that throughput; it can exceed 100% when the "
+        "regularizer's mean time includes slow first calls that the throughput leaves out.",
         throughput_figure,
         (_has("train_images_per_s"),),
     ),
@@ -653,8 +661,8 @@ FIGURES = [
     FigureSpec(
         "robustness_corruptions",
         "Accuracy per corruption",
-        "Accuracy per corruption family (mean over severities), mean over seeds with 95% t "
-        "intervals.",
+        "Accuracy per corruption family (severities averaged per cell), mean over seeds with "
+        "95% t intervals.",
         corruption_figure,
         (_table("robustness"),),
     ),

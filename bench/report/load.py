@@ -314,6 +314,29 @@ def _attach(
     return joined if len(joined) else None
 
 
+def _notes(runs: pd.DataFrame) -> list[str]:
+    """What the reader must know about the rows themselves."""
+    notes = []
+    stray = (runs["status"] == "failed") & runs[RUN_METRICS].notna().any(axis=1)
+    if stray.any():
+        notes.append(
+            f"{int(stray.sum())} failed cell(s) carry metric values; failed cells are never "
+            "averaged in, so these values are ignored."
+        )
+    # Cells the report cannot tell apart: same arm, configuration columns and seed. They differ
+    # in a column the report does not compare on (e.g. unfreeze_at) and get averaged per seed.
+    same = runs.duplicated([*ARM_COLUMNS, *CONFIG_COLUMNS, "seed"], keep=False)
+    if same.any():
+        notes.append(
+            f"{int(same.sum())} cells share regularizer, schedule, configuration and seed with "
+            "another cell (they differ in a column the report does not compare on); they are "
+            "averaged per seed. Give each configuration its own results folder."
+        )
+    if "dataset" in runs and (runs["dataset"] == "synthetic").any():
+        notes.append("Some cells ran on the synthetic test dataset: their numbers mean nothing.")
+    return notes
+
+
 def load_results(folder: str | Path) -> Results:
     """Read a results folder; raise ReportInputError with a one-line fix for bad input."""
     folder = Path(folder)
@@ -344,14 +367,6 @@ def load_results(folder: str | Path) -> Results:
         runs[column] = np.nan
     varying, bound = _add_labels(runs)
     _derive(runs)
-    failed = runs["status"] == "failed"
-    notes: list[str] = []
-    stray = failed & runs[RUN_METRICS].notna().any(axis=1)
-    if stray.any():
-        notes.append(
-            f"{int(stray.sum())} failed cell(s) carry metric values; failed cells are never "
-            "averaged in, so these values are ignored."
-        )
     results = Results(
         folder=folder,
         sweep=str(runs["sweep"].iloc[0]),
@@ -359,7 +374,7 @@ def load_results(folder: str | Path) -> Results:
         varying=varying,
         protocol_bound=bound,
         absent_columns=[c for c in absent if c != "gap"],
-        notes=notes,
+        notes=_notes(runs),
     )
     optional = [
         ("epochs", EPOCHS_REQUIRED, EPOCHS_NUMERIC),
@@ -370,5 +385,5 @@ def load_results(folder: str | Path) -> Results:
         path = folder / f"{name}.csv"
         if path.is_file():
             table = _read_csv(path, required, numeric)
-            setattr(results, name, _attach(table, runs, path.name, notes))
+            setattr(results, name, _attach(table, runs, path.name, results.notes))
     return results

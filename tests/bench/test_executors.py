@@ -82,7 +82,7 @@ def test_exception_becomes_failed_row(monkeypatch) -> None:
 
 def test_missing_ray_says_how_to_install(monkeypatch) -> None:
     monkeypatch.setitem(sys.modules, "ray", None)
-    with pytest.raises(RuntimeError, match=r"pip install 'regbench\[ray\]'"):
+    with pytest.raises(executors.ExecutorError, match=r"pip install 'regbench\[ray\]'"):
         executors._import_ray()
 
 

@@ -108,10 +108,12 @@ def test_run_ids_stable_and_overrides(tmp_path: Path) -> None:
     assert cfg.run_id == cfg.replace(device="cuda", data_dir="/x", sweep="other").run_id
 
 
-@pytest.mark.parametrize("name", ["smoke", "cpu-quick", "gpu-full"])
+@pytest.mark.parametrize("name", sorted(path.stem for path in SWEEPS.glob("*.toml")))
 def test_shipped_sweeps_are_valid(name: str) -> None:
     sweep = load_sweep(SWEEPS / f"{name}.toml")
     assert sweep.name == name
+    if name not in ("smoke", "cpu-quick", "gpu-full"):
+        return
     regs = {(c.regularizer, c.regularizer_params.get("schedule", "constant")) for c in sweep.cells}
     if name == "smoke":
         assert len(sweep.cells) >= 4 and {c.dataset for c in sweep.cells} == {"synthetic"}
@@ -255,7 +257,7 @@ def test_estimate_and_status(tmp_path: Path) -> None:
         for c, s in zip(sweep.cells[:2], ["ok", "failed"], strict=True)
     ]
     status = sweep_module.sweep_status(sweep, rows, "cpu")
-    assert (len(status.done), len(status.failed), len(status.todo)) == (1, 1, 28)
+    assert (len(status.done), len(status.failed), len(status.todo)) == (1, 1, len(est) - 2)
     assert status.measured
     assert status.eta_s == pytest.approx(2 * sum(est[2:]))
 

@@ -26,17 +26,18 @@ def cuda_batch(b=9, h=24, w=40):
     return images.cuda(), labels.cuda()
 
 
+@pytest.mark.parametrize("b", [1, 9])
 @pytest.mark.parametrize("name,params", VARIANTS, ids=IDS)
-def test_cuda_call(name, params):
-    images, labels = cuda_batch()
+def test_cuda_call(name, params, b):
+    images, labels = cuda_batch(b)
     reg = regularizers.build(name, K, **params)
     outs = [reg(images, labels, generator=torch.Generator("cuda").manual_seed(0)) for _ in "ab"]
     for out, targets in outs:
         assert out.device == images.device and targets.device == images.device
-        torch.testing.assert_close(targets.sum(1), torch.ones(9, device="cuda"))
+        torch.testing.assert_close(targets.sum(1), torch.ones(b, device="cuda"))
     assert torch.equal(outs[0][0], outs[1][0]) and torch.equal(outs[0][1], outs[1][1])
-    soft = torch.softmax(torch.randn(9, K, device="cuda"), dim=1)
-    assert reg(images, soft)[1].shape == (9, K)  # default CUDA generator, soft targets
+    soft = torch.softmax(torch.randn(b, K, device="cuda"), dim=1)
+    assert reg(images, soft)[1].shape == (b, K)  # default CUDA generator, soft targets
 
 
 @pytest.mark.parametrize("name,params", VARIANTS, ids=IDS)

@@ -21,27 +21,13 @@ from pathlib import Path
 
 import pandas as pd
 
-RUNS_COLUMNS = [
-    "run_id", "sweep", "status", "error", "regularizer", "regularizer_params", "schedule",
-    "protocol", "backbone", "pretrained", "image_size", "train_size", "epochs", "batch_size",
-    "optimizer", "lr", "weight_decay", "label_smoothing", "seed", "train_acc", "train_loss",
-    "val_acc", "val_loss", "test_acc", "test_loss", "gap", "test_ece", "test_mce", "test_brier",
-    "test_mean_conf", "temperature", "test_ece_ts", "test_nll_ts", "test_ece_adaptive", "val_ece",
-    "flip_rate", "occlusion_acc", "corruption_acc", "corruption_ece", "train_images_per_s",
-    "eval_images_per_s", "regularizer_ms_per_batch", "peak_mem_mb", "wall_s", "device",
-    "torch_version", "timm_version", "git_commit", "started_at",
-    # not in the schema table: the report must ignore them
-    "test_size", "val_size", "data_seed", "dataset",
-]  # fmt: skip
-EPOCHS_COLUMNS = [
-    "run_id", "epoch", "lr", "train_loss_aug", "train_acc", "train_loss", "val_acc", "val_loss",
-    "test_acc", "test_loss", "test_ece", "regularizer_prob", "regularizer_strength",
-    "images_per_s", "wall_s",
-]  # fmt: skip
-CALIBRATION_COLUMNS = [
-    "run_id", "split", "bin", "bin_lower", "bin_upper", "count", "mean_confidence", "accuracy",
-]  # fmt: skip
-ROBUSTNESS_COLUMNS = ["run_id", "corruption", "severity", "accuracy", "ece"]
+from bench import schema
+
+# The sweep runner's own column lists: the fixtures write every one of them, in its order.
+RUNS_COLUMNS = schema.RUNS_COLUMNS
+EPOCHS_COLUMNS = schema.EPOCHS_COLUMNS
+CALIBRATION_COLUMNS = schema.CALIBRATION_COLUMNS
+ROBUSTNESS_COLUMNS = schema.ROBUSTNESS_COLUMNS
 
 ARMS = [
     ("none", "constant"),
@@ -88,6 +74,21 @@ PLANTED_VERDICTS = {
     "random_erasing_occlusion_robust": "supported",
     "cutmix_occlusion_robust": "supported",
     "cutmix_increases_seed_variance_unfrozen": "inconclusive",  # 3 seeds are too few
+}
+
+
+# Values of the project's extra configuration columns (docs/results-schema.md, "Extensions").
+EXTENSION = {
+    "dataset": "cifar10",
+    "val_size": 5000,
+    "test_size": 10000,
+    "data_seed": 0,
+    "momentum": 0.9,
+    "backbone_lr_scale": 0.1,
+    "warmup_epochs": 0.5,
+    "unfreeze_at": 0.5,
+    "train_eval_size": 10000,
+    "robustness_size": 2000,
 }
 
 
@@ -197,10 +198,10 @@ def make_results(
                             timm_version="1.0.31",
                             git_commit="e20490d",
                             started_at=f"2025-11-25T12:{seed:02d}:00",
-                            test_size=10000,
-                            val_size=5000,
-                            data_seed=0,
-                            dataset="cifar10",
+                            **EXTENSION,
+                            num_gpus_visible=0,
+                            robustness_s=3.0 + seed,
+                            unknown_future_column="ignored",  # the report must skip it
                         )
                         if (arm, protocol, seed) in failed:
                             runs.append({**row, "status": "failed", "error": error})
@@ -212,7 +213,7 @@ def make_results(
                         epoch_rows += _epochs(row["run_id"], arm, schedule, epochs, epochs, metrics)
                         bins += _calibration(row["run_id"], metrics)
                         corruption_rows += _corruptions(row["run_id"], metrics)
-    frame = pd.DataFrame(runs).reindex(columns=RUNS_COLUMNS)
+    frame = pd.DataFrame(runs).reindex(columns=[*RUNS_COLUMNS, "unknown_future_column"])
     frame.to_csv(folder / "runs.csv", index=False)
     pd.DataFrame(epoch_rows, columns=EPOCHS_COLUMNS).to_csv(folder / "epochs.csv", index=False)
     pd.DataFrame(bins, columns=CALIBRATION_COLUMNS).to_csv(folder / "calibration.csv", index=False)

@@ -112,11 +112,28 @@ def test_empty_metric_values_are_not_measured(tmp_path):
     assert row["verdict"] == "not measured" and "corruption_acc" in row["note"]
 
 
+def test_verdict_ignores_rounding_noise():
+    assert claims.verdict_of(1e-17, 0.01) == "inconclusive"
+    assert claims.verdict_of(-0.01, -1e-17) == "inconclusive"
+    assert claims.verdict_of(1e-6, 0.01) == "supported"
+    assert claims.verdict_of(-0.02, -1e-6) == "contradicted"
+    assert claims.verdict_of(float("nan"), float("nan")) == "inconclusive"
+
+
 def test_seed_variance_needs_three_seeds_and_detects_planted_spread(tmp_path):
     make_results(tmp_path / "two", seeds=(0, 1), protocols=("unfrozen",))
     table = claims.evaluate_claims(load_results(tmp_path / "two"))
     row = table[table["claim_id"] == "cutmix_increases_seed_variance_unfrozen"].iloc[0]
     assert row["verdict"] == "not measured" and "3 seeds" in row["note"]
+
+    # 3 seeds: a ninth of the bootstrap resamples repeat one seed (std 0 in both arms), so the
+    # interval always reaches 0, whatever the spread; the verdict must not flip on rounding noise.
+    make_results(
+        tmp_path / "three", seeds=range(3), protocols=("unfrozen",), unfrozen_cutmix_spread=6.0
+    )
+    table = claims.evaluate_claims(load_results(tmp_path / "three"))
+    row = table[table["claim_id"] == "cutmix_increases_seed_variance_unfrozen"].iloc[0]
+    assert row["verdict"] == "inconclusive" and row["effect"] > 0
 
     make_results(
         tmp_path / "eight", seeds=range(8), protocols=("unfrozen",), unfrozen_cutmix_spread=6.0

@@ -126,11 +126,23 @@ def test_default_out_is_path_safe():
     assert str(default_out("..")) == "reports/sweep"
 
 
-def test_fixture_writes_every_column_the_report_knows():
-    """The generator must keep up with the schema the loader reads."""
+def test_the_report_reads_only_columns_the_runner_writes(results):
+    """load.py's column lists against the runner's (bench.schema); the fixture writes them all."""
     assert set(load.REQUIRED_RUNS + load.RUN_METRICS + load.RUN_TEXT) <= set(RUNS_COLUMNS)
     assert set(load.EPOCHS_NUMERIC + load.EPOCHS_REQUIRED) <= set(EPOCHS_COLUMNS)
     assert set(load.CALIBRATION_REQUIRED) == set(CALIBRATION_COLUMNS)
+    folder, _ = results
+    header = (folder / "runs.csv").read_text().splitlines()[0].split(",")
+    assert header == [*RUNS_COLUMNS, "unknown_future_column"]
+
+
+def test_cells_the_report_cannot_tell_apart_are_noted(results):
+    folder, runs = results
+    twin = runs.iloc[:1].copy()
+    twin["run_id"], twin["unfreeze_at"] = "twin", 0.25
+    pd.concat([runs, twin]).to_csv(folder / "runs.csv", index=False)
+    notes = " ".join(load.load_results(folder).notes)
+    assert "2 cells share regularizer, schedule, configuration and seed" in notes
 
 
 def test_extra_columns_and_runs_csv_path_are_accepted(results):
