@@ -5,7 +5,8 @@
 Batch 256 on CPU at 3x32x32 and 3x224x224, grouped by image size. Each benchmark also records
 the tensor operations one call dispatches at B=64 and B=512 (`extra_info`, shown by
 `--benchmark-json`), and asserts that our per-sample modes stay constant in B while timm's grow
-(a batch-mode mixup_cutmix call runs MixUp's or CutMix's ops, whichever it drew). `benchmarks/regularizer_table.py` prints the same comparison as one markdown table.
+(a batch-mode mixup_cutmix call runs MixUp's or CutMix's ops, whichever it drew).
+`benchmarks/regularizer_table.py` prints the same comparison as one markdown table.
 """
 
 from __future__ import annotations

@@ -114,7 +114,7 @@ class Regularizer:
     def apply(
         self, images: torch.Tensor, targets: torch.Tensor, draws: Draws
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        """Deterministic: images [B, C, H, W], float targets [B, K], draws -> new (images, targets)."""
+        """Deterministic: images [B, C, H, W], float targets [B, K], draws -> (images, targets)."""
         raise NotImplementedError
 
     def partner_share(self, lam: torch.Tensor, u: torch.Tensor) -> torch.Tensor:

@@ -59,7 +59,7 @@ def sample_boxes(
         u = torch.cat([u, sample_beta(alpha, n, generator, device)[None]])  # u[3]: lam
     if on_host:
         # A batch box's corners become Python ints for slicing anyway: bring its few draws to
-        # the host in one transfer and do the arithmetic there, not as ~30 one-element kernels.
+        # the host in one transfer and do the arithmetic there, not as ~30 tiny GPU kernels.
         u = u.cpu()
     if minmax is None:
         side = torch.sqrt(reg.partner_share(u[3], u[0]))
@@ -106,8 +106,8 @@ class CutMix(Regularizer):
     alpha=1.0 (lam uniform) is the paper's setting and torchvision's default. The schedule's
     strength s scales the box's area: (1 - lam) * s (s=0.25: at most a quarter of the image).
 
-    Draws: ``partner`` int64 [B]; ``box`` int64 [1, 4] (batch) or [B, 4] (elem), empty where
-    not applied.
+    Draws: ``partner`` int64 [B]; ``box`` int64 [1, 4] on the host (batch) or [B, 4] on the
+    batch's device (elem), empty where not applied.
     """
 
     name = "cutmix"
@@ -119,13 +119,11 @@ class CutMix(Regularizer):
         check_minmax(p)
 
     def sample(self, images: torch.Tensor, generator: torch.Generator | None) -> Draws:
-        b, _, h, w = images.shape
-        n = b if self._params["mode"] == "elem" else 1
-        partner = random_partner(b, generator, images.device)
-        p = self._params
-        on_host = p["mode"] == "batch"
+        (b, _, h, w), p, dev = images.shape, self._params, images.device
+        batch = p["mode"] == "batch"
+        partner = random_partner(b, generator, dev)
         box = sample_boxes(
-            self, p["alpha"], p["minmax"], n, h, w, generator, images.device, on_host
+            self, p["alpha"], p["minmax"], 1 if batch else b, h, w, generator, dev, batch
         )
         return {"partner": partner, "box": box}
 

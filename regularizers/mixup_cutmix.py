@@ -2,10 +2,10 @@
 when both alphas are set).
 
 With probability `switch_prob` CutMix is used, else MixUp: once per batch (`mode="batch"`) or per
-sample (`mode="elem"`). Both share one partner permutation. The per-sample mode blends every
-sample with one `lerp` whose per-pixel weight is lam (MixUp rows) or 0 inside / 1 outside the
-box (CutMix rows); lerp with weight exactly 0 or 1 returns an endpoint exactly, so CutMix rows
-are exact copies, and the call dispatches the same operations for any batch size.
+sample (`mode="elem"`). Both share one partner permutation. The per-sample mode handles both
+kinds of rows with the same two batch-wide operations (a lerp, then a box-masked select; lerp
+with weight exactly 0 returns the partner exactly), so a call dispatches the same operations
+for any batch size.
 """
 
 from __future__ import annotations
@@ -25,7 +25,8 @@ class MixUpCutMix(Regularizer):
     """MixUp or CutMix, chosen per batch or per sample; CutMix with probability switch_prob.
 
     Draws: ``partner`` int64 [B]; ``use_cutmix`` bool [n]; ``lam`` float32 [n] (MixUp's weight of
-    the sample itself); ``box`` int64 [n, 4] (CutMix); n = 1 (batch) or B (elem).
+    the sample itself); ``box`` int64 [n, 4] (CutMix; on the host in batch mode); n = 1 (batch)
+    or B (elem).
     """
 
     name = "mixup_cutmix"
@@ -66,9 +67,14 @@ class MixUpCutMix(Regularizer):
                 return paste(images, targets, partner, box)
             return mix(images, targets, partner, lam)
         _, _, h, w = images.shape
-        cut = use_cutmix.view(-1, 1, 1, 1)
-        weight = torch.where(cut, ~box_mask(box, h, w), lam.view(-1, 1, 1, 1))  # [B, 1, H, W]
+        # Two batch-wide passes, no loop: blend every row by its MixUp weight (0 for CutMix rows,
+        # which start as the partner), then put back the own pixels of CutMix rows outside their
+        # box; MixUp rows get a full-image box, so they keep the blend everywhere.
         mixed = gather_batch(images, partner)
-        mixed.lerp_(images, weight.to(images.dtype))  # in place: one new batch-sized tensor
+        weight = torch.where(use_cutmix, 0.0, lam).to(images.dtype)
+        mixed.lerp_(images, weight.view(-1, 1, 1, 1))
+        full = torch.tensor([0, h, 0, w], device=box.device)
+        take = box_mask(torch.where(use_cutmix[:, None], box, full), h, w)
+        out = torch.where(take, mixed, images, out=mixed)
         kept = torch.where(use_cutmix, 1.0 - box_area(box, h, w), lam)
-        return mixed, torch.lerp(targets.index_select(0, partner), targets, kept[:, None])
+        return out, torch.lerp(targets.index_select(0, partner), targets, kept[:, None])

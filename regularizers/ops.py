@@ -54,9 +54,11 @@ def box_mask(box: torch.Tensor, height: int, width: int) -> torch.Tensor:
     """
     rows = torch.arange(height, device=box.device)
     cols = torch.arange(width, device=box.device)
-    in_rows = (rows >= box[:, 0:1]) & (rows < box[:, 1:2])  # [n, H]
-    in_cols = (cols >= box[:, 2:3]) & (cols < box[:, 3:4])  # [n, W]
-    return (in_rows[:, :, None] & in_cols[:, None, :])[:, None]
+    in_rows = ((rows >= box[:, 0:1]) & (rows < box[:, 1:2])).to(torch.uint8)  # [n, H]
+    in_cols = ((cols >= box[:, 2:3]) & (cols < box[:, 3:4])).to(torch.uint8)  # [n, W]
+    # The outer product as a uint8 multiply viewed as bool: a broadcast bool `&` of this size
+    # runs some 20x slower on CPU (it is not vectorized there).
+    return (in_rows[:, None, :, None] * in_cols[:, None, None, :]).view(torch.bool)
 
 
 def box_area(box: torch.Tensor, height: int, width: int) -> torch.Tensor:

@@ -68,6 +68,12 @@ def _notes(results: Results, summary: pd.DataFrame) -> list[str]:
                 f"{int((seeds == 1).sum())} regularizer x scope rows have a single seed: they "
                 "show no ± and no interval."
             )
+        if seeds.max() > 1 and 2 / 2 ** seeds.max() > 0.05:
+            notes.append(
+                f"At most {seeds.max()} seeds per cell: the smallest possible permutation p is "
+                f"{2 / 2 ** seeds.max():.3g}, so no verdict can be significant, let alone survive "
+                "Holm's correction; 'supported' means the seeds agree, not that it is established."
+            )
     for column, what in [("git_commit", "git commits"), ("device", "devices")]:
         distinct = ok[column][ok[column] != ""].unique()
         if len(distinct) > 1:

@@ -12,6 +12,7 @@ import textwrap
 from collections.abc import Iterator
 from pathlib import Path
 
+import matplotlib
 import numpy as np
 import seaborn as sns
 from matplotlib.figure import Figure
@@ -29,7 +30,6 @@ RC = {
     "ytick.labelsize": 8,
     "legend.fontsize": 8,
     "legend.title_fontsize": 8,
-    "axes.titleweight": "bold",
     "grid.linewidth": 0.6,
     "lines.linewidth": 1.4,
     "savefig.bbox": "tight",
@@ -41,7 +41,9 @@ RC = {
 @contextlib.contextmanager
 def figure_style() -> Iterator[None]:
     """Seaborn's white-grid look at paper sizes, for the duration of the drawing."""
-    with sns.axes_style("whitegrid"), sns.plotting_context("paper", rc=RC):
+    # plotting_context keeps only its own keys (font sizes, widths); the rest of RC needs its own
+    # rc_context, or tight bounding boxes and TrueType PDF fonts would be silently dropped.
+    with sns.axes_style("whitegrid"), sns.plotting_context("paper"), matplotlib.rc_context(RC):
         yield
 
 
@@ -66,7 +68,7 @@ def save(fig: Figure, folder: Path, name: str) -> list[Path]:
 
 def arm_axis(ax, arms: list[str]) -> None:
     """Arms on the y axis, first arm at the top."""
-    ax.set_yticks(range(len(arms)), [style.plot_text(a) for a in arms])
+    ax.set_yticks(range(len(arms)), [style.plot_text(a, limit=26) for a in arms])
     ax.set_ylim(len(arms) - 0.5, -0.5)
     ax.grid(axis="y", visible=False)
 

@@ -6,11 +6,11 @@ metrics in `RUN_METRICS` and the provenance columns in `RUN_TEXT` where present;
 ignored. Every problem a user can fix raises `ReportInputError` with one line that names the
 problem and the fix; nothing here draws or computes statistics.
 
-Two columns are added to the runs table:
+Three columns are added to the runs table:
 - `arm`: the display label of (regularizer, schedule), e.g. `cutmix` or `cutmix (staged)`;
 - `scope`: the configuration the arm is compared within, e.g. `protocol=frozen, train_size=2000`
-  (protocol always, plus every other configuration column that varies in the sweep), and `rest`,
-  the same without the protocol (the row of a figure grid).
+  (protocol always, plus every other configuration column that varies in the sweep);
+- `rest`: the scope without the protocol and the columns fixed by it (a row of a figure grid).
 Derived metrics: `gap` (filled from train_acc - test_acc where empty), `overconfidence`
 (test_mean_conf - test_acc) and `regularizer_share` (regularizer time / training step time).
 """
@@ -23,6 +23,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from bench import schema  # column names only: no torch behind it
 from bench.report import style
 
 
@@ -33,98 +34,37 @@ class ReportInputError(Exception):
 ARM_COLUMNS = ["regularizer", "schedule"]
 # Every configuration column except the seed: cells are compared only when all of these match.
 CONFIG_COLUMNS = [
-    "protocol",
-    "backbone",
-    "pretrained",
-    "image_size",
-    "train_size",
-    "epochs",
-    "batch_size",
-    "optimizer",
-    "lr",
-    "weight_decay",
-    "label_smoothing",
-]
+    "protocol", "backbone", "pretrained", "image_size", "train_size", "epochs", "batch_size",
+    "optimizer", "lr", "weight_decay", "label_smoothing",
+]  # fmt: skip
 NUMERIC_CONFIG = [
-    "image_size",
-    "train_size",
-    "epochs",
-    "batch_size",
-    "lr",
-    "weight_decay",
-    "label_smoothing",
+    "image_size", "train_size", "epochs", "batch_size", "lr", "weight_decay", "label_smoothing",
     "seed",
-]
-REQUIRED_RUNS = ["run_id", "sweep", "status", *ARM_COLUMNS, *CONFIG_COLUMNS, "seed"]
-REQUIRED_RUNS += ["train_acc", "test_acc"]
+]  # fmt: skip
+REQUIRED_RUNS = [
+    "run_id", "sweep", "status", *ARM_COLUMNS, *CONFIG_COLUMNS, "seed", "train_acc", "test_acc",
+]  # fmt: skip
 RUN_METRICS = [
-    "train_acc",
-    "train_loss",
-    "val_acc",
-    "val_loss",
-    "test_acc",
-    "test_loss",
-    "gap",
-    "test_ece",
-    "test_mce",
-    "test_brier",
-    "test_mean_conf",
-    "temperature",
-    "test_ece_ts",
-    "test_nll_ts",
-    "test_ece_adaptive",
-    "val_ece",
-    "flip_rate",
-    "occlusion_acc",
-    "corruption_acc",
-    "corruption_ece",
-    "train_images_per_s",
-    "eval_images_per_s",
-    "regularizer_ms_per_batch",
-    "peak_mem_mb",
-    "wall_s",
-]
+    "train_acc", "train_loss", "val_acc", "val_loss", "test_acc", "test_loss", "gap",
+    "test_ece", "test_mce", "test_brier", "test_mean_conf", "temperature", "test_ece_ts",
+    "test_nll_ts", "test_ece_adaptive", "val_ece", "flip_rate", "occlusion_acc",
+    "corruption_acc", "corruption_ece", "train_images_per_s", "eval_images_per_s",
+    "regularizer_ms_per_batch", "peak_mem_mb", "wall_s",
+]  # fmt: skip
 RUN_TEXT = [
-    "error",
-    "regularizer_params",
-    "device",
-    "torch_version",
-    "timm_version",
-    "git_commit",
+    "error", "regularizer_params", "device", "torch_version", "timm_version", "git_commit",
     "started_at",
-]
-DERIVED_METRICS = ["overconfidence", "regularizer_share"]
+]  # fmt: skip
 
+# The side files: every column but the ids and names is a number (bench.schema names them all).
 EPOCHS_REQUIRED = ["run_id", "epoch", "train_acc", "test_acc"]
-EPOCHS_NUMERIC = [
-    "epoch",
-    "lr",
-    "train_loss_aug",
-    "train_acc",
-    "train_loss",
-    "val_acc",
-    "val_loss",
-    "test_acc",
-    "test_loss",
-    "test_ece",
-    "regularizer_prob",
-    "regularizer_strength",
-    "images_per_s",
-    "wall_s",
-]
-CALIBRATION_REQUIRED = [
-    "run_id",
-    "split",
-    "bin",
-    "bin_lower",
-    "bin_upper",
-    "count",
-    "mean_confidence",
-    "accuracy",
-]
-CALIBRATION_NUMERIC = CALIBRATION_REQUIRED[2:]
+EPOCHS_NUMERIC = [c for c in schema.EPOCHS_COLUMNS if c != "run_id"]
+CALIBRATION_REQUIRED = schema.CALIBRATION_COLUMNS
+CALIBRATION_NUMERIC = [c for c in CALIBRATION_REQUIRED if c not in ("run_id", "split")]
 ROBUSTNESS_REQUIRED = ["run_id", "corruption", "severity", "accuracy"]
-ROBUSTNESS_NUMERIC = ["severity", "accuracy", "ece"]
+ROBUSTNESS_NUMERIC = [c for c in schema.ROBUSTNESS_COLUMNS if c not in ("run_id", "corruption")]
+# Labels joined into the side tables (their own columns, e.g. epochs.csv's `lr`, stay as they are).
+JOINED = ["run_id", "arm", "scope", "rest", "protocol", "seed"]
 
 
 @dataclass
@@ -132,7 +72,7 @@ class Results:
     """One sweep's results: ok and failed cells, with per-epoch, calibration, robustness tables.
 
     `runs` holds every row of runs.csv (ok and failed); `ok` only the finished ones. The other
-    tables hold rows of ok cells only, with `arm`, `scope`, `rest` and the config columns joined in.
+    tables hold rows of ok cells only, with the `JOINED` labels of their cell added.
     """
 
     folder: Path
@@ -228,7 +168,7 @@ def _read_csv(path: Path, required: list[str], numeric: list[str]) -> pd.DataFra
 def _to_number(frame: pd.DataFrame, column: str, name: str) -> pd.Series:
     text = frame[column]
     values = pd.to_numeric(text.where(text != ""), errors="coerce").astype(float)
-    bad = values.isna() & (text != "")
+    bad = values.isna() & (text != "") & ~text.str.lower().isin(["nan", "-nan", "+nan"])
     if bad.any():
         where = frame.loc[bad].index[0]
         row_id = frame.at[where, "run_id"] if "run_id" in frame.columns else f"row {where + 2}"
@@ -236,7 +176,7 @@ def _to_number(frame: pd.DataFrame, column: str, name: str) -> pd.Series:
             f"{name}: column {column} has the non-numeric value {text[where]!r} (run_id "
             f"{row_id}); fix it or leave the field empty for 'not measured'"
         )
-    # inf/-inf are not measurements; keep them out of every mean.
+    # nan/inf (a writer's rendering of a non-finite value) are not measurements: left out.
     return values.where(np.isfinite(values))
 
 
@@ -295,7 +235,8 @@ def _derive(runs: pd.DataFrame) -> None:
         runs["overconfidence"] = runs["test_mean_conf"] - runs["test_acc"]
     if {"regularizer_ms_per_batch", "train_images_per_s"} <= set(runs.columns):
         step_ms = 1000.0 * runs["batch_size"] / runs["train_images_per_s"]
-        runs["regularizer_share"] = runs["regularizer_ms_per_batch"] / step_ms
+        share = runs["regularizer_ms_per_batch"] / step_ms
+        runs["regularizer_share"] = share.where(np.isfinite(share))  # 0 images/s: no share
 
 
 def _attach(
@@ -309,8 +250,7 @@ def _attach(
             f"{name}: {int((~known).sum())} row(s) name a run_id that is not in runs.csv; "
             "they are ignored."
         )
-    keep = ["run_id", "arm", "scope", "rest", *CONFIG_COLUMNS, "seed"]
-    joined = table[table["run_id"].isin(ok["run_id"])].merge(ok[keep], on="run_id")
+    joined = table[table["run_id"].isin(ok["run_id"])].merge(ok[JOINED], on="run_id")
     return joined if len(joined) else None
 
 

@@ -126,7 +126,7 @@ def test_shipped_sweeps_are_valid(name: str) -> None:
         assert {"resnet50", "tf_efficientnet_lite0"} <= {c.backbone for c in sweep.cells}
         assert len({c.seed for c in sweep.cells}) >= 3
         assert {500, 45000} <= {c.train_size for c in sweep.cells}
-        assert all(c.image_size == 224 and c.compile for c in sweep.cells)
+        assert all(c.image_size == 224 and c.device == "cuda" for c in sweep.cells)
 
 
 # ---------------------------------------------------------------------------------------------

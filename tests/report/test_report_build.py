@@ -291,4 +291,6 @@ def test_report_package_does_not_import_training_code():
         assert not re.search(r"^\s*(import|from)\s+(torch|timm|regularizers)\b", text, re.M), path
         for module in re.findall(r"^\s*from\s+bench\.(\w+)", text, re.M):
             assert module == "report", (path, module)
+        for module in re.findall(r"^\s*from\s+bench\s+import\s+(\w+)", text, re.M):
+            assert module == "schema", (path, module)  # column names only
     assert (REPO / "bench" / "__init__.py").read_text().strip() == ""
