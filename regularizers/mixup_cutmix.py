@@ -25,8 +25,8 @@ class MixUpCutMix(Regularizer):
     """MixUp or CutMix, chosen per batch or per sample; CutMix with probability switch_prob.
 
     Draws: ``partner`` int64 [B]; ``use_cutmix`` bool [n]; ``lam`` float32 [n] (MixUp's weight of
-    the sample itself); ``box`` int64 [n, 4] (CutMix; on the host in batch mode); n = 1 (batch)
-    or B (elem).
+    the sample itself); ``box`` int64 [n, 4] (CutMix); n = 1 (batch) or B (elem). In batch mode
+    `use_cutmix` and `box` are on the host, and `box` is empty when the batch gets MixUp.
     """
 
     name = "mixup_cutmix"
@@ -48,14 +48,16 @@ class MixUpCutMix(Regularizer):
     def sample(self, images: torch.Tensor, generator: torch.Generator | None) -> Draws:
         b, _, h, w = images.shape
         dev, p = images.device, self._params
-        n = b if p["mode"] == "elem" else 1
+        batch = p["mode"] == "batch"
+        n = 1 if batch else b
         partner = random_partner(b, generator, dev)
         u = uniform((2, n), generator, dev)
-        use_cutmix = u[0] < p["switch_prob"]
+        use_cutmix = (u[0] < p["switch_prob"]).cpu() if batch else u[0] < p["switch_prob"]
         lam = 1.0 - self.partner_share(sample_beta(p["mixup_alpha"], n, generator, dev), u[1])
-        box = sample_boxes(
-            self, p["cutmix_alpha"], p["minmax"], n, h, w, generator, dev, p["mode"] == "batch"
-        )
+        if batch and not use_cutmix.item():  # the batch gets MixUp: no box to draw
+            box = torch.zeros((1, 4), dtype=torch.long)
+        else:
+            box = sample_boxes(self, p["cutmix_alpha"], p["minmax"], n, h, w, generator, dev, batch)
         return {"partner": partner, "use_cutmix": use_cutmix, "lam": lam, "box": box}
 
     def apply(
@@ -63,7 +65,7 @@ class MixUpCutMix(Regularizer):
     ) -> tuple[torch.Tensor, torch.Tensor]:
         partner, use_cutmix, lam, box = (draws[k] for k in ("partner", "use_cutmix", "lam", "box"))
         if self._params["mode"] == "batch":
-            if use_cutmix.item():  # one host sync on CUDA, then only the chosen method runs
+            if use_cutmix.item():  # on the host already: only the chosen method runs
                 return paste(images, targets, partner, box)
             return mix(images, targets, partner, lam)
         _, _, h, w = images.shape

@@ -116,7 +116,8 @@ def ece_figure(results: Results, folder: Path) -> list[Path]:
 def pooled_bins(results: Results) -> pd.DataFrame:
     """Reliability bins of the test split pooled over seeds: counts summed, means weighted."""
     cal = results.calibration
-    cal = cal[cal["split"] == "test"] if (cal["split"] == "test").any() else cal
+    splits = set(cal["split"])
+    cal = cal[cal["split"] == ("test" if "test" in splits else min(splits))]  # never mix splits
     cal = cal[cal["count"].notna()].copy()
     cal["conf_sum"] = (cal["mean_confidence"] * cal["count"]).fillna(0.0)
     cal["acc_sum"] = (cal["accuracy"] * cal["count"]).fillna(0.0)
@@ -321,7 +322,8 @@ def schedule_figure(results: Results, folder: Path) -> list[Path]:
                 ms=4,
                 drawstyle="steps-mid",  # a value holds for its whole epoch
             )
-        ax.set_ylim(0, max(1.0, ax.get_ylim()[1]) * 1.05)
+        top = max(1.0, ax.get_ylim()[1]) * 1.05
+        ax.set_ylim(-0.04 * top, top)  # a value of 0 stays visible above the axis
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.set_xlabel("epoch")
         ax.set_ylabel(label)

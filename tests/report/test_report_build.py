@@ -31,6 +31,7 @@ def assert_png(path: Path, min_bytes: int = 20_000) -> None:
 def assert_pdf(path: Path) -> None:
     data = path.read_bytes()
     assert data[:5] == b"%PDF-" and len(data) >= 8_000, path
+    assert b"/Type3" not in data, path  # TrueType fonts: editable, accepted by publishers
 
 
 # --- the cpu-quick-like report -------------------------------------------------------------
