@@ -20,6 +20,7 @@ from __future__ import annotations
 import functools
 import json
 import math
+import os
 import platform
 import resource
 import subprocess
@@ -129,7 +130,10 @@ def preflight(cfg: RunConfig) -> None:
 @functools.lru_cache(maxsize=1)
 def git_commit() -> str:
     """HEAD of the project checkout, with '-dirty' when it has uncommitted changes; '' if none.
-    Read once per process: the code that runs is the code imported at start."""
+    Read once per process: the code that runs is the code imported at start. A copy without
+    .git (e.g. a tree synced to a GPU box) can pass it in REGBENCH_GIT_COMMIT."""
+    if os.environ.get("REGBENCH_GIT_COMMIT"):
+        return os.environ["REGBENCH_GIT_COMMIT"]
     try:
         root = str(data.REPO_ROOT)
         head = subprocess.run(

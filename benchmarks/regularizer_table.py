@@ -3,8 +3,8 @@
     python benchmarks/regularizer_table.py [--device cpu|cuda] [--out FILE.md] [--repeats N]
                                            [--warmup N] [--threads N] [--train-repeats N]
 
-Per-call time (median of repeats; CUDA events and synchronize on a GPU) at batch 256 and
-3x32x32 / 3x224x224, the ratio to timm's version of the same operation, and the number of
+Per-call time at batch 256 and 3x32x32 / 3x224x224 (median of repeats, taken in warm blocks
+that take turns; CUDA events and synchronize on a GPU), the ratio to timm's version of the same operation, and the number of
 tensor operations one call dispatches at B=64 and B=512 (counted with TorchDispatchMode; a
 per-sample Python loop shows up as a count that grows with B). On CUDA it also times one
 ResNet-50 training step (timm, random init, bf16 autocast, channels_last, 224, batch 256) and
@@ -160,16 +160,20 @@ def time_call(fn: Callable, images, labels, device) -> float:
 
 
 def time_all(impls: list[Impl], size: int, device, repeats: int, warmup: int) -> dict[str, float]:
-    """Median ms per call of each impl; repeats are interleaved so drift hits all alike."""
+    """Median ms per call of each impl. The impls take turns in blocks (a few untimed warm-up
+    calls, then timed calls), over up to three rounds, so drift hits all alike while each
+    block still runs warm (allocator and caches as in a training loop)."""
     images, labels = make_batch(BATCH, size, device)
     fns = {impl.name: impl.make(device) for impl in impls}
     inputs = {impl.name: images.clone() if is_inplace(impl) else images for impl in impls}
     times: dict[str, list[float]] = {name: [] for name in fns}
-    for r in range(warmup + repeats):
+    rounds = min(3, repeats)
+    for r in range(rounds):
         for name, fn in fns.items():
-            ms = time_call(fn, inputs[name], labels, device)
-            if r >= warmup:
-                times[name].append(ms)
+            for _ in range(warmup):
+                fn(inputs[name], labels)
+            for _ in range(repeats // rounds + (r < repeats % rounds)):
+                times[name].append(time_call(fn, inputs[name], labels, device))
     return {name: statistics.median(values) for name, values in times.items()}
 
 
@@ -224,7 +228,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
     parser.add_argument("--out", help="also write the markdown table to this file")
     parser.add_argument("--repeats", type=int, default=None, help="default 5 on cpu, 50 on cuda")
-    parser.add_argument("--warmup", type=int, default=2)
+    parser.add_argument("--warmup", type=int, default=2, help="untimed calls before each block")
     parser.add_argument("--train-repeats", type=int, default=10)
     parser.add_argument("--threads", type=int, help="torch CPU threads (default: torch's)")
     args = parser.parse_args(argv)

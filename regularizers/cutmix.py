@@ -16,17 +16,9 @@ import math
 import torch
 
 from .base import Draws, Regularizer
+from .boxes import box_area, box_mask, sample_boxes
 from .checks import check_choice, check_number, check_pair
-from .ops import (
-    below,
-    box_area,
-    box_mask,
-    centred_boxes,
-    gather_batch,
-    random_partner,
-    sample_beta,
-    uniform,
-)
+from .ops import gather_batch, random_partner
 
 MODES = ("batch", "elem")
 
@@ -34,66 +26,6 @@ MODES = ("batch", "elem")
 def check_minmax(p: dict) -> None:
     if p["minmax"] is not None:
         p["minmax"] = check_pair("minmax", p["minmax"], 0.0, 1.0, lo_open=True)
-
-
-def sample_boxes(
-    reg: Regularizer,
-    alpha: float,
-    minmax: list | None,
-    n: int,
-    height: int,
-    width: int,
-    generator: torch.Generator | None,
-    device,
-    on_host: bool = False,
-) -> torch.Tensor:
-    """int64 [n, 4] CutMix boxes (y0, y1, x0, x1) for `reg`'s current prob and strength.
-
-    Without `minmax`: area fraction (1 - lam) * strength before clipping, centre uniform.
-    With `minmax` (as timm's `cutmix_minmax`; alpha unused): each side uniform in
-    [min, max) of the image's side, the area scaled by the strength, the box inside the image.
-    `on_host` computes the boxes on (and returns them to) the host, for a batch box: see below.
-    """
-    u = uniform((3 if minmax is None else 5, n), generator, device)
-    if minmax is None:
-        u = torch.cat([u, sample_beta(alpha, n, generator, device)[None]])  # u[3]: lam
-    if on_host:
-        # A batch box's corners become Python ints for slicing anyway: bring its few draws to
-        # the host in one transfer and do the arithmetic in Python, not as ~30 tiny kernels.
-        return torch.tensor([one_box(reg, u[:, 0].tolist(), minmax, height, width)])
-    if minmax is None:
-        side = torch.sqrt(reg.partner_share(u[3], u[0]))
-        cut_h, cut_w = (height * side).long(), (width * side).long()  # floor, as the paper
-        return centred_boxes(below(u[1], height), below(u[2], width), cut_h, cut_w, height, width)
-    scale = torch.where(u[0] < reg.current_prob, reg.current_strength**0.5, 0.0)  # area x s
-    sides = []
-    for i, size in ((1, height), (2, width)):
-        low, high = int(size * minmax[0]), int(size * minmax[1])
-        sides.append(((low + below(u[i], max(high - low, 1))) * scale).long())
-    top, left = below(u[3], height - sides[0] + 1), below(u[4], width - sides[1] + 1)
-    return torch.stack([top, top + sides[0], left, left + sides[1]], dim=1)
-
-
-def one_box(reg: Regularizer, u: list[float], minmax, height: int, width: int) -> list[int]:
-    """[y0, y1, x0, x1]: the Python twin of `sample_boxes` for one box, from its draws `u`."""
-    applies = u[0] < reg.current_prob
-    if minmax is None:
-        side = math.sqrt(reg.partner_share(torch.tensor(u[3]), torch.tensor(u[0])).item())
-        cut_h, cut_w = int(height * side), int(width * side)
-        y0 = min(int(u[1] * height), height - 1) - cut_h // 2
-        x0 = min(int(u[2] * width), width - 1) - cut_w // 2
-        y0, y1 = max(y0, 0), min(max(y0 + cut_h, 0), height)
-        x0, x1 = max(x0, 0), min(max(x0 + cut_w, 0), width)
-        return [min(y0, height), y1, min(x0, width), x1]
-    scale = math.sqrt(reg.current_strength * applies)
-    sides = []
-    for i, size in ((1, height), (2, width)):
-        low, high = int(size * minmax[0]), int(size * minmax[1])
-        span = max(high - low, 1)
-        sides.append(int((low + min(int(u[i] * span), span - 1)) * scale))
-    top = min(int(u[3] * (height - sides[0] + 1)), height - sides[0])
-    left = min(int(u[4] * (width - sides[1] + 1)), width - sides[1])
-    return [top, top + sides[0], left, left + sides[1]]
 
 
 def paste(

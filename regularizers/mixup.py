@@ -54,14 +54,9 @@ class MixUp(Regularizer):
         b, dev = images.shape[0], images.device
         n = b if self._params["mode"] == "elem" else 1
         partner = random_partner(b, generator, dev)
-        u, lam = (
-            uniform((n,), generator, dev),
-            sample_beta(self._params["alpha"], n, generator, dev),
-        )
-        return {
-            "partner": partner,
-            "lam": 1.0 - self.partner_share(lam, u),
-        }
+        u = uniform((n,), generator, dev)
+        lam = sample_beta(self._params["alpha"], n, generator, dev)
+        return {"partner": partner, "lam": 1.0 - self.partner_share(lam, u)}
 
     def apply(
         self, images: torch.Tensor, targets: torch.Tensor, draws: Draws

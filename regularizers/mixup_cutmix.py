@@ -15,10 +15,11 @@ import math
 import torch
 
 from .base import Draws, Regularizer
+from .boxes import box_area, box_mask, sample_boxes
 from .checks import check_choice, check_number
-from .cutmix import MODES, check_minmax, paste, sample_boxes
+from .cutmix import MODES, check_minmax, paste
 from .mixup import mix
-from .ops import box_area, box_mask, gather_batch, random_partner, sample_beta, uniform
+from .ops import gather_batch, random_partner, sample_beta, uniform
 
 
 class MixUpCutMix(Regularizer):

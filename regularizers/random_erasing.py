@@ -16,8 +16,9 @@ import math
 import torch
 
 from .base import Draws, Regularizer
+from .boxes import box_mask
 from .checks import check_choice, check_pair
-from .ops import below, box_mask, uniform
+from .ops import below, uniform
 
 ATTEMPTS = 10  # retries of a rectangle that does not fit, as in the paper's code
 
@@ -81,4 +82,5 @@ class RandomErasing(Regularizer):
         if value == "mean":
             mean = images.mean(dim=(0, 2, 3), keepdim=True, dtype=torch.float32)
             return torch.where(mask, mean.to(images.dtype), images), targets
-        return torch.where(mask, draws["noise"], images), targets
+        out = torch.empty_like(images)  # in the images' memory format, whatever the noise's
+        return torch.where(mask, draws["noise"], images, out=out), targets

@@ -119,7 +119,11 @@ def test_cli_text_and_json(capsys):
     assert info["schedules"]["staged"]["params"]["stages"][0] == [0.0, 0.0, 0.0]
 
 
-@pytest.mark.parametrize("name,params", VARIANTS, ids=IDS)
+@pytest.mark.parametrize(
+    "name,params",
+    VARIANTS + [("random_erasing", {"value": "mean"}), ("random_erasing", {"value": "random"})],
+    ids=IDS + ["random_erasing-mean", "random_erasing-random"],
+)
 def test_channels_last_in_channels_last_out(name, params):
     """The training loop may feed channels_last batches: same values, memory format kept."""
     images, labels = batch(6)

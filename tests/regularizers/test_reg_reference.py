@@ -13,7 +13,7 @@ from reg_reference import (
 )
 
 import regularizers
-from regularizers.ops import box_mask
+from regularizers.boxes import box_mask, boxes_from_draws, one_box
 
 K = 10
 
@@ -87,3 +87,21 @@ def test_random_erasing_boxes_match_the_papers_loop(size):
     u, v = torch.rand((2, 300, 10), generator=g), torch.rand((3, 300), generator=g)
     ref = erase_boxes_reference(u, v, h, w, scale, ratio, prob)
     assert torch.equal(box_mask(box, h, w), box_mask(ref, h, w))
+
+
+@pytest.mark.parametrize("minmax", [None, [0.2, 0.9]])
+@pytest.mark.parametrize("size", [(20, 28), (224, 224), (5, 3)])
+def test_batch_box_python_twin_matches_batched_boxes(minmax, size):
+    """A batch box is computed in Python (`one_box`), per-sample boxes by tensor code: the same
+    draws give the same box, but for float64-vs-float32 rounding (a side off by one, rarely)."""
+    h, w = size
+    reg = regularizers.build("cutmix", K, prob=0.9, schedule="linear", minmax=minmax)
+    reg.set_progress(0.4)  # prob 0.72, strength 0.8
+    u = torch.rand((4 if minmax is None else 5, 2000), generator=torch.Generator().manual_seed(0))
+    batched = boxes_from_draws(reg, u, minmax, h, w)
+    twins = torch.tensor([one_box(reg, u[:, i].tolist(), minmax, h, w) for i in range(2000)])
+    diff = (twins - batched).abs()
+    assert int(diff.max()) <= 1 and float((diff > 0).any(dim=1).float().mean()) < 0.01
+    cut = (batched[:, 1] > batched[:, 0]) & (batched[:, 3] > batched[:, 2])
+    if min(size) >= 20:
+        assert float(cut.float().mean()) > 0.5  # real boxes were compared, not just empty ones

@@ -18,7 +18,7 @@ from torchvision.transforms import v2
 from torchvision.transforms.v2 import functional as TF
 
 import regularizers
-from regularizers.ops import centred_boxes
+from regularizers.boxes import centred_boxes
 
 K, B, H, W = 10, 8, 20, 28
 
