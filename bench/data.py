@@ -287,9 +287,14 @@ def make_splits(
         )
     if test_size > len(test_y):
         raise ValueError(f"test_size={test_size} exceeds the {len(test_y)} test images")
+    for name, labels in (("training", train_y), ("test", test_y)):
+        if len(labels) and (int(labels.min()) < 0 or int(labels.max()) >= len(classes)):
+            raise ValueError(f"{name} labels outside [0, {len(classes)}): not CIFAR-10 files")
     val_idx, train_idx = stratified_take(train_y, [val_size, train_size or available], data_seed)
     test_idx = (
-        stratified_take(test_y, [test_size], data_seed)[0] if test_size else torch.arange(len(test_y))
+        stratified_take(test_y, [test_size], data_seed)[0]
+        if test_size
+        else torch.arange(len(test_y))
     )
 
     def put(tensor: torch.Tensor) -> torch.Tensor:
@@ -311,7 +316,9 @@ def make_splits(
 # Whole-batch transforms
 
 
-def random_crop_flip(images: torch.Tensor, generator: torch.Generator, pad: int = 4) -> torch.Tensor:
+def random_crop_flip(
+    images: torch.Tensor, generator: torch.Generator, pad: int = 4
+) -> torch.Tensor:
     """Random crop after zero padding plus random horizontal flip, per sample, for a whole batch.
 
     images: [B, C, H, W] (any dtype). Returns the same shape and dtype. One gather builds every
@@ -363,4 +370,3 @@ def steps_per_epoch(train_count: int, batch_size: int) -> int:
     """Full batches per epoch (the last partial batch is dropped, so every step has B images);
     at least one step, with a smaller batch, when the training set is smaller than B."""
     return max(1, math.floor(train_count / batch_size))
-

@@ -32,6 +32,9 @@ class Regularizer:
 
     name: ClassVar[str]
     PARAMS: ClassVar[dict[str, Any]] = {}  # own parameters -> defaults (may override `prob`)
+    # Checking that int labels lie in [0, num_classes) costs one host sync per call on CUDA; a
+    # training loop that validated its labels once sets this to False to keep steps sync-free.
+    check_label_range: bool = True
     SCHEDULED: ClassVar[bool] = True  # False: no prob / schedule parameters (the `none` arm)
 
     @classmethod
@@ -101,7 +104,7 @@ class Regularizer:
         self, images: torch.Tensor, labels: torch.Tensor, generator: torch.Generator | None = None
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """images [B, C, H, W], labels [B] or [B, K] -> (images [B, C, H, W], targets [B, K])."""
-        check_batch(images, labels, generator, self.num_classes)
+        check_batch(images, labels, generator, self.num_classes, self.check_label_range)
         targets = self.targets(labels)
         if self.current_prob == 0.0 or self.current_strength == 0.0:
             return images, targets  # off: no draws, no copy

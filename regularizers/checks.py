@@ -38,7 +38,11 @@ def check_pair(name: str, value: Any, lo: float, hi: float, *, lo_open: bool = F
 
 
 def check_batch(
-    images: Any, labels: Any, generator: torch.Generator | None, num_classes: int
+    images: Any,
+    labels: Any,
+    generator: torch.Generator | None,
+    num_classes: int,
+    check_range: bool = True,
 ) -> None:
     """ValueError (with the shapes) unless images are float [B, C, H, W] with B >= 1, labels are
     int [B] in [0, num_classes) or float [B, num_classes] on the images' device, and the
@@ -57,10 +61,11 @@ def check_batch(
     if labels.ndim == 1 and not labels.is_floating_point() and labels.dtype != torch.bool:
         if labels.shape[0] != shape[0]:
             raise ValueError(f"batch sizes differ: {where}")
-        # One host sync on CUDA: the price of a ValueError instead of a device-side assert.
-        low, high = torch.stack(torch.aminmax(labels)).tolist()
-        if low < 0 or high >= k:
-            raise ValueError(f"labels must lie in [0, {k}), got range [{low}, {high}]: {where}")
+        if check_range:  # False when the caller validated its labels once (the training loop)
+            # One host sync on CUDA: the price of a ValueError instead of a device-side assert.
+            low, high = torch.stack(torch.aminmax(labels)).tolist()
+            if low < 0 or high >= k:
+                raise ValueError(f"labels must lie in [0, {k}), got range [{low}, {high}]: {where}")
     elif labels.ndim == 2 and labels.is_floating_point():
         if tuple(labels.shape) != (shape[0], k):
             raise ValueError(f"soft labels must be [B, num_classes] = [{shape[0]}, {k}]: {where}")

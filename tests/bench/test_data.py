@@ -107,3 +107,12 @@ def test_synthetic_data_is_class_balanced_uint8():
     raw = data.synthetic_cifar(n_train=300, n_test=100, seed=1)
     assert raw["train_x"].dtype == np.uint8 and raw["train_x"].shape == (300, 3, 32, 32)
     assert np.bincount(raw["train_y"]).tolist() == [30] * 10
+
+
+def test_labels_outside_the_classes_are_refused_once_at_load():
+    raw = data.synthetic_cifar(n_train=200, n_test=50)
+    raw["train_y"] = raw["train_y"].copy()
+    raw["train_y"][3] = 10
+    with pytest.raises(ValueError, match=r"training labels outside \[0, 10\)"):
+        data.make_splits(raw, val_size=50, train_size=100, test_size=0, data_seed=0,
+                         device=torch.device("cpu"))  # fmt: skip
