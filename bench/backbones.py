@@ -107,24 +107,35 @@ def load_by_order(model: nn.Module, state: dict[str, torch.Tensor], source: str)
     model.load_state_dict(mapped, strict=True)
 
 
+def check_state_matches(
+    model: nn.Module, state: dict[str, torch.Tensor], source: str, hint: str, optional=()
+) -> None:
+    """ValueError naming `source` unless `state` has exactly the model's keys (those in
+    `optional` may be missing) with the model's shapes; `hint` says what to do instead."""
+    target = model.state_dict()
+    missing = [k for k in target if k not in state and k not in optional]
+    unexpected = [k for k in state if k not in target]
+    name = model.default_cfg.get("architecture", type(model).__name__)
+    if missing or unexpected:
+        raise ValueError(
+            f"{source}: does not match backbone {name!r} (missing {missing[:3]}, unexpected "
+            f"{unexpected[:3]}); {hint}"
+        )
+    for key, tensor in state.items():
+        if tensor.shape != target[key].shape:
+            raise ValueError(
+                f"{source}: {key} has shape {tuple(tensor.shape)}, backbone {name!r} expects "
+                f"{tuple(target[key].shape)}; {hint}"
+            )
+
+
 def load_by_name(model: nn.Module, state: dict[str, torch.Tensor], source: str) -> None:
     """Load a state dict by key; classifier tensors of another class count are skipped."""
     head = {f"{model.default_cfg.get('classifier', 'classifier')}.{s}" for s in ("weight", "bias")}
     target = model.state_dict()
     state = {k: v for k, v in state.items() if not (k in head and v.shape != target[k].shape)}
-    missing = [k for k in target if k not in state and k not in head]
-    unexpected = [k for k in state if k not in target]
-    if missing or unexpected:
-        raise ValueError(
-            f"{source}: does not match the model (missing {missing[:5]}..., unexpected "
-            f"{unexpected[:5]}...); pass the weights of this backbone or --pretrained none"
-        )
-    for key, tensor in state.items():
-        if tensor.shape != target[key].shape:
-            raise ValueError(
-                f"{source}: {key} has shape {tuple(tensor.shape)}, expected "
-                f"{tuple(target[key].shape)}"
-            )
+    hint = "pass the weights of this backbone, or --pretrained none"
+    check_state_matches(model, state, source, hint, optional=head)
     model.load_state_dict(state, strict=False)
 
 

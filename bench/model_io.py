@@ -14,6 +14,7 @@ from typing import Any
 
 from torch import nn
 
+from bench.backbones import check_state_matches
 from bench.config import RunConfig
 
 FORMAT_VERSION = 1
@@ -98,20 +99,8 @@ def load_model(path: str | os.PathLike) -> tuple[nn.Module, dict[str, Any]]:
         )
     except RuntimeError as error:
         raise ValueError(f"model metadata {meta}: unknown backbone ({error})") from None
-    expected = model.state_dict()
-    if set(state) != set(expected):
-        extra = sorted(set(state) - set(expected))[:3]
-        lacking = sorted(set(expected) - set(state))[:3]
-        raise ValueError(
-            f"model weights {weights} do not match backbone {metadata['backbone']!r} "
-            f"(unexpected {extra}, missing {lacking}): wrong backbone in {meta.name}?"
-        )
-    for key, tensor in state.items():
-        if tensor.shape != expected[key].shape:
-            raise ValueError(
-                f"model weights {weights}: {key} has shape {tuple(tensor.shape)}, backbone "
-                f"{metadata['backbone']!r} expects {tuple(expected[key].shape)}"
-            )
+    hint = f"wrong backbone in {meta.name}, or weights of another model?"
+    check_state_matches(model, state, f"model weights {weights}", hint)
     model.load_state_dict(state, strict=True)
     return model.eval(), metadata
 

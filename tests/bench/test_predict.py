@@ -96,7 +96,7 @@ def test_wrong_backbone_in_metadata_is_reported(saved_model, tmp_path):
     meta = json.loads(path.with_suffix(".json").read_text())
     meta["backbone"] = "resnet10t"
     copy.with_suffix(".json").write_text(json.dumps(meta))
-    with pytest.raises(ValueError, match="do not match backbone 'resnet10t'"):
+    with pytest.raises(ValueError, match="does not match backbone 'resnet10t'"):
         model_io.load_model(copy)
 
 
