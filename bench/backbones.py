@@ -42,7 +42,7 @@ def hub_reachable() -> bool:
 
 def check_backbone_name(name: str) -> None:
     """Raise ValueError when timm does not know the model name (with close matches)."""
-    if name in timm.list_models():
+    if timm.is_model(name):  # accepts pretrained tags too, e.g. resnet50.a1_in1k
         return
     stem = name.split("_")[0].split(".")[0][:6]
     close = timm.list_models(f"*{stem}*")[:8] if stem else []

@@ -41,7 +41,7 @@ class RunConfig:
     batch_size: int = 128
     optimizer: str = "sgd"
     lr: float = 0.05  # peak learning rate of the head (and backbone, times backbone_lr_scale)
-    backbone_lr_scale: float = 0.1  # backbone lr = lr * this, for unfrozen/staged/scratch
+    backbone_lr_scale: float = 0.1  # backbone lr = lr * this, for unfrozen/staged (scratch: 1)
     momentum: float = 0.9  # SGD only
     weight_decay: float = 5e-4
     warmup_epochs: float = 0.5  # linear warmup, then cosine decay to 0 (in epochs, fractional ok)
@@ -49,7 +49,7 @@ class RunConfig:
     unfreeze_at: float = 0.5  # staged protocol: fraction of training spent frozen
     image_size: int = 32  # input side in pixels after resizing on the device
     train_size: int = 0  # training images after the validation hold-out; 0 = all remaining
-    val_size: int = 5000  # stratified hold-out from the training set, fixed by data_seed
+    val_size: int = 5000  # stratified hold-out from the training set, fixed by data_seed (>= 10)
     test_size: int = 0  # stratified fixed subset of the test set; 0 = the whole test set
     train_eval_size: int = 10000  # clean-train metrics on a fixed subset of at most this many
     robustness_size: int = 2000  # test images used for corruption / occlusion metrics
@@ -126,9 +126,16 @@ def check_config(cfg: RunConfig, where: str = "config") -> None:
     for name in ("epochs", "batch_size", "image_size"):
         if getattr(cfg, name) < 1:
             raise bad(name, "an integer >= 1")
-    for name in ("train_size", "val_size", "test_size", "train_eval_size", "robustness_size"):
+    for name in ("train_size", "test_size", "train_eval_size", "robustness_size"):
         if getattr(cfg, name) < 0:
             raise bad(name, "an integer >= 0 (0 means all)")
+    if cfg.val_size < 10:
+        raise bad("val_size", "an integer >= 10 (temperature scaling and val metrics need a "
+                  "validation split of at least one image per class)")  # fmt: skip
+    if not 0 <= cfg.momentum < 1:
+        raise bad("momentum", "0 <= value < 1 (SGD with Nesterov momentum needs > 0)")
+    if cfg.optimizer == "sgd" and cfg.momentum == 0:
+        raise bad("momentum", "a value > 0 with optimizer 'sgd' (Nesterov momentum)")
     if not cfg.lr > 0:
         raise bad("lr", "a number > 0")
     for name in ("weight_decay", "warmup_epochs", "backbone_lr_scale"):

@@ -130,12 +130,22 @@ class _ArrayUnpickler(pickle.Unpickler):
 
 def _read_batch(path: Path) -> tuple[np.ndarray, np.ndarray]:
     """One CIFAR batch file -> (uint8 [N, 3, 32, 32], int64 [N])."""
-    with open(path, "rb") as handle:
-        entry = _ArrayUnpickler(handle, encoding="latin1").load()
-    data = entry.get("data")
-    labels = entry.get("labels", entry.get("fine_labels"))
+    fix = "replace it with the file of the official release (python version)"
+    try:
+        with open(path, "rb") as handle:
+            entry = _ArrayUnpickler(handle, encoding="latin1").load()
+    except pickle.UnpicklingError as error:  # what the restricted unpickler refused
+        raise ValueError(f"{path}: {error}; {fix}") from None
+    except (EOFError, ValueError, TypeError, AttributeError, IndexError) as error:
+        raise ValueError(
+            f"{path}: truncated or not a CIFAR-10 batch file ({error}); {fix}"
+        ) from None
+    data = entry.get("data") if isinstance(entry, dict) else None
+    labels = entry.get("labels", entry.get("fine_labels")) if isinstance(entry, dict) else None
     if not isinstance(data, np.ndarray) or data.ndim != 2 or data.shape[1] != 3072:
-        raise ValueError(f"{path}: not a CIFAR-10 batch file (expected 'data' of shape [N, 3072])")
+        raise ValueError(f"{path}: not a CIFAR-10 batch file (expected 'data' [N, 3072]); {fix}")
+    if labels is None or len(labels) != len(data):
+        raise ValueError(f"{path}: labels do not match the {len(data)} images; {fix}")
     return data.reshape(-1, 3, 32, 32).astype(np.uint8), np.asarray(labels, dtype=np.int64)
 
 
@@ -167,7 +177,12 @@ def ensure_cifar10(root: Path, download: bool = True) -> Path:
         )
     from torchvision.datasets.utils import download_and_extract_archive
 
-    download_and_extract_archive(CIFAR_URL, str(root), md5=CIFAR_ARCHIVE_MD5)
+    try:
+        download_and_extract_archive(CIFAR_URL, str(root), md5=CIFAR_ARCHIVE_MD5)
+    except (OSError, RuntimeError) as error:  # URLError is an OSError; a bad md5 a RuntimeError
+        raise FileNotFoundError(
+            f"downloading CIFAR-10 into {root} failed ({type(error).__name__}: {error}); {fix}"
+        ) from None
     return folder
 
 

@@ -24,7 +24,8 @@ def model_paths(path: str | os.PathLike) -> tuple[Path, Path]:
     """(weights, metadata) for a path given with or without an extension."""
     path = Path(path)
     stem = path.with_suffix("") if path.suffix in (".safetensors", ".json") else path
-    return stem.with_suffix(".safetensors"), stem.with_suffix(".json")
+    # Append, never replace, a suffix: "lite0_lr0.05" must not become "lite0_lr0".
+    return stem.with_name(stem.name + ".safetensors"), stem.with_name(stem.name + ".json")
 
 
 def save_model(
@@ -83,9 +84,24 @@ def load_model(path: str | os.PathLike) -> tuple[nn.Module, dict[str, Any]]:
     except (OSError, json.JSONDecodeError) as error:
         raise ValueError(f"model metadata {meta} is not valid JSON ({error})") from None
     required = ("backbone", "num_classes", "class_names", "image_size", "mean", "std")
+    if not isinstance(metadata, dict):
+        raise ValueError(f"model metadata {meta} is not a regbench model file (not a JSON object)")
     missing = [key for key in required if key not in metadata]
     if metadata.get("format") != "regbench-model" or missing:
         raise ValueError(f"model metadata {meta} is not a regbench model file (missing {missing})")
+    valid = (
+        isinstance(metadata["num_classes"], int)
+        and isinstance(metadata["class_names"], list)
+        and len(metadata["class_names"]) == metadata["num_classes"]
+        and isinstance(metadata["image_size"], int)
+        and 8 <= metadata["image_size"] <= 1024
+        and all(isinstance(v, list) and len(v) == 3 for v in (metadata["mean"], metadata["std"]))
+    )
+    if not valid:
+        raise ValueError(
+            f"model metadata {meta} is inconsistent (class_names must list num_classes names, "
+            "image_size lie in 8..1024, mean/std have 3 values): save the model again"
+        )
     try:
         state = load_file(str(weights))
     except (SafetensorError, OSError, ValueError) as error:
@@ -103,9 +119,3 @@ def load_model(path: str | os.PathLike) -> tuple[nn.Module, dict[str, Any]]:
     check_state_matches(model, state, f"model weights {weights}", hint)
     model.load_state_dict(state, strict=True)
     return model.eval(), metadata
-
-
-def best_by_validation(rows: list[dict[str, Any]]) -> dict[str, Any] | None:
-    """The ok row with the highest val_acc (model selection never looks at the test set)."""
-    ok = [r for r in rows if r.get("status") == "ok" and r.get("val_acc") not in (None, "")]
-    return max(ok, key=lambda r: float(r["val_acc"])) if ok else None

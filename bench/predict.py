@@ -30,8 +30,12 @@ def load_image(path: Path, size: int = 32) -> torch.Tensor:
             array = np.asarray(image, dtype=np.uint8)
     except FileNotFoundError:
         raise ValueError(f"{path}: no such file") from None
-    except (UnidentifiedImageError, OSError) as error:
+    except (UnidentifiedImageError, OSError, Image.DecompressionBombError) as error:
         raise ValueError(f"{path}: not a readable image ({error})") from None
+    except Exception as error:  # a decoder bug on a hostile file must not stop the other images
+        raise ValueError(
+            f"{path}: could not be decoded ({type(error).__name__}: {error})"
+        ) from None
     return torch.from_numpy(array.copy()).permute(2, 0, 1)
 
 

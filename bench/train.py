@@ -10,9 +10,11 @@
    occlusion and corruption accuracy, throughput, memory, environment.
 
 Nothing is selected on the test set: final numbers are the last epoch's.
-On CUDA the step runs under bf16 autocast with channels_last, optionally compiled, and never
-synchronizes with the host inside the step: the loss is checked for finiteness on the device and
-read once every `SYNC_EVERY` steps.
+On CUDA the step runs under bf16 autocast with channels_last, optionally compiled, and does not
+synchronize with the host inside the step: the loss is checked for finiteness on the device and
+read once every `SYNC_EVERY` steps, the regularizers' label check is off (labels are checked once
+at load), and batch-mode CutMix keeps its box on the device. (`mixup_cutmix` in batch mode reads
+its MixUp-or-CutMix choice on the host: one small sync per step.)
 """
 
 from __future__ import annotations
@@ -212,21 +214,25 @@ def predict_logits(
 ) -> torch.Tensor:
     """Logits float32 [N, K] in eval mode, batched. images: uint8 [N, 3, h, w] or float in
     [0, 1] (a perturbed copy); resized and normalized per batch like training images."""
-    was_training = model.training
-    model.eval()
+    model.eval()  # the training loop restores its protocol's modes afterwards
     device = images.device
     outputs = []
     for part in data.batches(len(images), batch_size):
         x = data.to_model_input(images[part], image_size, mean, std, device.type == "cuda")
         with torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda"):
             outputs.append(model(x).float())
-    model.train(was_training)
     return torch.cat(outputs) if outputs else torch.empty(0, 10, device=device)
 
 
 def split_metrics(logits: torch.Tensor, labels: torch.Tensor) -> tuple[float, float]:
     """(accuracy, mean NLL) of logits [N, K] against labels [N]."""
     return metrics.accuracy(logits, labels), metrics.nll(logits, labels)
+
+
+def check_finite_outputs(epoch: int, *logits: torch.Tensor) -> None:
+    """A finite last loss can still leave NaN weights or BatchNorm statistics behind."""
+    if not all(bool(torch.isfinite(part).all()) for part in logits):
+        raise NonFiniteLoss(f"non-finite model outputs at epoch {epoch} (evaluation)")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -282,7 +288,7 @@ def train_cell(cfg: RunConfig, *, progress: bool = True, keep_model: bool = Fals
         row["status"] = "ok"
     except NonFiniteLoss as error:
         row["error"] = str(error)
-    except torch.OutOfMemoryError as error:
+    except torch.cuda.OutOfMemoryError as error:
         row["error"] = f"out of memory: {str(error).splitlines()[0][:200]}"
     finally:
         row["wall_s"] = round(time.perf_counter() - started, 3)
@@ -417,7 +423,9 @@ def _train(
             train_logits = evaluate(splits.train_x[:train_eval_count])
             val_logits = evaluate(splits.val_x)
             test_logits = evaluate(splits.test_x)
+            check_finite_outputs(epoch, train_logits, val_logits, test_logits)  # syncs the device
             eval_seconds += time.perf_counter() - eval_start
+            backbones.set_train_mode(model, bool(backbone_trainable))  # evaluate() left eval mode
             eval_images += train_eval_count + len(splits.val_y) + len(splits.test_y)
             train_acc, train_loss = split_metrics(train_logits, splits.train_y[:train_eval_count])
             val_acc, val_loss = split_metrics(val_logits, splits.val_y)
@@ -445,7 +453,8 @@ def _train(
     val = metrics.calibration_summary(val_logits, splits.val_y)
     temperature = metrics.fit_temperature(val_logits, splits.val_y)
     scaled = metrics.calibration_summary(test_logits / temperature, splits.test_y)
-    steady = epoch_rates[1:] if cfg.compile and len(epoch_rates) > 1 else epoch_rates
+    compiled = cfg.compile and device.type == "cuda"
+    steady = epoch_rates[1:] if compiled and len(epoch_rates) > 1 else epoch_rates
     row.update(
         train_acc=train_acc, train_loss=train_loss, val_acc=val_acc, val_loss=val_loss,
         test_acc=test_acc, test_loss=test_loss, gap=train_acc - test_acc,
@@ -487,7 +496,7 @@ def _train(
              "accuracy": summary["acc"], "ece": summary["ece"]}
         )  # fmt: skip
     row["corruption_acc"] = sum(accs) / len(accs)
-    row["corruption_ece"] = sum(eces) / len(eces)
+    row["corruption_ece"] = sum(eces) / len(eces)  # the .item()s above synced the device
     robust_seconds = time.perf_counter() - robust_start
     row["robustness_s"] = round(robust_seconds, 3)
     robust_images = len(splits.test_y) + len(robust_y) * (1 + len(robustness.CORRUPTIONS))

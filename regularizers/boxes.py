@@ -70,12 +70,13 @@ def sample_boxes(
     Without `minmax`: area fraction (1 - lam) * strength before clipping, centre uniform.
     With `minmax` (as timm's `cutmix_minmax`; alpha unused): each side uniform in
     [min, max) of the image's side, the area scaled by the strength, the box inside the image.
-    `on_host` (one box for the batch): computed in Python, returned on the host.
+    `on_host` (one box for the batch) on a CPU batch: computed in Python, returned on the host.
+    On CUDA the box stays on the device even then, so the training step never waits for the host.
     """
     u = uniform((3 if minmax is None else 5, n), generator, device)
     if minmax is None:
         u = torch.cat([u, sample_beta(alpha, n, generator, device)[None]])  # u[3]: lam
-    if on_host:
+    if on_host and u.device.type == "cpu":
         # A batch box's corners become Python ints for slicing anyway: bring its few draws to
         # the host in one transfer and do the arithmetic in Python, not as ~30 tiny kernels.
         return torch.tensor([one_box(reg, u[:, 0].tolist(), minmax, height, width)])

@@ -33,13 +33,14 @@ def paste(
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Images [B, C, H, W] with each box filled from the partner; targets [B, K] weighed by area.
 
-    partner: int64 [B]; box: int64 [1, 4] (one box for the batch) or [B, 4] (one per sample).
+    partner: int64 [B]; box: int64 [1, 4] (one box for the batch) or [B, 4] (one per sample);
+    a single box on the host is pasted by slicing, any box on a GPU through a broadcast mask.
     Target = kept * y_i + (1 - kept) * y_partner, kept = 1 - the box's clipped area fraction.
     """
     _, _, h, w = images.shape
     partner_targets = targets.index_select(0, partner)
-    if box.shape[0] == 1:  # one box: slice it, so only the box's pixels are copied
-        y0, y1, x0, x1 = box[0].tolist()  # on the host already when sample_boxes made it
+    if box.shape[0] == 1 and box.device.type == "cpu":  # slice: copy only the box's pixels
+        y0, y1, x0, x1 = box[0].tolist()
         out = images.clone()
         # Gather the partners' boxes straight into the output's box (out= a view): no
         # temporary copy of the box (a fresh buffer costs page faults on CPU).
@@ -60,8 +61,8 @@ class CutMix(Regularizer):
     alpha=1.0 (lam uniform) is the paper's setting and torchvision's default. The schedule's
     strength s scales the box's area: (1 - lam) * s (s=0.25: at most a quarter of the image).
 
-    Draws: ``partner`` int64 [B]; ``box`` int64 [1, 4] on the host (batch) or [B, 4] on the
-    batch's device (elem), empty where not applied.
+    Draws: ``partner`` int64 [B]; ``box`` int64 [1, 4] (batch; on the host for a CPU batch, on
+    the device for a GPU batch, so no host sync) or [B, 4] on the batch's device (elem).
     """
 
     name = "cutmix"

@@ -48,7 +48,7 @@ class Evil:
 
 def test_batch_file_that_would_run_code_is_refused(tmp_path):
     root = write_fake_cifar(tmp_path, payload={"data": Evil(), "labels": [0]})
-    with pytest.raises(pickle.UnpicklingError, match="refusing to load"):
+    with pytest.raises(ValueError, match="refusing to load builtins.print"):
         data.load_cifar10(root, download=False)
 
 
@@ -116,3 +116,11 @@ def test_labels_outside_the_classes_are_refused_once_at_load():
     with pytest.raises(ValueError, match=r"training labels outside \[0, 10\)"):
         data.make_splits(raw, val_size=50, train_size=100, test_size=0, data_seed=0,
                          device=torch.device("cpu"))  # fmt: skip
+
+
+def test_truncated_batch_file_names_the_file_and_the_fix(tmp_path):
+    root = write_fake_cifar(tmp_path)
+    batch = root / "cifar-10-batches-py" / "data_batch_3"
+    batch.write_bytes(batch.read_bytes()[:500])
+    with pytest.raises(ValueError, match="data_batch_3: truncated.*official release"):
+        data.load_cifar10(root, download=False)

@@ -103,3 +103,9 @@ def test_wrong_backbone_in_metadata_is_reported(saved_model, tmp_path):
 def test_missing_model_names_the_file(tmp_path):
     with pytest.raises(FileNotFoundError, match="nothing.safetensors does not exist"):
         model_io.load_model(tmp_path / "nothing")
+
+
+def test_model_names_with_dots_keep_their_full_name(tmp_path):
+    weights, meta = model_io.model_paths(tmp_path / "lite0_lr0.05")
+    assert weights.name == "lite0_lr0.05.safetensors" and meta.name == "lite0_lr0.05.json"
+    assert model_io.model_paths(tmp_path / "m.json")[0].name == "m.safetensors"

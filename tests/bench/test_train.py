@@ -111,3 +111,22 @@ def test_real_cifar_frozen_head_beats_chance(cifar_dir):
     assert result.row["status"] == "ok", result.row["error"]
     assert result.row["pretrained"].startswith(("package:", "hub:"))
     assert result.row["test_acc"] > 0.25  # chance is 0.10
+
+
+def test_val_size_below_one_per_class_is_refused():
+    with pytest.raises(ValueError, match="val_size=0 is invalid"):
+        train.preflight(TINY.replace(val_size=0))
+
+
+def test_non_finite_outputs_after_a_finite_loss_fail_the_cell(monkeypatch):
+    real = train.predict_logits
+
+    def poisoned(*args, **kwargs):
+        logits = real(*args, **kwargs)
+        logits[0, 0] = float("nan")
+        return logits
+
+    monkeypatch.setattr(train, "predict_logits", poisoned)
+    result = train.train_cell(TINY.replace(epochs=1), progress=False)
+    assert result.row["status"] == "failed"
+    assert result.row["error"] == "non-finite model outputs at epoch 1 (evaluation)"
