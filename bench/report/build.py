@@ -275,6 +275,9 @@ def _write(results: Results, folder: Path) -> tuple[list[str], list[str], pd.Dat
     }
     files["tables/summary.md"] = tables.summary_markdown(results, summary)
     files["tables/summary.tex"] = tables.summary_latex(results, summary)
+    if results.has("corruption_acc") or results.has("occlusion_acc"):
+        robustness = tables.summary_markdown(results, summary, tables.ROBUSTNESS_METRICS)
+        files["tables/robustness.md"] = robustness
     drawn = figures.draw_figures(results, folder / "figures")
     notes = _notes(results, summary)
     page = _pages(results, summary, claims, drawn, notes)

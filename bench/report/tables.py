@@ -93,9 +93,15 @@ def n_text(row: pd.Series) -> str:
     return f"{row['n']} (+{row['n_failed']} failed)" if row["n_failed"] else str(row["n"])
 
 
-def table_rows(results: Results, table: pd.DataFrame) -> tuple[list[str], list[list[str]], list]:
-    """Header, rows of plain text cells, and per row the metrics to mark best."""
-    metrics = [m for m in style.TABLE_METRICS if f"{m}_mean" in table]
+ROBUSTNESS_METRICS = ["test_acc", "occlusion_acc", "corruption_acc", "corruption_ece", "flip_rate"]
+
+
+def table_rows(
+    results: Results, table: pd.DataFrame, metrics: list[str] | None = None
+) -> tuple[list[str], list[list[str]], list]:
+    """Header, rows of plain text cells, and per row the metrics to mark best (`metrics`:
+    the columns, style.TABLE_METRICS by default; those without values are left out)."""
+    metrics = [m for m in (metrics or style.TABLE_METRICS) if f"{m}_mean" in table]
     scope_cols = results.scope_columns
     header = [*scope_cols, "regularizer", "n", *(style.METRICS[m].axis_label for m in metrics)]
     rows, marks = [], []
@@ -202,8 +208,10 @@ CLAIMS_LEGEND = (
 )
 
 
-def summary_markdown(results: Results, table: pd.DataFrame) -> str:
-    header, rows, marks = table_rows(results, table)
+def summary_markdown(
+    results: Results, table: pd.DataFrame, metrics: list[str] | None = None
+) -> str:
+    header, rows, marks = table_rows(results, table, metrics)
     body = to_markdown(header, rows, marks, right_from=len(header) - len(marks[0]))
     return f"{body}\n{SUMMARY_LEGEND}\n"
 

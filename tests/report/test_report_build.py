@@ -76,6 +76,15 @@ def test_markdown_and_latex_tables_show_the_summary(quick):
     assert r"random\_erasing" in tex and r"cutmix (staged)" in tex
 
 
+def test_robustness_table_shows_occlusion_and_corruption(quick):
+    summary = pd.read_csv(quick.out / "summary.csv")
+    row = summary[(summary["protocol"] == "frozen") & (summary["arm"] == "mixup")].iloc[0]
+    md = (quick.out / "tables" / "robustness.md").read_text()
+    assert "occluded acc. (%)" in md and "corrupted ECE (%)" in md
+    occluded = f"{100 * row['occlusion_acc_mean']:.2f} ± {100 * row['occlusion_acc_std']:.2f}"
+    assert "| frozen | mixup | 2 (+1 failed) | " in md and occluded in md
+
+
 def test_best_values_are_marked_only_outside_the_seed_spread(quick):
     summary = pd.read_csv(quick.out / "summary.csv")
     frozen = summary[summary["protocol"] == "frozen"].set_index("arm")
