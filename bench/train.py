@@ -347,8 +347,9 @@ def _train(
     if progress:
         from tqdm.auto import tqdm
 
-        bar = tqdm(total=total_steps, desc=f"{cfg.run_id} {cfg.regularizer}/{cfg.protocol}",
-                   unit="step", leave=False, dynamic_ncols=True)  # fmt: skip
+        # Counted in images so the bar's rate is the live training img/s (eval excluded).
+        bar = tqdm(total=total_steps * batch_size, unit="img", unit_scale=True, leave=False,
+                   desc=f"{cfg.run_id} {cfg.regularizer}/{cfg.protocol}", dynamic_ncols=True)  # fmt: skip
     step = 0
     backbone_trainable: bool | None = None
     reg_seconds, reg_timed = 0.0, 0
@@ -407,9 +408,12 @@ def _train(
                             f"non-finite loss at epoch {epoch} step {int(first_bad)}"
                         )
                     if bar is not None:
-                        bar.set_postfix(loss=f"{loss.item():.3f}", epoch=epoch, refresh=False)
+                        bar.set_postfix(
+                            epoch=f"{epoch}/{cfg.epochs}", step=f"{index + 1}/{per_epoch}",
+                            loss=f"{loss.item():.3f}", refresh=False,
+                        )  # fmt: skip
                 if bar is not None:
-                    bar.update(1)
+                    bar.update(batch_size)
             if int(first_bad) >= 0:
                 raise NonFiniteLoss(f"non-finite loss at epoch {epoch} step {int(first_bad)}")
             if device.type == "cuda":
