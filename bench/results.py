@@ -232,7 +232,7 @@ class ResultsDir:
             # and its side rows are dropped at the next lock, never mixed with the new attempt's.
             self._replace(RUNS_FILE, header, [r for r in runs if r["run_id"] != run_id])
         if result.test_logits is not None:
-            self._save_logits(run_id, result.test_logits)
+            self._save_logits(run_id, result.test_logits, getattr(result, "test_labels", None))
         for name in FILES:
             new_rows = tables[name]
             header, rows = read_table(self.path / name)
@@ -263,11 +263,15 @@ class ResultsDir:
         writer.writerows(rows)
         self._atomic_write(self.path / name, text.getvalue().encode("utf-8"))
 
-    def _save_logits(self, run_id: str, logits: Any) -> None:
+    def _save_logits(self, run_id: str, logits: Any, labels: Any = None) -> None:
+        """logits/<run_id>.npz: `logits` float16 [N, K] and, when known, `labels` int64 [N]."""
         import numpy as np  # only when logits are kept
 
         buffer = io.BytesIO()
-        np.savez_compressed(buffer, logits=np.asarray(logits))
+        arrays = {"logits": np.asarray(logits)}
+        if labels is not None:
+            arrays["labels"] = np.asarray(labels)
+        np.savez_compressed(buffer, **arrays)
         (self.path / "logits").mkdir(exist_ok=True)
         self._atomic_write(self.path / "logits" / f"{run_id}.npz", buffer.getvalue())
 

@@ -53,6 +53,7 @@ class CellResult:
     calibration: list[dict[str, Any]] = field(default_factory=list)  # calibration.csv rows
     robustness: list[dict[str, Any]] = field(default_factory=list)  # robustness.csv rows
     test_logits: Any = None  # numpy float16 [N, 10] when cfg.save_logits, else None
+    test_labels: Any = None  # numpy int64 [N], the labels of test_logits
     model: Any = None  # the trained torch module when train_cell(keep_model=True)
 
 
@@ -509,5 +510,6 @@ def _train(
     )
     if cfg.save_logits:
         result.test_logits = test_logits.to(torch.float16).cpu().numpy()
+        result.test_labels = splits.test_y.cpu().numpy()
     if keep_model:
         result.model = model.eval().cpu()

@@ -130,3 +130,21 @@ def test_non_finite_outputs_after_a_finite_loss_fail_the_cell(monkeypatch):
     result = train.train_cell(TINY.replace(epochs=1), progress=False)
     assert result.row["status"] == "failed"
     assert result.row["error"] == "non-finite model outputs at epoch 1 (evaluation)"
+
+
+def test_save_logits_keeps_final_test_logits_and_labels_beside_the_csvs(tmp_path):
+    import numpy as np
+
+    from bench.metrics import accuracy
+    from bench.results import ResultsDir
+
+    result = train.train_cell(TINY.replace(epochs=1, save_logits=True), progress=False)
+    results = ResultsDir(tmp_path)
+    with results.lock():
+        results.write(result)
+    saved = np.load(tmp_path / "logits" / f"{result.row['run_id']}.npz")
+    assert saved["logits"].dtype == np.float16 and saved["logits"].shape == (300, 10)
+    recomputed = accuracy(
+        torch.from_numpy(saved["logits"]).float(), torch.from_numpy(saved["labels"])
+    )
+    assert recomputed == pytest.approx(result.row["test_acc"], abs=0.01)  # float16 rounding
