@@ -4,6 +4,9 @@
 VENV := .venv
 PY := $(VENV)/bin/python
 SWEEP ?= sweeps/cpu-quick.toml
+# A fresh run goes beside the committed reference results, not into them (which would skip
+# every finished cell): results/cpu-quick-rerun and reports/cpu-quick-rerun.
+RUN_NAME ?= $(basename $(notdir $(SWEEP)))-rerun
 
 .PHONY: setup main test lint pytest bench
 
@@ -16,8 +19,8 @@ $(VENV)/.installed: pyproject.toml
 setup: $(VENV)/.installed
 
 main: setup
-	$(VENV)/bin/regbench sweep run $(SWEEP)
-	$(VENV)/bin/regbench report results/$(basename $(notdir $(SWEEP)))
+	$(VENV)/bin/regbench sweep run $(SWEEP) --results-dir results/$(RUN_NAME)
+	$(VENV)/bin/regbench report results/$(RUN_NAME) --out reports/$(RUN_NAME)
 
 lint: setup
 	$(VENV)/bin/ruff check .
