@@ -18,6 +18,7 @@ string that reads back to the same float), dicts/lists as JSON with sorted keys.
 from __future__ import annotations
 
 import csv
+import fcntl
 import io
 import json
 import math
@@ -35,6 +36,9 @@ from bench.schema import FILES
 
 RUNS_FILE = "runs.csv"
 LOCK_FILE = ".lock"
+# Taking the lock (create, or replace a stale one) happens under an flock on this never-deleted
+# file, so two sweeps starting together cannot both judge one stale lock dead and both take it.
+LOCK_GUARD_FILE = ".lock-guard"
 TMP_PREFIX = ".tmp-"  # temporary files of the writer; leftovers of a kill are removed at lock time
 SIDE_FIELDS = {
     "epochs.csv": "epochs",
@@ -127,19 +131,26 @@ class ResultsDir:
             "hostname": socket.gethostname(),
             "started_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         }
-        for _attempt in range(3):
-            try:
-                fd = os.open(lock_path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
-            except FileExistsError:
-                self._take_over_if_stale(lock_path)
-                continue
-            with os.fdopen(fd, "w") as handle:
-                json.dump(me, handle)
-                handle.flush()
-                os.fsync(handle.fileno())
-            break
-        else:
-            raise LockError(f"{lock_path}: could not create the lock file (it keeps reappearing)")
+        guard = os.open(self.path / LOCK_GUARD_FILE, os.O_CREAT | os.O_RDWR, 0o644)
+        try:
+            fcntl.flock(guard, fcntl.LOCK_EX)  # held for the take-over only; freed if we die
+            for _attempt in range(3):
+                try:
+                    fd = os.open(lock_path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+                except FileExistsError:
+                    self._take_over_if_stale(lock_path)
+                    continue
+                with os.fdopen(fd, "w") as handle:
+                    json.dump(me, handle)
+                    handle.flush()
+                    os.fsync(handle.fileno())
+                break
+            else:
+                raise LockError(
+                    f"{lock_path}: could not create the lock file (it keeps reappearing)"
+                )
+        finally:
+            os.close(guard)
         self._locked = True
         try:
             self._repair()
@@ -160,7 +171,11 @@ class ResultsDir:
             return  # released meanwhile: try again
         except (OSError, ValueError, KeyError, TypeError):
             # An empty lock is a writer killed between creating and filling it; give it a moment.
-            if time.time() - lock_path.stat().st_mtime < 10:
+            try:
+                age = time.time() - lock_path.stat().st_mtime
+            except FileNotFoundError:
+                return  # released meanwhile: try again
+            if age < 10:
                 raise LockError(
                     f"{lock_path}: another sweep is starting to write to {self.path}"
                 ) from None

@@ -173,3 +173,30 @@ def test_empty_lock_fresh_refused_old_taken_over(tmp_path: Path) -> None:
     os.utime(tmp_path / ".lock", (old, old))
     with pytest.warns(UserWarning, match="stale lock"), ResultsDir(tmp_path).lock():
         pass
+
+
+def test_taking_the_lock_waits_for_a_concurrent_take_over(tmp_path):
+    """Creating or replacing the lock happens under an flock on a guard file, so two sweeps that
+    start together cannot both replace the same stale lock."""
+    import fcntl
+    import threading
+
+    from bench.results import LOCK_GUARD_FILE
+
+    folder = ResultsDir(tmp_path)
+    tmp_path.mkdir(exist_ok=True)
+    guard = os.open(tmp_path / LOCK_GUARD_FILE, os.O_CREAT | os.O_RDWR, 0o644)
+    fcntl.flock(guard, fcntl.LOCK_EX)  # another process in the middle of taking the lock
+    acquired = threading.Event()
+
+    def take() -> None:
+        with folder.lock():
+            acquired.set()
+
+    worker = threading.Thread(target=take)
+    worker.start()
+    assert not acquired.wait(0.5), "took the lock while another take-over was under way"
+    os.close(guard)  # the other process is done
+    assert acquired.wait(10)
+    worker.join(10)
+    assert not (tmp_path / ".lock").exists()
