@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 import signal
 import time
+import warnings
 from collections.abc import Callable, Iterator
 from datetime import datetime, timezone
 from typing import Any
@@ -83,14 +84,27 @@ class _Recorder:
                     self.best_val[protocol] = max(val, self.best_val.get(protocol, val))
 
     def __call__(self, cfg: RunConfig, result: Any) -> None:
-        if self.best_val is not None and result.model is not None:
-            self._maybe_save_model(cfg, result)
-        result.model = None  # the model is large; drop it before the next cell
-        self.results.write(result)
+        model, result.model = result.model, None  # the model is large; never keep it around
+        try:
+            self.results.write(result)
+        except Exception as error:  # noqa: BLE001 - a row the writer refuses must not end
+            # the sweep: record the cell as failed with the reason instead (the row comes first,
+            # so a kill never leaves a best model of a cell that runs.csv does not know).
+            reason = f"recording failed: {type(error).__name__}: {error}"
+            result = failed_result(cfg, reason, time.time() - float(result.row.get("wall_s") or 0))
+            self.results.write(result)
+            model = None
+        if self.best_val is not None and model is not None:
+            try:
+                self._maybe_save_model(cfg, result, model)
+            except OSError as error:
+                warnings.warn(
+                    f"could not keep the model of cell {cfg.run_id}: {error}", stacklevel=2
+                )
         if self.on_result is not None:
             self.on_result(cfg, result)
 
-    def _maybe_save_model(self, cfg: RunConfig, result: Any) -> None:
+    def _maybe_save_model(self, cfg: RunConfig, result: Any, model: Any) -> None:
         val = result.row.get("val_acc")
         if result.row["status"] != "ok" or val is None or val != val:
             return
@@ -102,7 +116,7 @@ class _Recorder:
         staging = models / f".tmp-{cfg.run_id}"
         staging.mkdir(parents=True, exist_ok=True)
         # save_model may write sidecars next to the weights (json): stage them all, then move.
-        save_model(result.model, cfg, result.row, staging / f"best-{cfg.protocol}.safetensors")
+        save_model(model, cfg, result.row, staging / f"best-{cfg.protocol}.safetensors")
         for file in sorted(staging.iterdir()):
             os.replace(file, models / file.name)
         staging.rmdir()

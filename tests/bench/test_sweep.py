@@ -417,6 +417,36 @@ def test_failed_cells_recorded_then_retried(tmp_path: Path, monkeypatch, capsys,
     assert (tables["epochs.csv"].run_id == raising).sum() == 2
 
 
+def test_a_row_the_writer_refuses_is_recorded_as_failed(tmp_path: Path, monkeypatch, capsys):
+    """An error while recording a cell (here a row with an unknown column) fails that cell
+    with the reason; the sweep goes on."""
+    from bench import train
+
+    smoke = SMOKE.read_text()
+    sweep_file = write(
+        tmp_path,
+        smoke[: smoke.index("[axes]")]
+        + '[axes]\nprotocol = ["frozen"]\nregularizer = ["none", "mixup"]\n',
+    )
+    sweep = load_sweep(sweep_file)
+    bad = sweep.cells[0].run_id
+    real = train.train_cell
+
+    def odd_row(cfg, **kwargs):
+        result = real(cfg, **kwargs)
+        if cfg.run_id == bad:
+            result.row["surprise"] = 1
+        return result
+
+    monkeypatch.setattr(train, "train_cell", odd_row)
+    folder = tmp_path / "r"
+    assert main(["run", str(sweep_file), "--results-dir", str(folder), "--no-progress"]) == 1
+    assert "1 ok, 1 failed, 0 skipped" in capsys.readouterr().out
+    runs = read_all(folder)["runs.csv"].set_index("run_id")
+    assert runs.loc[bad, "status"] == "failed"
+    assert runs.loc[bad, "error"].startswith("recording failed: ValueError")
+
+
 def test_keyboard_interrupt_stops_cleanly(tmp_path: Path, monkeypatch, capsys) -> None:
     from bench import executors, train
 
