@@ -286,8 +286,15 @@ def run_ray(
         ray.init(address=address, logging_level="WARNING", **options)
     try:
         resources = ray.cluster_resources()
-        cluster_gpus, cluster_cpus = resources.get("GPU", 0), resources.get("CPU", 1)
-        per_gpu = int(cluster_cpus // cluster_gpus) if cluster_gpus >= 1 else 1
+        cluster_gpus = resources.get("GPU", 0)
+        # CPUs per GPU on the nodes that have GPUs (a CPU-only head node must not count: a task
+        # asking for more CPUs than any GPU node has would wait forever as infeasible).
+        gpu_nodes = [
+            node.get("Resources", {})
+            for node in ray.nodes()
+            if node.get("Alive", True) and node.get("Resources", {}).get("GPU", 0) >= 1
+        ]
+        per_gpu = min((int(n.get("CPU", 1) // n["GPU"]) for n in gpu_nodes), default=1)
         task = ray.remote(max_retries=0)(_ray_cell)
         pending = {}
         for cfg in cells:
