@@ -276,6 +276,24 @@ def stratified_take(
     return result
 
 
+def check_split_sizes(
+    n_train: int, n_test: int, val_size: int, train_size: int, test_size: int
+) -> int:
+    """ValueError naming the limit unless the requested sizes fit the dataset; returns the
+    training images left after the validation hold-out."""
+    available = n_train - val_size
+    if val_size >= n_train:
+        raise ValueError(f"val_size={val_size} leaves no training images (have {n_train})")
+    if train_size > available:
+        raise ValueError(
+            f"train_size={train_size} is larger than the {available} training images left after "
+            f"the validation hold-out of {val_size}; use train_size <= {available} (0 = all)"
+        )
+    if test_size > n_test:
+        raise ValueError(f"test_size={test_size} exceeds the {n_test} test images")
+    return available
+
+
 def make_splits(
     raw: dict[str, object],
     *,
@@ -292,16 +310,7 @@ def make_splits(
     train_y = torch.from_numpy(np.asarray(raw["train_y"]))
     test_x = torch.from_numpy(np.ascontiguousarray(raw["test_x"]))
     test_y = torch.from_numpy(np.asarray(raw["test_y"]))
-    available = len(train_y) - val_size
-    if val_size >= len(train_y):
-        raise ValueError(f"val_size={val_size} leaves no training images (have {len(train_y)})")
-    if train_size > available:
-        raise ValueError(
-            f"train_size={train_size} is larger than the {available} training images left after "
-            f"the validation hold-out of {val_size}; use train_size <= {available} (0 = all)"
-        )
-    if test_size > len(test_y):
-        raise ValueError(f"test_size={test_size} exceeds the {len(test_y)} test images")
+    available = check_split_sizes(len(train_y), len(test_y), val_size, train_size, test_size)
     for name, labels in (("training", train_y), ("test", test_y)):
         if len(labels) and (int(labels.min()) < 0 or int(labels.max()) >= len(classes)):
             raise ValueError(f"{name} labels outside [0, {len(classes)}): not CIFAR-10 files")

@@ -17,8 +17,6 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from bench.data import batches, to_model_input
-
 
 def load_image(path: Path, size: int = 32) -> torch.Tensor:
     """An image file -> uint8 [3, size, size]; raises ValueError naming the file."""
@@ -39,19 +37,19 @@ def load_image(path: Path, size: int = 32) -> torch.Tensor:
     return torch.from_numpy(array.copy()).permute(2, 0, 1)
 
 
-@torch.no_grad()
 def predict(
     model: torch.nn.Module, metadata: dict, images: torch.Tensor, batch_size: int = 64
 ) -> torch.Tensor:
-    """Class probabilities float [N, K] for uint8 images [N, 3, 32, 32]."""
+    """Class probabilities float [N, K] for uint8 images [N, 3, 32, 32], through the same
+    batched evaluation path as training (bench.train.predict_logits)."""
+    from bench.train import predict_logits
+
     device = next(model.parameters()).device
     mean = torch.tensor(metadata["mean"], device=device)
     std = torch.tensor(metadata["std"], device=device)
-    outputs = []
-    for part in batches(len(images), batch_size):
-        x = to_model_input(images[part].to(device), int(metadata["image_size"]), mean, std)
-        outputs.append(model(x).float().softmax(dim=-1).cpu())
-    return torch.cat(outputs)
+    size = int(metadata["image_size"])
+    logits = predict_logits(model, images.to(device), size, mean, std, batch_size)
+    return logits.softmax(dim=-1).cpu()
 
 
 def main(argv: list[str]) -> int:

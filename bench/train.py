@@ -104,16 +104,9 @@ def preflight(cfg: RunConfig) -> None:
     resolve_device(cfg.device)
     backbones.check_backbone_name(cfg.backbone)
     raw = load_raw(cfg)
-    available = len(raw["train_y"]) - cfg.val_size
-    if cfg.val_size >= len(raw["train_y"]):
-        raise ValueError(f"val_size={cfg.val_size} leaves no training images")
-    if cfg.train_size > available:
-        raise ValueError(
-            f"train_size={cfg.train_size} is larger than the {available} training images left "
-            f"after the validation hold-out of {cfg.val_size}; use --train-size <= {available}"
-        )
-    if cfg.test_size > len(raw["test_y"]):
-        raise ValueError(f"test_size={cfg.test_size} exceeds the {len(raw['test_y'])} test images")
+    data.check_split_sizes(
+        len(raw["train_y"]), len(raw["test_y"]), cfg.val_size, cfg.train_size, cfg.test_size
+    )
     if cfg.pretrained not in ("auto", "none"):
         backbones.read_weights_file(cfg.pretrained)
     elif cfg.pretrained == "auto" and cfg.protocol != "scratch" and not backbones.hub_reachable():
