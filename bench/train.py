@@ -13,8 +13,8 @@ Nothing is selected on the test set: final numbers are the last epoch's.
 On CUDA the step runs under bf16 autocast with channels_last, optionally compiled, and does not
 synchronize with the host inside the step: the loss is checked for finiteness on the device and
 read once every `SYNC_EVERY` steps, the regularizers' label check is off (labels are checked once
-at load), and batch-mode CutMix keeps its box on the device. (`mixup_cutmix` in batch mode reads
-its MixUp-or-CutMix choice on the host: one small sync per step.)
+at load), and batch-mode CutMix and MixUp-or-CutMix keep their box and choice on the device. The
+regularizer writes into each step's (new) batch in place.
 """
 
 from __future__ import annotations
@@ -312,6 +312,7 @@ def _train(
     mean, std = (t.to(device) for t in backbones.data_config(model))
     reg = build_regularizer(cfg, len(splits.classes))
     reg.check_label_range = False  # make_splits checked every label once: no per-step host sync
+    reg.inplace = True  # each step's batch is new (to_model_input): write into it, same values
 
     frozen_fraction = {"frozen": 1.0, "staged": cfg.unfreeze_at}.get(cfg.protocol, 0.0)
     backbone_scale = 1.0 if cfg.protocol == "scratch" else cfg.backbone_lr_scale

@@ -2,6 +2,8 @@
 
 Boxes are int64 ``[n, 4]`` tensors of half-open pixel ranges ``(y0, y1, x0, x1)``: rows
 y0 <= y < y1 and columns x0 <= x < x1; an empty box (y1 == y0 or x1 == x0) changes nothing.
+Viewed as ``[n, 2, 2]`` a box is (axis, low/high): the tensor code below works on both axes at
+once, so a call dispatches few operations (on a GPU each is a kernel launch) for any n.
 """
 
 from __future__ import annotations
@@ -10,48 +12,58 @@ import math
 
 import torch
 
+from . import ops
 from .base import Regularizer
-from .ops import below, sample_beta, uniform
+from .ops import below, constant, sample_beta, uniform
+
+
+def _mask_bounds(
+    box: torch.Tensor, height: int, width: int
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    n = box.shape[0]
+    bounds = box.reshape(n, 2, 2)
+    low, high = bounds[..., :1], bounds[..., 1:]  # [n, 2, 1]: rows, then columns
+    positions = constant("positions", box.device, max(height, width))
+    inside = ((positions >= low) & (positions < high)).to(torch.uint8)  # [n, 2, max(H, W)]
+    rows = inside[:, 0, :height].view(n, 1, height, 1)
+    cols = inside[:, 1, :width].view(n, 1, 1, width)
+    # The outer product as a uint8 multiply viewed as bool: a broadcast bool `&` of this size
+    # runs some 20x slower on CPU (it is not vectorized there).
+    return (rows * cols).view(torch.bool), low, high
 
 
 def box_mask(box: torch.Tensor, height: int, width: int) -> torch.Tensor:
     """bool [n, 1, height, width]: True inside each of the n boxes.
 
-    Built from broadcast `arange` comparisons (rows x columns), so one call dispatches the same
-    few operations for any n: no Python loop over samples.
+    The outer product of a row test and a column test, both made by one broadcast comparison
+    of the boxes against a cached `arange`: the same few operations for any n, no Python loop.
     """
-    rows = torch.arange(height, device=box.device)
-    cols = torch.arange(width, device=box.device)
-    in_rows = ((rows >= box[:, 0:1]) & (rows < box[:, 1:2])).to(torch.uint8)  # [n, H]
-    in_cols = ((cols >= box[:, 2:3]) & (cols < box[:, 3:4])).to(torch.uint8)  # [n, W]
-    # The outer product as a uint8 multiply viewed as bool: a broadcast bool `&` of this size
-    # runs some 20x slower on CPU (it is not vectorized there).
-    return (in_rows[:, None, :, None] * in_cols[:, None, None, :]).view(torch.bool)
+    return _mask_bounds(box, height, width)[0]
+
+
+def box_mask_area(box: torch.Tensor, height: int, width: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """(`box_mask`, `box_area`) of the same boxes, sharing their unpacking."""
+    mask, low, high = _mask_bounds(box, height, width)
+    return mask, (high - low).prod(dim=1) / (height * width)
 
 
 def box_area(box: torch.Tensor, height: int, width: int) -> torch.Tensor:
-    """float32 [n]: each box's area as a fraction of the image (boxes are already clipped)."""
-    return torch.prod(box[:, 1::2] - box[:, 0::2], dim=1) / (height * width)
+    """float32 [n, 1]: each box's area as a fraction of the image (boxes are already clipped)."""
+    return torch.prod(box[:, 1::2] - box[:, 0::2], dim=1, keepdim=True) / (height * width)
 
 
-def centred_boxes(
-    cy: torch.Tensor,
-    cx: torch.Tensor,
-    cut_h: torch.Tensor,
-    cut_w: torch.Tensor,
-    height: int,
-    width: int,
-) -> torch.Tensor:
-    """int64 [n, 4]: boxes of cut_h x cut_w pixels centred on (cy, cx), clipped to the image.
+def centred_boxes(centre: torch.Tensor, cut: torch.Tensor, height: int, width: int) -> torch.Tensor:
+    """int64 [n, 4]: boxes of cut [n, 2] (rows, columns) pixels centred on centre [n, 2] (row,
+    column), clipped to the image.
 
     A centre on the first or last row/column puts half the box outside, so boxes touch every
     border; clipping shrinks them, which is why CutMix weighs labels by `box_area` afterwards.
     """
-    y0, x0 = cy - cut_h // 2, cx - cut_w // 2
-    box = torch.stack([y0, y0 + cut_h, x0, x0 + cut_w], dim=1)
-    box[:, :2].clamp_(0, height)
-    box[:, 2:].clamp_(0, width)
-    return box
+    low = centre - cut // 2
+    box = torch.stack([low, low + cut], dim=2)  # [n, 2, 2]: (axis, low/high), maybe outside
+    zero = constant("axes", box.device, torch.int64, 0, 0)
+    limits = constant("axes", box.device, torch.int64, height, width)  # [2, 1]: rows, columns
+    return box.clamp_(zero, limits).view(-1, 4)
 
 
 def sample_boxes(
@@ -63,48 +75,60 @@ def sample_boxes(
     width: int,
     generator: torch.Generator | None,
     device,
-    on_host: bool = False,
+    batch_box: bool = False,
 ) -> torch.Tensor:
     """int64 [n, 4] CutMix boxes (y0, y1, x0, x1) for `reg`'s current prob and strength.
 
     Without `minmax`: area fraction (1 - lam) * strength before clipping, centre uniform.
     With `minmax` (as timm's `cutmix_minmax`; alpha unused): each side uniform in
     [min, max) of the image's side, the area scaled by the strength, the box inside the image.
-    `on_host` (one box for the batch) on a CPU batch: computed in Python, returned on the host.
-    On CUDA the box stays on the device even then, so the training step never waits for the host.
+    `batch_box` (n = 1, one box for the batch) on a CPU batch: computed in Python, returned on
+    the host. On a GPU the box stays on the device even then, so the step never waits for it.
     """
     u = uniform((3 if minmax is None else 5, n), generator, device)
-    if minmax is None:
-        u = torch.cat([u, sample_beta(alpha, n, generator, device)[None]])  # u[3]: lam
-    if on_host and u.device.type == "cpu":
+    lam = None if minmax is not None else sample_beta(alpha, n, generator, device)
+    if batch_box and ops.on_host(device):
         # A batch box's corners become Python ints for slicing anyway: bring its few draws to
-        # the host in one transfer and do the arithmetic in Python, not as ~30 tiny kernels.
-        return torch.tensor([one_box(reg, u[:, 0].tolist(), minmax, height, width)])
-    return boxes_from_draws(reg, u, minmax, height, width)
+        # the host and do the arithmetic in Python, not as ~15 tiny tensor operations.
+        draws = [row[0] for row in u.tolist()] + ([] if lam is None else lam.tolist())
+        return torch.tensor([one_box(reg, draws, minmax, height, width)])
+    return boxes_from_draws(reg, u, lam, minmax, height, width)
 
 
 def boxes_from_draws(
-    reg: Regularizer, u: torch.Tensor, minmax: list | None, height: int, width: int
+    reg: Regularizer,
+    u: torch.Tensor,
+    lam: torch.Tensor | None,
+    minmax: list | None,
+    height: int,
+    width: int,
 ) -> torch.Tensor:
-    """int64 [n, 4] boxes from float32 draws u [k, n]: u[0] < prob decides who is cut; without
-    minmax u[1], u[2] place the centre and u[3] is lam; with minmax u[1], u[2] pick the sides
-    and u[3], u[4] the corner."""
+    """int64 [n, 4] boxes from float32 uniform draws u [k, n] and lam [n] (without minmax).
+
+    u[0] < prob decides who is cut. Without minmax, u[1], u[2] place the centre (row, column);
+    with minmax, u[1], u[2] pick the sides and u[3], u[4] the top-left corner.
+    """
+    n, dev = u.shape[1], u.device
+    sides = constant("values", dev, torch.float32, height, width)
     if minmax is None:
-        side = torch.sqrt(reg.partner_share(u[3], u[0]))
-        cut_h, cut_w = (height * side).long(), (width * side).long()  # floor, as the paper
-        return centred_boxes(below(u[1], height), below(u[2], width), cut_h, cut_w, height, width)
+        side = torch.sqrt(reg.partner_share(lam, u[0]))
+        cut = (side[:, None] * sides).long()  # [n, 2] floor, as the paper
+        return centred_boxes(below(u[1:].t(), sides), cut, height, width)
     scale = torch.where(u[0] < reg.current_prob, reg.current_strength**0.5, 0.0)  # area x s
-    sides = []
-    for i, size in ((1, height), (2, width)):
-        low, high = int(size * minmax[0]), int(size * minmax[1])
-        sides.append(((low + below(u[i], max(high - low, 1))) * scale).long())
-    top, left = below(u[3], height - sides[0] + 1), below(u[4], width - sides[1] + 1)
-    return torch.stack([top, top + sides[0], left, left + sides[1]], dim=1)
+    low_side = [int(size * minmax[0]) for size in (height, width)]
+    low_side = constant("values", dev, torch.int64, *low_side)
+    span = [max(int(size * minmax[1]) - int(size * minmax[0]), 1) for size in (height, width)]
+    span = constant("values", dev, torch.float32, *span)
+    cut = ((low_side + below(u[1:3].t(), span)) * scale[:, None]).long()  # [n, 2]
+    room = constant("values", dev, torch.int64, height + 1, width + 1) - cut
+    corner = below(u[3:].t(), room)
+    return torch.stack([corner, corner + cut], dim=2).view(n, 4)
 
 
 def one_box(reg: Regularizer, u: list[float], minmax, height: int, width: int) -> list[int]:
     """[y0, y1, x0, x1]: the Python twin of `boxes_from_draws` for one box, from its draws `u`
-    (in float64, so a side can differ by a pixel from the float32 batched code, rarely)."""
+    (u[3] is lam without minmax; in float64, so a side can differ by a pixel from the float32
+    batched code, rarely)."""
     share = reg.current_strength if u[0] < reg.current_prob else 0.0
     if minmax is None:
         side = math.sqrt((1.0 - u[3]) * share)

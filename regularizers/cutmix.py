@@ -15,10 +15,11 @@ import math
 
 import torch
 
+from . import ops
 from .base import Draws, Regularizer
-from .boxes import box_area, box_mask, sample_boxes
+from .boxes import box_mask_area, sample_boxes
 from .checks import check_choice, check_number, check_pair
-from .ops import gather_batch, random_partner
+from .ops import random_partner
 
 MODES = ("batch", "elem")
 
@@ -29,30 +30,38 @@ def check_minmax(p: dict) -> None:
 
 
 def paste(
-    images: torch.Tensor, targets: torch.Tensor, partner: torch.Tensor, box: torch.Tensor
+    reg: Regularizer,
+    images: torch.Tensor,
+    targets: torch.Tensor,
+    partner: torch.Tensor,
+    box: torch.Tensor,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Images [B, C, H, W] with each box filled from the partner; targets [B, K] weighed by area.
 
     partner: int64 [B]; box: int64 [1, 4] (one box for the batch) or [B, 4] (one per sample);
     a single box on the host is pasted by slicing, any box on a GPU through a broadcast mask.
     Target = kept * y_i + (1 - kept) * y_partner, kept = 1 - the box's clipped area fraction.
+    The result goes into `images` when `reg.inplace`, else into a new tensor.
     """
     _, _, h, w = images.shape
     partner_targets = targets.index_select(0, partner)
-    if box.shape[0] == 1 and box.device.type == "cpu":  # slice: copy only the box's pixels
-        y0, y1, x0, x1 = box[0].tolist()
+    if box.shape[0] == 1 and ops.on_host(images.device):  # slice: copy only the box's pixels
+        y0, y1, x0, x1 = box.tolist()[0]
+        kept = 1.0 - (y1 - y0) * (x1 - x0) / (h * w)
+        source = images[:, :, y0:y1, x0:x1]
+        if reg.inplace:  # the partners' boxes are copied out first: partners overlap in a cycle
+            source = torch.index_select(source, 0, partner)
+            images[:, :, y0:y1, x0:x1] = source
+            return images, torch.lerp(partner_targets, targets, kept)
         out = images.clone()
         # Gather the partners' boxes straight into the output's box (out= a view): no
         # temporary copy of the box (a fresh buffer costs page faults on CPU).
-        box_view = out[:, :, y0:y1, x0:x1]
-        torch.index_select(images[:, :, y0:y1, x0:x1], 0, partner, out=box_view)
-        kept = 1.0 - (y1 - y0) * (x1 - x0) / (h * w)
+        torch.index_select(source, 0, partner, out=out[:, :, y0:y1, x0:x1])
         return out, torch.lerp(partner_targets, targets, kept)
-    mixed = gather_batch(images, partner)
-    # Write into the gathered partner copy in place: one new batch-sized tensor per call.
-    out = torch.where(box_mask(box, h, w), mixed, images, out=mixed)
-    kept = 1.0 - box_area(box, h, w)
-    return out, torch.lerp(partner_targets, targets, kept[:, None])
+    mixed = reg.partner_images(images, partner)
+    mask, area = box_mask_area(box, h, w)
+    out = torch.where(mask, mixed, images, out=reg.output(images, mixed))
+    return out, torch.lerp(partner_targets, targets, 1.0 - area)
 
 
 class CutMix(Regularizer):
@@ -85,4 +94,4 @@ class CutMix(Regularizer):
     def apply(
         self, images: torch.Tensor, targets: torch.Tensor, draws: Draws
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        return paste(images, targets, draws["partner"], draws["box"])
+        return paste(self, images, targets, draws["partner"], draws["box"])

@@ -15,23 +15,28 @@ import torch
 
 from .base import Draws, Regularizer
 from .checks import check_choice, check_number
-from .ops import gather_batch, random_partner, sample_beta, uniform
+from .ops import random_partner, sample_beta, uniform
 
 MODES = ("batch", "elem")
 
 
 def mix(
-    images: torch.Tensor, targets: torch.Tensor, partner: torch.Tensor, lam: torch.Tensor
+    reg: Regularizer,
+    images: torch.Tensor,
+    targets: torch.Tensor,
+    partner: torch.Tensor,
+    lam: torch.Tensor,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """lam * x + (1 - lam) * x[partner] for images [B, C, H, W] and float targets [B, K].
 
     partner: int64 [B]; lam: float32 [1] (one weight for the batch) or [B], the weight of each
-    sample itself. Images are blended in their own dtype, targets in float32.
+    sample itself. Images are blended in their own dtype, targets in float32. The result goes
+    into `images` when `reg.inplace`, else into a new tensor.
     """
-    mixed = gather_batch(images, partner)
-    # Blend into the gathered partner copy in place: one new batch-sized tensor per call.
-    mixed.lerp_(images, lam.to(images.dtype).view(-1, 1, 1, 1))
-    return mixed, torch.lerp(targets.index_select(0, partner), targets, lam[:, None])
+    mixed = reg.partner_images(images, partner)
+    weight = lam.to(images.dtype).view(-1, 1, 1, 1)
+    out = torch.lerp(mixed, images, weight, out=reg.output(images, mixed))
+    return out, torch.lerp(targets.index_select(0, partner), targets, lam[:, None])
 
 
 class MixUp(Regularizer):
@@ -61,4 +66,4 @@ class MixUp(Regularizer):
     def apply(
         self, images: torch.Tensor, targets: torch.Tensor, draws: Draws
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        return mix(images, targets, draws["partner"], draws["lam"])
+        return mix(self, images, targets, draws["partner"], draws["lam"])

@@ -14,12 +14,13 @@ import math
 
 import torch
 
+from . import ops
 from .base import Draws, Regularizer
-from .boxes import box_area, box_mask, sample_boxes
+from .boxes import box_mask_area, sample_boxes
 from .checks import check_choice, check_number
 from .cutmix import MODES, check_minmax, paste
 from .mixup import mix
-from .ops import gather_batch, random_partner, sample_beta, uniform
+from .ops import constant, random_partner, sample_beta, uniform
 
 
 class MixUpCutMix(Regularizer):
@@ -27,7 +28,8 @@ class MixUpCutMix(Regularizer):
 
     Draws: ``partner`` int64 [B]; ``use_cutmix`` bool [n]; ``lam`` float32 [n] (MixUp's weight of
     the sample itself); ``box`` int64 [n, 4] (CutMix); n = 1 (batch) or B (elem). In batch mode
-    `use_cutmix` and `box` are on the host, and `box` is empty when the batch gets MixUp.
+    on a CPU batch `use_cutmix` is on the host and `box` is empty when the batch gets MixUp; on a
+    GPU both stay on the device (a box is always drawn, and MixUp rows ignore it).
     """
 
     name = "mixup_cutmix"
@@ -53,31 +55,35 @@ class MixUpCutMix(Regularizer):
         n = 1 if batch else b
         partner = random_partner(b, generator, dev)
         u = uniform((2, n), generator, dev)
-        use_cutmix = (u[0] < p["switch_prob"]).cpu() if batch else u[0] < p["switch_prob"]
         lam = 1.0 - self.partner_share(sample_beta(p["mixup_alpha"], n, generator, dev), u[1])
-        if batch and not use_cutmix.item():  # the batch gets MixUp: no box to draw
-            box = torch.zeros((1, 4), dtype=torch.long)
-        else:
-            box = sample_boxes(self, p["cutmix_alpha"], p["minmax"], n, h, w, generator, dev, batch)
+        if batch and ops.on_host(dev):  # choose on the host; draw a box only for CutMix
+            use_cutmix = torch.tensor([u.tolist()[0][0] < p["switch_prob"]])
+            if not use_cutmix.item():  # MixUp: an empty box, no draws
+                box = torch.zeros((1, 4), dtype=torch.long)
+                return {"partner": partner, "use_cutmix": use_cutmix, "lam": lam, "box": box}
+        else:  # on a GPU the choice stays on the device: no host sync
+            use_cutmix = u[0] < p["switch_prob"]
+        box = sample_boxes(self, p["cutmix_alpha"], p["minmax"], n, h, w, generator, dev, batch)
         return {"partner": partner, "use_cutmix": use_cutmix, "lam": lam, "box": box}
 
     def apply(
         self, images: torch.Tensor, targets: torch.Tensor, draws: Draws
     ) -> tuple[torch.Tensor, torch.Tensor]:
         partner, use_cutmix, lam, box = (draws[k] for k in ("partner", "use_cutmix", "lam", "box"))
-        if self._params["mode"] == "batch":
+        if self._params["mode"] == "batch" and ops.on_host(images.device):
             if use_cutmix.item():  # on the host already: only the chosen method runs
-                return paste(images, targets, partner, box)
-            return mix(images, targets, partner, lam)
+                return paste(self, images, targets, partner, box)
+            return mix(self, images, targets, partner, lam)
         _, _, h, w = images.shape
         # Two batch-wide passes, no loop: blend every row by its MixUp weight (0 for CutMix rows,
         # which start as the partner), then put back the own pixels of CutMix rows outside their
-        # box; MixUp rows get a full-image box, so they keep the blend everywhere.
-        mixed = gather_batch(images, partner)
+        # box; MixUp rows get a full-image box, so they keep the blend everywhere. (A batch-mode
+        # call on a GPU takes this path with n = 1, broadcast over the batch.)
+        mixed = self.partner_images(images, partner)
         weight = torch.where(use_cutmix, 0.0, lam).to(images.dtype)
         mixed.lerp_(images, weight.view(-1, 1, 1, 1))
-        full = torch.tensor([0, h, 0, w], device=box.device)
-        take = box_mask(torch.where(use_cutmix[:, None], box, full), h, w)
-        out = torch.where(take, mixed, images, out=mixed)
-        kept = torch.where(use_cutmix, 1.0 - box_area(box, h, w), lam)
-        return out, torch.lerp(targets.index_select(0, partner), targets, kept[:, None])
+        full = constant("values", box.device, torch.int64, 0, h, 0, w)
+        take, area = box_mask_area(torch.where(use_cutmix[:, None], box, full), h, w)
+        out = torch.where(take, mixed, images, out=self.output(images, mixed))
+        kept = torch.where(use_cutmix[:, None], 1.0 - area, lam[:, None])
+        return out, torch.lerp(targets.index_select(0, partner), targets, kept)

@@ -1,4 +1,4 @@
-"""Shared tensor helpers: generator-driven draws, and the partner gather.
+"""Shared tensor helpers: generator-driven draws, the partner gather, cached constants.
 
 Every draw takes the caller's `torch.Generator` (None: torch's default generator for the device)
 and the device of the batch; nothing here reads numpy's or Python's global RNG.
@@ -6,7 +6,17 @@ and the device of the batch; nothing here reads numpy's or Python's global RNG.
 
 from __future__ import annotations
 
+import functools
+
 import torch
+
+
+def on_host(device) -> bool:
+    """True for a CPU batch, where a value the host needs anyway (a batch box's corners for
+    slicing, the switch's MixUp-or-CutMix choice) is read for free. On a GPU reading one would
+    make the host wait for the device every step, so such values stay on the device there.
+    (Tests patch this to run the device-side code on the CPU.)"""
+    return torch.device(device).type == "cpu"
 
 
 def uniform(shape: tuple[int, ...], generator: torch.Generator | None, device) -> torch.Tensor:
@@ -15,11 +25,43 @@ def uniform(shape: tuple[int, ...], generator: torch.Generator | None, device) -
 
 
 def below(u: torch.Tensor, high: torch.Tensor | int) -> torch.Tensor:
-    """int64 floor(u * high) for uniform u: an integer uniform in [0, high) (high >= 1)."""
-    # u * high can round up to high in float32 when high is large: clamp to high - 1.
-    if isinstance(high, int):
-        return (u * high).long().clamp_max_(high - 1)
-    return torch.minimum((u * high).long(), high - 1)
+    """int64 floor(u * high) for float32 uniform u in [0, 1): an integer uniform in [0, high).
+
+    No clamp is needed: for an integer high < 2**24 the float32 product u * high never rounds up
+    to high (the largest u, 1 - 2**-24, lands more than half a float step below it); a test
+    checks this for every high up to 70,000.
+    """
+    return (u * high).long()
+
+
+@functools.lru_cache(maxsize=64)
+def _constant(kind: str, device: torch.device, *args) -> torch.Tensor:
+    with torch.inference_mode(False):  # a plain tensor, usable inside and outside inference mode
+        if kind == "positions":
+            return torch.arange(args[0], device=device)
+        if kind == "values":
+            return torch.tensor(args[1:], device=device, dtype=args[0])
+        if kind == "axes":
+            return torch.tensor(args[1:], device=device, dtype=args[0]).view(2, 1)
+        if kind == "one_hot":
+            num_classes, smoothing = args
+            eye = torch.eye(num_classes, device=device)
+            return eye * (1.0 - smoothing) + smoothing / num_classes if smoothing else eye
+        if kind == "concentration":
+            return torch.full(args[:2], args[2], device=device)
+    raise ValueError(f"unknown constant {kind!r}")
+
+
+def constant(kind: str, device, *args) -> torch.Tensor:
+    """A small read-only tensor made once per device and arguments, then reused.
+
+    Making it afresh on every call would cost a host-to-device copy or a kernel launch per call
+    on a GPU. Kinds: ``positions`` (L) -> int64 arange [L]; ``values`` (dtype, *values) -> [len];
+    ``axes`` (dtype, a, b) -> the column [[a], [b]] (one value per image axis, rows first);
+    ``one_hot`` (K, smoothing) -> float32 [K, K] smoothed one-hot rows; ``concentration``
+    (n, 2, alpha) -> float32 [n, 2] filled with alpha. Never modify the returned tensor.
+    """
+    return _constant(kind, torch.device(device), *args)
 
 
 def sample_beta(alpha: float, n: int, generator: torch.Generator | None, device) -> torch.Tensor:
@@ -29,7 +71,7 @@ def sample_beta(alpha: float, n: int, generator: torch.Generator | None, device)
     is Beta(alpha, alpha) in its first component, and `torch._sample_dirichlet` takes one (it
     normalises two Gamma(alpha) draws; on CPU it gave no NaN down to alpha = 1e-3).
     """
-    concentration = torch.full((n, 2), alpha, device=device)
+    concentration = constant("concentration", device, n, 2, float(alpha))
     return torch._sample_dirichlet(concentration, generator=generator)[:, 0]
 
 
@@ -39,6 +81,11 @@ def random_partner(n: int, generator: torch.Generator | None, device) -> torch.T
     return torch.randperm(n, generator=generator, device=device)
 
 
-def gather_batch(images: torch.Tensor, partner: torch.Tensor) -> torch.Tensor:
-    """images[partner] as a new tensor in the images' memory format (channels_last stays so)."""
-    return torch.index_select(images, 0, partner, out=torch.empty_like(images))
+def gather_batch(
+    images: torch.Tensor, partner: torch.Tensor, out: torch.Tensor | None = None
+) -> torch.Tensor:
+    """images[partner], written into `out` when given (same shape), else into a new tensor in
+    the images' memory format (channels_last stays so)."""
+    return torch.index_select(
+        images, 0, partner, out=torch.empty_like(images) if out is None else out
+    )

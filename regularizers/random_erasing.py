@@ -18,7 +18,7 @@ import torch
 from .base import Draws, Regularizer
 from .boxes import box_mask
 from .checks import check_choice, check_pair
-from .ops import below, uniform
+from .ops import below, constant, uniform
 
 ATTEMPTS = 10  # retries of a rectangle that does not fit, as in the paper's code
 
@@ -55,16 +55,14 @@ class RandomErasing(Regularizer):
         u = uniform((2, b, ATTEMPTS), generator, dev)
         area = (low + (high - low) * u[0]) * (h * w)  # pixels
         aspect = torch.exp(log_lo + (log_hi - log_lo) * u[1])
-        size_h = torch.round(torch.sqrt(area * aspect))
-        size_w = torch.round(torch.sqrt(area / aspect))
-        fits = (size_h < h) & (size_w < w)
-        first = fits.to(torch.uint8).argmax(dim=1, keepdim=True)  # first fitting attempt
+        sizes = torch.round(torch.sqrt(torch.stack([area * aspect, area / aspect], dim=2)))
+        fits = (sizes < constant("values", dev, torch.float32, h, w)).all(dim=2)  # [B, ATTEMPTS]
+        first = fits.to(torch.uint8).argmax(dim=1)  # the first fitting attempt
         v = uniform((3, b), generator, dev)
         erase = (v[0] < self.current_prob) & fits.any(dim=1)  # size 0 where not erased
-        size_h = size_h.gather(1, first)[:, 0].long() * erase
-        size_w = size_w.gather(1, first)[:, 0].long() * erase
-        top, left = below(v[1], h - size_h + 1), below(v[2], w - size_w + 1)
-        box = torch.stack([top, top + size_h, left, left + size_w], dim=1)
+        size = sizes[constant("positions", dev, b), first].long() * erase[:, None]  # [B, 2]
+        corner = below(v[1:].t(), constant("values", dev, torch.int64, h + 1, w + 1) - size)
+        box = torch.stack([corner, corner + size], dim=2).view(b, 4)  # (y0, y1, x0, x1)
         draws = {"box": box}
         if self._params["value"] == "random":
             draws["noise"] = torch.randn(
@@ -78,9 +76,13 @@ class RandomErasing(Regularizer):
         mask = box_mask(draws["box"], images.shape[2], images.shape[3])  # [B, 1, H, W]
         value = self._params["value"]
         if value == "zero":
+            if self.inplace:
+                return images.masked_fill_(mask, 0.0), targets
             return torch.where(mask, 0.0, images), targets  # keeps channels_last
         if value == "mean":
-            mean = images.mean(dim=(0, 2, 3), keepdim=True, dtype=torch.float32)
-            return torch.where(mask, mean.to(images.dtype), images), targets
-        out = torch.empty_like(images)  # in the images' memory format, whatever the noise's
-        return torch.where(mask, draws["noise"], images, out=out), targets
+            fill = images.mean(dim=(0, 2, 3), keepdim=True, dtype=torch.float32).to(images.dtype)
+        else:
+            fill = draws["noise"]
+        # In place writes into `images`; else a new tensor in the images' memory format.
+        out = images if self.inplace else torch.empty_like(images)
+        return torch.where(mask, fill, images, out=out), targets

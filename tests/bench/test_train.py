@@ -64,12 +64,27 @@ def test_frozen_protocol_changes_only_the_head():
             assert torch.equal(tensor, trained[key]), f"backbone {key} changed"
 
 
-def test_staged_protocol_unfreezes_partway():
+def test_staged_protocol_unfreezes_partway(monkeypatch):
+    from bench import backbones
+
+    steps, switches = [], []
+    lr_factor, set_trainable = train.lr_factor, backbones.set_backbone_trainable
+
+    def record_step(step, *args):
+        steps.append(step)
+        return lr_factor(step, *args)
+
+    def record_switch(model, trainable):
+        switches.append((trainable, len(steps)))  # steps begun before this one
+        return set_trainable(model, trainable)
+
+    monkeypatch.setattr(train, "lr_factor", record_step)
+    monkeypatch.setattr(backbones, "set_backbone_trainable", record_switch)
     cfg = TINY.replace(protocol="staged", unfreeze_at=0.5, epochs=2)
     result = train.train_cell(cfg, progress=False)
     assert result.row["status"] == "ok"
-    # frozen first half is much cheaper per image than the unfrozen second half
-    assert result.epochs[0]["images_per_s"] > result.epochs[1]["images_per_s"]
+    # frozen from the first step, unfrozen once, at the first step of the second half
+    assert switches == [(False, 0), (True, len(steps) // 2)]
 
 
 def test_non_finite_loss_is_a_failed_result_not_a_crash():

@@ -102,8 +102,8 @@ def test_box_geometry_matches_timm_rand_bbox(monkeypatch, size):
             monkeypatch.setattr(np.random, "randint", lambda *a, q=queue, **k: q.pop(0))
             theirs = timm_mixup.rand_bbox((3, h, w), lam)
             ratio = np.sqrt(1 - lam)  # their side formula; ours is the same floor(side * ratio)
-            cut = torch.tensor([int(h * ratio)]), torch.tensor([int(w * ratio)])
-            ours = centred_boxes(torch.tensor([cy]), torch.tensor([cx]), *cut, h, w)
+            cut = torch.tensor([[int(h * ratio), int(w * ratio)]])
+            ours = centred_boxes(torch.tensor([[cy, cx]]), cut, h, w)
             assert ours[0].tolist() == [int(v) for v in theirs]
 
 
