@@ -2,16 +2,25 @@
 
     python benchmarks/regularizer_table.py [--device cpu|cuda] [--out FILE.md] [--repeats N]
                                            [--warmup N] [--threads N] [--train-repeats N]
+                                           [--in-step] [--step-model NAME] [--step-size PX]
 
 Per-call time at batch 256 and 3x32x32 / 3x224x224 (median of repeats, taken in warm blocks
-that take turns; CUDA events and synchronize on a GPU), the ratio to timm's version of the same operation, and the number of
-tensor operations one call dispatches at B=64 and B=512 (counted with TorchDispatchMode; a
-per-sample Python loop shows up as a count that grows with B). On CUDA it also times one
-ResNet-50 training step (timm, random init, bf16 autocast, channels_last, 224, batch 256) and
-prints each regularizer's cost as a percentage of it.
+that take turns; CUDA events and synchronize on a GPU), the ratio to timm's version of the same
+operation, and the number of tensor operations one call dispatches at B=64 and B=512 (counted
+with TorchDispatchMode; a per-sample Python loop shows up as a count that grows with B).
 
-timm's `Mixup` and `RandomErasing` work in place, so they get their own copy of the batch and
-are called on it again and again; ours and torchvision's return new tensors.
+Ours are called as the training loop calls them: in place (`reg.inplace = True`, as timm's
+`Mixup` and `RandomErasing` always are) and without the per-call label-range check (the loop
+checks labels once). Rows marked "(default call)" show the library's default instead: a new
+output tensor and the label check. In-place versions get their own copy of the batch and are
+called on it again and again; torchvision's return new tensors.
+
+On CUDA (or with --in-step) it also times a training step (ResNet-50 from timm, random init,
+bf16 autocast on CUDA, channels_last, 224 px, batch 256) and gives each regularizer's cost as a
+percentage of it, twice: "isolated", one call timed alone after a sync (which counts the host's
+kernel launches in full), and "in step", blocks of training steps with and without the call,
+one sync per block, as in training, where the host queues the call's small kernels while the
+GPU still runs the previous step.
 """
 
 from __future__ import annotations
@@ -42,11 +51,13 @@ class Impl:
     name: str  # row label
     baseline: str | None  # name of the timm row doing the same operation (for the ratio)
     make: Callable[[torch.device], Callable]  # device -> fn(images, labels) -> anything
+    inplace: bool = True  # modifies its input: timed on its own copy of the batch
 
 
-def _ours(name: str, **params) -> Callable:
+def _ours(name: str, loop_call: bool = True, **params) -> Callable:
     def make(device):
         reg = regularizers.build(name, NUM_CLASSES, **params)
+        reg.inplace, reg.check_label_range = loop_call, not loop_call
         generator = torch.Generator(device=device).manual_seed(0)
         return lambda images, labels: reg(images, labels, generator=generator)
 
@@ -83,16 +94,34 @@ MIX, CUT = {"mixup_alpha": 1.0, "cutmix_alpha": 0.0}, {"mixup_alpha": 0.0, "cutm
 IMPLS = [
     Impl("ours none", None, _ours("none")),
     Impl("ours random_erasing", "timm RandomErasing", _ours("random_erasing")),
+    Impl(
+        "ours random_erasing (default call)",
+        "timm RandomErasing",
+        _ours("random_erasing", loop_call=False),
+        inplace=False,
+    ),
     Impl("timm RandomErasing", None, _timm_erasing),
     Impl("ours mixup batch", "timm Mixup mixup batch", _ours("mixup", mode="batch")),
+    Impl(
+        "ours mixup batch (default call)",
+        "timm Mixup mixup batch",
+        _ours("mixup", loop_call=False, mode="batch"),
+        inplace=False,
+    ),
     Impl("timm Mixup mixup batch", None, _timm_mixup(mode="batch", **MIX)),
-    Impl("torchvision MixUp", "timm Mixup mixup batch", _torchvision("MixUp")),
+    Impl("torchvision MixUp", "timm Mixup mixup batch", _torchvision("MixUp"), inplace=False),
     Impl("ours mixup elem", "timm Mixup mixup elem", _ours("mixup", mode="elem")),
     Impl("timm Mixup mixup elem", None, _timm_mixup(mode="elem", **MIX)),
     Impl("ours cutmix batch", "timm Mixup cutmix batch", _ours("cutmix", mode="batch")),
     Impl("timm Mixup cutmix batch", None, _timm_mixup(mode="batch", **CUT)),
-    Impl("torchvision CutMix", "timm Mixup cutmix batch", _torchvision("CutMix")),
+    Impl("torchvision CutMix", "timm Mixup cutmix batch", _torchvision("CutMix"), inplace=False),
     Impl("ours cutmix elem", "timm Mixup cutmix elem", _ours("cutmix", mode="elem")),
+    Impl(
+        "ours cutmix elem (default call)",
+        "timm Mixup cutmix elem",
+        _ours("cutmix", loop_call=False, mode="elem"),
+        inplace=False,
+    ),
     Impl("timm Mixup cutmix elem", None, _timm_mixup(mode="elem", **CUT)),
     Impl("ours mixup_cutmix batch", "timm Mixup switch batch", _ours("mixup_cutmix")),
     Impl(
@@ -111,10 +140,6 @@ def make_batch(b: int, size: int, device, seed: int = 0):
     g = torch.Generator().manual_seed(seed)
     images = torch.randn(b, 3, size, size, generator=g).to(device)
     return images, torch.randint(0, NUM_CLASSES, (b,), generator=g).to(device)
-
-
-def is_inplace(impl: Impl) -> bool:
-    return impl.name.startswith("timm")
 
 
 class OpCounter(TorchDispatchMode):
@@ -165,7 +190,7 @@ def time_all(impls: list[Impl], size: int, device, repeats: int, warmup: int) ->
     block still runs warm (allocator and caches as in a training loop)."""
     images, labels = make_batch(BATCH, size, device)
     fns = {impl.name: impl.make(device) for impl in impls}
-    inputs = {impl.name: images.clone() if is_inplace(impl) else images for impl in impls}
+    inputs = {impl.name: images.clone() if impl.inplace else images for impl in impls}
     times: dict[str, list[float]] = {name: [] for name in fns}
     rounds = min(3, repeats)
     for r in range(rounds):
@@ -177,37 +202,98 @@ def time_all(impls: list[Impl], size: int, device, repeats: int, warmup: int) ->
     return {name: statistics.median(values) for name, values in times.items()}
 
 
-def train_step_ms(device, repeats: int) -> float:
-    """Median ms of one ResNet-50 training step (bf16 autocast, channels_last, 224, B=256)."""
+@dataclass(frozen=True)
+class StepSetup:
+    """The training step the regularizers are costed against."""
+
+    model: str = "resnet50"
+    size: int = 224
+    batch: int = BATCH
+
+
+def make_train_step(device, setup: StepSetup) -> Callable:
+    """fn(images, targets): one SGD step of a timm model (random init; channels_last, and bf16
+    autocast on CUDA) with soft-target cross-entropy, as the training loop takes it."""
     import timm
 
-    model = timm.create_model("resnet50", pretrained=False, num_classes=NUM_CLASSES)
+    model = timm.create_model(setup.model, pretrained=False, num_classes=NUM_CLASSES)
     model = model.to(device, memory_format=torch.channels_last).train()
-    optimizer = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
-    images, labels = make_batch(BATCH, 224, device)
-    images = images.contiguous(memory_format=torch.channels_last)
-    targets = torch.nn.functional.one_hot(labels, NUM_CLASSES).float()
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
 
     def step(images, targets):
-        with torch.autocast(device.type, dtype=torch.bfloat16):
+        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda"):
             logits = model(images)
         loss = torch.sum(-targets * logits.float().log_softmax(-1), dim=-1).mean()
         loss.backward()
         optimizer.step()
         optimizer.zero_grad(set_to_none=True)
 
+    return step
+
+
+def train_step_ms(device, repeats: int, setup: StepSetup) -> float:
+    """Median ms of one training step timed alone."""
+    step = make_train_step(device, setup)
+    images, labels = make_batch(setup.batch, setup.size, device)
+    images = images.contiguous(memory_format=torch.channels_last)
+    targets = torch.nn.functional.one_hot(labels, NUM_CLASSES).float()
     for _ in range(3):
         step(images, targets)
     return statistics.median(time_call(step, images, targets, device) for _ in range(repeats))
 
 
-def table(device, repeats: int, warmup: int, train_repeats: int) -> str:
+def in_step_percent(
+    impls: list[Impl], device, setup: StepSetup, rounds: int = 5, steps: int = 10
+) -> dict[str, float]:
+    """Median percent by which each impl lengthens a training step, measured inside the loop.
+
+    A block is `steps` training steps, each on a fresh copy of the batch (as the loop's batch is
+    new every step), with the impl's call before the step or not; there is one host sync per
+    block. Blocks with and without the call alternate `rounds` times per impl, and each round's
+    ratio is taken against the block next to it, so drift cancels.
+    """
+    step = make_train_step(device, setup)
+    images, labels = make_batch(setup.batch, setup.size, device)
+    images = images.contiguous(memory_format=torch.channels_last)
+    one_hot = torch.nn.functional.one_hot(labels, NUM_CLASSES).float()
+
+    def block(fn) -> float:
+        _sync(device)
+        begin = time.perf_counter()
+        for _ in range(steps):
+            batch, targets = images.clone(), one_hot
+            if fn is not None:
+                result = fn(batch, labels)
+                if isinstance(result, tuple):  # timm's RandomErasing returns the images only
+                    batch, targets = result
+            step(batch, targets)
+        _sync(device)
+        return time.perf_counter() - begin
+
+    block(None)  # warm-up: allocator, cudnn autotuning
+    percent = {}
+    for impl in impls:
+        fn = impl.make(device)
+        block(fn)
+        ratios = [block(fn) / block(None) for _ in range(rounds)]
+        percent[impl.name] = 100 * (statistics.median(ratios) - 1)
+    return percent
+
+
+def table(
+    device, repeats: int, warmup: int, train_repeats: int, setup: StepSetup | None = None
+) -> str:
+    """The markdown table (with the training-step columns when `setup` is given)."""
     ms = {size: time_all(IMPLS, size, device, repeats, warmup) for size in SIZES}
     ops = {impl.name: (count_ops(impl, 64, device), count_ops(impl, 512, device)) for impl in IMPLS}
-    step = train_step_ms(device, train_repeats) if device.type == "cuda" else None
     sizes = [f"3x{s}x{s}" for s in SIZES]
     head = ["regularizer"] + [f"ms {s}" for s in sizes] + [f"x timm {s}" for s in sizes]
-    head += ["ops B=64", "ops B=512"] + ([f"% of RN50 step ({step:.1f} ms)"] if step else [])
+    head += ["ops B=64", "ops B=512"]
+    if setup is not None:
+        step = train_step_ms(device, train_repeats, setup)
+        in_step = in_step_percent(IMPLS, device, setup)
+        label = f"{setup.model} step at {setup.size} px ({step:.1f} ms)"
+        head += [f"% of a {label}, isolated call", "% in step"]
     rows = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for impl in IMPLS:
         cells = [impl.name] + [f"{ms[s][impl.name]:.2f}" for s in SIZES]
@@ -215,8 +301,10 @@ def table(device, repeats: int, warmup: int, train_repeats: int) -> str:
             base = ms[s].get(impl.baseline) if impl.baseline else None
             cells.append(f"{ms[s][impl.name] / base:.2f}" if base else "")
         cells += [str(n) for n in ops[impl.name]]
-        if step:
-            cells.append(f"{100 * ms[224][impl.name] / step:.2f}")
+        if setup is not None:
+            isolated = ms.get(setup.size, {}).get(impl.name)
+            cells.append(f"{100 * isolated / step:.2f}" if isolated is not None else "")
+            cells.append(f"{in_step[impl.name]:.2f}")
         rows.append("| " + " | ".join(cells) + " |")
     name = torch.cuda.get_device_name(device) if device.type == "cuda" else "CPU"
     info = f"{name}, torch {torch.__version__}, {torch.get_num_threads()} threads"
@@ -231,6 +319,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--warmup", type=int, default=2, help="untimed calls before each block")
     parser.add_argument("--train-repeats", type=int, default=10)
     parser.add_argument("--threads", type=int, help="torch CPU threads (default: torch's)")
+    parser.add_argument(
+        "--in-step", action="store_true", help="add the training-step columns (always on CUDA)"
+    )
+    parser.add_argument("--step-model", default="resnet50", help="timm model of the step")
+    parser.add_argument("--step-size", type=int, default=224, help="image side of the step")
     args = parser.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -238,7 +331,9 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("--device cuda: no CUDA device available")
     device = torch.device(args.device)
     repeats = args.repeats or (50 if device.type == "cuda" else 5)
-    text = table(device, repeats, args.warmup, args.train_repeats)
+    with_step = args.in_step or device.type == "cuda"
+    setup = StepSetup(args.step_model, args.step_size) if with_step else None
+    text = table(device, repeats, args.warmup, args.train_repeats, setup)
     print(text)
     if args.out:
         Path(args.out).write_text(text + "\n")

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import pytest
 import torch
-from regularizer_table import BATCH, IMPLS, SIZES, count_ops, is_inplace, make_batch
+from regularizer_table import BATCH, IMPLS, SIZES, count_ops, make_batch
 
 CPU = torch.device("cpu")
 
@@ -31,7 +31,7 @@ def test_regularizer_speed(benchmark, impl, size):
         assert ops_large > ops_small  # a Python loop over the samples
     fn = impl.make(CPU)
     images, labels = make_batch(BATCH, size, CPU)
-    if is_inplace(impl):
+    if impl.inplace:
         images = images.clone()
     rounds = 20 if size <= 64 else 5
     benchmark.pedantic(fn, args=(images, labels), rounds=rounds, iterations=1, warmup_rounds=1)

@@ -1,0 +1,47 @@
+"""The regularizer cost table's code runs end to end on the CPU (tiny model, tiny batch), so a
+lent GPU's minutes are not lost to a crash in the in-step columns it adds there."""
+
+from __future__ import annotations
+
+import math
+import sys
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "benchmarks"))
+
+import regularizer_table as rt  # noqa: E402
+
+SMALL = rt.StepSetup(model="test_resnet", size=32, batch=8)
+
+
+def test_in_step_percent_gives_a_finite_share_per_impl():
+    impls = [i for i in rt.IMPLS if i.name in ("ours cutmix elem", "timm RandomErasing")]
+    percent = rt.in_step_percent(impls, rt.torch.device("cpu"), SMALL, rounds=2, steps=2)
+    assert set(percent) == {"ours cutmix elem", "timm RandomErasing"}
+    assert all(math.isfinite(value) and value > -100 for value in percent.values())
+
+
+def test_table_has_the_step_columns(monkeypatch):
+    names = ["ours mixup batch", "ours mixup batch (default call)", "timm Mixup mixup batch"]
+    monkeypatch.setattr(rt, "IMPLS", [i for i in rt.IMPLS if i.name in names])
+    monkeypatch.setattr(rt, "SIZES", (32,))
+    monkeypatch.setattr(rt, "BATCH", 8)
+    text = rt.table(rt.torch.device("cpu"), repeats=2, warmup=1, train_repeats=2, setup=SMALL)
+    header, rule, *rows = text.split("\n\n", 1)[1].splitlines()
+    assert "isolated call" in header and header.endswith("% in step |")
+    assert [row.split(" | ")[0] for row in rows] == [f"| {name}" for name in names]
+    assert all(row.count("|") == header.count("|") for row in rows)
+    assert rows[0].split(" | ")[2] != ""  # the ratio to timm's batch MixUp is filled in
+
+
+@pytest.mark.parametrize("impl", rt.IMPLS, ids=[i.name for i in rt.IMPLS])
+def test_every_impl_runs_and_in_place_ones_change_their_input(impl):
+    images, labels = rt.make_batch(6, 16, "cpu")
+    before = images.clone()
+    fn = impl.make(rt.torch.device("cpu"))
+    for _ in range(3):
+        fn(images, labels)
+    if impl.name != "ours none" and not impl.inplace:
+        assert rt.torch.equal(images, before)  # marked "new tensor": must not touch its input
