@@ -28,7 +28,7 @@ import pandas as pd
 
 from bench.report import claims as claims_mod
 from bench.report import figures, render, stats, style, tables
-from bench.report.load import CONFIG_COLUMNS, ReportInputError, Results, load_results
+from bench.report.load import ReportInputError, Results, load_results
 
 MANIFEST = ".regbench-report"
 
@@ -91,7 +91,7 @@ def _notes(results: Results, summary: pd.DataFrame) -> list[str]:
 
 def _setup(results: Results) -> render.Facts:
     runs = results.runs
-    constant = [c for c in CONFIG_COLUMNS if c not in results.scope_columns]
+    constant = [c for c in results.config_columns if c not in results.scope_columns]
     seeds = sorted(runs["seed"].unique())
     started = sorted(s for s in runs["started_at"] if s)
     facts = [

@@ -1,9 +1,16 @@
 """Verdicts on the essay's claims: one row per claim and scope, in `claims.csv`.
 
-Reads from the ok runs: `arm`-defining columns (regularizer, schedule), the scope columns
-(protocol and every other configuration column that varies), `seed`, and the claim's metric
-(`gap`, `train_acc`, `test_acc`, `test_ece`, `test_ece_ts`, `overconfidence`, `flip_rate`,
-`corruption_acc`, `corruption_ece`, `occlusion_acc`); failed cells count only in the notes.
+Reads from the ok runs: `regularizer`, `schedule`, `arm` (which also tells the parameter
+variants of one regularizer and schedule apart), the scope columns (protocol and every other
+configuration column that varies), `seed`, and the claim's metric (`gap`, `train_acc`,
+`test_acc`, `test_ece`, `test_ece_ts`, `overconfidence`, `flip_rate`, `corruption_acc`,
+`corruption_ece`, `occlusion_acc`); failed cells count only in the notes.
+
+A claim names its arms by (regularizer, schedule). When the sweep has several parameter variants
+of one of them (e.g. mixup with alpha=0.2 and alpha=1.0), the claim is tested for every
+combination of the two arms' variants, one row each, and the row's scope ends with the arms
+compared (`protocol=frozen; mixup (alpha=0.2) vs cutmix`); variants are never pooled and none is
+preferred. With a single variant per arm the rows are exactly as before (no arm suffix).
 
 `effect` is oriented so that a positive value is the claimed direction, in the metric's own units
 (fractions for accuracies and ECE). Cells of two arms are paired by seed within a scope (every
@@ -22,7 +29,7 @@ from dataclasses import dataclass
 import pandas as pd
 
 from bench.report import stats, style
-from bench.report.load import Results
+from bench.report.load import Results, matches
 
 COLUMNS = [
     "claim_id",
@@ -66,11 +73,15 @@ class Claim:
 
     @property
     def metric_label(self) -> str:
+        return self.metric_for(style.arm_label(*self.arm_a), style.arm_label(*self.arm_b))
+
+    def metric_for(self, label_a: str, label_b: str) -> str:
+        """The `metric` text of a row comparing the arms labelled label_a and label_b."""
         label = "test_mean_conf - test_acc" if self.metric == "overconfidence" else self.metric
         if self.statistic == "std":
             label = f"std({label}) over seeds"
         if self.across:
-            label += f", {style.arm_label(*self.arm_a)} - {style.arm_label(*self.arm_b)}"
+            label += f", {label_a} - {label_b}"
         return label
 
 
@@ -199,29 +210,42 @@ CLAIMS = [
 ]
 
 
-def _select(frame: pd.DataFrame, arm: tuple[str, str], where: dict) -> pd.DataFrame:
-    mask = (frame["regularizer"] == arm[0]) & (frame["schedule"] == arm[1])
-    for column, value in where.items():
-        mask &= frame[column] == value
-    return frame[mask]
+Pair = tuple[str, str]  # the arm labels (variants) a claim row compares: arm_a's, arm_b's
 
 
-def per_seed(results: Results, arm: tuple[str, str], where: dict, metric: str) -> pd.Series:
-    """The metric of one arm's ok cells matching `where`, one value per seed (NaN dropped)."""
-    cells = _select(results.ok, arm, where)
+def variant_pairs(results: Results, claim: Claim) -> list[Pair]:
+    """Every combination of a variant of arm_a with a variant of arm_b, in display order.
+
+    An arm without cells in the sweep stands for itself (its plain label), so the claim's row
+    can say 'no ... cells'. Both arms with a single variant: one pair, as before variants.
+    """
+    a = results.variants(*claim.arm_a) or [style.arm_label(*claim.arm_a)]
+    b = results.variants(*claim.arm_b) or [style.arm_label(*claim.arm_b)]
+    return [(label_a, label_b) for label_a in a for label_b in b]
+
+
+def _select(frame: pd.DataFrame, label: str, where: dict) -> pd.DataFrame:
+    return frame[(frame["arm"] == label) & matches(frame, where)]
+
+
+def per_seed(results: Results, label: str, where: dict, metric: str) -> pd.Series:
+    """The metric of one arm's ok cells matching `where`, one value per seed (NaN dropped).
+
+    `label`: the arm's label (`results.arm_keys`), which names its parameter variant.
+    """
+    cells = _select(results.ok, label, where)
     return cells.groupby("seed")[metric].mean().dropna()
 
 
-def _missing(results: Results, claim: Claim, where: dict) -> str | None:
+def _missing(results: Results, claim: Claim, pair: Pair, where: dict) -> str | None:
     """Why this scope cannot be measured, or None when both arms have values."""
     if claim.metric in results.absent_columns or (
         claim.metric == "overconfidence" and "test_mean_conf" in results.absent_columns
     ):
         missing = "test_mean_conf" if claim.metric == "overconfidence" else claim.metric
         return f"runs.csv has no {missing} column"
-    for arm in (claim.arm_a, claim.arm_b):
-        label = style.arm_label(*arm)
-        cells = _select(results.runs, arm, where)
+    for label in pair:
+        cells = _select(results.runs, label, where)
         ok = cells[cells["status"] == "ok"]
         if cells.empty:
             return f"no {label} cells"
@@ -232,7 +256,11 @@ def _missing(results: Results, claim: Claim, where: dict) -> str | None:
     return None
 
 
-def _scope_text(results: Results, where: dict, levels: tuple | None = None) -> str:
+def _scope_text(
+    results: Results, where: dict, levels: tuple | None = None, pair: Pair | None = None
+) -> str:
+    """'protocol=frozen', with levels 'protocol=unfrozen vs frozen'; with `pair` (a claim whose
+    arms have several variants) the arms compared follow: '...; mixup (alpha=0.2) vs cutmix'."""
     parts = []
     for column in results.scope_columns:
         if levels and column == levels[0]:
@@ -243,12 +271,13 @@ def _scope_text(results: Results, where: dict, levels: tuple | None = None) -> s
             parts.append(f"{column}={style.format_value(where[column])}")
     if levels and levels[0] not in results.scope_columns:
         parts.append(f"{levels[0]}={levels[1]} vs {levels[2]}")
-    return ", ".join(parts) or "all cells"
+    text = ", ".join(parts) or "all cells"
+    return f"{text}; {pair[0]} vs {pair[1]}" if pair else text
 
 
-def _row(claim: Claim, scope: str, result: stats.Comparison | None, note: str) -> dict:
+def _row(claim: Claim, pair: Pair, scope: str, result: stats.Comparison | None, note: str) -> dict:
     row = {"claim_id": claim.claim_id, "claim": claim.claim, "scope": scope}
-    row["metric"] = claim.metric_label
+    row["metric"] = claim.metric_for(*pair)
     if result is None:
         return {**row, "n": 0, "verdict": "not measured", "note": note}
     low, high = sorted((claim.sign * result.ci_low, claim.sign * result.ci_high))
@@ -278,31 +307,38 @@ def _scopes(results: Results, protocol: str | None) -> list[dict]:
 
 
 def _pairwise(results: Results, claim: Claim) -> list[dict]:
+    pairs = variant_pairs(results, claim)
+    named = len(pairs) > 1  # name the arms in the scope when the claim has several rows per scope
     scopes = _scopes(results, claim.protocol)
     if not scopes:
         scope = f"protocol={claim.protocol}"
-        return [_row(claim, scope, None, f"the sweep has no {claim.protocol} cells")]
+        return [_row(claim, pairs[0], scope, None, f"the sweep has no {claim.protocol} cells")]
     rows = []
     for where in scopes:
-        scope = _scope_text(results, where)
-        reason = _missing(results, claim, where)
-        if reason:
-            rows.append(_row(claim, scope, None, reason))
-            continue
-        a = per_seed(results, claim.arm_a, where, claim.metric)
-        b = per_seed(results, claim.arm_b, where, claim.metric)
-        if claim.statistic == "std" and min(len(a.index.intersection(b.index)), len(a), len(b)) < 3:
-            rows.append(_row(claim, scope, None, "fewer than 3 seeds shared by both arms"))
-            continue
-        seed = stats.seed_for(claim.claim_id, scope)
-        rows.append(_row(claim, scope, stats.compare(a, b, claim.statistic, seed), ""))
+        for pair in pairs:
+            rows.append(_compare_pair(results, claim, pair, where, named))
     return rows
 
 
-def arm_effect(results: Results, claim: Claim, where: dict) -> pd.Series:
-    """Per-seed difference arm_a - arm_b of the claim's metric in one scope (shared seeds)."""
-    a = per_seed(results, claim.arm_a, where, claim.metric)
-    b = per_seed(results, claim.arm_b, where, claim.metric)
+def _compare_pair(results: Results, claim: Claim, pair: Pair, where: dict, named: bool) -> dict:
+    """The row of one claim, pair of arm variants and scope."""
+    scope = _scope_text(results, where, pair=pair if named else None)
+    reason = _missing(results, claim, pair, where)
+    if reason:
+        return _row(claim, pair, scope, None, reason)
+    a = per_seed(results, pair[0], where, claim.metric)
+    b = per_seed(results, pair[1], where, claim.metric)
+    if claim.statistic == "std" and min(len(a.index.intersection(b.index)), len(a), len(b)) < 3:
+        return _row(claim, pair, scope, None, "fewer than 3 seeds shared by both arms")
+    seed = stats.seed_for(claim.claim_id, scope)
+    return _row(claim, pair, scope, stats.compare(a, b, claim.statistic, seed), "")
+
+
+def arm_effect(results: Results, claim: Claim, where: dict, pair: Pair) -> pd.Series:
+    """Per-seed difference of the claim's metric between the arms labelled pair[0] and pair[1]
+    (variants of the claim's arm_a and arm_b, see `variant_pairs`) in one scope (shared seeds)."""
+    a = per_seed(results, pair[0], where, claim.metric)
+    b = per_seed(results, pair[1], where, claim.metric)
     return (a - b).dropna()
 
 
@@ -310,13 +346,16 @@ def _moving_with(runs: pd.DataFrame, column: str, candidates: list[str]) -> list
     """Columns whose value is fixed by `column` (one value per level) but differs between levels."""
     moving = []
     for other in candidates:
-        if runs[other].nunique() > 1 and runs.groupby(column)[other].nunique().max() == 1:
+        levels = runs.groupby(column)[other].nunique(dropna=False)
+        if runs[other].nunique(dropna=False) > 1 and levels.max() == 1:
             moving.append(other)
     return moving
 
 
 def _across(results: Results, claim: Claim) -> list[dict]:
     column, first, second = claim.across
+    pairs = variant_pairs(results, claim)
+    named = len(pairs) > 1
     runs = results.runs
     if column == "protocol":
         runs = runs[runs["protocol"].isin([first, second])]
@@ -324,38 +363,43 @@ def _across(results: Results, claim: Claim) -> list[dict]:
     if len(levels) < 2:
         scope = _scope_text(results, {}, claim.across)
         have = ", ".join(map(style.format_value, levels)) or "none"
-        return [_row(claim, scope, None, f"the sweep has one {column} only ({have})")]
+        return [_row(claim, pairs[0], scope, None, f"the sweep has one {column} only ({have})")]
     others = [c for c in results.scope_columns if c != column]
     keep = [c for c in others if c not in _moving_with(runs, column, others)]
     rows = []
-    groups = runs.groupby(keep, sort=False) if keep else [((), runs)]
+    groups = runs.groupby(keep, sort=False, dropna=False) if keep else [((), runs)]
     for key, group in groups:
         where = dict(zip(keep, key if isinstance(key, tuple) else (key,), strict=True))
         present = sorted(group[column].unique())
         lo, hi = (first, second) if column == "protocol" else (present[0], present[-1])
-        levels = (column, lo, hi)
-        scope = _scope_text(results, where, levels)
-        if lo not in present or hi not in present or lo == hi:
-            rows.append(_row(claim, scope, None, f"this scope has one {column} only"))
-            continue
-        effects, reason = [], None
-        for level in (lo, hi):
-            sub = group[group[column] == level]
-            level_where = {c: sub[c].iloc[0] for c in results.scope_columns}
-            reason = _missing(results, claim, level_where)
-            if reason is None:
-                effects.append(arm_effect(results, claim, level_where))
-                if effects[-1].empty:
-                    reason = "no seed has both arms"
-            if reason:
-                reason = f"{column}={style.format_value(level)}: {reason}"
-                break
-        if reason:
-            rows.append(_row(claim, scope, None, reason))
-            continue
-        seed = stats.seed_for(claim.claim_id, scope)
-        rows.append(_row(claim, scope, stats.compare(*effects, claim.statistic, seed), ""))
+        for pair in pairs:
+            levels = (column, lo, hi)
+            scope = _scope_text(results, where, levels, pair if named else None)
+            if lo not in present or hi not in present or lo == hi:
+                rows.append(_row(claim, pair, scope, None, f"this scope has one {column} only"))
+                continue
+            rows.append(_interaction(results, claim, pair, group, levels, scope))
     return rows
+
+
+def _interaction(
+    results: Results, claim: Claim, pair: Pair, group: pd.DataFrame, levels: tuple, scope: str
+) -> dict:
+    """The row comparing the per-seed arm difference between two levels of `levels[0]`."""
+    column = levels[0]
+    effects = []
+    for level in levels[1:]:
+        sub = group[group[column] == level]
+        level_where = {c: sub[c].iloc[0] for c in results.scope_columns}
+        reason = _missing(results, claim, pair, level_where)
+        if reason is None:
+            effects.append(arm_effect(results, claim, level_where, pair))
+            if effects[-1].empty:
+                reason = "no seed has both arms"
+        if reason:
+            return _row(claim, pair, scope, None, f"{column}={style.format_value(level)}: {reason}")
+    seed = stats.seed_for(claim.claim_id, scope)
+    return _row(claim, pair, scope, stats.compare(*effects, claim.statistic, seed), "")
 
 
 def evaluate_claims(results: Results, claims: list[Claim] = CLAIMS) -> pd.DataFrame:

@@ -25,7 +25,7 @@ from matplotlib.lines import Line2D
 from matplotlib.ticker import FixedLocator, FuncFormatter, MaxNLocator, NullLocator
 
 from bench.report import claims, draw, stats, style
-from bench.report.load import Results
+from bench.report.load import Results, matches
 
 SEEDS_NOTE = "small points: seeds; large: mean; bars: 95% t interval"
 FEW_IMAGES = 20  # reliability bins with fewer images (seeds pooled) are drawn hollow
@@ -300,8 +300,12 @@ def schedule_figure(results: Results, folder: Path) -> list[Path]:
             epochs["arm"].isin(results.ok.loc[results.ok["schedule"] != "constant", "arm"]), "arm"
         ]
     )
-    regularizers = {a.split(" (")[0] for a in scheduled}
-    arms = [a for a in styles if a in scheduled or (a in regularizers and a in set(epochs["arm"]))]
+    keys = results.arm_keys  # label -> (regularizer, schedule, variant)
+    regularizers = {keys[a][0] for a in scheduled}
+    with_epochs = set(epochs["arm"])
+    arms = [
+        a for a in styles if a in scheduled or (keys[a][0] in regularizers and a in with_epochs)
+    ]
     fig, axes = draw.new_figure(1, 2, 2.0)
     for ax, column, label in [
         (axes[0, 0], "regularizer_prob", "probability per batch"),
@@ -388,6 +392,42 @@ def scatter_figure(results: Results, folder: Path) -> list[Path]:
     return draw.save(fig, folder, "accuracy_vs_ece")
 
 
+def _effect_line(
+    ax, results: Results, claim: claims.Claim, pair: claims.Pair, facet: pd.DataFrame, several: bool
+) -> None:
+    """The paired pair[0] - pair[1] test-accuracy difference per train size, with its bootstrap
+    interval; coloured as pair[0], marked as pair[1] when the claim has several variant pairs."""
+    styles = results.styles
+    sizes, effects = [], []
+    for size in sorted(facet["train_size"].unique()):
+        cell = facet[facet["train_size"] == size].iloc[0]
+        where = {k: cell[k] for k in results.scope_columns}
+        diff = claims.arm_effect(results, claim, where, pair)
+        if len(diff):
+            result = stats.compare(
+                diff,
+                pd.Series(0.0, index=diff.index),
+                seed=stats.seed_for("train_size", where),
+            )
+            sizes.append(size)
+            effects.append(result)
+    if not effects:
+        return
+    mean = np.array([e.effect for e in effects]) * 100
+    low = np.array([e.ci_low for e in effects]) * 100
+    high = np.array([e.ci_high for e in effects]) * 100
+    yerr = np.nan_to_num(np.vstack([mean - low, high - mean]))
+    first = next(iter(styles.values()))
+    ax.errorbar(
+        sizes,
+        mean,
+        yerr=yerr,
+        color=styles.get(pair[0], first).colour,
+        marker=styles.get(pair[1], first).marker if several else "o",
+        capsize=2,
+    )
+
+
 def train_size_figure(results: Results, folder: Path) -> list[Path]:
     styles = results.styles
     arms = list(styles)
@@ -396,13 +436,11 @@ def train_size_figure(results: Results, folder: Path) -> list[Path]:
     rests = ok[others].drop_duplicates().sort_values(others) if others else pd.DataFrame(index=[0])
     fig, axes = draw.new_figure(2 * len(rests), len(results.protocols), 2.2, sharex=True)
     claim = next(c for c in claims.CLAIMS if c.claim_id == "cutmix_improves_test_acc")
+    pairs = claims.variant_pairs(results, claim)  # one line per cutmix / none variant pair
     for r, (_, rest_row) in enumerate(rests.iterrows()):
         rest = ", ".join(f"{c}={style.format_value(rest_row[c])}" for c in others)
         for c, protocol in enumerate(results.protocols):
-            mask = ok["protocol"] == protocol
-            for column in others:
-                mask &= ok[column] == rest_row[column]
-            facet = ok[mask]
+            facet = ok[matches(ok, {"protocol": protocol, **rest_row[others].to_dict()})]
             top, bottom = axes[2 * r, c], axes[2 * r + 1, c]
             top.set_title(draw.panel_title(results.column_title(protocol), rest))
             for arm in arms:
@@ -420,33 +458,9 @@ def train_size_figure(results: Results, folder: Path) -> list[Path]:
                     capsize=2,
                 )
             top.set_ylabel("gap (pp)")
-            sizes, effects = [], []
-            for size in sorted(facet["train_size"].unique()):
-                cell = facet[facet["train_size"] == size].iloc[0]
-                where = {k: cell[k] for k in results.scope_columns}
-                diff = claims.arm_effect(results, claim, where)
-                if len(diff):
-                    result = stats.compare(
-                        diff,
-                        pd.Series(0.0, index=diff.index),
-                        seed=stats.seed_for("train_size", where),
-                    )
-                    sizes.append(size)
-                    effects.append(result)
             bottom.axhline(0, color="0.4", lw=0.8)
-            if effects:
-                mean = np.array([e.effect for e in effects]) * 100
-                low = np.array([e.ci_low for e in effects]) * 100
-                high = np.array([e.ci_high for e in effects]) * 100
-                yerr = np.nan_to_num(np.vstack([mean - low, high - mean]))
-                bottom.errorbar(
-                    sizes,
-                    mean,
-                    yerr=yerr,
-                    color=styles.get("cutmix", styles[arms[0]]).colour,
-                    marker="o",
-                    capsize=2,
-                )
+            for pair in pairs:
+                _effect_line(bottom, results, claim, pair, facet, len(pairs) > 1)
             bottom.set_ylabel("test acc.: cutmix − none (pp)")
             if r == len(rests) - 1:
                 bottom.set_xlabel("training images")

@@ -1,9 +1,10 @@
 """Names, order, colours and units shared by every table and figure of a report.
 
-One place decides how an arm (regularizer, schedule) is labelled, where it sits in every list and
-legend, and which colour and marker it gets, so a regularizer looks the same in every figure. The
-metric table says how each runs.csv metric is shown (label, unit, scale, decimals) and which
-direction is better. Reads no columns itself.
+One place decides how an arm (regularizer, schedule and, where the sweep has several, the
+parameters that set it apart) is labelled, where it sits in every list and legend, and which
+colour and marker it gets, so a regularizer looks the same in every figure. The metric table
+says how each runs.csv metric is shown (label, unit, scale, decimals) and which direction is
+better. Reads no columns itself.
 """
 
 from __future__ import annotations
@@ -14,7 +15,8 @@ from dataclasses import dataclass
 KNOWN_REGULARIZERS = ["none", "random_erasing", "mixup", "cutmix"]
 PROTOCOL_ORDER = ["frozen", "unfrozen", "staged", "scratch"]
 
-# Okabe-Ito colours (colour-blind safe); a scheduled variant gets a related but distinct hue.
+# Okabe-Ito colours (colour-blind safe); a scheduled variant, or a second parameter variant of a
+# constant arm, gets a related but distinct hue.
 BASE_COLOURS = {
     "none": "#555555",
     "random_erasing": "#009E73",
@@ -25,12 +27,23 @@ VARIANT_COLOURS = {"random_erasing": "#7FC97F", "mixup": "#56B4E9", "cutmix": "#
 SPARE_COLOURS = ["#CC79A7", "#882255", "#44AA99", "#999933", "#AA4499", "#332288", "#117733"]
 MARKERS = ["o", "s", "D", "^", "v", "P", "X", "<", ">", "p", "h", "*"]
 
+# The regularizer parameters that tell an arm from the other cells of its regularizer and
+# schedule, as (parameter, value as shown) pairs sorted by parameter; () when they do not vary.
+Variant = tuple[tuple[str, str], ...]
+# An arm: (regularizer, schedule, variant). Functions below also take (regularizer, schedule).
+ArmKey = tuple[str, str, Variant]
 
-def arm_label(regularizer: str, schedule: str) -> str:
-    """`cutmix` for the constant schedule, `cutmix (staged)` for a named schedule."""
-    if schedule in ("", "constant"):
-        return regularizer
-    return f"{regularizer} ({schedule})"
+
+def _is_constant(schedule: str) -> bool:
+    return schedule in ("", "constant")
+
+
+def arm_label(regularizer: str, schedule: str, variant: Variant = ()) -> str:
+    """`cutmix` for the constant schedule, `cutmix (staged)` for a named schedule; the parameters
+    of a variant follow: `mixup (alpha=0.2)`, `cutmix (staged, minmax=[0.2, 0.8])`."""
+    extras = [] if _is_constant(schedule) else [schedule]
+    extras += [f"{parameter}={value}" for parameter, value in variant]
+    return f"{regularizer} ({', '.join(extras)})" if extras else regularizer
 
 
 def order_protocols(protocols) -> list[str]:
@@ -38,15 +51,34 @@ def order_protocols(protocols) -> list[str]:
     return known + sorted(set(protocols) - set(known))
 
 
-def order_arms(pairs) -> list[tuple[str, str]]:
-    """Known regularizers first (constant schedule before its variants), then the rest by name."""
+def _arm_key(arm: tuple) -> ArmKey:
+    regularizer, schedule, *variant = arm
+    return regularizer, schedule, tuple(variant[0]) if variant else ()
 
-    def key(pair: tuple[str, str]) -> tuple:
-        regularizer, schedule = pair
+
+def _value_order(shown: str) -> tuple[int, float, str]:
+    """Numbers by value (0.2 < 1.0 < 10), before any other text, which sorts as text."""
+    try:
+        number = float(shown)
+    except ValueError:
+        number = math.nan
+    return (0, number, "") if math.isfinite(number) else (1, 0.0, shown)
+
+
+def order_arms(arms) -> list[ArmKey]:
+    """Known regularizers first (constant schedule before its variants), then the rest by name;
+    parameter variants of one regularizer and schedule by their values (numbers by size).
+
+    `arms`: (regularizer, schedule) or (regularizer, schedule, variant) tuples.
+    """
+
+    def key(arm: ArmKey) -> tuple:
+        regularizer, schedule, variant = arm
         rank = KNOWN_REGULARIZERS.index(regularizer) if regularizer in KNOWN_REGULARIZERS else 99
-        return (rank, regularizer, schedule not in ("", "constant"), schedule)
+        values = [_value_order(shown) for _, shown in variant]
+        return (rank, regularizer, not _is_constant(schedule), schedule, values)
 
-    return sorted(set(pairs), key=key)
+    return sorted({_arm_key(arm) for arm in arms}, key=key)
 
 
 @dataclass(frozen=True)
@@ -56,15 +88,19 @@ class ArmStyle:
     marker: str
 
 
-def arm_styles(pairs) -> dict[str, ArmStyle]:
-    """Label -> colour/marker for every arm of a sweep, in display order (dicts keep order)."""
+def arm_styles(arms) -> dict[str, ArmStyle]:
+    """Label -> colour/marker for every arm of a sweep, in display order (dicts keep order).
+
+    `arms`: (regularizer, schedule) or (regularizer, schedule, variant) tuples.
+    """
     styles: dict[str, ArmStyle] = {}
     taken: set[str] = set()
     spare = iter(SPARE_COLOURS * 4)
-    for index, (regularizer, schedule) in enumerate(order_arms(pairs)):
-        label = arm_label(regularizer, schedule)
-        table = BASE_COLOURS if schedule in ("", "constant") else VARIANT_COLOURS
-        colour = table.get(regularizer)
+    for index, (regularizer, schedule, variant) in enumerate(order_arms(arms)):
+        label = arm_label(regularizer, schedule, variant)
+        tables = [BASE_COLOURS, VARIANT_COLOURS] if _is_constant(schedule) else [VARIANT_COLOURS]
+        preferred = [table[regularizer] for table in tables if regularizer in table]
+        colour = next((c for c in preferred if c not in taken), None)
         while colour is None or colour in taken:
             colour = next(spare)
         taken.add(colour)
@@ -132,11 +168,18 @@ TABLE_METRICS = [
 ]
 
 
+EMPTY_VALUE = "(empty)"  # how an empty configuration field reads in labels
+
+
 def format_value(value: object) -> str:
-    """Config values for labels: integers without decimals, floats in short form."""
+    """Config values for labels: integers without decimals, floats in short form, an empty
+    field (NaN or empty text) as `(empty)`."""
     if isinstance(value, float):
+        if math.isnan(value):
+            return EMPTY_VALUE
         return str(int(value)) if value.is_integer() else f"{value:g}"
-    return str(value)
+    text = str(value)
+    return text if text else EMPTY_VALUE
 
 
 def plot_text(text: str, limit: int = 40) -> str:

@@ -1,7 +1,8 @@
 """The summary table (mean ± std over seeds, n) and its Markdown, LaTeX and CSV forms.
 
-Reads from runs.csv: `arm`, `regularizer`, `schedule`, `status`, the configuration columns, and
-every metric of `style.METRICS` that the sweep has. One row per arm and scope; failed cells are
+Reads from runs.csv: `arm`, `regularizer`, `schedule`, `status`, the configuration columns (the
+shared ones, plus the extension ones that vary in the sweep), and every metric of
+`style.METRICS` that the sweep has. One row per arm and scope; failed cells are
 counted (`n_failed`) and never averaged in. Per metric: mean, std (ddof=1), n (cells with a
 value), and the 95% Student-t interval of the mean. A value is marked best (`<metric>_best`,
 bold in Markdown and LaTeX) when it is the best in its scope and its mean ± std range does not
@@ -46,12 +47,17 @@ def _mark_best(table: pd.DataFrame, metric: str) -> pd.Series:
 def summary_table(results: Results) -> pd.DataFrame:
     """One row per scope and arm (scopes in order, arms in display order), wide metric columns.
 
+    Identifying columns: scope, arm (its label names a parameter variant), regularizer,
+    schedule, every shared configuration column, and the extension configuration columns that
+    vary in the sweep (so the rows can be told apart by column, not only by the scope label).
     Arms whose cells all failed in a scope keep their row, with n = 0 and no values.
     """
     metrics = summary_metrics(results)
     keys = ["scope", "arm"]
     runs = results.runs
-    table = runs.drop_duplicates(keys)[[*keys, "regularizer", "schedule", *CONFIG_COLUMNS]]
+    extension = [c for c in results.varying if c not in CONFIG_COLUMNS]
+    columns = [*keys, "regularizer", "schedule", *CONFIG_COLUMNS, *extension]
+    table = runs.drop_duplicates(keys)[columns]
     table = table.set_index(keys)
     ok = runs["status"] == "ok"
     table["n"] = ok.groupby([runs[k] for k in keys]).sum()

@@ -303,3 +303,38 @@ def _corruptions(run_id: str, metrics: dict):
                 }
             )
     return rows
+
+
+def add_variant(
+    folder: Path,
+    runs: pd.DataFrame,
+    regularizer: str,
+    params: dict,
+    shift: dict[str, float] | None = None,
+    *,
+    base: dict | None = None,
+) -> pd.DataFrame:
+    """Copy the rows of one regularizer as a second parameter variant and rewrite runs.csv.
+
+    The copies get new run_ids, `params` merged into their regularizer_params and `shift` added
+    to their metrics (e.g. {"test_acc": 0.05}); the originals get `base` merged into theirs.
+    Side files keep the originals' rows only. Returns the whole runs table.
+    """
+    runs = runs.copy()
+    mine = runs["regularizer"] == regularizer
+
+    def merged(text: str, extra: dict) -> str:
+        return json.dumps({**json.loads(text), **extra}, sort_keys=True)
+
+    if base:
+        runs.loc[mine, "regularizer_params"] = runs.loc[mine, "regularizer_params"].map(
+            lambda text: merged(text, base)
+        )
+    copies = runs[mine].copy()
+    copies["regularizer_params"] = copies["regularizer_params"].map(lambda t: merged(t, params))
+    copies["run_id"] = [_run_id({"copy": run_id, **params}) for run_id in copies["run_id"]]
+    for metric, amount in (shift or {}).items():
+        copies[metric] = copies[metric] + amount
+    frame = pd.concat([runs, copies], ignore_index=True)
+    frame.to_csv(Path(folder) / "runs.csv", index=False)
+    return frame

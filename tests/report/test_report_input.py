@@ -4,9 +4,15 @@ from __future__ import annotations
 
 import pandas as pd
 import pytest
-from report_fixtures import CALIBRATION_COLUMNS, EPOCHS_COLUMNS, RUNS_COLUMNS, make_results
+from report_fixtures import (
+    CALIBRATION_COLUMNS,
+    EPOCHS_COLUMNS,
+    EXTENSION,
+    RUNS_COLUMNS,
+    make_results,
+)
 
-from bench.report import load
+from bench.report import build_report, claims, load, tables
 from bench.report.build import default_out
 from bench.report.cli import main
 
@@ -128,7 +134,11 @@ def test_default_out_is_path_safe():
 
 def test_the_report_reads_only_columns_the_runner_writes(results):
     """load.py's column lists against the runner's (bench.schema); the fixture writes them all."""
-    assert set(load.REQUIRED_RUNS + load.RUN_METRICS + load.RUN_TEXT) <= set(RUNS_COLUMNS)
+    read = load.REQUIRED_RUNS + load.RUN_METRICS + load.RUN_TEXT + load.EXTENSION_CONFIG
+    assert set(read) <= set(RUNS_COLUMNS)
+    # configuration only: cost and environment columns never split a comparison
+    assert not {"robustness_s", "num_gpus_visible"} & set(load.EXTENSION_CONFIG)
+    assert set(load.EXTENSION_CONFIG) == set(EXTENSION)  # every extension config column
     assert set(load.EPOCHS_NUMERIC + load.EPOCHS_REQUIRED) <= set(EPOCHS_COLUMNS)
     assert set(load.CALIBRATION_REQUIRED) == set(CALIBRATION_COLUMNS)
     folder, _ = results
@@ -138,11 +148,14 @@ def test_the_report_reads_only_columns_the_runner_writes(results):
 
 def test_cells_the_report_cannot_tell_apart_are_noted(results):
     folder, runs = results
-    twin = runs.iloc[:1].copy()
-    twin["run_id"], twin["unfreeze_at"] = "twin", 0.25
+    twin = runs.iloc[:1].copy()  # differs only in columns that are not configuration
+    twin["run_id"], twin["robustness_s"], twin["num_gpus_visible"] = "twin", 99.0, 8
     pd.concat([runs, twin]).to_csv(folder / "runs.csv", index=False)
-    notes = " ".join(load.load_results(folder).notes)
-    assert "2 cells share regularizer, schedule, configuration and seed" in notes
+    loaded = load.load_results(folder)
+    assert "2 cells share regularizer, schedule, regularizer_params, configuration and seed" in (
+        " ".join(loaded.notes)
+    )
+    assert loaded.varying == []  # robustness_s and num_gpus_visible never split a scope
 
 
 def test_extra_columns_and_runs_csv_path_are_accepted(results):
@@ -151,7 +164,81 @@ def test_extra_columns_and_runs_csv_path_are_accepted(results):
     runs.to_csv(folder / "runs.csv", index=False)
     loaded = load.load_results(folder / "runs.csv")
     assert loaded.sweep == "fixture" and len(loaded.ok) == len(runs)
-    assert loaded.varying == []  # test_size, data_seed, ... are not configuration columns
+    assert loaded.varying == []  # the extension columns are configuration but do not vary here
+    assert loaded.config_columns == load.CONFIG_COLUMNS + load.EXTENSION_CONFIG
+
+
+@pytest.mark.parametrize(
+    ("column", "other", "shown"),
+    [
+        ("unfreeze_at", 0.25, "0.25"),
+        ("data_seed", 1, "1"),
+        ("test_size", "", "(empty)"),  # an empty field is a value of its own
+        ("dataset", "", "(empty)"),
+    ],
+)
+def test_a_varying_extension_column_splits_the_scope(tmp_path, column, other, shown):
+    runs = make_results(tmp_path, seeds=(0, 1, 2), protocols=("frozen",))
+    copies = runs.copy()
+    copies["run_id"] = "copy-" + copies["run_id"]
+    copies[column] = other
+    copies["test_acc"] = copies["test_acc"] + 0.1  # what pooling would average away
+    pd.concat([runs, copies]).to_csv(tmp_path / "runs.csv", index=False)
+    loaded = load.load_results(tmp_path)
+    assert loaded.varying == [column]
+    mine = f"protocol=frozen, {column}={shown}"
+    base = f"protocol=frozen, {column}={load.style.format_value(EXTENSION[column])}"
+    assert set(loaded.scopes()) == {mine, base}
+    assert not [n for n in loaded.notes if "cells share" in n]  # told apart, not averaged
+    summary = tables.summary_table(loaded).set_index(["scope", "arm"])
+    assert column in summary.columns  # the varying extension column is a column of summary.csv
+    for scope, frame in ((mine, copies), (base, runs)):
+        cells = frame[frame["regularizer"] == "cutmix"]
+        want = cells[cells["schedule"] == "constant"]["test_acc"].mean()
+        row = summary.loc[(scope, "cutmix")]
+        assert row["test_acc_mean"] == pytest.approx(want, abs=1e-12) and row["n"] == 3
+    verdicts = claims.evaluate_claims(loaded)
+    gap = verdicts[verdicts["claim_id"] == "cutmix_reduces_gap"]
+    assert list(gap["scope"]) == sorted([mine, base], key=loaded.scopes().index)
+    assert set(gap["verdict"]) == {"supported"}  # cells with the empty value are found too
+    assert (gap["n"] == 3).all()
+
+
+def test_a_results_folder_without_extension_columns_loads(tmp_path):
+    runs = make_results(tmp_path / "results", seeds=(0, 1), protocols=("frozen",),
+                        arms=[("none", "constant"), ("cutmix", "constant")])  # fmt: skip
+    shared_only = runs.drop(columns=[*EXTENSION, "robustness_s", "num_gpus_visible"])
+    shared_only.to_csv(tmp_path / "results" / "runs.csv", index=False)
+    loaded = load.load_results(tmp_path / "results")
+    assert loaded.config_columns == load.CONFIG_COLUMNS and loaded.varying == []
+    assert list(loaded.styles) == ["none", "cutmix"]
+    index = build_report(tmp_path / "results", tmp_path / "report")
+    assert "same in every cell" in index.read_text()
+    verdicts = pd.read_csv(tmp_path / "report" / "claims.csv", keep_default_na=False)
+    gap = verdicts[verdicts["claim_id"] == "cutmix_reduces_gap"]
+    assert list(gap["scope"]) == ["protocol=frozen"] and list(gap["verdict"]) == ["supported"]
+
+
+@pytest.mark.parametrize(
+    "bad",
+    ['{"alpha": 0.2', "alpha=0.2", "{'alpha': 0.2}", "[0.2, 1.0]", "0.2", "null", "[" * 100_000],
+)
+def test_malformed_regularizer_params_are_an_input_error(results, capsys, bad):
+    folder, runs = results
+    runs.loc[runs.index[3], "regularizer_params"] = bad
+    runs.to_csv(folder / "runs.csv", index=False)
+    code, err = run_cli(capsys, folder)
+    assert_one_line_error(code, err, "regularizer_params", runs["run_id"].iloc[3], "JSON object")
+    assert len(err) < 400  # a long value is shortened
+
+
+def test_empty_regularizer_params_mean_not_recorded(results):
+    folder, runs = results
+    runs["regularizer_params"] = ""
+    runs.to_csv(folder / "runs.csv", index=False)
+    loaded = load.load_results(folder)
+    assert set(loaded.ok["arm"]) == {"none", "random_erasing", "mixup", "cutmix",
+                                     "cutmix (staged)"}  # fmt: skip
 
 
 def test_missing_optional_metric_columns_are_listed(results):

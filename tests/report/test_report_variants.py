@@ -1,0 +1,185 @@
+"""Parameter variants: cells of one regularizer and schedule whose regularizer_params differ."""
+
+from __future__ import annotations
+
+import json
+
+import pandas as pd
+import pytest
+from report_fixtures import add_variant, make_results
+
+from bench.report import build_report, claims, style, tables
+from bench.report.load import load_results
+
+NONE_MIXUP_CUTMIX = [("none", "constant"), ("mixup", "constant"), ("cutmix", "constant")]
+
+
+@pytest.fixture(scope="module")
+def alphas(tmp_path_factory):
+    """mixup with alpha=1.0 (the fixture's planted values) and alpha=0.2 (+5 points test acc.)."""
+    folder = tmp_path_factory.mktemp("alphas")
+    runs = make_results(folder, arms=NONE_MIXUP_CUTMIX, protocols=("frozen", "unfrozen"))
+    runs = add_variant(
+        folder, runs, "mixup", {"alpha": 0.2}, {"test_acc": 0.05, "test_ece": -0.05},
+        base={"alpha": 1.0},
+    )  # fmt: skip
+    return folder, runs, load_results(folder)
+
+
+def _mean(runs: pd.DataFrame, alpha: float | None, protocol: str, metric: str) -> pd.Series:
+    """Per-seed values of the mixup cells with this alpha (None: the cutmix cells)."""
+    if alpha is None:
+        cells = runs[runs["regularizer"] == "cutmix"]
+    else:
+        params = runs["regularizer_params"].map(json.loads)
+        cells = runs[(runs["regularizer"] == "mixup") & (params.str.get("alpha") == alpha)]
+    return cells[cells["protocol"] == protocol].set_index("seed")[metric]
+
+
+def test_two_alphas_of_mixup_are_two_arms_with_their_own_means(alphas):
+    _, runs, results = alphas
+    assert list(results.styles) == ["none", "mixup (alpha=0.2)", "mixup (alpha=1.0)", "cutmix"]
+    colours = [s.colour for s in results.styles.values()]
+    assert len(set(colours)) == len(colours)
+    summary = tables.summary_table(results).set_index(["scope", "arm"])
+    for alpha in (0.2, 1.0):
+        row = summary.loc[("protocol=frozen", f"mixup (alpha={alpha})")]
+        want = _mean(runs, alpha, "frozen", "test_acc")
+        assert row["n"] == 3  # not the 6 cells of both alphas pooled
+        assert row["test_acc_mean"] == pytest.approx(want.mean(), abs=1e-12)
+        assert row["test_acc_std"] == pytest.approx(want.std(), abs=1e-12)
+    assert not [n for n in results.notes if "cells share" in n]
+    assert any("mixup (2 variants, by alpha)" in n for n in results.notes)
+
+
+def test_claims_are_tested_once_per_variant(alphas):
+    _, runs, results = alphas
+    table = claims.evaluate_claims(results)
+    ece = table[table["claim_id"] == "mixup_better_calibrated_than_cutmix"]
+    assert list(ece["scope"]) == [
+        "protocol=frozen; mixup (alpha=0.2) vs cutmix",
+        "protocol=frozen; mixup (alpha=1.0) vs cutmix",
+        "protocol=unfrozen; mixup (alpha=0.2) vs cutmix",
+        "protocol=unfrozen; mixup (alpha=1.0) vs cutmix",
+    ]
+    for _, row in ece.iterrows():
+        alpha = 0.2 if "alpha=0.2" in row["scope"] else 1.0
+        protocol = row["scope"].split(";")[0].removeprefix("protocol=")
+        diff = _mean(runs, alpha, protocol, "test_ece") - _mean(runs, None, protocol, "test_ece")
+        assert row["effect"] == pytest.approx(-diff.mean(), abs=1e-12)  # claimed: lower ECE
+        assert row["n"] == 3
+    # planted: alpha=1.0 is worse calibrated than cutmix, alpha=0.2 better; not averaged away
+    assert list(ece["verdict"]) == ["supported", "contradicted"] * 2
+    # claims whose arms have a single variant keep their plain scope
+    gap = table[table["claim_id"] == "cutmix_reduces_gap"]
+    assert list(gap["scope"]) == ["protocol=frozen", "protocol=unfrozen"]
+
+
+def test_interaction_claims_are_tested_once_per_variant(tmp_path):
+    runs = make_results(tmp_path, arms=[("none", "constant"), ("cutmix", "constant")])
+    add_variant(tmp_path, runs, "cutmix", {"minmax": [0.2, 0.8]}, {"test_acc": 0.01})
+    results = load_results(tmp_path)
+    assert list(results.styles) == ["none", "cutmix (minmax=[0.2, 0.8])", "cutmix (minmax=unset)"]
+    table = claims.evaluate_claims(results)
+    hurts = table[table["claim_id"] == "cutmix_hurts_unfrozen_more"]
+    assert list(hurts["scope"]) == [
+        "protocol=unfrozen vs frozen; cutmix (minmax=[0.2, 0.8]) vs none",
+        "protocol=unfrozen vs frozen; cutmix (minmax=unset) vs none",
+    ]
+    assert list(hurts["metric"]) == [
+        "test_acc, cutmix (minmax=[0.2, 0.8]) - none",
+        "test_acc, cutmix (minmax=unset) - none",
+    ]
+    assert set(hurts["verdict"]) == {"supported"} and (hurts["n"] == 3).all()
+
+
+def test_a_scheduled_arm_whose_params_do_not_vary_keeps_its_label(tmp_path):
+    arms = [("none", "constant"), ("cutmix", "constant"), ("cutmix", "staged")]
+    runs = make_results(tmp_path, arms=arms, protocols=("unfrozen",))
+    constant = runs[runs["schedule"] == "constant"]
+    staged = runs[runs["schedule"] == "staged"]
+    variant = add_variant(
+        tmp_path, constant, "cutmix", {"minmax": [0.2, 0.8]}, base={"minmax": None}
+    )
+    pd.concat([variant, staged]).to_csv(tmp_path / "runs.csv", index=False)
+    results = load_results(tmp_path)
+    assert list(results.styles) == [
+        "none",
+        "cutmix (minmax=[0.2, 0.8])",
+        "cutmix (minmax=null)",
+        "cutmix (staged)",
+    ]
+    assert results.variants("cutmix", "staged") == ["cutmix (staged)"]
+    table = claims.evaluate_claims(results)
+    staged_rows = table[table["claim_id"] == "staged_cutmix_beats_early_cutmix_unfrozen"]
+    assert list(staged_rows["scope"]) == [
+        "protocol=unfrozen; cutmix (staged) vs cutmix (minmax=[0.2, 0.8])",
+        "protocol=unfrozen; cutmix (staged) vs cutmix (minmax=null)",
+    ]
+    assert set(staged_rows["verdict"]) == {"supported"}
+
+
+def test_parameters_that_differ_only_between_scopes_do_not_split_an_arm(tmp_path):
+    # an alpha chosen per protocol, and label_smoothing mirrored from a varying config column
+    runs = make_results(tmp_path, arms=NONE_MIXUP_CUTMIX, protocols=("frozen", "unfrozen"))
+    runs["label_smoothing"] = runs["protocol"].map({"frozen": 0.0, "unfrozen": 0.1})
+    alpha = runs["protocol"].map({"frozen": 0.2, "unfrozen": 1.0})
+    runs["regularizer_params"] = [
+        json.dumps({"alpha": a, "label_smoothing": ls}) if r == "mixup" else p
+        for r, p, a, ls in zip(
+            runs["regularizer"],
+            runs["regularizer_params"],
+            alpha,
+            runs["label_smoothing"],
+            strict=True,
+        )
+    ]
+    runs.to_csv(tmp_path / "runs.csv", index=False)
+    results = load_results(tmp_path)
+    assert list(results.styles) == ["none", "mixup", "cutmix"]
+    table = claims.evaluate_claims(results)
+    ece = table[table["claim_id"] == "mixup_better_calibrated_than_cutmix"]
+    scopes = ["protocol=frozen, label_smoothing=0", "protocol=unfrozen, label_smoothing=0.1"]
+    assert list(ece["scope"]) == scopes and (ece["n"] == 3).all()
+
+
+def test_values_are_compared_as_json_not_as_text(tmp_path):
+    runs = make_results(tmp_path, arms=NONE_MIXUP_CUTMIX, protocols=("frozen",))
+    mixup = runs.index[runs["regularizer"] == "mixup"]
+    spellings = ['{"alpha": 1, "p": 1.0}', '{"p":1.0,"alpha":1.0}', '{ "alpha" : 1.0 , "p": 1 }']
+    runs.loc[mixup, "regularizer_params"] = spellings
+    runs.to_csv(tmp_path / "runs.csv", index=False)
+    assert list(load_results(tmp_path).styles) == ["none", "mixup", "cutmix"]
+
+
+def test_labels_stay_distinct_when_text_and_numbers_print_alike(tmp_path):
+    runs = make_results(tmp_path, arms=NONE_MIXUP_CUTMIX, protocols=("frozen",))
+    add_variant(tmp_path, runs, "mixup", {"mode": "1.0"}, base={"mode": 1.0})
+    results = load_results(tmp_path)
+    assert list(results.styles) == ["none", "mixup (mode=1.0)", 'mixup (mode="1.0")', "cutmix"]
+
+
+def test_arm_label_and_order():
+    assert style.arm_label("mixup", "constant", (("alpha", "0.2"),)) == "mixup (alpha=0.2)"
+    assert style.arm_label("cutmix", "staged", (("p", "1"),)) == "cutmix (staged, p=1)"
+    assert style.arm_label("cutmix", "staged") == "cutmix (staged)"
+    arms = [("mixup", "constant", (("alpha", value),)) for value in ("10", "2", "0.5", "x")]
+    ordered = style.order_arms([*arms, ("none", "constant")])
+    assert ordered[0] == ("none", "constant", ())
+    assert [variant[0][1] for _, _, variant in ordered[1:]] == ["0.5", "2", "10", "x"]  # by size
+
+
+def test_parameter_values_are_escaped_in_the_page(tmp_path):
+    arms = [("none", "constant"), ("mixup", "constant")]
+    runs = make_results(tmp_path / "results", arms=arms, protocols=("frozen",), seeds=(0, 1))
+    evil = "<script>alert('x')</script>"
+    add_variant(tmp_path / "results", runs, "mixup", {"mode": evil}, base={"mode": "batch"})
+    index = build_report(tmp_path / "results", tmp_path / "report")
+    page = index.read_text()
+    assert "<script" not in page.lower()
+    assert "mixup (mode=&lt;script&gt;alert(&#x27;x&#x27;)&lt;/script&gt;)" in page
+    assert "mixup (mode=batch)" in page
+    md = (tmp_path / "report" / "report.md").read_text()
+    assert "<script" not in md and "mixup (mode=&lt;script&gt;" in md
+    tex = (tmp_path / "report" / "tables" / "summary.tex").read_text()
+    assert r"mixup (mode=\textless{}script\textgreater{}" in tex
