@@ -127,15 +127,17 @@ class Regularizer:
         """Deterministic: images [B, C, H, W], float targets [B, K], draws -> (images, targets)."""
         raise NotImplementedError
 
-    def partner_share(self, lam: torch.Tensor, u: torch.Tensor) -> torch.Tensor:
-        """float32 [n] share of the partner: (1 - lam) * strength where u < prob, else 0.
+    def partner_share(self, lam: torch.Tensor, u: torch.Tensor, row: int = 0) -> torch.Tensor:
+        """float32 [n] share of the partner: (1 - lam) * strength where u[row] < prob, else 0.
 
         lam [n] ~ Beta(alpha, alpha) is the paper's weight of the sample itself; the schedule's
-        strength scales only the partner's part; u [n] are uniforms that decide who applies.
+        strength scales only the partner's part; u [k, n] (or [n] with row 0) are uniforms, and
+        row `row` decides who applies.
         """
         if self.current_prob >= 1.0 and self.current_strength >= 1.0:
-            return 1.0 - lam  # the plain method (u < 1 always): skip two no-op kernels
-        return (1.0 - lam) * torch.where(u < self.current_prob, self.current_strength, 0.0)
+            return 1.0 - lam  # the plain method (u < 1 always): skip the no-op kernels
+        decides = u[row] if u.ndim == 2 else u
+        return (1.0 - lam) * torch.where(decides < self.current_prob, self.current_strength, 0.0)
 
     def targets(self, labels: torch.Tensor) -> torch.Tensor:
         """float32 [B, K]: one-hot (or the given soft targets), smoothed towards uniform."""

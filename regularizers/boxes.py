@@ -111,7 +111,7 @@ def boxes_from_draws(
     n, dev = u.shape[1], u.device
     sides = constant("values", dev, torch.float32, height, width)
     if minmax is None:
-        side = torch.sqrt(reg.partner_share(lam, u[0]))
+        side = torch.sqrt(reg.partner_share(lam, u, row=0))
         cut = (side[:, None] * sides).long()  # [n, 2] floor, as the paper
         return centred_boxes(below(u[1:].t(), sides), cut, height, width)
     scale = torch.where(u[0] < reg.current_prob, reg.current_strength**0.5, 0.0)  # area x s

@@ -48,15 +48,14 @@ def paste(
     if box.shape[0] == 1 and ops.on_host(images.device):  # slice: copy only the box's pixels
         y0, y1, x0, x1 = box.tolist()[0]
         kept = 1.0 - (y1 - y0) * (x1 - x0) / (h * w)
-        source = images[:, :, y0:y1, x0:x1]
+        box_pixels = images[:, :, y0:y1, x0:x1]
         if reg.inplace:  # the partners' boxes are copied out first: partners overlap in a cycle
-            source = torch.index_select(source, 0, partner)
-            images[:, :, y0:y1, x0:x1] = source
+            box_pixels.copy_(torch.index_select(box_pixels, 0, partner))
             return images, torch.lerp(partner_targets, targets, kept)
         out = images.clone()
         # Gather the partners' boxes straight into the output's box (out= a view): no
         # temporary copy of the box (a fresh buffer costs page faults on CPU).
-        torch.index_select(source, 0, partner, out=out[:, :, y0:y1, x0:x1])
+        torch.index_select(box_pixels, 0, partner, out=out[:, :, y0:y1, x0:x1])
         return out, torch.lerp(partner_targets, targets, kept)
     mixed = reg.partner_images(images, partner)
     mask, area = box_mask_area(box, h, w)

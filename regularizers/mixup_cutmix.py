@@ -28,8 +28,9 @@ class MixUpCutMix(Regularizer):
 
     Draws: ``partner`` int64 [B]; ``use_cutmix`` bool [n]; ``lam`` float32 [n] (MixUp's weight of
     the sample itself); ``box`` int64 [n, 4] (CutMix); n = 1 (batch) or B (elem). In batch mode
-    on a CPU batch `use_cutmix` is on the host and `box` is empty when the batch gets MixUp; on a
-    GPU both stay on the device (a box is always drawn, and MixUp rows ignore it).
+    on a CPU batch `use_cutmix` is on the host, `box` is empty when the batch gets MixUp and `lam`
+    is 1 (unused) when it gets CutMix; on a GPU all stay on the device (a box is always drawn,
+    and MixUp rows ignore it).
     """
 
     name = "mixup_cutmix"
@@ -55,14 +56,19 @@ class MixUpCutMix(Regularizer):
         n = 1 if batch else b
         partner = random_partner(b, generator, dev)
         u = uniform((2, n), generator, dev)
-        lam = 1.0 - self.partner_share(sample_beta(p["mixup_alpha"], n, generator, dev), u[1])
-        if batch and ops.on_host(dev):  # choose on the host; draw a box only for CutMix
-            use_cutmix = torch.tensor([u.tolist()[0][0] < p["switch_prob"]])
-            if not use_cutmix.item():  # MixUp: an empty box, no draws
-                box = torch.zeros((1, 4), dtype=torch.long)
+        if batch and ops.on_host(dev):  # choose on the host, and draw only what it needs
+            chosen = u.tolist()[0][0] < p["switch_prob"]
+            use_cutmix = constant("values", dev, torch.bool, chosen)
+            if not chosen:  # MixUp: an empty box, no box draws
+                beta = sample_beta(p["mixup_alpha"], n, generator, dev)
+                lam = 1.0 - self.partner_share(beta, u, row=1)
+                box = constant("zeros", dev, torch.int64, 1, 4)
                 return {"partner": partner, "use_cutmix": use_cutmix, "lam": lam, "box": box}
-        else:  # on a GPU the choice stays on the device: no host sync
+            lam = constant("values", dev, torch.float32, 1.0)  # unused by CutMix, not drawn
+        else:  # on a GPU the choice stays on the device (no host sync): draw for both
             use_cutmix = u[0] < p["switch_prob"]
+            beta = sample_beta(p["mixup_alpha"], n, generator, dev)
+            lam = 1.0 - self.partner_share(beta, u, row=1)
         box = sample_boxes(self, p["cutmix_alpha"], p["minmax"], n, h, w, generator, dev, batch)
         return {"partner": partner, "use_cutmix": use_cutmix, "lam": lam, "box": box}
 
