@@ -9,16 +9,26 @@ own mean/std run on the float batch just before the model.
 Files: the official "python version" pickles (`<root>/cifar-10-batches-py`). They are read with a
 restricted unpickler that only rebuilds numpy arrays and plain containers, so a tampered batch file
 cannot run code. A file whose md5 differs from the official release loads with a one-line warning.
+When the folder is missing and the download site answers, the official archive is downloaded and
+checked (md5) in a staging folder and its files moved into place one by one, so a failed or killed
+download never leaves a partly written file under its final name (`ensure_cifar10`).
 """
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import math
 import os
 import pickle
+import shutil
 import socket
+import sys
+import tarfile
+import tempfile
 import threading
+import urllib.parse
+import urllib.request
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -41,6 +51,11 @@ OFFICIAL_MD5 = {
     "data_batch_5": "482c414d41f54cd18b22e5b47cb7c3cb",
     "test_batch": "40351d587109b95175f43aff81a1287e",
 }
+CIFAR_FOLDER = "cifar-10-batches-py"  # the folder the archive holds and the loader reads
+CIFAR_FILES = (*OFFICIAL_MD5, "batches.meta")  # a folder with all of these is complete
+DOWNLOAD_TIMEOUT_S = 60.0  # longest wait for the server to answer or send the next bytes
+DOWNLOAD_TMP_PREFIX = ".tmp-cifar10-"  # staging folders of downloads, inside the data root
+DOWNLOAD_LOCK_FILE = ".cifar10-download.lock"  # downloads into one root take turns on it
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -157,11 +172,25 @@ def _md5(path: Path) -> str:
     return digest.hexdigest()
 
 
+def _missing_files(folder: Path) -> list[str]:
+    """The files of the release (CIFAR_FILES) that `folder` lacks."""
+    return [name for name in CIFAR_FILES if not (folder / name).is_file()]
+
+
 def ensure_cifar10(root: Path, download: bool = True) -> Path:
     """Make sure `<root>/cifar-10-batches-py` has every file; download the official release when
-    it is missing and the network is up; otherwise fail at once saying where to put the files."""
-    folder = root / "cifar-10-batches-py"
-    missing = [name for name in [*OFFICIAL_MD5, "batches.meta"] if not (folder / name).exists()]
+    it is missing and the network is up; otherwise fail at once saying where to put the files.
+
+    A download never leaves a partly written file under a final name, so a folder that has every
+    file is complete: the archive goes to a staging folder `<root>/.tmp-cifar10-*`, must match
+    CIFAR_ARCHIVE_MD5, and only the release's files are taken out of it; then each missing file is
+    moved into the folder with `os.replace` (files already there are kept). Downloads into one
+    root take turns (a lock file `<root>/.cifar10-download.lock`), and a download removes the
+    staging folders that a killed one left. Any failure is a FileNotFoundError saying what went
+    wrong and where to put the files.
+    """
+    folder = root / CIFAR_FOLDER
+    missing = _missing_files(folder)
     if not missing:
         return folder
     fix = (
@@ -170,20 +199,99 @@ def ensure_cifar10(root: Path, download: bool = True) -> Path:
     )
     if not download:
         raise FileNotFoundError(f"CIFAR-10 files missing in {folder}: {missing}; {fix}")
-    if not host_reachable("www.cs.toronto.edu"):
+    url = urllib.parse.urlsplit(CIFAR_URL)
+    default_port = 443 if url.scheme == "https" else 80
+    if url.hostname and not host_reachable(url.hostname, url.port or default_port):
         raise FileNotFoundError(
             f"CIFAR-10 not found in {folder} (missing {missing}) and the download site is not "
             f"reachable; {fix}"
         )
-    from torchvision.datasets.utils import download_and_extract_archive
-
     try:
-        download_and_extract_archive(CIFAR_URL, str(root), md5=CIFAR_ARCHIVE_MD5)
-    except (OSError, RuntimeError) as error:  # URLError is an OSError; a bad md5 a RuntimeError
+        root.mkdir(parents=True, exist_ok=True)
+        with open(root / DOWNLOAD_LOCK_FILE, "a") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file closes (or we die)
+            missing = _missing_files(folder)  # another process may have downloaded meanwhile
+            if missing:
+                for leftover in root.glob(DOWNLOAD_TMP_PREFIX + "*"):  # of a killed download
+                    shutil.rmtree(leftover, ignore_errors=True)
+                _download_release(root, missing)
+    except Exception as error:  # noqa: BLE001 - every failure must say where to put the files
         raise FileNotFoundError(
             f"downloading CIFAR-10 into {root} failed ({type(error).__name__}: {error}); {fix}"
         ) from None
     return folder
+
+
+def _download_release(root: Path, names: list[str]) -> None:
+    """Download and check the official archive in a staging folder inside `root`, take the
+    release's files out of it, and move `names` into `<root>/cifar-10-batches-py`."""
+    staging = Path(tempfile.mkdtemp(prefix=DOWNLOAD_TMP_PREFIX, dir=root))
+    try:
+        archive = staging / "cifar-10-python.tar.gz"
+        print(f"downloading CIFAR-10 from {CIFAR_URL} into {root} ...", file=sys.stderr)
+        _download(CIFAR_URL, archive, CIFAR_ARCHIVE_MD5)
+        _extract_release(archive, staging / CIFAR_FOLDER)
+        folder = root / CIFAR_FOLDER
+        folder.mkdir(exist_ok=True)
+        for name in names:
+            os.replace(staging / CIFAR_FOLDER / name, folder / name)
+        _fsync_dir(folder)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+
+
+def _download(url: str, target: Path, md5: str) -> None:
+    """Stream `url` into `target`; OSError when the server stalls for DOWNLOAD_TIMEOUT_S or the
+    transfer ends short of its Content-Length, ValueError when the md5 is not `md5`."""
+    digest = hashlib.md5()
+    request = urllib.request.Request(url, headers={"User-Agent": "regbench"})
+    with (
+        urllib.request.urlopen(request, timeout=DOWNLOAD_TIMEOUT_S) as response,
+        open(target, "wb") as out,
+    ):
+        announced = response.headers.get("Content-Length")
+        received = 0
+        while chunk := response.read(1 << 20):
+            out.write(chunk)
+            digest.update(chunk)
+            received += len(chunk)
+    if announced is not None and received != int(announced):
+        raise OSError(f"the connection closed after {received} of {announced} bytes")
+    if digest.hexdigest() != md5:
+        raise ValueError(
+            f"the downloaded archive has md5 {digest.hexdigest()}, expected {md5} "
+            "(corrupted in transit, or not the official release)"
+        )
+
+
+def _extract_release(archive: Path, folder: Path) -> None:
+    """Write the release's files (CIFAR_FILES, as `cifar-10-batches-py/<name>` in the archive)
+    into `folder`, fsynced. Nothing else in the archive is written, so no member can land
+    outside `folder`; ValueError names the files the archive lacks."""
+    folder.mkdir()
+    wanted = {f"{CIFAR_FOLDER}/{name}": name for name in CIFAR_FILES}
+    with tarfile.open(archive, "r:gz") as tar:
+        for member in tar:  # one pass: a gzip stream cannot seek back cheaply
+            name = wanted.get(member.name)
+            source = tar.extractfile(member) if name and member.isfile() else None
+            if source is None:
+                continue
+            with source, open(folder / name, "wb") as out:
+                shutil.copyfileobj(source, out, 1 << 20)
+                out.flush()
+                os.fsync(out.fileno())
+    lacking = _missing_files(folder)
+    if lacking:
+        raise ValueError(f"the archive has no {CIFAR_FOLDER}/ file(s) {lacking}")
+
+
+def _fsync_dir(folder: Path) -> None:
+    """Make the renames into `folder` durable."""
+    fd = os.open(folder, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 def load_cifar10(root: str | os.PathLike = "", download: bool = True) -> dict[str, object]:
