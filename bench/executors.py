@@ -111,15 +111,12 @@ class _Recorder:
         if val <= self.best_val.get(cfg.protocol, float("-inf")):
             return
         from bench.model_io import save_model
+        from bench.results import MODELS_DIR
 
-        models = self.results.path / "models"
-        staging = models / f".tmp-{cfg.run_id}"
-        staging.mkdir(parents=True, exist_ok=True)
-        # save_model may write sidecars next to the weights (json): stage them all, then move.
-        save_model(model, cfg, result.row, staging / f"best-{cfg.protocol}.safetensors")
-        for file in sorted(staging.iterdir()):
-            os.replace(file, models / file.name)
-        staging.rmdir()
+        # save_model replaces the pair safely under a kill: the JSON records the weights' sha256
+        # and moves in first, so a kill between the moves leaves a pair the loader refuses, and
+        # the next lock of the results folder moves the staged weights in.
+        save_model(model, cfg, result.row, self.results.path / MODELS_DIR / f"best-{cfg.protocol}")
         self.best_val[cfg.protocol] = val
 
 

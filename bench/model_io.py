@@ -2,13 +2,24 @@
 
 A saved model is two files side by side: `<stem>.safetensors` (the state dict; safetensors
 cannot carry code, so loading an untrusted file is safe) and `<stem>.json` (what rebuilding and
-preprocessing need: backbone, image size, normalization, class names, run_id, test accuracy).
+preprocessing need: backbone, image size, normalization, class names, run_id, test accuracy, and
+`weights_sha256`, the sha256 of the weights file it belongs to).
+
+Saving over an existing model is safe under a kill at any moment: both files are written and
+fsynced in a staging folder `<folder>/.tmp-<stem>-*`, then the JSON is moved into place, then the
+weights (each `os.replace`, atomic). A kill between the two moves leaves the new JSON beside the
+old weights; `load_model` refuses that pair because the weights' sha256 is not the one the JSON
+records, and `complete_interrupted_saves` (run when a sweep takes its results folder) moves the
+staged weights in. Models saved before the sha256 was recorded load unchecked.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
+import shutil
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +29,7 @@ from bench.backbones import check_state_matches
 from bench.config import RunConfig
 
 FORMAT_VERSION = 1
+STAGING_PREFIX = ".tmp-"  # staging folders of save_model, beside the files they replace
 
 
 def model_paths(path: str | os.PathLike) -> tuple[Path, Path]:
@@ -28,18 +40,38 @@ def model_paths(path: str | os.PathLike) -> tuple[Path, Path]:
     return stem.with_name(stem.name + ".safetensors"), stem.with_name(stem.name + ".json")
 
 
+def file_sha256(path: Path) -> str:
+    """Hex sha256 of a file's bytes."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for chunk in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def _fsync(path: Path) -> None:
+    """Flush a file's (or a folder's) contents to disk."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
 def save_model(
     model: nn.Module, cfg: RunConfig, row: dict[str, Any], path: str | os.PathLike
 ) -> tuple[Path, Path]:
-    """Write the weights and the rebuild metadata; returns both paths."""
+    """Write the weights and the rebuild metadata (replacing a model saved there before, safely
+    under a kill: see the module docstring); returns both paths."""
     from safetensors.torch import save_file
 
     from bench.data import CLASSES
 
     weights, meta = model_paths(path)
     weights.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f"{STAGING_PREFIX}{weights.stem}-", dir=weights.parent))
+    staged_weights, staged_meta = staging / weights.name, staging / meta.name
     state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
-    save_file(state, str(weights))
     cfgp = model.pretrained_cfg
     metadata = {
         "format": "regbench-model",
@@ -58,19 +90,64 @@ def save_model(
         "val_acc": row.get("val_acc"),
         "temperature": row.get("temperature"),
     }
-    meta.write_text(json.dumps(metadata, indent=2) + "\n")
+    json_moved = False
+    try:
+        save_file(state, str(staged_weights))
+        _fsync(staged_weights)
+        metadata["weights_sha256"] = file_sha256(staged_weights)
+        staged_meta.write_text(json.dumps(metadata, indent=2) + "\n")
+        _fsync(staged_meta)
+        os.replace(staged_meta, meta)  # from here the JSON names the new weights only
+        json_moved = True
+        os.replace(staged_weights, weights)
+        _fsync(weights.parent)
+        staging.rmdir()
+    except Exception:
+        if not json_moved:  # nothing changed yet: drop the staging folder
+            shutil.rmtree(staging, ignore_errors=True)
+        # else it keeps the weights the JSON names, for complete_interrupted_saves
+        raise
     return weights, meta
+
+
+def complete_interrupted_saves(folder: Path) -> list[Path]:
+    """Finish or discard what killed `save_model` calls left in `folder`; returns the weights
+    files it completed.
+
+    A staging folder (`.tmp-*`) holding the weights that the JSON beside it records (the kill
+    came between the two moves) has them moved into place; then every staging folder is removed
+    (a kill before the first move leaves only files that replace nothing). Run it only while no
+    save into `folder` can be running, i.e. under the results folder's lock.
+    """
+    completed = []
+    for staging in sorted(folder.glob(STAGING_PREFIX + "*")):
+        if not staging.is_dir():
+            continue
+        for staged in staging.glob("*.safetensors"):
+            weights, meta = model_paths(folder / staged.name)
+            try:
+                recorded = json.loads(meta.read_text()).get("weights_sha256")
+            except (OSError, ValueError, AttributeError):  # no JSON, not JSON, not an object
+                continue
+            if not recorded or file_sha256(staged) != recorded:
+                continue  # the weights of a save that never reached its JSON move
+            if not weights.is_file() or file_sha256(weights) != recorded:
+                os.replace(staged, weights)
+                completed.append(weights)
+        shutil.rmtree(staging, ignore_errors=True)
+    return completed
 
 
 def load_model(path: str | os.PathLike) -> tuple[nn.Module, dict[str, Any]]:
     """Rebuild a saved model (eval mode, CPU) and its metadata.
 
     Raises ValueError/FileNotFoundError naming the file and the problem: missing files,
-    unreadable or truncated weights, metadata of another format, weights of another backbone.
+    unreadable or truncated weights, metadata of another format, weights of another backbone,
+    weights that are not the ones the metadata records (sha256; checked when recorded).
     """
     import timm
     from safetensors import SafetensorError
-    from safetensors.torch import load_file
+    from safetensors.torch import load as load_safetensors
 
     weights, meta = model_paths(path)
     for file in (weights, meta):
@@ -102,13 +179,33 @@ def load_model(path: str | os.PathLike) -> tuple[nn.Module, dict[str, Any]]:
             f"model metadata {meta} is inconsistent (class_names must list num_classes names, "
             "image_size lie in 8..1024, mean/std have 3 values): save the model again"
         )
-    try:
-        state = load_file(str(weights))
-    except (SafetensorError, OSError, ValueError) as error:
-        raise ValueError(
+    recorded = metadata.get("weights_sha256")
+    if recorded is not None and not isinstance(recorded, str):
+        raise ValueError(f"model metadata {meta}: weights_sha256 is not a string; save it again")
+
+    def unreadable(error: Exception) -> ValueError:
+        return ValueError(
             f"model weights {weights} could not be read ({error}); the file is truncated or "
             "not a safetensors file: save the model again"
-        ) from None
+        )
+
+    try:
+        blob = weights.read_bytes()  # hashed and parsed from the same bytes
+    except OSError as error:
+        raise unreadable(error) from None
+    try:
+        state = load_safetensors(blob)
+    except (SafetensorError, ValueError) as error:
+        raise unreadable(error) from None
+    actual = hashlib.sha256(blob).hexdigest()
+    if recorded is not None and actual != recorded:
+        raise ValueError(
+            f"model weights {weights} are not the ones {meta.name} describes (sha256 "
+            f"{actual[:16]}..., the JSON records {recorded[:16]}...): the two files come from "
+            "different saves (e.g. a save killed between writing them) or the weights were "
+            "changed. Save the model again; for a sweep's kept model (models/best-<protocol>), "
+            "running the sweep again on the same results folder completes an interrupted save"
+        )
     try:
         model = timm.create_model(
             metadata["backbone"], pretrained=False, num_classes=int(metadata["num_classes"])

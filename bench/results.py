@@ -40,6 +40,7 @@ LOCK_FILE = ".lock"
 # file, so two sweeps starting together cannot both judge one stale lock dead and both take it.
 LOCK_GUARD_FILE = ".lock-guard"
 TMP_PREFIX = ".tmp-"  # temporary files of the writer; leftovers of a kill are removed at lock time
+MODELS_DIR = "models"  # --keep-best-model's models; their save's staging folders are also .tmp-*
 SIDE_FIELDS = {
     "epochs.csv": "epochs",
     "calibration.csv": "calibration",
@@ -198,7 +199,8 @@ class ResultsDir:
         )
 
     def _repair(self) -> None:
-        """Drop what a kill can leave behind: temp files, side rows and logits of unfinished cells."""
+        """Drop what a kill can leave behind: temp files, side rows and logits of unfinished cells;
+        finish or drop the kept-model saves it interrupted (model_io.complete_interrupted_saves)."""
         for leftover in self.path.glob(TMP_PREFIX + "*"):
             leftover.unlink(missing_ok=True)
         runs = self.runs()
@@ -219,6 +221,16 @@ class ResultsDir:
             for file in logits.glob("*.npz"):
                 if file.stem not in done:
                     file.unlink()
+        models = self.path / MODELS_DIR
+        if models.is_dir() and any(models.glob(TMP_PREFIX + "*")):
+            from bench.model_io import complete_interrupted_saves  # imports torch: only if needed
+
+            for weights in complete_interrupted_saves(models):
+                warnings.warn(
+                    f"{weights}: completed the save of this kept model, which a killed sweep "
+                    "had left half done",
+                    stacklevel=3,
+                )
 
     # -- writing -------------------------------------------------------------------------------
 

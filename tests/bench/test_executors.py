@@ -1,19 +1,26 @@
 """bench.executors: exceptions become failed rows, the Ray executor (a real local Ray instance) and
 the one-worker-per-GPU pool (two CPU workers here) give the same results as the sequential local
-executor, and --keep-best-model saves the best model per protocol."""
+executor, and --keep-best-model saves the best model per protocol, consistently under a kill."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
+import os
 import sys
+import warnings
 from pathlib import Path
 
 import pandas as pd
 import pytest
+import timm
+import torch
 
-from bench import executors
+from bench import executors, model_io
+from bench.config import RunConfig
 from bench.results import ResultsDir
 from bench.sweep import load_sweep
+from bench.train import CellResult
 
 SMOKE = Path(__file__).resolve().parents[2] / "sweeps" / "smoke.toml"
 # Columns that depend on when / where / how fast a cell ran, not on what it computed.
@@ -113,3 +120,142 @@ def test_keep_best_model(local_run: Path) -> None:
         "best-frozen.json", "best-frozen.safetensors",
         "best-unfrozen.json", "best-unfrozen.safetensors",
     ]  # fmt: skip
+
+
+# ---------------------------------------------------------------------------------------------
+# --keep-best-model under a kill: the kept pair is never a mismatched one
+
+
+class Killed(BaseException):
+    """Stands in for SIGKILL: no `except Exception` (or OSError) handler stops it, so only code
+    that would also run after a real kill (none) cleans up."""
+
+
+def finished_cell(lr: float, val_acc: float, seed: int) -> tuple[RunConfig, CellResult]:
+    """A smoke-sweep cell (its own run_id via `lr`) finished ok with `val_acc`, carrying an
+    untrained model with seeded random weights (different for each seed)."""
+    cfg = dataclasses.replace(load_sweep(SMOKE).cells[0], lr=lr)
+    torch.manual_seed(seed)
+    model = timm.create_model(cfg.backbone, pretrained=False, num_classes=10)
+    row = {"run_id": cfg.run_id, "status": "ok", "protocol": cfg.protocol, "val_acc": val_acc}
+    return cfg, CellResult(row=row, model=model)
+
+
+def kept_model(folder: Path, protocol: str) -> tuple[str, dict[str, torch.Tensor]]:
+    """(run_id in the JSON, weights) of the kept model, as `regbench predict` would load it."""
+    model, metadata = model_io.load_model(folder / "models" / f"best-{protocol}")
+    return metadata["run_id"], model.state_dict()
+
+
+@pytest.mark.parametrize(
+    ("failure", "moves_done"),
+    [("kill", 0), ("kill", 1), ("kill", 2), ("error", 0), ("error", 1), ("error", 2)],
+)
+def test_keep_best_model_is_never_a_mismatched_pair(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, failure: str, moves_done: int
+) -> None:
+    """Replacing the kept model fails after `moves_done` of its two file moves into models/ (a
+    kill, or an OSError the sweep survives). Right after, the loader gets the old model, the new
+    one, or refuses the pair; once the next sweep takes the folder, it gets a whole one."""
+    old_cfg, old = finished_cell(lr=0.05, val_acc=0.5, seed=1)
+    new_cfg, new = finished_cell(lr=0.1, val_acc=0.6, seed=2)
+    weights = {
+        old_cfg.run_id: {k: v.clone() for k, v in old.model.state_dict().items()},
+        new_cfg.run_id: {k: v.clone() for k, v in new.model.state_dict().items()},
+    }
+    models = tmp_path / "models"
+    real_replace, real_fsync = os.replace, model_io._fsync
+    moved: list[str] = []
+
+    def fail() -> None:
+        raise Killed() if failure == "kill" else OSError(28, "No space left on device")
+
+    def replace_then_fail(source, target) -> None:
+        if Path(target).parent == models:  # the model's moves; runs.csv writes go through
+            if len(moved) == moves_done:
+                fail()
+            moved.append(Path(target).name)
+        real_replace(source, target)
+
+    def fsync_then_fail(path: Path) -> None:  # the step after both moves: fsync of models/
+        if Path(path) == models and len(moved) == moves_done:
+            fail()
+        real_fsync(path)
+
+    def sweep() -> None:
+        with ResultsDir(tmp_path).lock() as results:
+            record = executors._Recorder(results, None, keep_best_model=True)
+            record(old_cfg, old)
+            monkeypatch.setattr(os, "replace", replace_then_fail)
+            monkeypatch.setattr(model_io, "_fsync", fsync_then_fail)
+            record(new_cfg, new)
+
+    if failure == "kill":
+        with pytest.raises(Killed):
+            sweep()
+    else:
+        with pytest.warns(UserWarning, match="could not keep the model .*No space left"):
+            sweep()
+    monkeypatch.undo()
+
+    def assert_whole(expected_id: str) -> None:
+        run_id, state = kept_model(tmp_path, old_cfg.protocol)
+        assert run_id == expected_id
+        assert all(torch.equal(value, weights[run_id][key]) for key, value in state.items())
+
+    if moves_done == 1:  # the new JSON beside the old weights
+        with pytest.raises(ValueError, match="are not the ones best-frozen.json describes"):
+            kept_model(tmp_path, old_cfg.protocol)
+    else:
+        assert_whole(new_cfg.run_id if moves_done == 2 else old_cfg.run_id)
+    if failure == "error" and moves_done == 0:  # nothing changed: the save cleaned up after itself
+        assert not list(models.glob(".tmp-*"))
+    # An even earlier save killed while writing its weights (its staging folder sorts first).
+    junk = models / ".tmp-best-frozen-00000000"
+    junk.mkdir()
+    (junk / "best-frozen.safetensors").write_bytes(b"half a safetensors fi")
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        with ResultsDir(tmp_path).lock():  # the next sweep on this folder
+            pass
+    completed = [str(w.message) for w in caught if "completed the save" in str(w.message)]
+    assert len(completed) == (moves_done == 1)
+    assert_whole(new_cfg.run_id if moves_done >= 1 else old_cfg.run_id)
+    assert sorted(p.name for p in models.iterdir()) == [
+        "best-frozen.json",
+        "best-frozen.safetensors",
+    ]
+
+
+@pytest.mark.parametrize("kept_format", ["sha256", "older"])
+def test_stale_staging_folders_are_removed_when_a_sweep_starts(
+    tmp_path: Path, kept_format: str
+) -> None:
+    """Staging folders that hold no weights the kept JSON records are removed, never moved in,
+    also beside a pair saved before the JSON recorded the weights' sha256 ("older")."""
+    cfg, kept = finished_cell(lr=0.05, val_acc=0.5, seed=1)
+    other_cfg, other = finished_cell(lr=0.1, val_acc=0.6, seed=2)
+    models = tmp_path / "models"
+    _, kept_json = model_io.save_model(kept.model, cfg, kept.row, models / "best-frozen")
+    if kept_format == "older":
+        metadata = json.loads(kept_json.read_text())
+        del metadata["weights_sha256"]
+        kept_json.write_text(json.dumps(metadata))
+    # A save killed while writing its weights, an empty staging folder, and a whole model staged
+    # by the old code (`.tmp-<run_id>`, not the weights the kept JSON records): none may move in.
+    half = models / ".tmp-best-frozen-k1ll3d"
+    half.mkdir()
+    (half / "best-frozen.safetensors").write_bytes(b"half a safetensors fi")
+    (models / ".tmp-empty").mkdir()
+    old_staging = models / f".tmp-{other_cfg.run_id}"
+    model_io.save_model(other.model, other_cfg, other.row, old_staging / "best-frozen")
+    with ResultsDir(tmp_path).lock():
+        pass
+    assert sorted(p.name for p in models.iterdir()) == [
+        "best-frozen.json",
+        "best-frozen.safetensors",
+    ]
+    run_id, state = kept_model(tmp_path, cfg.protocol)
+    reference = kept.model.state_dict()
+    assert run_id == cfg.run_id
+    assert all(torch.equal(value, reference[key]) for key, value in state.items())

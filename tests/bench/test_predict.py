@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
+import shutil
 
 import numpy as np
 import pytest
+import timm
+import torch
 from PIL import Image
 
 from bench import model_io, predict, train
@@ -109,3 +113,33 @@ def test_model_names_with_dots_keep_their_full_name(tmp_path):
     weights, meta = model_io.model_paths(tmp_path / "lite0_lr0.05")
     assert weights.name == "lite0_lr0.05.safetensors" and meta.name == "lite0_lr0.05.json"
     assert model_io.model_paths(tmp_path / "m.json")[0].name == "m.safetensors"
+
+
+def untrained_model(seed: int) -> torch.nn.Module:
+    """CFG's backbone with seeded random weights (different for each seed); nothing trained."""
+    torch.manual_seed(seed)
+    return timm.create_model(CFG.backbone, pretrained=False, num_classes=len(CLASSES))
+
+
+def test_weights_of_another_save_are_refused_and_older_files_still_load(tmp_path, capsys):
+    first = model_io.save_model(untrained_model(1), CFG, {"run_id": "first"}, tmp_path / "first")
+    second = model_io.save_model(untrained_model(2), CFG, {"run_id": "second"}, tmp_path / "second")
+    meta = json.loads(first[1].read_text())
+    assert meta["weights_sha256"] == hashlib.sha256(first[0].read_bytes()).hexdigest()
+    assert sorted(p.name for p in tmp_path.iterdir()) == [
+        "first.json", "first.safetensors", "second.json", "second.safetensors",
+    ]  # fmt: skip
+    # The second save's weights beside the first's JSON (same backbone, so they would load).
+    shutil.copyfile(second[0], first[0])
+    with pytest.raises(ValueError, match=r"not the ones first\.json describes .*Save the model"):
+        model_io.load_model(tmp_path / "first")
+    assert predict.main([str(tmp_path / "first"), "x.png"]) == 2
+    assert "different saves" in capsys.readouterr().err
+    # A model saved before the sha256 was recorded loads as before, unchecked.
+    older = json.loads(second[1].read_text())
+    del older["weights_sha256"]
+    second[1].write_text(json.dumps(older))
+    model, metadata = model_io.load_model(tmp_path / "second")
+    assert metadata["run_id"] == "second"
+    reference = untrained_model(2).state_dict()
+    assert all(torch.equal(value, reference[key]) for key, value in model.state_dict().items())
