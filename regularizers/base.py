@@ -127,17 +127,22 @@ class Regularizer:
         """Deterministic: images [B, C, H, W], float targets [B, K], draws -> (images, targets)."""
         raise NotImplementedError
 
-    def partner_share(self, lam: torch.Tensor, u: torch.Tensor, row: int = 0) -> torch.Tensor:
-        """float32 [n] share of the partner: (1 - lam) * strength where u[row] < prob, else 0.
+    def scaled_share(self, share: torch.Tensor, u: torch.Tensor, index: Any = 0) -> torch.Tensor:
+        """float32: the partner's share `share` (any shape) times the schedule's strength where
+        `u[index]` < prob (0 elsewhere); `u` of the same shape as `share` when 1-D (index unused).
 
-        lam [n] ~ Beta(alpha, alpha) is the paper's weight of the sample itself; the schedule's
-        strength scales only the partner's part; u [k, n] (or [n] with row 0) are uniforms, and
-        row `row` decides who applies.
+        The schedule's strength scales only the partner's part; the uniforms `u` decide who
+        applies. Indexing is lazy: the plain method (prob and strength 1) dispatches nothing.
         """
         if self.current_prob >= 1.0 and self.current_strength >= 1.0:
-            return 1.0 - lam  # the plain method (u < 1 always): skip the no-op kernels
-        decides = u[row] if u.ndim == 2 else u
-        return (1.0 - lam) * torch.where(decides < self.current_prob, self.current_strength, 0.0)
+            return share  # the plain method (u < 1 always)
+        decides = u[index] if u.ndim == 2 else u
+        return share * torch.where(decides < self.current_prob, self.current_strength, 0.0)
+
+    def partner_share(self, lam: torch.Tensor, u: torch.Tensor, row: int = 0) -> torch.Tensor:
+        """float32 [n]: `scaled_share` of 1 - lam, for lam [n] ~ Beta(alpha, alpha) (the paper's
+        weight of the sample itself) and uniforms u [n] (or [k, n] and the row that decides)."""
+        return self.scaled_share(1.0 - lam, u, row)
 
     def targets(self, labels: torch.Tensor) -> torch.Tensor:
         """float32 [B, K]: one-hot (or the given soft targets), smoothed towards uniform."""

@@ -14,7 +14,7 @@ import torch
 
 from . import ops
 from .base import Regularizer
-from .ops import below, constant, sample_beta, uniform
+from .ops import below, constant, sample_beta_pair, uniform
 
 
 def _mask_bounds(
@@ -24,12 +24,13 @@ def _mask_bounds(
     bounds = box.reshape(n, 2, 2)
     low, high = bounds[..., :1], bounds[..., 1:]  # [n, 2, 1]: rows, then columns
     positions = constant("positions", box.device, max(height, width))
-    inside = ((positions >= low) & (positions < high)).to(torch.uint8)  # [n, 2, max(H, W)]
+    inside = (positions >= low) & (positions < high)  # [n, 2, max(H, W)]
+    as_bool = ops.fast_bool_broadcast(box.device)
+    if not as_bool:  # the outer product as a uint8 multiply, viewed as bool after
+        inside = inside.to(torch.uint8)
     rows = inside[:, 0, :height].view(n, 1, height, 1)
     cols = inside[:, 1, :width].view(n, 1, 1, width)
-    # The outer product as a uint8 multiply viewed as bool: a broadcast bool `&` of this size
-    # runs some 20x slower on CPU (it is not vectorized there).
-    return (rows * cols).view(torch.bool), low, high
+    return (rows & cols if as_bool else (rows * cols).view(torch.bool)), low, high
 
 
 def box_mask(box: torch.Tensor, height: int, width: int) -> torch.Tensor:
@@ -85,43 +86,45 @@ def sample_boxes(
     `batch_box` (n = 1, one box for the batch) on a CPU batch: computed in Python, returned on
     the host. On a GPU the box stays on the device even then, so the step never waits for it.
     """
-    u = uniform((3 if minmax is None else 5, n), generator, device)
-    lam = None if minmax is not None else sample_beta(alpha, n, generator, device)
+    u = uniform((n, 3 if minmax is None else 5), generator, device)
+    lam = None if minmax is not None else sample_beta_pair(alpha, n, generator, device)
     if batch_box and ops.on_host(device):
         # A batch box's corners become Python ints for slicing anyway: bring its few draws to
         # the host and do the arithmetic in Python, not as ~15 tiny tensor operations.
-        draws = [row[0] for row in u.tolist()] + ([] if lam is None else lam.tolist())
+        draws = u.tolist()[0] + ([] if lam is None else [lam.tolist()[0][0]])
         return torch.tensor([one_box(reg, draws, minmax, height, width)])
-    return boxes_from_draws(reg, u, lam, minmax, height, width)
+    return boxes_from_draws(reg, u, None if lam is None else lam[:, 1:], minmax, height, width)
 
 
 def boxes_from_draws(
     reg: Regularizer,
     u: torch.Tensor,
-    lam: torch.Tensor | None,
+    share: torch.Tensor | None,
     minmax: list | None,
     height: int,
     width: int,
 ) -> torch.Tensor:
-    """int64 [n, 4] boxes from float32 uniform draws u [k, n] and lam [n] (without minmax).
+    """int64 [n, 4] boxes from float32 uniforms u [n, k] and, without minmax, share [n, 1]: the
+    partner's area share 1 - lam before clipping (lam ~ Beta(alpha, alpha)).
 
-    u[0] < prob decides who is cut. Without minmax, u[1], u[2] place the centre (row, column);
-    with minmax, u[1], u[2] pick the sides and u[3], u[4] the top-left corner.
+    u[:, 0] < prob decides who is cut. Without minmax, u[:, 1:3] place the centre (row, column);
+    with minmax, u[:, 1:3] pick the sides and u[:, 3:5] the top-left corner.
     """
-    n, dev = u.shape[1], u.device
+    n, dev = u.shape[0], u.device
     sides = constant("values", dev, torch.float32, height, width)
+    decides = (slice(None), slice(0, 1))  # u[:, :1], [n, 1]
     if minmax is None:
-        side = torch.sqrt(reg.partner_share(lam, u, row=0))
-        cut = (side[:, None] * sides).long()  # [n, 2] floor, as the paper
-        return centred_boxes(below(u[1:].t(), sides), cut, height, width)
-    scale = torch.where(u[0] < reg.current_prob, reg.current_strength**0.5, 0.0)  # area x s
+        side = torch.sqrt(reg.scaled_share(share, u, decides))  # [n, 1]
+        cut = (side * sides).long()  # [n, 2] floor, as the paper
+        return centred_boxes(below(u[:, 1:3], sides), cut, height, width)
+    scale = torch.where(u[decides] < reg.current_prob, reg.current_strength**0.5, 0.0)  # area x s
     low_side = [int(size * minmax[0]) for size in (height, width)]
     low_side = constant("values", dev, torch.int64, *low_side)
     span = [max(int(size * minmax[1]) - int(size * minmax[0]), 1) for size in (height, width)]
     span = constant("values", dev, torch.float32, *span)
-    cut = ((low_side + below(u[1:3].t(), span)) * scale[:, None]).long()  # [n, 2]
+    cut = ((low_side + below(u[:, 1:3], span)) * scale).long()  # [n, 2]
     room = constant("values", dev, torch.int64, height + 1, width + 1) - cut
-    corner = below(u[3:].t(), room)
+    corner = below(u[:, 3:5], room)
     return torch.stack([corner, corner + cut], dim=2).view(n, 4)
 
 

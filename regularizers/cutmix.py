@@ -60,7 +60,7 @@ def paste(
     mixed = reg.partner_images(images, partner)
     mask, area = box_mask_area(box, h, w)
     out = torch.where(mask, mixed, images, out=reg.output(images, mixed))
-    return out, torch.lerp(partner_targets, targets, 1.0 - area)
+    return out, torch.lerp(targets, partner_targets, area)
 
 
 class CutMix(Regularizer):

@@ -6,7 +6,15 @@ from __future__ import annotations
 
 import pytest
 import torch
-from reg_reference import IDS, VARIANTS, OpCounter, mixup_cutmix_reference, paste_reference
+from reg_reference import (
+    IDS,
+    VARIANTS,
+    OpCounter,
+    erase_reference,
+    mix_reference,
+    mixup_cutmix_reference,
+    paste_reference,
+)
 
 import regularizers
 from regularizers import ops
@@ -26,6 +34,7 @@ def path(request, monkeypatch):
     """Run each test with the CPU's host shortcuts, and once more with the GPU's code path."""
     if request.param == "device-side":
         monkeypatch.setattr(ops, "on_host", lambda device: False)
+        monkeypatch.setattr(ops, "fast_bool_broadcast", lambda device: True)
     return request.param
 
 
@@ -62,6 +71,7 @@ def test_inplace_off_call_returns_the_batch_untouched():
 def test_device_side_batch_box_matches_reference(monkeypatch, name, minmax):
     """The GPU path of batch mode (box and choice kept on the device, mask instead of slices)."""
     monkeypatch.setattr(ops, "on_host", lambda device: False)
+    monkeypatch.setattr(ops, "fast_bool_broadcast", lambda device: True)
     reg = regularizers.build(name, K, mode="batch", minmax=minmax, label_smoothing=0.1)
     images, labels = batch(11)
     targets = reg.targets(labels)
@@ -77,6 +87,28 @@ def test_device_side_batch_box_matches_reference(monkeypatch, name, minmax):
             ref, ref_t = mixup_cutmix_reference(images, targets, draws)
         torch.testing.assert_close(out, ref, atol=1e-6, rtol=0)
         torch.testing.assert_close(mixed, ref_t)
+
+
+@pytest.mark.parametrize("name,params", VARIANTS[1:], ids=IDS[1:])
+def test_device_side_code_matches_reference(monkeypatch, name, params):
+    """Every variant's GPU code (device-side draws, bool mask) against the per-sample references."""
+    monkeypatch.setattr(ops, "on_host", lambda device: False)
+    monkeypatch.setattr(ops, "fast_bool_broadcast", lambda device: True)
+    reg = regularizers.build(name, K, **{"label_smoothing": 0.1, "prob": 0.8, **params})
+    images, labels = batch(13)
+    targets = reg.targets(labels)
+    draws = reg.sample(images, torch.Generator().manual_seed(3))
+    out, mixed = reg.apply(images, targets, draws)
+    if name == "random_erasing":
+        ref, ref_t = erase_reference(images, draws["box"], "zero"), targets
+    elif name == "mixup":
+        ref, ref_t = mix_reference(images, targets, draws["partner"], draws["lam"])
+    elif name == "cutmix":
+        ref, ref_t = paste_reference(images, targets, draws["partner"], draws["box"])
+    else:
+        ref, ref_t = mixup_cutmix_reference(images, targets, draws)
+    torch.testing.assert_close(out, ref, atol=1e-6, rtol=0)
+    torch.testing.assert_close(mixed, ref_t)
 
 
 def test_below_never_reaches_high():

@@ -13,6 +13,7 @@ import torch
 from reg_reference import OpCounter
 
 import regularizers
+from regularizers import ops
 
 CASES = [
     ("random_erasing", {"prob": 0.5}),
@@ -25,17 +26,26 @@ CASES = [
     ("cutmix", {"mode": "batch"}),
 ]
 
-# Launch budgets of one training-loop call (label check off), so an added op is a decision, not
-# an accident: at ~13 us per launch on the H100 we measured, the budget of the heaviest methods
-# is ~0.6 ms, under 1% of a 65 ms ResNet-50 step at 224 px, batch 256 (issue 3's GPU target).
+# Launch budgets of one training-loop call (label check off, in place), so an added op is a
+# decision, not an accident. The H100 measured ~9-13 us per launch on top of the real work, so
+# these counts decide whether a call stays under 1% of a 65 ms ResNet-50 step at 224 px, batch
+# 256 (issue 3's GPU target). "device" is the GPU's code path (box and switch choice kept on the
+# device, bool masks), run here on the CPU; a GPU adds one allocation op where the CPU reuses a
+# scratch buffer.
 BUDGETS = {
-    ("none", "batch"): 2,
-    ("mixup", "batch"): 15,
-    ("mixup", "elem"): 15,
-    ("cutmix", "batch"): 15,  # a CPU batch: one box on the host, pasted by slicing
-    ("cutmix", "elem"): 44,
-    ("random_erasing", "elem"): 52,
-    ("mixup_cutmix", "elem"): 61,
+    ("cpu", "none", "batch"): 1,
+    ("cpu", "mixup", "batch"): 13,
+    ("cpu", "mixup", "elem"): 13,
+    ("cpu", "cutmix", "batch"): 11,  # one box on the host, pasted by slicing
+    ("cpu", "cutmix", "elem"): 38,
+    ("cpu", "random_erasing", "elem"): 51,
+    ("cpu", "mixup_cutmix", "elem"): 55,
+    ("device", "mixup", "batch"): 13,
+    ("device", "cutmix", "batch"): 35,
+    ("device", "cutmix", "elem"): 35,
+    ("device", "random_erasing", "elem"): 48,
+    ("device", "mixup_cutmix", "batch"): 52,
+    ("device", "mixup_cutmix", "elem"): 52,
 }
 
 
@@ -56,10 +66,13 @@ def test_op_count_does_not_grow_with_batch(name, params):
     assert 0 < sum(small.values()) < 150  # a few dozen small ops, views included
 
 
-@pytest.mark.parametrize("name,mode", sorted(BUDGETS))
-def test_op_count_within_launch_budget(name, mode):
+@pytest.mark.parametrize("path,name,mode", sorted(BUDGETS))
+def test_op_count_within_launch_budget(monkeypatch, path, name, mode):
+    if path == "device":
+        monkeypatch.setattr(ops, "on_host", lambda device: False)
+        monkeypatch.setattr(ops, "fast_bool_broadcast", lambda device: True)
     params = {"mode": mode} if name in ("mixup", "cutmix", "mixup_cutmix") else {}
     reg = regularizers.build(name, 10, **params)
-    reg.check_label_range = False  # as the training loop calls it
+    reg.check_label_range, reg.inplace = False, True  # as the training loop calls it
     total = sum(count(reg, 256, size=32).values())
-    assert total <= BUDGETS[name, mode], f"{name} {mode}: {total} ops"
+    assert total <= BUDGETS[path, name, mode], f"{path} {name} {mode}: {total} ops"

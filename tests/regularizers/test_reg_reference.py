@@ -97,10 +97,10 @@ def test_batch_box_python_twin_matches_batched_boxes(minmax, size):
     h, w = size
     reg = regularizers.build("cutmix", K, prob=0.9, schedule="linear", minmax=minmax)
     reg.set_progress(0.4)  # prob 0.72, strength 0.8
-    u = torch.rand((4 if minmax is None else 5, 2000), generator=torch.Generator().manual_seed(0))
-    lam = u[3] if minmax is None else None  # without minmax the fourth draw is lam
-    batched = boxes_from_draws(reg, u[:3] if minmax is None else u, lam, minmax, h, w)
-    twins = torch.tensor([one_box(reg, u[:, i].tolist(), minmax, h, w) for i in range(2000)])
+    u = torch.rand((2000, 4 if minmax is None else 5), generator=torch.Generator().manual_seed(0))
+    share = 1.0 - u[:, 3:] if minmax is None else None  # without minmax the fourth draw is lam
+    batched = boxes_from_draws(reg, u[:, :3] if minmax is None else u, share, minmax, h, w)
+    twins = torch.tensor([one_box(reg, u[i].tolist(), minmax, h, w) for i in range(2000)])
     diff = (twins - batched).abs()
     assert int(diff.max()) <= 1 and float((diff > 0).any(dim=1).float().mean()) < 0.01
     cut = (batched[:, 1] > batched[:, 0]) & (batched[:, 3] > batched[:, 2])
