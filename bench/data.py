@@ -37,6 +37,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from bench.files import file_hexdigest, fsync_path
+
 CLASSES = (
     "airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck",
 )  # fmt: skip
@@ -164,14 +166,6 @@ def _read_batch(path: Path) -> tuple[np.ndarray, np.ndarray]:
     return data.reshape(-1, 3, 32, 32).astype(np.uint8), np.asarray(labels, dtype=np.int64)
 
 
-def _md5(path: Path) -> str:
-    digest = hashlib.md5()
-    with open(path, "rb") as handle:
-        for chunk in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
 def _missing_files(folder: Path) -> list[str]:
     """The files of the release (CIFAR_FILES) that `folder` lacks."""
     return [name for name in CIFAR_FILES if not (folder / name).is_file()]
@@ -235,7 +229,7 @@ def _download_release(root: Path, names: list[str]) -> None:
         folder.mkdir(exist_ok=True)
         for name in names:
             os.replace(staging / CIFAR_FOLDER / name, folder / name)
-        _fsync_dir(folder)
+        fsync_path(folder)  # make the renames durable
     finally:
         shutil.rmtree(staging, ignore_errors=True)
 
@@ -285,22 +279,15 @@ def _extract_release(archive: Path, folder: Path) -> None:
         raise ValueError(f"the archive has no {CIFAR_FOLDER}/ file(s) {lacking}")
 
 
-def _fsync_dir(folder: Path) -> None:
-    """Make the renames into `folder` durable."""
-    fd = os.open(folder, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
 def load_cifar10(root: str | os.PathLike = "", download: bool = True) -> dict[str, object]:
     """Read the train and test splits as numpy arrays (uint8 [N, 3, 32, 32], int64 [N]).
 
     Files whose md5 differ from the official release load with one warning line.
     """
     folder = ensure_cifar10(resolve_data_dir(root), download=download)
-    mismatched = [name for name, md5 in OFFICIAL_MD5.items() if _md5(folder / name) != md5]
+    mismatched = [
+        name for name, md5 in OFFICIAL_MD5.items() if file_hexdigest(folder / name, "md5") != md5
+    ]
     if mismatched:
         warnings.warn(
             f"CIFAR-10 in {folder}: checksum differs from the official release for "

@@ -27,6 +27,7 @@ from torch import nn
 
 from bench.backbones import check_state_matches
 from bench.config import RunConfig
+from bench.files import file_hexdigest, fsync_path
 
 FORMAT_VERSION = 1
 STAGING_PREFIX = ".tmp-"  # staging folders of save_model, beside the files they replace
@@ -38,24 +39,6 @@ def model_paths(path: str | os.PathLike) -> tuple[Path, Path]:
     stem = path.with_suffix("") if path.suffix in (".safetensors", ".json") else path
     # Append, never replace, a suffix: "lite0_lr0.05" must not become "lite0_lr0".
     return stem.with_name(stem.name + ".safetensors"), stem.with_name(stem.name + ".json")
-
-
-def file_sha256(path: Path) -> str:
-    """Hex sha256 of a file's bytes."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for chunk in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
-def _fsync(path: Path) -> None:
-    """Flush a file's (or a folder's) contents to disk."""
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 def save_model(
@@ -93,14 +76,14 @@ def save_model(
     json_moved = False
     try:
         save_file(state, str(staged_weights))
-        _fsync(staged_weights)
-        metadata["weights_sha256"] = file_sha256(staged_weights)
+        fsync_path(staged_weights)
+        metadata["weights_sha256"] = file_hexdigest(staged_weights, "sha256")
         staged_meta.write_text(json.dumps(metadata, indent=2) + "\n")
-        _fsync(staged_meta)
+        fsync_path(staged_meta)
         os.replace(staged_meta, meta)  # from here the JSON names the new weights only
         json_moved = True
         os.replace(staged_weights, weights)
-        _fsync(weights.parent)
+        fsync_path(weights.parent)
         staging.rmdir()
     except Exception:
         if not json_moved:  # nothing changed yet: drop the staging folder
@@ -129,9 +112,9 @@ def complete_interrupted_saves(folder: Path) -> list[Path]:
                 recorded = json.loads(meta.read_text()).get("weights_sha256")
             except (OSError, ValueError, AttributeError):  # no JSON, not JSON, not an object
                 continue
-            if not recorded or file_sha256(staged) != recorded:
+            if not recorded or file_hexdigest(staged, "sha256") != recorded:
                 continue  # the weights of a save that never reached its JSON move
-            if not weights.is_file() or file_sha256(weights) != recorded:
+            if not weights.is_file() or file_hexdigest(weights, "sha256") != recorded:
                 os.replace(staged, weights)
                 completed.append(weights)
         shutil.rmtree(staging, ignore_errors=True)

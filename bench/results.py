@@ -32,6 +32,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from bench.files import fsync_path
 from bench.schema import FILES
 
 RUNS_FILE = "runs.csv"
@@ -315,8 +316,4 @@ class ResultsDir:
         except BaseException:
             Path(tmp).unlink(missing_ok=True)
             raise
-        dir_fd = os.open(target.parent, os.O_RDONLY)
-        try:
-            os.fsync(dir_fd)  # make the rename itself durable
-        finally:
-            os.close(dir_fd)
+        fsync_path(target.parent)  # make the rename itself durable

@@ -164,7 +164,7 @@ def test_keep_best_model_is_never_a_mismatched_pair(
         new_cfg.run_id: {k: v.clone() for k, v in new.model.state_dict().items()},
     }
     models = tmp_path / "models"
-    real_replace, real_fsync = os.replace, model_io._fsync
+    real_replace, real_fsync = os.replace, model_io.fsync_path
     moved: list[str] = []
 
     def fail() -> None:
@@ -187,7 +187,7 @@ def test_keep_best_model_is_never_a_mismatched_pair(
             record = executors._Recorder(results, None, keep_best_model=True)
             record(old_cfg, old)
             monkeypatch.setattr(os, "replace", replace_then_fail)
-            monkeypatch.setattr(model_io, "_fsync", fsync_then_fail)
+            monkeypatch.setattr(model_io, "fsync_path", fsync_then_fail)
             record(new_cfg, new)
 
     if failure == "kill":
