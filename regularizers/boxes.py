@@ -43,14 +43,10 @@ def box_mask(box: torch.Tensor, height: int, width: int) -> torch.Tensor:
 
 
 def box_mask_area(box: torch.Tensor, height: int, width: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """(`box_mask`, `box_area`) of the same boxes, sharing their unpacking."""
+    """(`box_mask`, float32 [n, 1] each box's area as a fraction of the image) of the same boxes,
+    which are already clipped to the image."""
     mask, low, high = _mask_bounds(box, height, width)
     return mask, (high - low).prod(dim=1) / (height * width)
-
-
-def box_area(box: torch.Tensor, height: int, width: int) -> torch.Tensor:
-    """float32 [n, 1]: each box's area as a fraction of the image (boxes are already clipped)."""
-    return torch.prod(box[:, 1::2] - box[:, 0::2], dim=1, keepdim=True) / (height * width)
 
 
 def centred_boxes(centre: torch.Tensor, cut: torch.Tensor, height: int, width: int) -> torch.Tensor:
@@ -58,7 +54,8 @@ def centred_boxes(centre: torch.Tensor, cut: torch.Tensor, height: int, width: i
     column), clipped to the image.
 
     A centre on the first or last row/column puts half the box outside, so boxes touch every
-    border; clipping shrinks them, which is why CutMix weighs labels by `box_area` afterwards.
+    border; clipping shrinks them, which is why CutMix weighs labels by the clipped area
+    (`box_mask_area`).
     """
     low = centre - cut // 2
     box = torch.stack([low, low + cut], dim=2)  # [n, 2, 2]: (axis, low/high), maybe outside
