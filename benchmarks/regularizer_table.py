@@ -90,24 +90,20 @@ def _torchvision(cls_name: str) -> Callable:
     return make
 
 
+def _default_call(baseline: str, name: str, **params) -> Impl:
+    """The row of the library's default call of `name`: a new output tensor, label check on."""
+    label = " ".join(["ours", name, *params.values()]) + " (default call)"
+    return Impl(label, baseline, _ours(name, loop_call=False, **params), inplace=False)
+
+
 MIX, CUT = {"mixup_alpha": 1.0, "cutmix_alpha": 0.0}, {"mixup_alpha": 0.0, "cutmix_alpha": 1.0}
 IMPLS = [
     Impl("ours none", None, _ours("none")),
     Impl("ours random_erasing", "timm RandomErasing", _ours("random_erasing")),
-    Impl(
-        "ours random_erasing (default call)",
-        "timm RandomErasing",
-        _ours("random_erasing", loop_call=False),
-        inplace=False,
-    ),
+    _default_call("timm RandomErasing", "random_erasing"),
     Impl("timm RandomErasing", None, _timm_erasing),
     Impl("ours mixup batch", "timm Mixup mixup batch", _ours("mixup", mode="batch")),
-    Impl(
-        "ours mixup batch (default call)",
-        "timm Mixup mixup batch",
-        _ours("mixup", loop_call=False, mode="batch"),
-        inplace=False,
-    ),
+    _default_call("timm Mixup mixup batch", "mixup", mode="batch"),
     Impl("timm Mixup mixup batch", None, _timm_mixup(mode="batch", **MIX)),
     Impl("torchvision MixUp", "timm Mixup mixup batch", _torchvision("MixUp"), inplace=False),
     Impl("ours mixup elem", "timm Mixup mixup elem", _ours("mixup", mode="elem")),
@@ -116,12 +112,7 @@ IMPLS = [
     Impl("timm Mixup cutmix batch", None, _timm_mixup(mode="batch", **CUT)),
     Impl("torchvision CutMix", "timm Mixup cutmix batch", _torchvision("CutMix"), inplace=False),
     Impl("ours cutmix elem", "timm Mixup cutmix elem", _ours("cutmix", mode="elem")),
-    Impl(
-        "ours cutmix elem (default call)",
-        "timm Mixup cutmix elem",
-        _ours("cutmix", loop_call=False, mode="elem"),
-        inplace=False,
-    ),
+    _default_call("timm Mixup cutmix elem", "cutmix", mode="elem"),
     Impl("timm Mixup cutmix elem", None, _timm_mixup(mode="elem", **CUT)),
     Impl("ours mixup_cutmix batch", "timm Mixup switch batch", _ours("mixup_cutmix")),
     Impl(
@@ -231,12 +222,17 @@ def make_train_step(device, setup: StepSetup) -> Callable:
     return step
 
 
+def step_inputs(device, setup: StepSetup):
+    """(images channels_last [B, 3, S, S], labels int64 [B], one-hot targets float32 [B, K])."""
+    images, labels = make_batch(setup.batch, setup.size, device)
+    images = images.contiguous(memory_format=torch.channels_last)
+    return images, labels, torch.nn.functional.one_hot(labels, NUM_CLASSES).float()
+
+
 def train_step_ms(device, repeats: int, setup: StepSetup) -> float:
     """Median ms of one training step timed alone."""
     step = make_train_step(device, setup)
-    images, labels = make_batch(setup.batch, setup.size, device)
-    images = images.contiguous(memory_format=torch.channels_last)
-    targets = torch.nn.functional.one_hot(labels, NUM_CLASSES).float()
+    images, labels, targets = step_inputs(device, setup)
     for _ in range(3):
         step(images, targets)
     return statistics.median(time_call(step, images, targets, device) for _ in range(repeats))
@@ -253,9 +249,7 @@ def in_step_percent(
     ratio is taken against the block next to it, so drift cancels.
     """
     step = make_train_step(device, setup)
-    images, labels = make_batch(setup.batch, setup.size, device)
-    images = images.contiguous(memory_format=torch.channels_last)
-    one_hot = torch.nn.functional.one_hot(labels, NUM_CLASSES).float()
+    images, labels, one_hot = step_inputs(device, setup)
 
     def block(fn) -> float:
         _sync(device)
