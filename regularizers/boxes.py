@@ -84,13 +84,13 @@ def sample_boxes(
     the host. On a GPU the box stays on the device even then, so the step never waits for it.
     """
     u = uniform((n, 3 if minmax is None else 5), generator, device)
-    lam = None if minmax is not None else sample_beta_pair(alpha, n, generator, device)
+    pair = None if minmax is not None else sample_beta_pair(alpha, n, generator, device)
     if batch_box and ops.on_host(device):
         # A batch box's corners become Python ints for slicing anyway: bring its few draws to
         # the host and do the arithmetic in Python, not as ~15 tiny tensor operations.
-        draws = u.tolist()[0] + ([] if lam is None else [lam.tolist()[0][0]])
+        draws = u.tolist()[0] + ([] if pair is None else [pair.tolist()[0][0]])
         return torch.tensor([one_box(reg, draws, minmax, height, width)])
-    return boxes_from_draws(reg, u, None if lam is None else lam[:, 1:], minmax, height, width)
+    return boxes_from_draws(reg, u, None if pair is None else pair[:, 1:], minmax, height, width)
 
 
 def boxes_from_draws(
