@@ -1,44 +1,219 @@
-"""Column lists of the results files (see docs/results-schema.md): the one place they are named.
+"""Every column of every results file, declared once (see docs/results-schema.md).
 
-The sweep runner writes rows with exactly these columns, in this order; the report reads them by
-name. Columns may be added at the end of a list; existing ones keep their names and meanings.
+A `Column` says which file it belongs to, what kind of thing it is, its type and, for a metric,
+how a report shows it (label, unit, scale, decimals) and which direction is better. Everything
+else derives from these declarations: the writer's column lists and checks (`FILES`), the row a
+cell starts from, the report's loaders (which columns are required, numeric or text) and its
+metric catalogue (`METRICS`). Adding a metric is one `Column(...)` line here plus the code that
+computes it; its position in `RUNS` is its position in runs.csv.
+
+Columns may be added at the end of a file's list; existing ones keep their names and meanings
+(the shared contract, `shared=True`, is in shared/design/results-schema.md). Imports nothing
+heavy: the report reads this module without torch.
 """
 
 from __future__ import annotations
 
-RUNS_COLUMNS = [
-    "run_id", "sweep", "status", "error",
-    "regularizer", "regularizer_params", "schedule", "protocol", "backbone", "pretrained",
-    "image_size", "train_size",
-    "epochs", "batch_size", "optimizer", "lr", "weight_decay", "label_smoothing", "seed",
-    "train_acc", "train_loss", "val_acc", "val_loss", "test_acc", "test_loss", "gap",
-    "test_ece", "test_mce", "test_brier", "test_mean_conf",
-    "temperature", "test_ece_ts", "test_nll_ts", "test_ece_adaptive", "val_ece",
-    "flip_rate", "occlusion_acc", "corruption_acc", "corruption_ece",
-    "train_images_per_s", "eval_images_per_s", "regularizer_ms_per_batch", "peak_mem_mb",
-    "wall_s", "device", "torch_version", "timm_version", "git_commit", "started_at",
-    # Additions beyond the shared contract: the rest of the cell's configuration and cost.
-    "dataset", "val_size", "test_size", "data_seed", "momentum", "backbone_lr_scale",
-    "warmup_epochs", "unfreeze_at", "train_eval_size", "robustness_size",
-    "robustness_s", "num_gpus_visible",
+import math
+from dataclasses import dataclass
+from typing import Literal
+
+Kind = Literal["identity", "configuration", "metric", "environment", "key", "derived"]
+Dtype = Literal["text", "int", "float"]
+
+RUNS_FILE = "runs.csv"
+EPOCHS_FILE = "epochs.csv"
+CALIBRATION_FILE = "calibration.csv"
+ROBUSTNESS_FILE = "robustness.csv"
+
+
+@dataclass(frozen=True)
+class Column:
+    """One column of one results file.
+
+    kind: `identity` (which cell: run_id, sweep, status, error), `configuration` (what the cell
+    ran), `metric` (what it measured), `environment` (where and when it ran), `key` (a row's
+    position within a cell in a side file: epoch, bin, corruption, ...), `derived` (computed by
+    the report from other columns, never written).
+    dtype: how a reader parses it (`text`, `int`, `float`); an empty field is "not measured".
+    required: the report refuses a file that lacks it (others may be absent in older results).
+    shared: part of the shared contract (shared/design/results-schema.md) rather than an
+    extension of this project.
+    label, unit, scale, decimals, better: how a report shows a metric (stored value x scale,
+    with `decimals` decimals; better = +1 higher is better, -1 lower is better, 0 neither).
+    in_report: the metric appears in the report's catalogue (summary tables and figures).
+    """
+
+    name: str
+    file: str
+    kind: Kind
+    dtype: Dtype
+    required: bool = False
+    shared: bool = True
+    label: str = ""
+    unit: str = ""
+    scale: float = 1.0
+    decimals: int = 0
+    better: int = 0
+    in_report: bool = True
+
+    @property
+    def axis_label(self) -> str:
+        return f"{self.label} ({self.unit})" if self.unit else self.label
+
+    def show(self, value: float | None) -> str:
+        """The value as a report prints it: scaled, fixed decimals; '' when not measured."""
+        if value is None or math.isnan(value):
+            return ""
+        return f"{value * self.scale:.{self.decimals}f}"
+
+
+def _runs(name: str, kind: Kind, dtype: Dtype, **extra) -> Column:
+    return Column(name, RUNS_FILE, kind, dtype, **extra)
+
+
+def _metric(name: str, label: str, unit: str, scale: float, decimals: int, better: int, **extra):
+    return Column(name, RUNS_FILE, "metric", "float", label=label, unit=unit, scale=scale,
+                  decimals=decimals, better=better, **extra)  # fmt: skip
+
+
+def _side(file: str, names: str, kind: Kind, dtype: Dtype, required: str = "") -> list[Column]:
+    needed = set(required.split())
+    return [Column(n, file, kind, dtype, required=n in needed) for n in names.split()]
+
+
+# runs.csv, in column order: the shared contract, then this project's extensions.
+RUNS: list[Column] = [
+    _runs("run_id", "identity", "text", required=True),
+    _runs("sweep", "identity", "text", required=True),
+    _runs("status", "identity", "text", required=True),
+    _runs("error", "identity", "text"),
+    _runs("regularizer", "configuration", "text", required=True),
+    _runs("regularizer_params", "configuration", "text"),
+    _runs("schedule", "configuration", "text", required=True),
+    _runs("protocol", "configuration", "text", required=True),
+    _runs("backbone", "configuration", "text", required=True),
+    _runs("pretrained", "configuration", "text", required=True),
+    _runs("image_size", "configuration", "int", required=True),
+    _runs("train_size", "configuration", "int", required=True),
+    _runs("epochs", "configuration", "int", required=True),
+    _runs("batch_size", "configuration", "int", required=True),
+    _runs("optimizer", "configuration", "text", required=True),
+    _runs("lr", "configuration", "float", required=True),
+    _runs("weight_decay", "configuration", "float", required=True),
+    _runs("label_smoothing", "configuration", "float", required=True),
+    _runs("seed", "configuration", "int", required=True),
+    _metric("train_acc", "clean-train acc.", "%", 100, 2, 0, required=True),
+    _metric("train_loss", "clean-train NLL", "nats", 1, 3, -1, in_report=False),
+    _metric("val_acc", "val. acc.", "%", 100, 2, +1),
+    _metric("val_loss", "val. NLL", "nats", 1, 3, -1, in_report=False),
+    _metric("test_acc", "test acc.", "%", 100, 2, +1, required=True),
+    _metric("test_loss", "NLL", "nats", 1, 3, -1),
+    _metric("gap", "gap", "pp", 100, 2, -1),
+    _metric("test_ece", "ECE", "%", 100, 2, -1),
+    _metric("test_mce", "MCE", "%", 100, 2, -1),
+    _metric("test_brier", "Brier", "", 1, 4, -1),
+    _metric("test_mean_conf", "mean confidence", "%", 100, 2, 0),
+    _metric("temperature", "temperature", "", 1, 3, 0),
+    _metric("test_ece_ts", "ECE after TS", "%", 100, 2, -1),
+    _metric("test_nll_ts", "NLL after TS", "nats", 1, 3, -1),
+    _metric("test_ece_adaptive", "adaptive ECE", "%", 100, 2, -1),
+    _metric("val_ece", "val. ECE", "%", 100, 2, -1, in_report=False),
+    _metric("flip_rate", "flip rate", "%", 100, 2, -1),
+    _metric("occlusion_acc", "occluded acc.", "%", 100, 2, +1),
+    _metric("corruption_acc", "corrupted acc.", "%", 100, 2, +1),
+    _metric("corruption_ece", "corrupted ECE", "%", 100, 2, -1),
+    _metric("train_images_per_s", "train speed", "images/s", 1, 0, +1),
+    _metric("eval_images_per_s", "eval speed", "images/s", 1, 0, +1),
+    _metric("regularizer_ms_per_batch", "regularizer time", "ms/batch", 1, 3, -1),
+    _metric("peak_mem_mb", "peak memory", "MB", 1, 0, -1),
+    _metric("wall_s", "wall time", "s", 1, 0, -1),
+    _runs("device", "environment", "text"),
+    _runs("torch_version", "environment", "text"),
+    _runs("timm_version", "environment", "text"),
+    _runs("git_commit", "environment", "text"),
+    _runs("started_at", "environment", "text"),
+    # Extensions beyond the shared contract: the rest of the cell's configuration and cost.
+    _runs("dataset", "configuration", "text", shared=False),
+    _runs("val_size", "configuration", "int", shared=False),
+    _runs("test_size", "configuration", "int", shared=False),
+    _runs("data_seed", "configuration", "int", shared=False),
+    _runs("momentum", "configuration", "float", shared=False),
+    _runs("backbone_lr_scale", "configuration", "float", shared=False),
+    _runs("warmup_epochs", "configuration", "float", shared=False),
+    _runs("unfreeze_at", "configuration", "float", shared=False),
+    _runs("train_eval_size", "configuration", "int", shared=False),
+    _runs("robustness_size", "configuration", "int", shared=False),
+    _metric("robustness_s", "robustness time", "s", 1, 0, -1, shared=False, in_report=False),
+    _runs("num_gpus_visible", "environment", "int", shared=False),
+]
+
+# Metrics the report derives from runs.csv columns (never written by a cell).
+DERIVED: list[Column] = [
+    Column("overconfidence", RUNS_FILE, "derived", "float", label="confidence - accuracy",
+           unit="pp", scale=100, decimals=2, better=-1),
+    Column("regularizer_share", RUNS_FILE, "derived", "float", label="regularizer share of step",
+           unit="%", scale=100, decimals=2, better=-1),
 ]  # fmt: skip
 
-EPOCHS_COLUMNS = [
-    "run_id", "epoch", "lr", "train_loss_aug", "train_acc", "train_loss", "val_acc", "val_loss",
-    "test_acc", "test_loss", "test_ece", "regularizer_prob", "regularizer_strength",
-    "images_per_s", "wall_s",
+EPOCHS: list[Column] = [
+    *_side(EPOCHS_FILE, "run_id", "identity", "text", "run_id"),
+    *_side(EPOCHS_FILE, "epoch", "key", "int", "epoch"),
+    *_side(EPOCHS_FILE, "lr train_loss_aug train_acc train_loss val_acc val_loss test_acc "
+           "test_loss test_ece regularizer_prob regularizer_strength images_per_s wall_s",
+           "metric", "float", "train_acc test_acc"),
 ]  # fmt: skip
 
-CALIBRATION_COLUMNS = [
-    "run_id", "split", "bin", "bin_lower", "bin_upper", "count", "mean_confidence", "accuracy",
+CALIBRATION: list[Column] = [
+    *_side(CALIBRATION_FILE, "run_id", "identity", "text", "run_id"),
+    *_side(CALIBRATION_FILE, "split", "key", "text", "split"),
+    *_side(CALIBRATION_FILE, "bin", "key", "int", "bin"),
+    *_side(CALIBRATION_FILE, "bin_lower bin_upper", "key", "float", "bin_lower bin_upper"),
+    *_side(CALIBRATION_FILE, "count", "metric", "int", "count"),
+    *_side(CALIBRATION_FILE, "mean_confidence accuracy", "metric", "float",
+           "mean_confidence accuracy"),
 ]  # fmt: skip
 
-ROBUSTNESS_COLUMNS = ["run_id", "corruption", "severity", "accuracy", "ece"]
+ROBUSTNESS: list[Column] = [
+    *_side(ROBUSTNESS_FILE, "run_id", "identity", "text", "run_id"),
+    *_side(ROBUSTNESS_FILE, "corruption", "key", "text", "corruption"),
+    *_side(ROBUSTNESS_FILE, "severity", "key", "int", "severity"),
+    *_side(ROBUSTNESS_FILE, "accuracy ece", "metric", "float", "accuracy"),
+]
 
-# file name -> its columns; runs.csv is written last, so it doubles as the done-marker.
-FILES = {
-    "epochs.csv": EPOCHS_COLUMNS,
-    "calibration.csv": CALIBRATION_COLUMNS,
-    "robustness.csv": ROBUSTNESS_COLUMNS,
-    "runs.csv": RUNS_COLUMNS,
+# file name -> its declared columns; runs.csv is written last, so it doubles as the done-marker.
+DECLARED: dict[str, list[Column]] = {
+    EPOCHS_FILE: EPOCHS,
+    CALIBRATION_FILE: CALIBRATION,
+    ROBUSTNESS_FILE: ROBUSTNESS,
+    RUNS_FILE: RUNS,
 }
+# file name -> its column names, in order (what the writer writes).
+FILES: dict[str, list[str]] = {name: [c.name for c in cols] for name, cols in DECLARED.items()}
+
+RUNS_COLUMNS = FILES[RUNS_FILE]
+EPOCHS_COLUMNS = FILES[EPOCHS_FILE]
+CALIBRATION_COLUMNS = FILES[CALIBRATION_FILE]
+ROBUSTNESS_COLUMNS = FILES[ROBUSTNESS_FILE]
+
+# Every metric a report can show (runs.csv metrics with in_report, then derived ones), by name.
+METRICS: dict[str, Column] = {
+    c.name: c for c in [*RUNS, *DERIVED] if c.kind in ("metric", "derived") and c.in_report
+}
+
+
+def columns(file: str, *, kind: Kind | None = None, dtype: Dtype | None = None,
+            shared: bool | None = None, required: bool | None = None) -> list[str]:
+    """Names of one file's declared columns, in file order, filtered by any of the fields given.
+
+    E.g. `columns("runs.csv", kind="configuration", shared=False)` lists the extension
+    configuration columns.
+    """  # fmt: skip
+    return [
+        c.name
+        for c in DECLARED[file]
+        if (kind is None or c.kind == kind)
+        and (dtype is None or c.dtype == dtype)
+        and (shared is None or c.shared == shared)
+        and (required is None or c.required == required)
+    ]
