@@ -202,8 +202,14 @@ METRICS: dict[str, Column] = {
 }
 
 
-def columns(file: str, *, kind: Kind | None = None, dtype: Dtype | None = None,
-            shared: bool | None = None, required: bool | None = None) -> list[str]:
+def columns(
+    file: str,
+    *,
+    kind: Kind | None = None,
+    dtype: Dtype | None = None,
+    shared: bool | None = None,
+    required: bool | None = None,
+) -> list[str]:
     """Names of one file's declared columns, in file order, filtered by any of the fields given.
 
     E.g. `columns("runs.csv", kind="configuration", shared=False)` lists the extension
