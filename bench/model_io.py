@@ -9,8 +9,8 @@ Saving over an existing model is safe under a kill at any moment: both files are
 fsynced in a staging folder `<folder>/.tmp-<stem>-*`, then the JSON is moved into place, then the
 weights (each `os.replace`, atomic). A kill between the two moves leaves the new JSON beside the
 old weights; `load_model` refuses that pair because the weights' sha256 is not the one the JSON
-records, and `complete_interrupted_saves` (run when a sweep takes its results folder) moves the
-staged weights in. Models saved before the sha256 was recorded load unchecked.
+records, and `complete_interrupted_saves` (registered as the repair of a results folder's
+`models/`, run when a sweep takes the folder's lock) moves the staged weights in. Models saved before the sha256 was recorded load unchecked.
 """
 
 from __future__ import annotations
@@ -28,6 +28,7 @@ from torch import nn
 from bench.backbones import check_state_matches
 from bench.config import RunConfig
 from bench.files import file_hexdigest, fsync_path
+from bench.results import MODELS_DIR, register_repair
 
 FORMAT_VERSION = 1
 STAGING_PREFIX = ".tmp-"  # staging folders of save_model, beside the files they replace
@@ -119,6 +120,17 @@ def complete_interrupted_saves(folder: Path) -> list[Path]:
                 completed.append(weights)
         shutil.rmtree(staging, ignore_errors=True)
     return completed
+
+
+def _repair_kept_models(folder: Path) -> list[str]:
+    """The results folder's repair of its kept models (bench.results.register_repair)."""
+    return [
+        f"{weights}: completed the save of this kept model, which a killed sweep had left half done"
+        for weights in complete_interrupted_saves(folder)
+    ]
+
+
+register_repair(MODELS_DIR, _repair_kept_models)
 
 
 def load_model(path: str | os.PathLike) -> tuple[nn.Module, dict[str, Any]]:
