@@ -141,8 +141,6 @@ def load_model(path: str | os.PathLike) -> tuple[nn.Module, dict[str, Any]]:
     weights that are not the ones the metadata records (sha256; checked when recorded).
     """
     import timm
-    from safetensors import SafetensorError
-    from safetensors.torch import load as load_safetensors
 
     weights, meta = model_paths(path)
     for file in (weights, meta):
@@ -151,6 +149,22 @@ def load_model(path: str | os.PathLike) -> tuple[nn.Module, dict[str, Any]]:
                 f"model file {file} does not exist (a saved model is a .safetensors file and a "
                 "JSON file of the same name; create one with `regbench run --save-model PATH`)"
             )
+    metadata = read_metadata(meta)
+    state = read_weights(weights, meta, metadata.get("weights_sha256"))
+    try:
+        model = timm.create_model(
+            metadata["backbone"], pretrained=False, num_classes=int(metadata["num_classes"])
+        )
+    except RuntimeError as error:
+        raise ValueError(f"model metadata {meta}: unknown backbone ({error})") from None
+    hint = f"wrong backbone in {meta.name}, or weights of another model?"
+    check_state_matches(model, state, f"model weights {weights}", hint)
+    model.load_state_dict(state, strict=True)
+    return model.eval(), metadata
+
+
+def read_metadata(meta: Path) -> dict[str, Any]:
+    """A saved model's JSON, checked; ValueError naming the file and the problem."""
     try:
         metadata = json.loads(meta.read_text())
     except (OSError, json.JSONDecodeError) as error:
@@ -177,6 +191,14 @@ def load_model(path: str | os.PathLike) -> tuple[nn.Module, dict[str, Any]]:
     recorded = metadata.get("weights_sha256")
     if recorded is not None and not isinstance(recorded, str):
         raise ValueError(f"model metadata {meta}: weights_sha256 is not a string; save it again")
+    return metadata
+
+
+def read_weights(weights: Path, meta: Path, recorded: str | None) -> dict[str, Any]:
+    """The state dict in `weights`, checked against the sha256 `recorded` by the JSON `meta`
+    (when it records one); ValueError naming the file and the problem."""
+    from safetensors import SafetensorError
+    from safetensors.torch import load as load_safetensors
 
     def unreadable(error: Exception) -> ValueError:
         return ValueError(
@@ -201,13 +223,4 @@ def load_model(path: str | os.PathLike) -> tuple[nn.Module, dict[str, Any]]:
             "changed. Save the model again; for a sweep's kept model (models/best-<protocol>), "
             "running the sweep again on the same results folder completes an interrupted save"
         )
-    try:
-        model = timm.create_model(
-            metadata["backbone"], pretrained=False, num_classes=int(metadata["num_classes"])
-        )
-    except RuntimeError as error:
-        raise ValueError(f"model metadata {meta}: unknown backbone ({error})") from None
-    hint = f"wrong backbone in {meta.name}, or weights of another model?"
-    check_state_matches(model, state, f"model weights {weights}", hint)
-    model.load_state_dict(state, strict=True)
-    return model.eval(), metadata
+    return state
