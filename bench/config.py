@@ -109,6 +109,16 @@ def from_dict(values: dict[str, Any], where: str = "config") -> RunConfig:
     return RunConfig(**coerced)
 
 
+def build_regularizer(cfg: RunConfig, num_classes: int) -> Any:
+    """The cell's regularizer (a regularizers.Regularizer), label smoothing included unless its
+    parameters set their own; ValueError/TypeError on bad parameters."""
+    import regularizers  # local import: keeps `bench.config` light for the report side
+
+    params = dict(cfg.regularizer_params)
+    params.setdefault("label_smoothing", cfg.label_smoothing)
+    return regularizers.build(cfg.regularizer, num_classes=num_classes, **params)
+
+
 def check_config(cfg: RunConfig, where: str = "config") -> None:
     """Cheap checks that need no data, model or network; raises ValueError naming the fix."""
 

@@ -14,11 +14,9 @@ import signal
 import time
 import warnings
 from collections.abc import Callable, Iterator
-from datetime import datetime, timezone
 from typing import Any
 
 from bench.config import RunConfig
-from bench.schema import RUNS_COLUMNS
 
 OnResult = Callable[[RunConfig, Any], None]
 ERROR_CHARS = 500  # longest `error` field kept in runs.csv
@@ -45,22 +43,21 @@ def run_cell(cfg: RunConfig, *, progress: bool = False, keep_model: bool = False
 
 def failed_result(cfg: RunConfig, error: BaseException | str, started: float) -> Any:
     """A CellResult with status failed: the cell's configuration and environment, the reason."""
-    from bench.train import CellResult, base_row
+    from bench import provenance, rows
 
     if isinstance(error, BaseException):
         error = f"{type(error).__name__}: {error}"
     try:
-        row = base_row(cfg)
+        row = rows.runs_row(cfg, provenance.environment())
     except Exception:  # noqa: BLE001 - still record the failure, with the config columns only
-        row = {c: getattr(cfg, c) for c in RUNS_COLUMNS if hasattr(cfg, c)}
-        row["run_id"] = cfg.run_id
+        row = rows.runs_row(cfg, build_regularizer=False)
     row.update(
         status="failed",
         error=" ".join(str(error).split())[:ERROR_CHARS],
         wall_s=round(time.time() - started, 3),
-        started_at=datetime.fromtimestamp(started, timezone.utc).isoformat(timespec="seconds"),
+        started_at=provenance.started_at(started),
     )
-    return CellResult(row=row)
+    return rows.CellResult(row=row)
 
 
 # ---------------------------------------------------------------------------------------------

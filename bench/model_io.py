@@ -9,8 +9,8 @@ Saving over an existing model is safe under a kill at any moment: both files are
 fsynced in a staging folder `<folder>/.tmp-<stem>-*`, then the JSON is moved into place, then the
 weights (each `os.replace`, atomic). A kill between the two moves leaves the new JSON beside the
 old weights; `load_model` refuses that pair because the weights' sha256 is not the one the JSON
-records, and `complete_interrupted_saves` (run when a sweep takes its results folder) moves the
-staged weights in. Models saved before the sha256 was recorded load unchecked.
+records, and `complete_interrupted_saves` (registered as the repair of a results folder's
+`models/`, run when a sweep takes the folder's lock) moves the staged weights in. Models saved before the sha256 was recorded load unchecked.
 """
 
 from __future__ import annotations
@@ -28,6 +28,7 @@ from torch import nn
 from bench.backbones import check_state_matches
 from bench.config import RunConfig
 from bench.files import file_hexdigest, fsync_path
+from bench.results import MODELS_DIR, register_repair
 
 FORMAT_VERSION = 1
 STAGING_PREFIX = ".tmp-"  # staging folders of save_model, beside the files they replace
@@ -121,6 +122,17 @@ def complete_interrupted_saves(folder: Path) -> list[Path]:
     return completed
 
 
+def _repair_kept_models(folder: Path) -> list[str]:
+    """The results folder's repair of its kept models (bench.results.register_repair)."""
+    return [
+        f"{weights}: completed the save of this kept model, which a killed sweep had left half done"
+        for weights in complete_interrupted_saves(folder)
+    ]
+
+
+register_repair(MODELS_DIR, _repair_kept_models)
+
+
 def load_model(path: str | os.PathLike) -> tuple[nn.Module, dict[str, Any]]:
     """Rebuild a saved model (eval mode, CPU) and its metadata.
 
@@ -129,8 +141,6 @@ def load_model(path: str | os.PathLike) -> tuple[nn.Module, dict[str, Any]]:
     weights that are not the ones the metadata records (sha256; checked when recorded).
     """
     import timm
-    from safetensors import SafetensorError
-    from safetensors.torch import load as load_safetensors
 
     weights, meta = model_paths(path)
     for file in (weights, meta):
@@ -139,6 +149,22 @@ def load_model(path: str | os.PathLike) -> tuple[nn.Module, dict[str, Any]]:
                 f"model file {file} does not exist (a saved model is a .safetensors file and a "
                 "JSON file of the same name; create one with `regbench run --save-model PATH`)"
             )
+    metadata = read_metadata(meta)
+    state = read_weights(weights, meta, metadata.get("weights_sha256"))
+    try:
+        model = timm.create_model(
+            metadata["backbone"], pretrained=False, num_classes=int(metadata["num_classes"])
+        )
+    except RuntimeError as error:
+        raise ValueError(f"model metadata {meta}: unknown backbone ({error})") from None
+    hint = f"wrong backbone in {meta.name}, or weights of another model?"
+    check_state_matches(model, state, f"model weights {weights}", hint)
+    model.load_state_dict(state, strict=True)
+    return model.eval(), metadata
+
+
+def read_metadata(meta: Path) -> dict[str, Any]:
+    """A saved model's JSON, checked; ValueError naming the file and the problem."""
     try:
         metadata = json.loads(meta.read_text())
     except (OSError, json.JSONDecodeError) as error:
@@ -165,6 +191,14 @@ def load_model(path: str | os.PathLike) -> tuple[nn.Module, dict[str, Any]]:
     recorded = metadata.get("weights_sha256")
     if recorded is not None and not isinstance(recorded, str):
         raise ValueError(f"model metadata {meta}: weights_sha256 is not a string; save it again")
+    return metadata
+
+
+def read_weights(weights: Path, meta: Path, recorded: str | None) -> dict[str, Any]:
+    """The state dict in `weights`, checked against the sha256 `recorded` by the JSON `meta`
+    (when it records one); ValueError naming the file and the problem."""
+    from safetensors import SafetensorError
+    from safetensors.torch import load as load_safetensors
 
     def unreadable(error: Exception) -> ValueError:
         return ValueError(
@@ -189,13 +223,4 @@ def load_model(path: str | os.PathLike) -> tuple[nn.Module, dict[str, Any]]:
             "changed. Save the model again; for a sweep's kept model (models/best-<protocol>), "
             "running the sweep again on the same results folder completes an interrupted save"
         )
-    try:
-        model = timm.create_model(
-            metadata["backbone"], pretrained=False, num_classes=int(metadata["num_classes"])
-        )
-    except RuntimeError as error:
-        raise ValueError(f"model metadata {meta}: unknown backbone ({error})") from None
-    hint = f"wrong backbone in {meta.name}, or weights of another model?"
-    check_state_matches(model, state, f"model weights {weights}", hint)
-    model.load_state_dict(state, strict=True)
-    return model.eval(), metadata
+    return state

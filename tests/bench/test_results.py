@@ -18,9 +18,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from bench.results import LockError, ResultsDir, format_value, read_table
+from bench.results import LockError, ResultsDir, format_value, read_table, register_repair
+from bench.rows import CellResult
 from bench.schema import FILES
-from bench.train import CellResult
 
 
 def make_result(run_id: str, status: str = "ok", **extra) -> CellResult:
@@ -82,6 +82,53 @@ def test_write_needs_lock_and_known_columns(tmp_path: Path) -> None:
         with pytest.raises(ValueError, match="run_id"):
             results.write(bad)
         assert not (tmp_path / "runs.csv").exists() or results.finished_ids() == set()
+
+
+def test_values_must_fit_the_declared_dtype(tmp_path: Path) -> None:
+    results = ResultsDir(tmp_path)
+    with results.lock():
+        with pytest.raises(ValueError, match="column epochs is declared int .* an integer"):
+            results.write(make_result("a" * 12, epochs=2.5))
+        with pytest.raises(ValueError, match="column lr is declared float .* a number"):
+            results.write(make_result("a" * 12, lr="0.1"))
+        bad = make_result("a" * 12)
+        bad.calibration[0]["count"] = True
+        with pytest.raises(ValueError, match="calibration.csv: column count is declared int"):
+            results.write(bad)
+        assert results.finished_ids() == set()
+        results.write(make_result("a" * 12, epochs=np.int64(3), lr=np.float32(0.5), seed=None,
+                                  test_loss=float("nan"), regularizer_params={"alpha": 1}))  # fmt: skip
+    row = read_table(tmp_path / "runs.csv")[1][0]
+    assert (row["epochs"], row["lr"], row["seed"], row["test_loss"]) == ("3", "0.5", "", "")
+
+
+def test_registered_subfolder_repair_runs_under_the_lock(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import bench.results
+
+    monkeypatch.setattr(bench.results, "_REPAIRS", {})
+    seen = []
+
+    def repair(folder: Path) -> list[str]:
+        seen.append(folder)
+        return [f"{folder}: fixed"]
+
+    register_repair("things", repair)
+    take(ResultsDir(tmp_path))
+    assert seen == []  # no such subfolder
+    (tmp_path / "things").mkdir()
+    with pytest.warns(UserWarning, match="things: fixed"):
+        take(ResultsDir(tmp_path))
+    assert seen == [tmp_path / "things"]
+
+
+def test_the_csv_store_imports_neither_torch_nor_the_model_format() -> None:
+    code = (
+        "import sys, bench.results, bench.rows; "
+        "assert not {'torch', 'bench.model_io', 'bench.train'} & set(sys.modules), sys.modules"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True, cwd=Path(__file__).parents[2])
 
 
 def test_failed_cell_is_replaced_ok_cell_is_not(tmp_path: Path) -> None:

@@ -1,0 +1,84 @@
+"""The rows a cell produces, and the one builder of a runs.csv row.
+
+`runs_row(cfg, environment)` starts a cell's row from the declarations in bench.schema: every
+runs.csv column in file order, the identity (run_id, sweep; status "failed" until the cell says
+otherwise), each configuration column read from the RunConfig field of the same name, the
+environment columns as given (bench.provenance.environment), the metrics empty. Two
+configuration columns are not a field as is: `regularizer_params` (JSON of every parameter the
+built regularizer uses, defaults and schedule included) and `schedule` (its schedule's name).
+The cell then overwrites `pretrained` with the weights source actually used and `train_size`
+with the training images actually drawn, and fills the metrics.
+
+Imports nothing heavy (no torch): executors and the writer use it.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from bench.config import RunConfig, build_regularizer
+from bench.schema import RUNS_COLUMNS, RUNS_FILE, columns
+
+# Configuration columns whose value is not the RunConfig field of that name as is.
+FROM_REGULARIZER = ("regularizer_params", "schedule")
+# Configuration columns read from the RunConfig field of the same name.
+FROM_CONFIG = [c for c in columns(RUNS_FILE, kind="configuration") if c not in FROM_REGULARIZER]
+ENVIRONMENT = columns(RUNS_FILE, kind="environment")
+
+
+@dataclass
+class CellResult:
+    """What one finished cell produced: rows for each results file (columns in bench.schema)."""
+
+    row: dict[str, Any]  # one runs.csv row; row["status"] is "ok" or "failed"
+    epochs: list[dict[str, Any]] = field(default_factory=list)  # epochs.csv rows
+    calibration: list[dict[str, Any]] = field(default_factory=list)  # calibration.csv rows
+    robustness: list[dict[str, Any]] = field(default_factory=list)  # robustness.csv rows
+    test_logits: Any = None  # numpy float16 [N, 10] when cfg.save_logits, else None
+    test_labels: Any = None  # numpy int64 [N], the labels of test_logits
+    model: Any = None  # the trained torch module when train_cell(keep_model=True)
+
+
+def regularizer_columns(cfg: RunConfig) -> dict[str, Any]:
+    """regularizer_params (JSON, sorted keys) and schedule as the built regularizer reports them;
+    the configured parameters and "constant" when they do not build one."""
+    try:
+        reg = build_regularizer(cfg, 10)
+        params, schedule = reg.params(), reg.schedule_name
+    except (TypeError, ValueError):
+        params, schedule = dict(cfg.regularizer_params), "constant"
+    return {"regularizer_params": json.dumps(params, sort_keys=True), "schedule": schedule}
+
+
+def runs_row(
+    cfg: RunConfig,
+    environment: Mapping[str, Any] | None = None,
+    *,
+    build_regularizer: bool = True,
+) -> dict[str, Any]:
+    """A cell's runs.csv row before it has measured anything (see the module docstring).
+
+    build_regularizer=False (a fallback when even that fails) leaves `schedule` empty and writes
+    the configured `regularizer_params`. Raises ValueError on an environment key that is not a
+    declared environment column.
+    """
+    environment = dict(environment or {})
+    unknown = sorted(set(environment) - set(ENVIRONMENT))
+    if unknown:
+        raise ValueError(
+            f"environment column(s) {unknown} are not declared; add them to bench.schema.RUNS "
+            "with kind 'environment'"
+        )
+    row: dict[str, Any] = dict.fromkeys(RUNS_COLUMNS)
+    row.update(run_id=cfg.run_id, sweep=cfg.sweep, status="failed", error="")
+    row.update({name: getattr(cfg, name) for name in FROM_CONFIG})
+    if build_regularizer:
+        row.update(regularizer_columns(cfg))
+    else:
+        params = dict(cfg.regularizer_params)
+        row["regularizer_params"] = json.dumps(params, sort_keys=True, default=str)
+    row.update(environment)
+    return row
