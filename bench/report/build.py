@@ -26,8 +26,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from bench.report import claims as claims_mod
-from bench.report import figures, render, stats, style, tables
+from bench.report import figures, render, stats, style, tables, verdicts
+from bench.report.claims import CLAIMS
 from bench.report.load import ReportInputError, Results, load_results
 
 MANIFEST = ".regbench-report"
@@ -129,7 +129,7 @@ def _arms_table(results: Results) -> render.Table:
 
 
 def _claim_list() -> render.Table:
-    rows = [[c.claim_id, c.claim, c.metric_label] for c in claims_mod.CLAIMS]
+    rows = [[c.claim_id, c.claim, c.metric_label] for c in CLAIMS]
     return render.Table(["claim", "statement", "metric (effect = claimed direction)"], rows)
 
 
@@ -185,7 +185,7 @@ def _method(results: Results, n_p: int) -> list[render.Para]:
 
 def _pages(results, summary, claims, drawn, notes) -> render.Page:
     title = f"regbench report: {results.sweep}"
-    counts = claims_mod.verdict_counts(claims)
+    counts = verdicts.verdict_counts(claims)
     subtitle = (
         f"{len(results.ok)} finished and {len(results.failed)} failed cells; claims: "
         + ", ".join(f"{n} {v}" for v, n in counts.items())
@@ -265,7 +265,7 @@ class Written:
 def _write(results: Results, folder: Path) -> tuple[list[str], list[str], pd.DataFrame]:
     """Write the whole report into `folder`; return the relative paths, notes and claims."""
     summary = tables.summary_table(results)
-    claims = claims_mod.evaluate_claims(results)
+    claims = verdicts.evaluate_claims(results)
     (folder / "tables").mkdir()
     files = {
         "summary.csv": summary.to_csv(index=False),
@@ -332,7 +332,7 @@ def write_report(results: Results, out_dir: str | Path) -> Written:
         _publish(staging, out, written)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
-    return Written(out / "index.html", notes, claims_mod.verdict_counts(claims))
+    return Written(out / "index.html", notes, verdicts.verdict_counts(claims))
 
 
 def build_report(results_dir: str | Path, out_dir: str | Path | None = None) -> Path:
