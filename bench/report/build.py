@@ -199,18 +199,8 @@ def _method(results: Results, n_p: int) -> list[render.Para]:
     ]
 
 
-def _pages(results, summary, claims, drawn, notes) -> render.Page:
-    title = f"regbench report: {results.sweep}"
-    counts = verdicts.verdict_counts(claims)
-    subtitle = (
-        f"{len(results.ok)} finished and {len(results.failed)} failed cells; claims: "
-        + ", ".join(f"{n} {v}" for v, n in counts.items())
-    )
-    blocks: list = []
-    if notes:
-        blocks.append(render.Notes(notes))
-    blocks += [render.Heading("Setup"), _setup(results), _arms_table(results)]
-    blocks += [
+def _claim_blocks(claims: pd.DataFrame) -> list:
+    return [
         render.Heading("Claims"),
         render.Para(
             "One row per claim and scope. effect and its 95% bootstrap interval are in "
@@ -227,8 +217,11 @@ def _pages(results, summary, claims, drawn, notes) -> render.Page:
         render.Para("What each claim says, and the metric its effect is computed on:"),
         _claim_list(),
     ]
+
+
+def _summary_blocks(results: Results, summary: pd.DataFrame) -> list:
     header, rows, marks = tables.table_rows(results, summary)
-    blocks += [
+    return [
         render.Heading("Summary"),
         render.Para(
             "Mean ± std over seeds (std with ddof=1); n = finished cells (failed ones in "
@@ -243,9 +236,10 @@ def _pages(results, summary, claims, drawn, notes) -> render.Page:
             nowrap=True,
         ),
     ]
-    if len(results.failed):
-        blocks += [render.Heading("Failed cells"), _failures(results)]
-    blocks.append(render.Heading("Figures"))
+
+
+def _figure_blocks(drawn: list[figures.Drawn]) -> list:
+    blocks: list = [render.Heading("Figures")]
     for item in drawn:
         if item.files:
             png, pdf = (f"figures/{p.name}" for p in item.files)
@@ -253,21 +247,34 @@ def _pages(results, summary, claims, drawn, notes) -> render.Page:
     skipped = [f"{item.title}: {item.skipped}" for item in drawn if item.skipped]
     if skipped:
         blocks.append(render.Para("Not drawn: " + "; ".join(skipped) + "."))
-    blocks += [
-        render.Heading("Files"),
-        render.Links(
-            [
-                ("summary.csv: every metric, mean/std/n/95% CI, runs.csv units", "summary.csv"),
-                ("claims.csv: the verdicts with full precision", "claims.csv"),
-                ("tables/summary.md", "tables/summary.md"),
-                ("tables/summary.tex (booktabs)", "tables/summary.tex"),
-                ("tables/claims.md", "tables/claims.md"),
-                ("tables/claims.tex (booktabs)", "tables/claims.tex"),
-            ]
-        ),
-        render.Heading("Method"),
-        *_method(results, int(claims["p_value"].notna().sum())),
-    ]
+    return blocks
+
+
+FILE_LINKS = [
+    ("summary.csv: every metric, mean/std/n/95% CI, runs.csv units", "summary.csv"),
+    ("claims.csv: the verdicts with full precision", "claims.csv"),
+    ("tables/summary.md", "tables/summary.md"),
+    ("tables/summary.tex (booktabs)", "tables/summary.tex"),
+    ("tables/claims.md", "tables/claims.md"),
+    ("tables/claims.tex (booktabs)", "tables/claims.tex"),
+]
+
+
+def _pages(results, summary, claims, drawn, notes) -> render.Page:
+    title = f"regbench report: {results.sweep}"
+    counts = verdicts.verdict_counts(claims)
+    subtitle = (
+        f"{len(results.ok)} finished and {len(results.failed)} failed cells; claims: "
+        + ", ".join(f"{n} {v}" for v, n in counts.items())
+    )
+    blocks: list = [render.Notes(notes)] if notes else []
+    blocks += [render.Heading("Setup"), _setup(results), _arms_table(results)]
+    blocks += _claim_blocks(claims) + _summary_blocks(results, summary)
+    if len(results.failed):
+        blocks += [render.Heading("Failed cells"), _failures(results)]
+    blocks += _figure_blocks(drawn)
+    blocks += [render.Heading("Files"), render.Links(FILE_LINKS), render.Heading("Method")]
+    blocks += _method(results, int(claims["p_value"].notna().sum()))
     return render.Page(title, subtitle, blocks)
 
 
