@@ -5,6 +5,6 @@ build_report("results/cpu-quick", "reports/cpu-quick")   # -> Path of index.html
 """
 
 from bench.report.build import build_report
-from bench.report.load import ReportInputError
+from bench.report.errors import ReportInputError
 
 __all__ = ["ReportInputError", "build_report"]

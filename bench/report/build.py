@@ -9,8 +9,11 @@ Output (all paths relative to out_dir):
     .regbench-report               the list of files above, so a rerun removes stale ones
 
 Everything is first written to a staging folder inside out_dir and moved into place only when
-the whole report succeeded, so a failed run leaves the previous report intact. Files the report
-did not write are never touched. Reads the columns that load, tables, claims and figures read,
+the whole report succeeded, so a failed run leaves the previous report intact. The report writes
+and deletes only inside out_dir and never through a symbolic link (a linked `figures/` or
+`tables/` is refused); a rerun deletes only names the report itself writes (`own_files`) that
+the previous manifest lists, and only when they are plain files, so files the report did not
+write are never touched, whatever the manifest says. Reads the columns that load, tables, claims and figures read,
 plus the provenance columns `device`, `torch_version`, `timm_version`, `git_commit`,
 `started_at` and `regularizer_params`.
 """
@@ -20,17 +23,30 @@ from __future__ import annotations
 import os
 import re
 import shutil
+import stat
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
 
-from bench.report import claims as claims_mod
-from bench.report import figures, render, stats, style, tables
+from bench.report import draw, figures, render, stats, style, tables, verdicts
+from bench.report.claims import CLAIMS
 from bench.report.load import ReportInputError, Results, load_results
 
 MANIFEST = ".regbench-report"
+SUBFOLDERS = ("figures", "tables")
+PAGES = ["index.html", "report.md", "summary.csv", "claims.csv"]
+TABLES = ["tables/summary.md", "tables/summary.tex", "tables/claims.md", "tables/claims.tex",
+          "tables/robustness.md"]  # fmt: skip
+
+
+def own_files() -> set[str]:
+    """Every file a report may write, relative to its folder: the only names a rerun deletes."""
+    figure_files = {
+        f"figures/{spec.name}.{ext}" for spec in figures.FIGURES for ext in draw.FORMATS
+    }
+    return {*PAGES, *TABLES, *figure_files}
 
 
 def _values(series: pd.Series) -> str:
@@ -129,7 +145,7 @@ def _arms_table(results: Results) -> render.Table:
 
 
 def _claim_list() -> render.Table:
-    rows = [[c.claim_id, c.claim, c.metric_label] for c in claims_mod.CLAIMS]
+    rows = [[c.claim_id, c.claim, c.metric_label] for c in CLAIMS]
     return render.Table(["claim", "statement", "metric (effect = claimed direction)"], rows)
 
 
@@ -183,18 +199,8 @@ def _method(results: Results, n_p: int) -> list[render.Para]:
     ]
 
 
-def _pages(results, summary, claims, drawn, notes) -> render.Page:
-    title = f"regbench report: {results.sweep}"
-    counts = claims_mod.verdict_counts(claims)
-    subtitle = (
-        f"{len(results.ok)} finished and {len(results.failed)} failed cells; claims: "
-        + ", ".join(f"{n} {v}" for v, n in counts.items())
-    )
-    blocks: list = []
-    if notes:
-        blocks.append(render.Notes(notes))
-    blocks += [render.Heading("Setup"), _setup(results), _arms_table(results)]
-    blocks += [
+def _claim_blocks(claims: pd.DataFrame) -> list:
+    return [
         render.Heading("Claims"),
         render.Para(
             "One row per claim and scope. effect and its 95% bootstrap interval are in "
@@ -211,8 +217,11 @@ def _pages(results, summary, claims, drawn, notes) -> render.Page:
         render.Para("What each claim says, and the metric its effect is computed on:"),
         _claim_list(),
     ]
+
+
+def _summary_blocks(results: Results, summary: pd.DataFrame) -> list:
     header, rows, marks = tables.table_rows(results, summary)
-    blocks += [
+    return [
         render.Heading("Summary"),
         render.Para(
             "Mean ± std over seeds (std with ddof=1); n = finished cells (failed ones in "
@@ -227,9 +236,10 @@ def _pages(results, summary, claims, drawn, notes) -> render.Page:
             nowrap=True,
         ),
     ]
-    if len(results.failed):
-        blocks += [render.Heading("Failed cells"), _failures(results)]
-    blocks.append(render.Heading("Figures"))
+
+
+def _figure_blocks(drawn: list[figures.Drawn]) -> list:
+    blocks: list = [render.Heading("Figures")]
     for item in drawn:
         if item.files:
             png, pdf = (f"figures/{p.name}" for p in item.files)
@@ -237,21 +247,34 @@ def _pages(results, summary, claims, drawn, notes) -> render.Page:
     skipped = [f"{item.title}: {item.skipped}" for item in drawn if item.skipped]
     if skipped:
         blocks.append(render.Para("Not drawn: " + "; ".join(skipped) + "."))
-    blocks += [
-        render.Heading("Files"),
-        render.Links(
-            [
-                ("summary.csv: every metric, mean/std/n/95% CI, runs.csv units", "summary.csv"),
-                ("claims.csv: the verdicts with full precision", "claims.csv"),
-                ("tables/summary.md", "tables/summary.md"),
-                ("tables/summary.tex (booktabs)", "tables/summary.tex"),
-                ("tables/claims.md", "tables/claims.md"),
-                ("tables/claims.tex (booktabs)", "tables/claims.tex"),
-            ]
-        ),
-        render.Heading("Method"),
-        *_method(results, int(claims["p_value"].notna().sum())),
-    ]
+    return blocks
+
+
+FILE_LINKS = [
+    ("summary.csv: every metric, mean/std/n/95% CI, runs.csv units", "summary.csv"),
+    ("claims.csv: the verdicts with full precision", "claims.csv"),
+    ("tables/summary.md", "tables/summary.md"),
+    ("tables/summary.tex (booktabs)", "tables/summary.tex"),
+    ("tables/claims.md", "tables/claims.md"),
+    ("tables/claims.tex (booktabs)", "tables/claims.tex"),
+]
+
+
+def _pages(results, summary, claims, drawn, notes) -> render.Page:
+    title = f"regbench report: {results.sweep}"
+    counts = verdicts.verdict_counts(claims)
+    subtitle = (
+        f"{len(results.ok)} finished and {len(results.failed)} failed cells; claims: "
+        + ", ".join(f"{n} {v}" for v, n in counts.items())
+    )
+    blocks: list = [render.Notes(notes)] if notes else []
+    blocks += [render.Heading("Setup"), _setup(results), _arms_table(results)]
+    blocks += _claim_blocks(claims) + _summary_blocks(results, summary)
+    if len(results.failed):
+        blocks += [render.Heading("Failed cells"), _failures(results)]
+    blocks += _figure_blocks(drawn)
+    blocks += [render.Heading("Files"), render.Links(FILE_LINKS), render.Heading("Method")]
+    blocks += _method(results, int(claims["p_value"].notna().sum()))
     return render.Page(title, subtitle, blocks)
 
 
@@ -265,7 +288,7 @@ class Written:
 def _write(results: Results, folder: Path) -> tuple[list[str], list[str], pd.DataFrame]:
     """Write the whole report into `folder`; return the relative paths, notes and claims."""
     summary = tables.summary_table(results)
-    claims = claims_mod.evaluate_claims(results)
+    claims = verdicts.evaluate_claims(results)
     (folder / "tables").mkdir()
     files = {
         "summary.csv": summary.to_csv(index=False),
@@ -286,25 +309,54 @@ def _write(results: Results, folder: Path) -> tuple[list[str], list[str], pd.Dat
     for name, text in files.items():
         (folder / name).write_text(text, encoding="utf-8")
     written = list(files) + [f"figures/{p.name}" for item in drawn for p in item.files]
+    unknown = set(written) - own_files()
+    assert not unknown, f"add {sorted(unknown)} to build.PAGES/TABLES or draw.FORMATS"
     return sorted(written), notes, claims
+
+
+def _check_subfolders(out: Path) -> None:
+    """Refuse a `figures/` or `tables/` that is a link or a file: the report would write (and
+    delete) through it, outside its folder."""
+    for sub in SUBFOLDERS:
+        path = out / sub
+        if path.is_symlink() or (path.exists() and not path.is_dir()):
+            raise ReportInputError(
+                f"{str(path)!r} is a symbolic link or a file; the report writes only inside its "
+                "folder: remove it or pass another --out"
+            )
+
+
+def _is_plain_file(path: Path) -> bool:
+    """A regular file, not a link (os.lstat: links are never followed)."""
+    try:
+        return stat.S_ISREG(os.lstat(path).st_mode)
+    except OSError:
+        return False
+
+
+def _stale(out: Path, written: list[str]) -> list[Path]:
+    """Files of the previous report that this one did not write: names in its manifest that the
+    report itself writes (`own_files`), and that are plain files, so a manifest naming anything
+    else (an absolute path, `..`, a user's file, a path through a link) deletes nothing."""
+    manifest = out / MANIFEST
+    listed = manifest.read_text(encoding="utf-8").split("\n") if _is_plain_file(manifest) else []
+    names = (own_files() & set(listed)) - set(written)
+    return [out / name for name in sorted(names) if _is_plain_file(out / name)]
 
 
 def _publish(staging: Path, out: Path, written: list[str]) -> None:
     """Replace the previous report's files with the staged ones; leave other files alone."""
-    manifest = out / MANIFEST
-    old = manifest.read_text(encoding="utf-8").split("\n") if manifest.is_file() else []
-    for name in old:
+    _check_subfolders(out)  # again: the folder may have changed while the report was drawn
+    for path in _stale(out, written):
+        path.unlink()
+    (staging / MANIFEST).write_text("\n".join(written) + "\n", encoding="utf-8")
+    for name in [*written, MANIFEST]:
         target = out / name
-        if name and name not in written and ".." not in Path(name).parts and target.is_file():
-            target.unlink()
-    for name in written:
-        target = out / name
-        target.parent.mkdir(parents=True, exist_ok=True)
-        os.replace(staging / name, target)
-    for sub in ("figures", "tables"):
+        target.parent.mkdir(exist_ok=True)  # out/figures or out/tables, never through a link
+        os.replace(staging / name, target)  # replaces a link at `target`, never writes through
+    for sub in SUBFOLDERS:
         if (out / sub).is_dir() and not any((out / sub).iterdir()):
             (out / sub).rmdir()
-    manifest.write_text("\n".join(written) + "\n", encoding="utf-8")
 
 
 def default_out(sweep: str) -> Path:
@@ -320,6 +372,7 @@ def write_report(results: Results, out_dir: str | Path) -> Written:
         raise ReportInputError(f"--out {str(out)!r} is a file; pass a folder for the report")
     if out.resolve() == results.folder.resolve():
         raise ReportInputError("--out is the results folder; write the report elsewhere")
+    _check_subfolders(out)
     try:
         out.mkdir(parents=True, exist_ok=True)
         staging = Path(tempfile.mkdtemp(prefix=".staging-", dir=out))
@@ -332,7 +385,7 @@ def write_report(results: Results, out_dir: str | Path) -> Written:
         _publish(staging, out, written)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
-    return Written(out / "index.html", notes, claims_mod.verdict_counts(claims))
+    return Written(out / "index.html", notes, verdicts.verdict_counts(claims))
 
 
 def build_report(results_dir: str | Path, out_dir: str | Path | None = None) -> Path:

@@ -1,51 +1,18 @@
-"""Verdicts on the essay's claims: one row per claim and scope, in `claims.csv`.
+"""The essay's claims, as data: what each claim compares, on which metric, in which direction.
 
-Reads from the ok runs: `regularizer`, `schedule`, `arm` (which also tells the parameter
-variants of one regularizer and schedule apart), the scope columns (protocol and every other
-configuration column that varies), `seed`, and the claim's metric (`gap`, `train_acc`,
-`test_acc`, `test_ece`, `test_ece_ts`, `overconfidence`, `flip_rate`, `corruption_acc`,
-`corruption_ece`, `occlusion_acc`); failed cells count only in the notes.
-
-A claim names its arms by (regularizer, schedule). When the sweep has several parameter variants
-of one of them (e.g. mixup with alpha=0.2 and alpha=1.0), the claim is tested for every
-combination of the two arms' variants, one row each, and the row's scope ends with the arms
-compared (`protocol=frozen; mixup (alpha=0.2) vs cutmix`); variants are never pooled and none is
-preferred. With a single variant per arm the rows are exactly as before (no arm suffix).
-
-`effect` is oriented so that a positive value is the claimed direction, in the metric's own units
-(fractions for accuracies and ECE). Cells of two arms are paired by seed within a scope (every
-configuration column equal); an interaction claim pairs the per-seed arm difference across two
-protocols or train sizes, matching every other configuration column except those that move
-together with the compared one (e.g. epochs chosen per train size). Verdict from the 95%
-bootstrap interval: `supported` (excludes 0 on the claimed side), `contradicted` (excludes 0 on
-the other side), `inconclusive`, or `not measured` (the sweep lacks the cells or the column).
-`p_holm` adjusts `p_value` over every row of the report with a p-value.
+A claim names its arms by (regularizer, schedule) and a metric of runs.csv (or one the report
+derives, e.g. `overconfidence`); `verdicts` tests every claim in every scope and writes one row
+per claim and scope to `claims.csv`. Adding a claim is one `Claim(...)` in `CLAIMS`. A figure
+that shows a claim's effect refers to the claim object (e.g. `CUTMIX_IMPROVES_TEST_ACC`), never
+to its id.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-import pandas as pd
+from bench.report import style
 
-from bench.report import stats, style
-from bench.report.load import Results, matches
-
-COLUMNS = [
-    "claim_id",
-    "claim",
-    "scope",
-    "metric",
-    "effect",
-    "ci_low",
-    "ci_high",
-    "n",
-    "p_value",
-    "p_holm",
-    "verdict",
-    "note",
-]
-TOLERANCE = 1e-12  # interval ends closer to 0 than this count as 0 (metrics are fractions)
 NONE = ("none", "constant")
 ERASING = ("random_erasing", "constant")
 MIXUP = ("mixup", "constant")
@@ -85,6 +52,11 @@ class Claim:
         return label
 
 
+# The claim whose effect the train-size figure draws per train size.
+CUTMIX_IMPROVES_TEST_ACC = Claim(
+    "cutmix_improves_test_acc", "test acc(cutmix) > test acc(none)", "test_acc", CUTMIX, NONE, 1
+)
+
 CLAIMS = [
     Claim("cutmix_reduces_gap", "gap(cutmix) < gap(none)", "gap", CUTMIX, NONE, -1),
     Claim(
@@ -95,9 +67,7 @@ CLAIMS = [
         NONE,
         -1,
     ),
-    Claim(
-        "cutmix_improves_test_acc", "test acc(cutmix) > test acc(none)", "test_acc", CUTMIX, NONE, 1
-    ),
+    CUTMIX_IMPROVES_TEST_ACC,
     Claim(
         "cutmix_beats_random_erasing",
         "test acc(cutmix) > test acc(random_erasing)",
@@ -208,213 +178,3 @@ CLAIMS = [
         statistic="std",
     ),
 ]
-
-
-Pair = tuple[str, str]  # the arm labels (variants) a claim row compares: arm_a's, arm_b's
-
-
-def variant_pairs(results: Results, claim: Claim) -> list[Pair]:
-    """Every combination of a variant of arm_a with a variant of arm_b, in display order.
-
-    An arm without cells in the sweep stands for itself (its plain label), so the claim's row
-    can say 'no ... cells'. Both arms with a single variant: one pair, as before variants.
-    """
-    a = results.variants(*claim.arm_a) or [style.arm_label(*claim.arm_a)]
-    b = results.variants(*claim.arm_b) or [style.arm_label(*claim.arm_b)]
-    return [(label_a, label_b) for label_a in a for label_b in b]
-
-
-def _select(frame: pd.DataFrame, label: str, where: dict) -> pd.DataFrame:
-    return frame[(frame["arm"] == label) & matches(frame, where)]
-
-
-def per_seed(results: Results, label: str, where: dict, metric: str) -> pd.Series:
-    """The metric of one arm's ok cells matching `where`, one value per seed (NaN dropped).
-
-    `label`: the arm's label (`results.arm_keys`), which names its parameter variant.
-    """
-    cells = _select(results.ok, label, where)
-    return cells.groupby("seed")[metric].mean().dropna()
-
-
-def _missing(results: Results, claim: Claim, pair: Pair, where: dict) -> str | None:
-    """Why this scope cannot be measured, or None when both arms have values."""
-    if claim.metric in results.absent_columns or (
-        claim.metric == "overconfidence" and "test_mean_conf" in results.absent_columns
-    ):
-        missing = "test_mean_conf" if claim.metric == "overconfidence" else claim.metric
-        return f"runs.csv has no {missing} column"
-    for label in pair:
-        cells = _select(results.runs, label, where)
-        ok = cells[cells["status"] == "ok"]
-        if cells.empty:
-            return f"no {label} cells"
-        if ok.empty:
-            return f"all {len(cells)} {label} cell(s) failed"
-        if ok[claim.metric].isna().all():
-            return f"{label} cells have no {claim.metric} values"
-    return None
-
-
-def _scope_text(
-    results: Results, where: dict, levels: tuple | None = None, pair: Pair | None = None
-) -> str:
-    """'protocol=frozen', with levels 'protocol=unfrozen vs frozen'; with `pair` (a claim whose
-    arms have several variants) the arms compared follow: '...; mixup (alpha=0.2) vs cutmix'."""
-    parts = []
-    for column in results.scope_columns:
-        if levels and column == levels[0]:
-            parts.append(
-                f"{column}={style.format_value(levels[1])} vs {style.format_value(levels[2])}"
-            )
-        elif column in where:
-            parts.append(f"{column}={style.format_value(where[column])}")
-    if levels and levels[0] not in results.scope_columns:
-        parts.append(f"{levels[0]}={levels[1]} vs {levels[2]}")
-    text = ", ".join(parts) or "all cells"
-    return f"{text}; {pair[0]} vs {pair[1]}" if pair else text
-
-
-def _row(claim: Claim, pair: Pair, scope: str, result: stats.Comparison | None, note: str) -> dict:
-    row = {"claim_id": claim.claim_id, "claim": claim.claim, "scope": scope}
-    row["metric"] = claim.metric_for(*pair)
-    if result is None:
-        return {**row, "n": 0, "verdict": "not measured", "note": note}
-    low, high = sorted((claim.sign * result.ci_low, claim.sign * result.ci_high))
-    verdict = verdict_of(low, high)
-    row.update(effect=claim.sign * result.effect, ci_low=low, ci_high=high, n=result.n)
-    return {**row, "p_value": result.p_value, "verdict": verdict, "note": result.note}
-
-
-def verdict_of(low: float, high: float) -> str:
-    """The verdict of an interval of the effect (positive = the claimed direction).
-
-    Rounding noise is not an effect: the std of a bootstrap resample that repeats one seed is 0
-    mathematically but can come out as 1e-17, and must not turn 'inconclusive' into 'supported'.
-    """
-    if low > TOLERANCE:
-        return "supported"
-    if high < -TOLERANCE:
-        return "contradicted"
-    return "inconclusive"
-
-
-def _scopes(results: Results, protocol: str | None) -> list[dict]:
-    """The scope columns' values of every scope (in report order), optionally one protocol's."""
-    first = results.runs.drop_duplicates("scope").set_index("scope")
-    wheres = [first.loc[scope, results.scope_columns].to_dict() for scope in results.scopes()]
-    return [w for w in wheres if protocol is None or w["protocol"] == protocol]
-
-
-def _pairwise(results: Results, claim: Claim) -> list[dict]:
-    pairs = variant_pairs(results, claim)
-    named = len(pairs) > 1  # name the arms in the scope when the claim has several rows per scope
-    scopes = _scopes(results, claim.protocol)
-    if not scopes:
-        scope = f"protocol={claim.protocol}"
-        return [_row(claim, pairs[0], scope, None, f"the sweep has no {claim.protocol} cells")]
-    rows = []
-    for where in scopes:
-        for pair in pairs:
-            rows.append(_compare_pair(results, claim, pair, where, named))
-    return rows
-
-
-def _compare_pair(results: Results, claim: Claim, pair: Pair, where: dict, named: bool) -> dict:
-    """The row of one claim, pair of arm variants and scope."""
-    scope = _scope_text(results, where, pair=pair if named else None)
-    reason = _missing(results, claim, pair, where)
-    if reason:
-        return _row(claim, pair, scope, None, reason)
-    a = per_seed(results, pair[0], where, claim.metric)
-    b = per_seed(results, pair[1], where, claim.metric)
-    if claim.statistic == "std" and min(len(a.index.intersection(b.index)), len(a), len(b)) < 3:
-        return _row(claim, pair, scope, None, "fewer than 3 seeds shared by both arms")
-    seed = stats.seed_for(claim.claim_id, scope)
-    return _row(claim, pair, scope, stats.compare(a, b, claim.statistic, seed), "")
-
-
-def arm_effect(results: Results, claim: Claim, where: dict, pair: Pair) -> pd.Series:
-    """Per-seed difference of the claim's metric between the arms labelled pair[0] and pair[1]
-    (variants of the claim's arm_a and arm_b, see `variant_pairs`) in one scope (shared seeds)."""
-    a = per_seed(results, pair[0], where, claim.metric)
-    b = per_seed(results, pair[1], where, claim.metric)
-    return (a - b).dropna()
-
-
-def _moving_with(runs: pd.DataFrame, column: str, candidates: list[str]) -> list[str]:
-    """Columns whose value is fixed by `column` (one value per level) but differs between levels."""
-    moving = []
-    for other in candidates:
-        levels = runs.groupby(column)[other].nunique(dropna=False)
-        if runs[other].nunique(dropna=False) > 1 and levels.max() == 1:
-            moving.append(other)
-    return moving
-
-
-def _across(results: Results, claim: Claim) -> list[dict]:
-    column, first, second = claim.across
-    pairs = variant_pairs(results, claim)
-    named = len(pairs) > 1
-    runs = results.runs
-    if column == "protocol":
-        runs = runs[runs["protocol"].isin([first, second])]
-    levels = sorted(runs[column].unique())
-    if len(levels) < 2:
-        scope = _scope_text(results, {}, claim.across)
-        have = ", ".join(map(style.format_value, levels)) or "none"
-        return [_row(claim, pairs[0], scope, None, f"the sweep has one {column} only ({have})")]
-    others = [c for c in results.scope_columns if c != column]
-    keep = [c for c in others if c not in _moving_with(runs, column, others)]
-    rows = []
-    groups = runs.groupby(keep, sort=False, dropna=False) if keep else [((), runs)]
-    for key, group in groups:
-        where = dict(zip(keep, key if isinstance(key, tuple) else (key,), strict=True))
-        present = sorted(group[column].unique())
-        lo, hi = (first, second) if column == "protocol" else (present[0], present[-1])
-        for pair in pairs:
-            levels = (column, lo, hi)
-            scope = _scope_text(results, where, levels, pair if named else None)
-            if lo not in present or hi not in present or lo == hi:
-                rows.append(_row(claim, pair, scope, None, f"this scope has one {column} only"))
-                continue
-            rows.append(_interaction(results, claim, pair, group, levels, scope))
-    return rows
-
-
-def _interaction(
-    results: Results, claim: Claim, pair: Pair, group: pd.DataFrame, levels: tuple, scope: str
-) -> dict:
-    """The row comparing the per-seed arm difference between two levels of `levels[0]`."""
-    column = levels[0]
-    effects = []
-    for level in levels[1:]:
-        sub = group[group[column] == level]
-        level_where = {c: sub[c].iloc[0] for c in results.scope_columns}
-        reason = _missing(results, claim, pair, level_where)
-        if reason is None:
-            effects.append(arm_effect(results, claim, level_where, pair))
-            if effects[-1].empty:
-                reason = "no seed has both arms"
-        if reason:
-            return _row(claim, pair, scope, None, f"{column}={style.format_value(level)}: {reason}")
-    seed = stats.seed_for(claim.claim_id, scope)
-    return _row(claim, pair, scope, stats.compare(*effects, claim.statistic, seed), "")
-
-
-def evaluate_claims(results: Results, claims: list[Claim] = CLAIMS) -> pd.DataFrame:
-    """Every claim in every scope, with Holm-adjusted p-values across the whole table."""
-    rows = []
-    for claim in claims:
-        rows += _across(results, claim) if claim.across else _pairwise(results, claim)
-    table = pd.DataFrame(rows, columns=COLUMNS)
-    table["n"] = table["n"].astype(int)
-    table["p_holm"] = stats.holm(table["p_value"].to_numpy(float))
-    table["note"] = table["note"].fillna("")
-    return table
-
-
-def verdict_counts(table: pd.DataFrame) -> dict[str, int]:
-    order = ["supported", "contradicted", "inconclusive", "not measured"]
-    counts = table["verdict"].value_counts()
-    return {v: int(counts.get(v, 0)) for v in order if counts.get(v, 0)}

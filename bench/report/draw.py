@@ -20,6 +20,7 @@ from matplotlib.lines import Line2D
 
 from bench.report import stats, style
 
+FORMATS = ("png", "pdf")  # every figure is saved in each, by `save`
 PANEL_WIDTH = 2.35  # inches: three panels fit a 7-inch two-column page width
 DPI = 150
 RC = {
@@ -59,7 +60,7 @@ def new_figure(
 
 def save(fig: Figure, folder: Path, name: str) -> list[Path]:
     """PNG for viewing and PDF for papers; no creation date, so reruns give identical PDFs."""
-    paths = [folder / f"{name}.png", folder / f"{name}.pdf"]
+    paths = [folder / f"{name}.{ext}" for ext in FORMATS]
     fig.savefig(paths[0], dpi=DPI)
     fig.set_layout_engine("none")  # keep the layout just computed: the PDF needs no second pass
     fig.savefig(paths[1], metadata={"CreationDate": None})

@@ -9,8 +9,10 @@ Columns read (ok cells only; failed cells are never drawn):
 - robustness.csv: `corruption`, `severity`, `accuracy`.
 
 Panels are faceted by protocol (columns) and by the other configuration columns that vary
-(rows). Every arm keeps its colour, marker and row position in every figure (`style.arm_styles`).
-A figure whose data the sweep lacks is skipped with the reason, never drawn empty.
+(rows; `_facet_grid`). Every arm keeps its colour, marker and row position in every figure
+(`style.arm_styles`). A figure whose data the sweep lacks is skipped with the reason, never drawn
+empty. Figures only draw: means, intervals and pooled bins come from `stats` (and the claim
+effects from `verdicts`).
 """
 
 from __future__ import annotations
@@ -24,11 +26,13 @@ import pandas as pd
 from matplotlib.lines import Line2D
 from matplotlib.ticker import FixedLocator, FuncFormatter, MaxNLocator, NullLocator
 
-from bench.report import claims, draw, stats, style
+from bench.report import draw, stats, style, verdicts
+from bench.report.claims import CUTMIX_IMPROVES_TEST_ACC
 from bench.report.load import Results, matches
 
 SEEDS_NOTE = "small points: seeds; large: mean; bars: 95% t interval"
 FEW_IMAGES = 20  # reliability bins with fewer images (seeds pooled) are drawn hollow
+TRAIN_SIZE_CLAIM = CUTMIX_IMPROVES_TEST_ACC  # its effect is drawn against the train size
 
 
 @dataclass
@@ -40,12 +44,49 @@ class Drawn:
     skipped: str = ""  # why nothing was drawn
 
 
-def _cells(results: Results):
-    """(row, col, protocol, rest, ok cells of that facet) for every facet of the grid."""
-    ok = results.ok
-    for r, rest in enumerate(results.rests):
-        for c, protocol in enumerate(results.protocols):
-            yield r, c, protocol, rest, ok[(ok["protocol"] == protocol) & (ok["rest"] == rest)]
+@dataclass
+class Facet:
+    """One protocol (grid column) x `rest` (grid row) of a facet grid."""
+
+    protocol: str
+    rest: str
+    column: int
+    axes: list  # the facet's panels, top first; the top one carries the facet's title
+    rows: pd.DataFrame  # the rows of the faceted table in this facet
+
+
+def _facet_grid(
+    results: Results,
+    panel_height: float,
+    panels: int = 1,
+    frame: pd.DataFrame | None = None,
+    **kwargs,
+):
+    """A figure with one column per protocol and `panels` panels per `rest` (figure row), each
+    facet titled, with the rows of `frame` (the ok cells by default) that fall in it.
+
+    Returns (figure, axes grid, facets in grid order); kwargs go to `draw.new_figure`.
+    """
+    frame = results.ok if frame is None else frame
+    rests, protocols = results.rests, results.protocols
+    fig, axes = draw.new_figure(panels * len(rests), len(protocols), panel_height, **kwargs)
+    facets = []
+    for r, rest in enumerate(rests):
+        for c, protocol in enumerate(protocols):
+            mine = [axes[panels * r + k, c] for k in range(panels)]
+            mine[0].set_title(draw.panel_title(results.column_title(protocol), rest))
+            rows = frame[(frame["protocol"] == protocol) & (frame["rest"] == rest)]
+            facets.append(Facet(protocol, rest, c, mine, rows))
+    return fig, axes, facets
+
+
+def _empty(facet: Facet, text: str = "no finished cells") -> bool:
+    """Mark every panel of a facet without rows as empty; True when it was."""
+    if not facet.rows.empty:
+        return False
+    for ax in facet.axes:
+        draw.empty_panel(ax, text)
+    return True
 
 
 def _panel_height(arms: list[str]) -> float:
@@ -55,16 +96,12 @@ def _panel_height(arms: list[str]) -> float:
 def gap_figure(results: Results, folder: Path) -> list[Path]:
     styles = results.styles
     arms = list(styles)
-    rows, cols = 2 * len(results.rests), len(results.protocols)
-    fig, axes = draw.new_figure(rows, cols, _panel_height(arms), sharey=True)
-    for r, c, protocol, rest, cells in _cells(results):
-        top, bottom = axes[2 * r, c], axes[2 * r + 1, c]
-        top.set_title(draw.panel_title(results.column_title(protocol), rest))
-        if cells.empty:
-            draw.empty_panel(top)
-            draw.empty_panel(bottom)
+    fig, axes, facets = _facet_grid(results, _panel_height(arms), panels=2, sharey=True)
+    for facet in facets:
+        if _empty(facet):
             continue
-        dot = draw.dot_panel
+        top, bottom = facet.axes
+        cells, dot = facet.rows, draw.dot_panel
         dot(top, cells, "train_acc", arms, styles, 100, marker="^", filled=False, shift=-0.18)
         dot(top, cells, "test_acc", arms, styles, 100, marker="o", shift=0.18)
         dot(bottom, cells, "gap", arms, styles, 100)
@@ -81,28 +118,15 @@ def ece_figure(results: Results, folder: Path) -> list[Path]:
     styles = results.styles
     arms = list(styles)
     with_ts = results.has("test_ece_ts")
-    rows, cols = len(results.rests), len(results.protocols)
-    fig, axes = draw.new_figure(rows, cols, _panel_height(arms), sharey=True)
-    for r, c, protocol, rest, cells in _cells(results):
-        ax = axes[r, c]
-        ax.set_title(draw.panel_title(results.column_title(protocol), rest))
-        if cells.empty:
-            draw.empty_panel(ax)
-        else:
-            shift = 0.18 if with_ts else 0.0
-            draw.dot_panel(ax, cells, "test_ece", arms, styles, 100, shift=-shift)
+    shift = 0.18 if with_ts else 0.0
+    fig, axes, facets = _facet_grid(results, _panel_height(arms), sharey=True)
+    for facet in facets:
+        (ax,) = facet.axes
+        if not _empty(facet):
+            draw.dot_panel(ax, facet.rows, "test_ece", arms, styles, 100, shift=-shift)
             if with_ts:
-                draw.dot_panel(
-                    ax,
-                    cells,
-                    "test_ece_ts",
-                    arms,
-                    styles,
-                    100,
-                    marker="D",
-                    filled=False,
-                    shift=shift,
-                )
+                draw.dot_panel(ax, facet.rows, "test_ece_ts", arms, styles, 100, marker="D",
+                               filled=False, shift=shift)  # fmt: skip
             ax.set_xlim(left=0)
             ax.set_xlabel("test ECE (%)")
         draw.arm_axis(ax, arms)
@@ -113,43 +137,41 @@ def ece_figure(results: Results, folder: Path) -> list[Path]:
     return draw.save(fig, folder, "calibration_ece")
 
 
-def pooled_bins(results: Results) -> pd.DataFrame:
-    """Reliability bins of the test split pooled over seeds: counts summed, means weighted."""
-    cal = results.calibration
-    splits = set(cal["split"])
-    cal = cal[cal["split"] == ("test" if "test" in splits else min(splits))]  # never mix splits
-    cal = cal[cal["count"].notna()].copy()
-    cal["conf_sum"] = (cal["mean_confidence"] * cal["count"]).fillna(0.0)
-    cal["acc_sum"] = (cal["accuracy"] * cal["count"]).fillna(0.0)
-    keys = ["arm", "protocol", "rest", "bin"]
-    pooled = cal.groupby(keys, as_index=False).agg(
-        bin_lower=("bin_lower", "first"),
-        bin_upper=("bin_upper", "first"),
-        count=("count", "sum"),
-        conf_sum=("conf_sum", "sum"),
-        acc_sum=("acc_sum", "sum"),
-    )
-    filled = pooled["count"].where(pooled["count"] > 0)  # empty bins: no mean
-    pooled["mean_confidence"] = pooled["conf_sum"] / filled
-    pooled["accuracy"] = pooled["acc_sum"] / filled
-    total = pooled.groupby(["arm", "protocol", "rest"])["count"].transform("sum")
-    pooled["share"] = pooled["count"] / total
-    return pooled
-
-
 def _facets(results: Results) -> list[tuple[str, str]]:
     return [(p, r) for r in results.rests for p in results.protocols]
 
 
+def _reliability_panel(ax, cell: pd.DataFrame, colour: str, ece: float) -> None:
+    """One arm's pooled bins in one facet: image shares as bars, accuracy against confidence."""
+    if cell.empty:
+        ax.text(50, 50, "no bins", ha="center", va="center", color="0.4")
+        return
+    width = 100 * (cell["bin_upper"] - cell["bin_lower"])
+    cell = cell.sort_values("bin")
+    ax.bar(100 * cell["bin_lower"], 100 * cell["share"], width=width, align="edge", color="0.82",
+           lw=0)  # fmt: skip
+    # Bins with few images give noisy accuracies: drawn hollow and left off the line.
+    solid = cell[cell["count"] >= FEW_IMAGES]
+    sparse = cell[(cell["count"] > 0) & (cell["count"] < FEW_IMAGES)]
+    x, y = 100 * solid["mean_confidence"], 100 * solid["accuracy"]
+    ax.plot(x, y, color=colour, marker="o", ms=3)
+    x, y = 100 * sparse["mean_confidence"], 100 * sparse["accuracy"]
+    ax.plot(x, y, ls="", marker="o", ms=3, mfc="white", mec=colour)
+    if np.isfinite(ece):
+        ax.text(4, 92, f"ECE {100 * ece:.1f}%", fontsize=7, va="top")
+
+
 def reliability_figure(results: Results, folder: Path) -> list[Path]:
+    """A grid of its own: one row per arm, one column per facet."""
     styles = results.styles
-    bins = pooled_bins(results)
+    keys = ["arm", "protocol", "rest"]
+    bins = stats.pooled_bins(results.calibration, keys)
     arms = [a for a in styles if a in set(bins["arm"])]
     facets = _facets(results)
     fig, axes = draw.new_figure(
         len(arms), len(facets), 1.75, panel_width=1.75, sharex=True, sharey=True
     )
-    ece = results.ok.groupby(["arm", "protocol", "rest"])["test_ece"].mean()
+    ece = stats.means(results.ok, "test_ece", keys)
     for i, arm in enumerate(arms):
         for j, (protocol, rest) in enumerate(facets):
             ax = axes[i, j]
@@ -165,30 +187,8 @@ def reliability_figure(results: Results, folder: Path) -> list[Path]:
                 ax.set_xlabel("confidence (%)")
             ax.set_xlim(0, 100)
             ax.set_ylim(0, 100)
-            if cell.empty:
-                ax.text(50, 50, "no bins", ha="center", va="center", color="0.4")
-                continue
-            width = 100 * (cell["bin_upper"] - cell["bin_lower"])
-            cell = cell.sort_values("bin")
-            ax.bar(
-                100 * cell["bin_lower"],
-                100 * cell["share"],
-                width=width,
-                align="edge",
-                color="0.82",
-                lw=0,
-            )
-            colour = styles[arm].colour
-            # Bins with few images give noisy accuracies: drawn hollow and left off the line.
-            solid = cell[cell["count"] >= FEW_IMAGES]
-            sparse = cell[(cell["count"] > 0) & (cell["count"] < FEW_IMAGES)]
-            x, y = 100 * solid["mean_confidence"], 100 * solid["accuracy"]
-            ax.plot(x, y, color=colour, marker="o", ms=3)
-            x, y = 100 * sparse["mean_confidence"], 100 * sparse["accuracy"]
-            ax.plot(x, y, ls="", marker="o", ms=3, mfc="white", mec=colour)
             value = ece.get((arm, protocol, rest), np.nan)
-            if np.isfinite(value):
-                ax.text(4, 92, f"ECE {100 * value:.1f}%", fontsize=7, va="top")
+            _reliability_panel(ax, cell, styles[arm].colour, value)
     handles = [
         Line2D([], [], color="0.3", marker="o", ms=3, label="accuracy per bin"),
         Line2D([], [], ls="", marker="o", ms=3, mfc="white", mec="0.3", label="< 20 images"),
@@ -201,26 +201,23 @@ def reliability_figure(results: Results, folder: Path) -> list[Path]:
 
 def confidence_figure(results: Results, folder: Path) -> list[Path]:
     styles = results.styles
-    bins = pooled_bins(results)
+    bins = stats.pooled_bins(results.calibration, ["arm", "protocol", "rest"])
     arms = [a for a in styles if a in set(bins["arm"])]
-    fig, axes = draw.new_figure(len(results.rests), len(results.protocols), 2.0, sharey=True)
-    for r, rest in enumerate(results.rests):
-        for c, protocol in enumerate(results.protocols):
-            ax = axes[r, c]
-            ax.set_title(draw.panel_title(results.column_title(protocol), rest))
-            ax.set_xlabel("confidence (%)")
-            for arm in arms:
-                cell = bins[
-                    (bins["arm"] == arm) & (bins["protocol"] == protocol) & (bins["rest"] == rest)
-                ]
-                if cell.empty:
-                    continue
-                cell = cell.sort_values("bin")
-                edges = np.append(cell["bin_lower"].to_numpy(), cell["bin_upper"].iloc[-1])
-                share = cell["share"].to_numpy() * 100
-                ax.stairs(share, 100 * edges, color=styles[arm].colour, lw=1.4)
-            ax.set_xlim(0, 100)
-        axes[r, 0].set_ylabel("share of test images (%)")
+    fig, _, facets = _facet_grid(results, 2.0, frame=bins, sharey=True)
+    for facet in facets:
+        (ax,) = facet.axes
+        ax.set_xlabel("confidence (%)")
+        for arm in arms:
+            cell = facet.rows[facet.rows["arm"] == arm]
+            if cell.empty:
+                continue
+            cell = cell.sort_values("bin")
+            edges = np.append(cell["bin_lower"].to_numpy(), cell["bin_upper"].iloc[-1])
+            share = cell["share"].to_numpy() * 100
+            ax.stairs(share, 100 * edges, color=styles[arm].colour, lw=1.4)
+        ax.set_xlim(0, 100)
+        if facet.column == 0:
+            ax.set_ylabel("share of test images (%)")
     draw.arm_legend(fig, arms, styles, markers=False)
     return draw.save(fig, folder, "confidence")
 
@@ -228,29 +225,16 @@ def confidence_figure(results: Results, folder: Path) -> list[Path]:
 def throughput_figure(results: Results, folder: Path) -> list[Path]:
     styles = results.styles
     arms = list(styles)
-    with_share = results.has("regularizer_share")
-    per = 2 if with_share else 1
-    fig, axes = draw.new_figure(
-        per * len(results.rests), len(results.protocols), _panel_height(arms), sharey=True
-    )
-    for r, c, protocol, rest, cells in _cells(results):
-        top = axes[per * r, c]
-        top.set_title(draw.panel_title(results.column_title(protocol), rest))
-        panels = [(top, "train_images_per_s", 1, "training throughput (images/s)")]
-        if with_share:
-            panels.append(
-                (
-                    axes[per * r + 1, c],
-                    "regularizer_share",
-                    100,
-                    "regularizer time / step time (%)",
-                )
-            )
-        for ax, metric, scale, label in panels:
-            if cells.empty or cells[metric].isna().all():
+    panels = [("train_images_per_s", 1, "training throughput (images/s)")]
+    if results.has("regularizer_share"):
+        panels.append(("regularizer_share", 100, "regularizer time / step time (%)"))
+    fig, axes, facets = _facet_grid(results, _panel_height(arms), panels=len(panels), sharey=True)
+    for facet in facets:
+        for ax, (metric, scale, label) in zip(facet.axes, panels, strict=True):
+            if facet.rows.empty or facet.rows[metric].isna().all():
                 draw.empty_panel(ax, "not measured")
                 continue
-            draw.dot_panel(ax, cells, metric, arms, styles, scale)
+            draw.dot_panel(ax, facet.rows, metric, arms, styles, scale)
             ax.set_xlim(left=0)
             ax.set_xlabel(label)
     for ax in axes.flat:
@@ -263,49 +247,49 @@ def curves_figure(results: Results, folder: Path) -> list[Path]:
     styles = results.styles
     epochs = results.epochs
     arms = [a for a in styles if a in set(epochs["arm"])]
-    rows = 2 * len(results.rests)
-    fig, axes = draw.new_figure(rows, len(results.protocols), 1.9, sharex=True)
-    for r, rest in enumerate(results.rests):
-        for c, protocol in enumerate(results.protocols):
-            facet = epochs[(epochs["protocol"] == protocol) & (epochs["rest"] == rest)]
-            for k, (metric, label) in enumerate(
-                [("train_acc", "clean-train"), ("test_acc", "test")]
-            ):
-                ax = axes[2 * r + k, c]
-                if k == 0:
-                    ax.set_title(draw.panel_title(results.column_title(protocol), rest))
-                ax.set_ylabel(f"{label} accuracy (%)")
-                ax.xaxis.set_major_locator(MaxNLocator(integer=True))
-                if k == 1:
-                    ax.set_xlabel("epoch")
-                if facet.empty:
-                    draw.empty_panel(ax, "no epochs")
-                    continue
-                for arm in arms:
-                    cells = facet[facet["arm"] == arm]
-                    colour = styles[arm].colour
-                    for _, run in cells.groupby("run_id"):
-                        ax.plot(run["epoch"], 100 * run[metric], color=colour, lw=0.6, alpha=0.35)
-                    mean = cells.groupby("epoch")[metric].mean()
-                    ax.plot(mean.index, 100 * mean.to_numpy(), color=colour, lw=1.6)
+    panels = [("train_acc", "clean-train"), ("test_acc", "test")]
+    fig, _, facets = _facet_grid(results, 1.9, panels=2, frame=epochs, sharex=True)
+    for facet in facets:
+        for k, (ax, (metric, label)) in enumerate(zip(facet.axes, panels, strict=True)):
+            ax.set_ylabel(f"{label} accuracy (%)")
+            ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+            if k == 1:
+                ax.set_xlabel("epoch")
+            if facet.rows.empty:
+                draw.empty_panel(ax, "no epochs")
+                continue
+            for arm in arms:
+                cells = facet.rows[facet.rows["arm"] == arm]
+                colour = styles[arm].colour
+                for _, run in cells.groupby("run_id"):
+                    ax.plot(run["epoch"], 100 * run[metric], color=colour, lw=0.6, alpha=0.35)
+                mean = stats.means(cells, metric, "epoch")
+                ax.plot(mean.index, 100 * mean.to_numpy(), color=colour, lw=1.6)
     draw.arm_legend(fig, arms, styles, "thick: mean over seeds; thin: single seeds", markers=False)
     return draw.save(fig, folder, "learning_curves")
+
+
+def _schedule_arms(results: Results) -> tuple[list[str], set[str]]:
+    """The arms the schedule figure draws (display order) and those with a schedule: every
+    scheduled arm with epochs, and the other arms of their regularizers that have epochs."""
+    epochs, ok = results.epochs, results.ok
+    scheduled = set(epochs.loc[epochs["arm"].isin(ok.loc[ok["schedule"] != "constant", "arm"]),
+                               "arm"])  # fmt: skip
+    keys = results.arm_keys  # label -> (regularizer, schedule, variant)
+    regularizers = {keys[a][0] for a in scheduled}
+    with_epochs = set(epochs["arm"])
+    arms = [
+        a
+        for a in results.styles
+        if a in scheduled or (keys[a][0] in regularizers and a in with_epochs)
+    ]
+    return arms, scheduled
 
 
 def schedule_figure(results: Results, folder: Path) -> list[Path]:
     styles = results.styles
     epochs = results.epochs
-    scheduled = set(
-        epochs.loc[
-            epochs["arm"].isin(results.ok.loc[results.ok["schedule"] != "constant", "arm"]), "arm"
-        ]
-    )
-    keys = results.arm_keys  # label -> (regularizer, schedule, variant)
-    regularizers = {keys[a][0] for a in scheduled}
-    with_epochs = set(epochs["arm"])
-    arms = [
-        a for a in styles if a in scheduled or (keys[a][0] in regularizers and a in with_epochs)
-    ]
+    arms, scheduled = _schedule_arms(results)
     fig, axes = draw.new_figure(1, 2, 2.0)
     for ax, column, label in [
         (axes[0, 0], "regularizer_prob", "probability per batch"),
@@ -315,13 +299,12 @@ def schedule_figure(results: Results, folder: Path) -> list[Path]:
             draw.empty_panel(ax, "not recorded")
             continue
         for arm in arms:
-            mean = epochs[epochs["arm"] == arm].groupby("epoch")[column].mean().dropna()
-            dashed = arm not in scheduled
+            mean = stats.means(epochs[epochs["arm"] == arm], column, "epoch").dropna()
             ax.plot(
                 mean.index,
                 mean.to_numpy(),
                 color=styles[arm].colour,
-                ls="--" if dashed else "-",
+                ls="-" if arm in scheduled else "--",
                 marker=styles[arm].marker,
                 ms=4,
                 drawstyle="steps-mid",  # a value holds for its whole epoch
@@ -332,17 +315,10 @@ def schedule_figure(results: Results, folder: Path) -> list[Path]:
         ax.set_xlabel("epoch")
         ax.set_ylabel(label)
     handles = [
-        Line2D(
-            [],
-            [],
-            color=styles[a].colour,
-            ls="-" if a in scheduled else "--",
-            marker=styles[a].marker,
-            ms=4,
-            label=style.plot_text(a),
-        )
+        Line2D([], [], color=styles[a].colour, ls="-" if a in scheduled else "--",
+               marker=styles[a].marker, ms=4, label=style.plot_text(a))
         for a in arms
-    ]
+    ]  # fmt: skip
     draw.legend(fig, handles, "mean over protocols and seeds; dashed: constant schedule")
     return draw.save(fig, folder, "schedules")
 
@@ -350,18 +326,16 @@ def schedule_figure(results: Results, folder: Path) -> list[Path]:
 def scatter_figure(results: Results, folder: Path) -> list[Path]:
     styles = results.styles
     arms = list(styles)
-    fig, axes = draw.new_figure(len(results.rests), len(results.protocols), 2.4)
-    for r, c, protocol, rest, cells in _cells(results):
-        ax = axes[r, c]
-        ax.set_title(draw.panel_title(results.column_title(protocol), rest))
+    fig, _, facets = _facet_grid(results, 2.4)
+    for facet in facets:
+        (ax,) = facet.axes
         ax.set_xlabel("test ECE (%)")
-        if c == 0:
+        if facet.column == 0:
             ax.set_ylabel("test accuracy (%)")
-        if cells.empty:
-            draw.empty_panel(ax)
+        if _empty(facet):
             continue
         for arm in arms:
-            cell = cells[cells["arm"] == arm].dropna(subset=["test_ece", "test_acc"])
+            cell = facet.rows[facet.rows["arm"] == arm].dropna(subset=["test_ece", "test_acc"])
             if cell.empty:
                 continue
             x, y = 100 * cell["test_ece"].to_numpy(), 100 * cell["test_acc"].to_numpy()
@@ -371,18 +345,8 @@ def scatter_figure(results: Results, folder: Path) -> list[Path]:
             err = {}
             if sx["n"] > 1:
                 err = {"xerr": sx["ci_high"] - sx["mean"], "yerr": sy["ci_high"] - sy["mean"]}
-            ax.errorbar(
-                sx["mean"],
-                sy["mean"],
-                **err,
-                color=st.colour,
-                marker=st.marker,
-                ms=6,
-                mec="white",
-                mew=0.6,
-                lw=1,
-                capsize=2,
-            )
+            ax.errorbar(sx["mean"], sy["mean"], **err, color=st.colour, marker=st.marker, ms=6,
+                        mec="white", mew=0.6, lw=1, capsize=2)  # fmt: skip
     draw.arm_legend(
         fig,
         arms,
@@ -393,29 +357,18 @@ def scatter_figure(results: Results, folder: Path) -> list[Path]:
 
 
 def _effect_line(
-    ax, results: Results, claim: claims.Claim, pair: claims.Pair, facet: pd.DataFrame, several: bool
+    ax, results: Results, pair: verdicts.Pair, facet: pd.DataFrame, several: bool
 ) -> None:
     """The paired pair[0] - pair[1] test-accuracy difference per train size, with its bootstrap
     interval; coloured as pair[0], marked as pair[1] when the claim has several variant pairs."""
     styles = results.styles
-    sizes, effects = [], []
-    for size in sorted(facet["train_size"].unique()):
-        cell = facet[facet["train_size"] == size].iloc[0]
-        where = {k: cell[k] for k in results.scope_columns}
-        diff = claims.arm_effect(results, claim, where, pair)
-        if len(diff):
-            result = stats.compare(
-                diff,
-                pd.Series(0.0, index=diff.index),
-                seed=stats.seed_for("train_size", where),
-            )
-            sizes.append(size)
-            effects.append(result)
-    if not effects:
+    per_size = verdicts.effects_per_level(results, TRAIN_SIZE_CLAIM, pair, facet, "train_size")
+    if not per_size:
         return
-    mean = np.array([e.effect for e in effects]) * 100
-    low = np.array([e.ci_low for e in effects]) * 100
-    high = np.array([e.ci_high for e in effects]) * 100
+    sizes = [size for size, _ in per_size]
+    mean = np.array([e.effect for _, e in per_size]) * 100
+    low = np.array([e.ci_low for _, e in per_size]) * 100
+    high = np.array([e.ci_high for _, e in per_size]) * 100
     yerr = np.nan_to_num(np.vstack([mean - low, high - mean]))
     first = next(iter(styles.values()))
     ax.errorbar(
@@ -428,39 +381,43 @@ def _effect_line(
     )
 
 
-def train_size_figure(results: Results, folder: Path) -> list[Path]:
+def _gap_lines(ax, results: Results, facet: pd.DataFrame) -> None:
+    """Per arm, the mean gap per train size with its 95% t interval."""
     styles = results.styles
-    arms = list(styles)
+    for arm in styles:
+        cells = facet[facet["arm"] == arm]
+        if cells.empty:
+            continue
+        described = stats.describe_groups(cells, "gap", "train_size")
+        ax.errorbar(
+            described.index,
+            100 * described["mean"],
+            yerr=100 * (described["ci_high"] - described["mean"]).fillna(0),
+            color=styles[arm].colour,
+            marker=styles[arm].marker,
+            ms=4,
+            capsize=2,
+        )
+
+
+def train_size_figure(results: Results, folder: Path) -> list[Path]:
+    """A grid of its own: train size is the x axis, so it makes no figure rows."""
     ok = results.ok
     others = [c for c in results.facet_columns if c != "train_size"]
     rests = ok[others].drop_duplicates().sort_values(others) if others else pd.DataFrame(index=[0])
     fig, axes = draw.new_figure(2 * len(rests), len(results.protocols), 2.2, sharex=True)
-    claim = next(c for c in claims.CLAIMS if c.claim_id == "cutmix_improves_test_acc")
-    pairs = claims.variant_pairs(results, claim)  # one line per cutmix / none variant pair
+    pairs = verdicts.variant_pairs(results, TRAIN_SIZE_CLAIM)  # one line per variant pair
     for r, (_, rest_row) in enumerate(rests.iterrows()):
         rest = ", ".join(f"{c}={style.format_value(rest_row[c])}" for c in others)
         for c, protocol in enumerate(results.protocols):
             facet = ok[matches(ok, {"protocol": protocol, **rest_row[others].to_dict()})]
             top, bottom = axes[2 * r, c], axes[2 * r + 1, c]
             top.set_title(draw.panel_title(results.column_title(protocol), rest))
-            for arm in arms:
-                per_size = facet[facet["arm"] == arm].groupby("train_size")["gap"]
-                if not len(per_size):
-                    continue
-                described = pd.DataFrame({size: stats.describe(v) for size, v in per_size}).T
-                top.errorbar(
-                    described.index,
-                    100 * described["mean"],
-                    yerr=100 * (described["ci_high"] - described["mean"]).fillna(0),
-                    color=styles[arm].colour,
-                    marker=styles[arm].marker,
-                    ms=4,
-                    capsize=2,
-                )
+            _gap_lines(top, results, facet)
             top.set_ylabel("gap (pp)")
             bottom.axhline(0, color="0.4", lw=0.8)
             for pair in pairs:
-                _effect_line(bottom, results, claim, pair, facet, len(pairs) > 1)
+                _effect_line(bottom, results, pair, facet, len(pairs) > 1)
             bottom.set_ylabel("test acc.: cutmix − none (pp)")
             if r == len(rests) - 1:
                 bottom.set_xlabel("training images")
@@ -471,8 +428,8 @@ def train_size_figure(results: Results, folder: Path) -> list[Path]:
         ax.xaxis.set_minor_locator(NullLocator())
     draw.arm_legend(
         fig,
-        arms,
-        styles,
+        list(results.styles),
+        results.styles,
         title="top: gap per arm (95% t interval); "
         "bottom: paired difference (95% bootstrap interval)",
     )
@@ -492,20 +449,15 @@ def robustness_figure(results: Results, folder: Path) -> list[Path]:
         if results.has(m)
     ]
     shifts = np.linspace(-0.22, 0.22, len(metrics))
-    fig, axes = draw.new_figure(
-        len(results.rests), len(results.protocols), _panel_height(arms) + 0.3, sharey=True
-    )
-    for r, c, protocol, rest, cells in _cells(results):
-        ax = axes[r, c]
-        ax.set_title(draw.panel_title(results.column_title(protocol), rest))
+    fig, _, facets = _facet_grid(results, _panel_height(arms) + 0.3, sharey=True)
+    for facet in facets:
+        (ax,) = facet.axes
         draw.arm_axis(ax, arms)
-        if cells.empty:
-            draw.empty_panel(ax)
+        if _empty(facet):
             continue
         for (metric, _, marker, filled), shift in zip(metrics, shifts, strict=True):
-            draw.dot_panel(
-                ax, cells, metric, arms, styles, 100, marker=marker, filled=filled, shift=shift
-            )
+            draw.dot_panel(ax, facet.rows, metric, arms, styles, 100, marker=marker,
+                           filled=filled, shift=shift)  # fmt: skip
         ax.set_xlabel("test accuracy (%)")
     draw.marker_legend(fig, [(label, m, f) for _, label, m, f in metrics], note=SEEDS_NOTE)
     return draw.save(fig, folder, "robustness")
@@ -516,38 +468,24 @@ def corruption_figure(results: Results, folder: Path) -> list[Path]:
     table = results.robustness
     arms = [a for a in styles if a in set(table["arm"])]
     families = sorted(table["corruption"].unique())
-    per_seed = table.groupby(["arm", "protocol", "rest", "corruption", "seed"], as_index=False)[
-        "accuracy"
-    ].mean()
-    fig, axes = draw.new_figure(
-        len(results.rests),
-        len(results.protocols),
-        0.32 * len(families) * max(1, len(arms) / 3) + 0.9,
-        sharey=True,
-    )
+    # severities averaged per cell (one value per arm, facet, corruption and seed)
+    keys = ["arm", "protocol", "rest", "corruption", "seed"]
+    per_seed = stats.means(table, "accuracy", keys).reset_index()
+    height = 0.32 * len(families) * max(1, len(arms) / 3) + 0.9
+    fig, _, facets = _facet_grid(results, height, frame=per_seed, sharey=True)
     dodge = draw.offsets(len(arms), width=0.7)
-    for r, rest in enumerate(results.rests):
-        for c, protocol in enumerate(results.protocols):
-            ax = axes[r, c]
-            ax.set_title(draw.panel_title(results.column_title(protocol), rest))
-            facet = per_seed[(per_seed["protocol"] == protocol) & (per_seed["rest"] == rest)]
-            for k, arm in enumerate(arms):
-                for i, family in enumerate(families):
-                    values = facet[(facet["arm"] == arm) & (facet["corruption"] == family)][
-                        "accuracy"
-                    ]
-                    if len(values):
-                        draw.dot_row(
-                            ax,
-                            i + dodge[k],
-                            100 * values.to_numpy(),
-                            styles[arm].colour,
-                            marker=styles[arm].marker,
-                            spread=0.08,
-                        )
-            ax.set_yticks(range(len(families)), [style.plot_text(f, 24) for f in families])
-            ax.set_ylim(len(families) - 0.5, -0.5)
-            ax.set_xlabel("accuracy (%)")
+    for facet in facets:
+        (ax,) = facet.axes
+        rows = facet.rows
+        for k, arm in enumerate(arms):
+            for i, family in enumerate(families):
+                values = rows[(rows["arm"] == arm) & (rows["corruption"] == family)]["accuracy"]
+                if len(values):
+                    draw.dot_row(ax, i + dodge[k], 100 * values.to_numpy(), styles[arm].colour,
+                                 marker=styles[arm].marker, spread=0.08)  # fmt: skip
+        ax.set_yticks(range(len(families)), [style.plot_text(f, 24) for f in families])
+        ax.set_ylim(len(families) - 0.5, -0.5)
+        ax.set_xlabel("accuracy (%)")
     severities = sorted(table["severity"].dropna().unique())
     if len(severities) == 1:
         note = f"severity {style.format_value(severities[0])}"

@@ -7,6 +7,8 @@
   seeds: a 95% percentile bootstrap interval (resampling seeds) and a two-sided permutation p-value
   (paired: swapping the two values of a seed, i.e. sign flips of the difference for the mean).
 - `holm`: Holm's step-down adjustment of a family of p-values.
+- `describe_groups`, `means`, `pooled_bins`: the per-group summaries the figures draw (t intervals
+  per group, means over seeds or epochs, reliability bins pooled over seeds).
 
 Everything is deterministic: random draws come from a numpy Generator seeded by the caller.
 With n seeds, a paired permutation test cannot give p below 2 / 2**n, so with 2-3 seeds no
@@ -188,3 +190,43 @@ def holm(p_values) -> np.ndarray:
         running = max(running, min(1.0, (len(finite) - rank) * p[index]))
         adjusted[index] = running
     return adjusted
+
+
+def describe_groups(frame: pd.DataFrame, metric: str, by: str) -> pd.DataFrame:
+    """`describe` of the metric per value of `by` (sorted): one row per value, with columns n,
+    mean, std, ci_low, ci_high."""
+    return pd.DataFrame({key: describe(values) for key, values in frame.groupby(by)[metric]}).T
+
+
+def means(frame: pd.DataFrame, metric: str, by) -> pd.Series:
+    """The mean of the metric per group of `by` (a column or a list of them), groups sorted."""
+    return frame.groupby(by)[metric].mean()
+
+
+def pooled_bins(calibration: pd.DataFrame, by: list[str]) -> pd.DataFrame:
+    """Reliability bins pooled over seeds per group of `by`: counts summed, means weighted.
+
+    `calibration`: calibration.csv rows (`split`, `bin`, `bin_lower`, `bin_upper`, `count`,
+    `mean_confidence`, `accuracy`) with the `by` columns. Only the test split is pooled (or the
+    first split by name when there is no test split; splits are never mixed). Returns one row per
+    group and bin: `by`, bin, bin_lower, bin_upper, count, mean_confidence, accuracy (NaN for an
+    empty bin) and share (the bin's share of the group's images).
+    """
+    splits = set(calibration["split"])
+    cal = calibration[calibration["split"] == ("test" if "test" in splits else min(splits))]
+    cal = cal[cal["count"].notna()].copy()
+    cal["conf_sum"] = (cal["mean_confidence"] * cal["count"]).fillna(0.0)
+    cal["acc_sum"] = (cal["accuracy"] * cal["count"]).fillna(0.0)
+    pooled = cal.groupby([*by, "bin"], as_index=False).agg(
+        bin_lower=("bin_lower", "first"),
+        bin_upper=("bin_upper", "first"),
+        count=("count", "sum"),
+        conf_sum=("conf_sum", "sum"),
+        acc_sum=("acc_sum", "sum"),
+    )
+    filled = pooled["count"].where(pooled["count"] > 0)  # empty bins: no mean
+    pooled["mean_confidence"] = pooled["conf_sum"] / filled
+    pooled["accuracy"] = pooled["acc_sum"] / filled
+    total = pooled.groupby(by)["count"].transform("sum")
+    pooled["share"] = pooled["count"] / total
+    return pooled

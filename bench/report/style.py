@@ -2,15 +2,17 @@
 
 One place decides how an arm (regularizer, schedule and, where the sweep has several, the
 parameters that set it apart) is labelled, where it sits in every list and legend, and which
-colour and marker it gets, so a regularizer looks the same in every figure. The metric table
-says how each runs.csv metric is shown (label, unit, scale, decimals) and which direction is
-better. Reads no columns itself.
+colour and marker it gets, so a regularizer looks the same in every figure. How a metric is
+shown (label, unit, scale, decimals) and which direction is better is declared in
+`bench.schema`; here is only the order the report lists metrics in. Reads no columns itself.
 """
 
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+
+from bench import schema  # column declarations only: no torch behind it
 
 KNOWN_REGULARIZERS = ["none", "random_erasing", "mixup", "cutmix"]
 PROTOCOL_ORDER = ["frozen", "unfrozen", "staged", "scratch"]
@@ -108,54 +110,6 @@ def arm_styles(arms) -> dict[str, ArmStyle]:
     return styles
 
 
-@dataclass(frozen=True)
-class Metric:
-    column: str
-    label: str  # short name for table headers and axes
-    unit: str  # shown after the label: %, pp (percentage points), images/s, ...
-    scale: float  # stored value x scale = shown value
-    decimals: int
-    better: int  # +1 higher is better, -1 lower is better, 0 neither
-
-    @property
-    def axis_label(self) -> str:
-        return f"{self.label} ({self.unit})" if self.unit else self.label
-
-    def show(self, value: float) -> str:
-        return (
-            "" if value is None or math.isnan(value) else f"{value * self.scale:.{self.decimals}f}"
-        )
-
-
-METRICS = {
-    m.column: m
-    for m in [
-        Metric("test_acc", "test acc.", "%", 100, 2, +1),
-        Metric("train_acc", "clean-train acc.", "%", 100, 2, 0),
-        Metric("gap", "gap", "pp", 100, 2, -1),
-        Metric("test_ece", "ECE", "%", 100, 2, -1),
-        Metric("test_loss", "NLL", "nats", 1, 3, -1),
-        Metric("test_brier", "Brier", "", 1, 4, -1),
-        Metric("flip_rate", "flip rate", "%", 100, 2, -1),
-        Metric("train_images_per_s", "train speed", "images/s", 1, 0, +1),
-        Metric("val_acc", "val. acc.", "%", 100, 2, +1),
-        Metric("test_mce", "MCE", "%", 100, 2, -1),
-        Metric("test_mean_conf", "mean confidence", "%", 100, 2, 0),
-        Metric("overconfidence", "confidence - accuracy", "pp", 100, 2, -1),
-        Metric("test_ece_ts", "ECE after TS", "%", 100, 2, -1),
-        Metric("test_nll_ts", "NLL after TS", "nats", 1, 3, -1),
-        Metric("test_ece_adaptive", "adaptive ECE", "%", 100, 2, -1),
-        Metric("temperature", "temperature", "", 1, 3, 0),
-        Metric("occlusion_acc", "occluded acc.", "%", 100, 2, +1),
-        Metric("corruption_acc", "corrupted acc.", "%", 100, 2, +1),
-        Metric("corruption_ece", "corrupted ECE", "%", 100, 2, -1),
-        Metric("eval_images_per_s", "eval speed", "images/s", 1, 0, +1),
-        Metric("regularizer_ms_per_batch", "regularizer time", "ms/batch", 1, 3, -1),
-        Metric("regularizer_share", "regularizer share of step", "%", 100, 2, -1),
-        Metric("peak_mem_mb", "peak memory", "MB", 1, 0, -1),
-        Metric("wall_s", "wall time", "s", 1, 0, -1),
-    ]
-}
 TABLE_METRICS = [
     "test_acc",
     "train_acc",
@@ -166,6 +120,25 @@ TABLE_METRICS = [
     "flip_rate",
     "train_images_per_s",
 ]
+# The catalogue's display order (the metric columns of summary.csv); a declared metric not named
+# here follows in declaration order, so a new metric needs no change in this file.
+METRIC_ORDER = [
+    *TABLE_METRICS, "val_acc", "test_mce", "test_mean_conf", "overconfidence", "test_ece_ts",
+    "test_nll_ts", "test_ece_adaptive", "temperature", "occlusion_acc", "corruption_acc",
+    "corruption_ece", "eval_images_per_s", "regularizer_ms_per_batch", "regularizer_share",
+    "peak_mem_mb", "wall_s",
+]  # fmt: skip
+
+# A metric as the report shows it: label, unit, scale, decimals, direction (`bench.schema`).
+Metric = schema.Column
+
+
+def metrics() -> dict[str, Metric]:
+    """The report's metric catalogue (`bench.schema.METRICS`, read when called), in display order:
+    those in METRIC_ORDER first, then the others in declaration order."""
+    catalogue = schema.METRICS
+    named = [m for m in METRIC_ORDER if m in catalogue]
+    return {m: catalogue[m] for m in [*named, *(m for m in catalogue if m not in named)]}
 
 
 EMPTY_VALUE = "(empty)"  # how an empty configuration field reads in labels

@@ -2,7 +2,7 @@
 
 Reads from runs.csv: `arm`, `regularizer`, `schedule`, `status`, the configuration columns (the
 shared ones, plus the extension ones that vary in the sweep), and every metric of
-`style.METRICS` that the sweep has. One row per arm and scope; failed cells are
+`style.metrics()` that the sweep has. One row per arm and scope; failed cells are
 counted (`n_failed`) and never averaged in. Per metric: mean, std (ddof=1), n (cells with a
 value), and the 95% Student-t interval of the mean. A value is marked best (`<metric>_best`,
 bold in Markdown and LaTeX) when it is the best in its scope and its mean ± std range does not
@@ -17,19 +17,21 @@ import math
 import pandas as pd
 
 from bench.report import stats, style
-from bench.report.load import CONFIG_COLUMNS, Results
+from bench.report.load import Results, config_columns
 
 SUMMARY_FIELDS = ["mean", "std", "n", "ci_low", "ci_high"]
 
 
 def summary_metrics(results: Results) -> list[str]:
-    """The metrics of style.METRICS that at least one ok cell has, table metrics first."""
-    ordered = style.TABLE_METRICS + [m for m in style.METRICS if m not in style.TABLE_METRICS]
+    """The catalogue's metrics (style.metrics()) that at least one ok cell has, table metrics
+    first."""
+    catalogue = style.metrics()
+    ordered = style.TABLE_METRICS + [m for m in catalogue if m not in style.TABLE_METRICS]
     return [m for m in ordered if results.has(m)]
 
 
 def _mark_best(table: pd.DataFrame, metric: str) -> pd.Series:
-    better = style.METRICS[metric].better
+    better = style.metrics()[metric].better
     best = pd.Series(False, index=table.index)
     if better == 0:
         return best
@@ -55,8 +57,9 @@ def summary_table(results: Results) -> pd.DataFrame:
     metrics = summary_metrics(results)
     keys = ["scope", "arm"]
     runs = results.runs
-    extension = [c for c in results.varying if c not in CONFIG_COLUMNS]
-    columns = [*keys, "regularizer", "schedule", *CONFIG_COLUMNS, *extension]
+    shared = config_columns()
+    extension = [c for c in results.varying if c not in shared]
+    columns = [*keys, "regularizer", "schedule", *shared, *extension]
     table = runs.drop_duplicates(keys)[columns]
     table = table.set_index(keys)
     ok = runs["status"] == "ok"
@@ -83,7 +86,7 @@ def summary_table(results: Results) -> pd.DataFrame:
 
 def cell_text(row: pd.Series, metric: str) -> str:
     """'91.23 ± 0.15' in the metric's display units; '(n=2)' when fewer cells have the value."""
-    spec = style.METRICS[metric]
+    spec = style.metrics()[metric]
     n = int(row[f"{metric}_n"])
     if n == 0:
         return "–"
@@ -109,7 +112,8 @@ def table_rows(
     the columns, style.TABLE_METRICS by default; those without values are left out)."""
     metrics = [m for m in (metrics or style.TABLE_METRICS) if f"{m}_mean" in table]
     scope_cols = results.scope_columns
-    header = [*scope_cols, "regularizer", "n", *(style.METRICS[m].axis_label for m in metrics)]
+    catalogue = style.metrics()
+    header = [*scope_cols, "regularizer", "n", *(catalogue[m].axis_label for m in metrics)]
     rows, marks = [], []
     for _, row in table.iterrows():
         cells = [style.format_value(row[c]) for c in scope_cols]

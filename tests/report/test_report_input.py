@@ -12,9 +12,10 @@ from report_fixtures import (
     make_results,
 )
 
-from bench.report import build_report, claims, load, tables
+from bench.report import build_report, load, tables
 from bench.report.build import default_out
 from bench.report.cli import main
+from bench.report.verdicts import evaluate_claims
 
 
 def run_cli(capsys, *argv) -> tuple[int, str]:
@@ -134,13 +135,14 @@ def test_default_out_is_path_safe():
 
 def test_the_report_reads_only_columns_the_runner_writes(results):
     """load.py's column lists against the runner's (bench.schema); the fixture writes them all."""
-    read = load.REQUIRED_RUNS + load.RUN_METRICS + load.RUN_TEXT + load.EXTENSION_CONFIG
+    read = load.required_runs() + load.run_metrics() + load.run_text() + load.extension_config()
     assert set(read) <= set(RUNS_COLUMNS)
     # configuration only: cost and environment columns never split a comparison
-    assert not {"robustness_s", "num_gpus_visible"} & set(load.EXTENSION_CONFIG)
-    assert set(load.EXTENSION_CONFIG) == set(EXTENSION)  # every extension config column
-    assert set(load.EPOCHS_NUMERIC + load.EPOCHS_REQUIRED) <= set(EPOCHS_COLUMNS)
-    assert set(load.CALIBRATION_REQUIRED) == set(CALIBRATION_COLUMNS)
+    assert not {"robustness_s", "num_gpus_visible"} & set(load.extension_config())
+    assert set(load.extension_config()) == set(EXTENSION)  # every extension config column
+    epochs_required, epochs_numeric = load.side_columns("epochs.csv")
+    assert set(epochs_numeric + epochs_required) <= set(EPOCHS_COLUMNS)
+    assert set(load.side_columns("calibration.csv")[0]) == set(CALIBRATION_COLUMNS)
     folder, _ = results
     header = (folder / "runs.csv").read_text().splitlines()[0].split(",")
     assert header == [*RUNS_COLUMNS, "unknown_future_column"]
@@ -165,7 +167,7 @@ def test_extra_columns_and_runs_csv_path_are_accepted(results):
     loaded = load.load_results(folder / "runs.csv")
     assert loaded.sweep == "fixture" and len(loaded.ok) == len(runs)
     assert loaded.varying == []  # the extension columns are configuration but do not vary here
-    assert loaded.config_columns == load.CONFIG_COLUMNS + load.EXTENSION_CONFIG
+    assert loaded.config_columns == load.config_columns() + load.extension_config()
 
 
 @pytest.mark.parametrize(
@@ -197,7 +199,7 @@ def test_a_varying_extension_column_splits_the_scope(tmp_path, column, other, sh
         want = cells[cells["schedule"] == "constant"]["test_acc"].mean()
         row = summary.loc[(scope, "cutmix")]
         assert row["test_acc_mean"] == pytest.approx(want, abs=1e-12) and row["n"] == 3
-    verdicts = claims.evaluate_claims(loaded)
+    verdicts = evaluate_claims(loaded)
     gap = verdicts[verdicts["claim_id"] == "cutmix_reduces_gap"]
     assert list(gap["scope"]) == sorted([mine, base], key=loaded.scopes().index)
     assert set(gap["verdict"]) == {"supported"}  # cells with the empty value are found too
@@ -210,7 +212,7 @@ def test_a_results_folder_without_extension_columns_loads(tmp_path):
     shared_only = runs.drop(columns=[*EXTENSION, "robustness_s", "num_gpus_visible"])
     shared_only.to_csv(tmp_path / "results" / "runs.csv", index=False)
     loaded = load.load_results(tmp_path / "results")
-    assert loaded.config_columns == load.CONFIG_COLUMNS and loaded.varying == []
+    assert loaded.config_columns == load.config_columns() and loaded.varying == []
     assert list(loaded.styles) == ["none", "cutmix"]
     index = build_report(tmp_path / "results", tmp_path / "report")
     assert "same in every cell" in index.read_text()

@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 from report_fixtures import add_variant, make_results
 
-from bench.report import build_report, claims, style, tables
+from bench.report import build_report, style, tables, verdicts
 from bench.report.load import load_results
 
 NONE_MIXUP_CUTMIX = [("none", "constant"), ("mixup", "constant"), ("cutmix", "constant")]
@@ -54,7 +54,7 @@ def test_two_alphas_of_mixup_are_two_arms_with_their_own_means(alphas):
 
 def test_claims_are_tested_once_per_variant(alphas):
     _, runs, results = alphas
-    table = claims.evaluate_claims(results)
+    table = verdicts.evaluate_claims(results)
     ece = table[table["claim_id"] == "mixup_better_calibrated_than_cutmix"]
     assert list(ece["scope"]) == [
         "protocol=frozen; mixup (alpha=0.2) vs cutmix",
@@ -80,7 +80,7 @@ def test_interaction_claims_are_tested_once_per_variant(tmp_path):
     add_variant(tmp_path, runs, "cutmix", {"minmax": [0.2, 0.8]}, {"test_acc": 0.01})
     results = load_results(tmp_path)
     assert list(results.styles) == ["none", "cutmix (minmax=[0.2, 0.8])", "cutmix (minmax=unset)"]
-    table = claims.evaluate_claims(results)
+    table = verdicts.evaluate_claims(results)
     hurts = table[table["claim_id"] == "cutmix_hurts_unfrozen_more"]
     assert list(hurts["scope"]) == [
         "protocol=unfrozen vs frozen; cutmix (minmax=[0.2, 0.8]) vs none",
@@ -110,7 +110,7 @@ def test_a_scheduled_arm_whose_params_do_not_vary_keeps_its_label(tmp_path):
         "cutmix (staged)",
     ]
     assert results.variants("cutmix", "staged") == ["cutmix (staged)"]
-    table = claims.evaluate_claims(results)
+    table = verdicts.evaluate_claims(results)
     staged_rows = table[table["claim_id"] == "staged_cutmix_beats_early_cutmix_unfrozen"]
     assert list(staged_rows["scope"]) == [
         "protocol=unfrozen; cutmix (staged) vs cutmix (minmax=[0.2, 0.8])",
@@ -137,7 +137,7 @@ def test_parameters_that_differ_only_between_scopes_do_not_split_an_arm(tmp_path
     runs.to_csv(tmp_path / "runs.csv", index=False)
     results = load_results(tmp_path)
     assert list(results.styles) == ["none", "mixup", "cutmix"]
-    table = claims.evaluate_claims(results)
+    table = verdicts.evaluate_claims(results)
     ece = table[table["claim_id"] == "mixup_better_calibrated_than_cutmix"]
     scopes = ["protocol=frozen, label_smoothing=0", "protocol=unfrozen, label_smoothing=0.1"]
     assert list(ece["scope"]) == scopes and (ece["n"] == 3).all()

@@ -6,7 +6,7 @@ import pandas as pd
 import pytest
 from report_fixtures import PLANTED_VERDICTS, make_results
 
-from bench.report import claims, stats
+from bench.report import stats, verdicts
 from bench.report.load import load_results
 
 
@@ -14,7 +14,7 @@ from bench.report.load import load_results
 def quick_claims(tmp_path_factory) -> pd.DataFrame:
     folder = tmp_path_factory.mktemp("claims")
     make_results(folder, failed={("mixup", "frozen", 2)})
-    return claims.evaluate_claims(load_results(folder))
+    return verdicts.evaluate_claims(load_results(folder))
 
 
 def test_columns(quick_claims):
@@ -88,7 +88,7 @@ def test_holm_over_the_whole_table(quick_claims):
 def test_not_measured_when_columns_or_arms_are_missing(tmp_path):
     runs = make_results(tmp_path, arms=[("none", "constant"), ("cutmix", "constant")])
     runs.drop(columns=["test_ece_ts", "occlusion_acc"]).to_csv(tmp_path / "runs.csv", index=False)
-    table = claims.evaluate_claims(load_results(tmp_path))
+    table = verdicts.evaluate_claims(load_results(tmp_path))
     by_id = table.groupby("claim_id")
     for claim_id in [
         "mixup_better_calibrated_than_cutmix_after_ts",
@@ -107,22 +107,22 @@ def test_empty_metric_values_are_not_measured(tmp_path):
     runs = make_results(tmp_path, protocols=("frozen",))
     runs["corruption_acc"] = ""  # the column exists but nothing was measured yet
     runs.to_csv(tmp_path / "runs.csv", index=False)
-    table = claims.evaluate_claims(load_results(tmp_path))
+    table = verdicts.evaluate_claims(load_results(tmp_path))
     row = table[table["claim_id"] == "mixup_more_robust_than_cutmix"].iloc[0]
     assert row["verdict"] == "not measured" and "corruption_acc" in row["note"]
 
 
 def test_verdict_ignores_rounding_noise():
-    assert claims.verdict_of(1e-17, 0.01) == "inconclusive"
-    assert claims.verdict_of(-0.01, -1e-17) == "inconclusive"
-    assert claims.verdict_of(1e-6, 0.01) == "supported"
-    assert claims.verdict_of(-0.02, -1e-6) == "contradicted"
-    assert claims.verdict_of(float("nan"), float("nan")) == "inconclusive"
+    assert verdicts.verdict_of(1e-17, 0.01) == "inconclusive"
+    assert verdicts.verdict_of(-0.01, -1e-17) == "inconclusive"
+    assert verdicts.verdict_of(1e-6, 0.01) == "supported"
+    assert verdicts.verdict_of(-0.02, -1e-6) == "contradicted"
+    assert verdicts.verdict_of(float("nan"), float("nan")) == "inconclusive"
 
 
 def test_seed_variance_needs_three_seeds_and_detects_planted_spread(tmp_path):
     make_results(tmp_path / "two", seeds=(0, 1), protocols=("unfrozen",))
-    table = claims.evaluate_claims(load_results(tmp_path / "two"))
+    table = verdicts.evaluate_claims(load_results(tmp_path / "two"))
     row = table[table["claim_id"] == "cutmix_increases_seed_variance_unfrozen"].iloc[0]
     assert row["verdict"] == "not measured" and "3 seeds" in row["note"]
 
@@ -131,14 +131,14 @@ def test_seed_variance_needs_three_seeds_and_detects_planted_spread(tmp_path):
     make_results(
         tmp_path / "three", seeds=range(3), protocols=("unfrozen",), unfrozen_cutmix_spread=6.0
     )
-    table = claims.evaluate_claims(load_results(tmp_path / "three"))
+    table = verdicts.evaluate_claims(load_results(tmp_path / "three"))
     row = table[table["claim_id"] == "cutmix_increases_seed_variance_unfrozen"].iloc[0]
     assert row["verdict"] == "inconclusive" and row["effect"] > 0
 
     make_results(
         tmp_path / "eight", seeds=range(8), protocols=("unfrozen",), unfrozen_cutmix_spread=6.0
     )
-    table = claims.evaluate_claims(load_results(tmp_path / "eight"))
+    table = verdicts.evaluate_claims(load_results(tmp_path / "eight"))
     row = table[table["claim_id"] == "cutmix_increases_seed_variance_unfrozen"].iloc[0]
     assert row["verdict"] == "supported" and row["n"] == 8
     assert row["p_value"] < 0.05
@@ -152,7 +152,7 @@ def test_train_size_and_backbone_scopes(tmp_path):
         train_sizes=(500, 5000),
         backbones=("resnet18", "vit_tiny"),
     )
-    table = claims.evaluate_claims(load_results(tmp_path))
+    table = verdicts.evaluate_claims(load_results(tmp_path))
     tiny = table[table["claim_id"] == "cutmix_struggles_tiny_data"]
     assert len(tiny) == 4  # protocol x backbone
     assert set(tiny["verdict"]) == {"supported"}
@@ -172,7 +172,7 @@ def test_columns_moving_with_the_compared_one_do_not_block_matching(tmp_path):
     )
     runs["epochs"] = runs["train_size"].map({500: 20, 5000: 4})
     runs.to_csv(tmp_path / "runs.csv", index=False)
-    table = claims.evaluate_claims(load_results(tmp_path))
+    table = verdicts.evaluate_claims(load_results(tmp_path))
     tiny = table[table["claim_id"] == "cutmix_struggles_tiny_data"]
     assert set(tiny["verdict"]) == {"supported"}
 
@@ -186,7 +186,7 @@ def test_per_protocol_hyperparameters_stay_comparable(tmp_path):
     assert results.varying == ["lr"] and results.protocol_bound == ["lr"]
     assert results.rests == [""]  # no extra figure rows
     assert results.column_title("unfrozen") == "unfrozen, lr=0.01"
-    table = claims.evaluate_claims(results)
+    table = verdicts.evaluate_claims(results)
     gap = table[table["claim_id"] == "cutmix_reduces_gap"]
     assert list(gap["scope"])[0] == "protocol=frozen, lr=0.05"
     hurts = table[table["claim_id"] == "cutmix_hurts_unfrozen_more"]

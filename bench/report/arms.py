@@ -1,0 +1,149 @@
+"""Arms: which cells of a sweep are one arm, and the arm's label.
+
+An arm is a (regularizer, schedule, parameter variant). Cells of one regularizer and schedule
+are different arms when their `regularizer_params` differ within one scope; the parameters
+that do are named in the label, e.g. `cutmix`, `cutmix (staged)` or `mixup (alpha=0.2)` (see
+`add_arms`). Reads the runs table's `run_id`, `regularizer`, `schedule`, `regularizer_params`
+and `scope` columns; how a label reads, sorts and is coloured is `style`'s job.
+"""
+
+from __future__ import annotations
+
+import json
+
+import pandas as pd
+
+from bench.report import style
+from bench.report.errors import ReportInputError
+
+PARAMS_COLUMN = "regularizer_params"
+# A parameter that a cell's regularizer_params lacks (never valid JSON, so never a real value).
+UNSET = "unset"
+
+
+def _parse_params(runs: pd.DataFrame) -> list[dict]:
+    """Each row's regularizer_params as a dict; an empty field is {} (parameters not recorded).
+
+    The field is untrusted CSV text: anything but a JSON object raises ReportInputError, since
+    guessing would either pool two methods or split one by the spelling of its parameters.
+    """
+    parsed = []
+    for run_id, text in zip(runs["run_id"], runs[PARAMS_COLUMN], strict=True):
+        try:
+            params = json.loads(text) if text else {}
+        except (ValueError, RecursionError):
+            params = None
+        if not isinstance(params, dict):
+            shown = text if len(text) <= 60 else text[:57] + "..."
+            raise ReportInputError(
+                f"runs.csv: column {PARAMS_COLUMN} of run_id {run_id!r} is not a JSON object "
+                f'({shown!r}); write the parameters as JSON, e.g. {{"alpha": 1.0}}, or leave '
+                "the field empty if they are unknown"
+            )
+        parsed.append(params)
+    return parsed
+
+
+def _canonical(value: object) -> str:
+    """Text equal for equal parameter values: JSON with sorted keys, an integral float as an int
+    (a writer's `1` and `1.0` are the same alpha)."""
+
+    def plain(item: object) -> object:
+        if isinstance(item, float) and item.is_integer():
+            return int(item)
+        if isinstance(item, list):
+            return [plain(i) for i in item]
+        if isinstance(item, dict):
+            return {k: plain(i) for k, i in item.items()}
+        return item
+
+    return json.dumps(plain(value), sort_keys=True)
+
+
+_MISSING = object()  # a parameter that a cell's regularizer_params lacks
+
+
+def _shown(value: object, quote_text: bool) -> str:
+    """A parameter value in an arm label: text as it is (JSON-quoted with `quote_text`),
+    anything else as JSON (`1.0`, `[0.2, 0.8]`, `null`); a missing parameter as `unset`."""
+    if value is _MISSING:
+        return UNSET
+    if isinstance(value, str) and not quote_text:
+        return value
+    return json.dumps(value, sort_keys=True, ensure_ascii=False)
+
+
+def add_arms(runs: pd.DataFrame) -> dict[str, style.ArmKey]:
+    """Add the `arm` column; return label -> (regularizer, schedule, variant) of every arm.
+
+    Two cells of one (regularizer, schedule) are different arms when a parameter of their
+    `regularizer_params` differs while they share a scope (e.g. mixup alpha=0.2 and alpha=1.0 in
+    one sweep). Every cell of that (regularizer, schedule) is then labelled with the values of
+    all such parameters, e.g. `mixup (alpha=0.2)`. A parameter that differs only between scopes
+    (say an alpha chosen per protocol, or label_smoothing mirrored from a varying config column)
+    does not split the arm: the scope already keeps those cells apart. Values are compared as
+    parsed JSON (`1` equals `1.0`); a value is shown as the first cell that has it wrote it.
+    """
+    params = _parse_params(runs)
+    canonical = [{name: _canonical(value) for name, value in p.items()} for p in params]
+    pairs = list(zip(runs["regularizer"], runs["schedule"], strict=True))
+    cells: dict[tuple, list[int]] = {}  # (regularizer, schedule, scope) -> row positions
+    for i, scope in enumerate(runs["scope"]):
+        cells.setdefault((*pairs[i], scope), []).append(i)
+    splitting: dict[tuple[str, str], set[str]] = {pair: set() for pair in pairs}
+    for (*pair, _), rows in cells.items():
+        for name in set().union(*(canonical[i] for i in rows)):
+            if len({canonical[i].get(name, UNSET) for i in rows}) > 1:
+                splitting[tuple(pair)].add(name)
+    names = {pair: sorted(found) for pair, found in splitting.items()}
+    identity = [
+        tuple(canonical[i].get(n, UNSET) for n in names[pair]) for i, pair in enumerate(pairs)
+    ]
+    first: dict[tuple, object] = {}  # (pair, name, canonical value) -> the value as first written
+    for i, pair in enumerate(pairs):
+        for name, value in zip(names[pair], identity[i], strict=True):
+            first.setdefault((pair, name, value), params[i].get(name, _MISSING))
+    arms = list(dict.fromkeys(zip(pairs, identity, strict=True)))  # distinct, in row order
+    for quote_text in (False, True):  # quoted only when plain text would make two labels equal
+        key_of = {
+            (pair, values): (*pair, tuple(
+                (name, _shown(first[(pair, name, value)], quote_text))
+                for name, value in zip(names[pair], values, strict=True)
+            ))
+            for pair, values in arms
+        }  # fmt: skip
+        label_of = {arm: style.arm_label(*key) for arm, key in key_of.items()}
+        if len(set(label_of.values())) == len(arms):
+            runs["arm"] = [label_of[arm] for arm in zip(pairs, identity, strict=True)]
+            return {label_of[arm]: key_of[arm] for arm in arms}
+    # Still equal with quoted values: two (regularizer, schedule) pairs spell the same label.
+    seen: dict[str, tuple[str, str]] = {}
+    for (pair, _), label in label_of.items():
+        if label in seen and seen[label] != pair:
+            raise ReportInputError(
+                f"runs.csv: regularizer/schedule {seen[label][0]!r}/{seen[label][1]!r} and "
+                f"{pair[0]!r}/{pair[1]!r} would both be labelled {label!r}; rename one of them"
+            )
+        seen[label] = pair
+    raise AssertionError("arm labels are not unique")  # unreachable: quoted values differ
+
+
+def variant_note(arm_keys: dict[str, style.ArmKey]) -> str | None:
+    """Which regularizers the report splits into parameter variants, or None."""
+    split: dict[tuple[str, str], list[style.Variant]] = {}
+    for regularizer, schedule, variant in arm_keys.values():
+        if variant:
+            split.setdefault((regularizer, schedule), []).append(variant)
+    if not split:
+        return None
+    parts = [
+        f"{style.arm_label(*pair)} ({len(variants)} variants, by "
+        f"{', '.join(name for name, _ in variants[0])})"
+        for pair, variants in split.items()
+    ]
+    return (
+        f"Cells whose {PARAMS_COLUMN} differ within a scope are different arms: "
+        + "; ".join(parts)
+        + ". Each variant has its own row in the tables and figures, and a claim about such a "
+        "regularizer is tested once per variant (the claim's scope names the arms compared)."
+    )
