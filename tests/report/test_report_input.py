@@ -12,9 +12,9 @@ from report_fixtures import (
     make_results,
 )
 
+from bench.cli.report import main
 from bench.report import build_report, claims, load, tables
 from bench.report.build import default_out
-from bench.report.cli import main
 
 
 def run_cli(capsys, *argv) -> tuple[int, str]:
