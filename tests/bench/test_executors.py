@@ -262,3 +262,45 @@ def test_stale_staging_folders_are_removed_when_a_sweep_starts(
     reference = kept.model.state_dict()
     assert run_id == cfg.run_id
     assert all(torch.equal(value, reference[key]) for key, value in state.items())
+
+
+# ---------------------------------------------------------------------------------------------
+# The registry: options declared once, checked, and turned into `regbench sweep run` flags
+
+
+def test_registry_checks_options_against_declarations() -> None:
+    from bench.executors import EXECUTORS, check_options
+
+    assert set(EXECUTORS) == {"local", "ray"}
+    assert EXECUTORS["local"].run is run_local and EXECUTORS["ray"].run is run_ray
+    assert check_options("local", {}) == {"cpus_per_cell": None, "keep_best_model": False}
+    assert check_options("ray", {"cpus_per_cell": 2, "keep_best_model": False}) == {
+        "address": None,
+        "cpus_per_cell": 2,
+    }
+    with pytest.raises(
+        base.ExecutorError, match="^--keep-best-model works with --executor local only$"
+    ):
+        check_options("ray", {"keep_best_model": True})
+    with pytest.raises(base.ExecutorError, match="^--ray-address works with --executor ray only$"):
+        check_options("local", {"address": "auto"})
+    with pytest.raises(base.ExecutorError, match="has no option 'gpu'; allowed: cpus_per_cell"):
+        check_options("local", {"gpu": 1})
+    with pytest.raises(base.ExecutorError, match="--cpus-per-cell: expected int, got '2'"):
+        check_options("local", {"cpus_per_cell": "2"})
+    with pytest.raises(base.ExecutorError, match="unknown executor 'slurm'; allowed: local, ray"):
+        check_options("slurm", {})
+
+
+def test_sweep_flags_come_from_the_declarations() -> None:
+    from bench.cli.sweep import build_parser, executor_options
+    from bench.executors import all_options
+
+    options = all_options()
+    assert [o.name for o in options].count("cpus_per_cell") == 1  # shared, declared once
+    argv = ["run", "s.toml", "--executor", "ray", "--ray-address", "auto", "--cpus-per-cell", "3"]
+    args = build_parser().parse_args(argv)
+    assert args.executor == "ray"
+    assert executor_options(args) == {"address": "auto", "cpus_per_cell": 3}
+    args = build_parser().parse_args(["run", "s.toml", "--keep-best-model"])
+    assert executor_options(args) == {"keep_best_model": True}

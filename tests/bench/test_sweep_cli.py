@@ -263,3 +263,11 @@ def test_keyboard_interrupt_stops_cleanly(tmp_path: Path, monkeypatch, capsys) -
     assert "interrupted" in capsys.readouterr().err
     assert ResultsDir(folder).finished_ids() == {calls[0]}
     assert not (folder / ".lock").exists()
+
+
+def test_option_of_another_executor_refused_before_anything_runs(tmp_path: Path, capsys) -> None:
+    folder = tmp_path / "r"
+    argv = ["run", str(SMOKE), "--results-dir", str(folder), "--executor", "ray"]
+    assert main([*argv, "--keep-best-model"]) == 2
+    assert capsys.readouterr().err == "error: --keep-best-model works with --executor local only\n"
+    assert not folder.exists()
