@@ -56,13 +56,7 @@ def load_sweep(path: str | os.PathLike[str], overrides: dict[str, Any] | None = 
     """Read, expand and validate a sweep file. `overrides` (e.g. data_dir, device from the
     command line) are applied to every cell. Raises SweepError naming the file and the key."""
     path = Path(path)
-    try:
-        with open(path, "rb") as handle:
-            doc = tomllib.load(handle)
-    except FileNotFoundError:
-        raise SweepError(f"{path}: no such sweep file") from None
-    except tomllib.TOMLDecodeError as error:
-        raise SweepError(_syntax_error(path, error)) from None
+    doc = _read(path)
 
     def fail(key: str, message: str) -> SweepError:
         return _fail(path, key, message)
@@ -81,77 +75,104 @@ def load_sweep(path: str | os.PathLike[str], overrides: dict[str, Any] | None = 
         raise fail("extra", "must be an array of tables ([[extra]])")
     if not axes and not extras:
         raise fail("axes", "the sweep has no cells: give [axes] and/or [[extra]] cells")
-    overrides = dict(overrides or {})
 
-    base = _config(defaults, "defaults", {}, fail)
-    _check(base, "defaults", fail)
-
-    # Each axis: a non-empty list of distinct values, each checked on top of the defaults.
-    # A value is a scalar (axes.FIELD = [...]) or a table of fields set together ([[axes.NAME]],
-    # e.g. an arm = regularizer + params, or a data regime = train_size + epochs).
-    choices: list[list[tuple[dict[str, Any], str]]] = []
+    _check(_config(defaults, "defaults", {}, fail), "defaults", fail)
     owner: dict[str, str] = {}  # field -> the axis that sets it
-    for axis, values in axes.items():
-        key = f"axes.{axis}"
-        if not isinstance(values, list):
-            raise fail(key, f"must be a list of values, got {values!r}")
-        if not values:
-            raise fail(key, "is empty; give at least one value")
-        tables = [isinstance(value, dict) for value in values]
-        if any(tables) and not all(tables):
-            raise fail(key, "mixes tables and plain values; use one kind")
-        if all(tables):
-            if axis == "regularizer_params":
-                raise fail(key, "give regularizer parameters as [[axes.arm]] tables")
-            allowed = ARM_KEYS if axis == "arm" else None
-            changes = [_change(v, f"{key}[{i}]", fail, allowed) for i, v in enumerate(values)]
-            labels = [f"{axis}={_label(change)}" for change in changes]
-        else:
-            _known_field(axis, key, fail)
-            if axis == "regularizer_params":
-                raise fail(key, "give regularizer parameters as [[axes.arm]] tables")
-            changes = [_change({axis: v}, f"{key}[{i}]", fail) for i, v in enumerate(values)]
-            labels = [f"{axis}={value}" for value in values]
-        for field in {f for change in changes for f in change}:
-            if field in owner:
-                raise fail(key, f"sets {field!r}, which axes.{owner[field]} already sets")
-            owner[field] = axis
-        seen: dict[str, int] = {}
-        for i, change in enumerate(changes):
-            where = f"{key}[{i}]"
-            _check(_config(defaults, where, change, fail), where, fail)
-            blob = json.dumps(change, sort_keys=True, default=str)
-            if blob in seen:
-                raise fail(where, f"duplicate of {key}[{seen[blob]}] ({labels[i]})")
-            seen[blob] = i
-        choices.append(list(zip(changes, labels, strict=True)))
+    choices = [_axis(axis, values, defaults, owner, fail) for axis, values in axes.items()]
+    cells, labels = _expand(defaults, choices, extras, dict(overrides or {}), fail)
+    cells = [cfg.replace(sweep=name) for cfg in cells]
+    _check_cells(cells, labels, fail)
+    _check_backbones(cells, labels, fail)
+    return Sweep(name, path, cells, labels, str(description))
 
+
+def _read(path: Path) -> dict[str, Any]:
+    try:
+        with open(path, "rb") as handle:
+            return tomllib.load(handle)
+    except FileNotFoundError:
+        raise SweepError(f"{path}: no such sweep file") from None
+    except tomllib.TOMLDecodeError as error:
+        raise SweepError(_syntax_error(path, error)) from None
+
+
+def _axis(
+    axis: str, values: Any, defaults: dict[str, Any], owner: dict[str, str], fail
+) -> list[tuple[dict[str, Any], str]]:
+    """One axis -> its (change, label) choices: a non-empty list of distinct values, each checked
+    on top of the defaults. A value is a scalar (axes.FIELD = [...]) or a table of fields set
+    together ([[axes.NAME]], e.g. an arm = regularizer + params, or a data regime = train_size +
+    epochs). `owner` (field -> axis) catches two axes setting one field."""
+    key = f"axes.{axis}"
+    if not isinstance(values, list):
+        raise fail(key, f"must be a list of values, got {values!r}")
+    if not values:
+        raise fail(key, "is empty; give at least one value")
+    tables = [isinstance(value, dict) for value in values]
+    if any(tables) and not all(tables):
+        raise fail(key, "mixes tables and plain values; use one kind")
+    if all(tables):
+        if axis == "regularizer_params":
+            raise fail(key, "give regularizer parameters as [[axes.arm]] tables")
+        allowed = ARM_KEYS if axis == "arm" else None
+        changes = [_change(v, f"{key}[{i}]", fail, allowed) for i, v in enumerate(values)]
+        labels = [f"{axis}={_label(change)}" for change in changes]
+    else:
+        _known_field(axis, key, fail)
+        if axis == "regularizer_params":
+            raise fail(key, "give regularizer parameters as [[axes.arm]] tables")
+        changes = [_change({axis: v}, f"{key}[{i}]", fail) for i, v in enumerate(values)]
+        labels = [f"{axis}={value}" for value in values]
+    for field in {f for change in changes for f in change}:
+        if field in owner:
+            raise fail(key, f"sets {field!r}, which axes.{owner[field]} already sets")
+        owner[field] = axis
+    seen: dict[str, int] = {}
+    for i, change in enumerate(changes):
+        where = f"{key}[{i}]"
+        _check(_config(defaults, where, change, fail), where, fail)
+        blob = json.dumps(change, sort_keys=True, default=str)
+        if blob in seen:
+            raise fail(where, f"duplicate of {key}[{seen[blob]}] ({labels[i]})")
+        seen[blob] = i
+    return list(zip(changes, labels, strict=True))
+
+
+def _expand(
+    defaults: dict[str, Any],
+    choices: list[list[tuple[dict[str, Any], str]]],
+    extras: list[dict[str, Any]],
+    overrides: dict[str, Any],
+    fail,
+) -> tuple[list[RunConfig], list[str]]:
+    """The crossed axes (the first varies slowest), then the extra cells, with their labels."""
     cells: list[RunConfig] = []
-    cell_labels: list[str] = []
+    labels: list[str] = []
     for combo in itertools.product(*choices) if choices else ():
         change = {field: value for part, _ in combo for field, value in part.items()}
         cells.append(_config(defaults, "axes", {**change, **overrides}, fail))
-        cell_labels.append(" ".join(label for _, label in combo))
+        labels.append(" ".join(label for _, label in combo))
     for i, extra in enumerate(extras):
         where = f"extra[{i}]"
         change = _change(extra, where, fail)
         cells.append(_config(defaults, where, {**change, **overrides}, fail))
-        cell_labels.append(f"{where} {_label(change)}")
+        labels.append(f"{where} {_label(change)}")
+    return cells, labels
 
-    cells = [cfg.replace(sweep=name) for cfg in cells]
+
+def _check_cells(cells: list[RunConfig], labels: list[str], fail) -> None:
+    """Every cell valid, and no two cells with the same configuration (run_id)."""
     first: dict[str, int] = {}
     for i, cfg in enumerate(cells):
-        _check(cfg, f"cell {i} ({cell_labels[i]})", fail)
+        _check(cfg, f"cell {i} ({labels[i]})", fail)
         if cfg.run_id in first:
             j = first[cfg.run_id]
             raise fail(
                 "cells",
-                f"duplicate cells: cell {j} ({cell_labels[j]}) and cell {i} ({cell_labels[i]}) "
+                f"duplicate cells: cell {j} ({labels[j]}) and cell {i} ({labels[i]}) "
                 f"have the same configuration (run_id {cfg.run_id})",
             )
         first[cfg.run_id] = i
-    _check_backbones(cells, cell_labels, fail)
-    return Sweep(name, path, cells, cell_labels, str(description))
 
 
 def _syntax_error(path: Path, error: Exception) -> str:
