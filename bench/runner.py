@@ -10,6 +10,7 @@ from collections.abc import Callable
 from typing import Any
 
 from bench.config import RunConfig
+from bench.executors import EXECUTORS, check_options
 from bench.sweep import Sweep
 
 # Fields that identify the input of bench.train.preflight (data + weights checks).
@@ -66,8 +67,6 @@ def run_sweep(
     (preflight, unless `skip_preflight`), then `on_result(cfg, result)` after each is recorded.
     `progress` is passed to the executor (each cell's own progress bar, where it draws one).
     """
-    from bench.executors import EXECUTORS, check_options
-
     options = check_options(executor, executor_options)
     start = time.time()
     with results.lock():

@@ -17,12 +17,14 @@ from pathlib import Path
 from typing import Any
 
 from bench.config import RunConfig
-from bench.sweep import Sweep
+from bench.cost import guess_device, sweep_status
+from bench.executors import EXECUTORS, ExecutorError, all_options
+from bench.results import LockError, ResultsDir
+from bench.runner import PreflightError, run_sweep
+from bench.sweep import Sweep, SweepError, arm_label, load_sweep
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from bench.executors import EXECUTORS, all_options
-
     parser = argparse.ArgumentParser(
         prog="regbench sweep", description="Sweep files (TOML) -> validated cells -> an executor "
         "-> one results folder.",
@@ -63,16 +65,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 def executor_options(args: argparse.Namespace) -> dict[str, Any]:
     """The executor flags given on the command line (switches on, values set), by option name."""
-    from bench.executors import all_options
-
     given = {option.name: getattr(args, option.name) for option in all_options()}
     return {name: value for name, value in given.items() if value not in (None, False)}
 
 
 def main(argv: list[str] | None = None) -> int:
-    from bench.results import ResultsDir
-    from bench.sweep import SweepError, load_sweep
-
     args = build_parser().parse_args(argv)
     overrides: dict[str, Any] = {}
     data_dir = args.data_dir or os.environ.get("REGBENCH_DATA")
@@ -88,8 +85,6 @@ def main(argv: list[str] | None = None) -> int:
     results = ResultsDir(args.results_dir or Path("results") / sweep.name)
 
     if args.command == "status" or args.dry_run:
-        from bench.cost import guess_device
-
         print_status(sweep, results, guess_device(sweep.cells), cells=args.command == "run")
         return 0
     return run(sweep, results, args)
@@ -97,10 +92,6 @@ def main(argv: list[str] | None = None) -> int:
 
 def run(sweep: Sweep, results, args: argparse.Namespace) -> int:
     """`regbench sweep run` past the dry run: the sweep with a progress bar, then its summary."""
-    from bench.executors import ExecutorError
-    from bench.results import LockError
-    from bench.runner import PreflightError, run_sweep
-
     bar = ProgressBar(sweep.name, enabled=not args.no_progress)
     try:
         try:
@@ -144,8 +135,6 @@ def format_seconds(seconds: float) -> str:
 
 def print_status(sweep: Sweep, results, device: str, *, cells: bool) -> None:
     """Counts and cost estimate of `sweep` against `results`; with `cells`, one line per cell."""
-    from bench.cost import sweep_status
-
     status = sweep_status(sweep, results.runs(), device)
     if cells:
         state = {c.run_id: "done" for c in status.done}
@@ -199,8 +188,6 @@ class ProgressBar:
 
 
 def _short(cfg: RunConfig) -> str:
-    from bench.sweep import arm_label
-
     return f"{cfg.backbone} {arm_label(cfg)} {cfg.protocol} n={cfg.train_size} seed={cfg.seed}"
 
 
