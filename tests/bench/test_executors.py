@@ -1,6 +1,7 @@
-"""bench.executors (base, local, ray): exceptions become failed rows, the Ray executor (a real local Ray instance) and
-the one-worker-per-GPU pool (two CPU workers here) give the same results as the sequential local
-executor, and --keep-best-model saves the best model per protocol, consistently under a kill."""
+"""bench.executors (the registry; base, local, ray): exceptions become failed rows, the Ray
+executor (a real local Ray instance) and the one-worker-per-GPU pool (two CPU workers here) give
+the same results as the sequential local executor, --keep-best-model saves the best model per
+protocol, consistently under a kill, and the registry checks the options it declares."""
 
 from __future__ import annotations
 
