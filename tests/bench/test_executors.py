@@ -1,6 +1,7 @@
-"""bench.executors: exceptions become failed rows, the Ray executor (a real local Ray instance) and
-the one-worker-per-GPU pool (two CPU workers here) give the same results as the sequential local
-executor, and --keep-best-model saves the best model per protocol, consistently under a kill."""
+"""bench.executors (the registry; base, local, ray): exceptions become failed rows, the Ray
+executor (a real local Ray instance) and the one-worker-per-GPU pool (two CPU workers here) give
+the same results as the sequential local executor, --keep-best-model saves the best model per
+protocol, consistently under a kill, and the registry checks the options it declares."""
 
 from __future__ import annotations
 
@@ -16,8 +17,11 @@ import pytest
 import timm
 import torch
 
-from bench import executors, model_io
+from bench import model_io
 from bench.config import RunConfig
+from bench.executors import base
+from bench.executors.local import run_local
+from bench.executors.ray import _import_ray, run_ray
 from bench.results import ResultsDir
 from bench.sweep import load_sweep
 from bench.train import CellResult
@@ -62,7 +66,7 @@ def run(runner, folder: Path, cells=None, **options) -> list[str]:
 def local_run(tmp_path_factory) -> Path:
     """The sequential local executor on the smoke sweep, keeping the best model per protocol."""
     folder = tmp_path_factory.mktemp("local")
-    assert run(executors.run_local, folder, progress=False, keep_best_model=True) == ["ok"] * 4
+    assert run(run_local, folder, progress=False, keep_best_model=True) == ["ok"] * 4
     return folder
 
 
@@ -73,7 +77,7 @@ def test_exception_becomes_failed_row(monkeypatch) -> None:
         raise MemoryError("cannot allocate\n  4 GiB")
 
     monkeypatch.setattr("bench.train.train_cell", boom)
-    result = executors.run_cell(cfg)
+    result = base.run_cell(cfg)
     assert result.row["status"] == "failed" and result.model is None
     assert result.row["error"] == "MemoryError: cannot allocate 4 GiB"
     assert result.row["run_id"] == cfg.run_id and result.row["protocol"] == cfg.protocol
@@ -84,19 +88,19 @@ def test_exception_becomes_failed_row(monkeypatch) -> None:
 
     monkeypatch.setattr("bench.train.train_cell", interrupt)
     with pytest.raises(KeyboardInterrupt):
-        executors.run_cell(cfg)
+        base.run_cell(cfg)
 
 
 def test_missing_ray_says_how_to_install(monkeypatch) -> None:
     monkeypatch.setitem(sys.modules, "ray", None)
-    with pytest.raises(executors.ExecutorError, match=r"pip install 'regbench\[ray\]'"):
-        executors._import_ray()
+    with pytest.raises(base.ExecutorError, match=r"pip install 'regbench\[ray\]'"):
+        _import_ray()
 
 
 def test_ray_executor_matches_local(local_run: Path, tmp_path: Path) -> None:
     pytest.importorskip("ray")
     # Two CPUs per cell: the same torch thread count as the local run, so the same arithmetic.
-    statuses = run(executors.run_ray, tmp_path, cpus_per_cell=2)
+    statuses = run(run_ray, tmp_path, cpus_per_cell=2)
     assert statuses == ["ok"] * 4
     assert_same_content(tmp_path, local_run)
 
@@ -104,7 +108,7 @@ def test_ray_executor_matches_local(local_run: Path, tmp_path: Path) -> None:
 def test_worker_pool_matches_local(local_run: Path, tmp_path: Path) -> None:
     # Two workers with CUDA_VISIBLE_DEVICES="" stand in for two GPUs; each gets 2 threads.
     cells = load_sweep(SMOKE).cells[1:3]
-    statuses = run(executors.run_local, tmp_path, cells, gpus=["", ""], cpus_per_cell=2)
+    statuses = run(run_local, tmp_path, cells, gpus=["", ""], cpus_per_cell=2)
     assert statuses == ["ok"] * 2
     assert_same_content(tmp_path, local_run, {cfg.run_id for cfg in cells})
 
@@ -184,7 +188,7 @@ def test_keep_best_model_is_never_a_mismatched_pair(
 
     def sweep() -> None:
         with ResultsDir(tmp_path).lock() as results:
-            record = executors._Recorder(results, None, keep_best_model=True)
+            record = base.Recorder(results, None, keep_best_model=True)
             record(old_cfg, old)
             monkeypatch.setattr(os, "replace", replace_then_fail)
             monkeypatch.setattr(model_io, "fsync_path", fsync_then_fail)
@@ -259,3 +263,45 @@ def test_stale_staging_folders_are_removed_when_a_sweep_starts(
     reference = kept.model.state_dict()
     assert run_id == cfg.run_id
     assert all(torch.equal(value, reference[key]) for key, value in state.items())
+
+
+# ---------------------------------------------------------------------------------------------
+# The registry: options declared once, checked, and turned into `regbench sweep run` flags
+
+
+def test_registry_checks_options_against_declarations() -> None:
+    from bench.executors import EXECUTORS, check_options
+
+    assert set(EXECUTORS) == {"local", "ray"}
+    assert EXECUTORS["local"].run is run_local and EXECUTORS["ray"].run is run_ray
+    assert check_options("local", {}) == {"cpus_per_cell": None, "keep_best_model": False}
+    assert check_options("ray", {"cpus_per_cell": 2, "keep_best_model": False}) == {
+        "address": None,
+        "cpus_per_cell": 2,
+    }
+    with pytest.raises(
+        base.ExecutorError, match="^--keep-best-model works with --executor local only$"
+    ):
+        check_options("ray", {"keep_best_model": True})
+    with pytest.raises(base.ExecutorError, match="^--ray-address works with --executor ray only$"):
+        check_options("local", {"address": "auto"})
+    with pytest.raises(base.ExecutorError, match="has no option 'gpu'; allowed: cpus_per_cell"):
+        check_options("local", {"gpu": 1})
+    with pytest.raises(base.ExecutorError, match="--cpus-per-cell: expected int, got '2'"):
+        check_options("local", {"cpus_per_cell": "2"})
+    with pytest.raises(base.ExecutorError, match="unknown executor 'slurm'; allowed: local, ray"):
+        check_options("slurm", {})
+
+
+def test_sweep_flags_come_from_the_declarations() -> None:
+    from bench.cli.sweep import build_parser, executor_options
+    from bench.executors import all_options
+
+    options = all_options()
+    assert [o.name for o in options].count("cpus_per_cell") == 1  # shared, declared once
+    argv = ["run", "s.toml", "--executor", "ray", "--ray-address", "auto", "--cpus-per-cell", "3"]
+    args = build_parser().parse_args(argv)
+    assert args.executor == "ray"
+    assert executor_options(args) == {"address": "auto", "cpus_per_cell": 3}
+    args = build_parser().parse_args(["run", "s.toml", "--keep-best-model"])
+    assert executor_options(args) == {"keep_best_model": True}

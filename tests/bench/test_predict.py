@@ -12,7 +12,8 @@ import timm
 import torch
 from PIL import Image
 
-from bench import model_io, predict, train
+from bench import model_io, train
+from bench.cli import predict
 from bench.config import RunConfig
 from bench.data import CLASSES, synthetic_cifar
 

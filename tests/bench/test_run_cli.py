@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import csv
+import re
+from pathlib import Path
 
 import pytest
 
@@ -63,3 +65,15 @@ def test_missing_data_without_network_says_where_to_put_it(tmp_path, capsys, mon
 def test_unknown_subcommand_lists_the_real_ones(capsys):
     assert cli.main(["fly"]) == 2
     assert "regularizers" in capsys.readouterr().err
+
+
+def test_command_lines_live_in_bench_cli():
+    """Library modules neither parse argv nor exit: that is bench/cli/'s job."""
+    repo = Path(__file__).resolve().parents[2]
+    for path in [*repo.glob("bench/**/*.py"), *repo.glob("regularizers/*.py")]:
+        if path.parent.name == "cli":
+            continue
+        text = path.read_text()
+        assert not re.search(
+            r"^\s*(import argparse|from argparse)|sys\.argv|sys\.exit", text, re.M
+        ), path

@@ -9,7 +9,7 @@ import torch
 from reg_reference import IDS, VARIANTS
 
 import regularizers
-from regularizers import cli
+from bench.cli import regularizers as cli
 
 K = 10
 

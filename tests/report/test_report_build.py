@@ -205,7 +205,7 @@ def _all_failed(folder: Path) -> None:
 
 
 def test_all_failed_gives_a_marked_report(tmp_path, capsys):
-    from bench.report.cli import main
+    from bench.cli.report import main
 
     _all_failed(tmp_path / "results")
     assert main([str(tmp_path / "results"), "--out", str(tmp_path / "report")]) == 0

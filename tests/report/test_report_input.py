@@ -12,9 +12,9 @@ from report_fixtures import (
     make_results,
 )
 
+from bench.cli.report import main
 from bench.report import build_report, load, tables
 from bench.report.build import default_out
-from bench.report.cli import main
 from bench.report.verdicts import evaluate_claims
 
 

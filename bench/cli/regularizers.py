@@ -6,8 +6,8 @@ from __future__ import annotations
 import argparse
 import json
 
-from . import describe
-from .schedules import describe as describe_schedules
+from regularizers import describe
+from regularizers.schedules import describe as describe_schedules
 
 
 def _format(title: str, entries: dict) -> list[str]:

@@ -6,8 +6,9 @@
     regbench report RESULTS_DIR      CSVs -> figures, tables, claims, HTML (no torch needed)
     regbench predict MODEL IMAGE...  classify your own images with a saved model
 
-Each subcommand's module parses its own arguments (`main(argv) -> int`), and is imported only
-when called, so `regbench report` never imports torch.
+Every command line lives in this package, one module per subcommand (`main(argv) -> int`): it
+parses the arguments, calls the library, prints and picks the exit code. A subcommand's module is
+imported only when called, so `regbench report` never imports torch.
 """
 
 from __future__ import annotations
@@ -16,11 +17,11 @@ import importlib
 import sys
 
 SUBCOMMANDS = {
-    "regularizers": ("regularizers.cli", "list the registered regularizers with parameters"),
-    "run": ("bench.run_cli", "train one cell and append its rows to a results folder"),
-    "sweep": ("bench.sweep", "run a sweep file, or show its status"),
-    "report": ("bench.report.cli", "turn a results folder into figures, tables and claims"),
-    "predict": ("bench.predict", "classify image files with a saved model"),
+    "regularizers": ("bench.cli.regularizers", "list the registered regularizers with parameters"),
+    "run": ("bench.cli.run", "train one cell and append its rows to a results folder"),
+    "sweep": ("bench.cli.sweep", "run a sweep file, or show its status"),
+    "report": ("bench.cli.report", "turn a results folder into figures, tables and claims"),
+    "predict": ("bench.cli.predict", "classify image files with a saved model"),
 }
 
 
@@ -41,7 +42,3 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     module = importlib.import_module(SUBCOMMANDS[name][0])
     return int(module.main(rest) or 0)
-
-
-if __name__ == "__main__":
-    sys.exit(main())

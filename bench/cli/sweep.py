@@ -1,0 +1,202 @@
+"""`regbench sweep`: run a sweep file's cells into one results folder, or show its status.
+
+    regbench sweep run SWEEP.toml [--results-dir DIR] [--executor local|ray] [--dry-run] ...
+    regbench sweep status SWEEP.toml [--results-dir DIR]
+
+Exit codes: 0 every cell ok (or nothing to run), 1 some cells failed, 2 a bad sweep file, option
+or preflight check (nothing ran), 3 the results folder is in use, 130 interrupted. The executor
+flags come from the options the executors declare (bench.executors).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+from bench.config import RunConfig
+from bench.cost import guess_device, sweep_status
+from bench.executors import EXECUTORS, ExecutorError, all_options
+from bench.results import LockError, ResultsDir
+from bench.runner import PreflightError, run_sweep
+from bench.sweep import Sweep, SweepError, arm_label, load_sweep
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="regbench sweep", description="Sweep files (TOML) -> validated cells -> an executor "
+        "-> one results folder.",
+    )  # fmt: skip
+    sub = parser.add_subparsers(dest="command", required=True)
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("sweep_file", help="a sweep TOML file, e.g. sweeps/smoke.toml")
+    common.add_argument("--results-dir", help="results folder (default: results/<sweep name>)")
+    common.add_argument(
+        "--data-dir", help="folder with cifar-10-batches-py (default: $REGBENCH_DATA, else the "
+        "offline copy when it exists)",
+    )  # fmt: skip
+    common.add_argument("--device", choices=("auto", "cpu", "cuda"), help="override every cell")
+
+    run = sub.add_parser("run", parents=[common], help="run the cells not done yet")
+    run.add_argument("--executor", choices=tuple(EXECUTORS), default="local")
+    for option in all_options():
+        if option.type is bool:
+            run.add_argument(
+                option.cli_flag, dest=option.name, action="store_true", help=option.help
+            )
+        else:
+            metavar = option.cli_flag.lstrip("-").replace("-", "_").upper()
+            run.add_argument(
+                option.cli_flag, dest=option.name, type=option.type, metavar=metavar,
+                help=option.help,
+            )  # fmt: skip
+    run.add_argument("--dry-run", action="store_true", help="list the cells and estimated cost")
+    run.add_argument("--retry-failed", action="store_true", help="rerun cells recorded as failed")
+    run.add_argument(
+        "--skip-preflight", action="store_true",
+        help="do not check data and weights in this process first (when only workers see them)",
+    )  # fmt: skip
+    run.add_argument("--no-progress", action="store_true", help="no progress bars")
+    sub.add_parser("status", parents=[common], help="done / failed / remaining, ETA")
+    return parser
+
+
+def executor_options(args: argparse.Namespace) -> dict[str, Any]:
+    """The executor flags given on the command line (switches on, values set), by option name."""
+    given = {option.name: getattr(args, option.name) for option in all_options()}
+    return {name: value for name, value in given.items() if value not in (None, False)}
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    overrides: dict[str, Any] = {}
+    data_dir = args.data_dir or os.environ.get("REGBENCH_DATA")
+    if data_dir:
+        overrides["data_dir"] = os.path.abspath(os.path.expanduser(data_dir))
+    if args.device:
+        overrides["device"] = args.device
+    try:
+        sweep = load_sweep(args.sweep_file, overrides)
+    except SweepError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    results = ResultsDir(args.results_dir or Path("results") / sweep.name)
+
+    if args.command == "status" or args.dry_run:
+        print_status(sweep, results, guess_device(sweep.cells), cells=args.command == "run")
+        return 0
+    return run(sweep, results, args)
+
+
+def run(sweep: Sweep, results, args: argparse.Namespace) -> int:
+    """`regbench sweep run` past the dry run: the sweep with a progress bar, then its summary."""
+    bar = ProgressBar(sweep.name, enabled=not args.no_progress)
+    try:
+        try:
+            counts = run_sweep(
+                sweep, results, executor=args.executor, retry_failed=args.retry_failed,
+                progress=not args.no_progress, skip_preflight=args.skip_preflight,
+                on_start=bar.start, on_result=bar.update, **executor_options(args),
+            )  # fmt: skip
+        finally:  # before any message below
+            bar.close()
+    except LockError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 3
+    except ExecutorError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    except PreflightError as error:  # bad data, backbone or weights: nothing ran
+        print(f"error: {sweep.path}: preflight: {error}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"\ninterrupted; rerun the same command to resume ({results.path})", file=sys.stderr)
+        return 130
+    print(
+        f"sweep {sweep.name}: {counts['ok']} ok, {counts['failed']} failed, {counts['skipped']} "
+        f"skipped (already done), wall {format_seconds(counts['wall_s'])}; results in {results.path}"
+    )
+    if counts["failed"]:
+        print("some cells failed (reasons in runs.csv, column error); rerun with --retry-failed")
+    return 1 if counts["failed"] else 0
+
+
+# ---------------------------------------------------------------------------------------------
+# Output: status table, progress bar, one line per finished cell
+
+
+def format_seconds(seconds: float) -> str:
+    seconds = int(round(seconds))
+    hours, rest = divmod(seconds, 3600)
+    return f"{hours}h{rest // 60:02d}m" if hours else f"{rest // 60}m{rest % 60:02d}s"
+
+
+def print_status(sweep: Sweep, results, device: str, *, cells: bool) -> None:
+    """Counts and cost estimate of `sweep` against `results`; with `cells`, one line per cell."""
+    status = sweep_status(sweep, results.runs(), device)
+    if cells:
+        state = {c.run_id: "done" for c in status.done}
+        state.update({c.run_id: "failed" for c in status.failed})
+        print(f"{'run_id':<13}{'status':<8}{'est.':>8}  cell")
+        for cfg, label in zip(sweep.cells, sweep.labels, strict=True):
+            est = format_seconds(status.estimates[cfg.run_id])
+            print(f"{cfg.run_id:<13}{state.get(cfg.run_id, 'todo'):<8}{est:>8}  {label}")
+    total = sum(status.estimates.values())
+    print(
+        f"sweep {sweep.name}: {len(sweep.cells)} cells: {len(status.done)} done, "
+        f"{len(status.failed)} failed, {len(status.todo)} remaining "
+        f"(results in {results.path})"
+    )
+    how = "rescaled by the measured cell times" if status.measured else "the cost model alone"
+    print(
+        f"estimated cost: {format_seconds(total)} for all cells on {device} (rough cost model, "
+        f"see docs/sweeps.md); remaining: {format_seconds(status.eta_s)} ({how})"
+    )
+    for run_id, error in status.errors.items():
+        print(f"  failed {run_id}: {error}")
+
+
+class ProgressBar:
+    """The sweep's tqdm bar (drawn once the cells to run are known) and one line per cell."""
+
+    def __init__(self, name: str, enabled: bool):
+        self.name, self.enabled = name, enabled
+        self.bar = None
+        self.counts = {"ok": 0, "failed": 0}
+
+    def start(self, cells: list[RunConfig]) -> None:
+        from tqdm import tqdm
+
+        self.bar = tqdm(
+            total=len(cells), desc=f"sweep {self.name}", unit="cell", disable=not self.enabled,
+            position=0,
+        )  # fmt: skip
+
+    def update(self, cfg: RunConfig, result) -> None:
+        status = result.row["status"]
+        self.counts[status] += 1
+        self.bar.update(1)
+        self.bar.set_postfix(ok=self.counts["ok"], failed=self.counts["failed"])
+        detail = result.row.get("error") if status == "failed" else _score(result.row)
+        self.bar.write(f"{status:<6} {cfg.run_id} {_short(cfg)}  {detail}")
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+
+
+def _short(cfg: RunConfig) -> str:
+    return f"{cfg.backbone} {arm_label(cfg)} {cfg.protocol} n={cfg.train_size} seed={cfg.seed}"
+
+
+def _score(row: dict[str, Any]) -> str:
+    parts = [f"{k}={row[k]:.4f}" for k in ("test_acc", "test_ece") if _is_number(row.get(k))]
+    if _is_number(row.get("wall_s")):
+        parts.append(f"{row['wall_s']:.1f}s")
+    return " ".join(parts)
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool) and value == value

@@ -1,0 +1,142 @@
+"""The local executor: the cells one after another in this process, or, with more than one GPU
+visible, one spawned worker process per GPU taking cells from this process."""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+from collections.abc import Iterator
+from typing import Any
+
+from bench.config import RunConfig
+from bench.executors.base import (
+    CPUS_PER_CELL,
+    Executor,
+    ExecutorError,
+    OnResult,
+    Option,
+    Recorder,
+    failed_result,
+    run_cell,
+)
+
+
+def visible_gpus() -> list[str]:
+    """The CUDA_VISIBLE_DEVICES entries for the GPUs this process sees (one worker each)."""
+    import torch
+
+    count = torch.cuda.device_count()
+    listed = os.environ.get("CUDA_VISIBLE_DEVICES")
+    if listed is not None:
+        ids = [x.strip() for x in listed.split(",") if x.strip()]
+        return ids[:count]
+    return [str(i) for i in range(count)]
+
+
+def run_local(
+    cells: list[RunConfig],
+    results,
+    *,
+    on_result: OnResult | None = None,
+    progress: bool = True,
+    keep_best_model: bool = False,
+    gpus: list[str] | None = None,
+    cpus_per_cell: int | None = None,
+) -> None:
+    """Run `cells` and record each result in `results` (a locked bench.results.ResultsDir).
+
+    With more than one GPU visible (or `gpus` given: the CUDA_VISIBLE_DEVICES value of each
+    worker), one spawned worker process per GPU takes cells from this process; else the cells run
+    one after another here, each with its own progress bar.
+    """
+    record = Recorder(results, on_result, keep_best_model)
+    if gpus is None:
+        on_gpu = any(cfg.device != "cpu" for cfg in cells)
+        gpus = visible_gpus() if on_gpu and len(cells) > 1 else []
+    if len(gpus) > 1:
+        if keep_best_model:
+            raise ExecutorError("--keep-best-model needs one device: set one GPU visible")
+        threads = cpus_per_cell or max(1, (os.cpu_count() or 1) // len(gpus))
+        for cfg, result in _worker_pool(cells, gpus, threads):
+            record(cfg, result)
+        return
+    if cpus_per_cell:
+        import torch
+
+        torch.set_num_threads(cpus_per_cell)
+    for cfg in cells:
+        record(cfg, run_cell(cfg, progress=progress, keep_model=keep_best_model))
+
+
+def _worker(conn, gpu: str, threads: int) -> None:
+    """A spawned worker pinned to one GPU: receives cells, sends back results, until None."""
+    os.environ["CUDA_VISIBLE_DEVICES"] = gpu  # before torch is imported in this process
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent handles Ctrl-C and stops us
+    import torch
+
+    torch.set_num_threads(threads)
+    while (cfg := conn.recv()) is not None:
+        conn.send(run_cell(cfg, progress=False))
+
+
+def _worker_pool(cells: list[RunConfig], gpus: list[str], threads: int) -> Iterator[tuple]:
+    import multiprocessing
+    from multiprocessing.connection import wait
+
+    context = multiprocessing.get_context("spawn")  # never fork a process that may hold CUDA
+    queue = list(reversed(cells))
+    busy: dict[Any, tuple[Any, str, RunConfig, float]] = {}  # conn -> (process, gpu, cell, t0)
+
+    def start(gpu: str) -> None:
+        if not queue:
+            return
+        parent, child = context.Pipe()
+        process = context.Process(target=_worker, args=(child, gpu, threads), daemon=True)
+        process.start()
+        child.close()
+        cfg = queue.pop()
+        parent.send(cfg)
+        busy[parent] = (process, gpu, cfg, time.time())
+
+    try:
+        for gpu in gpus:
+            start(gpu)
+        while busy:
+            for conn in wait(list(busy)):
+                process, gpu, cfg, started = busy.pop(conn)
+                try:
+                    result = conn.recv()
+                except (EOFError, OSError):  # the worker died (killed, segfault, host OOM)
+                    process.join(5)
+                    reason = f"worker process on GPU {gpu!r} died (exit code {process.exitcode})"
+                    yield cfg, failed_result(cfg, reason, started)
+                    start(gpu)  # a fresh worker takes its place
+                    continue
+                yield cfg, result
+                if queue:
+                    cfg = queue.pop()
+                    conn.send(cfg)
+                    busy[conn] = (process, gpu, cfg, time.time())
+                else:
+                    conn.send(None)
+                    process.join(30)
+    finally:  # interrupted (or the consumer failed): stop the workers still running a cell
+        for conn, (process, *_rest) in busy.items():
+            process.terminate()
+            process.join(10)
+            conn.close()
+
+
+EXECUTOR = Executor(
+    name="local",
+    run=run_local,
+    help="this process, or one worker process per visible GPU",
+    options=(
+        CPUS_PER_CELL,
+        Option(
+            "keep_best_model", bool, False,
+            "save the best-by-val_acc model per protocol to <results>/models (local executor)",
+        ),
+    ),
+)  # fmt: skip

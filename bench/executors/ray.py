@@ -1,0 +1,114 @@
+"""The Ray executor: one Ray task per cell, on an existing cluster or a local Ray instance; the
+results are recorded here, in the driver, as the tasks complete."""
+
+from __future__ import annotations
+
+import os
+import time
+from typing import Any
+
+from bench.config import RunConfig
+from bench.executors.base import (
+    CPUS_PER_CELL,
+    Executor,
+    ExecutorError,
+    OnResult,
+    Option,
+    Recorder,
+    failed_result,
+    run_cell,
+)
+
+
+def _import_ray():
+    try:
+        import ray
+    except ImportError:
+        raise ExecutorError(
+            "the ray executor needs Ray: pip install 'regbench[ray]' (or use --executor local)"
+        ) from None
+    return ray
+
+
+def _ray_cell(cfg: RunConfig, threads: int) -> Any:
+    """The body of one Ray task. Ray sets CUDA_VISIBLE_DEVICES to the task's GPU (so the cell
+    uses cuda:0) and OMP_NUM_THREADS=1, so torch's thread count is set from num_cpus here."""
+    import torch
+
+    os.environ["OMP_NUM_THREADS"] = str(threads)
+    torch.set_num_threads(threads)
+    return run_cell(cfg, progress=False, keep_model=False)  # rows only: never ship a model
+
+
+def _cpus_per_gpu(ray) -> int:
+    """CPUs per GPU on the nodes that have GPUs (a CPU-only head node must not count: a task
+    asking for more CPUs than any GPU node has would wait forever as infeasible)."""
+    gpu_nodes = [
+        node.get("Resources", {})
+        for node in ray.nodes()
+        if node.get("Alive", True) and node.get("Resources", {}).get("GPU", 0) >= 1
+    ]
+    return min((int(n.get("CPU", 1) // n["GPU"]) for n in gpu_nodes), default=1)
+
+
+def run_ray(
+    cells: list[RunConfig],
+    results,
+    *,
+    address: str | None = None,
+    on_result: OnResult | None = None,
+    progress: bool = False,
+    cpus_per_cell: int | None = None,
+) -> None:
+    """Run each cell as a Ray task (num_gpus=1 where the cluster has GPUs and the cell is not
+    pinned to the CPU) and record results here, in the driver, as they complete.
+
+    `address`: an existing cluster ("auto", "ray://head:10001", ...); None = $RAY_ADDRESS if set,
+    else a local Ray instance started (and shut down) here. `progress` is unused: a task's own
+    progress bar would interleave with the others.
+    """
+    del progress
+    ray = _import_ray()
+    record = Recorder(results, on_result, keep_best_model=False)
+    started_here = not ray.is_initialized()
+    if started_here:
+        local = address is None and not os.environ.get("RAY_ADDRESS")
+        options = {"include_dashboard": False} if local else {}  # a local instance: no dashboard
+        ray.init(address=address, logging_level="WARNING", **options)
+    try:
+        cluster_gpus = ray.cluster_resources().get("GPU", 0)
+        per_gpu = _cpus_per_gpu(ray)
+        task = ray.remote(max_retries=0)(_ray_cell)
+        pending = {}
+        for cfg in cells:
+            gpus = 1 if cluster_gpus >= 1 and cfg.device != "cpu" else 0
+            cpus = cpus_per_cell or (max(1, per_gpu) if gpus else 1)
+            ref = task.options(num_cpus=cpus, num_gpus=gpus).remote(cfg, cpus)
+            pending[ref] = (cfg, time.time())
+        try:
+            while pending:
+                ready, _ = ray.wait(list(pending), num_returns=1)
+                cfg, submitted = pending.pop(ready[0])
+                try:
+                    result = ray.get(ready[0])
+                except Exception as error:  # noqa: BLE001 - worker crash, node lost, Ray OOM kill
+                    result = failed_result(cfg, error, submitted)
+                record(cfg, result)
+        finally:  # interrupted: do not leave tasks running on the cluster
+            for ref in pending:
+                ray.cancel(ref, force=True)
+    finally:
+        if started_here:
+            ray.shutdown()
+
+
+EXECUTOR = Executor(
+    name="ray",
+    run=run_ray,
+    help="one Ray task per cell",
+    options=(
+        Option("address", str, None, "Ray cluster address (default: a local Ray instance)",
+               flag="--ray-address"),
+        CPUS_PER_CELL,
+    ),
+)  # fmt: skip

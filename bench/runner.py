@@ -1,0 +1,89 @@
+"""Running a sweep: the cells a results folder lacks, checked once per distinct input
+(`preflight`), handed to an executor from the registry (bench.executors), each result recorded as
+it comes (`run_sweep`). Progress goes to the caller's callbacks; nothing here prints.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import Any
+
+from bench.config import RunConfig
+from bench.executors import EXECUTORS, check_options
+from bench.sweep import Sweep
+
+# Fields that identify the input of bench.train.preflight (data + weights checks).
+PREFLIGHT_FIELDS = (
+    "dataset", "data_dir", "backbone", "pretrained", "train_size", "val_size", "test_size",
+)  # fmt: skip
+
+
+class PreflightError(RuntimeError):
+    """bench.train.preflight refused a cell (missing data, unreadable weights, ...)."""
+
+
+def preflight(cells: list[RunConfig]) -> None:
+    """bench.train.preflight once per distinct data/backbone/weights input, before any training."""
+    from bench.train import preflight as check
+
+    seen = set()
+    for cfg in cells:
+        key = tuple(getattr(cfg, name) for name in PREFLIGHT_FIELDS)
+        if key not in seen:
+            seen.add(key)
+            try:
+                check(cfg)
+            except Exception as error:  # noqa: BLE001 - any reason: report it, run nothing
+                what = ", ".join(f"{name}={getattr(cfg, name)!r}" for name in PREFLIGHT_FIELDS)
+                raise PreflightError(f"cell {cfg.run_id} ({what}): {error}") from error
+
+
+def cells_to_run(sweep: Sweep, rows: list[dict[str, str]], retry_failed: bool) -> list[RunConfig]:
+    """The cells of `sweep` without a row in `rows` (runs.csv), or with a failed one when
+    `retry_failed`, in the sweep's order."""
+    status = {row["run_id"]: row.get("status") for row in rows}
+    keep = {"ok"} if retry_failed else {"ok", "failed"}
+    return [cfg for cfg in sweep.cells if status.get(cfg.run_id) not in keep]
+
+
+def run_sweep(
+    sweep: Sweep,
+    results,
+    *,
+    executor: str = "local",
+    retry_failed: bool = False,
+    progress: bool = True,
+    skip_preflight: bool = False,
+    on_start: Callable[[list[RunConfig]], None] | None = None,
+    on_result: Callable[[RunConfig, Any], None] | None = None,
+    **executor_options,
+) -> dict:
+    """Run the cells of `sweep` that `results` (a bench.results.ResultsDir) lacks with the named
+    executor; returns counts ("ok", "failed", "skipped") and "wall_s".
+
+    `executor_options` are checked against the executor's declared options first (ExecutorError).
+    Under the results folder's lock: `on_start(cells)` once the cells to run are known and checked
+    (preflight, unless `skip_preflight`), then `on_result(cfg, result)` after each is recorded.
+    `progress` is passed to the executor (each cell's own progress bar, where it draws one).
+    """
+    from bench import model_io  # noqa: F401 - registers the lock-time repair of kept models
+
+    options = check_options(executor, executor_options)
+    start = time.time()
+    with results.lock():
+        todo = cells_to_run(sweep, results.runs(), retry_failed)
+        counts = {"ok": 0, "failed": 0, "skipped": len(sweep.cells) - len(todo)}
+        if todo and not skip_preflight:
+            preflight(todo)
+        if on_start is not None:
+            on_start(todo)
+
+        def record(cfg: RunConfig, result) -> None:
+            counts[result.row["status"]] += 1
+            if on_result is not None:
+                on_result(cfg, result)
+
+        EXECUTORS[executor].run(todo, results, on_result=record, progress=progress, **options)
+    counts["wall_s"] = time.time() - start
+    return counts
