@@ -157,14 +157,43 @@ def test_lock_repairs_what_a_kill_leaves(tmp_path: Path) -> None:
     header, rows = read_table(tmp_path / "epochs.csv")
     with open(tmp_path / "epochs.csv", "a", newline="") as handle:
         csv.writer(handle).writerow(["b" * 12] + [""] * (len(header) - 1))
-    (tmp_path / ".tmp-abc").write_text("half a file")
+    # (temporaries named as the writer names them: .tmp-<target>.<mkstemp's 8 characters>)
+    (tmp_path / ".tmp-runs.csv.abc_1234").write_text("half a file")
     (tmp_path / "logits").mkdir()
     (tmp_path / "logits" / f"{'b' * 12}.npz").write_bytes(b"")
+    (tmp_path / "logits" / f".tmp-{'b' * 12}.npz.k1ll3d00").write_bytes(b"")
     with results.lock():
         pass
     assert set(pd.read_csv(tmp_path / "epochs.csv").run_id) == {"a" * 12}
-    assert not (tmp_path / ".tmp-abc").exists()
+    assert not (tmp_path / ".tmp-runs.csv.abc_1234").exists()
     assert not (tmp_path / "logits" / f"{'b' * 12}.npz").exists()
+    assert not list((tmp_path / "logits").iterdir())
+
+
+def test_lock_removes_only_files_the_writer_names(tmp_path: Path) -> None:
+    """A user's files that merely look like temporaries or logits stay (issue 15, class 6)."""
+    results = ResultsDir(tmp_path)
+    with results.lock():
+        results.write(make_result("a" * 12))
+    (tmp_path / "logits").mkdir()
+    users = [
+        ".tmp-abc", ".tmp-notes.txt", ".tmp-runs.csv", ".tmp-runs.csv.abc", ".tmp-runs.csv.ABCDEFGH",
+        ".tmp-other.csv.abcdefgh", "logits/.tmp-x", "logits/notes.npz", "logits/ABCDEF012345.npz",
+        f"logits/{'b' * 12}.npz.bak", f"logits/.tmp-{'b' * 12}.npz", "logits/b.npz",
+    ]  # fmt: skip
+    for name in users:
+        (tmp_path / name).write_text("mine")
+    (tmp_path / ".tmp-epochs.csv.dir12345").mkdir()  # a folder with a writer-like name
+    (tmp_path / "outside.txt").write_text("mine")
+    (tmp_path / ".tmp-runs.csv.link1234").symlink_to(tmp_path / "outside.txt")
+    (tmp_path / "logits" / f"{'a' * 12}.npz").write_bytes(b"known run")
+    with results.lock():
+        pass
+    assert all((tmp_path / name).read_text() == "mine" for name in users)
+    assert (tmp_path / ".tmp-epochs.csv.dir12345").is_dir()
+    assert (tmp_path / ".tmp-runs.csv.link1234").is_symlink()
+    assert (tmp_path / "outside.txt").read_text() == "mine"
+    assert (tmp_path / "logits" / f"{'a' * 12}.npz").exists()
 
 
 def test_logits_saved_atomically(tmp_path: Path) -> None:
