@@ -348,7 +348,9 @@ class ResultsDir:
         """Drop what a kill can leave behind: the writer's temporaries, side rows and logits of
         unfinished cells; then the registered repairs of subfolders (kept models: bench.model_io).
         Only files this writer names are removed (see TMP_PREFIX and _LOGITS_NAME)."""
-        ours = re.compile(re.escape(TMP_PREFIX) + f"({'|'.join(map(re.escape, FILES))})" + _TMP_RANDOM)
+        ours = re.compile(
+            re.escape(TMP_PREFIX) + f"({'|'.join(map(re.escape, FILES))})" + _TMP_RANDOM
+        )
         _remove(self.path, ours.fullmatch)
         done = {row["run_id"] for row in self.runs()}
         for name in SIDE_FIELDS:

@@ -120,14 +120,18 @@ def _read(path: Path) -> dict[str, Any]:
     except IsADirectoryError:
         raise SweepError(f"{path}: is a folder; give a sweep file (.toml)") from None
     except OSError as error:
-        raise SweepError(f"{path}: cannot read the sweep file ({error.strerror or error})") from None
+        raise SweepError(
+            f"{path}: cannot read the sweep file ({error.strerror or error})"
+        ) from None
     except UnicodeDecodeError as error:
         raise SweepError(
-            f"{path}: not UTF-8 text (byte {error.start}: {error.object[error.start:error.start + 1]!r}); "
+            f"{path}: not UTF-8 text (byte {error.start}: {error.object[error.start : error.start + 1]!r}); "
             "save the sweep file as UTF-8"
         ) from None
     except RecursionError:
-        raise SweepError(f"{path}: arrays or tables nested too deeply (at most {MAX_DEPTH})") from None
+        raise SweepError(
+            f"{path}: arrays or tables nested too deeply (at most {MAX_DEPTH})"
+        ) from None
     except tomllib.TOMLDecodeError as error:
         raise SweepError(_syntax_error(path, error)) from None
     depth = _depth(doc)
@@ -306,10 +310,10 @@ def _axis(
             raise fail(key, "give regularizer parameters as [[axes.arm]] tables")
         changes = [_change({axis: v}, f"{key}[{i}]", fail) for i, v in enumerate(values)]
         labels = [f"{axis}={value}" for value in values]
-    for field in {f for change in changes for f in change}:
-        if field in owner:
-            raise fail(key, f"sets {field!r}, which axes.{owner[field]} already sets")
-        owner[field] = axis
+    for name in {f for change in changes for f in change}:
+        if name in owner:
+            raise fail(key, f"sets {name!r}, which axes.{owner[name]} already sets")
+        owner[name] = axis
     seen: dict[str, int] = {}
     for i, change in enumerate(changes):
         where = f"{key}[{i}]"

@@ -45,7 +45,12 @@ def build_parser() -> argparse.ArgumentParser:
     )  # fmt: skip
     common.add_argument("--device", choices=("auto", "cpu", "cuda"), help="override every cell")
     common.add_argument(
-        "--set", dest="settings", nargs="+", action="extend", default=[], metavar="KEY=VALUE",
+        "--set",
+        dest="settings",
+        nargs="+",
+        action="extend",
+        default=[],
+        metavar="KEY=VALUE",
         help="change the sweep file's [defaults] (a TOML value, e.g. epochs=1 lr=0.1 "
         "regularizer_params='{ alpha = 1.0 }'); new cells and run ids, as editing the file",
     )
@@ -85,7 +90,9 @@ def build_parser() -> argparse.ArgumentParser:
 def executor_options(args: argparse.Namespace) -> dict[str, Any]:
     """The executor flags given on the command line (switches on, values set), by option name."""
     given = {option.name: getattr(args, option.name) for option in all_options()}
-    return {name: value for name, value in given.items() if value is not None and value is not False}
+    return {
+        name: value for name, value in given.items() if value is not None and value is not False
+    }
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -18,7 +18,14 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from bench.results import LockError, ResultsDir, format_value, read_table, register_repair
+from bench.results import (
+    LockError,
+    ResultsDir,
+    ResultsError,
+    format_value,
+    read_table,
+    register_repair,
+)
 from bench.rows import CellResult
 from bench.schema import FILES
 
@@ -276,3 +283,49 @@ def test_taking_the_lock_waits_for_a_concurrent_take_over(tmp_path):
     assert acquired.wait(10)
     worker.join(10)
     assert not (tmp_path / ".lock").exists()
+
+
+@pytest.mark.parametrize(
+    ("files", "pattern"),
+    [
+        ({"runs.csv": b"run_id,status\n\xe9,ok\n"}, r"runs\.csv: not UTF-8 text \(byte 14\)"),
+        (
+            {"runs.csv": b"run_id,status\nabc,ok,x\n"},
+            r"runs\.csv: line 2 has 3 fields, the header 2",
+        ),
+        ({"runs.csv": b"run_id,status\nabc,ok\nabc,ok\n"}, r"runs\.csv: run_id abc has 2 rows"),
+        ({"runs.csv": b"id,status\nabc,ok\n"}, r"runs\.csv: no run_id column"),
+        ({"epochs.csv": b"run_id,epoch\nabc,1,2\n"}, r"epochs\.csv: line 2 has 3 fields"),
+        ({".lock": None}, r"\.lock: not a plain file .*remove it"),
+    ],
+)
+def test_unusable_results_folders_are_named_errors(tmp_path: Path, files, pattern) -> None:
+    for name, data in files.items():
+        (tmp_path / name).mkdir() if data is None else (tmp_path / name).write_bytes(data)
+    before = sorted((p.name, p.stat().st_mtime_ns) for p in tmp_path.iterdir())
+    with pytest.raises(ResultsError, match=pattern):
+        ResultsDir(tmp_path).check()
+    with pytest.raises(ResultsError, match=pattern):
+        take(ResultsDir(tmp_path))
+    assert sorted((p.name, p.stat().st_mtime_ns) for p in tmp_path.iterdir()) == before
+
+
+def test_results_folder_that_is_a_file_or_not_writable(tmp_path: Path, monkeypatch) -> None:
+    (tmp_path / "file").write_text("x")
+    with pytest.raises(ResultsError, match=r"file: not a folder; give a results folder"):
+        ResultsDir(tmp_path / "file").runs()
+    with pytest.raises(ResultsError, match=r"not a folder"):
+        take(ResultsDir(tmp_path / "file"))
+    real_open = os.open
+
+    def read_only(path, flags, *args):  # what a read-only folder (or file system) answers
+        if flags & os.O_CREAT:
+            raise PermissionError(13, "Permission denied", str(path))
+        return real_open(path, flags, *args)
+
+    monkeypatch.setattr(os, "open", read_only)
+    with pytest.raises(
+        ResultsError,
+        match=r"cannot write to the results folder \(Permission denied\); make it writable",
+    ):
+        take(ResultsDir(tmp_path / "ro"))
