@@ -12,6 +12,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import math
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -19,6 +20,14 @@ PROTOCOLS = ("frozen", "unfrozen", "staged", "scratch")
 OPTIMIZERS = ("sgd", "adamw")
 DATASETS = ("cifar10", "synthetic")
 DEVICES = ("auto", "cpu", "cuda")
+
+# Largest input side (pixels). CIFAR-10 images are 32 px; timm's pretrained configurations go up
+# to 800 px (e.g. EfficientNet-B7 at 600, BEiT/EVA at 448-560), and one batch of 128 images at
+# 1024 px is already 1.6 GB of float32 input: anything larger is a typo, not an experiment.
+MAX_IMAGE_SIZE = 1024
+# Seeds must be < 2**32: torch.Generator.manual_seed on the CPU keeps the low 32 bits only
+# (measured: seeds 0, 2**32 and 2**63 give the same draws; -1, 2**32-1 and 2**63-1 too).
+SEED_LIMIT = 2**32
 
 # Fields left out of run_id: they change where/how fast a cell runs, not what it measures.
 NON_IDENTITY_FIELDS = ("data_dir", "device", "compile", "save_logits", "sweep")
@@ -76,6 +85,9 @@ class RunConfig:
         return dataclasses.replace(self, **changes)
 
 
+FLOAT_FIELDS = tuple(f.name for f in dataclasses.fields(RunConfig) if f.type == "float")
+
+
 def config_fields() -> list[str]:
     return [f.name for f in dataclasses.fields(RunConfig)]
 
@@ -92,21 +104,39 @@ def from_dict(values: dict[str, Any], where: str = "config") -> RunConfig:
     coerced: dict[str, Any] = {}
     for name, value in values.items():
         kind = types[name]
-        try:
-            if kind == "int" and not isinstance(value, bool):
-                if isinstance(value, float) and not value.is_integer():
-                    raise ValueError
-                value = int(value)
-            elif kind == "float" and not isinstance(value, bool):
+        expected = {"int": "an integer", "float": "a number", "bool": "true or false",
+                    "str": "a string", "dict[str, Any]": "a table"}.get(kind, kind)  # fmt: skip
+        # No coercion from bool or text: `epochs = true` or `lr = "0.1"` is a mistake, not 1.
+        number = isinstance(value, int | float) and not isinstance(value, bool)
+        if kind == "int" and number and isinstance(value, float) and value.is_integer():
+            value = int(value)  # 3.0 is 3; 3.5 is refused below
+        elif kind == "float" and number and isinstance(value, int):
+            try:
                 value = float(value)
-            elif (kind == "bool" and not isinstance(value, bool)) or (
-                kind == "str" and not isinstance(value, str)
-            ):
-                raise ValueError
-        except (TypeError, ValueError):
-            raise ValueError(f"{where}: {name}={value!r} should be of type {kind}") from None
+            except OverflowError:
+                raise ValueError(f"{where}: {name}={value!r} is too large") from None
+        ok = {"int": isinstance(value, int) and not isinstance(value, bool),
+              "float": isinstance(value, float), "bool": isinstance(value, bool),
+              "str": isinstance(value, str), "dict[str, Any]": isinstance(value, dict)}  # fmt: skip
+        if not ok.get(kind, True):
+            raise ValueError(f"{where}: {name}={value!r} should be {expected} (type {kind})")
         coerced[name] = value
     return RunConfig(**coerced)
+
+
+def _check_types(cfg: RunConfig, where: str) -> None:
+    """Every field of the declared type (a RunConfig built directly, not through from_dict,
+    could hold a bool where an int belongs, or an int where a float does)."""
+    for f in dataclasses.fields(RunConfig):
+        value = getattr(cfg, f.name)
+        if f.type == "float" and isinstance(value, int) and not isinstance(value, bool):
+            continue  # an int is a fine float
+        ok = {"int": int, "float": float, "bool": bool, "str": str, "dict[str, Any]": dict}
+        kind = ok.get(f.type)
+        if kind is None:
+            continue
+        if not isinstance(value, kind) or (kind is not bool and isinstance(value, bool)):
+            raise ValueError(f"{where}: {f.name}={value!r} should be of type {f.type}")
 
 
 def build_regularizer(cfg: RunConfig, num_classes: int) -> Any:
@@ -125,6 +155,7 @@ def check_config(cfg: RunConfig, where: str = "config") -> None:
     def bad(name: str, allowed: str) -> ValueError:
         return ValueError(f"{where}: {name}={getattr(cfg, name)!r} is invalid; allowed: {allowed}")
 
+    _check_types(cfg, where)
     if cfg.protocol not in PROTOCOLS:
         raise bad("protocol", ", ".join(PROTOCOLS))
     if cfg.optimizer not in OPTIMIZERS:
@@ -133,9 +164,18 @@ def check_config(cfg: RunConfig, where: str = "config") -> None:
         raise bad("dataset", ", ".join(DATASETS))
     if cfg.device not in DEVICES:
         raise bad("device", ", ".join(DEVICES))
+    for name in FLOAT_FIELDS:
+        if not math.isfinite(getattr(cfg, name)):
+            raise bad(name, "a finite number (not inf or nan)")
     for name in ("epochs", "batch_size", "image_size"):
         if getattr(cfg, name) < 1:
             raise bad(name, "an integer >= 1")
+    if cfg.image_size > MAX_IMAGE_SIZE:
+        raise bad("image_size", f"an integer <= {MAX_IMAGE_SIZE} (pixels per side)")
+    for name in ("seed", "data_seed"):
+        if not 0 <= getattr(cfg, name) < SEED_LIMIT:
+            raise bad(name, f"an integer with 0 <= {name} < 2**32 (torch's CPU generator uses "
+                      "only the low 32 bits, so larger or negative seeds repeat smaller ones)")  # fmt: skip
     for name in ("train_size", "test_size", "train_eval_size", "robustness_size"):
         if getattr(cfg, name) < 0:
             raise bad(name, "an integer >= 0 (0 means all)")

@@ -28,7 +28,9 @@ import io
 import json
 import math
 import os
+import re
 import socket
+import stat
 import tempfile
 import time
 import warnings
@@ -45,7 +47,14 @@ LOCK_FILE = ".lock"
 # Taking the lock (create, or replace a stale one) happens under an flock on this never-deleted
 # file, so two sweeps starting together cannot both judge one stale lock dead and both take it.
 LOCK_GUARD_FILE = ".lock-guard"
-TMP_PREFIX = ".tmp-"  # temporary files of the writer; leftovers of a kill are removed at lock time
+# Temporary files of the writer: `.tmp-<target name>.<mkstemp's 8 random characters>`. Leftovers
+# of a kill are removed at lock time, and only names of exactly this form: a user's `.tmp-notes`
+# is not ours to delete.
+TMP_PREFIX = ".tmp-"
+_TMP_RANDOM = r"\.[a-z0-9_]{8}"  # tempfile.mkstemp's suffix: "." ends our prefix, 8 of [a-z0-9_]
+LOGITS_DIR = "logits"
+_RUN_ID = re.compile(r"[A-Za-z0-9_.-]{1,64}")  # what a run_id may look like (ours: 12 hex digits)
+_LOGITS_NAME = re.compile(r"[0-9a-f]{12}\.npz")  # logits/<run_id>.npz, as _save_logits names them
 MODELS_DIR = "models"  # --keep-best-model's models (bench.model_io registers their repair)
 SIDE_FIELDS = {
     "epochs.csv": "epochs",
@@ -65,6 +74,12 @@ _DTYPES: dict[str, dict[str, str]] = {
 
 class LockError(RuntimeError):
     """Another live process owns the results folder."""
+
+
+class ResultsError(ValueError):
+    """A results folder this code cannot read or write as it is (not a folder, not writable,
+    a CSV that is not UTF-8, ragged, without run_id or with a run_id twice); the message names
+    the path and the fix. Nothing was changed."""
 
 
 def register_repair(subfolder: str, repair: Callable[[Path], Iterable[str]]) -> None:
@@ -109,14 +124,58 @@ def check_dtype(file: str, column: str, dtype: str, value: Any) -> None:
 
 
 def read_table(path: Path) -> tuple[list[str], list[dict[str, str]]]:
-    """(header, rows as dicts of strings) of one CSV; ([], []) when the file does not exist."""
-    if not path.exists():
+    """(header, rows as dicts of strings) of one CSV; ([], []) when the file does not exist.
+    ResultsError when it is not a readable UTF-8 CSV with as many fields in every row as in its
+    header."""
+    fix = "repair or move the file away (a results folder holds only what regbench wrote)"
+    try:
+        with open(path, newline="", encoding="utf-8") as handle:
+            reader = csv.reader(handle)
+            header = next(reader, [])
+            rows = []
+            for values in reader:
+                if len(values) != len(header):
+                    raise ResultsError(
+                        f"{path}: line {reader.line_num} has {len(values)} fields, the header "
+                        f"{len(header)}; {fix}"
+                    )
+                rows.append(dict(zip(header, values, strict=True)))
+    except FileNotFoundError:
         return [], []
-    with open(path, newline="", encoding="utf-8") as handle:
-        reader = csv.reader(handle)
-        header = next(reader, [])
-        rows = [dict(zip(header, values, strict=True)) for values in reader]
+    except UnicodeDecodeError as error:
+        raise ResultsError(f"{path}: not UTF-8 text (byte {error.start}); {fix}") from None
+    except csv.Error as error:
+        raise ResultsError(f"{path}: not a readable CSV ({error}); {fix}") from None
+    except OSError as error:
+        raise ResultsError(f"{path}: cannot read ({error.strerror or error}); {fix}") from None
     return header, rows
+
+
+def _check_rows(path: Path, header: list[str], rows: list[dict[str, str]], unique: bool) -> None:
+    """ResultsError unless the table has a run_id column with a value in every row (and, with
+    `unique`, no run_id twice)."""
+    if not header and not rows:
+        return
+    fix = "repair or move the file away (a results folder holds only what regbench wrote)"
+    if "run_id" not in header:
+        raise ResultsError(f"{path}: no run_id column (header: {','.join(header)[:80]}); {fix}")
+    bad = [i for i, row in enumerate(rows) if not _RUN_ID.fullmatch(row["run_id"])]
+    if bad:
+        run_id = rows[bad[0]]["run_id"]
+        raise ResultsError(f"{path}: row {bad[0] + 1} has run_id {run_id!r}, not a run id; {fix}")
+    if unique:
+        ids = [row["run_id"] for row in rows]
+        dupes = sorted({i for i in ids if ids.count(i) > 1})
+        if dupes:
+            raise ResultsError(f"{path}: run_id {dupes[0]} has {ids.count(dupes[0])} rows; {fix}")
+
+
+def _is_regular(path: Path) -> bool | None:
+    """True for a regular file, False for anything else (folder, link, FIFO), None if absent."""
+    try:
+        return stat.S_ISREG(os.lstat(path).st_mode)
+    except FileNotFoundError:
+        return None
 
 
 def _pid_alive(pid: int) -> bool:
@@ -148,8 +207,33 @@ class ResultsDir:
     # -- reading -------------------------------------------------------------------------------
 
     def runs(self) -> list[dict[str, str]]:
-        """The rows of runs.csv, as strings ('' = not measured)."""
-        return read_table(self.path / RUNS_FILE)[1]
+        """The rows of runs.csv, as strings ('' = not measured); ResultsError on a folder or
+        runs.csv this code cannot use (see `check`)."""
+        self._check_folder()
+        header, rows = read_table(self.path / RUNS_FILE)
+        _check_rows(self.path / RUNS_FILE, header, rows, unique=True)
+        return rows
+
+    def check(self) -> None:
+        """ResultsError naming the path and the fix unless every results file reads back (UTF-8,
+        not ragged, with run_ids; one row per run_id in runs.csv) and the lock files, where
+        present, are plain files. Reads only: safe on any folder."""
+        self._check_folder()
+        for name in FILES:
+            header, rows = read_table(self.path / name)
+            _check_rows(self.path / name, header, rows, unique=name == RUNS_FILE)
+        for name in (LOCK_FILE, LOCK_GUARD_FILE):
+            if _is_regular(self.path / name) is False:
+                raise ResultsError(
+                    f"{self.path / name}: not a plain file (a folder or link where regbench keeps "
+                    "its lock); remove it, or use another --results-dir"
+                )
+
+    def _check_folder(self) -> None:
+        if self.path.exists() and not self.path.is_dir():
+            raise ResultsError(
+                f"{self.path}: not a folder; give a results folder (it is created if missing)"
+            )
 
     def finished_ids(self) -> set[str]:
         """run_ids of cells with a runs.csv row, ok or failed (both count as finished)."""
@@ -162,7 +246,35 @@ class ResultsDir:
 
     @contextmanager
     def lock(self) -> Iterator[ResultsDir]:
-        """Own the folder for the duration of the block (see the module docstring)."""
+        """Own the folder for the duration of the block (see the module docstring). LockError
+        when another sweep owns it; ResultsError when it cannot be used (see `check`) or
+        written."""
+        self.check()
+        try:
+            self._take_lock()
+        except OSError as error:
+            self._release()
+            raise ResultsError(
+                f"{self.path}: cannot write to the results folder ({error.strerror or error}); "
+                "make it writable, or use another --results-dir"
+            ) from None
+        try:
+            self._repair()
+            yield self
+        finally:
+            self._release()
+
+    def _release(self) -> None:
+        """Remove the lock if this process holds it."""
+        self._locked = False
+        lock_path = self.path / LOCK_FILE
+        try:
+            if json.loads(lock_path.read_text()).get("pid") == os.getpid():
+                lock_path.unlink()
+        except (OSError, ValueError, AttributeError):
+            pass
+
+    def _take_lock(self) -> None:
         self.path.mkdir(parents=True, exist_ok=True)
         lock_path = self.path / LOCK_FILE
         me = {
@@ -192,18 +304,13 @@ class ResultsDir:
         finally:
             os.close(guard)
         self._locked = True
-        try:
-            self._repair()
-            yield self
-        finally:
-            self._locked = False
-            try:
-                if json.loads(lock_path.read_text()).get("pid") == me["pid"]:
-                    lock_path.unlink()
-            except (OSError, ValueError):
-                pass
 
     def _take_over_if_stale(self, lock_path: Path) -> None:
+        if _is_regular(lock_path) is False:
+            raise ResultsError(
+                f"{lock_path}: not a plain file (a folder or link where regbench keeps its "
+                "lock); remove it, or use another --results-dir"
+            )
         try:
             owner = json.loads(lock_path.read_text())
             pid, host = int(owner["pid"]), str(owner["hostname"])
@@ -238,28 +345,25 @@ class ResultsDir:
         )
 
     def _repair(self) -> None:
-        """Drop what a kill can leave behind: temp files, side rows and logits of unfinished cells;
-        then the registered repairs of subfolders (kept models: bench.model_io)."""
-        for leftover in self.path.glob(TMP_PREFIX + "*"):
-            leftover.unlink(missing_ok=True)
-        runs = self.runs()
-        ids = [row["run_id"] for row in runs]
-        if len(ids) != len(set(ids)):
-            dupes = sorted({i for i in ids if ids.count(i) > 1})
-            raise ValueError(f"{self.path / RUNS_FILE}: duplicate run_id(s) {dupes}")
-        done = set(ids)
+        """Drop what a kill can leave behind: the writer's temporaries, side rows and logits of
+        unfinished cells; then the registered repairs of subfolders (kept models: bench.model_io).
+        Only files this writer names are removed (see TMP_PREFIX and _LOGITS_NAME)."""
+        ours = re.compile(
+            re.escape(TMP_PREFIX) + f"({'|'.join(map(re.escape, FILES))})" + _TMP_RANDOM
+        )
+        _remove(self.path, ours.fullmatch)
+        done = {row["run_id"] for row in self.runs()}
         for name in SIDE_FIELDS:
             header, rows = read_table(self.path / name)
             kept = [row for row in rows if row.get("run_id") in done]
             if len(kept) != len(rows):
                 self._replace(name, header, kept)
-        logits = self.path / "logits"
-        if logits.is_dir():
-            for leftover in logits.glob(TMP_PREFIX + "*"):
-                leftover.unlink(missing_ok=True)
-            for file in logits.glob("*.npz"):
-                if file.stem not in done:
-                    file.unlink()
+        logits = self.path / LOGITS_DIR
+        if logits.is_dir() and not logits.is_symlink():
+            temporary = re.compile(re.escape(TMP_PREFIX) + _LOGITS_NAME.pattern + _TMP_RANDOM)
+            _remove(logits, temporary.fullmatch)
+            orphan = lambda name: _LOGITS_NAME.fullmatch(name) and name[:12] not in done  # noqa: E731
+            _remove(logits, orphan)
         for subfolder, repair in _REPAIRS.items():
             if (self.path / subfolder).is_dir():
                 for message in repair(self.path / subfolder):
@@ -336,12 +440,12 @@ class ResultsDir:
         if labels is not None:
             arrays["labels"] = np.asarray(labels)
         np.savez_compressed(buffer, **arrays)
-        (self.path / "logits").mkdir(exist_ok=True)
-        self._atomic_write(self.path / "logits" / f"{run_id}.npz", buffer.getvalue())
+        (self.path / LOGITS_DIR).mkdir(exist_ok=True)
+        self._atomic_write(self.path / LOGITS_DIR / f"{run_id}.npz", buffer.getvalue())
 
     @staticmethod
     def _atomic_write(target: Path, data: bytes) -> None:
-        fd, tmp = tempfile.mkstemp(prefix=TMP_PREFIX, dir=target.parent)
+        fd, tmp = tempfile.mkstemp(prefix=f"{TMP_PREFIX}{target.name}.", dir=target.parent)
         try:
             with os.fdopen(fd, "wb") as handle:
                 handle.write(data)
@@ -353,3 +457,11 @@ class ResultsDir:
             Path(tmp).unlink(missing_ok=True)
             raise
         fsync_path(target.parent)  # make the rename itself durable
+
+
+def _remove(folder: Path, wanted: Callable[[str], Any]) -> None:
+    """Unlink the regular files directly in `folder` whose name `wanted` accepts (never a
+    folder or a link, never below `folder`)."""
+    for entry in os.scandir(folder):
+        if wanted(entry.name) and entry.is_file(follow_symlinks=False):
+            Path(entry.path).unlink(missing_ok=True)

@@ -10,8 +10,8 @@ from collections.abc import Callable
 from typing import Any
 
 from bench.config import RunConfig
-from bench.executors import EXECUTORS, check_options
-from bench.sweep import Sweep
+from bench.executors import EXECUTORS
+from bench.sweep import Sweep, check_executor_options
 
 # Fields that identify the input of bench.train.preflight (data + weights checks).
 PREFLIGHT_FIELDS = (
@@ -47,6 +47,22 @@ def cells_to_run(sweep: Sweep, rows: list[dict[str, str]], retry_failed: bool) -
     return [cfg for cfg in sweep.cells if status.get(cfg.run_id) not in keep]
 
 
+def executor_settings(
+    sweep: Sweep, name: str | None, given: dict[str, Any]
+) -> tuple[str, dict[str, Any]]:
+    """(executor, options) for running `sweep`: `name` (--executor), else the sweep file's
+    [executor] name, else "local"; the file's options, overridden by `given` (the flags set on
+    the command line). A --executor other than the file's keeps only the file's options it
+    declares too. Checked (bench.executors.ExecutorError), defaults filled in."""
+    from_file = dict(sweep.executor)
+    file_name = from_file.pop("name", "local")
+    chosen = name or file_name
+    if chosen != file_name and chosen in EXECUTORS:
+        declared = {option.name for option in EXECUTORS[chosen].options}
+        from_file = {key: value for key, value in from_file.items() if key in declared}
+    return chosen, check_executor_options(chosen, {**from_file, **given})
+
+
 def run_sweep(
     sweep: Sweep,
     results,
@@ -62,14 +78,15 @@ def run_sweep(
     """Run the cells of `sweep` that `results` (a bench.results.ResultsDir) lacks with the named
     executor; returns counts ("ok", "failed", "skipped") and "wall_s".
 
-    `executor_options` are checked against the executor's declared options first (ExecutorError).
+    `executor_options` are checked against the executor's declared options first (ExecutorError;
+    bench.sweep.check_executor_options); `executor_settings` merges them with the sweep file's.
     Under the results folder's lock: `on_start(cells)` once the cells to run are known and checked
     (preflight, unless `skip_preflight`), then `on_result(cfg, result)` after each is recorded.
     `progress` is passed to the executor (each cell's own progress bar, where it draws one).
     """
     from bench import model_io  # noqa: F401 - registers the lock-time repair of kept models
 
-    options = check_options(executor, executor_options)
+    options = check_executor_options(executor, executor_options)
     start = time.time()
     with results.lock():
         todo = cells_to_run(sweep, results.runs(), retry_failed)

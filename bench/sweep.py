@@ -13,12 +13,13 @@ bench.cli.sweep.
 
 from __future__ import annotations
 
+import dataclasses
 import difflib
 import itertools
 import json
 import os
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -29,14 +30,22 @@ try:
 except ModuleNotFoundError:  # Python 3.10
     import tomli as tomllib
 
-TOP_LEVEL_KEYS = ("name", "description", "defaults", "axes", "extra")
+TOP_LEVEL_KEYS = ("name", "description", "defaults", "axes", "extra", "executor")
 ARM_KEYS = ("regularizer", "params")
 # Fields a sweep file may not set: the sweep name comes from `name`.
 RESERVED_FIELDS = ("sweep",)
+# A sweep's name is a folder name (results/<name>): no separators, no `.`/`..`, no hidden name.
+NAME_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}")
+MAX_DEPTH = 16  # deepest nesting of arrays and tables a sweep file may have (real ones: 4)
+# Executor options that count something (threads, CPUs): an integer >= 1 when given.
+POSITIVE_OPTIONS = ("cpus_per_cell",)
 
 
 class SweepError(ValueError):
     """A sweep file that cannot run; the message names the file and the key."""
+
+
+Choice = tuple[dict[str, Any], str]  # (the fields one axis value sets, its label)
 
 
 @dataclass(frozen=True)
@@ -46,15 +55,23 @@ class Sweep:
     cells: list[RunConfig]  # in a stable order: the first axis varies slowest, then extras
     labels: list[str]  # per cell: where it comes from, e.g. "arm=cutmix(alpha=1.0) protocol=frozen"
     description: str = ""
+    axes: dict[str, list[Choice]] = field(default_factory=dict)  # axis -> its values, in order
+    executor: dict[str, Any] = field(default_factory=dict)  # the [executor] table, checked
 
 
 # ---------------------------------------------------------------------------------------------
 # Loading and validation
 
 
-def load_sweep(path: str | os.PathLike[str], overrides: dict[str, Any] | None = None) -> Sweep:
-    """Read, expand and validate a sweep file. `overrides` (e.g. data_dir, device from the
-    command line) are applied to every cell. Raises SweepError naming the file and the key."""
+def load_sweep(
+    path: str | os.PathLike[str],
+    overrides: dict[str, Any] | None = None,
+    settings: dict[str, Any] | None = None,
+) -> Sweep:
+    """Read, expand and validate a sweep file. `settings` (`--set KEY=VALUE`) change the file's
+    [defaults], exactly as editing it would (new cells, new run ids); `overrides` (data_dir,
+    device from the command line: not part of run_id) are applied to every cell. Raises
+    SweepError naming the file and the key."""
     path = Path(path)
     doc = _read(path)
 
@@ -65,8 +82,12 @@ def load_sweep(path: str | os.PathLike[str], overrides: dict[str, Any] | None = 
     if unknown:
         raise fail(unknown[0], f"unknown top-level key; allowed: {', '.join(TOP_LEVEL_KEYS)}")
     name = doc.get("name")
-    if not isinstance(name, str) or not name.strip() or "/" in name:
-        raise fail("name", "a non-empty string without '/' is required (the sweep's name)")
+    if not isinstance(name, str) or not NAME_PATTERN.fullmatch(name):
+        raise fail(
+            "name", "a non-empty string of at most 100 letters, digits, '.', '_' or '-', "
+            f"starting with a letter or digit, is required (it names the results folder); "
+            f"got {name!r}",
+        )  # fmt: skip
     description = doc.get("description", "")
     defaults = _table(doc.get("defaults", {}), "defaults", fail)
     axes = _table(doc.get("axes", {}), "axes", fail)
@@ -75,25 +96,191 @@ def load_sweep(path: str | os.PathLike[str], overrides: dict[str, Any] | None = 
         raise fail("extra", "must be an array of tables ([[extra]])")
     if not axes and not extras:
         raise fail("axes", "the sweep has no cells: give [axes] and/or [[extra]] cells")
+    executor = _executor(doc.get("executor", {}), fail)
 
     _check(_config(defaults, "defaults", {}, fail), "defaults", fail)
     owner: dict[str, str] = {}  # field -> the axis that sets it
-    choices = [_axis(axis, values, defaults, owner, fail) for axis, values in axes.items()]
-    cells, labels = _expand(defaults, choices, extras, dict(overrides or {}), fail)
+    choices = {axis: _axis(axis, values, defaults, owner, fail) for axis, values in axes.items()}
+    if settings:
+        defaults = _apply_settings(defaults, settings, owner, fail)
+        choices = {axis: _axis(axis, axes[axis], defaults, {}, fail) for axis in axes}
+    cells, labels = _expand(defaults, list(choices.values()), extras, dict(overrides or {}), fail)
     cells = [cfg.replace(sweep=name) for cfg in cells]
     _check_cells(cells, labels, fail)
     _check_backbones(cells, labels, fail)
-    return Sweep(name, path, cells, labels, str(description))
+    return Sweep(name, path, cells, labels, str(description), choices, executor)
 
 
 def _read(path: Path) -> dict[str, Any]:
     try:
         with open(path, "rb") as handle:
-            return tomllib.load(handle)
+            doc = tomllib.load(handle)
     except FileNotFoundError:
         raise SweepError(f"{path}: no such sweep file") from None
+    except IsADirectoryError:
+        raise SweepError(f"{path}: is a folder; give a sweep file (.toml)") from None
+    except OSError as error:
+        raise SweepError(
+            f"{path}: cannot read the sweep file ({error.strerror or error})"
+        ) from None
+    except UnicodeDecodeError as error:
+        raise SweepError(
+            f"{path}: not UTF-8 text (byte {error.start}: {error.object[error.start : error.start + 1]!r}); "
+            "save the sweep file as UTF-8"
+        ) from None
+    except RecursionError:
+        raise SweepError(
+            f"{path}: arrays or tables nested too deeply (at most {MAX_DEPTH})"
+        ) from None
     except tomllib.TOMLDecodeError as error:
         raise SweepError(_syntax_error(path, error)) from None
+    depth = _depth(doc)
+    if depth > MAX_DEPTH:
+        raise SweepError(
+            f"{path}: arrays or tables nested {depth} deep; at most {MAX_DEPTH} (see docs/sweeps.md)"
+        )
+    return doc
+
+
+def _depth(value: Any) -> int:
+    """How deeply lists and dicts nest in `value` (without recursion: any depth is safe)."""
+    deepest, stack = 0, [(value, 0)]
+    while stack:
+        item, level = stack.pop()
+        deepest = max(deepest, level)
+        if isinstance(item, dict):
+            stack.extend((v, level + 1) for v in item.values())
+        elif isinstance(item, list):
+            stack.extend((v, level + 1) for v in item)
+    return deepest
+
+
+# ---------------------------------------------------------------------------------------------
+# --set, --only and [executor]
+
+
+def parse_assignments(pairs: list[str], flag: str) -> list[tuple[str, str, Any]]:
+    """`KEY=VALUE` strings -> (key, text, value): the value read as a TOML value (`3`, `0.1`,
+    `true`, `"x"`, `[1, 2]`, `{ alpha = 1.0 }`), else kept as the plain string (so
+    `backbone=resnet18` needs no quotes). SweepError on a pair without `KEY=`."""
+    out = []
+    for pair in pairs:
+        key, sep, text = pair.partition("=")
+        key = key.strip()
+        if not sep or not key or not text.strip():
+            raise SweepError(f"{flag} {pair!r}: expected KEY=VALUE, e.g. {flag} epochs=1")
+        try:
+            doc = tomllib.loads(f"v = {text}")
+            value = doc["v"] if set(doc) == {"v"} and _depth(doc) <= MAX_DEPTH else text
+        except (tomllib.TOMLDecodeError, RecursionError):
+            value = text
+        out.append((key, text, value))
+    return out
+
+
+def _apply_settings(
+    defaults: dict[str, Any], settings: dict[str, Any], owner: dict[str, str], fail
+) -> dict[str, Any]:
+    """The file's [defaults] with `--set` applied, each key and the result checked."""
+    for key in settings:
+        _known_field(key, f"--set {key}", fail)
+        setter = owner.get(key)
+        if setter is not None:
+            raise fail(
+                f"--set {key}",
+                f"axes.{setter} sets {key!r} in every cell, so --set would change nothing; "
+                f"edit axes.{setter} or pick cells with --only {setter}=VALUE",
+            )
+    merged = {**defaults, **settings}
+    if "regularizer" in settings and "regularizer_params" not in settings:
+        merged["regularizer_params"] = {}  # parameters belong to the regularizer they came with
+    _check(_config(merged, "--set", {}, fail), "--set", fail)
+    return merged
+
+
+def select(sweep: Sweep, only: list[tuple[str, str, Any]]) -> Sweep:
+    """The cells of `sweep` whose axis values match `--only AXIS=VALUE` pairs (several values of
+    one axis: any of them; several axes: all of them), in the sweep's order; run ids unchanged.
+    A value matches an axis value equal to it or whose label it is (`arm=cutmix(alpha=1.0)`;
+    `arm=cutmix` matches every cutmix arm). SweepError names the axes or values allowed."""
+    wanted: dict[str, list[dict[str, Any]]] = {}
+    for axis, text, value in only:
+        if axis not in sweep.axes:
+            hint = difflib.get_close_matches(axis, list(sweep.axes), n=1)
+            raise _fail(
+                sweep.path, f"--only {axis}",
+                "not an axis of this sweep" + (f" (did you mean {hint[0]!r}?)" if hint else "")
+                + f"; axes: {', '.join(sweep.axes) or 'none (only [[extra]] cells)'}",
+            )  # fmt: skip
+        found = [change for change, label in sweep.axes[axis]
+                 if _matches(axis, change, label, text, value)]  # fmt: skip
+        if not found:
+            names = ", ".join(label.partition("=")[2] for _, label in sweep.axes[axis])
+            raise _fail(
+                sweep.path, f"--only {axis}={text}", f"not a value of axes.{axis}; choices: {names}"
+            )
+        wanted.setdefault(axis, []).extend(found)
+    keep = [
+        i for i, cfg in enumerate(sweep.cells)
+        if all(any(_has(cfg, change) for change in changes) for changes in wanted.values())
+    ]  # fmt: skip
+    return dataclasses.replace(
+        sweep, cells=[sweep.cells[i] for i in keep], labels=[sweep.labels[i] for i in keep]
+    )
+
+
+def _matches(axis: str, change: dict[str, Any], label: str, text: str, value: Any) -> bool:
+    shown = label.partition("=")[2]
+    if text.strip() in (shown, change.get("regularizer")):
+        return True
+    plain = set(change) == {axis}
+    return plain and type(value) is type(change[axis]) and value == change[axis]
+
+
+def _has(cfg: RunConfig, change: dict[str, Any]) -> bool:
+    """Whether a cell holds the fields of one axis value (an [[extra]] cell can, too)."""
+    normal = from_dict(change)
+    return all(getattr(cfg, name) == getattr(normal, name) for name in change)
+
+
+def _executor(table: Any, fail) -> dict[str, Any]:
+    """The [executor] table: `name` (default "local") and that executor's options, checked
+    against their declarations in bench.executors."""
+    table = dict(_table(table, "executor", fail))
+    from bench.executors import EXECUTORS, ExecutorError
+
+    name = table.pop("name", "local")
+    if not isinstance(name, str) or name not in EXECUTORS:
+        raise fail("executor.name", f"got {name!r}; allowed: {', '.join(EXECUTORS)}")
+    declared = [option.name for option in EXECUTORS[name].options]
+    for key in table:
+        if key not in declared:
+            hint = difflib.get_close_matches(key, declared, n=1)
+            raise fail(
+                f"executor.{key}",
+                f"executor {name!r} has no option {key!r}"
+                + (f" (did you mean {hint[0]!r}?)" if hint else "")
+                + f"; allowed: name, {', '.join(declared) or '(none)'}",
+            )
+    try:
+        check_executor_options(name, table)
+    except ExecutorError as error:
+        raise fail("executor", str(error)) from None
+    return {"name": name, **table}
+
+
+def check_executor_options(name: str, options: dict[str, Any]) -> dict[str, Any]:
+    """bench.executors.check_options (names, types; defaults filled in) plus the ranges the
+    declarations do not carry (POSITIVE_OPTIONS). Raises bench.executors.ExecutorError."""
+    from bench.executors import ExecutorError, all_options, check_options
+
+    checked = check_options(name, options)
+    flags = {option.name: option.cli_flag for option in all_options()}
+    for key in POSITIVE_OPTIONS:
+        value = checked.get(key)
+        if value is not None and value < 1:
+            raise ExecutorError(f"{flags.get(key, key)}: expected an integer >= 1, got {value}")
+    return checked
 
 
 def _axis(
@@ -123,10 +310,10 @@ def _axis(
             raise fail(key, "give regularizer parameters as [[axes.arm]] tables")
         changes = [_change({axis: v}, f"{key}[{i}]", fail) for i, v in enumerate(values)]
         labels = [f"{axis}={value}" for value in values]
-    for field in {f for change in changes for f in change}:
-        if field in owner:
-            raise fail(key, f"sets {field!r}, which axes.{owner[field]} already sets")
-        owner[field] = axis
+    for name in {f for change in changes for f in change}:
+        if name in owner:
+            raise fail(key, f"sets {name!r}, which axes.{owner[name]} already sets")
+        owner[name] = axis
     seen: dict[str, int] = {}
     for i, change in enumerate(changes):
         where = f"{key}[{i}]"
@@ -241,7 +428,7 @@ def _label(change: dict[str, Any]) -> str:
     others = ",".join(
         f"{k}={v}" for k, v in change.items() if k not in ("regularizer", "regularizer_params")
     )
-    name = f"{change['regularizer']}({inner})" if inner else change.get("regularizer", "")
+    name = f"{change['regularizer']}({inner})" if inner else str(change.get("regularizer", ""))
     return " ".join(part for part in (name, f"({others})" if others else "") if part)
 
 

@@ -1,17 +1,23 @@
 """`regbench sweep`: run a sweep file's cells into one results folder, or show its status.
 
     regbench sweep run SWEEP.toml [--results-dir DIR] [--executor local|ray] [--dry-run] ...
-    regbench sweep status SWEEP.toml [--results-dir DIR]
+        [--set KEY=VALUE ...] [--only AXIS=VALUE ...]
+    regbench sweep status SWEEP.toml [--results-dir DIR] [--set ...] [--only ...]
 
-Exit codes: 0 every cell ok (or nothing to run), 1 some cells failed, 2 a bad sweep file, option
-or preflight check (nothing ran), 3 the results folder is in use, 130 interrupted. The executor
-flags come from the options the executors declare (bench.executors).
+`--set` changes the sweep file's [defaults] (new cells, new run ids, exactly as editing the
+file would); `--only` runs or shows a subset of the cells (their run ids unchanged).
+
+Exit codes: 0 every cell ok (or nothing to run), 1 some cells failed, 2 a bad sweep file, option,
+results folder or preflight check (nothing ran), 3 the results folder is in use, 130
+interrupted. Errors are one line on stderr. The executor flags come from the options the
+executors declare (bench.executors); they override the sweep file's [executor] table.
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import re
 import sys
 from pathlib import Path
 from typing import Any
@@ -19,9 +25,9 @@ from typing import Any
 from bench.config import RunConfig
 from bench.cost import guess_device, sweep_status
 from bench.executors import EXECUTORS, ExecutorError, all_options
-from bench.results import LockError, ResultsDir
-from bench.runner import PreflightError, run_sweep
-from bench.sweep import Sweep, SweepError, arm_label, load_sweep
+from bench.results import LockError, ResultsDir, ResultsError
+from bench.runner import PreflightError, executor_settings, run_sweep
+from bench.sweep import Sweep, SweepError, arm_label, load_sweep, parse_assignments, select
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -38,9 +44,27 @@ def build_parser() -> argparse.ArgumentParser:
         "offline copy when it exists)",
     )  # fmt: skip
     common.add_argument("--device", choices=("auto", "cpu", "cuda"), help="override every cell")
+    common.add_argument(
+        "--set",
+        dest="settings",
+        nargs="+",
+        action="extend",
+        default=[],
+        metavar="KEY=VALUE",
+        help="change the sweep file's [defaults] (a TOML value, e.g. epochs=1 lr=0.1 "
+        "regularizer_params='{ alpha = 1.0 }'); new cells and run ids, as editing the file",
+    )
+    common.add_argument(
+        "--only", nargs="+", action="extend", default=[], metavar="AXIS=VALUE",
+        help="only the cells with these axis values (e.g. arm=cutmix seed=0; one axis given "
+        "twice: either value); run ids unchanged",
+    )  # fmt: skip
 
     run = sub.add_parser("run", parents=[common], help="run the cells not done yet")
-    run.add_argument("--executor", choices=tuple(EXECUTORS), default="local")
+    run.add_argument(
+        "--executor", choices=tuple(EXECUTORS), default=None,
+        help="default: the sweep file's [executor] name, else local",
+    )  # fmt: skip
     for option in all_options():
         if option.type is bool:
             run.add_argument(
@@ -66,7 +90,9 @@ def build_parser() -> argparse.ArgumentParser:
 def executor_options(args: argparse.Namespace) -> dict[str, Any]:
     """The executor flags given on the command line (switches on, values set), by option name."""
     given = {option.name: getattr(args, option.name) for option in all_options()}
-    return {name: value for name, value in given.items() if value not in (None, False)}
+    return {
+        name: value for name, value in given.items() if value is not None and value is not False
+    }
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -78,39 +104,52 @@ def main(argv: list[str] | None = None) -> int:
     if args.device:
         overrides["device"] = args.device
     try:
-        sweep = load_sweep(args.sweep_file, overrides)
-    except SweepError as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2
-    results = ResultsDir(args.results_dir or Path("results") / sweep.name)
+        settings = {key: value for key, _, value in parse_assignments(args.settings, "--set")}
+        sweep = load_sweep(args.sweep_file, overrides, settings)
+        sweep = select(sweep, parse_assignments(args.only, "--only"))
+        results = ResultsDir(args.results_dir or Path("results") / sweep.name)
+        results.check()
+        if args.command == "run":
+            executor, options = executor_settings(sweep, args.executor, executor_options(args))
+    except (SweepError, ResultsError, ExecutorError) as error:
+        return fail(error)
 
     if args.command == "status" or args.dry_run:
         print_status(sweep, results, guess_device(sweep.cells), cells=args.command == "run")
         return 0
-    return run(sweep, results, args)
+    return run(sweep, results, args, executor, options)
 
 
-def run(sweep: Sweep, results, args: argparse.Namespace) -> int:
+def fail(error: Exception, prefix: str = "") -> int:
+    """Print `error` as one line on stderr (line breaks folded, control characters escaped:
+    a path or key from the input cannot forge output lines); exit code 2."""
+    text = re.sub(r"\s*\n\s*", ": ", f"{prefix}{error}".strip())
+    text = "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
+    print(f"error: {text}", file=sys.stderr)
+    return 2
+
+
+def run(
+    sweep: Sweep, results, args: argparse.Namespace, executor: str, options: dict[str, Any]
+) -> int:
     """`regbench sweep run` past the dry run: the sweep with a progress bar, then its summary."""
     bar = ProgressBar(sweep.name, enabled=not args.no_progress)
     try:
         try:
             counts = run_sweep(
-                sweep, results, executor=args.executor, retry_failed=args.retry_failed,
+                sweep, results, executor=executor, retry_failed=args.retry_failed,
                 progress=not args.no_progress, skip_preflight=args.skip_preflight,
-                on_start=bar.start, on_result=bar.update, **executor_options(args),
+                on_start=bar.start, on_result=bar.update, **options,
             )  # fmt: skip
         finally:  # before any message below
             bar.close()
     except LockError as error:
-        print(f"error: {error}", file=sys.stderr)
+        fail(error)
         return 3
-    except ExecutorError as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2
+    except (ExecutorError, ResultsError) as error:
+        return fail(error)
     except PreflightError as error:  # bad data, backbone or weights: nothing ran
-        print(f"error: {sweep.path}: preflight: {error}", file=sys.stderr)
-        return 2
+        return fail(error, f"{sweep.path}: preflight: ")
     except KeyboardInterrupt:
         print(f"\ninterrupted; rerun the same command to resume ({results.path})", file=sys.stderr)
         return 130

@@ -18,7 +18,14 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from bench.results import LockError, ResultsDir, format_value, read_table, register_repair
+from bench.results import (
+    LockError,
+    ResultsDir,
+    ResultsError,
+    format_value,
+    read_table,
+    register_repair,
+)
 from bench.rows import CellResult
 from bench.schema import FILES
 
@@ -157,14 +164,43 @@ def test_lock_repairs_what_a_kill_leaves(tmp_path: Path) -> None:
     header, rows = read_table(tmp_path / "epochs.csv")
     with open(tmp_path / "epochs.csv", "a", newline="") as handle:
         csv.writer(handle).writerow(["b" * 12] + [""] * (len(header) - 1))
-    (tmp_path / ".tmp-abc").write_text("half a file")
+    # (temporaries named as the writer names them: .tmp-<target>.<mkstemp's 8 characters>)
+    (tmp_path / ".tmp-runs.csv.abc_1234").write_text("half a file")
     (tmp_path / "logits").mkdir()
     (tmp_path / "logits" / f"{'b' * 12}.npz").write_bytes(b"")
+    (tmp_path / "logits" / f".tmp-{'b' * 12}.npz.k1ll3d00").write_bytes(b"")
     with results.lock():
         pass
     assert set(pd.read_csv(tmp_path / "epochs.csv").run_id) == {"a" * 12}
-    assert not (tmp_path / ".tmp-abc").exists()
+    assert not (tmp_path / ".tmp-runs.csv.abc_1234").exists()
     assert not (tmp_path / "logits" / f"{'b' * 12}.npz").exists()
+    assert not list((tmp_path / "logits").iterdir())
+
+
+def test_lock_removes_only_files_the_writer_names(tmp_path: Path) -> None:
+    """A user's files that merely look like temporaries or logits stay (issue 15, class 6)."""
+    results = ResultsDir(tmp_path)
+    with results.lock():
+        results.write(make_result("a" * 12))
+    (tmp_path / "logits").mkdir()
+    users = [
+        ".tmp-abc", ".tmp-notes.txt", ".tmp-runs.csv", ".tmp-runs.csv.abc", ".tmp-runs.csv.ABCDEFGH",
+        ".tmp-other.csv.abcdefgh", "logits/.tmp-x", "logits/notes.npz", "logits/ABCDEF012345.npz",
+        f"logits/{'b' * 12}.npz.bak", f"logits/.tmp-{'b' * 12}.npz", "logits/b.npz",
+    ]  # fmt: skip
+    for name in users:
+        (tmp_path / name).write_text("mine")
+    (tmp_path / ".tmp-epochs.csv.dir12345").mkdir()  # a folder with a writer-like name
+    (tmp_path / "outside.txt").write_text("mine")
+    (tmp_path / ".tmp-runs.csv.link1234").symlink_to(tmp_path / "outside.txt")
+    (tmp_path / "logits" / f"{'a' * 12}.npz").write_bytes(b"known run")
+    with results.lock():
+        pass
+    assert all((tmp_path / name).read_text() == "mine" for name in users)
+    assert (tmp_path / ".tmp-epochs.csv.dir12345").is_dir()
+    assert (tmp_path / ".tmp-runs.csv.link1234").is_symlink()
+    assert (tmp_path / "outside.txt").read_text() == "mine"
+    assert (tmp_path / "logits" / f"{'a' * 12}.npz").exists()
 
 
 def test_logits_saved_atomically(tmp_path: Path) -> None:
@@ -247,3 +283,49 @@ def test_taking_the_lock_waits_for_a_concurrent_take_over(tmp_path):
     assert acquired.wait(10)
     worker.join(10)
     assert not (tmp_path / ".lock").exists()
+
+
+@pytest.mark.parametrize(
+    ("files", "pattern"),
+    [
+        ({"runs.csv": b"run_id,status\n\xe9,ok\n"}, r"runs\.csv: not UTF-8 text \(byte 14\)"),
+        (
+            {"runs.csv": b"run_id,status\nabc,ok,x\n"},
+            r"runs\.csv: line 2 has 3 fields, the header 2",
+        ),
+        ({"runs.csv": b"run_id,status\nabc,ok\nabc,ok\n"}, r"runs\.csv: run_id abc has 2 rows"),
+        ({"runs.csv": b"id,status\nabc,ok\n"}, r"runs\.csv: no run_id column"),
+        ({"epochs.csv": b"run_id,epoch\nabc,1,2\n"}, r"epochs\.csv: line 2 has 3 fields"),
+        ({".lock": None}, r"\.lock: not a plain file .*remove it"),
+    ],
+)
+def test_unusable_results_folders_are_named_errors(tmp_path: Path, files, pattern) -> None:
+    for name, data in files.items():
+        (tmp_path / name).mkdir() if data is None else (tmp_path / name).write_bytes(data)
+    before = sorted((p.name, p.stat().st_mtime_ns) for p in tmp_path.iterdir())
+    with pytest.raises(ResultsError, match=pattern):
+        ResultsDir(tmp_path).check()
+    with pytest.raises(ResultsError, match=pattern):
+        take(ResultsDir(tmp_path))
+    assert sorted((p.name, p.stat().st_mtime_ns) for p in tmp_path.iterdir()) == before
+
+
+def test_results_folder_that_is_a_file_or_not_writable(tmp_path: Path, monkeypatch) -> None:
+    (tmp_path / "file").write_text("x")
+    with pytest.raises(ResultsError, match=r"file: not a folder; give a results folder"):
+        ResultsDir(tmp_path / "file").runs()
+    with pytest.raises(ResultsError, match=r"not a folder"):
+        take(ResultsDir(tmp_path / "file"))
+    real_open = os.open
+
+    def read_only(path, flags, *args):  # what a read-only folder (or file system) answers
+        if flags & os.O_CREAT:
+            raise PermissionError(13, "Permission denied", str(path))
+        return real_open(path, flags, *args)
+
+    monkeypatch.setattr(os, "open", read_only)
+    with pytest.raises(
+        ResultsError,
+        match=r"cannot write to the results folder \(Permission denied\); make it writable",
+    ):
+        take(ResultsDir(tmp_path / "ro"))

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from bench.config import RunConfig
-from bench.sweep import SweepError, load_sweep
+from bench.sweep import SweepError, load_sweep, parse_assignments, select
 
 REPO = Path(__file__).resolve().parents[2]
 SWEEPS = REPO / "sweeps"
@@ -207,3 +207,161 @@ def test_missing_name_and_missing_file(tmp_path: Path) -> None:
         load_sweep(write(tmp_path, "[axes]\nseed = [0]\n"))
     with pytest.raises(SweepError, match="no such sweep file"):
         load_sweep(tmp_path / "missing.toml")
+
+
+# ---------------------------------------------------------------------------------------------
+# Values that validated before and then trained garbage (issue 15, class 4)
+
+SILENT = {
+    "lr = inf": r"defaults: lr=inf is invalid; allowed: a finite number",
+    "weight_decay = nan": r"defaults: weight_decay=nan is invalid; allowed: a finite number",
+    "warmup_epochs = inf": r"warmup_epochs=inf is invalid; allowed: a finite number",
+    "epochs = true": r"defaults: epochs=True should be an integer",
+    'lr = "0.1"': r"defaults: lr='0.1' should be a number",
+    'epochs = "3"': r"defaults: epochs='3' should be an integer",
+    "image_size = 100000": r"image_size=100000 is invalid; allowed: an integer <= 1024",
+    "seed = -1": r"seed=-1 is invalid; allowed: an integer with 0 <= seed < 2\*\*32",
+    "data_seed = 9223372036854775807": r"data_seed=9223372036854775807 is invalid",
+}
+
+
+@pytest.mark.parametrize("line", list(SILENT))
+def test_values_that_used_to_pass_are_refused(tmp_path: Path, line: str) -> None:
+    path = write(tmp_path, HEAD + line + "\n[axes]\nbatch_size = [8]\n")
+    with pytest.raises(SweepError, match=SILENT[line]):
+        load_sweep(path)
+
+
+def test_seed_limit_is_what_torch_distinguishes() -> None:
+    """Seeds s and s + 2**32 give the same CPU draws, which is why seeds stop at 2**32."""
+    import torch
+
+    from bench.config import SEED_LIMIT
+
+    def draw(seed: int) -> list[float]:
+        return torch.rand(3, generator=torch.Generator().manual_seed(seed)).tolist()
+
+    assert draw(7) == draw(7 + SEED_LIMIT) and draw(7) != draw(8)
+    assert draw(SEED_LIMIT - 1) == draw(-1)
+    RunConfig(seed=SEED_LIMIT - 1).run_id  # the largest seed is fine  # noqa: B018
+
+
+@pytest.mark.parametrize("name", [".", "..", "a/b", "../up", ".hidden", "", "a b", "x" * 101])
+def test_sweep_name_must_be_a_plain_folder_name(tmp_path: Path, name: str) -> None:
+    path = write(tmp_path, HEAD.replace('name = "t"', f"name = {name!r}") + "[axes]\nseed = [0]\n")
+    with pytest.raises(SweepError, match=r": name: a non-empty string"):
+        load_sweep(path)
+
+
+@pytest.mark.parametrize(
+    ("data", "pattern"),
+    [
+        (
+            b'name = "t"\n# caf\xe9\n',
+            r"not UTF-8 text \(byte 16: b.\\xe9.\); save the sweep file as UTF-8",
+        ),
+        (b"x = " + b"[" * 5000 + b"]" * 5000 + b"\n", r"nested too deeply"),
+        (b"x = " + b"[" * 40 + b"]" * 40 + b"\n", r"nested 40 deep; at most 16"),
+    ],
+)
+def test_unreadable_sweep_files(tmp_path: Path, data: bytes, pattern: str) -> None:
+    path = tmp_path / "s.toml"
+    path.write_bytes(data)
+    with pytest.raises(SweepError, match=pattern):
+        load_sweep(path)
+    with pytest.raises(SweepError, match=r": is a folder; give a sweep file"):
+        load_sweep(tmp_path)
+
+
+# ---------------------------------------------------------------------------------------------
+# --set and --only (issue 16, item 2), [executor]
+
+GRID = (
+    HEAD
+    + '[axes]\nseed = [0, 1]\n[[axes.arm]]\nregularizer = "none"\n[[axes.arm]]\n'
+    + (
+        'regularizer = "cutmix"\nparams = { alpha = 1.0 }\n[[axes.arm]]\nregularizer = "cutmix"\n'
+        'params = { alpha = 0.5, schedule = "staged" }\n[[extra]]\nseed = 5\nregularizer = "mixup"\n'
+    )
+)
+
+
+def test_set_equals_editing_the_defaults(tmp_path: Path) -> None:
+    sets = parse_assignments(["epochs=1", "lr=0.2", "backbone=resnet10t", "compile=true"], "--set")
+    cli = load_sweep(write(tmp_path, GRID), settings={k: v for k, _, v in sets})
+    edited_text = GRID.replace('pretrained = "none"\n', 'pretrained = "none"\nepochs = 1\n'
+                               'lr = 0.2\ncompile = true\n').replace('"resnet18"', '"resnet10t"')  # fmt: skip
+    edited = load_sweep(write(tmp_path, edited_text, "edited.toml"))
+    plain = load_sweep(write(tmp_path, GRID, "plain.toml"))
+    assert [c.run_id for c in cli.cells] == [c.run_id for c in edited.cells]
+    assert cli.cells == edited.cells and cli.labels == edited.labels
+    assert not {c.run_id for c in cli.cells} & {c.run_id for c in plain.cells}
+
+
+@pytest.mark.parametrize(
+    ("pair", "pattern"),
+    [
+        ("epoch=1", r"--set epoch: unknown key 'epoch' \(did you mean 'epochs'\?\)"),
+        ("epochs=true", r"--set: epochs=True should be an integer"),
+        ("lr=inf", r"--set: lr=inf is invalid"),
+        ("protocol=thawed", r"--set: protocol='thawed' is invalid; allowed: frozen"),
+        ("seed=3", r"--set seed: axes\.seed sets 'seed' in every cell.*--only seed=VALUE"),
+        ("sweep=x", r"--set sweep: set by the sweep's `name`"),
+        ("regularizer_params={ alfa = 1.0 }", r"--set: regularizer.*alfa"),
+    ],
+)
+def test_bad_set_fails_before_anything(tmp_path: Path, pair: str, pattern: str) -> None:
+    settings = {k: v for k, _, v in parse_assignments([pair], "--set")}
+    path = write(tmp_path, HEAD + "[axes]\nseed = [0]\n")
+    with pytest.raises(SweepError, match=pattern):
+        load_sweep(path, settings=settings)
+    with pytest.raises(SweepError, match=r"--set 'epochs': expected KEY=VALUE"):
+        parse_assignments(["epochs"], "--set")
+
+
+def test_only_keeps_matching_cells_and_their_ids(tmp_path: Path) -> None:
+    sweep = load_sweep(write(tmp_path, GRID))
+    ids = {label: cfg.run_id for cfg, label in zip(sweep.cells, sweep.labels, strict=True)}
+
+    def only(*pairs: str) -> list[str]:
+        subset = select(sweep, parse_assignments(list(pairs), "--only"))
+        assert all(
+            ids[label] == cfg.run_id for cfg, label in zip(subset.cells, subset.labels, strict=True)
+        )
+        return subset.labels
+
+    assert only("seed=1") == [label for label in sweep.labels if label.startswith("seed=1 ")]
+    assert only("arm=none") == ["seed=0 arm=none", "seed=1 arm=none"]
+    assert only("arm=cutmix", "seed=0") == ["seed=0 arm=cutmix(alpha=1.0)",
+                                            "seed=0 arm=cutmix(alpha=0.5,schedule=staged)"]  # fmt: skip
+    assert only("arm=cutmix(alpha=1.0)", "arm=none", "seed=0") == [
+        "seed=0 arm=none", "seed=0 arm=cutmix(alpha=1.0)",
+    ]  # fmt: skip
+    with pytest.raises(
+        SweepError, match=r"--only sed: not an axis.*did you mean 'seed'.*axes: seed, arm"
+    ):
+        only("sed=0")
+    with pytest.raises(
+        SweepError, match=r"--only seed=7: not a value of axes\.seed; choices: 0, 1"
+    ):
+        only("seed=7")
+    with pytest.raises(
+        SweepError, match=r"--only arm=dropblock: .*choices: none, cutmix\(alpha=1\.0\)"
+    ):
+        only("arm=dropblock")
+
+
+def test_executor_table(tmp_path: Path) -> None:
+    sweep = load_sweep(write(tmp_path, HEAD + '[axes]\nseed = [0]\n[executor]\nname = "ray"\n'
+                             'address = "auto"\ncpus_per_cell = 2\n'))  # fmt: skip
+    assert sweep.executor == {"name": "ray", "address": "auto", "cpus_per_cell": 2}
+    for body, pattern in [
+        ('name = "slurmish"', r"executor\.name: got 'slurmish'; allowed: local, ray"),
+        ("cpus_per_cel = 2", r"executor\.cpus_per_cel: .*did you mean 'cpus_per_cell'"),
+        ('cpus_per_cell = "2"', r"executor: --cpus-per-cell: expected int"),
+        ("cpus_per_cell = -1", r"executor: --cpus-per-cell: expected an integer >= 1, got -1"),
+        ('address = "auto"', r"executor\.address: executor 'local' has no option 'address'"),
+    ]:
+        path = write(tmp_path, HEAD + "[axes]\nseed = [0]\n[executor]\n" + body + "\n")
+        with pytest.raises(SweepError, match=pattern):
+            load_sweep(path)

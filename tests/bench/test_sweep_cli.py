@@ -271,3 +271,72 @@ def test_option_of_another_executor_refused_before_anything_runs(tmp_path: Path,
     assert main([*argv, "--keep-best-model"]) == 2
     assert capsys.readouterr().err == "error: --keep-best-model works with --executor local only\n"
     assert not folder.exists()
+
+
+# ---------------------------------------------------------------------------------------------
+# --set, --only, [executor] and bad results folders through the command line (nothing trains)
+
+
+def test_set_and_only_in_dry_run_and_status(tmp_path: Path, capsys) -> None:
+    folder = str(tmp_path / "r")
+    full = load_sweep(SMOKE)
+    changed = load_sweep(SMOKE, settings={"epochs": 1})
+    assert main(["run", str(SMOKE), "--results-dir", folder, "--dry-run", "--set", "epochs=1"]) == 0
+    out = capsys.readouterr().out
+    assert all(c.run_id in out for c in changed.cells) and not any(
+        c.run_id in out for c in full.cells
+    )
+    argv = ["run", str(SMOKE), "--results-dir", folder, "--dry-run", "--only", "arm=none"]
+    assert main(argv) == 0
+    out = capsys.readouterr().out
+    kept = [
+        c.run_id for c, label in zip(full.cells, full.labels, strict=True) if "arm=none" in label
+    ]
+    assert len(kept) == 2 and all(run_id in out for run_id in kept)
+    assert sum(c.run_id in out for c in full.cells) == 2
+    assert (
+        main(
+            ["status", str(SMOKE), "--results-dir", folder, "--only", "protocol=frozen", "arm=none"]
+        )
+        == 0
+    )
+    assert "1 cells: 0 done, 0 failed, 1 remaining" in capsys.readouterr().out
+    assert main(["status", str(SMOKE), "--results-dir", folder, "--set", "epoch=1"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and "did you mean 'epochs'" in err and err.count("\n") == 1
+    assert main(["run", str(SMOKE), "--results-dir", folder, "--only", "seed=9"]) == 2
+    assert "choices: 0" in capsys.readouterr().err
+    assert not (tmp_path / "r").exists()
+
+
+def test_executor_from_file_and_flags(tmp_path: Path) -> None:
+    from bench.runner import executor_settings
+
+    text = SMOKE.read_text() + '\n[executor]\nname = "ray"\naddress = "auto"\ncpus_per_cell = 2\n'
+    sweep = load_sweep(write(tmp_path, text))
+    assert executor_settings(sweep, None, {}) == ("ray", {"address": "auto", "cpus_per_cell": 2})
+    assert executor_settings(sweep, None, {"cpus_per_cell": 4})[1]["cpus_per_cell"] == 4
+    # another executor on the command line keeps only the file's options it takes too
+    assert executor_settings(sweep, "local", {}) == (
+        "local", {"cpus_per_cell": 2, "keep_best_model": False}
+    )  # fmt: skip
+
+
+@pytest.mark.parametrize("verb", [["run"], ["run", "--dry-run"], ["status"]])
+def test_bad_results_folder_and_options_stop_before_anything(tmp_path: Path, capsys, verb) -> None:
+    folder = tmp_path / "r"
+    folder.mkdir()
+    (folder / "runs.csv").write_text("run_id,status\nabc,ok\nabc,ok\n")
+    argv = [*verb[:1], str(SMOKE), "--results-dir", str(folder), *verb[1:]]
+    assert main(argv) == 2
+    assert (
+        capsys.readouterr().err == f"error: {folder / 'runs.csv'}: run_id abc has 2 rows; "
+        "repair or move the file away (a results folder holds only what regbench wrote)\n"
+    )
+    assert sorted(p.name for p in folder.iterdir()) == ["runs.csv"]
+    if verb == ["status"]:
+        return
+    (folder / "runs.csv").unlink()
+    assert main([*argv, "--cpus-per-cell", "-1"]) == 2
+    assert capsys.readouterr().err == "error: --cpus-per-cell: expected an integer >= 1, got -1\n"
+    assert not list(folder.iterdir())
