@@ -27,7 +27,7 @@ import numpy as np
 import pandas as pd
 
 from bench import schema
-from bench.report.errors import ReportInputError, quoted
+from bench.report.errors import ReportInputError, quoted, quoted_path
 from bench.report.load import Results, load_results
 
 __all__ = [
@@ -214,7 +214,7 @@ def compare_results(
     shared = [run_id for run_id in ref.runs["run_id"] if run_id in new_ids]
     if not shared:
         raise ReportInputError(
-            f"{quoted(str(ref_dir))} and {quoted(str(new_dir))} share no run_id; compare two "
+            f"{quoted_path(ref_dir)} and {quoted_path(new_dir)} share no run_id; compare two "
             "runs of the same sweep (the cells' configurations decide their run_ids)"
         )
     ref_ids = set(ref.runs["run_id"])

@@ -32,7 +32,7 @@ import pandas as pd
 
 from bench.report import draw, figures, render, stats, style, tables, verdicts
 from bench.report.claims import CLAIMS
-from bench.report.errors import quoted
+from bench.report.errors import quoted_path
 from bench.report.load import ReportInputError, Results, load_results
 
 MANIFEST = ".regbench-report"
@@ -386,7 +386,7 @@ def write_report(results: Results, out_dir: str | Path) -> Written:
         staging = Path(tempfile.mkdtemp(prefix=".staging-", dir=out))
     except OSError as error:
         raise ReportInputError(
-            f"cannot write to {quoted(str(out))} ({error.strerror}); pass another --out"
+            f"cannot write to {quoted_path(out)} ({error.strerror}); pass another --out"
         ) from None
     try:
         written, notes, claims = _write(results, staging)
@@ -394,7 +394,7 @@ def write_report(results: Results, out_dir: str | Path) -> Written:
     except OSError as error:  # a full disk (ENOSPC), a quota, a folder made read-only meanwhile
         reason = error.strerror or type(error).__name__
         raise ReportInputError(
-            f"cannot write the report to {quoted(str(out))} ({reason}); free space or pass "
+            f"cannot write the report to {quoted_path(out)} ({reason}); free space or pass "
             "another --out (the previous report there is unchanged)"
         ) from None
     finally:

@@ -31,7 +31,7 @@ import pandas as pd
 
 from bench import schema  # column declarations only: no torch behind it
 from bench.report import arms, style
-from bench.report.errors import ReportInputError, quoted
+from bench.report.errors import ReportInputError, quoted, quoted_path
 
 __all__ = ["ReportInputError", "Results", "load_results", "matches"]
 
@@ -186,9 +186,18 @@ class Results:
 
 
 def _header(path: Path) -> list[str]:
-    """The header row's names, stripped (read as CSV, so a quoted name may hold a comma)."""
+    """The header row's names, stripped; every data row checked to have as many fields (a ragged
+    row would otherwise be padded or shift its values into other columns)."""
     with path.open(encoding="utf-8-sig", newline="") as file:
-        return [name.strip() for name in next(csv.reader(file), [])]
+        reader = csv.reader(file)
+        header = [name.strip() for name in next(reader, [])]
+        for row in reader:
+            if row and len(row) != len(header):
+                raise ReportInputError(
+                    f"{path.name}: line {reader.line_num} has {len(row)} fields, the header "
+                    f"{len(header)}; fix or remove the ragged row"
+                )
+    return header
 
 
 def _read_csv(path: Path, required: list[str], numeric: list[str]) -> pd.DataFrame:
@@ -222,12 +231,6 @@ def _read_csv(path: Path, required: list[str], numeric: list[str]) -> pd.DataFra
             f"{path.name} lacks required column(s) {', '.join(missing)}; "
             "regenerate it with the current sweep runner (see the results schema)"
         )
-    short = frame.isna().any(axis=1)  # a row with fewer fields than the header
-    if short.any():
-        raise ReportInputError(
-            f"{path.name}: line {int(frame.index[short][0]) + 2} has fewer fields than the header "
-            f"({_row_id(frame, frame.index[short][0])}); fix or remove the truncated row"
-        )
     for column in frame.columns:
         frame[column] = frame[column].astype(str).str.strip()
     for column in numeric:
@@ -254,42 +257,45 @@ def _to_number(frame: pd.DataFrame, column: str, name: str) -> pd.Series:
     a row key must be finite, an int column whole, every value within [low, high]. An empty
     field or 'nan' is "not measured" (NaN); ±inf outside the declared range is refused, else
     left out like NaN."""
-    text = frame[column]
-    values = pd.to_numeric(text.where(text != ""), errors="coerce").astype(float)
-    nan_text = text.str.lower().isin(["nan", "-nan", "+nan"])
-    bad = values.isna() & (text != "") & ~nan_text
+    text = frame[column].to_numpy(dtype=object)  # numpy, not pandas: this runs per column
+    empty = text == ""
+    parsed = pd.to_numeric(pd.Series(np.where(empty, "nan", text)), errors="coerce")
+    values = parsed.to_numpy(dtype=float)
+    nan_text = np.isin(np.char.lower(text.astype(str)), ["nan", "-nan", "+nan"])
     declared = {c.name: c for c in schema.DECLARED.get(name, [])}.get(column)
 
-    def refuse(mask: pd.Series, problem: str, fix: str) -> None:
-        where = frame.index[mask][0]
+    def refuse(mask: np.ndarray, problem: str, fix: str) -> None:
+        where = frame.index[int(np.flatnonzero(mask)[0])]
         raise ReportInputError(
-            f"{name}: column {column} has {problem} {quoted(text[where])} "
+            f"{name}: column {column} has {problem} {quoted(frame.at[where, column])} "
             f"({_row_id(frame, where)}); {fix}"
         )
 
+    bad = np.isnan(values) & ~empty & ~nan_text
     if bad.any():
         refuse(bad, "the non-numeric value", "fix it or leave the field empty for 'not measured'")
-    if declared is None:
-        return values.where(np.isfinite(values))
-    if declared.kind in ("configuration", "key"):
-        infinite = nan_text | np.isinf(values)
-        if infinite.any():
-            refuse(
-                infinite, "the non-finite value", "a configuration value must be a finite number"
-            )
-    if declared.dtype == "int":
-        fraction = np.isfinite(values) & (values != values.round())
+    finite = np.isfinite(values)
+    infinite = nan_text | np.isinf(values)
+    if declared is not None and declared.kind in ("configuration", "key") and infinite.any():
+        refuse(
+            infinite,
+            "the non-finite value",
+            "a configuration value must be a finite number",
+        )
+    if declared is not None and declared.dtype == "int":
+        fraction = finite & (values != np.round(values))
         if fraction.any():
             refuse(fraction, "the non-integer value", "it must be a whole number: fix the value")
     tolerance = 1e-9  # a fraction computed as 1.0000000000000002 is still a fraction
-    outside = pd.Series(False, index=frame.index)
-    if declared.low is not None:
-        outside |= values < declared.low - tolerance
-    if declared.high is not None:
-        outside |= values > declared.high + tolerance
+    outside = np.zeros(len(values), dtype=bool)
+    with np.errstate(invalid="ignore"):
+        if declared is not None and declared.low is not None:
+            outside |= values < declared.low - tolerance
+        if declared is not None and declared.high is not None:
+            outside |= values > declared.high + tolerance
     if outside.any():
         hint = ""
-        if declared.high == 1.0 and (values[outside].abs() <= 100).all():
+        if declared.high == 1.0 and (np.abs(values[outside]) <= 100).all():
             hint = " (it is a fraction, 0.85 not 85)"
         refuse(
             outside,
@@ -297,7 +303,7 @@ def _to_number(frame: pd.DataFrame, column: str, name: str) -> pd.Series:
             "fix the value or leave the field empty for 'not measured'",
         )
     # nan/inf (a writer's rendering of a non-finite value) are not measurements: left out.
-    return values.where(np.isfinite(values))
+    return pd.Series(np.where(finite, values, np.nan), index=frame.index, dtype=float)
 
 
 def _check_keys(table: pd.DataFrame, file: str) -> None:
@@ -454,16 +460,16 @@ def _results_folder(folder: str | Path) -> Path:
         folder = folder.parent
     if not folder.exists():
         raise ReportInputError(
-            f"results folder {quoted(str(folder))} does not exist; pass the folder that holds "
+            f"results folder {quoted_path(folder)} does not exist; pass the folder that holds "
             "runs.csv (e.g. results/cpu-quick)"
         )
     if not folder.is_dir():
         raise ReportInputError(
-            f"{quoted(str(folder))} is not a folder; pass the folder with runs.csv"
+            f"{quoted_path(folder)} is not a folder; pass the folder with runs.csv"
         )
     if not (folder / "runs.csv").is_file():
         raise ReportInputError(
-            f"no runs.csv in {quoted(str(folder))}; pass the folder a sweep wrote "
+            f"no runs.csv in {quoted_path(folder)}; pass the folder a sweep wrote "
             "(results/<sweep>/) or run the sweep first"
         )
     return folder
@@ -487,7 +493,7 @@ def _merge_runs(folders: list[Path], tables: list[pd.DataFrame]) -> tuple[pd.Dat
     for folder, table in zip(folders[1:], tables[1:], strict=True):
         if table["sweep"].iloc[0] != first:
             raise ReportInputError(
-                f"{quoted(str(folders[0]))} holds sweep {quoted(first)} but {quoted(str(folder))} "
+                f"{quoted_path(folders[0])} holds sweep {quoted(first)} but {quoted_path(folder)} "
                 f"holds sweep {quoted(table['sweep'].iloc[0])}; a report covers one sweep: merge "
                 "only folders of the same sweep"
             )
@@ -506,8 +512,8 @@ def _merge_runs(folders: list[Path], tables: list[pd.DataFrame]) -> tuple[pd.Dat
         column = _same_row(earlier, row)
         if column is not None:
             raise ReportInputError(
-                f"run_id {quoted(run_id)} is in {quoted(str(origin[seen[run_id]]))} and "
-                f"{quoted(str(origin[position]))} with different values (column "
+                f"run_id {quoted(run_id)} is in {quoted_path(origin[seen[run_id]])} and "
+                f"{quoted_path(origin[position])} with different values (column "
                 f"{quoted(column)}: {quoted(earlier[column])} vs {quoted(row[column])}); keep "
                 "one: remove its row from one of the folders"
             )
@@ -544,7 +550,7 @@ def load_results(folder: str | Path | list[str | Path]) -> Results:
     for index, path in enumerate(resolved):
         if path in resolved[:index]:
             raise ReportInputError(
-                f"results folder {quoted(str(folders[index]))} is given twice; pass each once"
+                f"results folder {quoted_path(folders[index])} is given twice; pass each once"
             )
     tables = [_read_runs(f / RUNS_FILE) for f in folders]
     runs, merge_notes = tables[0], []

@@ -148,7 +148,7 @@ def spreadsheet_safe(frame: pd.DataFrame) -> pd.DataFrame:
     `spreadsheet_cell`); number columns are left as they are."""
     safe = frame.copy()
     for column in safe.columns:
-        if safe[column].dtype == object:
+        if not pd.api.types.is_numeric_dtype(safe[column]):
             safe[column] = safe[column].map(spreadsheet_cell)
     return safe
 
