@@ -7,6 +7,8 @@ SWEEP ?= sweeps/cpu-quick.toml
 # A fresh run goes beside the committed reference results, not into them (which would skip
 # every finished cell): results/cpu-quick-rerun and reports/cpu-quick-rerun.
 RUN_NAME ?= $(basename $(notdir $(SWEEP)))-rerun
+# The committed reference the rerun is compared with (skipped when there is none).
+REF_NAME ?= $(basename $(notdir $(SWEEP)))
 
 .PHONY: setup main test lint pytest bench
 
@@ -21,6 +23,15 @@ setup: $(VENV)/.installed
 main: setup
 	$(VENV)/bin/regbench sweep run $(SWEEP) --results-dir results/$(RUN_NAME)
 	$(VENV)/bin/regbench report results/$(RUN_NAME) --out reports/$(RUN_NAME)
+	@# compare exits 1 when the rerun differs beyond seed noise: shown, not a failure of main
+	@if [ ! -f results/$(REF_NAME)/runs.csv ]; then \
+		echo "make main: no results/$(REF_NAME)/runs.csv to compare the rerun with"; \
+	else \
+		$(VENV)/bin/regbench compare results/$(REF_NAME) results/$(RUN_NAME); code=$$?; \
+		if [ $$code -eq 1 ]; then \
+			echo "make main: the rerun differs from results/$(REF_NAME) beyond seed noise (table above)"; \
+		elif [ $$code -ne 0 ]; then exit $$code; fi; \
+	fi
 
 lint: setup
 	$(VENV)/bin/ruff check .

@@ -42,6 +42,8 @@ class Column:
     label, unit, scale, decimals, better: how a report shows a metric (stored value x scale,
     with `decimals` decimals; better = +1 higher is better, -1 lower is better, 0 neither).
     in_report: the metric appears in the report's catalogue (summary tables and figures).
+    low, high: the range a stored value must lie in (inclusive; None: unbounded on that side),
+    e.g. [0, 1] for accuracies, ECE and other fractions; readers refuse values outside it.
     """
 
     name: str
@@ -56,6 +58,8 @@ class Column:
     decimals: int = 0
     better: int = 0
     in_report: bool = True
+    low: float | None = None
+    high: float | None = None
 
     @property
     def axis_label(self) -> str:
@@ -79,7 +83,20 @@ def _metric(name: str, label: str, unit: str, scale: float, decimals: int, bette
 
 def _side(file: str, names: str, kind: Kind, dtype: Dtype, required: str = "") -> list[Column]:
     needed = set(required.split())
-    return [Column(n, file, kind, dtype, required=n in needed) for n in names.split()]
+    return [
+        Column(n, file, kind, dtype, required=n in needed, **RANGES.get(n, NONNEGATIVE))
+        for n in names.split()
+    ]
+
+
+FRACTION = {"low": 0.0, "high": 1.0}  # accuracies, ECE, confidences, rates: never percentages
+NONNEGATIVE = {"low": 0.0}
+# Ranges of the side files' columns by name (every other side column is >= 0).
+_FRACTIONS = "train_acc val_acc test_acc test_ece regularizer_prob bin_lower bin_upper "
+RANGES: dict[str, dict] = {
+    **dict.fromkeys((_FRACTIONS + "mean_confidence accuracy ece").split(), FRACTION),
+    **dict.fromkeys(["run_id", "split", "corruption"], {}),
+}
 
 
 # runs.csv, in column order: the shared contract, then this project's extensions.
@@ -94,40 +111,40 @@ RUNS: list[Column] = [
     _runs("protocol", "configuration", "text", required=True),
     _runs("backbone", "configuration", "text", required=True),
     _runs("pretrained", "configuration", "text", required=True),
-    _runs("image_size", "configuration", "int", required=True),
-    _runs("train_size", "configuration", "int", required=True),
-    _runs("epochs", "configuration", "int", required=True),
-    _runs("batch_size", "configuration", "int", required=True),
+    _runs("image_size", "configuration", "int", required=True, low=1),
+    _runs("train_size", "configuration", "int", required=True, low=1),
+    _runs("epochs", "configuration", "int", required=True, low=1),
+    _runs("batch_size", "configuration", "int", required=True, low=1),
     _runs("optimizer", "configuration", "text", required=True),
-    _runs("lr", "configuration", "float", required=True),
-    _runs("weight_decay", "configuration", "float", required=True),
-    _runs("label_smoothing", "configuration", "float", required=True),
+    _runs("lr", "configuration", "float", required=True, **NONNEGATIVE),
+    _runs("weight_decay", "configuration", "float", required=True, **NONNEGATIVE),
+    _runs("label_smoothing", "configuration", "float", required=True, **FRACTION),
     _runs("seed", "configuration", "int", required=True),
-    _metric("train_acc", "clean-train acc.", "%", 100, 2, 0, required=True),
-    _metric("train_loss", "clean-train NLL", "nats", 1, 3, -1, in_report=False),
-    _metric("val_acc", "val. acc.", "%", 100, 2, +1),
-    _metric("val_loss", "val. NLL", "nats", 1, 3, -1, in_report=False),
-    _metric("test_acc", "test acc.", "%", 100, 2, +1, required=True),
-    _metric("test_loss", "NLL", "nats", 1, 3, -1),
-    _metric("gap", "gap", "pp", 100, 2, -1),
-    _metric("test_ece", "ECE", "%", 100, 2, -1),
-    _metric("test_mce", "MCE", "%", 100, 2, -1),
-    _metric("test_brier", "Brier", "", 1, 4, -1),
-    _metric("test_mean_conf", "mean confidence", "%", 100, 2, 0),
-    _metric("temperature", "temperature", "", 1, 3, 0),
-    _metric("test_ece_ts", "ECE after TS", "%", 100, 2, -1),
-    _metric("test_nll_ts", "NLL after TS", "nats", 1, 3, -1),
-    _metric("test_ece_adaptive", "adaptive ECE", "%", 100, 2, -1),
-    _metric("val_ece", "val. ECE", "%", 100, 2, -1, in_report=False),
-    _metric("flip_rate", "flip rate", "%", 100, 2, -1),
-    _metric("occlusion_acc", "occluded acc.", "%", 100, 2, +1),
-    _metric("corruption_acc", "corrupted acc.", "%", 100, 2, +1),
-    _metric("corruption_ece", "corrupted ECE", "%", 100, 2, -1),
-    _metric("train_images_per_s", "train speed", "images/s", 1, 0, +1),
-    _metric("eval_images_per_s", "eval speed", "images/s", 1, 0, +1),
-    _metric("regularizer_ms_per_batch", "regularizer time", "ms/batch", 1, 3, -1),
-    _metric("peak_mem_mb", "peak memory", "MB", 1, 0, -1),
-    _metric("wall_s", "wall time", "s", 1, 0, -1),
+    _metric("train_acc", "clean-train acc.", "%", 100, 2, 0, required=True, **FRACTION),
+    _metric("train_loss", "clean-train NLL", "nats", 1, 3, -1, in_report=False, **NONNEGATIVE),
+    _metric("val_acc", "val. acc.", "%", 100, 2, +1, **FRACTION),
+    _metric("val_loss", "val. NLL", "nats", 1, 3, -1, in_report=False, **NONNEGATIVE),
+    _metric("test_acc", "test acc.", "%", 100, 2, +1, required=True, **FRACTION),
+    _metric("test_loss", "NLL", "nats", 1, 3, -1, **NONNEGATIVE),
+    _metric("gap", "gap", "pp", 100, 2, -1, low=-1, high=1),
+    _metric("test_ece", "ECE", "%", 100, 2, -1, **FRACTION),
+    _metric("test_mce", "MCE", "%", 100, 2, -1, **FRACTION),
+    _metric("test_brier", "Brier", "", 1, 4, -1, **NONNEGATIVE),
+    _metric("test_mean_conf", "mean confidence", "%", 100, 2, 0, **FRACTION),
+    _metric("temperature", "temperature", "", 1, 3, 0, **NONNEGATIVE),
+    _metric("test_ece_ts", "ECE after TS", "%", 100, 2, -1, **FRACTION),
+    _metric("test_nll_ts", "NLL after TS", "nats", 1, 3, -1, **NONNEGATIVE),
+    _metric("test_ece_adaptive", "adaptive ECE", "%", 100, 2, -1, **FRACTION),
+    _metric("val_ece", "val. ECE", "%", 100, 2, -1, in_report=False, **FRACTION),
+    _metric("flip_rate", "flip rate", "%", 100, 2, -1, **FRACTION),
+    _metric("occlusion_acc", "occluded acc.", "%", 100, 2, +1, **FRACTION),
+    _metric("corruption_acc", "corrupted acc.", "%", 100, 2, +1, **FRACTION),
+    _metric("corruption_ece", "corrupted ECE", "%", 100, 2, -1, **FRACTION),
+    _metric("train_images_per_s", "train speed", "images/s", 1, 0, +1, **NONNEGATIVE),
+    _metric("eval_images_per_s", "eval speed", "images/s", 1, 0, +1, **NONNEGATIVE),
+    _metric("regularizer_ms_per_batch", "regularizer time", "ms/batch", 1, 3, -1, **NONNEGATIVE),
+    _metric("peak_mem_mb", "peak memory", "MB", 1, 0, -1, **NONNEGATIVE),
+    _metric("wall_s", "wall time", "s", 1, 0, -1, **NONNEGATIVE),
     _runs("device", "environment", "text"),
     _runs("torch_version", "environment", "text"),
     _runs("timm_version", "environment", "text"),
@@ -135,17 +152,27 @@ RUNS: list[Column] = [
     _runs("started_at", "environment", "text"),
     # Extensions beyond the shared contract: the rest of the cell's configuration and cost.
     _runs("dataset", "configuration", "text", shared=False),
-    _runs("val_size", "configuration", "int", shared=False),
-    _runs("test_size", "configuration", "int", shared=False),
+    _runs("val_size", "configuration", "int", shared=False, **NONNEGATIVE),
+    _runs("test_size", "configuration", "int", shared=False, **NONNEGATIVE),
     _runs("data_seed", "configuration", "int", shared=False),
-    _runs("momentum", "configuration", "float", shared=False),
-    _runs("backbone_lr_scale", "configuration", "float", shared=False),
-    _runs("warmup_epochs", "configuration", "float", shared=False),
-    _runs("unfreeze_at", "configuration", "float", shared=False),
-    _runs("train_eval_size", "configuration", "int", shared=False),
-    _runs("robustness_size", "configuration", "int", shared=False),
-    _metric("robustness_s", "robustness time", "s", 1, 0, -1, shared=False, in_report=False),
-    _runs("num_gpus_visible", "environment", "int", shared=False),
+    _runs("momentum", "configuration", "float", shared=False, **FRACTION),
+    _runs("backbone_lr_scale", "configuration", "float", shared=False, **NONNEGATIVE),
+    _runs("warmup_epochs", "configuration", "float", shared=False, **NONNEGATIVE),
+    _runs("unfreeze_at", "configuration", "float", shared=False, **NONNEGATIVE),
+    _runs("train_eval_size", "configuration", "int", shared=False, **NONNEGATIVE),
+    _runs("robustness_size", "configuration", "int", shared=False, **NONNEGATIVE),
+    _metric(
+        "robustness_s",
+        "robustness time",
+        "s",
+        1,
+        0,
+        -1,
+        shared=False,
+        in_report=False,
+        **NONNEGATIVE,
+    ),
+    _runs("num_gpus_visible", "environment", "int", shared=False, **NONNEGATIVE),
 ]
 
 # Metrics the report derives from runs.csv columns (never written by a cell).

@@ -3,7 +3,8 @@
     regbench regularizers            list the registered regularizers, their parameters, defaults
     regbench run ...                 train one cell, append its rows to a results folder
     regbench sweep run|status ...    run / inspect a sweep file (TOML)
-    regbench report RESULTS_DIR      CSVs -> figures, tables, claims, HTML (no torch needed)
+    regbench report RESULTS_DIR...   CSVs -> figures, tables, claims, HTML (no torch needed)
+    regbench compare REF NEW         does a rerun reproduce a results folder? (exit 0/1/2)
     regbench predict MODEL IMAGE...  classify your own images with a saved model
 
 Every command line lives in this package, one module per subcommand (`main(argv) -> int`): it
@@ -21,6 +22,7 @@ SUBCOMMANDS = {
     "run": ("bench.cli.run", "train one cell and append its rows to a results folder"),
     "sweep": ("bench.cli.sweep", "run a sweep file, or show its status"),
     "report": ("bench.cli.report", "turn a results folder into figures, tables and claims"),
+    "compare": ("bench.cli.compare", "compare two results folders of one sweep, cell by cell"),
     "predict": ("bench.cli.predict", "classify image files with a saved model"),
 }
 

@@ -14,7 +14,7 @@ import json
 import pandas as pd
 
 from bench.report import style
-from bench.report.errors import ReportInputError
+from bench.report.errors import ReportInputError, quoted
 
 PARAMS_COLUMN = "regularizer_params"
 # A parameter that a cell's regularizer_params lacks (never valid JSON, so never a real value).
@@ -36,7 +36,7 @@ def _parse_params(runs: pd.DataFrame) -> list[dict]:
         if not isinstance(params, dict):
             shown = text if len(text) <= 60 else text[:57] + "..."
             raise ReportInputError(
-                f"runs.csv: column {PARAMS_COLUMN} of run_id {run_id!r} is not a JSON object "
+                f"runs.csv: column {PARAMS_COLUMN} of run_id {quoted(run_id)} is not a JSON object "
                 f'({shown!r}); write the parameters as JSON, e.g. {{"alpha": 1.0}}, or leave '
                 "the field empty if they are unknown"
             )
@@ -121,8 +121,9 @@ def add_arms(runs: pd.DataFrame) -> dict[str, style.ArmKey]:
     for (pair, _), label in label_of.items():
         if label in seen and seen[label] != pair:
             raise ReportInputError(
-                f"runs.csv: regularizer/schedule {seen[label][0]!r}/{seen[label][1]!r} and "
-                f"{pair[0]!r}/{pair[1]!r} would both be labelled {label!r}; rename one of them"
+                f"runs.csv: regularizer/schedule {quoted(seen[label][0])}/{quoted(seen[label][1])} "
+                f"and {quoted(pair[0])}/{quoted(pair[1])} would both be labelled {quoted(label)}; "
+                "rename one of them"
             )
         seen[label] = pair
     raise AssertionError("arm labels are not unique")  # unreachable: quoted values differ

@@ -32,6 +32,7 @@ import pandas as pd
 
 from bench.report import draw, figures, render, stats, style, tables, verdicts
 from bench.report.claims import CLAIMS
+from bench.report.errors import quoted_path
 from bench.report.load import ReportInputError, Results, load_results
 
 MANIFEST = ".regbench-report"
@@ -105,6 +106,12 @@ def _notes(results: Results, summary: pd.DataFrame) -> list[str]:
     return notes + results.notes
 
 
+def _folders_fact(results: Results) -> tuple[str, str]:
+    if len(results.folders) > 1:
+        return ("results folders", ", ".join(map(str, results.folders)))
+    return ("results folder", str(results.folder))
+
+
 def _setup(results: Results) -> render.Facts:
     runs = results.runs
     constant = [c for c in results.config_columns if c not in results.scope_columns]
@@ -112,7 +119,7 @@ def _setup(results: Results) -> render.Facts:
     started = sorted(s for s in runs["started_at"] if s)
     facts = [
         ("sweep", results.sweep),
-        ("results folder", str(results.folder)),
+        _folders_fact(results),
         (
             "cells",
             f"{len(results.ok)} finished, {len(results.failed)} failed ({len(runs)} in runs.csv)",
@@ -291,8 +298,8 @@ def _write(results: Results, folder: Path) -> tuple[list[str], list[str], pd.Dat
     claims = verdicts.evaluate_claims(results)
     (folder / "tables").mkdir()
     files = {
-        "summary.csv": summary.to_csv(index=False),
-        "claims.csv": claims.to_csv(index=False),
+        "summary.csv": tables.spreadsheet_safe(summary).to_csv(index=False),
+        "claims.csv": tables.spreadsheet_safe(claims).to_csv(index=False),
         "tables/claims.md": tables.claims_markdown(claims),
         "tables/claims.tex": tables.claims_latex(claims, results.sweep),
     }
@@ -347,9 +354,10 @@ def _stale(out: Path, written: list[str]) -> list[Path]:
 def _publish(staging: Path, out: Path, written: list[str]) -> None:
     """Replace the previous report's files with the staged ones; leave other files alone."""
     _check_subfolders(out)  # again: the folder may have changed while the report was drawn
+    # the last write (it may find the disk full): before anything of the previous report goes
+    (staging / MANIFEST).write_text("\n".join(written) + "\n", encoding="utf-8")
     for path in _stale(out, written):
         path.unlink()
-    (staging / MANIFEST).write_text("\n".join(written) + "\n", encoding="utf-8")
     for name in [*written, MANIFEST]:
         target = out / name
         target.parent.mkdir(exist_ok=True)  # out/figures or out/tables, never through a link
@@ -370,19 +378,25 @@ def write_report(results: Results, out_dir: str | Path) -> Written:
     out = Path(out_dir)
     if out.exists() and not out.is_dir():
         raise ReportInputError(f"--out {str(out)!r} is a file; pass a folder for the report")
-    if out.resolve() == results.folder.resolve():
-        raise ReportInputError("--out is the results folder; write the report elsewhere")
+    if out.resolve() in {folder.resolve() for folder in [results.folder, *results.folders]}:
+        raise ReportInputError("--out is a results folder; write the report elsewhere")
     _check_subfolders(out)
     try:
         out.mkdir(parents=True, exist_ok=True)
         staging = Path(tempfile.mkdtemp(prefix=".staging-", dir=out))
     except OSError as error:
         raise ReportInputError(
-            f"cannot write to {str(out)!r} ({error.strerror}); pass another --out"
+            f"cannot write to {quoted_path(out)} ({error.strerror}); pass another --out"
         ) from None
     try:
         written, notes, claims = _write(results, staging)
         _publish(staging, out, written)
+    except OSError as error:  # a full disk (ENOSPC), a quota, a folder made read-only meanwhile
+        reason = error.strerror or type(error).__name__
+        raise ReportInputError(
+            f"cannot write the report to {quoted_path(out)} ({reason}); free space or pass "
+            "another --out (the previous report there is unchanged)"
+        ) from None
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     return Written(out / "index.html", notes, verdicts.verdict_counts(claims))

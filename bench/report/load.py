@@ -22,6 +22,7 @@ Derived metrics: `gap` (filled from train_acc - test_acc where empty), `overconf
 
 from __future__ import annotations
 
+import csv
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -30,7 +31,7 @@ import pandas as pd
 
 from bench import schema  # column declarations only: no torch behind it
 from bench.report import arms, style
-from bench.report.errors import ReportInputError
+from bench.report.errors import ReportInputError, quoted, quoted_path
 
 __all__ = ["ReportInputError", "Results", "load_results", "matches"]
 
@@ -105,7 +106,7 @@ class Results:
     tables hold rows of ok cells only, with the `JOINED` labels of their cell added.
     """
 
-    folder: Path
+    folder: Path  # the (first) results folder
     sweep: str
     runs: pd.DataFrame
     varying: list[str]  # config columns (besides protocol) that take several values
@@ -122,6 +123,7 @@ class Results:
     robustness: pd.DataFrame | None = None
     absent_columns: list[str] = field(default_factory=list)  # optional runs.csv metrics missing
     notes: list[str] = field(default_factory=list)  # things the reader should know
+    folders: list[Path] = field(default_factory=list)  # every folder merged (one usually)
 
     @property
     def ok(self) -> pd.DataFrame:
@@ -183,15 +185,45 @@ class Results:
         return column in self.runs.columns and self.ok[column].notna().any()
 
 
+def _header(path: Path) -> list[str]:
+    """The header row's names, stripped; every data row checked to have as many fields (a ragged
+    row would otherwise be padded or shift its values into other columns)."""
+    with path.open(encoding="utf-8-sig", newline="") as file:
+        reader = csv.reader(file)
+        header = [name.strip() for name in next(reader, [])]
+        for row in reader:
+            if row and len(row) != len(header):
+                raise ReportInputError(
+                    f"{path.name}: line {reader.line_num} has {len(row)} fields, the header "
+                    f"{len(header)}; fix or remove the ragged row"
+                )
+    return header
+
+
 def _read_csv(path: Path, required: list[str], numeric: list[str]) -> pd.DataFrame:
-    """Read every column as text (no NA guessing), then convert the numeric ones strictly."""
+    """Read every column as text (no NA guessing), then convert the numeric ones strictly and
+    check them against their declared type and range (`schema.Column.dtype`, `low`, `high`)."""
     try:
+        header = _header(path)
         frame = pd.read_csv(path, dtype=str, keep_default_na=False, encoding="utf-8-sig")
     except pd.errors.EmptyDataError:
         raise ReportInputError(f"{path} is empty; rerun the sweep or delete the file") from None
-    except (pd.errors.ParserError, UnicodeDecodeError) as error:
-        first = str(error).strip().splitlines()[0]
-        raise ReportInputError(f"{path} is not a readable CSV ({first}); fix the file") from None
+    except UnicodeDecodeError as error:
+        raise ReportInputError(
+            f"{path} is not UTF-8 text (byte {error.start}: {quoted(error.object[error.start : error.start + 1])}); "
+            "save it as UTF-8 or regenerate it with the sweep runner"
+        ) from None
+    except (pd.errors.ParserError, csv.Error, ValueError, OverflowError) as error:
+        first = (str(error).strip().splitlines() or ["unreadable"])[0]
+        raise ReportInputError(
+            f"{path} is not a readable CSV ({quoted(first, 120)}); fix the file"
+        ) from None
+    twice = sorted({name for name in header if header.count(name) > 1})
+    if twice:
+        raise ReportInputError(
+            f"{path.name} names column(s) {', '.join(map(quoted, twice))} more than once; "
+            "keep one of each (results of different writers were probably concatenated)"
+        )
     frame.columns = [str(c).strip() for c in frame.columns]
     missing = [c for c in required if c not in frame.columns]
     if missing:
@@ -207,19 +239,84 @@ def _read_csv(path: Path, required: list[str], numeric: list[str]) -> pd.DataFra
     return frame
 
 
+def _row_id(frame: pd.DataFrame, where) -> str:
+    """'run_id 'abc'' or 'line 7' for a message about one row."""
+    if "run_id" in frame.columns and isinstance(frame.at[where, "run_id"], str):
+        return f"run_id {quoted(frame.at[where, 'run_id'])}"
+    return f"line {int(where) + 2}"
+
+
+def _bounds(column: schema.Column) -> str:
+    low = "-inf" if column.low is None else f"{column.low:g}"
+    high = "inf" if column.high is None else f"{column.high:g}"
+    return f"[{low}, {high}]"
+
+
 def _to_number(frame: pd.DataFrame, column: str, name: str) -> pd.Series:
-    text = frame[column]
-    values = pd.to_numeric(text.where(text != ""), errors="coerce").astype(float)
-    bad = values.isna() & (text != "") & ~text.str.lower().isin(["nan", "-nan", "+nan"])
-    if bad.any():
-        where = frame.loc[bad].index[0]
-        row_id = frame.at[where, "run_id"] if "run_id" in frame.columns else f"row {where + 2}"
+    """One column parsed as numbers and checked against its declaration: a configuration value or
+    a row key must be finite, an int column whole, every value within [low, high]. An empty
+    field or 'nan' is "not measured" (NaN); ±inf outside the declared range is refused, else
+    left out like NaN."""
+    text = frame[column].to_numpy(dtype=object)  # numpy, not pandas: this runs per column
+    empty = text == ""
+    parsed = pd.to_numeric(pd.Series(np.where(empty, "nan", text)), errors="coerce")
+    values = parsed.to_numpy(dtype=float)
+    nan_text = np.isin(np.char.lower(text.astype(str)), ["nan", "-nan", "+nan"])
+    declared = {c.name: c for c in schema.DECLARED.get(name, [])}.get(column)
+
+    def refuse(mask: np.ndarray, problem: str, fix: str) -> None:
+        where = frame.index[int(np.flatnonzero(mask)[0])]
         raise ReportInputError(
-            f"{name}: column {column} has the non-numeric value {text[where]!r} (run_id "
-            f"{row_id}); fix it or leave the field empty for 'not measured'"
+            f"{name}: column {column} has {problem} {quoted(frame.at[where, column])} "
+            f"({_row_id(frame, where)}); {fix}"
+        )
+
+    bad = np.isnan(values) & ~empty & ~nan_text
+    if bad.any():
+        refuse(bad, "the non-numeric value", "fix it or leave the field empty for 'not measured'")
+    finite = np.isfinite(values)
+    infinite = nan_text | np.isinf(values)
+    if declared is not None and declared.kind in ("configuration", "key") and infinite.any():
+        refuse(
+            infinite,
+            "the non-finite value",
+            "a configuration value must be a finite number",
+        )
+    if declared is not None and declared.dtype == "int":
+        fraction = finite & (values != np.round(values))
+        if fraction.any():
+            refuse(fraction, "the non-integer value", "it must be a whole number: fix the value")
+    tolerance = 1e-9  # a fraction computed as 1.0000000000000002 is still a fraction
+    outside = np.zeros(len(values), dtype=bool)
+    with np.errstate(invalid="ignore"):
+        if declared is not None and declared.low is not None:
+            outside |= values < declared.low - tolerance
+        if declared is not None and declared.high is not None:
+            outside |= values > declared.high + tolerance
+    if outside.any():
+        hint = ""
+        if declared.high == 1.0 and (np.abs(values[outside]) <= 100).all():
+            hint = " (it is a fraction, 0.85 not 85)"
+        refuse(
+            outside,
+            f"a value outside its range {_bounds(declared)}{hint}:",
+            "fix the value or leave the field empty for 'not measured'",
         )
     # nan/inf (a writer's rendering of a non-finite value) are not measurements: left out.
-    return values.where(np.isfinite(values))
+    return pd.Series(np.where(finite, values, np.nan), index=frame.index, dtype=float)
+
+
+def _check_keys(table: pd.DataFrame, file: str) -> None:
+    """A side file names each (run_id, key...) once: a repeat would be averaged in twice."""
+    keys = ["run_id", *schema.columns(file, kind="key")]
+    repeated = table.duplicated(keys)
+    if repeated.any():
+        row = table.loc[repeated].iloc[0]
+        where = ", ".join(f"{k} {quoted(row[k])}" for k in keys)
+        raise ReportInputError(
+            f"{file}: the row for {where} appears more than once ({int(repeated.sum())} "
+            "repeated rows); remove the duplicates (results were probably concatenated)"
+        )
 
 
 def _check_runs(runs: pd.DataFrame) -> None:
@@ -227,7 +324,9 @@ def _check_runs(runs: pd.DataFrame) -> None:
         raise ReportInputError("runs.csv has a header but no rows; run the sweep first")
     sweeps = runs["sweep"].value_counts()
     if len(sweeps) > 1:
-        listed = ", ".join(f"{name!r} ({count} rows)" for name, count in sweeps.items())
+        listed = ", ".join(
+            f"{quoted(name)} ({count} rows)" for name, count in sweeps.head(3).items()
+        )
         raise ReportInputError(
             f"runs.csv mixes {len(sweeps)} sweeps: {listed}; a report covers one sweep, "
             "so keep each sweep's rows in its own results/<sweep>/ folder"
@@ -235,20 +334,21 @@ def _check_runs(runs: pd.DataFrame) -> None:
     dupes = runs["run_id"][runs["run_id"].duplicated()]
     if len(dupes):
         raise ReportInputError(
-            f"runs.csv has run_id {dupes.iloc[0]!r} more than once ({len(dupes)} duplicate "
+            f"runs.csv has run_id {quoted(dupes.iloc[0])} more than once ({len(dupes)} duplicate "
             "rows); remove the duplicates (results of one sweep were probably concatenated)"
         )
     statuses = sorted(set(runs["status"]) - {"ok", "failed"})
     if statuses:
         raise ReportInputError(
-            f"runs.csv has status value(s) {statuses}; only 'ok' and 'failed' are allowed"
+            f"runs.csv has status value(s) {', '.join(map(quoted, statuses[:3]))}; only 'ok' and "
+            "'failed' are allowed"
         )
     for column in ["run_id", *ARM_COLUMNS[:1], *config_columns(), "seed"]:
         empty = runs[column].isna() | (runs[column].astype(str) == "")
         if empty.any():
             raise ReportInputError(
                 f"runs.csv: column {column} is empty in {int(empty.sum())} row(s) (first run_id "
-                f"{runs.loc[empty, 'run_id'].iloc[0]!r}); every row needs its full configuration"
+                f"{quoted(runs.loc[empty, 'run_id'].iloc[0])}); every row needs its full configuration"
             )
 
 
@@ -353,24 +453,111 @@ def _read_runs(path: Path) -> pd.DataFrame:
     return runs
 
 
-def load_results(folder: str | Path) -> Results:
-    """Read a results folder; raise ReportInputError with a one-line fix for bad input."""
+def _results_folder(folder: str | Path) -> Path:
+    """The folder that holds runs.csv (a path to runs.csv itself is accepted), checked."""
     folder = Path(folder)
     if folder.is_file() and folder.name == "runs.csv":
         folder = folder.parent
     if not folder.exists():
         raise ReportInputError(
-            f"results folder {str(folder)!r} does not exist; pass the folder that holds "
+            f"results folder {quoted_path(folder)} does not exist; pass the folder that holds "
             "runs.csv (e.g. results/cpu-quick)"
         )
     if not folder.is_dir():
-        raise ReportInputError(f"{str(folder)!r} is not a folder; pass the folder with runs.csv")
+        raise ReportInputError(
+            f"{quoted_path(folder)} is not a folder; pass the folder with runs.csv"
+        )
     if not (folder / "runs.csv").is_file():
         raise ReportInputError(
-            f"no runs.csv in {str(folder)!r}; pass the folder a sweep wrote "
+            f"no runs.csv in {quoted_path(folder)}; pass the folder a sweep wrote "
             "(results/<sweep>/) or run the sweep first"
         )
-    runs = _read_runs(folder / "runs.csv")
+    return folder
+
+
+def _same_row(a: pd.Series, b: pd.Series) -> str | None:
+    """None when two rows of one run_id hold the same values (empty equals empty), else the
+    first column where they differ."""
+    for column in a.index.union(b.index):
+        x, y = a.get(column, np.nan), b.get(column, np.nan)
+        if not ((pd.isna(x) and pd.isna(y)) or x == y):
+            return str(column)
+    return None
+
+
+def _merge_runs(folders: list[Path], tables: list[pd.DataFrame]) -> tuple[pd.DataFrame, str]:
+    """One runs table from several folders of one sweep: a run_id in several folders must hold
+    the same row (it is kept once), else ReportInputError names it and both folders. Returns the
+    table and a note for the reader."""
+    first = tables[0]["sweep"].iloc[0]
+    for folder, table in zip(folders[1:], tables[1:], strict=True):
+        if table["sweep"].iloc[0] != first:
+            raise ReportInputError(
+                f"{quoted_path(folders[0])} holds sweep {quoted(first)} but {quoted_path(folder)} "
+                f"holds sweep {quoted(table['sweep'].iloc[0])}; a report covers one sweep: merge "
+                "only folders of the same sweep"
+            )
+    combined = pd.concat(tables, ignore_index=True)
+    origin = [
+        folder for folder, table in zip(folders, tables, strict=True) for _ in range(len(table))
+    ]
+    seen: dict[str, int] = {}
+    keep, merged = [], 0
+    for position, run_id in enumerate(combined["run_id"]):
+        if run_id not in seen:
+            seen[run_id] = position
+            keep.append(position)
+            continue
+        earlier, row = combined.iloc[seen[run_id]], combined.iloc[position]
+        column = _same_row(earlier, row)
+        if column is not None:
+            raise ReportInputError(
+                f"run_id {quoted(run_id)} is in {quoted_path(origin[seen[run_id]])} and "
+                f"{quoted_path(origin[position])} with different values (column "
+                f"{quoted(column)}: {quoted(earlier[column])} vs {quoted(row[column])}); keep "
+                "one: remove its row from one of the folders"
+            )
+        merged += 1
+    runs = combined.iloc[keep].reset_index(drop=True)
+    for column in run_text():
+        runs[column] = runs[column].fillna("")
+    counts = ", ".join(f"{f} ({len(t)} rows)" for f, t in zip(folders, tables, strict=True))
+    note = f"Merged from {len(folders)} results folders: {counts}"
+    note += f"; {merged} identical duplicate row(s) kept once." if merged else "."
+    return runs, note
+
+
+def _read_side(folders: list[Path], file: str) -> pd.DataFrame | None:
+    """One side file from every folder that has it, identical rows kept once, keys checked."""
+    tables = [_read_csv(f / file, *side_columns(file)) for f in folders if (f / file).is_file()]
+    if not tables:
+        return None
+    table = tables[0] if len(tables) == 1 else pd.concat(tables, ignore_index=True)
+    if len(tables) > 1:
+        table = table.drop_duplicates(ignore_index=True)
+    _check_keys(table, file)
+    return table
+
+
+def load_results(folder: str | Path | list[str | Path]) -> Results:
+    """Read a results folder, or several folders of one sweep merged into one; raise
+    ReportInputError with a one-line fix for bad input."""
+    given = [folder] if isinstance(folder, (str, Path)) else list(folder)
+    if not given:
+        raise ReportInputError("no results folder given; pass one (e.g. results/cpu-quick)")
+    folders = [_results_folder(f) for f in given]
+    resolved = [f.resolve() for f in folders]
+    for index, path in enumerate(resolved):
+        if path in resolved[:index]:
+            raise ReportInputError(
+                f"results folder {quoted_path(folders[index])} is given twice; pass each once"
+            )
+    tables = [_read_runs(f / RUNS_FILE) for f in folders]
+    runs, merge_notes = tables[0], []
+    if len(folders) > 1:
+        runs, note = _merge_runs(folders, tables)
+        _check_runs(runs)
+        merge_notes.append(note)
     absent = [c for c in run_metrics() if c not in runs.columns]
     for column in absent:
         runs[column] = np.nan
@@ -378,7 +565,8 @@ def load_results(folder: str | Path) -> Results:
     varying, bound, arm_keys = _add_labels(runs, compared)
     _derive(runs)
     results = Results(
-        folder=folder,
+        folder=folders[0],
+        folders=folders,
         sweep=str(runs["sweep"].iloc[0]),
         runs=runs,
         varying=varying,
@@ -386,13 +574,12 @@ def load_results(folder: str | Path) -> Results:
         config_columns=compared,
         arm_keys=arm_keys,
         absent_columns=[c for c in absent if c != "gap"],
-        notes=_notes(runs, compared, arm_keys),
+        notes=merge_notes + _notes(runs, compared, arm_keys),
     )
     sides = [("epochs", schema.EPOCHS_FILE), ("calibration", schema.CALIBRATION_FILE),
              ("robustness", schema.ROBUSTNESS_FILE)]  # fmt: skip
     for name, file in sides:
-        path = folder / file
-        if path.is_file():
-            table = _read_csv(path, *side_columns(file))
-            setattr(results, name, _attach(table, runs, path.name, results.notes))
+        table = _read_side(folders, file)
+        if table is not None:
+            setattr(results, name, _attach(table, runs, file, results.notes))
     return results

@@ -123,6 +123,36 @@ def table_rows(
     return header, rows, marks
 
 
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+
+def _is_number(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
+
+
+def spreadsheet_cell(value: object) -> object:
+    """A text cell that a spreadsheet would run as a formula (it starts with =, +, -, @, tab or
+    CR) gets a leading ' (OWASP's CSV-injection advice); numbers, and text that is a plain
+    number such as '-0.5', are returned unchanged."""
+    if isinstance(value, str) and value.startswith(FORMULA_STARTS) and not _is_number(value):
+        return "'" + value
+    return value
+
+
+def spreadsheet_safe(frame: pd.DataFrame) -> pd.DataFrame:
+    """A copy of `frame` with every text cell made safe to open in a spreadsheet (see
+    `spreadsheet_cell`); number columns are left as they are."""
+    safe = frame.copy()
+    for column in safe.columns:
+        if not pd.api.types.is_numeric_dtype(safe[column]):
+            safe[column] = safe[column].map(spreadsheet_cell)
+    return safe
+
+
 def markdown_escape(text: str) -> str:
     """CSV text made inert in Markdown: HTML escaped, table pipes and markup characters escaped."""
     text = html.escape(" ".join(str(text).split()), quote=False)

@@ -1,0 +1,154 @@
+"""`regbench compare REF NEW`: verdicts per metric, arms and cells, exit codes 0 / 1 / 2."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "report"))
+from report_fixtures import make_results  # noqa: E402
+
+from bench.cli.compare import main  # noqa: E402
+from bench.compare import DIFFERS, IDENTICAL, NOISE, compare_results, compared_metrics  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def ref(tmp_path_factory) -> Path:
+    folder = tmp_path_factory.mktemp("compare") / "ref"
+    make_results(folder, protocols=("frozen", "unfrozen"), seeds=(0, 1, 2))
+    return folder
+
+
+def copy_with(ref: Path, target: Path, change=None) -> Path:
+    """A copy of REF's folder; `change(runs)` edits its runs table before it is written."""
+    shutil.copytree(ref, target)
+    if change:
+        runs = pd.read_csv(target / "runs.csv", dtype=str, keep_default_na=False)
+        change(runs)
+        runs.to_csv(target / "runs.csv", index=False)
+    return target
+
+
+def shift(runs: pd.DataFrame, row: int, column: str, amount: float) -> None:
+    runs.loc[row, column] = repr(float(runs.loc[row, column]) + amount)
+
+
+def run(capsys, *argv) -> tuple[int, str, str]:
+    code = main([str(a) for a in argv])
+    captured = capsys.readouterr()
+    return code, captured.out, captured.err
+
+
+def test_a_copy_is_identical_and_exits_0(ref, tmp_path, capsys):
+    new = copy_with(ref, tmp_path / "new")
+    code, out, err = run(capsys, ref, new)
+    assert code == 0, out + err
+    assert err == ""
+    assert "NEW reproduces REF" in out
+    comparison = compare_results(ref, new)
+    assert set(comparison.metrics["verdict"]) == {IDENTICAL}
+    assert not comparison.differs
+    assert comparison.shared == 30 and comparison.only_ref.empty and comparison.only_new.empty
+
+
+def test_a_large_change_differs_and_names_the_cell(ref, tmp_path, capsys):
+    runs = pd.read_csv(ref / "runs.csv", dtype=str, keep_default_na=False)
+    target = runs.loc[4, "run_id"]
+    new = copy_with(ref, tmp_path / "new", lambda r: shift(r, 4, "test_acc", 0.05))
+    code, out, _ = run(capsys, ref, new)
+    assert code == 1
+    assert target in out and "NEW differs from REF" in out
+    comparison = compare_results(ref, new)
+    verdicts = comparison.metrics.set_index("metric")["verdict"]
+    assert verdicts["test_acc"] == DIFFERS
+    assert verdicts["train_acc"] == IDENTICAL  # only the changed metric differs
+    cells = comparison.cells[comparison.cells["verdict"] == DIFFERS]
+    assert list(cells["run_id"]) == [target] and list(cells["metric"]) == ["test_acc"]
+    assert cells["difference"].iloc[0] == pytest.approx(0.05)
+
+
+def test_a_change_inside_the_seed_spread_is_noise_and_exits_0(ref, tmp_path, capsys):
+    # the fixture's seed pattern has a std of about 0.001: 0.0005 is within 2 x std
+    new = copy_with(ref, tmp_path / "new", lambda r: shift(r, 0, "test_acc", 0.0005))
+    code, out, _ = run(capsys, ref, new)
+    assert code == 0, out
+    verdicts = compare_results(ref, new).metrics.set_index("metric")["verdict"]
+    assert verdicts["test_acc"] == NOISE
+    assert "within seed noise" in out
+
+
+def test_cost_metrics_are_not_compared(ref, tmp_path, capsys):
+    new = copy_with(ref, tmp_path / "new", lambda r: shift(r, 0, "wall_s", 1000.0))
+    assert "wall_s" not in compared_metrics() and "test_acc" in compared_metrics()
+    assert run(capsys, ref, new)[0] == 0
+
+
+def test_cells_in_one_folder_are_listed_and_a_status_change_differs(ref, tmp_path, capsys):
+    def change(runs):
+        runs.loc[1, "status"] = "failed"
+        for column in ["train_acc", "test_acc"]:
+            runs.loc[1, column] = ""
+
+    new = copy_with(ref, tmp_path / "new", change)
+    runs = pd.read_csv(new / "runs.csv", dtype=str, keep_default_na=False)
+    dropped = runs.loc[2, "run_id"]
+    runs.drop(index=2).to_csv(new / "runs.csv", index=False)
+    comparison = compare_results(ref, new)
+    assert list(comparison.only_ref["run_id"]) == [dropped]
+    assert comparison.only_new.empty
+    assert list(comparison.status["new_status"]) == ["failed"]
+    assert comparison.differs
+    code, out, _ = run(capsys, ref, new)
+    assert code == 1 and "only in REF" in out and dropped in out and "status differs" in out
+
+
+def test_json_output_is_complete_and_strict(ref, tmp_path, capsys):
+    new = copy_with(ref, tmp_path / "new", lambda r: shift(r, 4, "test_acc", 0.05))
+    code, out, _ = run(capsys, ref, new, "--json")
+    assert code == 1
+    data = json.loads(out)  # allow_nan=False: NaN is null
+    assert data["differs"] is True
+    assert {m["metric"] for m in data["metrics"]} == set(compared_metrics())
+    assert any(c["verdict"] == DIFFERS for c in data["cells"])
+
+
+@pytest.mark.parametrize(
+    "argv_of, words",
+    [
+        (lambda ref, tmp: [ref, tmp / "nope"], ["does not exist"]),
+        (lambda ref, tmp: [ref, ref, "--metrics", "accuracy_of_doom"], ["unknown metric"]),
+    ],
+)
+def test_bad_input_exits_2_with_one_line(ref, tmp_path, capsys, argv_of, words):
+    code, out, err = run(capsys, *argv_of(ref, tmp_path))
+    assert code == 2 and out == ""
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("regbench compare: error: ")
+    assert all(word in lines[0] for word in words)
+
+
+def test_folders_without_a_shared_cell_are_refused(ref, tmp_path, capsys):
+    other = tmp_path / "other"
+    make_results(other, protocols=("staged",), seeds=(7,))
+    code, _, err = run(capsys, ref, other)
+    assert code == 2 and "share no run_id" in err
+
+
+def test_compare_writes_nothing(ref, tmp_path, capsys):
+    new = copy_with(ref, tmp_path / "new", lambda r: shift(r, 4, "test_acc", 0.05))
+    before = {p: p.stat().st_mtime_ns for p in [*ref.rglob("*"), *new.rglob("*")]}
+    run(capsys, ref, new)
+    after = {p: p.stat().st_mtime_ns for p in [*ref.rglob("*"), *new.rglob("*")]}
+    assert before == after
+
+
+def test_compare_is_a_subcommand(ref, capsys):
+    from bench.cli import main as regbench
+
+    assert regbench(["compare", str(ref), str(ref)]) == 0
+    assert "NEW reproduces REF" in capsys.readouterr().out
