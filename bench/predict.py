@@ -29,6 +29,9 @@ MAX_IMAGE_PIXELS = 40_000_000  # 40 megapixels: any photo; bigger is refused bef
 MAX_FILE_BYTES = 200 * 1024 * 1024  # a 40-megapixel image fits in far less, even as BMP
 
 
+SHORT_ESCAPES = {"\\": "\\\\", "\n": "\\n", "\r": "\\r", "\t": "\\t"}
+
+
 class ImageError(ValueError):
     """An image file that cannot be classified; the message names the file and the problem."""
 
@@ -40,8 +43,8 @@ def printable(text: str) -> str:
     out = []
     for char in text:
         category = unicodedata.category(char)
-        if char == "\\":
-            out.append("\\\\")
+        if char in SHORT_ESCAPES:
+            out.append(SHORT_ESCAPES[char])
         elif category in ("Cc", "Cf", "Cs", "Zl", "Zp"):
             code = ord(char)
             if 0xDC80 <= code <= 0xDCFF:  # os.fsdecode's surrogateescape of byte code - 0xDC00
