@@ -18,12 +18,12 @@ from __future__ import annotations
 
 import fcntl
 import hashlib
+import logging
 import math
 import os
 import pickle
 import shutil
 import socket
-import sys
 import tarfile
 import tempfile
 import threading
@@ -58,7 +58,11 @@ CIFAR_FILES = (*OFFICIAL_MD5, "batches.meta")  # a folder with all of these is c
 DOWNLOAD_TIMEOUT_S = 60.0  # longest wait for the server to answer or send the next bytes
 DOWNLOAD_TMP_PREFIX = ".tmp-cifar10-"  # staging folders of downloads, inside the data root
 DOWNLOAD_LOCK_FILE = ".cifar10-download.lock"  # downloads into one root take turns on it
+DATA_ENV = "REGBENCH_DATA"  # environment variable naming the data folder
+# The checkout this module sits in, for provenance (bench.provenance reads its git commit). The
+# data folder is never resolved from it: installed as a wheel it would be site-packages.
 REPO_ROOT = Path(__file__).resolve().parent.parent
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -85,24 +89,26 @@ class Splits:
 
 
 def default_data_dirs() -> list[Path]:
-    """Where CIFAR-10 is looked for when no folder is given, in order."""
-    dirs = []
-    if os.environ.get("REGBENCH_DATA"):
-        dirs.append(Path(os.environ["REGBENCH_DATA"]))
-    dirs += [REPO_ROOT.parent / "shared" / "data" / "cifar10", REPO_ROOT / "data" / "cifar10"]
-    return dirs
+    """Where CIFAR-10 is looked for when no folder is given, in order: `$REGBENCH_DATA` alone
+    when it is set (an explicit choice, also where a download goes); else `data/cifar10` under
+    the current folder, then `../shared/data/cifar10` (data shared beside a checkout), both
+    relative to the current folder, never to where the package is installed."""
+    if os.environ.get(DATA_ENV, "").strip():
+        return [Path(os.environ[DATA_ENV]).expanduser()]
+    return [Path("data") / "cifar10", Path("..") / "shared" / "data" / "cifar10"]
 
 
 def resolve_data_dir(data_dir: str | os.PathLike = "") -> Path:
-    """The folder holding `cifar-10-batches-py`: the given one, else the first default that has
-    the files, else the last default (where a download would go)."""
+    """The folder holding `cifar-10-batches-py`: the given one (`--data-dir`), else the first
+    default (`default_data_dirs`) that has the files, else the first default (where a download
+    would go)."""
     if str(data_dir):
         return Path(data_dir).expanduser()
     candidates = default_data_dirs()
     for path in candidates:
-        if (path / "cifar-10-batches-py" / "test_batch").exists():
+        if (path / CIFAR_FOLDER / "test_batch").exists():
             return path
-    return candidates[-1]
+    return candidates[0]
 
 
 def host_reachable(host: str, port: int = 443, timeout: float = 3.0) -> bool:
@@ -222,7 +228,7 @@ def _download_release(root: Path, names: list[str]) -> None:
     staging = Path(tempfile.mkdtemp(prefix=DOWNLOAD_TMP_PREFIX, dir=root))
     try:
         archive = staging / "cifar-10-python.tar.gz"
-        print(f"downloading CIFAR-10 from {CIFAR_URL} into {root} ...", file=sys.stderr)
+        log.info("downloading CIFAR-10 from %s into %s ...", CIFAR_URL, root)
         _download(CIFAR_URL, archive, CIFAR_ARCHIVE_MD5)
         _extract_release(archive, staging / CIFAR_FOLDER)
         folder = root / CIFAR_FOLDER

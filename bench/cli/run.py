@@ -1,18 +1,68 @@
 """`regbench run`: train one cell and append its rows to a results folder.
 
-Every option maps onto a RunConfig field; regularizer parameters come as repeated
-`--reg-param NAME=VALUE` (VALUE parsed as JSON when it can be: numbers, lists, true/false).
-The configuration, data, backbone and weights are all checked before training starts.
+Every RunConfig field has a flag, derived from the dataclass (`--field-name`, its type and
+default; a new field gets a flag automatically), and `--help` shows every default. Regularizer
+parameters come as repeated `--reg-param NAME=VALUE` (VALUE parsed as JSON when it can be:
+numbers, lists, true/false) and `--schedule`. The configuration, data, backbone, weights and the
+`--save-model` target are all checked before training starts.
+
+Exit codes: 2 for bad input (named before any training), 1 when the cell failed or its results
+could not be written (a full disk: ENOSPC/EFBIG, named with the fix), else 0. With `--save-model`
+the model is saved before the cell's row is recorded, so a recorded cell always has its model; a
+model that cannot be saved leaves the row unrecorded too, and rerunning the command trains again.
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
+import errno
 import json
+import logging
+import os
 import sys
 from pathlib import Path
 
-from bench.config import DEVICES, OPTIMIZERS, PROTOCOLS, RunConfig
+from bench.config import DATASETS, DEVICES, OPTIMIZERS, PROTOCOLS, RunConfig
+
+PROG = "regbench run"
+# Help per RunConfig field (a field missing here still gets a flag, with a generic help).
+FIELD_HELP = {
+    "sweep": "sweep name written to runs.csv (default: the results folder's name)",
+    "dataset": "synthetic is for tests only",
+    "data_dir": "folder holding cifar-10-batches-py (default: $REGBENCH_DATA, else "
+    "./data/cifar10, else ../shared/data/cifar10, relative to the current folder; "
+    "downloaded into the first if missing)",
+    "backbone": "any timm model name",
+    "pretrained": "auto | none | PATH to weights",
+    "protocol": "what trains: the head only, everything, frozen then unfrozen, or from scratch",
+    "regularizer": "see `regbench regularizers`",
+    "epochs": "training epochs",
+    "batch_size": "training batch size",
+    "optimizer": "optimizer",
+    "lr": "peak learning rate of the head",
+    "backbone_lr_scale": "backbone lr = lr * this (unfrozen/staged)",
+    "momentum": "SGD momentum (Nesterov)",
+    "weight_decay": "weight decay",
+    "warmup_epochs": "linear warmup (epochs, fractional ok), then cosine decay to 0",
+    "label_smoothing": "label smoothing, equal in every arm",
+    "unfreeze_at": "staged protocol: fraction of training spent frozen",
+    "image_size": "input side in pixels after resizing on the device",
+    "train_size": "training images after the validation hold-out; 0 = all",
+    "val_size": "stratified validation hold-out from the training set",
+    "test_size": "stratified test subset; 0 = the whole test set",
+    "train_eval_size": "clean-train metrics on a fixed subset of at most this many",
+    "robustness_size": "test images used for corruption / occlusion metrics",
+    "seed": "run seed: head init, batch order, augmentation, regularizer draws",
+    "data_seed": "fixes the validation hold-out and train subset",
+    "device": "where to train",
+    "compile": "torch.compile the model (CUDA only)",
+    "save_logits": "keep final test logits (float16) as .npz",
+}
+CHOICES = {"dataset": DATASETS, "protocol": PROTOCOLS, "optimizer": OPTIMIZERS, "device": DEVICES}
+NOT_FLAGS = ("regularizer_params",)  # set by --reg-param / --schedule
+TYPES = {"int": int, "float": float, "str": str}
+DISK_FULL = (errno.ENOSPC, errno.EFBIG, errno.EDQUOT)
 
 
 def parse_reg_params(pairs: list[str]) -> dict[str, object]:
@@ -29,44 +79,57 @@ def parse_reg_params(pairs: list[str]) -> dict[str, object]:
     return params
 
 
-def build_parser() -> argparse.ArgumentParser:
+def add_config_flags(parser: argparse.ArgumentParser) -> None:
+    """One flag per RunConfig field (but NOT_FLAGS), with the field's type and default."""
     defaults = RunConfig()
+    for field in dataclasses.fields(RunConfig):
+        if field.name in NOT_FLAGS:
+            continue
+        flag = "--" + field.name.replace("_", "-")
+        default = getattr(defaults, field.name)
+        help_text = FIELD_HELP.get(field.name, f"RunConfig.{field.name} (see bench/config.py)")
+        if field.name == "sweep":
+            parser.add_argument(flag, default=None, help=help_text)
+        elif field.type == "bool":
+            parser.add_argument(
+                flag, default=default, action=argparse.BooleanOptionalAction, help=help_text
+            )
+        elif field.type in TYPES:
+            parser.add_argument(
+                flag,
+                type=TYPES[field.type],
+                default=default,
+                choices=CHOICES.get(field.name),
+                help=help_text,
+            )
+        else:
+            raise TypeError(f"RunConfig.{field.name}: no flag for type {field.type!r}")
+
+
+class DefaultsHelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
+    """Shows every default, except where the help already explains it ("(default: ...)")."""
+
+    def _get_help_string(self, action: argparse.Action) -> str | None:
+        if "(default:" in (action.help or ""):
+            return action.help
+        return super()._get_help_string(action)
+
+
+def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="regbench run", description="Train one cell and append its rows to RESULTS_DIR."
+        prog=PROG,
+        description="Train one cell and append its rows to RESULTS_DIR.",
+        formatter_class=DefaultsHelpFormatter,
     )
+    add_config_flags(parser)
     add = parser.add_argument
-    add("--data-dir", default="", help="folder holding cifar-10-batches-py (default: "
-        "$REGBENCH_DATA, ../shared/data/cifar10, ./data/cifar10; downloaded if missing)")  # fmt: skip
-    add("--dataset", default=defaults.dataset, choices=["cifar10", "synthetic"],
-        help="synthetic is for tests only")  # fmt: skip
-    add("--backbone", default=defaults.backbone, help="any timm model name")
-    add("--pretrained", default=defaults.pretrained, help="auto | none | PATH to weights")
-    add("--protocol", default=defaults.protocol, choices=PROTOCOLS)
-    add("--regularizer", default=defaults.regularizer, help="see `regbench regularizers`")
     add("--reg-param", action="append", default=[], metavar="NAME=VALUE",
         help="a regularizer parameter, repeatable (e.g. alpha=1.0, mode=elem)")  # fmt: skip
     add("--schedule", default=None, help="constant | linear | staged (a regularizer parameter)")
-    add("--epochs", type=int, default=defaults.epochs)
-    add("--batch-size", type=int, default=defaults.batch_size)
-    add("--optimizer", default=defaults.optimizer, choices=OPTIMIZERS)
-    add("--lr", type=float, default=defaults.lr)
-    add("--backbone-lr-scale", type=float, default=defaults.backbone_lr_scale)
-    add("--weight-decay", type=float, default=defaults.weight_decay)
-    add("--label-smoothing", type=float, default=defaults.label_smoothing)
-    add("--unfreeze-at", type=float, default=defaults.unfreeze_at,
-        help="staged protocol: fraction of training spent frozen")  # fmt: skip
-    add("--image-size", type=int, default=defaults.image_size)
-    add("--train-size", type=int, default=defaults.train_size, help="0 = all")
-    add("--val-size", type=int, default=defaults.val_size)
-    add("--test-size", type=int, default=defaults.test_size, help="0 = the whole test set")
-    add("--seed", type=int, default=defaults.seed)
-    add("--data-seed", type=int, default=defaults.data_seed)
-    add("--device", default=defaults.device, choices=DEVICES)
-    add("--compile", action="store_true", help="torch.compile the model (CUDA only)")
-    add("--save-logits", action="store_true", help="keep final test logits (float16) as .npz")
     add("--results-dir", default="results/adhoc", help="folder of runs.csv etc.")
     add("--save-model", default=None, metavar="PATH",
-        help="save the trained model (PATH.safetensors + PATH.json) for `regbench predict`")  # fmt: skip
+        help="save the trained model (PATH.safetensors + PATH.json) for `regbench predict`; "
+        "missing folders are created")  # fmt: skip
     add("--no-progress", action="store_true", help="no progress bar")
     return parser
 
@@ -75,21 +138,55 @@ def config_from_args(args: argparse.Namespace) -> RunConfig:
     params = parse_reg_params(args.reg_param)
     if args.schedule is not None:
         params["schedule"] = args.schedule
-    return RunConfig(
-        sweep=Path(args.results_dir).name, dataset=args.dataset, data_dir=args.data_dir,
-        backbone=args.backbone, pretrained=args.pretrained, protocol=args.protocol,
-        regularizer=args.regularizer, regularizer_params=params, epochs=args.epochs,
-        batch_size=args.batch_size, optimizer=args.optimizer, lr=args.lr,
-        backbone_lr_scale=args.backbone_lr_scale, weight_decay=args.weight_decay,
-        label_smoothing=args.label_smoothing, unfreeze_at=args.unfreeze_at,
-        image_size=args.image_size, train_size=args.train_size, val_size=args.val_size,
-        test_size=args.test_size, seed=args.seed, data_seed=args.data_seed, device=args.device,
-        compile=args.compile, save_logits=args.save_logits,
-    )  # fmt: skip
+    values = {
+        field.name: getattr(args, field.name)
+        for field in dataclasses.fields(RunConfig)
+        if field.name not in NOT_FLAGS
+    }
+    values["sweep"] = args.sweep or Path(args.results_dir).name
+    return RunConfig(**values, regularizer_params=params)
+
+
+def check_save_target(path: str) -> None:
+    """ValueError naming the fix when PATH.safetensors / PATH.json cannot be written: a folder
+    in their place, a file where a folder must be, or a folder that is not writable."""
+    from bench.model_io import model_paths
+
+    for file in model_paths(path):
+        if file.is_dir():
+            raise ValueError(f"--save-model: {file} is a folder; pass another PATH")
+    folder = model_paths(path)[0].parent.absolute()
+    existing = folder
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    if not existing.is_dir():
+        raise ValueError(f"--save-model: {existing} is a file, not a folder; pass another PATH")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise ValueError(f"--save-model: folder {existing} is not writable; pass another PATH")
+
+
+def write_failure(what: str, error: OSError) -> str:
+    """One line naming a failed write and the fix."""
+    reason = error.strerror or str(error)
+    where = f" ({error.filename})" if error.filename else ""
+    if error.errno in DISK_FULL:
+        return f"{what}: the disk is full ({reason}{where}); free space and rerun the same command"
+    return f"{what}: {reason}{where}; fix the folder (permissions, space) and rerun the command"
+
+
+def show_library_messages() -> None:
+    """INFO messages of the library (e.g. bench.data's download notice) on stderr."""
+    logger = logging.getLogger("bench")
+    if not logger.handlers:
+        handler = logging.StreamHandler()
+        handler.setFormatter(logging.Formatter(f"{PROG}: %(message)s"))
+        logger.addHandler(handler)
+        logger.setLevel(logging.INFO)
 
 
 def main(argv: list[str]) -> int:
     args = build_parser().parse_args(argv)
+    show_library_messages()
     from bench import train
     from bench.results import LockError, ResultsDir
 
@@ -97,30 +194,52 @@ def main(argv: list[str]) -> int:
         cfg = config_from_args(args)
         train.preflight(cfg)
         if args.save_model:
-            save_to = Path(args.save_model)
-            if not save_to.parent.exists():
-                raise ValueError(f"--save-model: folder {save_to.parent} does not exist")
+            check_save_target(args.save_model)
         results = ResultsDir(Path(args.results_dir))
+    except (ValueError, FileNotFoundError) as error:
+        print(f"{PROG}: error: {error}", file=sys.stderr)
+        return 2
+    try:
         with results.lock():
             result = train.train_cell(
                 cfg, progress=not args.no_progress, keep_model=bool(args.save_model)
             )
-            results.write(result)
+            row = result.row
+            saved = None
+            if args.save_model and row["status"] == "ok":
+                from bench.model_io import save_model
+
+                try:  # before the row: a recorded cell always has its model
+                    saved = save_model(result.model, cfg, row, args.save_model)
+                except OSError as error:
+                    what = (
+                        f"could not save the model of cell {row['run_id']} to "
+                        f"{args.save_model}, so its row was not recorded either"
+                    )
+                    print(f"{PROG}: error: {write_failure(what, error)}", file=sys.stderr)
+                    return 1
+            try:
+                results.write(result)
+            except OSError as error:
+                what = f"could not record cell {row['run_id']} in {args.results_dir}"
+                if saved:
+                    what += f" (its model is saved in {saved[0]})"
+                print(f"{PROG}: error: {write_failure(what, error)}", file=sys.stderr)
+                return 1
     except (ValueError, FileNotFoundError, LockError) as error:
-        print(f"regbench run: error: {error}", file=sys.stderr)
+        print(f"{PROG}: error: {error}", file=sys.stderr)
         return 2
-    row = result.row
+    except OSError as error:
+        print(f"{PROG}: error: {write_failure(args.results_dir, error)}", file=sys.stderr)
+        return 1
     if row["status"] != "ok":
-        print(f"regbench run: cell {row['run_id']} failed: {row['error']}", file=sys.stderr)
+        print(f"{PROG}: cell {row['run_id']} failed: {row['error']}", file=sys.stderr)
         return 1
     print(
         f"{row['run_id']}  {cfg.regularizer}/{cfg.protocol}  train_acc={row['train_acc']:.4f}  "
         f"test_acc={row['test_acc']:.4f}  gap={row['gap']:+.4f}  test_ece={row['test_ece']:.4f}  "
         f"{row['train_images_per_s']:.0f} img/s  -> {args.results_dir}/runs.csv"
     )
-    if args.save_model:
-        from bench.model_io import save_model
-
-        paths = save_model(result.model, cfg, row, args.save_model)
-        print(f"saved model: {', '.join(str(p) for p in paths)}")
+    if saved:
+        print(f"saved model: {', '.join(str(p) for p in saved)}")
     return 0

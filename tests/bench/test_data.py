@@ -368,3 +368,36 @@ def test_unreachable_site_fails_at_once_naming_the_fix(tmp_path, monkeypatch):
         data.ensure_cifar10(tmp_path / "data")
     assert probed == [("www.cs.toronto.edu", 443)]
     assert not (tmp_path / "data").exists()
+
+
+def test_default_data_folders_come_from_the_current_folder_never_the_package(tmp_path, monkeypatch):
+    checkout = tmp_path / "elsewhere" / "checkout"
+    checkout.mkdir(parents=True)
+    monkeypatch.chdir(checkout)
+    monkeypatch.delenv(data.DATA_ENV, raising=False)
+    searched = data.default_data_dirs()
+    assert searched == [Path("data/cifar10"), Path("../shared/data/cifar10")]
+    package = Path(data.__file__).resolve().parent.parent
+    assert all(package not in (checkout / p).resolve().parents for p in searched)
+    # Nothing present: the first folder, under the current one, is where a download would go.
+    assert data.resolve_data_dir() == Path("data/cifar10")
+    # Data shared beside the checkout is found, relative to the current folder.
+    write_fake_cifar(tmp_path / "elsewhere" / "shared" / "data" / "cifar10")
+    assert data.resolve_data_dir() == Path("../shared/data/cifar10")
+    # A copy under the current folder comes first.
+    write_fake_cifar(checkout / "data" / "cifar10")
+    assert data.resolve_data_dir() == Path("data/cifar10")
+    # $REGBENCH_DATA is the only place searched when set; --data-dir beats everything.
+    monkeypatch.setenv(data.DATA_ENV, str(tmp_path / "mine"))
+    assert data.default_data_dirs() == [tmp_path / "mine"]
+    assert data.resolve_data_dir() == tmp_path / "mine"
+    assert data.resolve_data_dir(tmp_path / "given") == tmp_path / "given"
+
+
+def test_download_notice_is_logged_not_printed(cifar_site, tmp_path, caplog, capsys):
+    with caplog.at_level("INFO", logger="bench.data"), pytest.warns(UserWarning):
+        data.load_cifar10(tmp_path / "data")
+    assert f"downloading CIFAR-10 from {data.CIFAR_URL} into {tmp_path / 'data'} ..." in [
+        record.getMessage() for record in caplog.records
+    ]
+    assert capsys.readouterr().err == ""

@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import csv
+import dataclasses
+import errno
 import re
 from pathlib import Path
 
 import pytest
 
 from bench import cli
+from bench.cli import run as run_cli
+from bench.config import RunConfig
 
 SYNTHETIC = [
     "run", "--dataset", "synthetic", "--backbone", "test_resnet", "--pretrained", "none",
@@ -77,3 +81,140 @@ def test_command_lines_live_in_bench_cli():
         assert not re.search(
             r"^\s*(import argparse|from argparse)|sys\.argv|sys\.exit", text, re.M
         ), path
+
+
+def test_library_modules_do_not_print():
+    repo = Path(__file__).resolve().parents[2]
+    for path in [*repo.glob("bench/**/*.py"), *repo.glob("regularizers/*.py")]:
+        if path.parent.name != "cli":
+            assert not re.search(r"(^|[^.\w])print\(", path.read_text()), path
+
+
+def test_help_shows_every_default_and_every_config_field_has_a_flag():
+    parser = run_cli.build_parser()
+    formatter = parser._get_formatter()
+    flags = {}
+    for action in parser._actions:
+        if action.dest == "help":
+            continue
+        flags[action.dest] = action
+        assert "(default:" in formatter._get_help_string(action), action.dest
+    for field in dataclasses.fields(RunConfig):
+        if field.name != "regularizer_params":  # --reg-param / --schedule
+            assert field.name in flags, f"RunConfig.{field.name} has no flag"
+            assert f"--{field.name.replace('_', '-')}" in flags[field.name].option_strings
+    help_text = parser.format_help()
+    for flag in ("--warmup-epochs", "--momentum", "--robustness-size", "--train-eval-size"):
+        assert flag in help_text
+
+
+def test_every_config_field_can_be_set_from_the_command_line():
+    defaults = RunConfig()
+    argv, expected = [], {}
+    for field in dataclasses.fields(RunConfig):
+        flag, default = f"--{field.name.replace('_', '-')}", getattr(defaults, field.name)
+        if field.name == "regularizer_params":
+            continue
+        if field.type == "bool":
+            argv.append(flag if not default else f"--no-{flag[2:]}")
+            expected[field.name] = not default
+            continue
+        choices = run_cli.CHOICES.get(field.name)
+        if choices:
+            value = [c for c in choices if c != default][0]
+        else:
+            value = {"int": 3, "float": 0.25, "str": "x"}[field.type]
+            value = value if field.type == "str" else default + value
+        argv += [flag, str(value)]
+        expected[field.name] = value
+    cfg = run_cli.config_from_args(run_cli.build_parser().parse_args(argv))
+    for name, value in expected.items():
+        assert getattr(cfg, name) == value, name
+    # Unchanged behaviour: the sweep name defaults to the results folder's name.
+    plain = run_cli.config_from_args(run_cli.build_parser().parse_args(["--results-dir", "r/x"]))
+    assert plain.sweep == "x" and plain.warmup_epochs == defaults.warmup_epochs
+
+
+@pytest.fixture(scope="module")
+def trained_cell():
+    """One real synthetic cell, trained once and handed to the tests below."""
+    from bench import train
+
+    args = run_cli.build_parser().parse_args(SYNTHETIC[1:])
+    result = train.train_cell(run_cli.config_from_args(args), progress=False, keep_model=True)
+    assert result.row["status"] == "ok"
+    return result
+
+
+@pytest.fixture
+def cached_cell(trained_cell, monkeypatch):
+    from bench import train
+
+    monkeypatch.setattr(train, "train_cell", lambda cfg, **kwargs: trained_cell)
+    return trained_cell
+
+
+def test_save_model_creates_missing_folders(cached_cell, tmp_path, capsys):
+    model = tmp_path / "models" / "deep" / "lite0"
+    argv = [*SYNTHETIC, "--results-dir", str(tmp_path / "r"), "--save-model", str(model)]
+    assert cli.main(argv) == 0
+    assert model.with_suffix(".json").is_file() and model.with_suffix(".safetensors").is_file()
+    assert f"saved model: {model}.safetensors" in capsys.readouterr().out
+
+
+def test_save_model_under_a_file_fails_before_training(tmp_path, capsys, monkeypatch):
+    from bench import train
+
+    monkeypatch.setattr(train, "train_cell", lambda *a, **k: pytest.fail("trained"))
+    (tmp_path / "afile").write_text("x")
+    argv = [*SYNTHETIC, "--results-dir", str(tmp_path / "r"), "--save-model",
+            str(tmp_path / "afile" / "m")]  # fmt: skip
+    assert cli.main(argv) == 2
+    assert "afile is a file, not a folder" in capsys.readouterr().err
+
+
+def disk_full(*args, **kwargs):
+    raise OSError(errno.ENOSPC, "No space left on device", "runs.csv")
+
+
+def test_full_disk_while_recording_keeps_the_saved_model_and_says_so(
+    cached_cell, tmp_path, capsys, monkeypatch
+):
+    from bench.results import ResultsDir
+
+    monkeypatch.setattr(ResultsDir, "write", disk_full)
+    model = tmp_path / "m"
+    argv = [*SYNTHETIC, "--results-dir", str(tmp_path / "r"), "--save-model", str(model)]
+    assert cli.main(argv) == 1
+    err = capsys.readouterr().err
+    assert len(err.splitlines()) == 1 and "Traceback" not in err
+    assert "could not record cell" in err and "the disk is full" in err
+    assert f"its model is saved in {model}.safetensors" in err
+    assert model.with_suffix(".safetensors").is_file()  # the model survived
+
+
+def test_full_disk_while_saving_the_model_records_no_row(
+    cached_cell, tmp_path, capsys, monkeypatch
+):
+    from bench import model_io
+
+    monkeypatch.setattr(model_io, "save_model", disk_full)
+    argv = [*SYNTHETIC, "--results-dir", str(tmp_path / "r"), "--save-model", str(tmp_path / "m")]
+    assert cli.main(argv) == 1
+    err = capsys.readouterr().err
+    assert len(err.splitlines()) == 1 and "the disk is full" in err
+    assert "its row was not recorded either" in err
+    runs = tmp_path / "r" / "runs.csv"
+    assert not runs.exists() or cached_cell.row["run_id"] not in runs.read_text()
+
+
+def test_full_disk_without_save_model_is_one_named_error(
+    cached_cell, tmp_path, capsys, monkeypatch
+):
+    from bench.results import ResultsDir
+
+    monkeypatch.setattr(ResultsDir, "write", disk_full)
+    assert cli.main([*SYNTHETIC, "--results-dir", str(tmp_path / "r")]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("regbench run: error: could not record cell ")
+    assert len(err.splitlines()) == 1 and "free space and rerun" in err
