@@ -39,7 +39,9 @@ class RunConfig:
 
     sweep: str = "adhoc"  # sweep name written to runs.csv (not part of run_id)
     dataset: str = "cifar10"  # "cifar10" (real files) or "synthetic" (unit tests only)
-    data_dir: str = ""  # folder holding cifar-10-batches-py; "" = $REGBENCH_DATA or defaults
+    # folder holding cifar-10-batches-py; "" = $REGBENCH_DATA, else ./data/cifar10, else
+    # ../shared/data/cifar10 (relative to the current folder)
+    data_dir: str = ""
     backbone: str = "tf_efficientnet_lite0"  # any timm model name
     pretrained: str = "auto"  # "auto" | "none" | path to a .safetensors/.pth weights file
     protocol: str = "frozen"  # one of PROTOCOLS
