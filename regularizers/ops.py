@@ -34,8 +34,6 @@ def _constant(kind: str, device: torch.device, *args) -> torch.Tensor:
             return torch.arange(args[0], device=device)
         if kind == "values":
             return torch.tensor(args[1:], device=device, dtype=args[0])
-        if kind == "zeros":
-            return torch.zeros(args[1:], device=device, dtype=args[0])
         if kind == "axes":
             return torch.tensor(args[1:], device=device, dtype=args[0]).view(2, 1)
         if kind == "one_hot":
@@ -53,7 +51,6 @@ def constant(kind: str, device, *args) -> torch.Tensor:
     Making it afresh on every call would cost a host-to-device copy or a kernel launch per call
     on a GPU. Kinds: ``positions`` (L) -> int64 arange [L]; ``values`` (dtype, *values) -> [len];
     ``axes`` (dtype, a, b) -> the column [[a], [b]] (one value per image axis, rows first);
-    ``zeros`` (dtype, *shape) -> zeros of that shape;
     ``one_hot`` (K, smoothing) -> float32 [K, K] smoothed one-hot rows; ``concentration``
     (n, 2, alpha) -> float32 [n, 2] filled with alpha. Never modify the returned tensor.
     """
