@@ -1,7 +1,7 @@
 """Regularizer costs, in one run: this package's targets, or a table beside timm and torchvision.
 
-    python benchmarks/regularizer_table.py --targets [--device cpu|cuda] [--rounds N] [--steps N]
-                                           [--out FILE.md] [--threads N]
+    python benchmarks/regularizer_table.py --targets [--device cpu|cuda] [--all] [--rounds N]
+                                           [--steps N] [--out FILE.md] [--threads N]
     python benchmarks/regularizer_table.py [--device cpu|cuda] [--out FILE.md] [--repeats N]
                                            [--warmup N] [--threads N] [--train-repeats N]
                                            [--in-step] [--step-model NAME] [--step-size PX]
@@ -9,8 +9,9 @@
 `--targets` checks the targets (docs/regularizers.md): a call dispatches the same number of
 tensor operations at B=64 and B=512, and costs at most 1% of a training step inside the loop.
 The steps are cpu-quick's on the CPU (tf_efficientnet_lite0, 32 px, batch 128) and ResNet-50 at
-224 px, batch 256 on a GPU, each frozen and unfrozen, random init. Blocks of training steps with
-and without the call alternate; the call is also timed inside them (see `in_step_costs`).
+224 px, batch 256 on a GPU, each frozen and unfrozen, random init; the sweeps' arms (`--all`:
+every name and mode). Blocks of training steps with and without the call alternate; the call is
+also timed inside them (see `in_step_costs`).
 
 The comparison table (information, not a target): per-call time at batch 256 and 3x32x32 /
 3x224x224 (median of repeats, taken in warm blocks that take turns; CUDA events and synchronize
@@ -356,15 +357,21 @@ def in_step_percent(
     return {name: cost.block_percent for name, cost in costs.items()}
 
 
-def target_impls() -> list[Impl]:
-    """Ours, called as the training loop calls them (every name and mode)."""
-    return [i for i in IMPLS if i.name.startswith("ours") and "default call" not in i.name]
+SWEEP_ARMS = ("ours none", "ours random_erasing", "ours mixup batch", "ours cutmix batch")
 
 
-def targets_table(device, setups: list[StepSetup], rounds: int, steps: int) -> str:
+def target_impls(every: bool = False) -> list[Impl]:
+    """Ours, called as the training loop calls them: the sweeps' arms, or every name and mode."""
+    ours = [i for i in IMPLS if i.name.startswith("ours") and "default call" not in i.name]
+    return ours if every else [i for i in ours if i.name in SWEEP_ARMS]
+
+
+def targets_table(
+    device, setups: list[StepSetup], rounds: int, steps: int, every: bool = False
+) -> str:
     """The markdown table of this package's targets: ops per call constant in the batch size,
     and the in-step cost at most `TARGET_PERCENT` of a training step, per step setup."""
-    impls = target_impls()
+    impls = target_impls(every)
     head = ["step", "regularizer", "ops B=64", "ops B=512", "step ms", "call ms"]
     head += ["call % of step", "blocks % longer (median)", "blocks % (min, max)", "target"]
     rows = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
@@ -385,6 +392,7 @@ def targets_table(device, setups: list[StepSetup], rounds: int, steps: int) -> s
             cells += [f"{min(cost.block_percents):.2f}, {max(cost.block_percents):.2f}"]
             cells.append("met" if met else "MISSED")
             rows.append("| " + " | ".join(cells) + " |")
+            print(rows[-1], file=sys.stderr, flush=True)  # progress: a row at a time
     name = torch.cuda.get_device_name(device) if device.type == "cuda" else "CPU"
     info = f"{name}, torch {torch.__version__}, {torch.get_num_threads()} threads"
     return (
@@ -440,8 +448,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--targets", action="store_true", help="the targets table (ops, in-step cost) instead"
     )
-    parser.add_argument("--rounds", type=int, default=5, help="--targets: block pairs per impl")
-    parser.add_argument("--steps", type=int, default=5, help="--targets: training steps a block")
+    parser.add_argument(
+        "--all", action="store_true", help="--targets: every name and mode, not just the arms"
+    )
+    parser.add_argument("--rounds", type=int, default=4, help="--targets: block pairs per impl")
+    parser.add_argument("--steps", type=int, default=3, help="--targets: training steps a block")
     parser.add_argument("--repeats", type=int, default=None, help="default 5 on cpu, 50 on cuda")
     parser.add_argument("--warmup", type=int, default=2, help="untimed calls before each block")
     parser.add_argument("--train-repeats", type=int, default=10)
@@ -458,7 +469,8 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("--device cuda: no CUDA device available")
     device = torch.device(args.device)
     if args.targets:
-        text = targets_table(device, TARGET_SETUPS[device.type], args.rounds, args.steps)
+        setups = TARGET_SETUPS[device.type]
+        text = targets_table(device, setups, args.rounds, args.steps, args.all)
     else:
         repeats = args.repeats or (50 if device.type == "cuda" else 5)
         with_step = args.in_step or device.type == "cuda"

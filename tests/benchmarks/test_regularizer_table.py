@@ -38,7 +38,7 @@ def test_table_has_the_step_columns(monkeypatch):
 
 def test_targets_table_has_a_row_per_setup_and_impl(monkeypatch):
     impls = [i for i in rt.IMPLS if i.name in ("ours none", "ours cutmix batch")]
-    monkeypatch.setattr(rt, "target_impls", lambda: impls)
+    monkeypatch.setattr(rt, "target_impls", lambda every: impls)
     setups = [rt.StepSetup("test_resnet", 32, 8, p) for p in ("frozen", "unfrozen")]
     text = rt.targets_table(rt.torch.device("cpu"), setups, rounds=2, steps=2)
     header, rule, *rows = text.split("\n\n", 1)[1].splitlines()
