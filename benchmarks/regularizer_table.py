@@ -1,13 +1,23 @@
-"""Time every regularizer beside timm's and torchvision's versions, in one run, as a table.
+"""Regularizer costs, in one run: this package's targets, or a table beside timm and torchvision.
 
+    python benchmarks/regularizer_table.py --targets [--device cpu|cuda] [--all] [--rounds N]
+                                           [--steps N] [--out FILE.md] [--threads N]
     python benchmarks/regularizer_table.py [--device cpu|cuda] [--out FILE.md] [--repeats N]
                                            [--warmup N] [--threads N] [--train-repeats N]
                                            [--in-step] [--step-model NAME] [--step-size PX]
 
-Per-call time at batch 256 and 3x32x32 / 3x224x224 (median of repeats, taken in warm blocks
-that take turns; CUDA events and synchronize on a GPU), the ratio to timm's version of the same
-operation, and the number of tensor operations one call dispatches at B=64 and B=512 (counted
-with TorchDispatchMode; a per-sample Python loop shows up as a count that grows with B).
+`--targets` checks the targets (docs/regularizers.md): a call dispatches the same number of
+tensor operations at B=64 and B=512, and costs at most 1% of a training step inside the loop.
+The steps are cpu-quick's on the CPU (tf_efficientnet_lite0, 32 px, batch 128) and ResNet-50 at
+224 px, batch 256 on a GPU, each frozen and unfrozen, random init; the sweeps' arms (`--all`:
+every name and mode). Blocks of training steps with and without the call alternate; the call is
+also timed inside them (see `in_step_costs`).
+
+The comparison table (information, not a target): per-call time at batch 256 and 3x32x32 /
+3x224x224 (median of repeats, taken in warm blocks that take turns; CUDA events and synchronize
+on a GPU), the ratio to timm's version of the same operation, and the number of tensor
+operations one call dispatches at B=64 and B=512 (counted with TorchDispatchMode; a per-sample
+Python loop shows up as a count that grows with B).
 
 Ours are called as the training loop calls them: in place (`reg.inplace = True`, as timm's
 `Mixup` and `RandomErasing` always are) and without the per-call label-range check (the loop
@@ -15,12 +25,12 @@ checks labels once). Rows marked "(default call)" show the library's default ins
 output tensor and the label check. In-place versions get their own copy of the batch and are
 called on it again and again; torchvision's return new tensors.
 
-On CUDA (or with --in-step) it also times a training step (ResNet-50 from timm, random init,
-bf16 autocast on CUDA, channels_last, 224 px, batch 256) and gives each regularizer's cost as a
-percentage of it, twice: "isolated", one call timed alone after a sync (which counts the host's
-kernel launches in full), and "in step", blocks of training steps with and without the call,
-one sync per block, as in training, where the host queues the call's small kernels while the
-GPU still runs the previous step.
+On CUDA (or with --in-step) the comparison table also times a training step (ResNet-50 from
+timm, random init, bf16 autocast on CUDA, channels_last, 224 px, batch 256) and gives each
+regularizer's cost as a percentage of it, twice: "isolated", one call timed alone after a sync
+(which counts the host's kernel launches in full), and "in step", blocks of training steps with
+and without the call, one sync per block, as in training, where the host queues the call's
+small kernels while the GPU still runs the previous step.
 """
 
 from __future__ import annotations
@@ -200,32 +210,57 @@ class StepSetup:
     model: str = "resnet50"
     size: int = 224
     batch: int = BATCH
+    protocol: str = "unfrozen"  # or "frozen": only the classifier trains, as bench.train does
+
+
+# The in-step targets' steps: cpu-quick's cells on the CPU (sweeps/cpu-quick.toml), and a
+# ResNet-50 at 224 px on a GPU; random init (a step costs the same with any weights).
+TARGET_SETUPS = {
+    "cpu": [StepSetup("tf_efficientnet_lite0", 32, 128, p) for p in ("frozen", "unfrozen")],
+    "cuda": [StepSetup("resnet50", 224, 256, p) for p in ("frozen", "unfrozen")],
+}
+TARGET_PERCENT = 1.0  # a regularizer's in-step cost, at most this share of a training step
 
 
 def make_train_step(device, setup: StepSetup) -> Callable:
-    """fn(images, targets): one SGD step of a timm model (random init; channels_last, and bf16
-    autocast on CUDA) with soft-target cross-entropy, as the training loop takes it."""
+    """fn(images, targets): one SGD step of a timm model (random init; channels_last and bf16
+    autocast on CUDA) with soft-target cross-entropy, as the training loop takes it. Frozen: the
+    backbone runs in eval mode without autograd and only the classifier trains."""
     import timm
 
+    cuda = device.type == "cuda"
     model = timm.create_model(setup.model, pretrained=False, num_classes=NUM_CLASSES)
-    model = model.to(device, memory_format=torch.channels_last).train()
-    optimizer = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
+    model = model.to(device, memory_format=torch.channels_last if cuda else None).train()
+    frozen = setup.protocol == "frozen"
+    if frozen:
+        model.requires_grad_(False).eval()
+        model.get_classifier().requires_grad_(True).train()
+    params = [p for p in model.parameters() if p.requires_grad]
+    optimizer = torch.optim.SGD(params, lr=0.01, momentum=0.9, nesterov=True)
 
     def step(images, targets):
-        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda"):
-            logits = model(images)
+        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=cuda):
+            if frozen:
+                with torch.no_grad():
+                    features = model.forward_features(images)
+                logits = model.forward_head(features)
+            else:
+                logits = model(images)
         loss = torch.sum(-targets * logits.float().log_softmax(-1), dim=-1).mean()
+        optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
-        optimizer.zero_grad(set_to_none=True)
 
+    step.model = model  # for tests
     return step
 
 
 def step_inputs(device, setup: StepSetup):
-    """(images channels_last [B, 3, S, S], labels int64 [B], one-hot targets float32 [B, K])."""
+    """(images [B, 3, S, S] (channels_last on CUDA, as the loop's), labels int64 [B], one-hot
+    targets float32 [B, K])."""
     images, labels = make_batch(setup.batch, setup.size, device)
-    images = images.contiguous(memory_format=torch.channels_last)
+    if device.type == "cuda":
+        images = images.contiguous(memory_format=torch.channels_last)
     return images, labels, torch.nn.functional.one_hot(labels, NUM_CLASSES).float()
 
 
@@ -238,18 +273,53 @@ def train_step_ms(device, repeats: int, setup: StepSetup) -> float:
     return statistics.median(time_call(step, images, targets, device) for _ in range(repeats))
 
 
-def in_step_percent(
+@dataclass(frozen=True)
+class InStep:
+    """One impl's cost inside training steps (see `in_step_costs`)."""
+
+    step_ms: float  # median ms of a step in the blocks without the call
+    call_ms: float  # median ms of the call itself, timed inside the blocks with it
+    block_percents: list[float]  # per round: % by which the blocks with the call took longer
+
+    @property
+    def call_percent(self) -> float:
+        return 100 * self.call_ms / self.step_ms
+
+    @property
+    def block_percent(self) -> float:
+        return statistics.median(self.block_percents)
+
+
+def in_step_costs(
     impls: list[Impl], device, setup: StepSetup, rounds: int = 5, steps: int = 10
-) -> dict[str, float]:
-    """Median percent by which each impl lengthens a training step, measured inside the loop.
+) -> dict[str, InStep]:
+    """Each impl's cost inside the training loop, measured two ways in one run.
 
     A block is `steps` training steps, each on a fresh copy of the batch (as the loop's batch is
     new every step), with the impl's call before the step or not; there is one host sync per
-    block. Blocks with and without the call alternate `rounds` times per impl, and each round's
-    ratio is taken against the block next to it, so drift cancels.
+    block. Blocks with and without the call alternate `rounds` times per impl; each round's
+    ratio is taken against the block next to it, so drift cancels (but not the noise of other
+    jobs on the machine). Inside the blocks with the call, the call is also timed on its own
+    (perf_counter on a CPU, where it runs synchronously; CUDA events on a GPU, which time its
+    kernels but not the launches that overlap the previous step).
     """
     step = make_train_step(device, setup)
     images, labels, one_hot = step_inputs(device, setup)
+    timings: list = []  # per timed call: ms (CPU) or a pair of CUDA events
+
+    def call(fn, batch, targets):
+        if device.type == "cuda":
+            start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+            start.record()
+            result = fn(batch, labels)
+            end.record()
+            timings.append((start, end))
+        else:
+            tick = time.perf_counter()
+            result = fn(batch, labels)
+            timings.append((time.perf_counter() - tick) * 1e3)
+        # timm's RandomErasing returns the images only (its batch, changed in place)
+        return result if isinstance(result, tuple) else (batch, targets)
 
     def block(fn) -> float:
         _sync(device)
@@ -257,21 +327,80 @@ def in_step_percent(
         for _ in range(steps):
             batch, targets = images.clone(), one_hot
             if fn is not None:
-                result = fn(batch, labels)
-                if isinstance(result, tuple):  # timm's RandomErasing returns the images only
-                    batch, targets = result
+                batch, targets = call(fn, batch, targets)
             step(batch, targets)
         _sync(device)
         return time.perf_counter() - begin
 
     block(None)  # warm-up: allocator, cudnn autotuning
-    percent = {}
+    costs = {}
     for impl in impls:
         fn = impl.make(device)
         block(fn)
-        ratios = [block(fn) / block(None) for _ in range(rounds)]
-        percent[impl.name] = 100 * (statistics.median(ratios) - 1)
-    return percent
+        timings.clear()
+        pairs = [(block(fn), block(None)) for _ in range(rounds)]
+        call_ms = [t if isinstance(t, float) else t[0].elapsed_time(t[1]) for t in timings]
+        costs[impl.name] = InStep(
+            step_ms=1e3 * statistics.median(plain for _, plain in pairs) / steps,
+            call_ms=statistics.median(call_ms),
+            block_percents=[100 * (with_call / plain - 1) for with_call, plain in pairs],
+        )
+    return costs
+
+
+def in_step_percent(
+    impls: list[Impl], device, setup: StepSetup, rounds: int = 5, steps: int = 10
+) -> dict[str, float]:
+    """Median percent by which each impl lengthens a training step (blocks with and without the
+    call, see `in_step_costs`)."""
+    costs = in_step_costs(impls, device, setup, rounds, steps)
+    return {name: cost.block_percent for name, cost in costs.items()}
+
+
+SWEEP_ARMS = ("ours none", "ours random_erasing", "ours mixup batch", "ours cutmix batch")
+
+
+def target_impls(every: bool = False) -> list[Impl]:
+    """Ours, called as the training loop calls them: the sweeps' arms, or every name and mode."""
+    ours = [i for i in IMPLS if i.name.startswith("ours") and "default call" not in i.name]
+    return ours if every else [i for i in ours if i.name in SWEEP_ARMS]
+
+
+def targets_table(
+    device, setups: list[StepSetup], rounds: int, steps: int, every: bool = False
+) -> str:
+    """The markdown table of this package's targets: ops per call constant in the batch size,
+    and the in-step cost at most `TARGET_PERCENT` of a training step, per step setup."""
+    impls = target_impls(every)
+    head = ["step", "regularizer", "ops B=64", "ops B=512", "step ms", "call ms"]
+    head += ["call % of step", "blocks % longer (median)", "blocks % (min, max)", "target"]
+    rows = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for setup in setups:
+        costs = in_step_costs(impls, device, setup, rounds, steps)
+        where = f"{setup.model} {setup.size} px B={setup.batch} {setup.protocol}"
+        for impl in impls:
+            cost, ops = (
+                costs[impl.name],
+                (count_ops(impl, 64, device), count_ops(impl, 512, device)),
+            )
+            # The CPU runs a call synchronously, so its timed share is the in-step cost; on a GPU
+            # the launches overlap the previous step and the blocks' difference is the cost.
+            share = cost.call_percent if device.type == "cpu" else cost.block_percent
+            met = ops[0] == ops[1] and share <= TARGET_PERCENT
+            cells = [where, impl.name, *map(str, ops), f"{cost.step_ms:.1f}", f"{cost.call_ms:.3f}"]
+            cells += [f"{cost.call_percent:.2f}", f"{cost.block_percent:.2f}"]
+            cells += [f"{min(cost.block_percents):.2f}, {max(cost.block_percents):.2f}"]
+            cells.append("met" if met else "MISSED")
+            rows.append("| " + " | ".join(cells) + " |")
+            print(rows[-1], file=sys.stderr, flush=True)  # progress: a row at a time
+    name = torch.cuda.get_device_name(device) if device.type == "cuda" else "CPU"
+    info = f"{name}, torch {torch.__version__}, {torch.get_num_threads()} threads"
+    return (
+        f"In-step cost: {rounds} rounds of {steps}-step blocks with and without the call ({info})."
+        f" Target: ops B=64 == ops B=512 and the cost <= {TARGET_PERCENT}% of a step"
+        f" ({'the timed call' if device.type == 'cpu' else 'the blocks difference'}).\n\n"
+        + "\n".join(rows)
+    )
 
 
 def repeats_at(size: int, repeats: int) -> int:
@@ -316,6 +445,14 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
     parser.add_argument("--out", help="also write the markdown table to this file")
+    parser.add_argument(
+        "--targets", action="store_true", help="the targets table (ops, in-step cost) instead"
+    )
+    parser.add_argument(
+        "--all", action="store_true", help="--targets: every name and mode, not just the arms"
+    )
+    parser.add_argument("--rounds", type=int, default=4, help="--targets: block pairs per impl")
+    parser.add_argument("--steps", type=int, default=3, help="--targets: training steps a block")
     parser.add_argument("--repeats", type=int, default=None, help="default 5 on cpu, 50 on cuda")
     parser.add_argument("--warmup", type=int, default=2, help="untimed calls before each block")
     parser.add_argument("--train-repeats", type=int, default=10)
@@ -331,10 +468,14 @@ def main(argv: list[str] | None = None) -> int:
     if args.device == "cuda" and not torch.cuda.is_available():
         parser.error("--device cuda: no CUDA device available")
     device = torch.device(args.device)
-    repeats = args.repeats or (50 if device.type == "cuda" else 5)
-    with_step = args.in_step or device.type == "cuda"
-    setup = StepSetup(args.step_model, args.step_size) if with_step else None
-    text = table(device, repeats, args.warmup, args.train_repeats, setup)
+    if args.targets:
+        setups = TARGET_SETUPS[device.type]
+        text = targets_table(device, setups, args.rounds, args.steps, args.all)
+    else:
+        repeats = args.repeats or (50 if device.type == "cuda" else 5)
+        with_step = args.in_step or device.type == "cuda"
+        setup = StepSetup(args.step_model, args.step_size) if with_step else None
+        text = table(device, repeats, args.warmup, args.train_repeats, setup)
     print(text)
     if args.out:
         Path(args.out).write_text(text + "\n")

@@ -23,7 +23,7 @@ from typing import Any, ClassVar
 import torch
 
 from .checks import check_batch, check_choice, check_number
-from .ops import constant, gather_batch
+from .ops import constant
 from .schedules import SCHEDULES, build_schedule
 
 Draws = dict[str, torch.Tensor]
@@ -41,7 +41,6 @@ class Regularizer:
     # True: the result is written into `images` and returned, with the same values, instead of
     # into a new batch-sized tensor (as timm's Mixup and RandomErasing always do).
     inplace: bool = False
-    _scratch: torch.Tensor | None = None
     SCHEDULED: ClassVar[bool] = True  # False: no prob / schedule parameters (the `none` arm)
 
     @classmethod
@@ -128,8 +127,9 @@ class Regularizer:
         raise NotImplementedError
 
     def scaled_share(self, share: torch.Tensor, u: torch.Tensor, index: Any = 0) -> torch.Tensor:
-        """float32: the partner's share `share` (any shape) times the schedule's strength where
-        `u[index]` < prob (0 elsewhere); `u` of the same shape as `share` when 1-D (index unused).
+        """The partner's share `share` (any shape; its dtype kept) times the schedule's strength
+        where `u[index]` < prob (0 elsewhere); `u` of the same shape as `share` when 1-D (index
+        unused).
 
         The schedule's strength scales only the partner's part; the uniforms `u` decide who
         applies. Indexing is lazy: the plain method (prob and strength 1) dispatches nothing.
@@ -137,7 +137,7 @@ class Regularizer:
         if self.current_prob >= 1.0 and self.current_strength >= 1.0:
             return share  # the plain method (u < 1 always)
         decides = u[index] if u.ndim == 2 else u
-        return share * torch.where(decides < self.current_prob, self.current_strength, 0.0)
+        return torch.where(decides < self.current_prob, share * self.current_strength, 0.0)
 
     def partner_share(self, lam: torch.Tensor, u: torch.Tensor, row: int = 0) -> torch.Tensor:
         """float32 [n]: `scaled_share` of 1 - lam, for lam [n] ~ Beta(alpha, alpha) (the paper's
@@ -152,24 +152,6 @@ class Regularizer:
             return rows.index_select(0, labels.long())
         targets = labels.to(torch.float32)
         return targets * (1.0 - eps) + eps / self.num_classes if eps else targets
-
-    def partner_images(self, images: torch.Tensor, partner: torch.Tensor) -> torch.Tensor:
-        """images[partner] [B, C, H, W]: a new tensor, except in place on a CPU batch.
-
-        There the copy goes into a buffer kept between calls (`images` gets the result, so the
-        copy is only a temporary): a fresh CPU tensor as large as a 224 px batch is page-faulted
-        in on first write, which took 37 of the 49 ms of this copy at B=256 on our CI machine.
-        """
-        if not (self.inplace and images.device.type == "cpu"):
-            return gather_batch(images, partner)
-        scratch = self._scratch
-        if scratch is None or (scratch.shape, scratch.stride(), scratch.dtype) != (
-            images.shape,
-            images.stride(),
-            images.dtype,
-        ):
-            scratch = self._scratch = torch.empty_like(images)
-        return gather_batch(images, partner, out=scratch)
 
     def output(self, images: torch.Tensor, partner_images: torch.Tensor) -> torch.Tensor:
         """Where the result goes: `images` when in place, else the (new) partner copy."""

@@ -12,7 +12,6 @@ import math
 
 import torch
 
-from . import ops
 from .base import Regularizer
 from .ops import below, constant, sample_beta_pair, uniform
 
@@ -25,12 +24,9 @@ def _mask_bounds(
     low, high = bounds[..., :1], bounds[..., 1:]  # [n, 2, 1]: rows, then columns
     positions = constant("positions", box.device, max(height, width))
     inside = (positions >= low) & (positions < high)  # [n, 2, max(H, W)]
-    as_bool = ops.fast_bool_broadcast(box.device)
-    if not as_bool:  # the outer product as a uint8 multiply, viewed as bool after
-        inside = inside.to(torch.uint8)
     rows = inside[:, 0, :height].view(n, 1, height, 1)
     cols = inside[:, 1, :width].view(n, 1, 1, width)
-    return (rows & cols if as_bool else (rows * cols).view(torch.bool)), low, high
+    return rows & cols, low, high
 
 
 def box_mask(box: torch.Tensor, height: int, width: int) -> torch.Tensor:
@@ -42,11 +38,14 @@ def box_mask(box: torch.Tensor, height: int, width: int) -> torch.Tensor:
     return _mask_bounds(box, height, width)[0]
 
 
-def box_mask_area(box: torch.Tensor, height: int, width: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """(`box_mask`, float32 [n, 1] each box's area as a fraction of the image) of the same boxes,
-    which are already clipped to the image."""
+def box_mask_area(
+    box: torch.Tensor, height: int, width: int, dtype: torch.dtype = torch.float32
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """(`box_mask`, [n, 1] each box's area as a fraction of the image, in `dtype`) of the same
+    boxes, which are already clipped to the image."""
     mask, low, high = _mask_bounds(box, height, width)
-    return mask, (high - low).prod(dim=1) / (height * width)
+    pixels = (high - low).prod(dim=1)  # int64 [n, 1]; an int64 tensor divides into float32
+    return mask, (pixels if dtype == torch.float32 else pixels.to(dtype)) / (height * width)
 
 
 def centred_boxes(centre: torch.Tensor, cut: torch.Tensor, height: int, width: int) -> torch.Tensor:
@@ -73,24 +72,22 @@ def sample_boxes(
     width: int,
     generator: torch.Generator | None,
     device,
-    batch_box: bool = False,
+    dtype: torch.dtype = torch.float32,
 ) -> torch.Tensor:
     """int64 [n, 4] CutMix boxes (y0, y1, x0, x1) for `reg`'s current prob and strength.
 
     Without `minmax`: area fraction (1 - lam) * strength before clipping, centre uniform.
     With `minmax` (as timm's `cutmix_minmax`; alpha unused): each side uniform in
     [min, max) of the image's side, the area scaled by the strength, the box inside the image.
-    `batch_box` (n = 1, one box for the batch) on a CPU batch: computed in Python, returned on
-    the host. On a GPU the box stays on the device even then, so the step never waits for it.
+    The arithmetic runs in `dtype` on the float32 draws; float64 takes the share as 1 - lam,
+    float32 as the Beta pair's complement (each is how some committed results were drawn).
     """
     u = uniform((n, 3 if minmax is None else 5), generator, device)
-    pair = None if minmax is not None else sample_beta_pair(alpha, n, generator, device)
-    if batch_box and ops.on_host(device):
-        # A batch box's corners become Python ints for slicing anyway: bring its few draws to
-        # the host and do the arithmetic in Python, not as ~15 tiny tensor operations.
-        draws = u.tolist()[0] + ([] if pair is None else [pair.tolist()[0][0]])
-        return torch.tensor([one_box(reg, draws, minmax, height, width)])
-    return boxes_from_draws(reg, u, None if pair is None else pair[:, 1:], minmax, height, width)
+    share = None
+    if minmax is None:
+        pair = sample_beta_pair(alpha, n, generator, device)
+        share = 1.0 - pair[:, :1].double() if dtype == torch.float64 else pair[:, 1:]
+    return boxes_from_draws(reg, u.to(dtype), share, minmax, height, width)
 
 
 def boxes_from_draws(
@@ -101,8 +98,9 @@ def boxes_from_draws(
     height: int,
     width: int,
 ) -> torch.Tensor:
-    """int64 [n, 4] boxes from float32 uniforms u [n, k] and, without minmax, share [n, 1]: the
-    partner's area share 1 - lam before clipping (lam ~ Beta(alpha, alpha)).
+    """int64 [n, 4] boxes from uniforms u [n, k] and, without minmax, share [n, 1]: the
+    partner's area share 1 - lam before clipping (lam ~ Beta(alpha, alpha)); the arithmetic runs
+    in u's dtype (float32, or float32 draws widened to float64).
 
     u[:, 0] < prob decides who is cut. Without minmax, u[:, 1:3] place the centre (row, column);
     with minmax, u[:, 1:3] pick the sides and u[:, 3:5] the top-left corner.
@@ -114,7 +112,8 @@ def boxes_from_draws(
         side = torch.sqrt(reg.scaled_share(share, u, decides))  # [n, 1]
         cut = (side * sides).long()  # [n, 2] floor, as the paper
         return centred_boxes(below(u[:, 1:3], sides), cut, height, width)
-    scale = torch.where(u[decides] < reg.current_prob, reg.current_strength**0.5, 0.0)  # area x s
+    applies = (u[decides] < reg.current_prob).to(u.dtype)
+    scale = applies * math.sqrt(reg.current_strength)  # side x sqrt(s): area x s
     low_side = [int(size * minmax[0]) for size in (height, width)]
     low_side = constant("values", dev, torch.int64, *low_side)
     span = [max(int(size * minmax[1]) - int(size * minmax[0]), 1) for size in (height, width)]
@@ -123,24 +122,3 @@ def boxes_from_draws(
     room = constant("values", dev, torch.int64, height + 1, width + 1) - cut
     corner = below(u[:, 3:5], room)
     return torch.stack([corner, corner + cut], dim=2).view(n, 4)
-
-
-def one_box(reg: Regularizer, u: list[float], minmax, height: int, width: int) -> list[int]:
-    """[y0, y1, x0, x1]: the Python twin of `boxes_from_draws` for one box, from its draws `u`
-    (u[3] is lam without minmax; in float64, so a side can differ by a pixel from the float32
-    batched code, rarely)."""
-    share = reg.current_strength if u[0] < reg.current_prob else 0.0
-    if minmax is None:
-        side = math.sqrt((1.0 - u[3]) * share)
-        cut_h, cut_w = int(height * side), int(width * side)
-        y0 = min(int(u[1] * height), height - 1) - cut_h // 2
-        x0 = min(int(u[2] * width), width - 1) - cut_w // 2
-        return [max(y0, 0), min(y0 + cut_h, height), max(x0, 0), min(x0 + cut_w, width)]
-    sides = []
-    for i, size in ((1, height), (2, width)):
-        low, high = int(size * minmax[0]), int(size * minmax[1])
-        span = max(high - low, 1)
-        sides.append(int((low + min(int(u[i] * span), span - 1)) * math.sqrt(share)))
-    top = min(int(u[3] * (height - sides[0] + 1)), height - sides[0])
-    left = min(int(u[4] * (width - sides[1] + 1)), width - sides[1])
-    return [top, top + sides[0], left, left + sides[1]]

@@ -15,11 +15,10 @@ import math
 
 import torch
 
-from . import ops
 from .base import Draws, Regularizer
 from .boxes import box_mask_area, sample_boxes
 from .checks import check_choice, check_number, check_pair
-from .ops import random_partner
+from .ops import gather_batch, random_partner
 
 MODES = ("batch", "elem")
 
@@ -35,31 +34,22 @@ def paste(
     targets: torch.Tensor,
     partner: torch.Tensor,
     box: torch.Tensor,
+    dtype: torch.dtype = torch.float32,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Images [B, C, H, W] with each box filled from the partner; targets [B, K] weighed by area.
 
-    partner: int64 [B]; box: int64 [1, 4] (one box for the batch) or [B, 4] (one per sample);
-    a single box on the host is pasted by slicing, any box on a GPU through a broadcast mask.
-    Target = kept * y_i + (1 - kept) * y_partner, kept = 1 - the box's clipped area fraction.
-    The result goes into `images` when `reg.inplace`, else into a new tensor.
+    partner: int64 [B]; box: int64 [1, 4] (one box for the batch) or [B, 4] (one per sample),
+    pasted through a broadcast mask. Target = kept * y_i + (1 - kept) * y_partner, kept = 1 - the
+    box's clipped area fraction, computed in `dtype` (see `CutMix.apply`). The result goes into
+    `images` when `reg.inplace`, else into a new tensor.
     """
     _, _, h, w = images.shape
     partner_targets = targets.index_select(0, partner)
-    if box.shape[0] == 1 and ops.on_host(images.device):  # slice: copy only the box's pixels
-        y0, y1, x0, x1 = box.tolist()[0]
-        kept = 1.0 - (y1 - y0) * (x1 - x0) / (h * w)
-        box_pixels = images[:, :, y0:y1, x0:x1]
-        if reg.inplace:  # the partners' boxes are copied out first: partners overlap in a cycle
-            box_pixels.copy_(torch.index_select(box_pixels, 0, partner))
-            return images, torch.lerp(partner_targets, targets, kept)
-        out = images.clone()
-        # Gather the partners' boxes straight into the output's box (out= a view): no
-        # temporary copy of the box (a fresh buffer costs page faults on CPU).
-        torch.index_select(box_pixels, 0, partner, out=out[:, :, y0:y1, x0:x1])
-        return out, torch.lerp(partner_targets, targets, kept)
-    mixed = reg.partner_images(images, partner)
-    mask, area = box_mask_area(box, h, w)
+    mixed = gather_batch(images, partner)
+    mask, area = box_mask_area(box, h, w, dtype)
     out = torch.where(mask, mixed, images, out=reg.output(images, mixed))
+    if dtype == torch.float64:
+        return out, torch.lerp(partner_targets, targets, (1.0 - area).float())
     return out, torch.lerp(targets, partner_targets, area)
 
 
@@ -69,8 +59,8 @@ class CutMix(Regularizer):
     alpha=1.0 (lam uniform) is the paper's setting and torchvision's default. The schedule's
     strength s scales the box's area: (1 - lam) * s (s=0.25: at most a quarter of the image).
 
-    Draws: ``partner`` int64 [B]; ``box`` int64 [1, 4] (batch; on the host for a CPU batch, on
-    the device for a GPU batch, so no host sync) or [B, 4] on the batch's device (elem).
+    Draws: ``partner`` int64 [B]; ``box`` int64 [1, 4] (batch) or [B, 4] (elem), on the batch's
+    device (no host sync).
     """
 
     name = "cutmix"
@@ -85,12 +75,18 @@ class CutMix(Regularizer):
         (b, _, h, w), p, dev = images.shape, self._params, images.device
         batch = p["mode"] == "batch"
         partner = random_partner(b, generator, dev)
-        box = sample_boxes(
-            self, p["alpha"], p["minmax"], 1 if batch else b, h, w, generator, dev, batch
-        )
+        n = 1 if batch else b
+        box = sample_boxes(self, p["alpha"], p["minmax"], n, h, w, generator, dev, self.precision)
         return {"partner": partner, "box": box}
 
     def apply(
         self, images: torch.Tensor, targets: torch.Tensor, draws: Draws
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        return paste(self, images, targets, draws["partner"], draws["box"])
+        return paste(self, images, targets, draws["partner"], draws["box"], self.precision)
+
+    @property
+    def precision(self) -> torch.dtype:
+        """dtype of the box and label-weight arithmetic: float64 for the batch box, as the Python
+        arithmetic of earlier versions computed it on the CPU (so committed CPU results stay
+        bit-identical); float32 for per-sample boxes, as before on every device."""
+        return torch.float64 if self._params["mode"] == "batch" else torch.float32

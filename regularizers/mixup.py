@@ -15,7 +15,7 @@ import torch
 
 from .base import Draws, Regularizer
 from .checks import check_choice, check_number
-from .ops import random_partner, sample_beta, uniform
+from .ops import gather_batch, random_partner, sample_beta, uniform
 
 MODES = ("batch", "elem")
 
@@ -33,7 +33,7 @@ def mix(
     sample itself. Images are blended in their own dtype, targets in float32. The result goes
     into `images` when `reg.inplace`, else into a new tensor.
     """
-    mixed = reg.partner_images(images, partner)
+    mixed = gather_batch(images, partner)
     weight = lam.to(images.dtype).view(-1, 1, 1, 1)
     out = torch.lerp(mixed, images, weight, out=reg.output(images, mixed))
     return out, torch.lerp(targets.index_select(0, partner), targets, lam[:, None])

@@ -11,30 +11,16 @@ import functools
 import torch
 
 
-def on_host(device) -> bool:
-    """True for a CPU batch, where a value the host needs anyway (a batch box's corners for
-    slicing, the switch's MixUp-or-CutMix choice) is read for free. On a GPU reading one would
-    make the host wait for the device every step, so such values stay on the device there.
-    (Tests patch this to run the device-side code on the CPU.)"""
-    return torch.device(device).type == "cpu"
-
-
-def fast_bool_broadcast(device) -> bool:
-    """False on a CPU, where a broadcast bool `&` (a mask's rows x columns) is not vectorized and
-    runs ~12x slower than a uint8 multiply at 224 px; on a GPU the bool op saves two launches.
-    (Tests patch this to run the GPU's variant on the CPU.)"""
-    return torch.device(device).type != "cpu"
-
-
 def uniform(shape: tuple[int, ...], generator: torch.Generator | None, device) -> torch.Tensor:
     """float32 uniform [0, 1) draws of `shape` on `device`."""
     return torch.rand(shape, generator=generator, device=device)
 
 
 def below(u: torch.Tensor, high: torch.Tensor | int) -> torch.Tensor:
-    """int64 floor(u * high) for float32 uniform u in [0, 1): an integer uniform in [0, high).
+    """int64 floor(u * high) for uniform u in [0, 1): an integer uniform in [0, high).
 
-    No clamp is needed: for an integer high < 2**24 the float32 product u * high never rounds up
+    u: float32 draws (or the same draws widened to float64, where the product is exact). No
+    clamp is needed: for an integer high < 2**24 the float32 product u * high never rounds up
     to high (the largest u, 1 - 2**-24, lands more than half a float step below it); a test
     checks this for every high up to 70,000.
     """
@@ -48,8 +34,6 @@ def _constant(kind: str, device: torch.device, *args) -> torch.Tensor:
             return torch.arange(args[0], device=device)
         if kind == "values":
             return torch.tensor(args[1:], device=device, dtype=args[0])
-        if kind == "zeros":
-            return torch.zeros(args[1:], device=device, dtype=args[0])
         if kind == "axes":
             return torch.tensor(args[1:], device=device, dtype=args[0]).view(2, 1)
         if kind == "one_hot":
@@ -67,7 +51,6 @@ def constant(kind: str, device, *args) -> torch.Tensor:
     Making it afresh on every call would cost a host-to-device copy or a kernel launch per call
     on a GPU. Kinds: ``positions`` (L) -> int64 arange [L]; ``values`` (dtype, *values) -> [len];
     ``axes`` (dtype, a, b) -> the column [[a], [b]] (one value per image axis, rows first);
-    ``zeros`` (dtype, *shape) -> zeros of that shape;
     ``one_hot`` (K, smoothing) -> float32 [K, K] smoothed one-hot rows; ``concentration``
     (n, 2, alpha) -> float32 [n, 2] filled with alpha. Never modify the returned tensor.
     """
@@ -99,11 +82,7 @@ def random_partner(n: int, generator: torch.Generator | None, device) -> torch.T
     return torch.randperm(n, generator=generator, device=device)
 
 
-def gather_batch(
-    images: torch.Tensor, partner: torch.Tensor, out: torch.Tensor | None = None
-) -> torch.Tensor:
-    """images[partner], written into `out` when given (same shape), else into a new tensor in
-    the images' memory format (channels_last stays so)."""
-    return torch.index_select(
-        images, 0, partner, out=torch.empty_like(images) if out is None else out
-    )
+def gather_batch(images: torch.Tensor, partner: torch.Tensor) -> torch.Tensor:
+    """images[partner] [B, C, H, W] as a new tensor in the images' memory format (channels_last
+    stays so)."""
+    return torch.index_select(images, 0, partner, out=torch.empty_like(images))

@@ -36,6 +36,31 @@ def test_table_has_the_step_columns(monkeypatch):
     assert rows[0].split(" | ")[2] != ""  # the ratio to timm's batch MixUp is filled in
 
 
+def test_targets_table_has_a_row_per_setup_and_impl(monkeypatch):
+    impls = [i for i in rt.IMPLS if i.name in ("ours none", "ours cutmix batch")]
+    monkeypatch.setattr(rt, "target_impls", lambda every: impls)
+    setups = [rt.StepSetup("test_resnet", 32, 8, p) for p in ("frozen", "unfrozen")]
+    text = rt.targets_table(rt.torch.device("cpu"), setups, rounds=2, steps=2)
+    header, rule, *rows = text.split("\n\n", 1)[1].splitlines()
+    assert header.startswith("| step | regularizer | ops B=64 | ops B=512 |")
+    assert len(rows) == 4 and all(row.count("|") == header.count("|") for row in rows)
+    assert [" frozen |" in row for row in rows] == [True, True, False, False]
+    assert all(row.endswith((" met |", " MISSED |")) for row in rows)
+
+
+def test_frozen_step_trains_the_classifier_only():
+    cpu = rt.torch.device("cpu")
+    step = rt.make_train_step(cpu, rt.StepSetup("test_resnet", 32, 4, "frozen"))
+    head = step.model.get_classifier()
+    before = {name: p.clone() for name, p in step.model.named_parameters()}
+    images, _, targets = rt.step_inputs(cpu, rt.StepSetup("test_resnet", 32, 4))
+    step(images, targets)
+    head_ids = {id(p) for p in head.parameters()}
+    head_names = {name for name, p in step.model.named_parameters() if id(p) in head_ids}
+    for name, param in step.model.named_parameters():
+        assert rt.torch.equal(param, before[name]) == (name not in head_names), name
+
+
 @pytest.mark.parametrize("impl", rt.IMPLS, ids=[i.name for i in rt.IMPLS])
 def test_every_impl_runs_and_in_place_ones_change_their_input(impl):
     images, labels = rt.make_batch(6, 16, "cpu")
@@ -43,5 +68,8 @@ def test_every_impl_runs_and_in_place_ones_change_their_input(impl):
     fn = impl.make(rt.torch.device("cpu"))
     for _ in range(3):
         fn(images, labels)
-    if impl.name != "ours none" and not impl.inplace:
-        assert rt.torch.equal(images, before)  # marked "new tensor": must not touch its input
+    changed = not rt.torch.equal(images, before)
+    if impl.name == "ours none" or not impl.inplace:
+        assert not changed  # "none" returns its input untouched; the others make a new tensor
+    else:
+        assert changed  # marked in place: the calls wrote into the input

@@ -65,6 +65,27 @@ def erase_reference(images, box, value, noise=None):
     return out
 
 
+def cutmix_box_reference(reg, u, lam, minmax, height, width):
+    """[y0, y1, x0, x1]: one CutMix box computed in Python floats (float64) from its draws
+    u (4 or 5 uniforms, as `sample_boxes` draws them) and lam (without minmax), following the
+    paper's formulas: the side floor(size * sqrt((1 - lam) * s)), the centre floor(u * size)."""
+    share = reg.current_strength if u[0] < reg.current_prob else 0.0
+    if minmax is None:
+        side = math.sqrt((1.0 - lam) * share)
+        cut_h, cut_w = int(height * side), int(width * side)
+        y0 = min(int(u[1] * height), height - 1) - cut_h // 2
+        x0 = min(int(u[2] * width), width - 1) - cut_w // 2
+        return [max(y0, 0), min(y0 + cut_h, height), max(x0, 0), min(x0 + cut_w, width)]
+    sides = []
+    for i, size in ((1, height), (2, width)):
+        low, high = int(size * minmax[0]), int(size * minmax[1])
+        span = max(high - low, 1)
+        sides.append(int((low + min(int(u[i] * span), span - 1)) * math.sqrt(share)))
+    top = min(int(u[3] * (height - sides[0] + 1)), height - sides[0])
+    left = min(int(u[4] * (width - sides[1] + 1)), width - sides[1])
+    return [top, top + sides[0], left, left + sides[1]]
+
+
 def erase_boxes_reference(u, v, height, width, scale, ratio, prob):
     """The paper's per-sample loop (10 attempts, the first that fits wins) on the same float32
     uniforms as `RandomErasing.sample`: u [2, B, 10] (area, log-aspect), v [3, B] (apply, top,

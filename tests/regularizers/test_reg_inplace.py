@@ -1,6 +1,6 @@
 """`inplace=True` (what the training loop sets) writes the same values into the caller's batch,
-and the device-side code paths (a GPU batch's box and switch choice) agree with the references
-when run on the CPU."""
+and the one code path (box and switch choice kept on the batch's device, pasting through a
+mask) agrees with the references."""
 
 from __future__ import annotations
 
@@ -29,22 +29,13 @@ def batch(b=9, h=24, w=40, seed=0):
     return torch.randn(b, 3, h, w, generator=g), torch.randint(0, K, (b,), generator=g)
 
 
-@pytest.fixture(params=["host", "device-side"])
-def path(request, monkeypatch):
-    """Run each test with the CPU's host shortcuts, and once more with the GPU's code path."""
-    if request.param == "device-side":
-        monkeypatch.setattr(ops, "on_host", lambda device: False)
-        monkeypatch.setattr(ops, "fast_bool_broadcast", lambda device: True)
-    return request.param
-
-
 @pytest.mark.parametrize("name,params", MORE, ids=MORE_IDS)
 @pytest.mark.parametrize("channels_last", [False, True], ids=["contiguous", "channels_last"])
-def test_inplace_writes_the_same_values_into_the_batch(name, params, channels_last, path):
+def test_inplace_writes_the_same_values_into_the_batch(name, params, channels_last):
     reg = regularizers.build(name, K, **{"label_smoothing": 0.1, **params})
     in_place = regularizers.build(name, K, **{"label_smoothing": 0.1, **params})
     in_place.inplace = True
-    for b in (9, 9, 4):  # a repeat (a kept scratch buffer), then a smaller batch
+    for b in (9, 9, 4):  # a repeat, then a smaller batch
         images, labels = batch(b)
         if channels_last:
             images = images.contiguous(memory_format=torch.channels_last)
@@ -68,10 +59,8 @@ def test_inplace_off_call_returns_the_batch_untouched():
 
 @pytest.mark.parametrize("name", ["cutmix", "mixup_cutmix"])
 @pytest.mark.parametrize("minmax", [None, [0.2, 0.8]])
-def test_device_side_batch_box_matches_reference(monkeypatch, name, minmax):
-    """The GPU path of batch mode (box and choice kept on the device, mask instead of slices)."""
-    monkeypatch.setattr(ops, "on_host", lambda device: False)
-    monkeypatch.setattr(ops, "fast_bool_broadcast", lambda device: True)
+def test_device_side_batch_box_matches_reference(name, minmax):
+    """Batch mode keeps its box and choice on the device and pastes through a mask."""
     reg = regularizers.build(name, K, mode="batch", minmax=minmax, label_smoothing=0.1)
     images, labels = batch(11)
     targets = reg.targets(labels)
@@ -80,7 +69,7 @@ def test_device_side_batch_box_matches_reference(monkeypatch, name, minmax):
         assert draws["box"].shape == (1, 4)
         with OpCounter() as counted:
             out, mixed = reg.apply(images, targets, draws)
-        assert counted.counts["aten.where"] >= 1  # the mask path, not the host's slices
+        assert counted.counts["aten.where"] >= 1  # pasted through a mask
         if name == "cutmix":
             ref, ref_t = paste_reference(images, targets, draws["partner"], draws["box"])
         else:
@@ -90,10 +79,8 @@ def test_device_side_batch_box_matches_reference(monkeypatch, name, minmax):
 
 
 @pytest.mark.parametrize("name,params", VARIANTS[1:], ids=IDS[1:])
-def test_device_side_code_matches_reference(monkeypatch, name, params):
-    """Every variant's GPU code (device-side draws, bool mask) against the per-sample references."""
-    monkeypatch.setattr(ops, "on_host", lambda device: False)
-    monkeypatch.setattr(ops, "fast_bool_broadcast", lambda device: True)
+def test_device_side_code_matches_reference(name, params):
+    """Every variant (device-side draws, bool mask) against the per-sample references."""
     reg = regularizers.build(name, K, **{"label_smoothing": 0.1, "prob": 0.8, **params})
     images, labels = batch(13)
     targets = reg.targets(labels)

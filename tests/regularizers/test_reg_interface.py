@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 import torch
@@ -12,6 +13,15 @@ import regularizers
 from bench.cli import regularizers as cli
 
 K = 10
+
+
+def test_imports_the_repository_package_not_this_test_folder():
+    """This folder, tests/regularizers/ (no __init__.py), would be an empty namespace package
+    named `regularizers` were the repository root not on sys.path (pyproject's pytest
+    `pythonpath = ["."]` puts it there)."""
+    root = Path(__file__).resolve().parents[2]
+    assert Path(regularizers.__file__).resolve() == root / "regularizers" / "__init__.py"
+    assert callable(regularizers.build)
 
 
 def batch(b, h=24, w=40, seed=0):

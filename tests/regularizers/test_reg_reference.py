@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 from reg_reference import (
+    cutmix_box_reference,
     erase_boxes_reference,
     erase_reference,
     mix_reference,
@@ -13,7 +14,7 @@ from reg_reference import (
 )
 
 import regularizers
-from regularizers.boxes import box_mask, boxes_from_draws, one_box
+from regularizers.boxes import box_mask, boxes_from_draws
 
 K = 10
 
@@ -91,18 +92,37 @@ def test_random_erasing_boxes_match_the_papers_loop(size):
 
 @pytest.mark.parametrize("minmax", [None, [0.2, 0.9]])
 @pytest.mark.parametrize("size", [(20, 28), (224, 224), (5, 3)])
-def test_batch_box_python_twin_matches_batched_boxes(minmax, size):
-    """A batch box is computed in Python (`one_box`), per-sample boxes by tensor code: the same
-    draws give the same box, but for float64-vs-float32 rounding (a side off by one, rarely)."""
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
+def test_batched_boxes_match_the_python_reference(minmax, size, dtype):
+    """The tensor box code against the paper's formulas in Python floats, on the same draws:
+    in float64 (the batch box) exactly; in float32 (per-sample boxes) but for rounding (a side
+    off by one, rarely)."""
     h, w = size
     reg = regularizers.build("cutmix", K, prob=0.9, schedule="linear", minmax=minmax)
     reg.set_progress(0.4)  # prob 0.72, strength 0.8
     u = torch.rand((2000, 4 if minmax is None else 5), generator=torch.Generator().manual_seed(0))
-    share = 1.0 - u[:, 3:] if minmax is None else None  # without minmax the fourth draw is lam
-    batched = boxes_from_draws(reg, u[:, :3] if minmax is None else u, share, minmax, h, w)
-    twins = torch.tensor([one_box(reg, u[i].tolist(), minmax, h, w) for i in range(2000)])
-    diff = (twins - batched).abs()
+    share = 1.0 - u[:, 3:].to(dtype) if minmax is None else None  # the fourth draw is lam
+    u_box = (u[:, :3] if minmax is None else u).to(dtype)
+    batched = boxes_from_draws(reg, u_box, share, minmax, h, w)
+    lam = u[:, 3].tolist() if minmax is None else [None] * 2000
+    python = [cutmix_box_reference(reg, u[i].tolist(), lam[i], minmax, h, w) for i in range(2000)]
+    diff = (torch.tensor(python) - batched).abs()
+    if dtype == torch.float64:
+        assert int(diff.max()) == 0
     assert int(diff.max()) <= 1 and float((diff > 0).any(dim=1).float().mean()) < 0.01
     cut = (batched[:, 1] > batched[:, 0]) & (batched[:, 3] > batched[:, 2])
     if min(size) >= 20:
         assert float(cut.float().mean()) > 0.5  # real boxes were compared, not just empty ones
+
+
+@pytest.mark.parametrize("minmax", [None, [0.2, 0.9]])
+def test_batch_cutmix_label_weight_is_the_python_kept_area(minmax):
+    """Batch mode weighs the targets by the kept area computed as a Python float, as the CPU
+    results of earlier versions were (bit for bit)."""
+    images, labels = batch(b=16, h=32, w=32)
+    reg = regularizers.build("cutmix", K, minmax=minmax, label_smoothing=0.1)
+    for seed in range(20):
+        (_, targets), soft, draws = run(reg, images, labels, seed)
+        y0, y1, x0, x1 = draws["box"][0].tolist()
+        kept = 1.0 - (y1 - y0) * (x1 - x0) / (32 * 32)
+        assert torch.equal(targets, torch.lerp(soft[draws["partner"]], soft, kept))
