@@ -146,6 +146,9 @@ RUNS: list[Column] = [
     _runs("robustness_size", "configuration", "int", shared=False),
     _metric("robustness_s", "robustness time", "s", 1, 0, -1, shared=False, in_report=False),
     _runs("num_gpus_visible", "environment", "int", shared=False),
+    # The cell's log (configuration, progress, the traceback of a failure), relative to the
+    # results folder: logs/<run_id>.log; empty in results written before logs existed.
+    _runs("log", "identity", "text", shared=False),
 ]
 
 # Metrics the report derives from runs.csv columns (never written by a cell).

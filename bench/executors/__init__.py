@@ -15,7 +15,7 @@ from __future__ import annotations
 from typing import Any
 
 from bench.executors import local, ray
-from bench.executors.base import Executor, ExecutorError, Option
+from bench.executors.base import DiskFullError, Executor, ExecutorError, Option
 
 EXECUTORS: dict[str, Executor] = {e.name: e for e in (local.EXECUTOR, ray.EXECUTOR)}
 
@@ -56,8 +56,13 @@ def check_options(name: str, options: dict[str, Any]) -> dict[str, Any]:
             raise ExecutorError(
                 f"{option.cli_flag}: expected {option.type.__name__}, got {value!r}"
             )
+        if option.check is not None:
+            option.check(value)
         checked[key] = value
     return {**{o.name: o.default for o in declared.values()}, **checked}
 
 
-__all__ = ["EXECUTORS", "Executor", "ExecutorError", "Option", "all_options", "check_options"]
+__all__ = [
+    "EXECUTORS", "DiskFullError", "Executor", "ExecutorError", "Option", "all_options",
+    "check_options",
+]  # fmt: skip
