@@ -120,10 +120,13 @@ class Executor:
     run: Callable[..., None]
     help: str
     options: tuple[Option, ...] = ()
+    requires: Callable[[], None] | None = None  # raises ExecutorError when it cannot run here
 
 
 # Options more than one executor takes, declared once.
-CPUS_PER_CELL = Option("cpus_per_cell", int, None, "torch threads (and Ray CPUs) per cell")
+CPUS_PER_CELL = Option(
+    "cpus_per_cell", int, None, "torch threads (and Ray CPUs, SLURM cpus-per-task) per cell"
+)
 TENSORBOARD = Option(
     "tensorboard", bool, False,
     "live TensorBoard scalars per cell in <results>/tensorboard/<run_id>/ (pip install "

@@ -44,6 +44,11 @@ def _ray_cell(cfg: RunConfig, threads: int, live: LiveFiles) -> Any:
     return run_cell(cfg, keep_model=False, live=live)  # rows and log only: never ship a model
 
 
+def check_available() -> None:
+    """Before anything runs: Ray importable (ExecutorError naming the install)."""
+    _import_ray()
+
+
 def _cpus_per_gpu(ray) -> int:
     """CPUs per GPU on the nodes that have GPUs (a CPU-only head node must not count: a task
     asking for more CPUs than any GPU node has would wait forever as infeasible)."""
@@ -112,6 +117,7 @@ EXECUTOR = Executor(
     name="ray",
     run=run_ray,
     help="one Ray task per cell",
+    requires=check_available,
     options=(
         Option("address", str, None, "Ray cluster address (default: a local Ray instance)",
                flag="--ray-address"),
