@@ -227,7 +227,7 @@ class CellLog(CellProgress):
             )
 
     def phase(self, name: str, part: str, done: int, total: int) -> None:
-        self._say(f"{name} {done}/{total}" + (f": {part}" if part else ": done"))
+        self._say(f"{name} {done + 1}/{total}: {part}" if part else f"{name} done")
 
     def epoch(self, epoch: int, row: dict[str, Any]) -> None:
         shown = ("train_loss_aug", "train_acc", "val_acc", "test_acc", "test_loss", "test_ece")
