@@ -49,7 +49,11 @@ def test_local_cluster_runs_each_cell_as_a_task_and_records_it_here(tmp_path: Pa
             .split("] ", 1)[1]
             .startswith(f"cell {cfg.run_id} finished: ok")
         )
-        assert "epoch 1/1 done" in log and "robustness 7/7: pixelate" in log and "robustness done" in log
+        assert (
+            "epoch 1/1 done" in log
+            and "robustness 7/7: pixelate" in log
+            and "robustness done" in log
+        )
     # submitit's files went to <results>/submitit (one folder per job), not elsewhere
     assert any((folder / "submitit").iterdir())
     # the tasks did not write results files themselves: no leftovers, no lock left
