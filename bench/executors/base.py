@@ -394,9 +394,7 @@ class Recorder:
         if self.best_val is not None and model is not None:
             try:
                 self._maybe_save_model(cfg, result, model)
-            except OSError as error:
-                if is_disk_full(error):
-                    raise DiskFullError(self.results.path, cfg.run_id, error) from error
+            except OSError as error:  # the row is recorded; only the kept model is not
                 warnings.warn(
                     f"could not keep the model of cell {cfg.run_id}: {error}", stacklevel=2
                 )
