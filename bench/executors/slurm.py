@@ -158,7 +158,7 @@ def run_slurm(
     folder = Path(slurm_folder) if slurm_folder else Path(live.folder) / SUBMITIT_DIR
     cluster = slurm_cluster or "slurm"
     executor = make_executor(
-        cells, folder / "%j", cpus_per_cell=cpus_per_cell, slurm_partition=slurm_partition,
+        cells, folder, cpus_per_cell=cpus_per_cell, slurm_partition=slurm_partition,
         slurm_time=slurm_time, slurm_gpus_per_task=slurm_gpus_per_task, slurm_mem=slurm_mem,
         slurm_array_parallelism=slurm_array_parallelism, slurm_cluster=cluster,
     )  # fmt: skip
