@@ -40,6 +40,9 @@ class CellResult:
     test_logits: Any = None  # numpy float16 [N, 10] when cfg.save_logits, else None
     test_labels: Any = None  # numpy int64 [N], the labels of test_logits
     model: Any = None  # the trained torch module when train_cell(keep_model=True)
+    log: str = (
+        ""  # the cell's log text (bench.executors.base.CellLog), written to logs/<run_id>.log
+    )
 
 
 def regularizer_columns(cfg: RunConfig) -> dict[str, Any]:

@@ -173,6 +173,9 @@ RUNS: list[Column] = [
         **NONNEGATIVE,
     ),
     _runs("num_gpus_visible", "environment", "int", shared=False, **NONNEGATIVE),
+    # The cell's log (configuration, progress, the traceback of a failure), relative to the
+    # results folder: logs/<run_id>.log; empty in results written before logs existed.
+    _runs("log", "identity", "text", shared=False),
 ]
 
 # Metrics the report derives from runs.csv columns (never written by a cell).

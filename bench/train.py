@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import math
 import time
+import traceback
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -36,11 +37,12 @@ import regularizers
 from bench import backbones, data, metrics, provenance, robustness, rows
 from bench.config import RunConfig, build_regularizer, check_config
 from bench.inference import predict_logits
+from bench.progress import CellProgress
 from bench.rows import CellResult
 
-__all__ = ["CellResult", "NonFiniteLoss", "preflight", "train_cell"]
+__all__ = ["CellProgress", "CellResult", "NonFiniteLoss", "preflight", "train_cell"]
 
-SYNC_EVERY = 50  # steps between host reads of the loss on CUDA (progress bar + finiteness)
+SYNC_EVERY = 50  # steps between host reads of the loss on CUDA (progress + finiteness)
 REG_TIMING_EVERY = 5  # on CUDA, time the regularizer with events on every 5th step only
 
 
@@ -159,14 +161,19 @@ def check_finite_outputs(epoch: int, *logits: torch.Tensor) -> None:
 # The cell, phase by phase
 
 
-def train_cell(cfg: RunConfig, *, progress: bool = True, keep_model: bool = False) -> CellResult:
-    """Train and measure one cell.
+def train_cell(
+    cfg: RunConfig, *, progress: CellProgress | None = None, keep_model: bool = False
+) -> CellResult:
+    """Train and measure one cell, reporting to `progress` (a CellProgress; None or a bool: no
+    one listens; the library never draws or prints itself). `progress.close()` is called last.
 
     Configuration errors raise before any training (ValueError naming the fix). Failures *during*
     training (non-finite loss, out of memory) never raise: the CellResult has status "failed" and
     the reason in row["error"], with the epochs finished so far.
     """
     check_config(cfg)
+    if not isinstance(progress, CellProgress):
+        progress = CellProgress()
     started = time.perf_counter()
     device = resolve_device(cfg.device)
     result = CellResult(row=rows.runs_row(cfg, provenance.environment(device)))
@@ -176,18 +183,21 @@ def train_cell(cfg: RunConfig, *, progress: bool = True, keep_model: bool = Fals
         cell = set_up(cfg, device, row)
         fit_state = fit(cell, result.epochs, progress)
         final_metrics(cell, fit_state, result)
-        robustness_metrics(cell, fit_state, result)
+        robustness_metrics(cell, fit_state, result, progress)
         keep_outputs(cell, fit_state, result, keep_model)
         row["status"] = "ok"
     except NonFiniteLoss as error:
         row["error"] = str(error)
+        progress.fail(traceback.format_exc())
     except torch.cuda.OutOfMemoryError as error:
         row["error"] = f"out of memory: {str(error).splitlines()[0][:200]}"
+        progress.fail(traceback.format_exc())
     finally:
         row["wall_s"] = round(time.perf_counter() - started, 3)
         row["peak_mem_mb"] = round(provenance.peak_memory_mb(device), 1)
         if device.type == "cuda":
             torch.cuda.empty_cache()
+        progress.close()
     return result
 
 
@@ -299,29 +309,19 @@ class FitState:
     split_values: dict[str, float] = field(default_factory=dict)  # its train/val/test acc, loss
 
 
-def fit(cell: Cell, epoch_rows: list[dict[str, Any]], progress: bool) -> FitState:
+def fit(cell: Cell, epoch_rows: list[dict[str, Any]], progress: CellProgress) -> FitState:
     """Train for cfg.epochs, evaluating after each epoch (one epochs.csv row each)."""
     cfg, plan = cell.cfg, cell.plan
-    bar = None
-    if progress:
-        from tqdm.auto import tqdm
-
-        # Counted in images so the bar's rate is the live training img/s (eval excluded).
-        bar = tqdm(total=plan.total_steps * plan.batch_size, unit="img", unit_scale=True,
-                   leave=False, desc=f"{cfg.run_id} {cfg.regularizer}/{cfg.protocol}",
-                   dynamic_ncols=True)  # fmt: skip
+    progress.start(cfg, plan.total_steps, plan.batch_size)
     state = FitState(cell_start=time.perf_counter())
-    try:
-        for epoch in range(1, cfg.epochs + 1):
-            loss_sum = train_epoch(cell, state, epoch, bar)
-            epoch_rows.append(evaluate_epoch(cell, state, epoch, loss_sum))
-    finally:
-        if bar is not None:
-            bar.close()
+    for epoch in range(1, cfg.epochs + 1):
+        loss_sum = train_epoch(cell, state, epoch, progress)
+        epoch_rows.append(evaluate_epoch(cell, state, epoch, loss_sum, progress))
+        progress.epoch(epoch, epoch_rows[-1])
     return state
 
 
-def train_epoch(cell: Cell, state: FitState, epoch: int, bar: Any) -> torch.Tensor:
+def train_epoch(cell: Cell, state: FitState, epoch: int, progress: CellProgress) -> torch.Tensor:
     """One pass over a fresh permutation of the training subset; returns the summed training
     loss (a device scalar). Raises NonFiniteLoss, checked every step on the CPU and every
     SYNC_EVERY steps on CUDA."""
@@ -336,16 +336,12 @@ def train_epoch(cell: Cell, state: FitState, epoch: int, bar: Any) -> torch.Tens
         loss = train_step(cell, state, batch, reg_events)
         first_bad = torch.where(~torch.isfinite(loss) & (first_bad < 0), index + 1, first_bad)
         loss_sum += loss.detach()
+        read = None
         if device.type != "cuda" or index % SYNC_EVERY == SYNC_EVERY - 1:
             if int(first_bad) >= 0:
                 raise NonFiniteLoss(f"non-finite loss at epoch {epoch} step {int(first_bad)}")
-            if bar is not None:
-                bar.set_postfix(
-                    epoch=f"{epoch}/{cell.cfg.epochs}", step=f"{index + 1}/{plan.per_epoch}",
-                    loss=f"{loss.item():.3f}", refresh=False,
-                )  # fmt: skip
-        if bar is not None:
-            bar.update(plan.batch_size)
+            read = loss.item()
+        progress.step(epoch, index + 1, plan.per_epoch, read)
     if int(first_bad) >= 0:
         raise NonFiniteLoss(f"non-finite loss at epoch {epoch} step {int(first_bad)}")
     if device.type == "cuda":
@@ -404,14 +400,20 @@ def regularize(
     return out
 
 
-def evaluate_epoch(cell: Cell, state: FitState, epoch: int, loss_sum: torch.Tensor) -> dict:
+def evaluate_epoch(
+    cell: Cell, state: FitState, epoch: int, loss_sum: torch.Tensor, progress: CellProgress
+) -> dict:
     """Clean-train (fixed subset), val and test logits and metrics after an epoch; keeps the
     logits and metrics in `state` and returns the epoch's epochs.csv row."""
     splits, plan = cell.splits, cell.plan
     eval_start = time.perf_counter()
+    progress.phase("evaluation", "train", 0, 3)
     train_logits = cell.evaluate(splits.train_x[: plan.train_eval_count])
+    progress.phase("evaluation", "val", 1, 3)
     val_logits = cell.evaluate(splits.val_x)
+    progress.phase("evaluation", "test", 2, 3)
     test_logits = cell.evaluate(splits.test_x)
+    progress.phase("evaluation", "", 3, 3)
     check_finite_outputs(epoch, train_logits, val_logits, test_logits)  # syncs the device
     state.eval_seconds += time.perf_counter() - eval_start
     backbones.set_train_mode(cell.model, bool(state.backbone_trainable))  # evaluate(): eval mode
@@ -463,26 +465,33 @@ def final_metrics(cell: Cell, state: FitState, result: CellResult) -> None:
             result.calibration.append({"run_id": cfg.run_id, "split": split, **entry})
 
 
-def robustness_metrics(cell: Cell, state: FitState, result: CellResult) -> None:
+def robustness_metrics(
+    cell: Cell, state: FitState, result: CellResult, progress: CellProgress | None = None
+) -> None:
     """Stability and robustness into the row (and one robustness.csv row per corruption):
     fixed perturbations of the native 32 px images, drawn from a CPU generator with a fixed
     seed on the whole set at once, so every cell on every device and batch size sees the very
     same noise, squares and corruptions. Also the evaluation speed over the whole cell."""
     cfg, splits, row = cell.cfg, cell.splits, result.row
+    progress = progress or CellProgress()
+    parts = ["flip", "occlusion", *robustness.CORRUPTIONS]
     robust_start = time.perf_counter()
 
     def fixed_generator() -> torch.Generator:
         return robustness.robustness_generator("cpu")
 
     test_float = splits.test_x.float() / 255.0
+    progress.phase("robustness", "flip", 0, len(parts))
     flipped = cell.evaluate(robustness.flip_perturb(test_float, fixed_generator()))
     row["flip_rate"] = metrics.flip_rate(state.test_logits.argmax(1), flipped.argmax(1))
     count = min(len(splits.test_y), cfg.robustness_size or len(splits.test_y))
     robust_x, robust_y = test_float[:count], splits.test_y[:count]
+    progress.phase("robustness", "occlusion", 1, len(parts))
     occluded = cell.evaluate(robustness.occlude(robust_x, splits.pixel_mean, fixed_generator()))
     row["occlusion_acc"] = metrics.accuracy(occluded, robust_y)
     accs, eces = [], []
-    for family in robustness.CORRUPTIONS:
+    for done, family in enumerate(robustness.CORRUPTIONS, start=2):
+        progress.phase("robustness", family, done, len(parts))
         severity = robustness.DEFAULT_SEVERITY
         corrupted = cell.evaluate(robustness.corrupt(robust_x, family, severity, fixed_generator()))
         summary = metrics.calibration_summary(corrupted, robust_y)
@@ -492,6 +501,7 @@ def robustness_metrics(cell: Cell, state: FitState, result: CellResult) -> None:
             {"run_id": cfg.run_id, "corruption": family, "severity": severity,
              "accuracy": summary["acc"], "ece": summary["ece"]}
         )  # fmt: skip
+    progress.phase("robustness", "", len(parts), len(parts))
     row["corruption_acc"] = sum(accs) / len(accs)
     row["corruption_ece"] = sum(eces) / len(eces)  # the .item()s above synced the device
     robust_seconds = time.perf_counter() - robust_start

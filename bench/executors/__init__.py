@@ -5,6 +5,7 @@ the options a sweep is run with against them.
 
     local   this process, or one worker process per visible GPU    (bench.executors.local)
     ray     one Ray task per cell                                  (bench.executors.ray)
+    slurm   one SLURM array task per cell, through submitit        (bench.executors.slurm)
 
 A new executor: a module with its run function (recording through base.Recorder) and its
 `EXECUTOR`, plus one entry below.
@@ -14,10 +15,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from bench.executors import local, ray
-from bench.executors.base import Executor, ExecutorError, Option
+from bench.executors import local, ray, slurm
+from bench.executors.base import DiskFullError, Executor, ExecutorError, Option
 
-EXECUTORS: dict[str, Executor] = {e.name: e for e in (local.EXECUTOR, ray.EXECUTOR)}
+EXECUTORS: dict[str, Executor] = {e.name: e for e in (local.EXECUTOR, ray.EXECUTOR, slurm.EXECUTOR)}
 
 
 def all_options() -> list[Option]:
@@ -32,8 +33,9 @@ def all_options() -> list[Option]:
 
 def check_options(name: str, options: dict[str, Any]) -> dict[str, Any]:
     """The keyword options for executor `name`: `options` checked against its declarations
-    (raises ExecutorError naming the flag and the executors that take it), defaults filled in.
-    Another executor's option left at its default (e.g. keep_best_model=False) is dropped."""
+    (raises ExecutorError naming the flag and the executors that take it, or what the
+    executor needs installed), defaults filled in. Another executor's option left at its
+    default (e.g. keep_best_model=False) is dropped."""
     if name not in EXECUTORS:
         raise ExecutorError(f"unknown executor {name!r}; allowed: {', '.join(EXECUTORS)}")
     declared = {option.name: option for option in EXECUTORS[name].options}
@@ -56,8 +58,15 @@ def check_options(name: str, options: dict[str, Any]) -> dict[str, Any]:
             raise ExecutorError(
                 f"{option.cli_flag}: expected {option.type.__name__}, got {value!r}"
             )
+        if option.check is not None:
+            option.check(value)
         checked[key] = value
+    if EXECUTORS[name].requires is not None:
+        EXECUTORS[name].requires()
     return {**{o.name: o.default for o in declared.values()}, **checked}
 
 
-__all__ = ["EXECUTORS", "Executor", "ExecutorError", "Option", "all_options", "check_options"]
+__all__ = [
+    "EXECUTORS", "DiskFullError", "Executor", "ExecutorError", "Option", "all_options",
+    "check_options",
+]  # fmt: skip

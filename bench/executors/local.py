@@ -12,8 +12,11 @@ from typing import Any
 from bench.config import RunConfig
 from bench.executors.base import (
     CPUS_PER_CELL,
+    TENSORBOARD,
+    DisplayFactory,
     Executor,
     ExecutorError,
+    LiveFiles,
     OnResult,
     Option,
     Recorder,
@@ -39,18 +42,22 @@ def run_local(
     results,
     *,
     on_result: OnResult | None = None,
-    progress: bool = True,
+    progress: DisplayFactory | bool | None = None,
     keep_best_model: bool = False,
     gpus: list[str] | None = None,
     cpus_per_cell: int | None = None,
+    tensorboard: bool = False,
 ) -> None:
     """Run `cells` and record each result in `results` (a locked bench.results.ResultsDir).
 
     With more than one GPU visible (or `gpus` given: the CUDA_VISIBLE_DEVICES value of each
     worker), one spawned worker process per GPU takes cells from this process; else the cells run
-    one after another here, each with its own progress bar.
+    one after another here, each shown by `progress(cfg)` (a display factory, e.g.
+    bench.cli.progress.cell_display; workers show none). Every cell's log is written live to
+    <results>/logs/<run_id>.log, and with `tensorboard` its scalars to <results>/tensorboard/.
     """
     record = Recorder(results, on_result, keep_best_model)
+    live = LiveFiles.prepare(results, tensorboard)
     if gpus is None:
         on_gpu = any(cfg.device != "cpu" for cfg in cells)
         gpus = visible_gpus() if on_gpu and len(cells) > 1 else []
@@ -58,7 +65,7 @@ def run_local(
         if keep_best_model:
             raise ExecutorError("--keep-best-model needs one device: set one GPU visible")
         threads = cpus_per_cell or max(1, (os.cpu_count() or 1) // len(gpus))
-        for cfg, result in _worker_pool(cells, gpus, threads):
+        for cfg, result in _worker_pool(cells, gpus, threads, live):
             record(cfg, result)
         return
     if cpus_per_cell:
@@ -66,10 +73,10 @@ def run_local(
 
         torch.set_num_threads(cpus_per_cell)
     for cfg in cells:
-        record(cfg, run_cell(cfg, progress=progress, keep_model=keep_best_model))
+        record(cfg, run_cell(cfg, progress=progress, keep_model=keep_best_model, live=live))
 
 
-def _worker(conn, gpu: str, threads: int) -> None:
+def _worker(conn, gpu: str, threads: int, live: LiveFiles) -> None:
     """A spawned worker pinned to one GPU: receives cells, sends back results, until None."""
     os.environ["CUDA_VISIBLE_DEVICES"] = gpu  # before torch is imported in this process
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent handles Ctrl-C and stops us
@@ -77,10 +84,12 @@ def _worker(conn, gpu: str, threads: int) -> None:
 
     torch.set_num_threads(threads)
     while (cfg := conn.recv()) is not None:
-        conn.send(run_cell(cfg, progress=False))
+        conn.send(run_cell(cfg, live=live))
 
 
-def _worker_pool(cells: list[RunConfig], gpus: list[str], threads: int) -> Iterator[tuple]:
+def _worker_pool(
+    cells: list[RunConfig], gpus: list[str], threads: int, live: LiveFiles
+) -> Iterator[tuple]:
     import multiprocessing
     from multiprocessing.connection import wait
 
@@ -92,7 +101,7 @@ def _worker_pool(cells: list[RunConfig], gpus: list[str], threads: int) -> Itera
         if not queue:
             return
         parent, child = context.Pipe()
-        process = context.Process(target=_worker, args=(child, gpu, threads), daemon=True)
+        process = context.Process(target=_worker, args=(child, gpu, threads, live), daemon=True)
         process.start()
         child.close()
         cfg = queue.pop()
@@ -134,6 +143,7 @@ EXECUTOR = Executor(
     help="this process, or one worker process per visible GPU",
     options=(
         CPUS_PER_CELL,
+        TENSORBOARD,
         Option(
             "keep_best_model", bool, False,
             "save the best-by-val_acc model per protocol to <results>/models (local executor)",

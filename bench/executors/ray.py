@@ -10,8 +10,11 @@ from typing import Any
 from bench.config import RunConfig
 from bench.executors.base import (
     CPUS_PER_CELL,
+    TENSORBOARD,
+    DisplayFactory,
     Executor,
     ExecutorError,
+    LiveFiles,
     OnResult,
     Option,
     Recorder,
@@ -30,14 +33,20 @@ def _import_ray():
     return ray
 
 
-def _ray_cell(cfg: RunConfig, threads: int) -> Any:
+def _ray_cell(cfg: RunConfig, threads: int, live: LiveFiles) -> Any:
     """The body of one Ray task. Ray sets CUDA_VISIBLE_DEVICES to the task's GPU (so the cell
-    uses cuda:0) and OMP_NUM_THREADS=1, so torch's thread count is set from num_cpus here."""
+    uses cuda:0) and OMP_NUM_THREADS=1, so torch's thread count is set from num_cpus here. The
+    live log (and scalars) go to the results folder where the task's node sees it."""
     import torch
 
     os.environ["OMP_NUM_THREADS"] = str(threads)
     torch.set_num_threads(threads)
-    return run_cell(cfg, progress=False, keep_model=False)  # rows only: never ship a model
+    return run_cell(cfg, keep_model=False, live=live)  # rows and log only: never ship a model
+
+
+def check_available() -> None:
+    """Before anything runs: Ray importable (ExecutorError naming the install)."""
+    _import_ray()
 
 
 def _cpus_per_gpu(ray) -> int:
@@ -57,19 +66,21 @@ def run_ray(
     *,
     address: str | None = None,
     on_result: OnResult | None = None,
-    progress: bool = False,
+    progress: DisplayFactory | bool | None = None,
     cpus_per_cell: int | None = None,
+    tensorboard: bool = False,
 ) -> None:
     """Run each cell as a Ray task (num_gpus=1 where the cluster has GPUs and the cell is not
     pinned to the CPU) and record results here, in the driver, as they complete.
 
     `address`: an existing cluster ("auto", "ray://head:10001", ...); None = $RAY_ADDRESS if set,
     else a local Ray instance started (and shut down) here. `progress` is unused: a task's own
-    progress bar would interleave with the others.
+    display would interleave with the others (each cell's log is in <results>/logs/).
     """
     del progress
     ray = _import_ray()
     record = Recorder(results, on_result, keep_best_model=False)
+    live = LiveFiles.prepare(results, tensorboard)
     started_here = not ray.is_initialized()
     if started_here:
         local = address is None and not os.environ.get("RAY_ADDRESS")
@@ -83,7 +94,7 @@ def run_ray(
         for cfg in cells:
             gpus = 1 if cluster_gpus >= 1 and cfg.device != "cpu" else 0
             cpus = cpus_per_cell or (max(1, per_gpu) if gpus else 1)
-            ref = task.options(num_cpus=cpus, num_gpus=gpus).remote(cfg, cpus)
+            ref = task.options(num_cpus=cpus, num_gpus=gpus).remote(cfg, cpus, live)
             pending[ref] = (cfg, time.time())
         try:
             while pending:
@@ -106,9 +117,11 @@ EXECUTOR = Executor(
     name="ray",
     run=run_ray,
     help="one Ray task per cell",
+    requires=check_available,
     options=(
         Option("address", str, None, "Ray cluster address (default: a local Ray instance)",
                flag="--ray-address"),
         CPUS_PER_CELL,
+        TENSORBOARD,
     ),
 )  # fmt: skip

@@ -272,12 +272,17 @@ def test_stale_staging_folders_are_removed_when_a_sweep_starts(
 def test_registry_checks_options_against_declarations() -> None:
     from bench.executors import EXECUTORS, check_options
 
-    assert set(EXECUTORS) == {"local", "ray"}
+    assert set(EXECUTORS) == {"local", "ray", "slurm"}
     assert EXECUTORS["local"].run is run_local and EXECUTORS["ray"].run is run_ray
-    assert check_options("local", {}) == {"cpus_per_cell": None, "keep_best_model": False}
+    assert check_options("local", {}) == {
+        "cpus_per_cell": None,
+        "keep_best_model": False,
+        "tensorboard": False,
+    }
     assert check_options("ray", {"cpus_per_cell": 2, "keep_best_model": False}) == {
         "address": None,
         "cpus_per_cell": 2,
+        "tensorboard": False,
     }
     with pytest.raises(
         base.ExecutorError, match="^--keep-best-model works with --executor local only$"
@@ -289,8 +294,10 @@ def test_registry_checks_options_against_declarations() -> None:
         check_options("local", {"gpu": 1})
     with pytest.raises(base.ExecutorError, match="--cpus-per-cell: expected int, got '2'"):
         check_options("local", {"cpus_per_cell": "2"})
-    with pytest.raises(base.ExecutorError, match="unknown executor 'slurm'; allowed: local, ray"):
-        check_options("slurm", {})
+    with pytest.raises(
+        base.ExecutorError, match="unknown executor 'pbs'; allowed: local, ray, slurm"
+    ):
+        check_options("pbs", {})
 
 
 def test_sweep_flags_come_from_the_declarations() -> None:
