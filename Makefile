@@ -15,7 +15,7 @@ REF_NAME ?= $(basename $(notdir $(SWEEP)))
 $(VENV)/.installed: pyproject.toml
 	python3 -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q -e '.[dev,offline,ray]'
+	$(PY) -m pip install -q -e '.[dev,offline,ray,slurm,tensorboard]'
 	touch $@
 
 setup: $(VENV)/.installed

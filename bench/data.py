@@ -59,9 +59,6 @@ DOWNLOAD_TIMEOUT_S = 60.0  # longest wait for the server to answer or send the n
 DOWNLOAD_TMP_PREFIX = ".tmp-cifar10-"  # staging folders of downloads, inside the data root
 DOWNLOAD_LOCK_FILE = ".cifar10-download.lock"  # downloads into one root take turns on it
 DATA_ENV = "REGBENCH_DATA"  # environment variable naming the data folder
-# The checkout this module sits in, for provenance (bench.provenance reads its git commit). The
-# data folder is never resolved from it: installed as a wheel it would be site-packages.
-REPO_ROOT = Path(__file__).resolve().parent.parent
 log = logging.getLogger(__name__)
 
 

@@ -12,11 +12,13 @@ import platform
 import resource
 import subprocess
 from datetime import datetime, timezone
+from pathlib import Path
 from typing import Any
 
 import torch
 
-from bench.data import REPO_ROOT
+# The checkout the code runs from (its git commit is the cell's provenance).
+REPO_ROOT = Path(__file__).resolve().parent.parent
 
 
 @functools.lru_cache(maxsize=1)

@@ -10,8 +10,8 @@ from collections.abc import Callable
 from typing import Any
 
 from bench.config import RunConfig
-from bench.executors import EXECUTORS
-from bench.sweep import Sweep, check_executor_options
+from bench.executors import EXECUTORS, check_options
+from bench.sweep import Sweep
 
 # Fields that identify the input of bench.train.preflight (data + weights checks).
 PREFLIGHT_FIELDS = (
@@ -60,7 +60,7 @@ def executor_settings(
     if chosen != file_name and chosen in EXECUTORS:
         declared = {option.name for option in EXECUTORS[chosen].options}
         from_file = {key: value for key, value in from_file.items() if key in declared}
-    return chosen, check_executor_options(chosen, {**from_file, **given})
+    return chosen, check_options(chosen, {**from_file, **given})
 
 
 def run_sweep(
@@ -69,7 +69,7 @@ def run_sweep(
     *,
     executor: str = "local",
     retry_failed: bool = False,
-    progress: bool = True,
+    progress: Callable[[RunConfig], Any] | None = None,
     skip_preflight: bool = False,
     on_start: Callable[[list[RunConfig]], None] | None = None,
     on_result: Callable[[RunConfig, Any], None] | None = None,
@@ -79,14 +79,15 @@ def run_sweep(
     executor; returns counts ("ok", "failed", "skipped") and "wall_s".
 
     `executor_options` are checked against the executor's declared options first (ExecutorError;
-    bench.sweep.check_executor_options); `executor_settings` merges them with the sweep file's.
+    bench.executors.check_options); `executor_settings` merges them with the sweep file's.
     Under the results folder's lock: `on_start(cells)` once the cells to run are known and checked
     (preflight, unless `skip_preflight`), then `on_result(cfg, result)` after each is recorded.
-    `progress` is passed to the executor (each cell's own progress bar, where it draws one).
+    `progress` is passed to the executor: a factory of each cell's progress display
+    (`bench.cli.progress.cell_display`), or None for none.
     """
     from bench import model_io  # noqa: F401 - registers the lock-time repair of kept models
 
-    options = check_executor_options(executor, executor_options)
+    options = check_options(executor, executor_options)
     start = time.time()
     with results.lock():
         todo = cells_to_run(sweep, results.runs(), retry_failed)

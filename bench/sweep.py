@@ -37,8 +37,6 @@ RESERVED_FIELDS = ("sweep",)
 # A sweep's name is a folder name (results/<name>): no separators, no `.`/`..`, no hidden name.
 NAME_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}")
 MAX_DEPTH = 16  # deepest nesting of arrays and tables a sweep file may have (real ones: 4)
-# Executor options that count something (threads, CPUs): an integer >= 1 when given.
-POSITIVE_OPTIONS = ("cpus_per_cell",)
 
 
 class SweepError(ValueError):
@@ -247,7 +245,7 @@ def _executor(table: Any, fail) -> dict[str, Any]:
     """The [executor] table: `name` (default "local") and that executor's options, checked
     against their declarations in bench.executors."""
     table = dict(_table(table, "executor", fail))
-    from bench.executors import EXECUTORS, ExecutorError
+    from bench.executors import EXECUTORS, ExecutorError, check_options
 
     name = table.pop("name", "local")
     if not isinstance(name, str) or name not in EXECUTORS:
@@ -263,24 +261,10 @@ def _executor(table: Any, fail) -> dict[str, Any]:
                 + f"; allowed: name, {', '.join(declared) or '(none)'}",
             )
     try:
-        check_executor_options(name, table)
+        check_options(name, table)
     except ExecutorError as error:
         raise fail("executor", str(error)) from None
     return {"name": name, **table}
-
-
-def check_executor_options(name: str, options: dict[str, Any]) -> dict[str, Any]:
-    """bench.executors.check_options (names, types; defaults filled in) plus the ranges the
-    declarations do not carry (POSITIVE_OPTIONS). Raises bench.executors.ExecutorError."""
-    from bench.executors import ExecutorError, all_options, check_options
-
-    checked = check_options(name, options)
-    flags = {option.name: option.cli_flag for option in all_options()}
-    for key in POSITIVE_OPTIONS:
-        value = checked.get(key)
-        if value is not None and value < 1:
-            raise ExecutorError(f"{flags.get(key, key)}: expected an integer >= 1, got {value}")
-    return checked
 
 
 def _axis(

@@ -15,6 +15,7 @@ imported only when called, so `regbench report` never imports torch.
 from __future__ import annotations
 
 import importlib
+import logging
 import sys
 
 SUBCOMMANDS = {
@@ -33,6 +34,16 @@ def usage() -> str:
     return "\n".join(lines)
 
 
+def show_library_messages() -> None:
+    """The library's INFO messages (e.g. bench.data's download notice) on stderr, prefixed."""
+    logger = logging.getLogger("bench")
+    if not logger.handlers:
+        handler = logging.StreamHandler()
+        handler.setFormatter(logging.Formatter("regbench: %(message)s"))
+        logger.addHandler(handler)
+        logger.setLevel(logging.INFO)
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if not argv or argv[0] in ("-h", "--help"):
@@ -42,5 +53,6 @@ def main(argv: list[str] | None = None) -> int:
     if name not in SUBCOMMANDS:
         print(f"regbench: unknown subcommand {name!r}\n\n{usage()}", file=sys.stderr)
         return 2
+    show_library_messages()
     module = importlib.import_module(SUBCOMMANDS[name][0])
     return int(module.main(rest) or 0)

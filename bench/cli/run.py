@@ -18,7 +18,6 @@ import argparse
 import dataclasses
 import errno
 import json
-import logging
 import os
 import sys
 from pathlib import Path
@@ -174,20 +173,10 @@ def write_failure(what: str, error: OSError) -> str:
     return f"{what}: {reason}{where}; fix the folder (permissions, space) and rerun the command"
 
 
-def show_library_messages() -> None:
-    """INFO messages of the library (e.g. bench.data's download notice) on stderr."""
-    logger = logging.getLogger("bench")
-    if not logger.handlers:
-        handler = logging.StreamHandler()
-        handler.setFormatter(logging.Formatter(f"{PROG}: %(message)s"))
-        logger.addHandler(handler)
-        logger.setLevel(logging.INFO)
-
-
 def main(argv: list[str]) -> int:
     args = build_parser().parse_args(argv)
-    show_library_messages()
     from bench import train
+    from bench.cli.progress import cell_display
     from bench.results import LockError, ResultsDir
 
     try:
@@ -202,7 +191,9 @@ def main(argv: list[str]) -> int:
     try:
         with results.lock():
             result = train.train_cell(
-                cfg, progress=not args.no_progress, keep_model=bool(args.save_model)
+                cfg,
+                progress=None if args.no_progress else cell_display(cfg),
+                keep_model=bool(args.save_model),
             )
             row = result.row
             saved = None

@@ -1,6 +1,6 @@
 """`regbench sweep`: run a sweep file's cells into one results folder, or show its status.
 
-    regbench sweep run SWEEP.toml [--results-dir DIR] [--executor local|ray] [--dry-run] ...
+    regbench sweep run SWEEP.toml [--results-dir DIR] [--executor local|ray|slurm] [--dry-run] ...
         [--set KEY=VALUE ...] [--only AXIS=VALUE ...]
     regbench sweep status SWEEP.toml [--results-dir DIR] [--set ...] [--only ...]
 
@@ -22,9 +22,10 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from bench.cli.progress import cell_display, stderr_is_terminal
 from bench.config import RunConfig
 from bench.cost import guess_device, sweep_status
-from bench.executors import EXECUTORS, ExecutorError, all_options
+from bench.executors import EXECUTORS, DiskFullError, ExecutorError, all_options
 from bench.results import LockError, ResultsDir, ResultsError
 from bench.runner import PreflightError, executor_settings, run_sweep
 from bench.sweep import Sweep, SweepError, arm_label, load_sweep, parse_assignments, select
@@ -138,7 +139,8 @@ def run(
         try:
             counts = run_sweep(
                 sweep, results, executor=executor, retry_failed=args.retry_failed,
-                progress=not args.no_progress, skip_preflight=args.skip_preflight,
+                progress=None if args.no_progress else cell_display,
+                skip_preflight=args.skip_preflight,
                 on_start=bar.start, on_result=bar.update, **options,
             )  # fmt: skip
         finally:  # before any message below
@@ -146,6 +148,8 @@ def run(
     except LockError as error:
         fail(error)
         return 3
+    except DiskFullError as error:  # every row recorded so far stays; a plain rerun resumes
+        return fail(error)
     except (ExecutorError, ResultsError) as error:
         return fail(error)
     except PreflightError as error:  # bad data, backbone or weights: nothing ran
@@ -158,7 +162,10 @@ def run(
         f"skipped (already done), wall {format_seconds(counts['wall_s'])}; results in {results.path}"
     )
     if counts["failed"]:
-        print("some cells failed (reasons in runs.csv, column error); rerun with --retry-failed")
+        print(
+            f"some cells failed (reasons in runs.csv, column error; full logs in {results.path}"
+            "/logs/); rerun with --retry-failed"
+        )
     return 1 if counts["failed"] else 0
 
 
@@ -209,8 +216,8 @@ class ProgressBar:
         from tqdm import tqdm
 
         self.bar = tqdm(
-            total=len(cells), desc=f"sweep {self.name}", unit="cell", disable=not self.enabled,
-            position=0,
+            total=len(cells), desc=f"sweep {self.name}", unit="cell",
+            disable=not self.enabled or not stderr_is_terminal(), position=0,
         )  # fmt: skip
 
     def update(self, cfg: RunConfig, result) -> None:
@@ -219,6 +226,8 @@ class ProgressBar:
         self.bar.update(1)
         self.bar.set_postfix(ok=self.counts["ok"], failed=self.counts["failed"])
         detail = result.row.get("error") if status == "failed" else _score(result.row)
+        if status == "failed" and result.row.get("log"):
+            detail += f" (log: {result.row['log']})"
         self.bar.write(f"{status:<6} {cfg.run_id} {_short(cfg)}  {detail}")
 
     def close(self) -> None:

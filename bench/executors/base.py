@@ -124,9 +124,20 @@ class Executor:
 
 
 # Options more than one executor takes, declared once.
+def at_least(flag: str, minimum: int) -> Callable[[Any], None]:
+    """An `Option.check` for a count: None (not given) or an integer >= `minimum`."""
+
+    def check(value: int | None) -> None:
+        if value is not None and value < minimum:
+            raise ExecutorError(f"{flag}: expected an integer >= {minimum}, got {value}")
+
+    return check
+
+
 CPUS_PER_CELL = Option(
-    "cpus_per_cell", int, None, "torch threads (and Ray CPUs, SLURM cpus-per-task) per cell"
-)
+    "cpus_per_cell", int, None, "torch threads (and Ray CPUs, SLURM cpus-per-task) per cell",
+    check=at_least("--cpus-per-cell", 1),
+)  # fmt: skip
 TENSORBOARD = Option(
     "tensorboard", bool, False,
     "live TensorBoard scalars per cell in <results>/tensorboard/<run_id>/ (pip install "

@@ -37,6 +37,7 @@ from bench.executors.base import (
     OnResult,
     Option,
     Recorder,
+    at_least,
     failed_result,
     run_cell,
 )
@@ -65,22 +66,6 @@ def check_available() -> None:
 def _check_cluster(value: str | None) -> None:
     if value is not None and value not in CLUSTERS:
         raise ExecutorError(f"--slurm-cluster: {value!r} is not one of {', '.join(CLUSTERS)}")
-
-
-def _check_positive(flag: str):
-    def check(value: int | None) -> None:
-        if value is not None and value < 1:
-            raise ExecutorError(f"{flag}: expected a positive integer, got {value}")
-
-    return check
-
-
-def _check_not_negative(flag: str):
-    def check(value: int | None) -> None:
-        if value is not None and value < 0:
-            raise ExecutorError(f"{flag}: expected 0 or more, got {value}")
-
-    return check
 
 
 class SlurmCell:
@@ -202,13 +187,13 @@ EXECUTOR = Executor(
     options=(
         Option("slurm_partition", str, None, "SLURM partition of the tasks"),
         Option("slurm_time", int, None, "time limit per task, in minutes (a cell that runs out "
-               "is requeued)", check=_check_positive("--slurm-time")),
+               "is requeued)", check=at_least("--slurm-time", 1)),
         Option("slurm_gpus_per_task", int, None, "GPUs per task (default: 1 unless every cell "
-               "is on the CPU)", check=_check_not_negative("--slurm-gpus-per-task")),
+               "is on the CPU)", check=at_least("--slurm-gpus-per-task", 0)),
         CPUS_PER_CELL,
         Option("slurm_mem", str, None, "memory per task, as SLURM writes it (e.g. 32G)"),
         Option("slurm_array_parallelism", int, None, "most tasks running at once",
-               check=_check_positive("--slurm-array-parallelism")),
+               check=at_least("--slurm-array-parallelism", 1)),
         Option("slurm_folder", str, None, "folder for submitit's files and task logs (default: "
                "<results>/submitit)"),
         Option("slurm_cluster", str, None, "slurm (default); local: tasks as local processes; "

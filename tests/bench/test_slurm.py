@@ -104,7 +104,7 @@ def test_checkpoint_requeues_the_same_cell() -> None:
 def test_options_are_checked_before_anything_runs() -> None:
     with pytest.raises(ExecutorError, match="--slurm-cluster: 'mars' is not one of"):
         check_options("slurm", {"slurm_cluster": "mars"})
-    with pytest.raises(ExecutorError, match="--slurm-time: expected a positive integer"):
+    with pytest.raises(ExecutorError, match="--slurm-time: expected an integer >= 1"):
         check_options("slurm", {"slurm_time": 0})
     with pytest.raises(ExecutorError, match="--slurm-partition works with --executor slurm"):
         check_options("local", {"slurm_partition": "gpu"})
