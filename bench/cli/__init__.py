@@ -14,6 +14,7 @@ imported only when called, so `regbench report` never imports torch.
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import logging
 import sys
@@ -34,14 +35,21 @@ def usage() -> str:
     return "\n".join(lines)
 
 
-def show_library_messages() -> None:
-    """The library's INFO messages (e.g. bench.data's download notice) on stderr, prefixed."""
+@contextlib.contextmanager
+def library_messages():
+    """While a command runs, the library's INFO messages (e.g. bench.data's download notice) go
+    to stderr, prefixed `regbench:`; the library itself only logs."""
     logger = logging.getLogger("bench")
-    if not logger.handlers:
-        handler = logging.StreamHandler()
-        handler.setFormatter(logging.Formatter("regbench: %(message)s"))
-        logger.addHandler(handler)
-        logger.setLevel(logging.INFO)
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("regbench: %(message)s"))
+    logger.addHandler(handler)
+    level = logger.level
+    logger.setLevel(logging.INFO)
+    try:
+        yield
+    finally:
+        logger.removeHandler(handler)
+        logger.setLevel(level)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -53,6 +61,6 @@ def main(argv: list[str] | None = None) -> int:
     if name not in SUBCOMMANDS:
         print(f"regbench: unknown subcommand {name!r}\n\n{usage()}", file=sys.stderr)
         return 2
-    show_library_messages()
     module = importlib.import_module(SUBCOMMANDS[name][0])
-    return int(module.main(rest) or 0)
+    with library_messages():
+        return int(module.main(rest) or 0)
