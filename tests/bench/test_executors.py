@@ -235,8 +235,10 @@ def test_keep_best_model_is_never_a_mismatched_pair(
 def test_stale_staging_folders_are_removed_when_a_sweep_starts(
     tmp_path: Path, kept_format: str
 ) -> None:
-    """Staging folders that hold no weights the kept JSON records are removed, never moved in,
-    also beside a pair saved before the JSON recorded the weights' sha256 ("older")."""
+    """Staging folders that hold no weights the kept JSON records are never moved in, also beside
+    a pair saved before the JSON recorded the weights' sha256 ("older"). Those named as this
+    code names them (`.tmp-<stem>-` + mkdtemp's 8 characters) are removed; folders it cannot
+    prove it wrote (an empty `.tmp-empty`, the old code's `.tmp-<run_id>`) are left alone."""
     cfg, kept = finished_cell(lr=0.05, val_acc=0.5, seed=1)
     other_cfg, other = finished_cell(lr=0.1, val_acc=0.6, seed=2)
     models = tmp_path / "models"
@@ -247,7 +249,7 @@ def test_stale_staging_folders_are_removed_when_a_sweep_starts(
         kept_json.write_text(json.dumps(metadata))
     # A save killed while writing its weights, an empty staging folder, and a whole model staged
     # by the old code (`.tmp-<run_id>`, not the weights the kept JSON records): none may move in.
-    half = models / ".tmp-best-frozen-k1ll3d"
+    half = models / ".tmp-best-frozen-k1ll3d_x"
     half.mkdir()
     (half / "best-frozen.safetensors").write_bytes(b"half a safetensors fi")
     (models / ".tmp-empty").mkdir()
@@ -255,10 +257,9 @@ def test_stale_staging_folders_are_removed_when_a_sweep_starts(
     model_io.save_model(other.model, other_cfg, other.row, old_staging / "best-frozen")
     with ResultsDir(tmp_path).lock():
         pass
-    assert sorted(p.name for p in models.iterdir()) == [
-        "best-frozen.json",
-        "best-frozen.safetensors",
-    ]
+    assert sorted(p.name for p in models.iterdir()) == sorted(
+        [".tmp-empty", f".tmp-{other_cfg.run_id}", "best-frozen.json", "best-frozen.safetensors"]
+    )
     run_id, state = kept_model(tmp_path, cfg.protocol)
     reference = kept.model.state_dict()
     assert run_id == cfg.run_id

@@ -314,11 +314,14 @@ def test_executor_from_file_and_flags(tmp_path: Path) -> None:
 
     text = SMOKE.read_text() + '\n[executor]\nname = "ray"\naddress = "auto"\ncpus_per_cell = 2\n'
     sweep = load_sweep(write(tmp_path, text))
-    assert executor_settings(sweep, None, {}) == ("ray", {"address": "auto", "cpus_per_cell": 2})
+    assert executor_settings(sweep, None, {}) == (
+        "ray",
+        {"address": "auto", "cpus_per_cell": 2, "tensorboard": False},
+    )
     assert executor_settings(sweep, None, {"cpus_per_cell": 4})[1]["cpus_per_cell"] == 4
     # another executor on the command line keeps only the file's options it takes too
     assert executor_settings(sweep, "local", {}) == (
-        "local", {"cpus_per_cell": 2, "keep_best_model": False}
+        "local", {"cpus_per_cell": 2, "tensorboard": False, "keep_best_model": False}
     )  # fmt: skip
 
 
