@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import os
 import stat
-import unicodedata
 import warnings
 from pathlib import Path
 
@@ -29,31 +28,8 @@ MAX_IMAGE_PIXELS = 40_000_000  # 40 megapixels: any photo; bigger is refused bef
 MAX_FILE_BYTES = 200 * 1024 * 1024  # a 40-megapixel image fits in far less, even as BMP
 
 
-SHORT_ESCAPES = {"\\": "\\\\", "\n": "\\n", "\r": "\\r", "\t": "\\t"}
-
-
 class ImageError(ValueError):
     """An image file that cannot be classified; the message names the file and the problem."""
-
-
-def printable(text: str) -> str:
-    """`text` safe to print as one line of a terminal: control and format characters (newlines,
-    escape sequences, bidi overrides), line separators, lone surrogates (undecodable bytes of a
-    file name) and backslashes are written as Python-style escapes."""
-    out = []
-    for char in text:
-        category = unicodedata.category(char)
-        if char in SHORT_ESCAPES:
-            out.append(SHORT_ESCAPES[char])
-        elif category in ("Cc", "Cf", "Cs", "Zl", "Zp"):
-            code = ord(char)
-            if 0xDC80 <= code <= 0xDCFF:  # os.fsdecode's surrogateescape of byte code - 0xDC00
-                out.append(f"\\x{code - 0xDC00:02x}")
-            else:
-                out.append(f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}")
-        else:
-            out.append(char)
-    return "".join(out)
 
 
 def load_image(path: Path, size: int = 32) -> torch.Tensor:

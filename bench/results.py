@@ -31,7 +31,6 @@ import os
 import re
 import socket
 import stat
-import tempfile
 import time
 import warnings
 from collections.abc import Callable, Iterable, Iterator
@@ -39,7 +38,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from bench.files import fsync_path
+from bench.files import atomic_write
 from bench.schema import DECLARED, FILES
 
 RUNS_FILE = "runs.csv"
@@ -445,18 +444,7 @@ class ResultsDir:
 
     @staticmethod
     def _atomic_write(target: Path, data: bytes) -> None:
-        fd, tmp = tempfile.mkstemp(prefix=f"{TMP_PREFIX}{target.name}.", dir=target.parent)
-        try:
-            with os.fdopen(fd, "wb") as handle:
-                handle.write(data)
-                handle.flush()
-                os.fsync(handle.fileno())
-            os.chmod(tmp, 0o644)
-            os.replace(tmp, target)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
-        fsync_path(target.parent)  # make the rename itself durable
+        atomic_write(target, data, prefix=f"{TMP_PREFIX}{target.name}.")
 
 
 def _remove(folder: Path, wanted: Callable[[str], Any]) -> None:

@@ -18,6 +18,7 @@ import contextlib
 import importlib
 import logging
 import sys
+import unicodedata
 
 SUBCOMMANDS = {
     "regularizers": ("bench.cli.regularizers", "list the registered regularizers with parameters"),
@@ -27,6 +28,29 @@ SUBCOMMANDS = {
     "compare": ("bench.cli.compare", "compare two results folders of one sweep, cell by cell"),
     "predict": ("bench.cli.predict", "classify image files with a saved model"),
 }
+
+
+SHORT_ESCAPES = {"\\": "\\\\", "\n": "\\n", "\r": "\\r", "\t": "\\t"}
+
+
+def printable(text: str) -> str:
+    """`text` safe to print as one line of a terminal: control and format characters (newlines,
+    escape sequences, bidi overrides), line separators, lone surrogates (undecodable bytes of a
+    file name) and backslashes are written as Python-style escapes."""
+    out = []
+    for char in text:
+        category = unicodedata.category(char)
+        if char in SHORT_ESCAPES:
+            out.append(SHORT_ESCAPES[char])
+        elif category in ("Cc", "Cf", "Cs", "Zl", "Zp"):
+            code = ord(char)
+            if 0xDC80 <= code <= 0xDCFF:  # os.fsdecode's surrogateescape of byte code - 0xDC00
+                out.append(f"\\x{code - 0xDC00:02x}")
+            else:
+                out.append(f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}")
+        else:
+            out.append(char)
+    return "".join(out)
 
 
 def usage() -> str:

@@ -15,7 +15,7 @@ import json
 import math
 import sys
 
-from bench.cli.report import one_line
+from bench.cli import printable
 
 
 def parser() -> argparse.ArgumentParser:
@@ -63,7 +63,7 @@ def _unit(metric: str) -> str:
 
 def table(header: list[str], rows: list[list[str]]) -> str:
     """Plain-text columns, left-aligned, two spaces apart; cells made one-line safe."""
-    cells = [[one_line(str(c)) for c in row] for row in [header, *rows]]
+    cells = [[printable(str(c)) for c in row] for row in [header, *rows]]
     widths = [max(len(row[i]) for row in cells) for i in range(len(header))]
     lines = [
         "  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip() for row in cells
@@ -138,7 +138,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         comparison = compare_results(args.ref, args.new, args.metrics)
     except ReportInputError as error:
-        print(f"regbench compare: error: {one_line(str(error))}", file=sys.stderr)
+        print(f"regbench compare: error: {printable(str(error))}", file=sys.stderr)
         return 2
     if args.json:
         print(json.dumps(comparison.to_dict(), indent=1, allow_nan=False))

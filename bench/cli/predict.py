@@ -20,7 +20,8 @@ from pathlib import Path
 
 import torch
 
-from bench.predict import ImageError, load_image, predict, printable
+from bench.cli import printable
+from bench.predict import ImageError, load_image, predict
 
 PROG = "regbench predict"
 

@@ -15,6 +15,8 @@ from __future__ import annotations
 import argparse
 import sys
 
+from bench.cli import printable
+
 
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
@@ -38,11 +40,6 @@ def parser() -> argparse.ArgumentParser:
     return p
 
 
-def one_line(text: str) -> str:
-    """`text` with control characters escaped, so an error message stays one terminal line."""
-    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
-
-
 def main(argv: list[str] | None = None) -> int:
     try:
         args = parser().parse_args(sys.argv[1:] if argv is None else argv)
@@ -60,10 +57,10 @@ def main(argv: list[str] | None = None) -> int:
         results = load_results(args.results_dirs)
         written = write_report(results, args.out or default_out(results.sweep))
     except ReportInputError as error:
-        print(f"regbench report: error: {one_line(str(error))}", file=sys.stderr)
+        print(f"regbench report: error: {printable(str(error))}", file=sys.stderr)
         return 2
     verdicts = ", ".join(f"{n} {v}" for v, n in written.verdicts.items())
     print(f"regbench report: wrote {written.index} (claims: {verdicts})")
     for note in written.notes:
-        print(f"regbench report: warning: {one_line(note)}", file=sys.stderr)
+        print(f"regbench report: warning: {printable(note)}", file=sys.stderr)
     return 0

@@ -22,6 +22,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from bench.cli import printable
 from bench.cli.progress import cell_display, stderr_is_terminal
 from bench.config import RunConfig
 from bench.cost import guess_device, sweep_status
@@ -125,7 +126,7 @@ def fail(error: Exception, prefix: str = "") -> int:
     """Print `error` as one line on stderr (line breaks folded, control characters escaped:
     a path or key from the input cannot forge output lines); exit code 2."""
     text = re.sub(r"\s*\n\s*", ": ", f"{prefix}{error}".strip())
-    text = "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
+    text = printable(text)
     print(f"error: {text}", file=sys.stderr)
     return 2
 

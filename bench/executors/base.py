@@ -27,7 +27,6 @@ import errno
 import json
 import os
 import socket
-import tempfile
 import time
 import traceback
 import warnings
@@ -450,20 +449,9 @@ class Recorder:
 
 def _atomic_write_text(target: Path, text: str) -> None:
     """Write `text` to a temporary file beside `target`, fsync, and move it over `target`."""
-    from bench.files import fsync_path
+    from bench.files import atomic_write
 
-    fd, tmp = tempfile.mkstemp(prefix=TMP_PREFIX, suffix=".log", dir=target.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(text)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, target)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    fsync_path(target.parent)
+    atomic_write(target, text.encode("utf-8"), prefix=TMP_PREFIX, suffix=".log")
 
 
 def _repair_logs(folder: Path) -> list[str]:
