@@ -6,28 +6,10 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from sweep_files import HEAD, SMOKE, SWEEPS, write
 
 from bench.config import RunConfig
 from bench.sweep import SweepError, load_sweep, parse_assignments, select
-
-REPO = Path(__file__).resolve().parents[2]
-SWEEPS = REPO / "sweeps"
-SMOKE = SWEEPS / "smoke.toml"
-
-HEAD = """
-name = "t"
-[defaults]
-dataset = "synthetic"
-backbone = "resnet18"
-pretrained = "none"
-"""
-
-
-def write(tmp_path: Path, text: str, name: str = "s.toml") -> Path:
-    path = tmp_path / name
-    path.write_text(text)
-    return path
-
 
 # ---------------------------------------------------------------------------------------------
 # Expansion and ids

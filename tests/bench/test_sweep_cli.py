@@ -13,29 +13,11 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+from sweep_files import HEAD, REPO, SMOKE, write
 
 from bench.cli.sweep import main
 from bench.results import ResultsDir
 from bench.sweep import load_sweep
-
-REPO = Path(__file__).resolve().parents[2]
-SWEEPS = REPO / "sweeps"
-SMOKE = SWEEPS / "smoke.toml"
-
-HEAD = """
-name = "t"
-[defaults]
-dataset = "synthetic"
-backbone = "resnet18"
-pretrained = "none"
-"""
-
-
-def write(tmp_path: Path, text: str, name: str = "s.toml") -> Path:
-    path = tmp_path / name
-    path.write_text(text)
-    return path
-
 
 # ---------------------------------------------------------------------------------------------
 # Errors before any cell runs
