@@ -30,7 +30,7 @@ MAX_IMAGE_SIZE = 1024
 SEED_LIMIT = 2**32
 
 # Fields left out of run_id: they change where/how fast a cell runs, not what it measures.
-NON_IDENTITY_FIELDS = ("data_dir", "device", "compile", "save_logits", "sweep")
+NON_IDENTITY_FIELDS = ("data_dir", "device", "compile", "save_logits", "sweep", "sweep_cells")
 
 
 @dataclass(frozen=True)
@@ -38,6 +38,9 @@ class RunConfig:
     """Everything one cell needs. Units are in the comments; defaults suit a CPU smoke run."""
 
     sweep: str = "adhoc"  # sweep name written to runs.csv (not part of run_id)
+    # cells in the sweep this cell belongs to (set by bench.sweep; 0 = a single run; not part of
+    # run_id): lets a report of a half-finished sweep say how many cells are missing
+    sweep_cells: int = 0
     dataset: str = "cifar10"  # "cifar10" (real files) or "synthetic" (unit tests only)
     # folder holding cifar-10-batches-py; "" = $REGBENCH_DATA, else ./data/cifar10, else
     # ../shared/data/cifar10 (relative to the current folder)
@@ -209,3 +212,6 @@ def check_config(cfg: RunConfig, where: str = "config") -> None:
         regularizers.build(cfg.regularizer, num_classes=10, **cfg.regularizer_params)
     except (TypeError, ValueError) as error:
         raise ValueError(f"{where}: regularizer {cfg.regularizer!r}: {error}") from None
+    # issue 12 (metrics)
+    if cfg.sweep_cells < 0:
+        raise bad("sweep_cells", "an integer >= 0 (the sweep's cell count; 0 = a single run)")

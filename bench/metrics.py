@@ -39,6 +39,17 @@ def _prepare(logits: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tensor, 
             f"expected logits [N, K] and labels [N], got {tuple(logits.shape)} and "
             f"{tuple(labels.shape)}"
         )
+    z = _check_logits(logits)
+    y = labels.detach().to(device=z.device, dtype=torch.long)
+    if y.min() < 0 or y.max() >= z.shape[1]:
+        raise ValueError(f"labels must lie in [0, {z.shape[1] - 1}]")
+    return z, y
+
+
+def _check_logits(logits: torch.Tensor) -> torch.Tensor:
+    """Logits [N, K] (N, K >= 1, finite) in float64 (float32 on MPS), detached."""
+    if logits.ndim != 2:
+        raise ValueError(f"expected logits [N, K], got {tuple(logits.shape)}")
     if logits.shape[0] == 0 or logits.shape[1] == 0:
         raise ValueError("metrics of an empty set are undefined (N = 0 or K = 0)")
     if not logits.is_floating_point():
@@ -47,10 +58,7 @@ def _prepare(logits: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tensor, 
     z = logits.detach().to(dtype)
     if not torch.isfinite(z).all():
         raise ValueError("logits contain NaN or inf")
-    y = labels.detach().to(device=z.device, dtype=torch.long)
-    if y.min() < 0 or y.max() >= z.shape[1]:
-        raise ValueError(f"labels must lie in [0, {z.shape[1] - 1}]")
-    return z, y
+    return z
 
 
 def _confidence(z: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -215,3 +223,41 @@ def flip_rate(pred_a: torch.Tensor, pred_b: torch.Tensor) -> float:
             f"{tuple(pred_b.shape)}"
         )
     return (pred_a != pred_b.to(pred_a.device)).sum().item() / pred_a.numel()
+
+
+def retained(perturbed_acc: float, clean_acc: float) -> float:
+    """Accuracy kept under a perturbation, perturbed_acc / clean_acc, both measured on the same
+    images; NaN ("not measured") when clean_acc is 0 (nothing to keep). 1.0 when the perturbation
+    changes nothing; can exceed 1 when it happens to fix more predictions than it breaks."""
+    for name, value in (("perturbed_acc", perturbed_acc), ("clean_acc", clean_acc)):
+        if not 0.0 <= value <= 1.0:
+            raise ValueError(f"{name} must be an accuracy in [0, 1], got {value}")
+    return perturbed_acc / clean_acc if clean_acc > 0 else math.nan
+
+
+def flip_rate_correct(
+    pred_clean: torch.Tensor, pred_perturbed: torch.Tensor, labels: torch.Tensor
+) -> float:
+    """flip_rate restricted to the images the clean model classifies correctly: among positions
+    where pred_clean [N] == labels [N], the fraction where pred_perturbed [N] differs. Images the
+    clean model gets wrong do not count (their flips are not lost accuracy, and a less accurate
+    model has more of them); NaN when no image is classified correctly."""
+    if labels.shape != pred_clean.shape:
+        raise ValueError(
+            f"expected labels [N] like the predictions, got {tuple(labels.shape)} and "
+            f"{tuple(pred_clean.shape)}"
+        )
+    flip_rate(pred_clean, pred_perturbed)  # checks the shapes
+    correct = pred_clean == labels.to(pred_clean.device)
+    if not bool(correct.any()):
+        return math.nan
+    return flip_rate(pred_clean[correct], pred_perturbed.to(pred_clean.device)[correct])
+
+
+def top_label(logits: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """(confidence [N], prediction int64 [N]) of logits [N, K]: the top-label softmax probability
+    (in float64, float32 on MPS, as the calibration metrics compute it) and the argmax of the
+    logits (first index on ties), the prediction `accuracy` counts. ValueError on non-finite
+    logits."""
+    z = _check_logits(logits)
+    return z.softmax(dim=1).max(dim=1).values, z.argmax(dim=1)

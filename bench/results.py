@@ -1,4 +1,5 @@
-"""A results folder (runs.csv, epochs.csv, calibration.csv, robustness.csv, logits/) and its one writer.
+"""A results folder (runs.csv, epochs.csv, calibration.csv, robustness.csv, outcomes/, logits/)
+and its one writer.
 
 The guarantees of docs/results-schema.md live here:
 
@@ -7,7 +8,11 @@ The guarantees of docs/results-schema.md live here:
   SIGKILL at any moment) sees the old file or the new one, never a truncated one.
 * Files are written in `bench.schema.FILES` order, runs.csv last, so a row in runs.csv means the
   cell's other rows are already on disk: runs.csv is the done-marker. Rows of the side files whose
-  run_id has no runs.csv row (left by a kill between two files) are dropped when the lock is taken.
+  run_id has no runs.csv row (left by a kill between two files) are dropped when the lock is taken,
+  and so are the per-cell files (`outcomes/<run_id>.npz`, `logits/<run_id>.npz`) of such run_ids.
+* `outcomes/<run_id>.npz` (every ok cell): the per-image test outcomes, arrays OUTCOMES_ARRAYS,
+  checked by `check_outcomes` before anything of the cell is written; `read_outcomes` reads one
+  back without unpickling anything and refuses a file that is not what the writer writes.
 * One writer at a time: `lock()` creates `.lock` atomically (pid, host, start time). A lock left by
   a dead process on this host is stale and is taken over with a warning; any other lock refuses.
 * Subfolders other code writes into (`models/`: kept models, bench.model_io) are repaired under
@@ -52,8 +57,14 @@ LOCK_GUARD_FILE = ".lock-guard"
 TMP_PREFIX = ".tmp-"
 _TMP_RANDOM = r"\.[a-z0-9_]{8}"  # tempfile.mkstemp's suffix: "." ends our prefix, 8 of [a-z0-9_]
 LOGITS_DIR = "logits"
+OUTCOMES_DIR = "outcomes"
+# outcomes/<run_id>.npz: array name -> dtype, each [N] over the cell's test subset in its fixed
+# order: the true label, the predicted class (argmax of the final test logits) and its confidence
+# (the top-label softmax probability, rounded to float16).
+OUTCOMES_ARRAYS = {"label": "uint8", "pred": "uint8", "conf": "float16"}
+MAX_OUTCOMES = 1_000_000  # images per outcomes file (CIFAR-10's whole test set is 10,000)
 _RUN_ID = re.compile(r"[A-Za-z0-9_.-]{1,64}")  # what a run_id may look like (ours: 12 hex digits)
-_LOGITS_NAME = re.compile(r"[0-9a-f]{12}\.npz")  # logits/<run_id>.npz, as _save_logits names them
+_LOGITS_NAME = re.compile(r"[0-9a-f]{12}\.npz")  # <run_id>.npz in logits/ and outcomes/
 MODELS_DIR = "models"  # --keep-best-model's models (bench.model_io registers their repair)
 SIDE_FIELDS = {
     "epochs.csv": "epochs",
@@ -79,6 +90,84 @@ class ResultsError(ValueError):
     """A results folder this code cannot read or write as it is (not a folder, not writable,
     a CSV that is not UTF-8, ragged, without run_id or with a run_id twice); the message names
     the path and the fix. Nothing was changed."""
+
+
+def check_outcomes(outcomes: dict[str, Any]) -> dict[str, Any]:
+    """The per-image outcomes of one cell as the writer stores them: numpy arrays named and typed
+    as OUTCOMES_ARRAYS (`label`, `pred` uint8 [N]; `conf` float16 [N]), N >= 1. Integer labels
+    and predictions in [0, 255] and finite confidences in [0, 1] of any dtype are converted;
+    anything else raises ValueError naming the array (a cell's bug: nothing is written)."""
+    import numpy as np  # here only: reading runs.csv needs no numpy
+
+    if not isinstance(outcomes, dict) or set(outcomes) != set(OUTCOMES_ARRAYS):
+        names = sorted(outcomes) if isinstance(outcomes, dict) else type(outcomes).__name__
+        raise ValueError(f"outcomes: expected arrays {sorted(OUTCOMES_ARRAYS)}, got {names}")
+    arrays = {name: np.asarray(outcomes[name]) for name in OUTCOMES_ARRAYS}
+    n = len(arrays["label"]) if arrays["label"].ndim == 1 else -1
+    if not 1 <= n <= MAX_OUTCOMES or any(a.ndim != 1 or len(a) != n for a in arrays.values()):
+        shapes = {k: v.shape for k, v in arrays.items()}
+        raise ValueError(
+            f"outcomes: every array must be [N] with the same 1 <= N <= {MAX_OUTCOMES}, "
+            f"got shapes {shapes}"
+        )
+    for name in ("label", "pred"):
+        array = arrays[name]
+        if array.dtype.kind not in "iu" or array.min() < 0 or array.max() > 255:
+            raise ValueError(f"outcomes: {name} must hold class indices in [0, 255]")
+        arrays[name] = array.astype(np.uint8)
+    conf = arrays["conf"]
+    if conf.dtype.kind != "f":
+        raise ValueError(f"outcomes: conf must be floating point, got {conf.dtype}")
+    conf = conf.astype(np.float16)
+    if not (np.isfinite(conf).all() and conf.min() >= 0 and conf.max() <= 1):
+        raise ValueError("outcomes: conf must hold probabilities in [0, 1]")
+    arrays["conf"] = conf
+    return arrays
+
+
+def read_outcomes(path: str | os.PathLike[str]) -> dict[str, Any]:
+    """One outcomes/<run_id>.npz back as {label, pred, conf} numpy arrays (OUTCOMES_ARRAYS).
+    Untrusted input: a regular file only (no link, no FIFO), nothing unpickled (allow_pickle=False), the
+    zip's declared sizes checked before anything is decompressed, exactly the three arrays with
+    their dtypes and one length, values in range. ResultsError naming the file otherwise."""
+    import zipfile
+
+    import numpy as np
+
+    path = Path(path)
+    fix = "remove it (rerunning the cell writes it again) or move it out of the results folder"
+    expected = {f"{name}.npy" for name in OUTCOMES_ARRAYS}
+    limit = MAX_OUTCOMES * 2 + 4096  # the largest array's bytes and its .npy header
+    try:  # no link followed, no FIFO waited on: open without following, then check the type
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+        with os.fdopen(fd, "rb") as handle:
+            if not stat.S_ISREG(os.fstat(handle.fileno()).st_mode):
+                raise ResultsError(f"{path}: not a regular file; {fix}")
+            with zipfile.ZipFile(handle) as archive:
+                members = archive.infolist()
+            if {m.filename for m in members} != expected or len(members) != len(expected):
+                names = sorted(m.filename for m in members)[:5]
+                raise ResultsError(
+                    f"{path}: holds {names}, not the arrays {sorted(expected)}; {fix}"
+                )
+            if any(m.file_size > limit for m in members):
+                raise ResultsError(f"{path}: an array larger than {MAX_OUTCOMES} images; {fix}")
+            handle.seek(0)
+            with np.load(handle, allow_pickle=False) as npz:
+                arrays = {name: npz[name] for name in OUTCOMES_ARRAYS}
+    except ResultsError:
+        raise
+    except (OSError, ValueError, zipfile.BadZipFile, EOFError) as error:
+        first = (str(error).splitlines() or ["unreadable"])[0][:120]
+        raise ResultsError(f"{path}: not an outcomes file ({first}); {fix}") from None
+    wrong = [n for n, dtype in OUTCOMES_ARRAYS.items() if arrays[n].dtype != np.dtype(dtype)]
+    if wrong:
+        raise ResultsError(f"{path}: array {wrong[0]} is {arrays[wrong[0]].dtype}, not "
+                           f"{OUTCOMES_ARRAYS[wrong[0]]}; {fix}")  # fmt: skip
+    try:
+        return check_outcomes(arrays)
+    except ValueError as error:
+        raise ResultsError(f"{path}: {error}; {fix}") from None
 
 
 def register_repair(subfolder: str, repair: Callable[[Path], Iterable[str]]) -> None:
@@ -344,9 +433,10 @@ class ResultsDir:
         )
 
     def _repair(self) -> None:
-        """Drop what a kill can leave behind: the writer's temporaries, side rows and logits of
-        unfinished cells; then the registered repairs of subfolders (kept models: bench.model_io).
-        Only files this writer names are removed (see TMP_PREFIX and _LOGITS_NAME)."""
+        """Drop what a kill can leave behind: the writer's temporaries, side rows, outcomes and
+        logits of unfinished cells (no runs.csv row); then the registered repairs of subfolders
+        (kept models: bench.model_io). Only files this writer names are removed (see TMP_PREFIX
+        and _LOGITS_NAME), never a folder or a link."""
         ours = re.compile(
             re.escape(TMP_PREFIX) + f"({'|'.join(map(re.escape, FILES))})" + _TMP_RANDOM
         )
@@ -357,12 +447,13 @@ class ResultsDir:
             kept = [row for row in rows if row.get("run_id") in done]
             if len(kept) != len(rows):
                 self._replace(name, header, kept)
-        logits = self.path / LOGITS_DIR
-        if logits.is_dir() and not logits.is_symlink():
-            temporary = re.compile(re.escape(TMP_PREFIX) + _LOGITS_NAME.pattern + _TMP_RANDOM)
-            _remove(logits, temporary.fullmatch)
-            orphan = lambda name: _LOGITS_NAME.fullmatch(name) and name[:12] not in done  # noqa: E731
-            _remove(logits, orphan)
+        temporary = re.compile(re.escape(TMP_PREFIX) + _LOGITS_NAME.pattern + _TMP_RANDOM)
+        orphan = lambda name: _LOGITS_NAME.fullmatch(name) and name[:12] not in done  # noqa: E731
+        for subfolder in (OUTCOMES_DIR, LOGITS_DIR):
+            per_cell = self.path / subfolder
+            if per_cell.is_dir() and not per_cell.is_symlink():
+                _remove(per_cell, temporary.fullmatch)
+                _remove(per_cell, orphan)
         for subfolder, repair in _REPAIRS.items():
             if (self.path / subfolder).is_dir():
                 for message in repair(self.path / subfolder):
@@ -374,7 +465,10 @@ class ResultsDir:
         """Record one finished cell (a bench.train.CellResult): side rows first, runs.csv last.
 
         A cell already recorded as failed is replaced (--retry-failed); one recorded as ok is an
-        error, as are keys outside the schema's columns.
+        error, as are keys outside the schema's columns and outcomes that `check_outcomes`
+        refuses (all checked before anything is written). outcomes/<run_id>.npz is written
+        before runs.csv, or removed when the result has none (a failed attempt's row never
+        points to an earlier attempt's outcomes).
         """
         if not self._locked:
             raise RuntimeError("ResultsDir.write() needs the lock: use `with results.lock():`")
@@ -385,6 +479,15 @@ class ResultsDir:
         tables = {name: self._rows_for(name, getattr(result, attr), run_id)
                   for name, attr in SIDE_FIELDS.items()}  # fmt: skip
         tables[RUNS_FILE] = self._rows_for(RUNS_FILE, [row], run_id)
+        outcomes = getattr(result, "outcomes", None)
+        if outcomes is not None:
+            outcomes = check_outcomes(outcomes)
+        folder = self.path / OUTCOMES_DIR
+        if folder.is_symlink() or (folder.exists() and not folder.is_dir()):
+            raise ResultsError(
+                f"{folder}: not a folder (a link or file where regbench keeps per-image "
+                "outcomes); move it away, or use another --results-dir"
+            )
 
         header, runs = read_table(self.path / RUNS_FILE)
         previous = [r for r in runs if r["run_id"] == run_id]
@@ -396,6 +499,7 @@ class ResultsDir:
             self._replace(RUNS_FILE, header, [r for r in runs if r["run_id"] != run_id])
         if result.test_logits is not None:
             self._save_logits(run_id, result.test_logits, getattr(result, "test_labels", None))
+        self._save_outcomes(run_id, outcomes)
         for name in FILES:
             new_rows = tables[name]
             header, rows = read_table(self.path / name)
@@ -441,6 +545,21 @@ class ResultsDir:
         np.savez_compressed(buffer, **arrays)
         (self.path / LOGITS_DIR).mkdir(exist_ok=True)
         self._atomic_write(self.path / LOGITS_DIR / f"{run_id}.npz", buffer.getvalue())
+
+    def _save_outcomes(self, run_id: str, outcomes: dict[str, Any] | None) -> None:
+        """outcomes/<run_id>.npz (compressed) from checked arrays; with None, remove an earlier
+        attempt's file (a regular file only: a link or folder there is left alone)."""
+        target = self.path / OUTCOMES_DIR / f"{run_id}.npz"
+        if outcomes is None:
+            if _is_regular(target):
+                target.unlink(missing_ok=True)
+            return
+        import numpy as np
+
+        buffer = io.BytesIO()
+        np.savez_compressed(buffer, **outcomes)
+        target.parent.mkdir(exist_ok=True)
+        self._atomic_write(target, buffer.getvalue())
 
     @staticmethod
     def _atomic_write(target: Path, data: bytes) -> None:

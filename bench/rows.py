@@ -1,11 +1,12 @@
 """The rows a cell produces, and the one builder of a runs.csv row.
 
 `runs_row(cfg, environment)` starts a cell's row from the declarations in bench.schema: every
-runs.csv column in file order, the identity (run_id, sweep; status "failed" until the cell says
-otherwise), each configuration column read from the RunConfig field of the same name, the
-environment columns as given (bench.provenance.environment), the metrics empty. Two
-configuration columns are not a field as is: `regularizer_params` (JSON of every parameter the
-built regularizer uses, defaults and schedule included) and `schedule` (its schedule's name).
+runs.csv column in file order, the identity (run_id, sweep, `sweep_cells`: the sweep's cell
+count, empty for a single run; status "failed" until the cell says otherwise), each
+configuration column read from the RunConfig field of the same name, the environment columns
+as given (bench.provenance.environment), the metrics empty. Two configuration columns are not
+a field as is: `regularizer_params` (JSON of every parameter the built regularizer uses,
+defaults and schedule included) and `schedule` (its schedule's name).
 The cell then overwrites `pretrained` with the weights source actually used and `train_size`
 with the training images actually drawn, and fills the metrics.
 
@@ -39,6 +40,9 @@ class CellResult:
     robustness: list[dict[str, Any]] = field(default_factory=list)  # robustness.csv rows
     test_logits: Any = None  # numpy float16 [N, 10] when cfg.save_logits, else None
     test_labels: Any = None  # numpy int64 [N], the labels of test_logits
+    # Per-image test outcomes, every ok cell: {"label": uint8 [N], "pred": uint8 [N],
+    # "conf": float16 [N]} in the test subset's order (bench.results.OUTCOMES_ARRAYS); else None
+    outcomes: dict[str, Any] | None = None
     model: Any = None  # the trained torch module when train_cell(keep_model=True)
     log: str = (
         ""  # the cell's log text (bench.executors.base.CellLog), written to logs/<run_id>.log
@@ -77,6 +81,7 @@ def runs_row(
         )
     row: dict[str, Any] = dict.fromkeys(RUNS_COLUMNS)
     row.update(run_id=cfg.run_id, sweep=cfg.sweep, status="failed", error="")
+    row["sweep_cells"] = cfg.sweep_cells or None  # 0: a single run, not part of a sweep
     row.update({name: getattr(cfg, name) for name in FROM_CONFIG})
     if build_regularizer:
         row.update(regularizer_columns(cfg))

@@ -176,6 +176,36 @@ RUNS: list[Column] = [
     # The cell's log (configuration, progress, the traceback of a failure), relative to the
     # results folder: logs/<run_id>.log; empty in results written before logs existed.
     _runs("log", "identity", "text", shared=False),
+    # issue 12 (metrics): every robustness number on one fixed subset (the first robustness_size
+    # test images), accuracy kept under perturbation as a share of clean accuracy there, and
+    # stability among correctly classified images (docs/metrics.md); the sweep's cell count.
+    _metric(
+        "robust_clean_acc",
+        "clean acc. (robustness subset)",
+        "%",
+        100,
+        2,
+        +1,
+        shared=False,
+        **FRACTION,
+    ),
+    _metric(
+        "occlusion_retained", "occluded acc. retained", "%", 100, 2, +1, shared=False, **NONNEGATIVE
+    ),
+    _metric(
+        "corruption_retained",
+        "corrupted acc. retained",
+        "%",
+        100,
+        2,
+        +1,
+        shared=False,
+        **NONNEGATIVE,
+    ),
+    _metric(
+        "flip_rate_correct", "flip rate (correct images)", "%", 100, 2, -1, shared=False, **FRACTION
+    ),
+    _runs("sweep_cells", "identity", "int", shared=False, low=1),
 ]
 
 # Metrics the report derives from runs.csv columns (never written by a cell).

@@ -32,8 +32,9 @@ except ModuleNotFoundError:  # Python 3.10
 
 TOP_LEVEL_KEYS = ("name", "description", "defaults", "axes", "extra", "executor")
 ARM_KEYS = ("regularizer", "params")
-# Fields a sweep file may not set: the sweep name comes from `name`.
-RESERVED_FIELDS = ("sweep",)
+# Fields a sweep file may not set: the sweep name comes from `name`, its cell count from the
+# expanded cells. Field -> what sets it.
+RESERVED_FIELDS = {"sweep": "the sweep's `name`", "sweep_cells": "counting the sweep's cells"}
 # A sweep's name is a folder name (results/<name>): no separators, no `.`/`..`, no hidden name.
 NAME_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}")
 MAX_DEPTH = 16  # deepest nesting of arrays and tables a sweep file may have (real ones: 4)
@@ -103,7 +104,9 @@ def load_sweep(
         defaults = _apply_settings(defaults, settings, owner, fail)
         choices = {axis: _axis(axis, axes[axis], defaults, {}, fail) for axis in axes}
     cells, labels = _expand(defaults, list(choices.values()), extras, dict(overrides or {}), fail)
-    cells = [cfg.replace(sweep=name) for cfg in cells]
+    # Every cell records how many the whole sweep has (--only keeps it: the sweep is unchanged),
+    # so a report of a half-finished sweep can say how many are missing.
+    cells = [cfg.replace(sweep=name, sweep_cells=len(cells)) for cfg in cells]
     _check_cells(cells, labels, fail)
     _check_backbones(cells, labels, fail)
     return Sweep(name, path, cells, labels, str(description), choices, executor)
@@ -365,7 +368,7 @@ def _table(value: Any, key: str, fail) -> dict[str, Any]:
 def _known_field(name: str, key: str, fail) -> None:
     fields = [f for f in config_fields() if f not in RESERVED_FIELDS]
     if name in RESERVED_FIELDS:
-        raise fail(key, "set by the sweep's `name`; remove it")
+        raise fail(key, f"set by {RESERVED_FIELDS[name]}; remove it")
     if name not in fields:
         hint = difflib.get_close_matches(name, fields, n=1)
         raise fail(

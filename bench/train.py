@@ -468,10 +468,13 @@ def final_metrics(cell: Cell, state: FitState, result: CellResult) -> None:
 def robustness_metrics(
     cell: Cell, state: FitState, result: CellResult, progress: CellProgress | None = None
 ) -> None:
-    """Stability and robustness into the row (and one robustness.csv row per corruption):
-    fixed perturbations of the native 32 px images, drawn from a CPU generator with a fixed
-    seed on the whole set at once, so every cell on every device and batch size sees the very
-    same noise, squares and corruptions. Also the evaluation speed over the whole cell."""
+    """Stability and robustness into the row (and one robustness.csv row per corruption), all on
+    one fixed subset, the first `robustness_size` test images: flip rate (all of them, and among
+    those the clean model classifies correctly), clean accuracy there, occlusion and corruption
+    accuracy, absolute and retained (perturbed / clean on the same images). Perturbations act on
+    the native 32 px images, drawn from a CPU generator with a fixed seed on the whole subset at
+    once, so every cell on every device and batch size sees the very same noise, shifts, squares
+    and corruptions. Also the evaluation speed over the whole cell."""
     cfg, splits, row = cell.cfg, cell.splits, result.row
     progress = progress or CellProgress()
     parts = ["flip", "occlusion", *robustness.CORRUPTIONS]
@@ -480,15 +483,18 @@ def robustness_metrics(
     def fixed_generator() -> torch.Generator:
         return robustness.robustness_generator("cpu")
 
-    test_float = splits.test_x.float() / 255.0
-    progress.phase("robustness", "flip", 0, len(parts))
-    flipped = cell.evaluate(robustness.flip_perturb(test_float, fixed_generator()))
-    row["flip_rate"] = metrics.flip_rate(state.test_logits.argmax(1), flipped.argmax(1))
     count = min(len(splits.test_y), cfg.robustness_size or len(splits.test_y))
-    robust_x, robust_y = test_float[:count], splits.test_y[:count]
+    robust_x, robust_y = splits.test_x[:count].float() / 255.0, splits.test_y[:count]
+    clean_pred = state.test_logits[:count].argmax(1)  # the clean model on exactly these images
+    row["robust_clean_acc"] = clean_acc = metrics.accuracy(state.test_logits[:count], robust_y)
+    progress.phase("robustness", "flip", 0, len(parts))
+    flipped = cell.evaluate(robustness.flip_perturb(robust_x, fixed_generator())).argmax(1)
+    row["flip_rate"] = metrics.flip_rate(clean_pred, flipped)
+    row["flip_rate_correct"] = metrics.flip_rate_correct(clean_pred, flipped, robust_y)
     progress.phase("robustness", "occlusion", 1, len(parts))
     occluded = cell.evaluate(robustness.occlude(robust_x, splits.pixel_mean, fixed_generator()))
     row["occlusion_acc"] = metrics.accuracy(occluded, robust_y)
+    row["occlusion_retained"] = metrics.retained(row["occlusion_acc"], clean_acc)
     accs, eces = [], []
     for done, family in enumerate(robustness.CORRUPTIONS, start=2):
         progress.phase("robustness", family, done, len(parts))
@@ -504,16 +510,25 @@ def robustness_metrics(
     progress.phase("robustness", "", len(parts), len(parts))
     row["corruption_acc"] = sum(accs) / len(accs)
     row["corruption_ece"] = sum(eces) / len(eces)  # the .item()s above synced the device
+    row["corruption_retained"] = metrics.retained(row["corruption_acc"], clean_acc)
     robust_seconds = time.perf_counter() - robust_start
     row["robustness_s"] = round(robust_seconds, 3)
-    robust_images = len(splits.test_y) + len(robust_y) * (1 + len(robustness.CORRUPTIONS))
+    robust_images = len(robust_y) * (2 + len(robustness.CORRUPTIONS))  # flip, occlusion, ...
     row["eval_images_per_s"] = round(
         (state.eval_images + robust_images) / (state.eval_seconds + robust_seconds), 2
     )
 
 
 def keep_outputs(cell: Cell, state: FitState, result: CellResult, keep_model: bool) -> None:
-    """The final test logits (cfg.save_logits) and the trained model (keep_model) on the CPU."""
+    """On the CPU: the per-image outcomes of the final test logits (always; outcomes/<run_id>.npz,
+    see bench.results.OUTCOMES_ARRAYS), the logits themselves (cfg.save_logits) and the trained
+    model (keep_model)."""
+    conf, pred = metrics.top_label(state.test_logits)
+    result.outcomes = {
+        "label": cell.splits.test_y.to(torch.uint8).cpu().numpy(),
+        "pred": pred.to(torch.uint8).cpu().numpy(),
+        "conf": conf.to(torch.float16).cpu().numpy(),
+    }
     if cell.cfg.save_logits:
         result.test_logits = state.test_logits.to(torch.float16).cpu().numpy()
         result.test_labels = cell.splits.test_y.cpu().numpy()
