@@ -16,8 +16,11 @@ from bench.metrics import (
     calibration_summary,
     fit_temperature,
     flip_rate,
+    flip_rate_correct,
     nll,
     reliability_bins,
+    retained,
+    top_label,
 )
 
 # Five samples, three classes; logits = log(p) so softmax gives p back exactly (up to rounding).
@@ -208,3 +211,72 @@ def test_flip_rate():
     with pytest.raises(ValueError):
         flip_rate(a, a[:3])
     assert math.isclose(flip_rate(torch.zeros(3), torch.tensor([0.0, 1.0, 1.0])), 2 / 3)
+
+
+# ---------------------------------------------------------------------------------------------
+# issue 12: retained accuracy, flip rate among correct images, top-label outcomes
+
+
+def test_retained_is_one_without_effect_and_a_share_otherwise():
+    assert retained(0.8, 0.8) == 1.0  # the perturbation changed nothing
+    assert retained(0.4, 0.8) == 0.5
+    assert retained(0.0, 0.8) == 0.0
+    assert retained(0.9, 0.6) == pytest.approx(1.5)  # it can fix more than it breaks
+    assert math.isnan(retained(0.0, 0.0)) and math.isnan(retained(0.3, 0.0))  # nothing to keep
+    for bad in ((1.2, 0.5), (0.5, -0.1), (float("nan"), 0.5)):
+        with pytest.raises(ValueError, match="accuracy in"):
+            retained(*bad)
+
+
+def test_flip_rate_correct_by_hand_and_ignores_wrong_images():
+    labels = torch.tensor([0, 1, 2, 3, 4, 5])
+    clean = torch.tensor([0, 1, 2, 3, 9, 9])  # the first four correct, the last two wrong
+    perturbed = torch.tensor([0, 7, 2, 3, 8, 8])  # one of four correct flips; both wrong flip
+    assert flip_rate(clean, perturbed) == pytest.approx(3 / 6)
+    assert flip_rate_correct(clean, perturbed, labels) == pytest.approx(1 / 4)
+    # Whatever happens to the wrongly classified images, the value does not move ...
+    for wrong_after in ([9, 9], [4, 5], [0, 0]):
+        changed = perturbed.clone()
+        changed[4:] = torch.tensor(wrong_after)
+        assert flip_rate_correct(clean, changed, labels) == pytest.approx(1 / 4)
+    # ... while a flip of a correct image does.
+    assert flip_rate_correct(clean, torch.tensor([5, 7, 2, 3, 8, 8]), labels) == pytest.approx(
+        2 / 4
+    )
+    assert flip_rate_correct(clean, clean, labels) == 0.0
+    assert math.isnan(flip_rate_correct(clean[4:], perturbed[4:], labels[4:]))  # none correct
+    with pytest.raises(ValueError):
+        flip_rate_correct(clean, perturbed, labels[:5])
+    with pytest.raises(ValueError):
+        flip_rate_correct(clean, perturbed[:5], labels)
+
+
+def test_flip_rate_correct_does_not_follow_accuracy():
+    """Two models with the same flips among correct images but different accuracy get the same
+    flip_rate_correct, while flip_rate (over all images) differs: the wrong images' churn."""
+    labels = torch.arange(10) % 10
+    accurate = labels.clone()  # 10 of 10 correct
+    weak = labels.clone()
+    weak[5:] = (labels[5:] + 1) % 10  # 5 of 10 correct
+    flip_accurate = accurate.clone()
+    flip_accurate[0] = 9  # 1 of 10 correct images flips
+    flip_weak = weak.clone()
+    flip_weak[5:] = (weak[5:] + 1) % 10  # every wrong image flips ...
+    assert flip_rate_correct(accurate, flip_accurate, labels) == pytest.approx(0.1)
+    assert flip_rate_correct(weak, flip_weak, labels) == 0.0  # ... and none of the correct ones
+    assert flip_rate(weak, flip_weak) == pytest.approx(0.5)
+
+
+def test_top_label_matches_accuracy_and_calibration():
+    logits, labels = torch.log(torch.tensor(PROBS)), torch.tensor(LABELS)
+    conf, pred = top_label(logits)
+    assert pred.dtype == torch.int64 and conf.dtype == torch.float64
+    assert torch.allclose(conf, torch.tensor([0.90, 0.70, 0.72, 0.55, 0.62], dtype=torch.float64))
+    assert (pred == labels).double().mean().item() == accuracy(logits, labels)
+    assert conf.mean().item() == pytest.approx(calibration_summary(logits, labels)["mean_conf"])
+    tied = torch.tensor([[1.0, 3.0, 3.0]])
+    assert top_label(tied)[1].item() == tied.argmax(1).item() == 1  # first index on ties
+    with pytest.raises(ValueError, match="NaN or inf"):
+        top_label(torch.tensor([[0.0, float("nan")]]))
+    with pytest.raises(ValueError, match=r"\[N, K\]"):
+        top_label(torch.zeros(3))

@@ -19,10 +19,14 @@ import pandas as pd
 import pytest
 
 from bench.results import (
+    MAX_OUTCOMES,
+    OUTCOMES_ARRAYS,
     LockError,
     ResultsDir,
     ResultsError,
+    check_outcomes,
     format_value,
+    read_outcomes,
     read_table,
     register_repair,
 )
@@ -329,3 +333,211 @@ def test_results_folder_that_is_a_file_or_not_writable(tmp_path: Path, monkeypat
         match=r"cannot write to the results folder \(Permission denied\); make it writable",
     ):
         take(ResultsDir(tmp_path / "ro"))
+
+
+# ---------------------------------------------------------------------------------------------
+# outcomes/<run_id>.npz (issue 12)
+
+
+def with_outcomes(run_id: str, arrays: dict) -> CellResult:
+    result = make_result(run_id)
+    result.outcomes = arrays
+    return result
+
+
+def outcomes(n: int = 7, seed: int = 0) -> dict[str, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    return {
+        "label": rng.integers(0, 10, n),  # int64, as a cell's labels are before the writer
+        "pred": rng.integers(0, 10, n),
+        "conf": rng.uniform(0.1, 1.0, n),  # float64
+    }
+
+
+def test_outcomes_written_before_runs_csv_and_read_back(tmp_path: Path, monkeypatch) -> None:
+    results = ResultsDir(tmp_path)
+    given = outcomes()
+    target = tmp_path / "outcomes" / f"{'c' * 12}.npz"
+    replaced = []
+    original = ResultsDir._replace
+
+    def record(self, name, header, rows):
+        replaced.append((name, target.exists()))
+        return original(self, name, header, rows)
+
+    monkeypatch.setattr(ResultsDir, "_replace", record)
+    with results.lock():
+        results.write(with_outcomes("c" * 12, given))
+    assert replaced[-1] == ("runs.csv", True)  # the done-marker comes after the outcomes
+    back = read_outcomes(target)
+    assert {k: str(v.dtype) for k, v in back.items()} == OUTCOMES_ARRAYS
+    assert np.array_equal(back["label"], given["label"])
+    assert np.array_equal(back["pred"], given["pred"])
+    assert np.array_equal(back["conf"], given["conf"].astype(np.float16))
+    with np.load(target, allow_pickle=False) as npz:  # what the report does: plain numpy
+        assert sorted(npz.files) == ["conf", "label", "pred"]
+
+
+@pytest.mark.parametrize(
+    "case",
+    ["one image", "edges", "uint8 in", "float32 conf", "many"],
+)
+def test_writer_rejects_nothing_the_report_needs(tmp_path: Path, case: str) -> None:
+    """Every valid outcome the report can meet round-trips through writer and reader."""
+    given = {
+        "one image": {"label": [3], "pred": [3], "conf": [1.0]},
+        "edges": {"label": [0, 9, 255], "pred": [255, 0, 9], "conf": [0.0, 1.0, 0.1]},
+        "uint8 in": {k: np.asarray(v).astype(OUTCOMES_ARRAYS[k]) for k, v in outcomes().items()},
+        "float32 conf": {**outcomes(), "conf": np.full(7, 0.99999, dtype=np.float32)},
+        "many": outcomes(10_000, seed=1),
+    }[case]
+    results = ResultsDir(tmp_path)
+    with results.lock():
+        results.write(with_outcomes("d" * 12, given))
+    back = read_outcomes(tmp_path / "outcomes" / f"{'d' * 12}.npz")
+    assert np.array_equal(back["label"], np.asarray(given["label"]))
+    assert np.array_equal(back["pred"], np.asarray(given["pred"]))
+    assert np.allclose(back["conf"], np.asarray(given["conf"]), atol=2**-11)
+    assert back["conf"].max() <= 1.0
+
+
+@pytest.mark.parametrize(
+    ("change", "match"),
+    [
+        ({"pred": None}, "expected arrays"),
+        ({"extra": [1]}, "expected arrays"),
+        ({"label": [1, 2]}, "same 1 <= N"),
+        ({"conf": [[0.5]] * 7}, "same 1 <= N"),
+        ({"label": [-1] * 7}, "label must hold class indices"),
+        ({"pred": [256] * 7}, "pred must hold class indices"),
+        ({"pred": [0.0] * 7}, "pred must hold class indices"),
+        ({"conf": [1.5] * 7}, r"conf must hold probabilities in \[0, 1\]"),
+        ({"conf": [float("nan")] * 7}, "conf must hold probabilities"),
+        ({"conf": [1] * 7}, "conf must be floating point"),
+    ],
+)
+def test_bad_outcomes_are_refused_before_anything_is_written(
+    tmp_path: Path, change: dict, match: str
+) -> None:
+    bad = {**outcomes(), **change}
+    bad = {k: v for k, v in bad.items() if v is not None}
+    results = ResultsDir(tmp_path)
+    with results.lock():
+        with pytest.raises(ValueError, match=match):
+            results.write(with_outcomes("e" * 12, bad))
+    assert not (tmp_path / "runs.csv").exists() and not (tmp_path / "epochs.csv").exists()
+    assert not (tmp_path / "outcomes").exists()
+
+
+def test_empty_and_oversized_outcomes_refused() -> None:
+    with pytest.raises(ValueError, match="same 1 <= N"):
+        check_outcomes({"label": [], "pred": [], "conf": []})
+    big = np.zeros(MAX_OUTCOMES + 1, dtype=np.uint8)
+    with pytest.raises(ValueError, match="same 1 <= N"):
+        check_outcomes({"label": big, "pred": big, "conf": big.astype(np.float16)})
+
+
+def test_repair_removes_orphan_outcomes_never_one_with_a_row(tmp_path: Path) -> None:
+    results = ResultsDir(tmp_path)
+    with results.lock():
+        results.write(with_outcomes("a" * 12, outcomes()))
+        results.write(make_result("f" * 12, status="failed"))
+    folder = tmp_path / "outcomes"
+    kept = (folder / f"{'a' * 12}.npz").read_bytes()
+    # A kill after cell b's outcomes but before its row; another after a's rewrite began; a file
+    # for a failed cell's run_id (its row exists); and files that are not the writer's.
+    (folder / f"{'b' * 12}.npz").write_bytes(kept)
+    (folder / f".tmp-{'a' * 12}.npz.k1ll3d00").write_bytes(b"half")
+    (folder / f"{'f' * 12}.npz").write_bytes(kept)
+    users = ["notes.npz", f"{'b' * 12}.npz.bak", "ABCDEF012345.npz", ".tmp-x"]
+    for name in users:
+        (folder / name).write_text("mine")
+    (tmp_path / "elsewhere").mkdir()
+    (tmp_path / "elsewhere" / "x").write_text("mine")
+    (folder / f"{'c' * 12}.npz").symlink_to(tmp_path / "elsewhere" / "x")  # a link: not ours
+    (folder / f"{'d' * 12}.npz").mkdir()  # a folder: not ours
+    with results.lock():
+        pass
+    assert not (folder / f"{'b' * 12}.npz").exists()
+    assert not (folder / f".tmp-{'a' * 12}.npz.k1ll3d00").exists()
+    assert (folder / f"{'a' * 12}.npz").read_bytes() == kept  # its row exists
+    assert (folder / f"{'f' * 12}.npz").exists()  # a failed row is a row
+    assert all((folder / name).read_text() == "mine" for name in users)
+    assert (folder / f"{'c' * 12}.npz").is_symlink() and (folder / f"{'d' * 12}.npz").is_dir()
+    assert (tmp_path / "elsewhere" / "x").read_text() == "mine"
+
+
+def test_a_failed_attempt_does_not_keep_an_earlier_attempts_outcomes(tmp_path: Path) -> None:
+    """Recording an ok cell can fail after its outcomes were written (the Recorder then records
+    it as failed): the failed row must not sit beside those outcomes, and a retry replaces them."""
+    results = ResultsDir(tmp_path)
+    target = tmp_path / "outcomes" / f"{'a' * 12}.npz"
+    with results.lock():
+        results.write(with_outcomes("b" * 12, outcomes()))
+        target.write_bytes((tmp_path / "outcomes" / f"{'b' * 12}.npz").read_bytes())
+        results.write(make_result("a" * 12, status="failed"))
+        assert not target.exists()
+        assert (tmp_path / "outcomes" / f"{'b' * 12}.npz").exists()  # another cell's stays
+        results.write(with_outcomes("a" * 12, outcomes(seed=5)))
+    assert np.array_equal(read_outcomes(target)["pred"], outcomes(seed=5)["pred"])
+
+
+def test_outcomes_folder_that_is_a_link_is_refused(tmp_path: Path) -> None:
+    results = ResultsDir(tmp_path / "r")
+    (tmp_path / "elsewhere").mkdir()
+    (tmp_path / "r").mkdir()
+    (tmp_path / "r" / "outcomes").symlink_to(tmp_path / "elsewhere")
+    with results.lock():
+        with pytest.raises(ResultsError, match="not a folder"):
+            results.write(with_outcomes("a" * 12, outcomes()))
+    assert (
+        not list((tmp_path / "elsewhere").iterdir()) and not (tmp_path / "r" / "runs.csv").exists()
+    )
+
+
+def _npz(path: Path, **arrays) -> Path:
+    np.savez_compressed(path, **arrays)
+    return path
+
+
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda p: p.write_bytes(b"not a zip"),
+        lambda p: p.write_bytes(b""),
+        lambda p: _npz(p, label=np.zeros(3, np.uint8), pred=np.zeros(3, np.uint8)),
+        lambda p: _npz(p, label=np.zeros(3, np.uint8), pred=np.zeros(3, np.uint8),
+                       conf=np.zeros(3, np.float16), evil=np.zeros(1)),
+        lambda p: _npz(p, label=np.zeros(3, np.int64), pred=np.zeros(3, np.uint8),
+                       conf=np.zeros(3, np.float16)),
+        lambda p: _npz(p, label=np.zeros(3, np.uint8), pred=np.zeros(2, np.uint8),
+                       conf=np.zeros(3, np.float16)),
+        lambda p: _npz(p, label=np.zeros(3, np.uint8), pred=np.zeros(3, np.uint8),
+                       conf=np.full(3, 2.0, np.float16)),
+        lambda p: _npz(p, label=np.array([{}, {}, {}], dtype=object),
+                       pred=np.zeros(3, np.uint8), conf=np.zeros(3, np.float16)),
+        lambda p: _npz(p, label=np.zeros(3, np.uint8), pred=np.zeros(3, np.uint8),
+                       conf=np.zeros(MAX_OUTCOMES + 1, np.float16)),
+        lambda p: p.mkdir(),
+        lambda p: p.symlink_to(_npz(p.parent / "real.npz", **outcomes())),
+        lambda p: os.mkfifo(p),
+    ],
+    ids=["garbage", "empty", "missing", "extra", "dtype", "ragged", "range", "pickle", "huge",
+         "folder", "link", "fifo"],
+)  # fmt: skip
+def test_read_outcomes_refuses_hostile_files(tmp_path: Path, make) -> None:
+    path = tmp_path / f"{'a' * 12}.npz"
+    make(path)
+    with pytest.raises(ResultsError, match=f"{path.name}: .*; remove it"):
+        read_outcomes(path)
+
+
+def test_read_outcomes_checks_sizes_before_decompressing(tmp_path: Path, monkeypatch) -> None:
+    path = _npz(
+        tmp_path / "bomb.npz", label=np.zeros(3, np.uint8), pred=np.zeros(3, np.uint8),
+        conf=np.zeros(3 * MAX_OUTCOMES, np.float16),  # 6 MB of zeros, a few kB on disk
+    )  # fmt: skip
+    assert path.stat().st_size < 100_000
+    monkeypatch.setattr(np, "load", lambda *a, **k: pytest.fail("decompressed a bomb"))
+    with pytest.raises(ResultsError, match="larger than"):
+        read_outcomes(path)

@@ -56,3 +56,32 @@ def test_environment_is_written_and_undeclared_keys_refused():
     assert row["device"] == "cpu:x" and row["git_commit"] == "abc"
     with pytest.raises(ValueError, match="not declared; add them to bench.schema"):
         rows.runs_row(CFG, {"hostname": "h"})
+
+
+def test_sweep_cells_is_empty_for_a_single_run_and_the_count_in_a_sweep():
+    assert rows.runs_row(CFG)["sweep_cells"] is None  # 0 = not part of a sweep
+    assert rows.runs_row(CFG.replace(sweep_cells=45))["sweep_cells"] == 45
+    assert "sweep_cells" not in rows.FROM_CONFIG  # identity: never splits arms or scopes
+    assert CFG.replace(sweep_cells=45).run_id == CFG.run_id
+    from bench.config import check_config
+
+    with pytest.raises(ValueError, match=r"sweep_cells=-1 is invalid; allowed: an integer >= 0"):
+        check_config(CFG.replace(sweep_cells=-1))
+
+
+def test_issue_12_metric_columns_are_declared_once_with_ranges():
+    from bench.schema import METRICS, RUNS
+
+    declared = {c.name: c for c in RUNS}
+    new = ["robust_clean_acc", "occlusion_retained", "corruption_retained", "flip_rate_correct"]
+    assert RUNS_COLUMNS.index("log") < min(RUNS_COLUMNS.index(n) for n in new)
+    for name in new:
+        column = declared[name]
+        assert column.kind == "metric" and not column.required and name in METRICS
+        assert column.low == 0.0 and column.label and column.better != 0
+    assert declared["robust_clean_acc"].high == 1.0 and declared["flip_rate_correct"].high == 1.0
+    assert declared["occlusion_retained"].high is None  # a perturbation can fix predictions
+    assert (
+        declared["flip_rate_correct"].better == -1 and declared["corruption_retained"].better == 1
+    )
+    assert (declared["sweep_cells"].kind, declared["sweep_cells"].dtype) == ("identity", "int")

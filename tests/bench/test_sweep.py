@@ -162,6 +162,10 @@ BAD = {
         r"axes\.regime: sets 'epochs', which axes\.epochs already sets",
     ),
     "sweep field": ('[axes]\nsweep = ["x"]\n', r"axes\.sweep: set by the sweep's `name`"),
+    "sweep_cells field": (
+        "[axes]\nseed = [0]\n[[extra]]\nsweep_cells = 9\n",
+        r"extra\[0\]\.sweep_cells: set by counting the sweep's cells; remove it",
+    ),
 }
 
 
@@ -289,6 +293,7 @@ def test_set_equals_editing_the_defaults(tmp_path: Path) -> None:
         ("protocol=thawed", r"--set: protocol='thawed' is invalid; allowed: frozen"),
         ("seed=3", r"--set seed: axes\.seed sets 'seed' in every cell.*--only seed=VALUE"),
         ("sweep=x", r"--set sweep: set by the sweep's `name`"),
+        ("sweep_cells=3", r"--set sweep_cells: set by counting the sweep's cells"),
         ("regularizer_params={ alfa = 1.0 }", r"--set: regularizer.*alfa"),
     ],
 )
@@ -347,3 +352,17 @@ def test_executor_table(tmp_path: Path) -> None:
         path = write(tmp_path, HEAD + "[axes]\nseed = [0]\n[executor]\n" + body + "\n")
         with pytest.raises(SweepError, match=pattern):
             load_sweep(path)
+
+
+def test_every_cell_records_the_sweeps_cell_count(tmp_path: Path) -> None:
+    """sweep_cells (issue 12): the whole sweep's count, kept by --only, not part of run_id."""
+    sweep = load_sweep(write(tmp_path, GRID))
+    assert len(sweep.cells) > 1
+    assert {cfg.sweep_cells for cfg in sweep.cells} == {len(sweep.cells)}
+    subset = select(sweep, parse_assignments(["seed=0"], "--only"))
+    assert len(subset.cells) < len(sweep.cells)
+    assert {cfg.sweep_cells for cfg in subset.cells} == {len(sweep.cells)}
+    cfg = sweep.cells[0]
+    assert cfg.replace(sweep_cells=0).run_id == cfg.run_id  # a single run of it resumes it
+    defaults_only = load_sweep(write(tmp_path, HEAD + "[axes]\nseed = [0, 1, 2]\n", "b.toml"))
+    assert [cfg.sweep_cells for cfg in defaults_only.cells] == [3, 3, 3]
