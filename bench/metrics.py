@@ -18,6 +18,11 @@ the runner can write them straight into runs.csv / calibration.csv. Definitions 
 - Temperature scaling: one scalar T > 0 for logits / T, fitted by minimum NLL on the validation
   split; NLL is convex in 1/T, so a bisection on the sign of its derivative finds the optimum.
 
+- Robustness (issue 12): `retained` = perturbed accuracy / clean accuracy on the same images
+  (NaN when the clean accuracy is 0); `flip_rate` over all images, `flip_rate_correct` over the
+  images the clean model classifies correctly (NaN when there are none).
+- `top_label`: per-image confidence and prediction, what outcomes/<run_id>.npz stores.
+
 Non-finite logits raise ValueError: a NaN must fail the cell, not be binned as a confidence.
 """
 
