@@ -422,9 +422,8 @@ def test_bad_outcomes_are_refused_before_anything_is_written(
     bad = {**outcomes(), **change}
     bad = {k: v for k, v in bad.items() if v is not None}
     results = ResultsDir(tmp_path)
-    with results.lock():
-        with pytest.raises(ValueError, match=match):
-            results.write(with_outcomes("e" * 12, bad))
+    with results.lock(), pytest.raises(ValueError, match=match):
+        results.write(with_outcomes("e" * 12, bad))
     assert not (tmp_path / "runs.csv").exists() and not (tmp_path / "epochs.csv").exists()
     assert not (tmp_path / "outcomes").exists()
 
@@ -487,9 +486,8 @@ def test_outcomes_folder_that_is_a_link_is_refused(tmp_path: Path) -> None:
     (tmp_path / "elsewhere").mkdir()
     (tmp_path / "r").mkdir()
     (tmp_path / "r" / "outcomes").symlink_to(tmp_path / "elsewhere")
-    with results.lock():
-        with pytest.raises(ResultsError, match="not a folder"):
-            results.write(with_outcomes("a" * 12, outcomes()))
+    with results.lock(), pytest.raises(ResultsError, match="not a folder"):
+        results.write(with_outcomes("a" * 12, outcomes()))
     assert (
         not list((tmp_path / "elsewhere").iterdir()) and not (tmp_path / "r" / "runs.csv").exists()
     )
