@@ -28,6 +28,8 @@ PROG = "regbench run"
 # Help per RunConfig field (a field missing here still gets a flag, with a generic help).
 FIELD_HELP = {
     "sweep": "sweep name written to runs.csv (default: the results folder's name)",
+    "sweep_cells": "cells of the sweep this run belongs to (set by regbench sweep; 0 = a "
+    "single run, written empty)",
     "dataset": "synthetic is for tests only",
     "data_dir": "folder holding cifar-10-batches-py (default: $REGBENCH_DATA, else "
     "./data/cifar10, else ../shared/data/cifar10, relative to the current folder; "
