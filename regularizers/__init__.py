@@ -17,9 +17,7 @@ drawn by the torch-free report.
 from __future__ import annotations
 
 import copy
-from typing import Any
-
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from .base import Regularizer
