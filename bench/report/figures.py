@@ -514,7 +514,7 @@ def scatter_figure(results: Results, folder: Path) -> list[Path]:
 def _effect_line(
     ax, results: Results, pair: verdicts.Pair, facet: pd.DataFrame, several: bool
 ) -> None:
-    """The paired pair[0] - pair[1] test-accuracy difference per train size, with its bootstrap
+    """The paired pair[0] - pair[1] test-accuracy difference per train size, with its 95% paired t
     interval; coloured as pair[0], marked as pair[1] when the claim has several variant pairs."""
     styles = results.styles
     per_size = verdicts.effects_per_level(results, TRAIN_SIZE_CLAIM, pair, facet, "train_size")
@@ -586,7 +586,7 @@ def train_size_figure(results: Results, folder: Path) -> list[Path]:
         list(results.styles),
         results.styles,
         title="top: gap per arm (95% t interval); "
-        "bottom: paired difference (95% bootstrap interval)",
+        "bottom: paired difference (95% paired t interval)",
     )
     return draw.save(fig, folder, "train_size")
 

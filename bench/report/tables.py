@@ -373,19 +373,29 @@ def claims_markdown(claims: pd.DataFrame) -> str:
     return f"{to_markdown(CLAIM_HEADER, claim_rows(claims), right_from=2)}\n{CLAIMS_LEGEND}\n"
 
 
-# Fits a portrait text block (about 16.5 cm at \footnotesize): long text columns wrap.
-CLAIMS_LATEX_SPEC = r"p{3.9cm}p{3.1cm}rrrrrrrp{2.3cm}"
+# Fits a portrait text block (16 cm at \footnotesize, tabcolsep 2.5pt): short headers (units in
+# the caption), no unadjusted p (the Holm p decides), and text columns that wrap, with a break
+# point after every underscore and comma.
+CLAIMS_LATEX_HEADER = ["claim", "scope", "effect", "95% CI", "n", "p (Holm)", "margin", "seeds",
+                       "verdict"]  # fmt: skip
+CLAIMS_LATEX_SPEC = r"p{3.3cm}p{2.6cm}rrrrrrp{2.0cm}"
 CLAIMS_LATEX_PREAMBLE = (r"\footnotesize", r"\setlength{\tabcolsep}{2.5pt}")
+_BREAK = "\u200b"  # marks a break point until the text is escaped
 
 
 def claims_latex(claims: pd.DataFrame, sweep: str) -> str:
-    caption = f"regbench sweep {sweep}: claim verdicts.\n{CLAIMS_LEGEND}"
+    caption = (
+        f"regbench sweep {sweep}: claim verdicts. effect, 95% CI and margin in percentage "
+        f"points; seeds: seed pairs needed for 80% power.\n{CLAIMS_LEGEND}"
+    )
     rows = []
     for row in claim_rows(claims):
-        row[0] = row[0].replace("_", "_\u200b")  # a break point after each underscore
+        row = row[:5] + row[6:]  # no unadjusted p
+        for j in (0, 1, len(row) - 1):
+            row[j] = row[j].replace("_", "_" + _BREAK).replace(",", "," + _BREAK)
         rows.append(row)
     text = to_latex(
-        CLAIM_HEADER,
+        CLAIMS_LATEX_HEADER,
         rows,
         groups=list(claims["claim_id"]),
         caption=caption,
@@ -394,4 +404,4 @@ def claims_latex(claims: pd.DataFrame, sweep: str) -> str:
         spec=CLAIMS_LATEX_SPEC,
         preamble=CLAIMS_LATEX_PREAMBLE,
     )
-    return text.replace("\u200b", r"\allowbreak{}")
+    return text.replace(_BREAK, r"\allowbreak{}")

@@ -274,7 +274,7 @@ def effects_per_level(
     results: Results, claim: Claim, pair: Pair, facet: pd.DataFrame, column: str
 ) -> list[tuple[object, stats.Comparison]]:
     """The paired pair[0] - pair[1] difference of the claim's metric (not signed by the claim) at
-    each value of `column` among the rows `facet` (one scope per value), with its 95% bootstrap
+    each value of `column` among the rows `facet` (one scope per value), with its 95% paired t
     interval; values without a seed that has both arms are left out."""
     effects = []
     for level in sorted(facet[column].unique()):
