@@ -214,6 +214,13 @@ DERIVED: list[Column] = [
            unit="pp", scale=100, decimals=2, better=-1),
     Column("regularizer_share", RUNS_FILE, "derived", "float", label="regularizer share of step",
            unit="%", scale=100, decimals=2, better=-1),
+    # From calibration.csv's test bins (w_b = bin share of the images): the over- and
+    # under-confident parts of the test ECE, sum_b w_b max(0, conf_b - acc_b) and
+    # sum_b w_b max(0, acc_b - conf_b); they add up to test_ece.
+    Column("ece_over", RUNS_FILE, "derived", "float", label="over-confident ECE",
+           unit="pp", scale=100, decimals=2, better=-1),
+    Column("ece_under", RUNS_FILE, "derived", "float", label="under-confident ECE",
+           unit="pp", scale=100, decimals=2, better=-1),
 ]  # fmt: skip
 
 EPOCHS: list[Column] = [

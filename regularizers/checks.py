@@ -5,9 +5,10 @@ Parameter checks run once, at `build()` time; `check_batch` runs on every call.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import torch
+if TYPE_CHECKING:  # torch is imported where a batch is checked: the parameter checks need none
+    import torch
 
 
 def check_number(name: str, value: Any, lo: float, hi: float, *, lo_open: bool = False) -> float:
@@ -47,6 +48,8 @@ def check_batch(
     """ValueError (with the shapes) unless images are float [B, C, H, W] with B >= 1, labels are
     int [B] in [0, num_classes) or float [B, num_classes] on the images' device, and the
     generator (if any) is on the images' device type."""
+    import torch
+
     if not (isinstance(images, torch.Tensor) and images.ndim == 4 and images.is_floating_point()):
         got = f"{tuple(images.shape)} {images.dtype}" if torch.is_tensor(images) else type(images)
         raise ValueError(f"images must be a float tensor [B, C, H, W], got {got}")

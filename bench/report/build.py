@@ -4,6 +4,7 @@ Output (all paths relative to out_dir):
     index.html, report.md          the report (same content; HTML with inline CSS, no scripts)
     summary.csv, claims.csv        the numbers behind the tables, full precision, runs.csv units
     tables/summary.{md,tex}        mean ± std per regularizer x scope (LaTeX: booktabs)
+    tables/robustness.{md,tex}     the robustness metrics, same form (when measured)
     tables/claims.{md,tex}         claim verdicts
     figures/<name>.{png,pdf}       see figures.FIGURES
     .regbench-report               the list of files above, so a rerun removes stale ones
@@ -39,7 +40,7 @@ MANIFEST = ".regbench-report"
 SUBFOLDERS = ("figures", "tables")
 PAGES = ["index.html", "report.md", "summary.csv", "claims.csv"]
 TABLES = ["tables/summary.md", "tables/summary.tex", "tables/claims.md", "tables/claims.tex",
-          "tables/robustness.md"]  # fmt: skip
+          "tables/robustness.md", "tables/robustness.tex"]  # fmt: skip
 
 
 def own_files() -> set[str]:
@@ -85,12 +86,12 @@ def _notes(results: Results, summary: pd.DataFrame) -> list[str]:
                 f"{int((seeds == 1).sum())} regularizer x scope rows have a single seed: they "
                 "show no ± and no interval."
             )
-        if seeds.max() > 1 and 2 / 2 ** seeds.max() > 0.05:
-            notes.append(
-                f"At most {seeds.max()} seeds per cell: the smallest possible permutation p is "
-                f"{2 / 2 ** seeds.max():.3g}, so no verdict can be significant, let alone survive "
-                "Holm's correction; 'supported' means the seeds agree, not that it is established."
-            )
+    if len(ok) and not results.outcomes:
+        notes.append(
+            "The intervals cover seeds only: this results folder has no per-image test outcomes "
+            "(outcomes/<run_id>.npz), so test-set sampling is not in them."
+        )
+    notes += _sweep_notes(results)
     for column, what in [("git_commit", "git commits"), ("device", "devices")]:
         distinct = ok[column][ok[column] != ""].unique()
         if len(distinct) > 1:
@@ -104,6 +105,39 @@ def _notes(results: Results, summary: pd.DataFrame) -> list[str]:
             "is marked not measured."
         )
     return notes + results.notes
+
+
+def missing_cells(results: Results) -> int | None:
+    """How many cells of the sweep have no row (runs.csv `sweep_cells`: the sweep's cell
+    count, recorded per row); None when the rows do not record it."""
+    if not results.has("sweep_cells"):
+        return None
+    expected = int(results.runs["sweep_cells"].max())
+    return max(0, expected - len(results.runs))
+
+
+def _sweep_notes(results: Results) -> list[str]:
+    """Missing cells of an incomplete sweep; arms with unconverged cells."""
+    notes = []
+    missing = missing_cells(results)
+    if missing:
+        expected = int(results.runs["sweep_cells"].max())
+        notes.append(
+            f"The sweep is incomplete: {missing} of its {expected} cells have no row yet; "
+            "what they would measure is missing from every table, figure and verdict."
+        )
+    if results.has("converged"):
+        ok = results.ok
+        flat = ok[ok["converged"] == 0]
+        if len(flat):
+            counts = flat.groupby("arm", sort=False).size()
+            arms = ", ".join(f"{arm} ({n} of {int((ok['arm'] == arm).sum())})"
+                             for arm, n in counts.items())  # fmt: skip
+            notes.append(
+                f"Unconverged cells (runs.csv converged = 0) in these arms: {arms}; their "
+                "numbers describe training that was still improving."
+            )
+    return notes
 
 
 def _folders_fact(results: Results) -> tuple[str, str]:
@@ -124,6 +158,7 @@ def _setup(results: Results) -> render.Facts:
             "cells",
             f"{len(results.ok)} finished, {len(results.failed)} failed ({len(runs)} in runs.csv)",
         ),
+        ("cells in the sweep", _sweep_size(results)),
         ("regularizers", ", ".join(results.styles)),
         ("protocols", ", ".join(results.protocols)),
         ("seeds", ", ".join(map(style.format_value, seeds))),
@@ -139,6 +174,14 @@ def _setup(results: Results) -> render.Facts:
         ("started", f"{started[0]} to {started[-1]}" if started else "not recorded"),
     ]
     return render.Facts(facts)
+
+
+def _sweep_size(results: Results) -> str:
+    missing = missing_cells(results)
+    if missing is None:
+        return "unknown (runs.csv has no sweep_cells column), so missing cells cannot be counted"
+    expected = int(results.runs["sweep_cells"].max())
+    return f"{expected} ({missing} missing)" if missing else f"{expected} (all present)"
 
 
 def _arms_table(results: Results) -> render.Table:
@@ -170,55 +213,81 @@ def _failures(results: Results) -> render.Table:
     return render.Table(["run_id", "regularizer", "scope", "seed", "error"], rows)
 
 
+VERDICT_MEANING = (
+    "What a verdict means: 'supported' or 'contradicted' says the paired difference is "
+    "significant after Holm's correction over every claim row of this report (so the chance of "
+    "any false verdict among them stays below 5%) and at least as large as the claim's margin, "
+    "its smallest effect of interest. 'equivalent' says the difference is shown to lie within "
+    "±margin (two one-sided tests, with the same correction), so the arms do not differ by an "
+    "amount that matters. 'inconclusive' says neither could be shown with these seeds: it is not "
+    "evidence of no effect, and the column 'seeds needed' estimates how many seed pairs would "
+    "give 80% power."
+)
+
+
 def _method(results: Results, n_p: int) -> list[render.Para]:
-    most = int(results.ok.groupby("scope")["seed"].nunique().max()) if len(results.ok) else 0
-    floor = f"{2 / 2**most:.3g}" if most else "n/a"
+    images = (
+        "Where per-image test outcomes exist (outcomes/<run_id>.npz), accuracy and calibration "
+        "effects also get a two-level bootstrap interval that resamples seeds and, within "
+        "each seed, test images (the same images for both arms); a supported or contradicted "
+        "verdict then also needs that interval to exclude 0."
+        if results.outcomes
+        else "This results folder has no per-image test outcomes, so every interval covers "
+        "seeds only, not the sampling of the test images."
+    )
     return [
         render.Para(
             "Tables: mean ± sample standard deviation (ddof=1) over the seeds of one "
             "regularizer in one scope; n is the number of finished cells averaged, failed cells "
-            "are counted separately and never averaged in. A value is bold when it is the best "
-            "of its scope and its mean ± std range does not overlap the runner-up's (needs "
-            "n >= 2)."
+            "are counted separately and never averaged in. A value is bold when the arm's "
+            "paired difference from none in its scope is better and significant (paired t-test "
+            "over seeds, Holm's correction over every bold candidate of the table); costs such "
+            "as throughput are never bold."
         ),
         render.Para(
             "Figures: small points are single cells (seeds), large markers their mean, bars the "
             "95% Student-t interval of the mean (mean ± t(0.975, n-1) · std / sqrt(n)); cells "
-            "with one seed have no bar."
+            "with one seed have no bar. Paired differences (who wins where, the gap figure) "
+            "pair cells by seed, like the claims."
         ),
         render.Para(
             "Claims: two arms are compared within a scope (every configuration column equal) and "
             "paired by seed; effect = mean over seeds of the per-seed difference, signed so that "
             "positive is the claimed direction, in percentage points. The 95% interval is the "
-            f"2.5-97.5 percentile range of {stats.N_BOOTSTRAP:,} bootstrap resamples of the "
-            "seeds. p is a two-sided paired permutation test (sign flips of the per-seed "
-            "differences, exact up to 14 seeds), and p (Holm) adjusts it with Holm's step-down "
-            f"method over all {n_p} rows of this report that have a p-value. The verdict follows "
-            "the interval: supported (excludes 0 on the claimed side), contradicted (excludes 0 "
-            "on the other side), inconclusive, or not measured (cells or column missing)."
+            "paired t interval below 20 pairs and a BCa bootstrap interval (scipy, "
+            f"{stats.N_BOOTSTRAP:,} resamples) from 20 pairs on. p is the two-sided paired "
+            "t-test, and p (Holm) adjusts it with Holm's step-down method over all "
+            f"{n_p} rows of this report that have a p-value. Each claim has a margin (its "
+            "smallest effect of interest: 0.5 pp for accuracies, 1 pp for calibration errors "
+            "and retained accuracy, 0.5 pp for flip rates). Supported / contradicted: p (Holm) "
+            "< 0.05 and |effect| >= margin, in / against the claimed direction; equivalent: "
+            "the two one-sided tests (TOST) at ±margin pass after the same Holm correction over "
+            "the equivalence p-values; otherwise inconclusive; not measured: cells or column "
+            "missing. Seeds needed: seed pairs for 80% power of the paired t-test against the "
+            "larger of the margin and the observed effect, at the first Holm threshold "
+            f"(0.05 / {n_p}), from the observed SD of the paired differences. A spread claim "
+            "(std over seeds) keeps a percentile bootstrap interval and a permutation p."
         ),
-        render.Para(
-            f"Read the verdicts with the seed count in mind: with {most} seeds the smallest "
-            f"possible permutation p is {floor}, and a bootstrap interval over so few seeds is "
-            "little more than the range of the per-seed differences. A 'supported' verdict "
-            "whose p (Holm) is large says the seeds agree, not that the effect is established."
-        ),
+        render.Para(images),
+        render.Para(VERDICT_MEANING),
     ]
 
 
 def _claim_blocks(claims: pd.DataFrame) -> list:
     return [
         render.Heading("Claims"),
+        render.Para(VERDICT_MEANING),
         render.Para(
-            "One row per claim and scope. effect and its 95% bootstrap interval are in "
-            "percentage points, positive = the claimed direction; p is a paired permutation "
-            "test, p (Holm) the same adjusted over the whole table (see Method)."
+            "One row per claim and scope. effect and its 95% interval are in percentage points, "
+            "positive = the claimed direction; p is a paired t-test, p (Holm) the same adjusted "
+            "over the whole table; margin is the smallest effect of interest; seeds needed is "
+            "for 80% power (see Method)."
         ),
         render.Table(
             tables.CLAIM_HEADER,
             tables.claim_rows(claims),
             right_from=2,
-            verdict_column=7,
+            verdict_column=tables.VERDICT_COLUMN,
             groups=list(claims["claim_id"]),
         ),
         render.Para("What each claim says, and the metric its effect is computed on:"),
@@ -232,7 +301,8 @@ def _summary_blocks(results: Results, summary: pd.DataFrame) -> list:
         render.Heading("Summary"),
         render.Para(
             "Mean ± std over seeds (std with ddof=1); n = finished cells (failed ones in "
-            "parentheses); bold = best of its scope outside the seed spread."
+            "parentheses); bold = better than none in its scope, paired over seeds and "
+            "significant after Holm's correction (never a cost such as throughput)."
         ),
         render.Table(
             header,
@@ -245,10 +315,43 @@ def _summary_blocks(results: Results, summary: pd.DataFrame) -> list:
     ]
 
 
+def _robustness_blocks(results: Results, summary: pd.DataFrame) -> list:
+    if not (results.has("corruption_acc") or results.has("occlusion_acc")):
+        return []
+    header, rows, marks = tables.table_rows(results, summary, tables.ROBUSTNESS_METRICS)
+    return [
+        render.Heading("Robustness"),
+        render.Para(
+            "Mean ± std over seeds. Retained accuracy = perturbed accuracy / clean accuracy on "
+            "the same images (where measured); bold as in the summary."
+        ),
+        render.Table(
+            header,
+            rows,
+            marks,
+            right_from=len(header) - len(marks[0]),
+            groups=list(summary["scope"]),
+            nowrap=True,
+        ),
+    ]
+
+
+FIRST_FIGURE = "who_wins"
+
+
+def _first_figure(drawn: list[figures.Drawn]) -> list:
+    """The who-wins figure, placed first on the page."""
+    for item in drawn:
+        if item.name == FIRST_FIGURE and item.files:
+            png, pdf = (f"figures/{p.name}" for p in item.files)
+            return [render.Heading(item.title), render.Image(item.title, item.caption, png, pdf)]
+    return []
+
+
 def _figure_blocks(drawn: list[figures.Drawn]) -> list:
     blocks: list = [render.Heading("Figures")]
     for item in drawn:
-        if item.files:
+        if item.files and item.name != FIRST_FIGURE:
             png, pdf = (f"figures/{p.name}" for p in item.files)
             blocks.append(render.Image(item.title, item.caption, png, pdf))
     skipped = [f"{item.title}: {item.skipped}" for item in drawn if item.skipped]
@@ -265,6 +368,10 @@ FILE_LINKS = [
     ("tables/claims.md", "tables/claims.md"),
     ("tables/claims.tex (booktabs)", "tables/claims.tex"),
 ]
+ROBUSTNESS_LINKS = [
+    ("tables/robustness.md", "tables/robustness.md"),
+    ("tables/robustness.tex (booktabs)", "tables/robustness.tex"),
+]
 
 
 def _pages(results, summary, claims, drawn, notes) -> render.Page:
@@ -275,14 +382,21 @@ def _pages(results, summary, claims, drawn, notes) -> render.Page:
         + ", ".join(f"{n} {v}" for v, n in counts.items())
     )
     blocks: list = [render.Notes(notes)] if notes else []
+    blocks += _first_figure(drawn)
     blocks += [render.Heading("Setup"), _setup(results), _arms_table(results)]
     blocks += _claim_blocks(claims) + _summary_blocks(results, summary)
+    blocks += _robustness_blocks(results, summary)
     if len(results.failed):
         blocks += [render.Heading("Failed cells"), _failures(results)]
     blocks += _figure_blocks(drawn)
-    blocks += [render.Heading("Files"), render.Links(FILE_LINKS), render.Heading("Method")]
+    links = FILE_LINKS + (ROBUSTNESS_LINKS if _robust(results) else [])
+    blocks += [render.Heading("Files"), render.Links(links), render.Heading("Method")]
     blocks += _method(results, int(claims["p_value"].notna().sum()))
     return render.Page(title, subtitle, blocks)
+
+
+def _robust(results: Results) -> bool:
+    return results.has("corruption_acc") or results.has("occlusion_acc")
 
 
 @dataclass
@@ -305,9 +419,11 @@ def _write(results: Results, folder: Path) -> tuple[list[str], list[str], pd.Dat
     }
     files["tables/summary.md"] = tables.summary_markdown(results, summary)
     files["tables/summary.tex"] = tables.summary_latex(results, summary)
-    if results.has("corruption_acc") or results.has("occlusion_acc"):
-        robustness = tables.summary_markdown(results, summary, tables.ROBUSTNESS_METRICS)
-        files["tables/robustness.md"] = robustness
+    if _robust(results):
+        robust = tables.ROBUSTNESS_METRICS
+        files["tables/robustness.md"] = tables.summary_markdown(results, summary, robust)
+        what = ": robustness"
+        files["tables/robustness.tex"] = tables.summary_latex(results, summary, robust, what)
     drawn = figures.draw_figures(results, folder / "figures")
     notes = _notes(results, summary)
     page = _pages(results, summary, claims, drawn, notes)

@@ -8,6 +8,13 @@ Columns read (ok cells only; failed cells are never drawn):
 - calibration.csv: `split`, `bin`, `bin_lower`, `bin_upper`, `count`, `mean_confidence`, `accuracy`;
 - robustness.csv: `corruption`, `severity`, `accuracy`.
 
+The first figure, `who_wins`, shows at a glance which regularizer beats `none` where: the paired
+difference from `none` (seeds paired, 95% t interval) per scope (rows) and key metric (columns,
+one shared axis per metric), signed so that right is better. The schedule figure draws the
+schedules themselves (`regularizers.schedules`, no torch) at every optimizer step of the cell,
+not the epoch-end samples of epochs.csv. Learning curves mark the unfreeze step (runs.csv
+`unfreeze_step`, where recorded).
+
 Panels are faceted by protocol (columns) and by the other configuration columns that vary
 (rows; `_facet_grid`). Every arm keeps its colour, marker and row position in every figure
 (`style.arm_styles`). A figure whose data the sweep lacks is skipped with the reason, never drawn
@@ -17,6 +24,8 @@ effects from `verdicts`).
 
 from __future__ import annotations
 
+import json
+import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -27,8 +36,9 @@ from matplotlib.lines import Line2D
 from matplotlib.ticker import FixedLocator, FuncFormatter, MaxNLocator, NullLocator
 
 from bench.report import draw, stats, style, verdicts
-from bench.report.claims import CUTMIX_IMPROVES_TEST_ACC
+from bench.report.claims import CUTMIX_IMPROVES_TEST_ACC, MARGINS
 from bench.report.load import Results, matches
+from regularizers import schedules  # no torch behind it (regularizers/__init__.py is lazy)
 
 SEEDS_NOTE = "small points: seeds; large: mean; bars: 95% t interval"
 FEW_IMAGES = 20  # reliability bins with fewer images (seeds pooled) are drawn hollow
@@ -93,10 +103,90 @@ def _panel_height(arms: list[str]) -> float:
     return 0.27 * len(arms) + 0.75
 
 
+# The metrics of the who-wins figure, in column order: (metric, the one it replaces if present).
+WHO_WINS_METRICS = [
+    ("test_acc", None),
+    ("gap", None),
+    ("test_ece", None),
+    ("ece_over", None),
+    ("corruption_retained", "corruption_acc"),
+    ("occlusion_retained", "occlusion_acc"),
+    ("flip_rate_correct", "flip_rate"),
+]
+BASELINE = "none"
+
+
+def who_wins_metrics(results: Results) -> list[str]:
+    """The key metrics the sweep has values for: retained accuracy where measured, else the
+    absolute one it replaces."""
+    chosen = []
+    for metric, fallback in WHO_WINS_METRICS:
+        if metric in style.metrics() and results.has(metric):
+            chosen.append(metric)
+        elif fallback and results.has(fallback):
+            chosen.append(fallback)
+    return chosen
+
+
+def paired_vs_none(results: Results, scope: str, arm: str, metric: str) -> stats.Comparison:
+    """The arm's paired difference from none in one scope (seeds paired; 95% t interval)."""
+    ok = results.ok
+    cells = ok[ok["scope"] == scope]
+    mine = cells[cells["arm"] == arm].groupby("seed")[metric].mean()
+    base = cells[cells["regularizer"] == BASELINE].groupby("seed")[metric].mean()
+    return stats.compare(mine, base, margin=MARGINS.get(metric, math.nan))
+
+
+def who_wins_figure(results: Results, folder: Path) -> list[Path]:
+    metrics = who_wins_metrics(results)
+    styles = results.styles
+    arms = [a for a in styles if results.arm_keys[a][0] != BASELINE]
+    scopes = results.scopes()
+    catalogue = style.metrics()
+    fig, axes = draw.new_figure(
+        len(scopes), len(metrics), _panel_height(arms), panel_width=1.9, sharex="col", sharey=True
+    )
+    for r, scope in enumerate(scopes):
+        for c, metric in enumerate(metrics):
+            ax = axes[r, c]
+            spec = catalogue[metric]
+            ax.axvline(0, color="0.3", lw=0.8)
+            margin = 100 * MARGINS.get(metric, math.nan)
+            if math.isfinite(margin):
+                ax.axvspan(-margin, margin, color="0.85", lw=0, zorder=0)
+            for i, arm in enumerate(arms):
+                found = paired_vs_none(results, scope, arm, metric)
+                if math.isnan(found.effect):
+                    continue
+                sign = 100 * spec.better
+                mean = sign * found.effect
+                low, high = sorted([sign * found.ci_low, sign * found.ci_high])
+                colour = styles[arm].colour
+                clear = math.isfinite(low) and (low > 0 or high < 0)
+                if math.isfinite(low):
+                    ax.plot([low, high], [i, i], color=colour, lw=1.4, zorder=3)
+                ax.scatter(mean, i, s=36, marker=styles[arm].marker, zorder=4, edgecolor=colour,
+                           facecolor=colour if clear else "white", lw=1.3)  # fmt: skip
+            draw.arm_axis(ax, arms)
+            if r == 0:
+                ax.set_title(style.plot_text(spec.label, limit=26))
+            if c == 0:
+                ax.set_ylabel(style.plot_text(scope, limit=40), fontsize="small")
+            if r == len(scopes) - 1:
+                ax.set_xlabel(f"vs none ({spec.unit}); better →")
+    note = ("paired difference from none, signed so that right is better; bars: 95% t "
+            "interval over seeds; filled: interval excludes 0; grey band: ±margin")  # fmt: skip
+    draw.legend(fig, [], note)
+    return draw.save(fig, folder, "who_wins")
+
+
 def gap_figure(results: Results, folder: Path) -> list[Path]:
+    """Top: accuracies per arm (seeds and means); bottom: the paired gap difference from none
+    (the quantity the gap claim tests), on one axis range for every panel."""
     styles = results.styles
     arms = list(styles)
     fig, axes, facets = _facet_grid(results, _panel_height(arms), panels=2, sharey=True)
+    bottoms = []
     for facet in facets:
         if _empty(facet):
             continue
@@ -104,13 +194,32 @@ def gap_figure(results: Results, folder: Path) -> list[Path]:
         cells, dot = facet.rows, draw.dot_panel
         dot(top, cells, "train_acc", arms, styles, 100, marker="^", filled=False, shift=-0.18)
         dot(top, cells, "test_acc", arms, styles, 100, marker="o", shift=0.18)
-        dot(bottom, cells, "gap", arms, styles, 100)
+        scope = cells["scope"].iloc[0]
+        bottom.axvline(0, color="0.3", lw=0.8)
+        for i, arm in enumerate(arms):
+            if results.arm_keys[arm][0] == BASELINE:
+                continue
+            found = paired_vs_none(results, scope, arm, "gap")
+            if math.isnan(found.effect):
+                continue
+            colour = styles[arm].colour
+            if math.isfinite(found.ci_low):
+                bottom.plot([100 * found.ci_low, 100 * found.ci_high], [i, i], color=colour,
+                            lw=1.4)  # fmt: skip
+            bottom.scatter(100 * found.effect, i, s=36, marker=styles[arm].marker, color=colour,
+                           zorder=4)  # fmt: skip
         top.set_xlabel("accuracy (%)")
-        bottom.set_xlabel("gap: clean-train − test (pp)")
+        bottom.set_xlabel("gap vs none, paired (pp)")
+        bottoms.append(bottom)
+    if bottoms:  # one axis range for every protocol
+        lows, highs = zip(*(ax.get_xlim() for ax in bottoms), strict=True)
+        for ax in bottoms:
+            ax.set_xlim(min(lows), max(highs))
     for ax in axes.flat:
         draw.arm_axis(ax, arms)
     legend = [("clean-train accuracy", "^", False), ("test accuracy", "o", True)]
-    draw.marker_legend(fig, legend, note=SEEDS_NOTE)
+    note = SEEDS_NOTE + "; bottom: gap(arm) − gap(none) per seed pair, mean and 95% t interval"
+    draw.marker_legend(fig, legend, note=note)
     return draw.save(fig, folder, "gap")
 
 
@@ -265,61 +374,107 @@ def curves_figure(results: Results, folder: Path) -> list[Path]:
                     ax.plot(run["epoch"], 100 * run[metric], color=colour, lw=0.6, alpha=0.35)
                 mean = stats.means(cells, metric, "epoch")
                 ax.plot(mean.index, 100 * mean.to_numpy(), color=colour, lw=1.6)
-    draw.arm_legend(fig, arms, styles, "thick: mean over seeds; thin: single seeds", markers=False)
+            for x in unfreeze_epochs(results, facet.protocol, facet.rest):
+                ax.axvline(x, color="0.2", ls=":", lw=1.0)
+    title = "thick: mean over seeds; thin: single seeds"
+    if results.has("unfreeze_step"):
+        title += "; dotted: the unfreeze step"
+    draw.arm_legend(fig, arms, styles, title, markers=False)
     return draw.save(fig, folder, "learning_curves")
+
+
+def steps_per_epoch(train_size: float, batch_size: float) -> int:
+    """Optimizer steps per epoch as bench.data counts them (full batches; at least one)."""
+    return max(1, math.floor(train_size / batch_size))
+
+
+def unfreeze_epochs(results: Results, protocol: str, rest: str) -> list[float]:
+    """Where the backbone unfroze in a facet, on the epoch axis (epoch k ends at x = k): the
+    distinct runs.csv `unfreeze_step` values of its cells / steps per epoch; [] when none."""
+    if not results.has("unfreeze_step"):
+        return []
+    ok = results.ok
+    cells = ok[(ok["protocol"] == protocol) & (ok["rest"] == rest)].dropna(subset=["unfreeze_step"])
+    positions = {
+        float(row["unfreeze_step"]) / steps_per_epoch(row["train_size"], row["batch_size"])
+        for _, row in cells.iterrows()
+    }
+    return sorted(positions)
+
+
+def total_steps(cell: pd.Series) -> int:
+    """The optimizer steps of one cell: `train_steps` where a step budget was set, else epochs
+    x steps per epoch."""
+    budget = cell.get("train_steps", math.nan)
+    if isinstance(budget, float) and math.isfinite(budget) and budget > 0:
+        return int(budget)
+    return int(cell["epochs"]) * steps_per_epoch(cell["train_size"], cell["batch_size"])
+
+
+def schedule_curve(cell: pd.Series) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
+    """(fraction of training, probability, strength) at every optimizer step of one cell, from
+    its schedule and regularizer_params (the prob parameter times the schedule's factor); None
+    when the parameters do not build a schedule."""
+    try:
+        params = json.loads(cell["regularizer_params"] or "{}")
+        name = str(cell["schedule"] or "constant")
+        known = schedules.SCHEDULES[name].PARAMS
+        schedule = schedules.build_schedule(name, **{k: params[k] for k in known if k in params})
+        prob = float(params.get("prob", 1.0))
+    except (ValueError, TypeError, KeyError, AttributeError):
+        return None
+    steps = total_steps(cell)
+    factors = np.array([schedule(step / steps) for step in range(steps)])
+    return np.arange(steps) / steps, prob * factors[:, 0], factors[:, 1]
 
 
 def _schedule_arms(results: Results) -> tuple[list[str], set[str]]:
     """The arms the schedule figure draws (display order) and those with a schedule: every
-    scheduled arm with epochs, and the other arms of their regularizers that have epochs."""
-    epochs, ok = results.epochs, results.ok
-    scheduled = set(epochs.loc[epochs["arm"].isin(ok.loc[ok["schedule"] != "constant", "arm"]),
-                               "arm"])  # fmt: skip
+    scheduled arm, and the other arms of their regularizers."""
+    ok = results.ok
+    scheduled = set(ok.loc[ok["schedule"] != "constant", "arm"])
     keys = results.arm_keys  # label -> (regularizer, schedule, variant)
     regularizers = {keys[a][0] for a in scheduled}
-    with_epochs = set(epochs["arm"])
-    arms = [
-        a
-        for a in results.styles
-        if a in scheduled or (keys[a][0] in regularizers and a in with_epochs)
-    ]
+    present = set(ok["arm"])
+    arms = [a for a in results.styles if a in present and keys[a][0] in regularizers]
     return arms, scheduled
 
 
 def schedule_figure(results: Results, folder: Path) -> list[Path]:
     styles = results.styles
-    epochs = results.epochs
     arms, scheduled = _schedule_arms(results)
     fig, axes = draw.new_figure(1, 2, 2.0)
-    for ax, column, label in [
-        (axes[0, 0], "regularizer_prob", "probability per batch"),
-        (axes[0, 1], "regularizer_strength", "strength"),
-    ]:
-        if column not in epochs or epochs[column].isna().all():
-            draw.empty_panel(ax, "not recorded")
+    drawn, skipped = [], []
+    for arm in arms:
+        cells = results.ok[results.ok["arm"] == arm]
+        curve = schedule_curve(cells.iloc[0])
+        if curve is None:
+            skipped.append(arm)
             continue
-        for arm in arms:
-            mean = stats.means(epochs[epochs["arm"] == arm], column, "epoch").dropna()
+        drawn.append(arm)
+        fraction, prob, strength = curve
+        for ax, values in [(axes[0, 0], prob), (axes[0, 1], strength)]:
             ax.plot(
-                mean.index,
-                mean.to_numpy(),
+                np.append(fraction, 1.0),
+                np.append(values, values[-1]),
                 color=styles[arm].colour,
                 ls="-" if arm in scheduled else "--",
-                marker=styles[arm].marker,
-                ms=4,
-                drawstyle="steps-mid",  # a value holds for its whole epoch
+                drawstyle="steps-post",  # a value holds from its step to the next
             )
-        top = max(1.0, ax.get_ylim()[1]) * 1.05
-        ax.set_ylim(-0.04 * top, top)  # a value of 0 stays visible above the axis
-        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
-        ax.set_xlabel("epoch")
+    for ax, label in [(axes[0, 0], "probability per batch"), (axes[0, 1], "strength factor")]:
+        ax.set_ylim(-0.05, 1.08)  # a value of 0 stays visible above the axis
+        ax.set_xlim(0, 1)
+        ax.set_xlabel("fraction of training (optimizer steps)")
         ax.set_ylabel(label)
     handles = [
         Line2D([], [], color=styles[a].colour, ls="-" if a in scheduled else "--",
-               marker=styles[a].marker, ms=4, label=style.plot_text(a))
-        for a in arms
+               label=style.plot_text(a))
+        for a in drawn
     ]  # fmt: skip
-    draw.legend(fig, handles, "mean over protocols and seeds; dashed: constant schedule")
+    title = "from each arm's schedule at every step; dashed: constant schedule"
+    if skipped:
+        title += f"; not drawn (parameters unreadable): {', '.join(skipped)}"
+    draw.legend(fig, handles, style.plot_text(title, limit=200))
     return draw.save(fig, folder, "schedules")
 
 
@@ -359,7 +514,7 @@ def scatter_figure(results: Results, folder: Path) -> list[Path]:
 def _effect_line(
     ax, results: Results, pair: verdicts.Pair, facet: pd.DataFrame, several: bool
 ) -> None:
-    """The paired pair[0] - pair[1] test-accuracy difference per train size, with its bootstrap
+    """The paired pair[0] - pair[1] test-accuracy difference per train size, with its 95% paired t
     interval; coloured as pair[0], marked as pair[1] when the claim has several variant pairs."""
     styles = results.styles
     per_size = verdicts.effects_per_level(results, TRAIN_SIZE_CLAIM, pair, facet, "train_size")
@@ -431,7 +586,7 @@ def train_size_figure(results: Results, folder: Path) -> list[Path]:
         list(results.styles),
         results.styles,
         title="top: gap per arm (95% t interval); "
-        "bottom: paired difference (95% bootstrap interval)",
+        "bottom: paired difference (95% paired t interval)",
     )
     return draw.save(fig, folder, "train_size")
 
@@ -515,11 +670,15 @@ def _table(name: str) -> Callable[[Results], str]:
 def _scheduled(results: Results) -> str:
     if not (results.ok["schedule"] != "constant").any():
         return "no arm has a schedule other than constant"
-    epochs = results.epochs
-    columns = [c for c in ("regularizer_prob", "regularizer_strength") if c in epochs]
-    if not any(epochs[c].notna().any() for c in columns):
-        return "epochs.csv has no regularizer_prob / regularizer_strength values"
     return ""
+
+
+def _who_wins(results: Results) -> str:
+    if not (results.ok["regularizer"] == BASELINE).any():
+        return "no finished none cells to compare with"
+    if len(results.ok["regularizer"].unique()) < 2:
+        return "no regularizer besides none"
+    return "" if who_wins_metrics(results) else "no key metric has values"
 
 
 def _sizes(results: Results) -> str:
@@ -534,10 +693,22 @@ def _robust(results: Results) -> str:
 
 FIGURES = [
     FigureSpec(
+        "who_wins",
+        "Who wins where",
+        "Each regularizer's paired difference from none (seeds paired), per scope (rows) and "
+        "key metric (columns; one axis per metric), signed so that right is better; bars: 95% "
+        "t interval; filled: the interval excludes 0; grey band: the claims' margin (smallest "
+        "effect of interest). Retained accuracy (perturbed / clean on the same images) and the "
+        "flip rate among correctly classified images replace the absolute ones where measured.",
+        who_wins_figure,
+        (_who_wins,),
+    ),
+    FigureSpec(
         "gap",
         "Generalization gap",
-        "Clean-train (hollow triangles) and test accuracy (dots) per regularizer, and their "
-        "difference.",
+        "Top: clean-train (hollow triangles) and test accuracy (dots) per regularizer. Bottom: "
+        "the gap's paired difference from none (seeds paired; the quantity the gap claim tests) "
+        "with its 95% t interval, on one axis range for every panel.",
         gap_figure,
     ),
     FigureSpec(
@@ -576,17 +747,19 @@ FIGURES = [
     FigureSpec(
         "learning_curves",
         "Learning curves",
-        "Clean-train and test accuracy after each epoch.",
+        "Clean-train and test accuracy after each epoch; dotted: the step where the backbone "
+        "unfroze (where runs.csv records unfreeze_step).",
         curves_figure,
         (_table("epochs"),),
     ),
     FigureSpec(
         "schedules",
         "Regularizer schedules",
-        "Probability and strength of the regularizer per epoch for scheduled arms (solid) and "
+        "Probability and strength of the regularizer at every optimizer step, computed from "
+        "each arm's schedule and parameters (regularizer_params), for scheduled arms (solid) and "
         "the same regularizer with the constant schedule (dashed).",
         schedule_figure,
-        (_table("epochs"), _scheduled),
+        (_scheduled,),
     ),
     FigureSpec(
         "accuracy_vs_ece",

@@ -17,12 +17,23 @@ Three columns are added to the runs table:
   the sweep; an empty extension field is a value of its own, shown as `(empty)`);
 - `rest`: the scope without the protocol and the columns fixed by it (a row of a figure grid).
 Derived metrics: `gap` (filled from train_acc - test_acc where empty), `overconfidence`
-(test_mean_conf - test_acc) and `regularizer_share` (regularizer time / training step time).
+(test_mean_conf - test_acc), `regularizer_share` (regularizer time / training step time), and
+from calibration.csv's test bins `ece_over` = sum_b w_b max(0, conf_b - acc_b) and `ece_under`
+= sum_b w_b max(0, acc_b - conf_b) (w_b: the bin's share of the cell's test images).
+
+Per-image test outcomes `outcomes/<run_id>.npz` (arrays `label` uint8 [N], `pred` uint8 [N],
+`conf` float16 [N]) are read where present, as untrusted files: numpy without pickles, a size
+limit, exact keys, 1-D arrays of one length, integer labels and predictions in [0, 255], finite
+confidences in [0, 1]. A file that fails is left out with a note; it never stops the report.
 """
 
 from __future__ import annotations
 
 import csv
+import os
+import re
+import stat
+import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -124,6 +135,8 @@ class Results:
     absent_columns: list[str] = field(default_factory=list)  # optional runs.csv metrics missing
     notes: list[str] = field(default_factory=list)  # things the reader should know
     folders: list[Path] = field(default_factory=list)  # every folder merged (one usually)
+    # run_id -> {"label", "pred", "conf"} arrays [N] from outcomes/<run_id>.npz (checked)
+    outcomes: dict[str, dict[str, np.ndarray]] = field(default_factory=dict)
 
     @property
     def ok(self) -> pd.DataFrame:
@@ -391,6 +404,102 @@ def _derive(runs: pd.DataFrame) -> None:
         runs["regularizer_share"] = share.where(np.isfinite(share))  # 0 images/s: no share
 
 
+def calibration_parts(calibration: pd.DataFrame) -> pd.DataFrame:
+    """Per run_id, the over- and under-confident parts of the test ECE from calibration.csv's
+    test bins: columns run_id, ece_over, ece_under (empty bins weigh nothing)."""
+    test = calibration[(calibration["split"] == "test") & (calibration["count"] > 0)].copy()
+    gap = test["mean_confidence"] - test["accuracy"]
+    test["over"] = test["count"] * gap.clip(lower=0)
+    test["under"] = test["count"] * (-gap).clip(lower=0)
+    sums = test.groupby("run_id")[["over", "under", "count"]].sum()
+    return pd.DataFrame(
+        {"ece_over": sums["over"] / sums["count"], "ece_under": sums["under"] / sums["count"]}
+    ).reset_index()
+
+
+def _derive_calibration(results: Results) -> None:
+    """Add ece_over and ece_under to the runs (NaN where a cell has no test bins)."""
+    runs = results.runs
+    if results.calibration is None:
+        runs["ece_over"] = np.nan
+        runs["ece_under"] = np.nan
+        return
+    parts = calibration_parts(results.calibration).set_index("run_id")
+    runs["ece_over"] = runs["run_id"].map(parts["ece_over"]).astype(float)
+    runs["ece_under"] = runs["run_id"].map(parts["ece_under"]).astype(float)
+
+
+OUTCOMES_FOLDER = "outcomes"
+OUTCOME_KEYS = ("label", "pred", "conf")
+MAX_OUTCOME_BYTES = 64 * 2**20  # uncompressed, per file: 16M images of 4 bytes
+SAFE_RUN_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
+
+
+class OutcomeError(ValueError):
+    """An outcomes file the report refuses (the message says why)."""
+
+
+def read_outcomes(path: Path) -> dict[str, np.ndarray]:
+    """One outcomes/<run_id>.npz, checked (see the module docstring); OutcomeError if refused."""
+    try:
+        if not stat.S_ISREG(os.lstat(path).st_mode):
+            raise OutcomeError("not a plain file")
+        with zipfile.ZipFile(path) as archive:
+            names = sorted(info.filename for info in archive.infolist())
+            size = sum(info.file_size for info in archive.infolist())
+        if names != sorted(f"{key}.npy" for key in OUTCOME_KEYS):
+            raise OutcomeError(f"holds {names[:5]}, not exactly {list(OUTCOME_KEYS)}")
+        if size > MAX_OUTCOME_BYTES:
+            raise OutcomeError(f"unpacks to {size} bytes, more than {MAX_OUTCOME_BYTES}")
+        with np.load(path, allow_pickle=False) as file:
+            arrays = {key: file[key] for key in OUTCOME_KEYS}
+    except OutcomeError:
+        raise
+    except (OSError, ValueError, EOFError, KeyError, zipfile.BadZipFile, RuntimeError) as error:
+        raise OutcomeError(f"unreadable ({type(error).__name__})") from None
+    shapes = {key: array.shape for key, array in arrays.items()}
+    if any(len(shape) != 1 for shape in shapes.values()) or len(set(shapes.values())) != 1:
+        raise OutcomeError(f"arrays must be 1-D of one length, got shapes {shapes}")
+    if shapes["label"][0] == 0:
+        raise OutcomeError("holds no images")
+    for key in ("label", "pred"):
+        array = arrays[key]
+        if array.dtype.kind not in "iu" or array.min() < 0 or array.max() > 255:
+            raise OutcomeError(f"{key} must be integers in [0, 255], got {array.dtype}")
+    conf = arrays["conf"]
+    if conf.dtype.kind != "f":
+        raise OutcomeError(f"conf must be floats, got {conf.dtype}")
+    conf = conf.astype(float)
+    if not (np.isfinite(conf).all() and conf.min() >= 0 and conf.max() <= 1):
+        raise OutcomeError("conf must be finite confidences in [0, 1]")
+    return {"label": arrays["label"].astype(np.int64), "pred": arrays["pred"].astype(np.int64),
+            "conf": conf}  # fmt: skip
+
+
+def _read_outcomes(results: Results) -> None:
+    """Every ok cell's outcomes file in the results folder(s), where present; refused files are
+    named in one note and left out."""
+    refused = []
+    for run_id in results.ok["run_id"]:
+        if not SAFE_RUN_ID.fullmatch(str(run_id)):
+            continue  # never a path from CSV text that is not a plain name
+        for folder in results.folders:
+            path = folder / OUTCOMES_FOLDER / f"{run_id}.npz"
+            if not os.path.lexists(path):
+                continue
+            try:
+                results.outcomes[str(run_id)] = read_outcomes(path)
+            except OutcomeError as error:
+                refused.append(f"{quoted(str(run_id))} ({error})")
+            break
+    if refused:
+        results.notes.append(
+            f"{len(refused)} outcomes file(s) refused and left out: {'; '.join(refused[:5])}"
+            + ("; ..." if len(refused) > 5 else "")
+            + ". Their rows get no image-level interval; rewrite the files with the sweep runner."
+        )
+
+
 def _attach(
     table: pd.DataFrame, runs: pd.DataFrame, name: str, notes: list[str]
 ) -> pd.DataFrame | None:
@@ -434,6 +543,13 @@ def _notes(runs: pd.DataFrame, compared: list[str], arm_keys: dict[str, style.Ar
     return notes
 
 
+# Numbers the report uses that issues 12 and 13 add to runs.csv: parsed as numbers where present
+# also when bench.schema does not declare them (yet); declared ones get their declared checks.
+LATER_NUMBERS = ["robust_clean_acc", "occlusion_retained", "corruption_retained",
+                 "flip_rate_correct", "sweep_cells", "unfreeze_step", "converged",
+                 "val_gain_last20", "train_steps"]  # fmt: skip
+
+
 def _read_runs(path: Path) -> pd.DataFrame:
     """runs.csv, checked, with numbers parsed (integral shared configuration values as ints) and
     every optional text column present."""
@@ -442,6 +558,7 @@ def _read_runs(path: Path) -> pd.DataFrame:
         *run_metrics(),
         *extension_metrics(),
     ]
+    numeric += [c for c in LATER_NUMBERS if c not in numeric]
     runs = _read_csv(path, required_runs(), numeric)
     _check_runs(runs)
     for column in numeric_config():
@@ -582,4 +699,6 @@ def load_results(folder: str | Path | list[str | Path]) -> Results:
         table = _read_side(folders, file)
         if table is not None:
             setattr(results, name, _attach(table, runs, file, results.notes))
+    _derive_calibration(results)
+    _read_outcomes(results)
     return results

@@ -4,15 +4,19 @@
   seeds, per group, in tidy long form (one row per group and metric). Reads the metric columns
   and the grouping columns it is given.
 - `compare`: the difference between two sets of per-seed values, paired by seed where they share
-  seeds: a 95% percentile bootstrap interval (resampling seeds) and a two-sided permutation p-value
-  (paired: swapping the two values of a seed, i.e. sign flips of the difference for the mean).
+  seeds. For the mean (the claims' statistic): a paired t-test (two-sided p), a 95% paired
+  t-interval below `BCA_FROM` pairs and a BCa bootstrap interval (scipy.stats.bootstrap) from
+  there on, the SD of the paired differences, and the TOST equivalence p at +-margin. Without
+  shared seeds: Welch's t. For the standard deviation (a spread claim): a percentile bootstrap
+  interval and a paired permutation p (a t-test does not apply to a difference of SDs).
+- `seeds_needed`: pairs for 80% power of the two-sided paired t-test (noncentral t).
+- `two_level_interval`: a bootstrap that resamples seeds and, within each seed, test images
+  (per-image outcomes), for accuracy and calibration effects.
 - `holm`: Holm's step-down adjustment of a family of p-values.
 - `describe_groups`, `means`, `pooled_bins`: the per-group summaries the figures draw (t intervals
   per group, means over seeds or epochs, reliability bins pooled over seeds).
 
 Everything is deterministic: random draws come from a numpy Generator seeded by the caller.
-With n seeds, a paired permutation test cannot give p below 2 / 2**n, so with 2-3 seeds no
-difference survives a multiple-comparison correction however large it is; the report says so.
 """
 
 from __future__ import annotations
@@ -25,10 +29,18 @@ from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
+from scipy import stats as sps
 
 N_BOOTSTRAP = 10_000
 N_PERMUTATIONS = 10_000  # random permutations when exact enumeration would be larger
 EXACT_LIMIT = 20_000  # enumerate every permutation when there are at most this many
+ALPHA = 0.05
+BCA_FROM = 20  # pairs from which the interval of a mean difference is a BCa bootstrap
+POWER = 0.8  # the power `seeds_needed` plans for
+MOST_SEEDS = 100_000  # `seeds_needed` searches up to this many pairs
+N_OUTER = 2_000  # two-level bootstrap: seed resamples
+N_INNER = 400  # two-level bootstrap: test-image resamples per seed
+ECE_BINS = 15  # bench.metrics: 15 equal-width bins (lo, hi], the first also holding 0
 
 # Two-sided 95% Student-t critical values, df = 1..30; a series expansion beyond.
 _T975 = [
@@ -99,6 +111,8 @@ class Comparison:
     n: int  # seeds compared (paired), or the smaller group (unpaired)
     p_value: float
     note: str
+    sd: float = math.nan  # SD of the paired differences (unpaired: sqrt(var_x + var_y))
+    p_equivalence: float = math.nan  # TOST at +-margin (mean statistic, margin given)
 
 
 def seed_for(*parts: object) -> int:
@@ -145,39 +159,235 @@ def _unpaired(x: np.ndarray, y: np.ndarray, stat, rng: np.random.Generator):
     return boot, (hits + 1) / (N_PERMUTATIONS + 1)
 
 
-def compare(x: pd.Series, y: pd.Series, statistic: str = "mean", seed: int = 0) -> Comparison:
+def t_test(mean: float, se: float, df: float) -> float:
+    """Two-sided p of a t statistic mean / se (se 0: p 1 for a zero mean, else 0)."""
+    if not (df >= 1 and se >= 0 and math.isfinite(mean)):
+        return math.nan
+    if se == 0:
+        return 1.0 if mean == 0 else 0.0
+    return float(2 * sps.t.sf(abs(mean) / se, df))
+
+
+def tost(mean: float, se: float, df: float, margin: float) -> float:
+    """p of the two one-sided t-tests of |true mean| < margin (the larger of the two p's)."""
+    if not (df >= 1 and se >= 0 and margin > 0 and math.isfinite(mean)):
+        return math.nan
+    if se == 0:
+        return 0.0 if abs(mean) < margin else 1.0
+    lower = sps.t.sf((mean + margin) / se, df)  # H0: mean <= -margin
+    upper = sps.t.cdf((mean - margin) / se, df)  # H0: mean >= +margin
+    return float(max(lower, upper))
+
+
+def t_interval(mean: float, se: float, df: float) -> tuple[float, float]:
+    """The 95% t interval mean +- t(0.975, df) * se."""
+    half = float(sps.t.ppf(0.975, df)) * se
+    return mean - half, mean + half
+
+
+def bca_interval(differences: np.ndarray, rng: np.random.Generator) -> tuple[float, float]:
+    """The 95% BCa bootstrap interval of the mean of paired differences (t interval when the
+    differences are all equal: BCa is undefined there)."""
+    n = len(differences)
+    if np.ptp(differences) == 0:
+        return float(differences[0]), float(differences[0])
+    result = sps.bootstrap(
+        (differences,),
+        np.mean,
+        n_resamples=N_BOOTSTRAP,
+        method="BCa",
+        vectorized=True,
+        random_state=rng,
+    )
+    low, high = result.confidence_interval
+    if not (math.isfinite(low) and math.isfinite(high)):
+        mean, sd = float(differences.mean()), float(differences.std(ddof=1))
+        return t_interval(mean, sd / math.sqrt(n), n - 1)
+    return float(low), float(high)
+
+
+def paired_tests(differences: np.ndarray, margin) -> dict[str, np.ndarray]:
+    """Paired t statistics of many rows at once: `differences` [rows, n] (n >= 2 pairs, no NaN),
+    `margin` scalar or [rows]. Returns arrays [rows]: effect (mean), sd (ddof=1), p_value
+    (two-sided t), p_equivalence (TOST at +-margin), ci_low, ci_high (95% t interval).
+    A row whose differences are all equal has se 0: p 0 (1 for a zero mean), TOST 0 or 1."""
+    d = np.asarray(differences, dtype=float)
+    n = d.shape[1]
+    df = n - 1
+    effect = d.mean(axis=1)
+    sd = d.std(axis=1, ddof=1)
+    se = sd / math.sqrt(n)
+    margin = np.broadcast_to(np.asarray(margin, dtype=float), effect.shape)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        t = np.abs(effect) / se
+        p = np.where(se > 0, 2 * sps.t.sf(t, df), np.where(effect == 0, 1.0, 0.0))
+        lower = sps.t.sf((effect + margin) / se, df)
+        upper = sps.t.cdf((effect - margin) / se, df)
+        tost = np.where(se > 0, np.maximum(lower, upper), np.where(abs(effect) < margin, 0, 1.0))
+    tost = np.where(margin > 0, tost, np.nan)
+    half = float(sps.t.ppf(0.975, df)) * se
+    return {"effect": effect, "sd": sd, "p_value": p, "p_equivalence": tost,
+            "ci_low": effect - half, "ci_high": effect + half}  # fmt: skip
+
+
+def _mean_paired(a: np.ndarray, b: np.ndarray, rng, margin: float) -> dict:
+    d = a - b
+    found = {k: float(v[0]) for k, v in paired_tests(d[None, :], margin).items()}
+    if len(d) >= BCA_FROM:
+        found["ci_low"], found["ci_high"] = bca_interval(d, rng)
+    del found["effect"]
+    return found
+
+
+def _mean_unpaired(a: np.ndarray, b: np.ndarray, margin: float) -> dict:
+    """Welch's t: interval, p and TOST with the Welch-Satterthwaite degrees of freedom."""
+    va, vb = a.var(ddof=1) / len(a), b.var(ddof=1) / len(b)
+    se = math.sqrt(va + vb)
+    df = (va + vb) ** 2 / (va**2 / (len(a) - 1) + vb**2 / (len(b) - 1)) if se > 0 else 1.0
+    mean = float(a.mean() - b.mean())
+    low, high = t_interval(mean, se, df)
+    return {
+        "ci_low": low,
+        "ci_high": high,
+        "p_value": t_test(mean, se, df),
+        "sd": math.sqrt(a.var(ddof=1) + b.var(ddof=1)),
+        "p_equivalence": tost(mean, se, df, margin),
+    }
+
+
+def compare(
+    x: pd.Series, y: pd.Series, statistic: str = "mean", seed: int = 0, margin: float = math.nan
+) -> Comparison:
     """Compare per-seed values x and y (Series indexed by seed; NaNs are dropped).
 
     Paired on the seeds both have when they share any (seeds only one side has are left out),
-    unpaired otherwise. The interval is the 2.5-97.5 percentile range of the bootstrap
-    distribution of the statistic; p is two-sided. Fewer than 2 seeds: effect only, no interval.
+    unpaired otherwise. statistic "mean": paired t-test (two-sided), 95% t interval below
+    `BCA_FROM` pairs and BCa bootstrap from there on, TOST at +-margin; unpaired: Welch.
+    statistic "std": percentile bootstrap interval and permutation p (no equivalence test).
+    Fewer than 2 seeds: effect only, no interval.
     """
     stat = STATISTICS[statistic]
     x, y = x.dropna(), y.dropna()
     minimum = 3 if statistic == "std" else 2  # a std needs 2 values, its spread at least 3
     shared = x.index.intersection(y.index)
     rng = np.random.default_rng(seed)
-    if len(shared):
+    paired = len(shared) > 0
+    if paired:
         a = x.loc[shared].to_numpy(float)
         b = y.loc[shared].to_numpy(float)
         n, note = len(shared), f"paired over {len(shared)} seed(s)"
         left_out = len(x) + len(y) - 2 * len(shared)
         if left_out:
             note += f"; {left_out} unpaired cell(s) left out"
-        if n < minimum:
-            effect = float(stat(a, b)) if n >= minimum - 1 else math.nan
-            return Comparison(effect, math.nan, math.nan, n, math.nan, note + ": no interval")
-        boot, p_value = _paired(a, b, stat, rng)
     else:
         a, b = x.to_numpy(float), y.to_numpy(float)
         n = min(len(a), len(b))
         note = f"unpaired (no shared seeds): {len(a)} vs {len(b)} cells"
-        if n < minimum:
-            effect = float(stat(a, b)) if n >= max(1, minimum - 1) else math.nan
-            return Comparison(effect, math.nan, math.nan, n, math.nan, note + ": no interval")
-        boot, p_value = _unpaired(a, b, stat, rng)
+    if n < minimum:
+        enough = n >= (minimum - 1 if paired else max(1, minimum - 1))
+        effect = float(stat(a, b)) if enough else math.nan
+        return Comparison(effect, math.nan, math.nan, n, math.nan, note + ": no interval")
+    effect = float(stat(a, b))
+    if statistic == "mean":
+        found = _mean_paired(a, b, rng, margin) if paired else _mean_unpaired(a, b, margin)
+        return Comparison(effect, n=n, note=note, **found)
+    boot, p_value = (_paired if paired else _unpaired)(a, b, stat, rng)
     low, high = np.percentile(boot, [2.5, 97.5])
-    return Comparison(float(stat(a, b)), float(low), float(high), n, float(p_value), note)
+    return Comparison(effect, float(low), float(high), n, float(p_value), note)
+
+
+def power(n: np.ndarray, delta: float, sd: float, alpha: float) -> np.ndarray:
+    """Power of the two-sided paired t-test at level alpha with n pairs, true mean difference
+    delta and SD of the differences sd (noncentral t; n >= 2)."""
+    n = np.asarray(n, dtype=float)
+    df = n - 1
+    critical = sps.t.ppf(1 - alpha / 2, df)
+    shift = delta * np.sqrt(n) / sd
+    return sps.nct.sf(critical, df, shift) + sps.nct.cdf(-critical, df, shift)
+
+
+def seeds_needed(delta: float, sd: float, alpha: float, target: float = POWER) -> float:
+    """The fewest pairs (>= 2) that give the two-sided paired t-test at level alpha `target`
+    power against a true difference delta, with SD sd of the differences; NaN when delta or sd
+    is unknown, inf beyond `MOST_SEEDS`. Power rises with n, so a bisection finds it."""
+    delta = abs(delta)
+    if not (math.isfinite(delta) and math.isfinite(sd) and sd >= 0 and delta > 0):
+        return math.nan
+    if sd == 0:
+        return 2.0
+    if power(2, delta, sd, alpha) >= target:
+        return 2.0
+    # Double until the power is reached, then bisect: noncentral t tails are unreliable (NaN)
+    # for the huge shifts of n far beyond the answer, so n never goes far beyond it.
+    low, high = 2, 4
+    while not power(high, delta, sd, alpha) >= target:
+        if high >= MOST_SEEDS:
+            return math.inf
+        low, high = high, min(2 * high, MOST_SEEDS)
+    while high - low > 1:  # power(low) < target <= power(high)
+        middle = (low + high) // 2
+        if power(middle, delta, sd, alpha) >= target:
+            high = middle
+        else:
+            low = middle
+    return float(high)
+
+
+def _bin_of(conf: np.ndarray) -> np.ndarray:
+    """bench.metrics' ECE bin of each confidence: (lo, hi] bins, the first also holding 0."""
+    return np.clip(np.ceil(conf * ECE_BINS).astype(int) - 1, 0, ECE_BINS - 1)
+
+
+def _image_metric(
+    weights: np.ndarray, correct: np.ndarray, conf: np.ndarray, metric: str
+) -> np.ndarray:
+    """The metric of one cell under each row of image weights (resample counts) [K, N] -> [K].
+
+    accuracy: weighted share correct; ece / ece_over: sum over bins of |.| or max(0, .) of the
+    bin's summed (confidence - correct), divided by the image count.
+    """
+    total = weights.sum(axis=1)
+    if metric == "accuracy":
+        return weights @ correct / total
+    gaps = np.zeros((len(conf), ECE_BINS))
+    gaps[np.arange(len(conf)), _bin_of(conf)] = conf - correct
+    per_bin = weights @ gaps
+    kept = np.abs(per_bin) if metric == "ece" else np.maximum(per_bin, 0.0)
+    return kept.sum(axis=1) / total
+
+
+IMAGE_METRICS = ("accuracy", "ece", "ece_over")
+
+
+def two_level_interval(
+    cells: list[tuple[dict, dict]], metric: str, seed: int = 0
+) -> tuple[float, float]:
+    """95% percentile interval of the mean over seeds of metric(a) - metric(b), resampling seeds
+    and, within each resampled seed, the test images (the same images for both cells).
+
+    `cells`: per seed, the two cells' outcomes as dicts with `label`, `pred` [N] and `conf` [N]
+    (one N per seed, labels equal within a seed). `metric`: one of `IMAGE_METRICS`. Each seed
+    gets `N_INNER` image resamples (multinomial counts); each of `N_OUTER` seed resamples takes
+    one of them at random per drawn seed.
+    """
+    rng = np.random.default_rng(seed)
+    inner = []
+    for a, b in cells:
+        n_images = len(a["label"])
+        weights = rng.multinomial(n_images, np.full(n_images, 1.0 / n_images), size=N_INNER)
+        weights = weights.astype(float)
+        values = []
+        for cell in (a, b):
+            correct = (cell["pred"] == cell["label"]).astype(float)
+            values.append(_image_metric(weights, correct, cell["conf"].astype(float), metric))
+        inner.append(values[0] - values[1])
+    table = np.stack(inner)  # [seeds, N_INNER]
+    n = len(cells)
+    seeds = rng.integers(0, n, size=(N_OUTER, n))
+    draws = rng.integers(0, N_INNER, size=(N_OUTER, n))
+    boot = table[seeds, draws].mean(axis=1)
+    low, high = np.percentile(boot, [2.5, 97.5])
+    return float(low), float(high)
 
 
 def holm(p_values) -> np.ndarray:

@@ -123,7 +123,8 @@ TABLE_METRICS = [
 # The catalogue's display order (the metric columns of summary.csv); a declared metric not named
 # here follows in declaration order, so a new metric needs no change in this file.
 METRIC_ORDER = [
-    *TABLE_METRICS, "val_acc", "test_mce", "test_mean_conf", "overconfidence", "test_ece_ts",
+    *TABLE_METRICS, "val_acc", "test_mce", "test_mean_conf", "overconfidence", "ece_over",
+    "ece_under", "test_ece_ts",
     "test_nll_ts", "test_ece_adaptive", "temperature", "occlusion_acc", "corruption_acc",
     "corruption_ece", "eval_images_per_s", "regularizer_ms_per_batch", "regularizer_share",
     "peak_mem_mb", "wall_s",

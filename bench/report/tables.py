@@ -4,15 +4,18 @@ Reads from runs.csv: `arm`, `regularizer`, `schedule`, `status`, the configurati
 shared ones, plus the extension ones that vary in the sweep), and every metric of
 `style.metrics()` that the sweep has. One row per arm and scope; failed cells are
 counted (`n_failed`) and never averaged in. Per metric: mean, std (ddof=1), n (cells with a
-value), and the 95% Student-t interval of the mean. A value is marked best (`<metric>_best`,
-bold in Markdown and LaTeX) when it is the best in its scope and its mean ± std range does not
-overlap the runner-up's, which needs n >= 2 for both.
+value), and the 95% Student-t interval of the mean. A value is marked (`<metric>_beats_none`,
+bold in HTML, Markdown and LaTeX) when the arm's paired difference from `none` in its scope
+(seeds paired, two-sided paired t-test) is significant after Holm's correction over every marked
+candidate of the table, and in the metric's better direction; cost metrics (throughput, time,
+memory) and metrics without a better direction are never marked.
 """
 
 from __future__ import annotations
 
 import html
 import math
+import re
 
 import pandas as pd
 
@@ -30,20 +33,36 @@ def summary_metrics(results: Results) -> list[str]:
     return [m for m in ordered if results.has(m)]
 
 
-def _mark_best(table: pd.DataFrame, metric: str) -> pd.Series:
-    better = style.metrics()[metric].better
-    best = pd.Series(False, index=table.index)
-    if better == 0:
-        return best
-    for _, group in table.groupby("scope", sort=False):
-        ranked = group[group[f"{metric}_n"] > 0].sort_values(f"{metric}_mean", ascending=better < 0)
-        if len(ranked) < 2:
+NEVER_MARKED = {"train_images_per_s", "eval_images_per_s", "regularizer_ms_per_batch",
+                "regularizer_share", "peak_mem_mb", "wall_s", "robustness_s", "train_s", "eval_s"}  # fmt: skip
+BASELINE = "none"
+
+
+def _beats_none(results: Results, table: pd.DataFrame, metrics: list[str]) -> pd.DataFrame:
+    """Per row and metric: True when the arm's paired difference from `none` (same scope, seeds
+    paired) is significant after Holm over all candidates and in the better direction."""
+    marks = pd.DataFrame(False, index=table.index, columns=metrics)
+    candidates = []  # (row index, metric, effect, p)
+    ok = results.ok
+    for metric in metrics:
+        better = style.metrics()[metric].better
+        if better == 0 or metric in NEVER_MARKED:
             continue
-        first, second = ranked.iloc[0], ranked.iloc[1]
-        spread = first[f"{metric}_std"] + second[f"{metric}_std"]  # NaN when n < 2
-        if better * (first[f"{metric}_mean"] - second[f"{metric}_mean"]) > spread:
-            best[ranked.index[0]] = True
-    return best
+        for scope, cells in ok.groupby("scope", sort=False):
+            base = cells[cells["regularizer"] == BASELINE]
+            if base.empty or base["arm"].nunique() != 1:
+                continue
+            reference = base.groupby("seed")[metric].mean()
+            for arm, mine in cells[cells["regularizer"] != BASELINE].groupby("arm"):
+                found = stats.compare(mine.groupby("seed")[metric].mean(), reference)
+                if not math.isnan(found.p_value) and found.n >= 2:
+                    where = table.index[(table["scope"] == scope) & (table["arm"] == arm)]
+                    candidates.append((where[0], metric, better * found.effect, found.p_value))
+    if candidates:
+        adjusted = stats.holm([p for *_, p in candidates])
+        for (index, metric, effect, _), p in zip(candidates, adjusted, strict=True):
+            marks.at[index, metric] = bool(p < stats.ALPHA and effect > 0)
+    return marks
 
 
 def summary_table(results: Results) -> pd.DataFrame:
@@ -79,8 +98,9 @@ def summary_table(results: Results) -> pd.DataFrame:
         table.index, key=lambda i: (scope_rank[table.at[i, "scope"]], arm_rank[table.at[i, "arm"]])
     )
     table = table.loc[order].reset_index(drop=True)
+    marks = _beats_none(results, table, metrics)
     for metric in metrics:
-        table[f"{metric}_best"] = _mark_best(table, metric)
+        table[f"{metric}_beats_none"] = marks[metric]
     return table
 
 
@@ -102,7 +122,9 @@ def n_text(row: pd.Series) -> str:
     return f"{row['n']} (+{row['n_failed']} failed)" if row["n_failed"] else str(row["n"])
 
 
-ROBUSTNESS_METRICS = ["test_acc", "occlusion_acc", "corruption_acc", "corruption_ece", "flip_rate"]
+ROBUSTNESS_METRICS = ["test_acc", "robust_clean_acc", "occlusion_acc", "occlusion_retained",
+                      "corruption_acc", "corruption_retained", "corruption_ece", "flip_rate",
+                      "flip_rate_correct"]  # fmt: skip
 
 
 def table_rows(
@@ -111,6 +133,7 @@ def table_rows(
     """Header, rows of plain text cells, and per row the metrics to mark best (`metrics`:
     the columns, style.TABLE_METRICS by default; those without values are left out)."""
     metrics = [m for m in (metrics or style.TABLE_METRICS) if f"{m}_mean" in table]
+    metrics = [m for m in metrics if m in style.metrics()]
     scope_cols = results.scope_columns
     catalogue = style.metrics()
     header = [*scope_cols, "regularizer", "n", *(catalogue[m].axis_label for m in metrics)]
@@ -119,7 +142,7 @@ def table_rows(
         cells = [style.format_value(row[c]) for c in scope_cols]
         cells += [row["arm"], n_text(row), *(cell_text(row, m) for m in metrics)]
         rows.append(cells)
-        marks.append([bool(row[f"{m}_best"]) for m in metrics])
+        marks.append([bool(row[f"{m}_beats_none"]) for m in metrics])
     return header, rows, marks
 
 
@@ -199,6 +222,16 @@ def latex_escape(text: str) -> str:
     return "".join(_LATEX.get(char, char) for char in " ".join(str(text).split()))
 
 
+_MINUS = re.compile(r"(?<![\w.])[-\u2212](?=\d)")  # a minus sign before a number
+
+
+def latex_number_text(text: str) -> str:
+    r"""Escaped cell text with true minus signs ($-$, not a hyphen), $\pm$ and -- for a dash."""
+    escaped = latex_escape(_MINUS.sub("\u2212", text))
+    escaped = escaped.replace("\u2212", "$-$").replace("±", r"$\pm$").replace("–", "--")
+    return escaped
+
+
 def to_latex(
     header: list[str],
     rows: list[list[str]],
@@ -208,19 +241,26 @@ def to_latex(
     blank: int,
     bold=None,
     right_from: int = 0,
+    spec: str | None = None,
+    preamble: tuple[str, ...] = (),
 ) -> str:
     """A booktabs tabular: a rule between groups, the first `blank` cells left out on repeats.
 
-    `caption` goes into comment lines above the table (its lines are not interpreted by LaTeX).
+    Numbers get true minus signs; numeric columns are right-aligned with a fixed number of
+    decimals per column, so their decimal points line up. `spec`: the column specification
+    (default: l for text columns, r for the rest); `preamble`: lines before the tabular (e.g.
+    a font size). `caption` goes into comment lines above the table (its lines are not
+    interpreted by LaTeX).
     """
 
     def cell(text: str, strong: bool) -> str:
-        text = latex_escape(text).replace("±", r"$\pm$").replace("–", "--")
+        text = latex_number_text(text)
         return rf"\textbf{{{text}}}" if strong else text
 
-    spec = "l" * right_from + "r" * (len(header) - right_from)
+    spec = spec or "l" * right_from + "r" * (len(header) - right_from)
     lines = [f"% {' '.join(line.split())}" for line in caption.splitlines()]
-    lines += ["% needs \\usepackage{booktabs}", rf"\begin{{tabular}}{{{spec}}}", r"\toprule"]
+    lines += ["% needs \\usepackage{booktabs}", *preamble]
+    lines += [rf"\begin{{tabular}}{{{spec}}}", r"\toprule"]
     lines.append(" & ".join(cell(h, False) for h in header) + r" \\")
     previous = None
     for i, row in enumerate(rows):
@@ -239,12 +279,17 @@ def to_latex(
 
 SUMMARY_LEGEND = (
     "Mean ± std over seeds (std with ddof=1); n = finished cells averaged (+failed ones, never "
-    "averaged in); bold = best of its scope with mean ± std not overlapping the runner-up's."
+    "averaged in); bold = better than none in the same scope by a paired t-test over seeds, "
+    "significant after Holm's correction over every bold candidate of the table (never a cost "
+    "such as throughput)."
 )
 CLAIMS_LEGEND = (
-    "effect: mean per-seed difference in percentage points, positive = the claimed direction; "
-    "95% CI: percentile bootstrap over seeds; p: two-sided paired permutation test; p (Holm): "
-    "Holm-adjusted over every row with a p-value."
+    "effect: mean paired difference in percentage points, positive = the claimed direction; "
+    "95% CI: paired t interval (BCa bootstrap from 20 pairs); p: two-sided paired t-test; "
+    "p (Holm): Holm-adjusted over every row with a p-value; margin: the smallest effect of "
+    "interest; seeds: pairs needed for 80% power at the first Holm threshold. Verdicts: "
+    "supported/contradicted = p (Holm) < 0.05 and |effect| >= margin; equivalent = TOST at "
+    "±margin passes after Holm; otherwise inconclusive."
 )
 
 
@@ -256,11 +301,13 @@ def summary_markdown(
     return f"{body}\n{SUMMARY_LEGEND}\n"
 
 
-def summary_latex(results: Results, table: pd.DataFrame) -> str:
-    header, rows, marks = table_rows(results, table)
+def summary_latex(
+    results: Results, table: pd.DataFrame, metrics: list[str] | None = None, what: str = ""
+) -> str:
+    header, rows, marks = table_rows(results, table, metrics)
     metric_start = len(header) - len(marks[0]) if marks else len(header)
     caption = (
-        f"regbench sweep {results.sweep}.\n{SUMMARY_LEGEND}\n"
+        f"regbench sweep {results.sweep}{what}.\n{SUMMARY_LEGEND}\n"
         "Wide: wrap in \\resizebox{\\textwidth}{!}{...} or set \\small if it overflows."
     )
     return to_latex(
@@ -274,7 +321,9 @@ def summary_latex(results: Results, table: pd.DataFrame) -> str:
     )
 
 
-CLAIM_HEADER = ["claim", "scope", "effect (pp)", "95% CI (pp)", "n", "p", "p (Holm)", "verdict"]
+CLAIM_HEADER = ["claim", "scope", "effect (pp)", "95% CI (pp)", "n", "p", "p (Holm)",
+                "margin (pp)", "seeds needed", "verdict"]  # fmt: skip
+VERDICT_COLUMN = CLAIM_HEADER.index("verdict")
 
 
 def _pp(value: float) -> str:
@@ -289,13 +338,19 @@ def _p(value: float) -> str:
     return "" if math.isnan(value) else f"{value:.3g}"
 
 
+def _seeds(value: float) -> str:
+    if math.isnan(value):
+        return ""
+    return f"> {100_000:,}" if math.isinf(value) else f"{value:,.0f}"
+
+
 def claim_rows(claims: pd.DataFrame) -> list[list[str]]:
     """Plain-text cells of the claims table (effects in percentage points)."""
     rows = []
     for _, c in claims.iterrows():
         interval = f"[{_pp(c['ci_low'])}, {_pp(c['ci_high'])}]" if _pp(c["ci_low"]) else ""
         verdict = c["verdict"]
-        if c["note"] and verdict in ("not measured", "inconclusive") and not _pp(c["ci_low"]):
+        if c["verdict"] == "not measured" and c["note"]:
             verdict = f"{verdict} ({c['note']})"
         rows.append(
             [
@@ -306,6 +361,8 @@ def claim_rows(claims: pd.DataFrame) -> list[list[str]]:
                 str(c["n"]),
                 _p(c["p_value"]),
                 _p(c["p_holm"]),
+                f"{100 * c['margin']:.1f}",
+                _seeds(c["seeds_needed"]),
                 verdict,
             ]
         )
@@ -316,13 +373,35 @@ def claims_markdown(claims: pd.DataFrame) -> str:
     return f"{to_markdown(CLAIM_HEADER, claim_rows(claims), right_from=2)}\n{CLAIMS_LEGEND}\n"
 
 
+# Fits a portrait text block (16 cm at \footnotesize, tabcolsep 2.5pt): short headers (units in
+# the caption), no unadjusted p (the Holm p decides), and text columns that wrap, with a break
+# point after every underscore and comma.
+CLAIMS_LATEX_HEADER = ["claim", "scope", "effect", "95% CI", "n", "p (Holm)", "margin", "seeds",
+                       "verdict"]  # fmt: skip
+CLAIMS_LATEX_SPEC = r"p{3.3cm}p{2.6cm}rrrrrrp{2.0cm}"
+CLAIMS_LATEX_PREAMBLE = (r"\footnotesize", r"\setlength{\tabcolsep}{2.5pt}")
+_BREAK = "\u200b"  # marks a break point until the text is escaped
+
+
 def claims_latex(claims: pd.DataFrame, sweep: str) -> str:
-    caption = f"regbench sweep {sweep}: claim verdicts.\n{CLAIMS_LEGEND}"
-    return to_latex(
-        CLAIM_HEADER,
-        claim_rows(claims),
+    caption = (
+        f"regbench sweep {sweep}: claim verdicts. effect, 95% CI and margin in percentage "
+        f"points; seeds: seed pairs needed for 80% power.\n{CLAIMS_LEGEND}"
+    )
+    rows = []
+    for row in claim_rows(claims):
+        row = row[:5] + row[6:]  # no unadjusted p
+        for j in (0, 1, len(row) - 1):
+            row[j] = row[j].replace("_", "_" + _BREAK).replace(",", "," + _BREAK)
+        rows.append(row)
+    text = to_latex(
+        CLAIMS_LATEX_HEADER,
+        rows,
         groups=list(claims["claim_id"]),
         caption=caption,
         blank=1,
         right_from=2,
+        spec=CLAIMS_LATEX_SPEC,
+        preamble=CLAIMS_LATEX_PREAMBLE,
     )
+    return text.replace(_BREAK, r"\allowbreak{}")

@@ -2,9 +2,12 @@
 
 Reads from the ok runs: `regularizer`, `schedule`, `arm` (which also tells the parameter
 variants of one regularizer and schedule apart), the scope columns (protocol and every other
-configuration column that varies), `seed`, and the claim's metric (`gap`, `train_acc`,
-`test_acc`, `test_ece`, `test_ece_ts`, `overconfidence`, `flip_rate`, `corruption_acc`,
-`corruption_ece`, `occlusion_acc`); failed cells count only in the notes.
+configuration column that varies), `seed`, the claim's metric (`gap`, `train_acc`, `test_acc`,
+`test_ece`, `test_ece_ts`, `ece_over` and `ece_under` (derived from calibration.csv),
+`flip_rate_correct`, `corruption_acc`, `corruption_retained`, `corruption_ece`,
+`occlusion_acc`, `occlusion_retained`), and where present the per-image outcomes
+(`Results.outcomes`); failed cells count only in the notes. A claim on a column that this
+runs.csv lacks (older results) is `not measured`, never an error.
 
 A claim names its arms by (regularizer, schedule). When the sweep has several parameter variants
 of one of them (e.g. mixup with alpha=0.2 and alpha=1.0), the claim is tested for every
@@ -12,18 +15,29 @@ combination of the two arms' variants, one row each, and the row's scope ends wi
 compared (`protocol=frozen; mixup (alpha=0.2) vs cutmix`); variants are never pooled and none is
 preferred. With a single variant per arm the rows are exactly as before (no arm suffix).
 
-`effect` is oriented so that a positive value is the claimed direction, in the metric's own units
-(fractions for accuracies and ECE). Cells of two arms are paired by seed within a scope (every
-configuration column equal); an interaction claim pairs the per-seed arm difference across two
-protocols or train sizes, matching every other configuration column except those that move
-together with the compared one (e.g. epochs chosen per train size). Verdict from the 95%
-bootstrap interval: `supported` (excludes 0 on the claimed side), `contradicted` (excludes 0 on
-the other side), `inconclusive`, or `not measured` (the sweep lacks the cells or the column).
-`p_holm` adjusts `p_value` over every row of the report with a p-value.
+`effect` is the mean paired difference, oriented so that a positive value is the claimed
+direction, in the metric's own units (fractions for accuracies and ECE). Cells of two arms are
+paired by seed within a scope (every configuration column equal); an interaction claim pairs the
+per-seed arm difference across two protocols or train sizes, matching every other configuration
+column except those that move together with the compared one (e.g. epochs chosen per train size).
+`ci_low`/`ci_high`: 95% paired t interval (BCa bootstrap from 20 pairs); `p_value`: two-sided
+paired t-test; `p_holm`: Holm over every row with a p-value; `p_equivalence`: TOST at +-margin,
+`p_equivalence_holm` the same Holm-adjusted over every row that has one; `seeds_needed`: pairs
+for 80% power against max(margin, |effect|) at the first Holm threshold (0.05 / rows with a p),
+from the observed SD of the paired differences; `ci_images_low`/`ci_images_high`: the two-level
+bootstrap interval (seeds and test images) where outcome files exist for accuracy and ECE claims.
+
+Verdict (`verdict_of`): `supported` / `contradicted` when p_holm < 0.05, |effect| >= margin and
+the image-level interval (where there is one) excludes 0, in / against the claimed direction;
+else `equivalent` when p_equivalence_holm < 0.05; else `inconclusive`; `not measured` when the
+sweep lacks the cells or the column.
 """
 
 from __future__ import annotations
 
+import math
+
+import numpy as np
 import pandas as pd
 
 from bench.report import stats, style
@@ -43,8 +57,16 @@ COLUMNS = [
     "p_holm",
     "verdict",
     "note",
+    "margin",
+    "p_equivalence",
+    "p_equivalence_holm",
+    "seeds_needed",
+    "ci_images_low",
+    "ci_images_high",
 ]
-TOLERANCE = 1e-12  # interval ends closer to 0 than this count as 0 (metrics are fractions)
+VERDICTS = ["supported", "contradicted", "equivalent", "inconclusive", "not measured"]
+# claim metric -> the per-image metric the two-level bootstrap recomputes from outcome files
+IMAGE_METRICS = {"test_acc": "accuracy", "test_ece": "ece", "ece_over": "ece_over"}
 
 
 Pair = tuple[str, str]  # the arm labels (variants) a claim row compares: arm_a's, arm_b's
@@ -76,11 +98,11 @@ def per_seed(results: Results, label: str, where: dict, metric: str) -> pd.Serie
 
 def _missing(results: Results, claim: Claim, pair: Pair, where: dict) -> str | None:
     """Why this scope cannot be measured, or None when both arms have values."""
-    if claim.metric in results.absent_columns or (
-        claim.metric == "overconfidence" and "test_mean_conf" in results.absent_columns
-    ):
-        missing = "test_mean_conf" if claim.metric == "overconfidence" else claim.metric
-        return f"runs.csv has no {missing} column"
+    metric = claim.metric
+    if metric in ("ece_over", "ece_under") and results.calibration is None:
+        return "no calibration.csv (ece_over comes from its test bins)"
+    if metric in results.absent_columns or metric not in results.runs.columns:
+        return f"runs.csv has no {metric} column"
     for label in pair:
         cells = _select(results.runs, label, where)
         ok = cells[cells["status"] == "ok"]
@@ -88,8 +110,8 @@ def _missing(results: Results, claim: Claim, pair: Pair, where: dict) -> str | N
             return f"no {label} cells"
         if ok.empty:
             return f"all {len(cells)} {label} cell(s) failed"
-        if ok[claim.metric].isna().all():
-            return f"{label} cells have no {claim.metric} values"
+        if ok[metric].isna().all():
+            return f"{label} cells have no {metric} values"
     return None
 
 
@@ -112,27 +134,49 @@ def _scope_text(
     return f"{text}; {pair[0]} vs {pair[1]}" if pair else text
 
 
-def _row(claim: Claim, pair: Pair, scope: str, result: stats.Comparison | None, note: str) -> dict:
+def _row(
+    claim: Claim,
+    pair: Pair,
+    scope: str,
+    result: stats.Comparison | None,
+    note: str,
+    images: tuple[float, float] = (math.nan, math.nan),
+) -> dict:
+    """One claims.csv row before the table-wide columns (p_holm, seeds_needed, verdict)."""
     row = {"claim_id": claim.claim_id, "claim": claim.claim, "scope": scope}
     row["metric"] = claim.metric_for(*pair)
+    row["margin"] = claim.smallest_effect
     if result is None:
-        return {**row, "n": 0, "verdict": "not measured", "note": note}
+        return {**row, "n": 0, "verdict": "not measured", "note": note, "sd": math.nan}
     low, high = sorted((claim.sign * result.ci_low, claim.sign * result.ci_high))
-    verdict = verdict_of(low, high)
+    image_low, image_high = sorted((claim.sign * images[0], claim.sign * images[1]))
     row.update(effect=claim.sign * result.effect, ci_low=low, ci_high=high, n=result.n)
-    return {**row, "p_value": result.p_value, "verdict": verdict, "note": result.note}
+    row.update(ci_images_low=image_low, ci_images_high=image_high, sd=result.sd)
+    notes = "; ".join(part for part in (result.note, note) if part)
+    return {**row, "p_value": result.p_value, "p_equivalence": result.p_equivalence, "note": notes}
 
 
-def verdict_of(low: float, high: float) -> str:
-    """The verdict of an interval of the effect (positive = the claimed direction).
+def verdict_of(
+    effect: float,
+    p_holm: float,
+    p_equivalence_holm: float,
+    margin: float,
+    images: tuple[float, float] = (math.nan, math.nan),
+) -> str:
+    """The verdict of one measured row (effect positive = the claimed direction).
 
-    Rounding noise is not an effect: the std of a bootstrap resample that repeats one seed is 0
-    mathematically but can come out as 1e-17, and must not turn 'inconclusive' into 'supported'.
+    `supported` / `contradicted`: Holm p < 0.05 and |effect| >= margin, and the image-level
+    interval `images` (where it is not NaN) excludes 0 on the same side; `equivalent`: the
+    Holm-adjusted TOST p < 0.05; `inconclusive` otherwise (NaN p's count as not significant).
     """
-    if low > TOLERANCE:
-        return "supported"
-    if high < -TOLERANCE:
-        return "contradicted"
+    low, high = images
+    if p_holm < stats.ALPHA and abs(effect) >= margin:
+        if effect > 0 and (math.isnan(low) or low > 0):
+            return "supported"
+        if effect < 0 and (math.isnan(high) or high < 0):
+            return "contradicted"
+    if p_equivalence_holm < stats.ALPHA:
+        return "equivalent"
     return "inconclusive"
 
 
@@ -168,7 +212,54 @@ def _compare_pair(results: Results, claim: Claim, pair: Pair, where: dict, named
     if claim.statistic == "std" and min(len(a.index.intersection(b.index)), len(a), len(b)) < 3:
         return _row(claim, pair, scope, None, "fewer than 3 seeds shared by both arms")
     seed = stats.seed_for(claim.claim_id, scope)
-    return _row(claim, pair, scope, stats.compare(a, b, claim.statistic, seed), "")
+    result = stats.compare(a, b, claim.statistic, seed, margin=claim.smallest_effect)
+    images, note = (math.nan, math.nan), ""
+    if claim.statistic == "mean" and claim.metric in IMAGE_METRICS and results.outcomes:
+        images, note = _image_interval(results, claim, pair, where, seed)
+    if claim.metric == "ece_over":
+        note = "; ".join(filter(None, [note, _under_note(results, pair, where)]))
+    return _row(claim, pair, scope, result, note, images)
+
+
+def _under_note(results: Results, pair: Pair, where: dict) -> str:
+    """'ece_under: cutmix 11.31 pp, none 0.43 pp' (means over seeds), shown beside ece_over."""
+    means = [per_seed(results, label, where, "ece_under").mean() for label in pair]
+    if any(math.isnan(m) for m in means):
+        return ""
+    shown = ", ".join(f"{label} {100 * m:.2f} pp" for label, m in zip(pair, means, strict=True))
+    return f"ece_under (mean): {shown}"
+
+
+def _image_interval(
+    results: Results, claim: Claim, pair: Pair, where: dict, seed: int
+) -> tuple[tuple[float, float], str]:
+    """The two-level interval of pair[0] - pair[1] from the outcome files, or NaNs and why not.
+
+    Cells are paired by seed; both need an outcomes file, one cell per arm and seed, and the
+    same labels in the same order (the same test images)."""
+    none = (math.nan, math.nan)
+    cells = []
+    ok = results.ok
+    seeds = sorted(
+        set(_select(ok, pair[0], where)["seed"]) & set(_select(ok, pair[1], where)["seed"])
+    )
+    for s in seeds:
+        ids = []
+        for label in pair:
+            run = _select(ok, label, {**where, "seed": s})["run_id"]
+            if len(run) != 1:
+                return none, "no image-level interval: several cells per arm and seed"
+            ids.append(str(run.iloc[0]))
+        if not all(i in results.outcomes for i in ids):
+            return none, "no image-level interval: outcome files missing for some cells"
+        first, second = (results.outcomes[i] for i in ids)
+        if not np.array_equal(first["label"], second["label"]):
+            return none, f"no image-level interval: seed {s} cells have different test labels"
+        cells.append((first, second))
+    if len(cells) < 2:
+        return none, ""
+    metric = IMAGE_METRICS[claim.metric]
+    return stats.two_level_interval(cells, metric, seed), ""
 
 
 def arm_effect(results: Results, claim: Claim, where: dict, pair: Pair) -> pd.Series:
@@ -183,7 +274,7 @@ def effects_per_level(
     results: Results, claim: Claim, pair: Pair, facet: pd.DataFrame, column: str
 ) -> list[tuple[object, stats.Comparison]]:
     """The paired pair[0] - pair[1] difference of the claim's metric (not signed by the claim) at
-    each value of `column` among the rows `facet` (one scope per value), with its 95% bootstrap
+    each value of `column` among the rows `facet` (one scope per value), with its 95% paired t
     interval; values without a seed that has both arms are left out."""
     effects = []
     for level in sorted(facet[column].unique()):
@@ -253,22 +344,68 @@ def _interaction(
         if reason:
             return _row(claim, pair, scope, None, f"{column}={style.format_value(level)}: {reason}")
     seed = stats.seed_for(claim.claim_id, scope)
-    return _row(claim, pair, scope, stats.compare(*effects, claim.statistic, seed), "")
+    result = stats.compare(*effects, claim.statistic, seed, margin=claim.smallest_effect)
+    return _row(claim, pair, scope, result, "")
 
 
 def evaluate_claims(results: Results, claims: list[Claim] = CLAIMS) -> pd.DataFrame:
-    """Every claim in every scope, with Holm-adjusted p-values across the whole table."""
+    """Every claim in every scope, with the table-wide columns: Holm-adjusted p and equivalence
+    p, seeds needed at the first Holm threshold, and the verdict (`verdict_of`)."""
     rows = []
     for claim in claims:
         rows += _across(results, claim) if claim.across else _pairwise(results, claim)
-    table = pd.DataFrame(rows, columns=COLUMNS)
+    table = pd.DataFrame(rows, columns=[*COLUMNS, "sd"])
     table["n"] = table["n"].astype(int)
-    table["p_holm"] = stats.holm(table["p_value"].to_numpy(float))
+    for column in COLUMNS:
+        if column not in ("claim_id", "claim", "scope", "metric", "verdict", "note", "n"):
+            table[column] = table[column].astype(float)
+    table["p_holm"], table["p_equivalence_holm"], verdict = decide(
+        table["effect"].to_numpy(float),
+        table["p_value"].to_numpy(float),
+        table["p_equivalence"].to_numpy(float),
+        table["margin"].to_numpy(float),
+        table[["ci_images_low", "ci_images_high"]].to_numpy(float),
+    )
+    measured = table["verdict"] != "not measured"
+    table.loc[measured, "verdict"] = verdict[measured.to_numpy()]
+    family = int(table["p_value"].notna().sum())
+    first_threshold = stats.ALPHA / max(family, 1)
+    table["seeds_needed"] = [
+        stats.seeds_needed(max(r.margin, abs(r.effect)), r.sd, first_threshold)
+        if math.isfinite(r.effect) and math.isfinite(r.sd)
+        else math.nan
+        for r in table.itertuples()
+    ]
     table["note"] = table["note"].fillna("")
-    return table
+    return table[COLUMNS]
+
+
+def decide(
+    effect: np.ndarray,
+    p_value: np.ndarray,
+    p_equivalence: np.ndarray,
+    margin: np.ndarray,
+    images: np.ndarray | None = None,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The verdict engine over one report's rows (arrays [rows]; NaN p: not in the family):
+    Holm-adjusted p, Holm-adjusted equivalence p, and each row's `verdict_of`.
+    `images`: [rows, 2] image-level intervals (NaN where there is none)."""
+    p_holm = stats.holm(p_value)
+    p_equivalence_holm = stats.holm(p_equivalence)
+    if images is None:
+        images = np.full((len(effect), 2), np.nan)
+    verdict = np.array(
+        [
+            verdict_of(e, p, q, m, (low, high))
+            for e, p, q, m, (low, high) in zip(
+                effect, p_holm, p_equivalence_holm, margin, images, strict=True
+            )
+        ],
+        dtype=object,
+    )
+    return p_holm, p_equivalence_holm, verdict
 
 
 def verdict_counts(table: pd.DataFrame) -> dict[str, int]:
-    order = ["supported", "contradicted", "inconclusive", "not measured"]
     counts = table["verdict"].value_counts()
-    return {v: int(counts.get(v, 0)) for v in order if counts.get(v, 0)}
+    return {v: int(counts.get(v, 0)) for v in VERDICTS if counts.get(v, 0)}

@@ -41,7 +41,10 @@ def test_a_declared_metric_is_read_as_a_number_and_summarized(tmp_path, declared
     summary = tables.summary_table(results).set_index("arm")
     assert summary.at["cutmix", "sharpness_mean"] == pytest.approx(0.205)
     assert summary.at["none", "sharpness_n"] == 2
-    assert bool(summary.at["none", "sharpness_best"])  # lower is better, as declared
+    # bold = significantly better than none: cutmix is significantly higher (worse: lower is
+    # better, as declared), and none is the baseline itself
+    assert not summary.at["cutmix", "sharpness_beats_none"]
+    assert not summary.at["none", "sharpness_beats_none"]
 
 
 def test_a_declared_metric_reaches_summary_csv_and_the_markdown_table(
@@ -53,7 +56,7 @@ def test_a_declared_metric_reaches_summary_csv_and_the_markdown_table(
     monkeypatch.setattr(style, "TABLE_METRICS", [*style.TABLE_METRICS, declared.name])
     build_report(tmp_path / "results", tmp_path / "report")
     summary = pd.read_csv(tmp_path / "report" / "summary.csv")
-    fields = [f"sharpness_{f}" for f in ("mean", "std", "n", "ci_low", "ci_high", "best")]
+    fields = [f"sharpness_{f}" for f in ("mean", "std", "n", "ci_low", "ci_high", "beats_none")]
     assert set(fields) <= set(summary.columns)
     assert summary.set_index("arm").at["cutmix", "sharpness_mean"] == pytest.approx(0.205)
     markdown = (tmp_path / "report" / "tables" / "summary.md").read_text()

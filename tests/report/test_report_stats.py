@@ -42,15 +42,26 @@ def test_summarize_is_tidy():
     assert (row["n"], row["mean"], row["std"]) == (2, 2.0, pytest.approx(math.sqrt(2)))
 
 
-def test_paired_permutation_p_is_exact():
-    # All 3 differences positive: of the 2^3 sign flips, only all-plus and all-minus reach |mean|.
+def test_paired_t_test_by_hand():
+    # differences 1, 2, 3: mean 2, sd 1, se 1/sqrt(3), t = 2 sqrt(3) = 3.464 on 2 df
     x = pd.Series([1.0, 2.0, 3.0], index=[0, 1, 2])
     y = pd.Series([0.0, 0.0, 0.0], index=[0, 1, 2])
-    result = stats.compare(x, y, seed=1)
-    assert result.effect == pytest.approx(2.0)
-    assert result.p_value == pytest.approx(2 / 8)
-    assert result.n == 3
-    assert 1.0 <= result.ci_low <= result.ci_high <= 3.0
+    result = stats.compare(x, y, seed=1, margin=0.5)
+    assert result.effect == pytest.approx(2.0) and result.n == 3 and result.sd == pytest.approx(1)
+    assert result.p_value == pytest.approx(0.07418, abs=1e-5)  # t table: p(|t_2| > 3.464)
+    half = 4.302653 / math.sqrt(3)
+    assert (result.ci_low, result.ci_high) == pytest.approx((2 - half, 2 + half))
+    # TOST at +-0.5: the upper one-sided test has t = (2 - 0.5) sqrt(3) = 2.598, p = 0.939
+    assert result.p_equivalence == pytest.approx(0.93916, abs=1e-4)
+
+
+def test_permutation_p_stays_for_the_spread_statistic():
+    # All 3 differences of std positive... a spread claim keeps the exact permutation p.
+    x = pd.Series([1.0, 5.0, 9.0], index=[0, 1, 2])
+    y = pd.Series([1.0, 1.1, 1.2], index=[0, 1, 2])
+    result = stats.compare(x, y, "std", seed=1)
+    assert result.p_value >= 2 / 8
+    assert math.isnan(result.p_equivalence)
 
 
 def test_compare_pairs_by_seed_and_leaves_unpaired_out():
@@ -62,12 +73,13 @@ def test_compare_pairs_by_seed_and_leaves_unpaired_out():
     assert "1 unpaired" in result.note
 
 
-def test_compare_without_shared_seeds_is_unpaired():
+def test_compare_without_shared_seeds_is_welch():
     x = pd.Series([1.0, 1.1, 0.9], index=[0, 1, 2])
     y = pd.Series([0.0, 0.1, -0.1], index=[3, 4, 5])
     result = stats.compare(x, y, seed=0)
     assert result.effect == pytest.approx(1.0)
-    assert result.p_value == pytest.approx(2 / 20)  # exact: 2 of C(6,3) splits are as extreme
+    # Welch: se = sqrt(0.01/3 + 0.01/3) = 0.0816, t = 12.25, df = 4
+    assert result.p_value == pytest.approx(2.5522e-4, rel=1e-3)
     assert result.ci_low > 0
     assert "unpaired" in result.note
 
@@ -92,7 +104,9 @@ def test_std_statistic_compares_spread():
 def test_compare_is_deterministic():
     x = pd.Series([0.3, 0.1, 0.4, 0.15], index=range(4))
     y = pd.Series([0.2, 0.2, 0.2, 0.2], index=range(4))
-    assert stats.compare(x, y, seed=7) == stats.compare(x, y, seed=7)
+    assert stats.compare(x, y, seed=7, margin=0.1) == stats.compare(x, y, seed=7, margin=0.1)
+    big = pd.Series(np.arange(25.0)), pd.Series(np.zeros(25))  # BCa: random draws
+    assert stats.compare(*big, seed=7, margin=1.0) == stats.compare(*big, seed=7, margin=1.0)
     assert stats.seed_for("a", 1) == stats.seed_for("a", 1) != stats.seed_for("a", 2)
 
 

@@ -1,0 +1,212 @@
+"""Issue 12, report side: outcome files (two-level bootstrap, hostile files), derived ECE parts,
+the who-wins figure first, schedules at step resolution, incomplete sweeps, unconverged arms,
+the unfreeze step, open-ended protocols."""
+
+from __future__ import annotations
+
+import json
+import os
+import zipfile
+
+import numpy as np
+import pandas as pd
+import pytest
+from report_fixtures import PROTOCOL_TEST_ACC, make_results
+
+from bench.report import build_report, figures, verdicts
+from bench.report.load import OutcomeError, calibration_parts, load_results, read_outcomes
+
+ARMS = [("none", "constant"), ("cutmix", "constant"), ("cutmix", "staged")]
+IMAGES = 1000
+
+
+def write_outcomes(folder, runs: pd.DataFrame) -> None:
+    """One outcomes file per ok cell: the same test labels per seed, predictions correct with
+    probability test_acc."""
+    (folder / "outcomes").mkdir(exist_ok=True)
+    for _, row in runs[runs["status"] == "ok"].iterrows():
+        labels = np.random.default_rng(int(row["seed"])).integers(0, 10, IMAGES)
+        rng = np.random.default_rng(abs(hash(row["run_id"])) % 2**32)
+        right = rng.random(IMAGES) < row["test_acc"]
+        pred = np.where(right, labels, (labels + 1) % 10)
+        conf = rng.uniform(0.3, 1.0, IMAGES)
+        np.savez(folder / "outcomes" / f"{row['run_id']}.npz", label=labels.astype(np.uint8),
+                 pred=pred.astype(np.uint8), conf=conf.astype(np.float16))  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def report(tmp_path_factory):
+    """A sweep with a new protocol, sweep_cells (3 cells missing), converged, unfreeze_step and
+    outcome files (one of them hostile)."""
+    folder = tmp_path_factory.mktemp("issue12")
+    PROTOCOL_TEST_ACC.setdefault("head_first", 0.78)
+    runs = make_results(folder / "results", arms=ARMS, protocols=("frozen", "head_first"))
+    runs["sweep_cells"] = len(runs) + 3
+    runs["converged"] = np.where((runs["regularizer"] == "cutmix") & (runs["seed"] == 0), 0, 1)
+    runs["unfreeze_step"] = np.where(runs["protocol"] == "head_first", 31, np.nan)
+    runs.to_csv(folder / "results" / "runs.csv", index=False)
+    write_outcomes(folder / "results", runs)
+    hostile = runs["run_id"].iloc[-1]
+    (folder / "results" / "outcomes" / f"{hostile}.npz").write_bytes(b"PK\x03\x04 not a zip")
+    index = build_report(folder / "results", folder / "report")
+    return folder, runs, index, hostile
+
+
+def test_who_wins_is_the_first_figure_on_the_page(report):
+    folder, _, index, _ = report
+    page = index.read_text()
+    assert (folder / "report" / "figures" / "who_wins.png").is_file()
+    assert page.index("who_wins.png") < page.index('<h2 id="setup"') < page.index("gap.png")
+    md = (folder / "report" / "report.md").read_text()
+    assert md.index("who_wins.png") < md.index("## Setup")
+
+
+def test_missing_cells_unconverged_arms_and_new_protocols(report):
+    _, _, index, _ = report
+    page = index.read_text()
+    assert "3 of its 21 cells have no row yet" in page
+    assert "21 (3 missing)" in page
+    assert "Unconverged cells" in page and "cutmix (2 of 6)" in page
+    assert "cutmix (staged) (2 of 6)" in page and "none (" not in page.split("Unconverged")[1][:80]
+    claims = pd.read_csv(index.parent / "claims.csv", keep_default_na=False)
+    scopes = set(claims.loc[claims["claim_id"] == "cutmix_reduces_gap", "scope"])
+    assert scopes == {"protocol=frozen", "protocol=head_first"}
+
+
+def test_outcome_files_give_two_level_intervals_and_a_bad_one_is_refused(report):
+    _, runs, index, hostile = report
+    page = index.read_text()
+    assert "1 outcomes file(s) refused" in page and hostile in page
+    assert "cover seeds only" not in page  # there are outcome files
+    claims = pd.read_csv(index.parent / "claims.csv")
+    frozen = claims[(claims["claim_id"] == "cutmix_improves_test_acc")
+                    & (claims["scope"] == "protocol=frozen")].iloc[0]  # fmt: skip
+    assert frozen["ci_images_low"] < frozen["effect"] < frozen["ci_images_high"]
+    # 1,000 images per seed: the image-level interval is far wider than the seeds' spread
+    assert frozen["ci_images_high"] - frozen["ci_images_low"] > frozen["ci_high"] - frozen["ci_low"]
+    assert frozen["verdict"] != "supported"  # the image-level interval covers 0 at 2 pp, 1k images
+    ece_over = claims[claims["claim_id"] == "cutmix_reduces_overconfidence"]
+    assert ece_over["ci_images_low"].notna().any()
+    gap = claims[claims["claim_id"] == "cutmix_reduces_gap"]
+    assert gap["ci_images_low"].isna().all()  # train accuracy has no outcome file
+
+
+def test_mismatched_labels_skip_the_image_interval_with_a_note(tmp_path):
+    runs = make_results(tmp_path, arms=ARMS[:2], protocols=("frozen",))
+    write_outcomes(tmp_path, runs)
+    first = runs[(runs["regularizer"] == "cutmix") & (runs["seed"] == 1)]["run_id"].iloc[0]
+    with np.load(tmp_path / "outcomes" / f"{first}.npz") as file:
+        arrays = dict(file)
+    arrays["label"] = (arrays["label"] + 1) % 10
+    np.savez(tmp_path / "outcomes" / f"{first}.npz", **arrays)
+    table = verdicts.evaluate_claims(load_results(tmp_path))
+    row = table[table["claim_id"] == "cutmix_improves_test_acc"].iloc[0]
+    assert np.isnan(row["ci_images_low"]) and "different test labels" in row["note"]
+
+
+def _save(path, **arrays):
+    np.savez(path, **arrays)
+    return path
+
+
+def test_hostile_outcome_files_are_refused(tmp_path):
+    good = {"label": np.zeros(5, np.uint8), "pred": np.zeros(5, np.uint8),
+            "conf": np.full(5, 0.5, np.float16)}  # fmt: skip
+    assert read_outcomes(_save(tmp_path / "good.npz", **good))["label"].shape == (5,)
+    cases = {
+        "garbage": None,
+        "pickled": {**good, "conf": np.array([object()] * 5, dtype=object)},
+        "extra key": {**good, "extra": np.zeros(5)},
+        "missing key": {k: v for k, v in good.items() if k != "conf"},
+        "2-D": {**good, "pred": np.zeros((5, 2), np.uint8)},
+        "lengths differ": {**good, "pred": np.zeros(4, np.uint8)},
+        "empty": {k: v[:0] for k, v in good.items()},
+        "float labels": {**good, "label": np.zeros(5, np.float32)},
+        "negative": {**good, "pred": np.full(5, -1, np.int16)},
+        "nan conf": {**good, "conf": np.full(5, np.nan, np.float16)},
+        "conf above 1": {**good, "conf": np.full(5, 2.0, np.float16)},
+        "int conf": {**good, "conf": np.ones(5, np.int8)},
+    }
+    for name, arrays in cases.items():
+        path = tmp_path / f"{name}.npz"
+        if arrays is None:
+            path.write_bytes(os.urandom(64))
+        else:
+            np.savez(path, **arrays)
+        with pytest.raises(OutcomeError):
+            read_outcomes(path)
+    link = tmp_path / "link.npz"
+    link.symlink_to(tmp_path / "good.npz")
+    with pytest.raises(OutcomeError, match="plain file"):
+        read_outcomes(link)
+    bomb = tmp_path / "bomb.npz"  # declares 1 GiB unpacked: refused before anything is read
+    with zipfile.ZipFile(bomb, "w", zipfile.ZIP_DEFLATED) as archive:
+        for key in ("label", "pred"):
+            archive.writestr(f"{key}.npy", b"")
+        archive.writestr("conf.npy", b"\0" * (2**26 + 1))
+    with pytest.raises(OutcomeError, match="unpacks"):
+        read_outcomes(bomb)
+
+
+def test_a_run_id_that_is_not_a_plain_name_is_never_a_path(tmp_path):
+    runs = make_results(tmp_path / "results", arms=ARMS[:2], protocols=("frozen",), seeds=(0, 1))
+    runs.loc[0, "run_id"] = "../../outside"
+    runs.to_csv(tmp_path / "results" / "runs.csv", index=False)
+    (tmp_path / "outside.npz").write_bytes(b"not read")
+    results = load_results(tmp_path / "results")
+    assert "../../outside" not in results.outcomes and not results.notes[-1].startswith("1 out")
+
+
+def test_ece_parts_add_up_to_the_binned_ece():
+    bins = pd.DataFrame({
+        "run_id": ["a"] * 3 + ["a"],
+        "split": ["test"] * 3 + ["val"],
+        "count": [10, 30, 0, 50],
+        "mean_confidence": [0.9, 0.5, np.nan, 0.1],
+        "accuracy": [0.7, 0.6, np.nan, 0.9],
+    })  # fmt: skip
+    parts = calibration_parts(bins).set_index("run_id")
+    assert parts.at["a", "ece_over"] == pytest.approx(10 / 40 * 0.2)
+    assert parts.at["a", "ece_under"] == pytest.approx(30 / 40 * 0.1)
+
+
+def test_ece_over_matches_the_committed_ece_on_a_fixture(tmp_path):
+    make_results(tmp_path, arms=ARMS[:2], protocols=("frozen",))
+    ok = load_results(tmp_path).ok
+    assert (ok["ece_over"] >= 0).all() and (ok["ece_under"] >= 0).all()
+    cutmix = ok[ok["regularizer"] == "cutmix"]
+    assert (cutmix["ece_under"] > cutmix["ece_over"]).all()  # planted under-confident
+
+
+def test_schedule_is_drawn_at_step_resolution():
+    params = {"prob": 1.0, "schedule": "staged",
+              "stages": [[0.0, 0.0, 0.0], [0.3, 1.0, 0.3], [0.7, 1.0, 1.0]]}  # fmt: skip
+    cell = pd.Series({"regularizer_params": json.dumps(params), "schedule": "staged",
+                      "epochs": 3, "train_size": 2000, "batch_size": 128})  # fmt: skip
+    fraction, prob, strength = figures.schedule_curve(cell)
+    assert len(fraction) == 45  # 3 epochs x 15 full batches: every optimizer step
+    switch = int(np.argmax(prob > 0))
+    assert switch == 14 and fraction[switch] == pytest.approx(14 / 45)  # ceil(0.3 x 45)
+    assert prob[:14].max() == 0  # the off stage is there, not averaged away
+    assert strength[14] == pytest.approx(0.3) and strength[-1] == 1.0
+    broken = cell.copy()
+    broken["regularizer_params"] = '{"stages": "nonsense"}'
+    assert figures.schedule_curve(broken) is None
+
+
+def test_unfreeze_step_on_the_epoch_axis(report):
+    folder, _, _, _ = report
+    results = load_results(folder / "results")
+    # 2000 images / 128 = 15 steps per epoch: step 31 is just past the end of epoch 2
+    assert figures.unfreeze_epochs(results, "head_first", "") == [pytest.approx(31 / 15)]
+    assert figures.unfreeze_epochs(results, "frozen", "") == []
+
+
+def test_committed_like_results_without_new_columns_say_unknown(tmp_path):
+    make_results(tmp_path / "results", arms=ARMS[:2], protocols=("frozen",), seeds=(0, 1))
+    results = load_results(tmp_path / "results")
+    assert not results.has("sweep_cells") and not results.outcomes
+    from bench.report import build
+
+    assert build.missing_cells(results) is None
+    assert "unknown" in build._sweep_size(results)
