@@ -32,8 +32,6 @@ from __future__ import annotations
 import csv
 import os
 import re
-import stat
-import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -43,6 +41,8 @@ import pandas as pd
 from bench import schema  # column declarations only: no torch behind it
 from bench.report import arms, style
 from bench.report.errors import ReportInputError, quoted, quoted_path
+from bench.results import OUTCOMES_DIR, ResultsError
+from bench.results import read_outcomes as read_checked
 
 __all__ = ["ReportInputError", "Results", "load_results", "matches"]
 
@@ -429,9 +429,6 @@ def _derive_calibration(results: Results) -> None:
     runs["ece_under"] = runs["run_id"].map(parts["ece_under"]).astype(float)
 
 
-OUTCOMES_FOLDER = "outcomes"
-OUTCOME_KEYS = ("label", "pred", "conf")
-MAX_OUTCOME_BYTES = 64 * 2**20  # uncompressed, per file: 16M images of 4 bytes
 SAFE_RUN_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
 
 
@@ -440,40 +437,15 @@ class OutcomeError(ValueError):
 
 
 def read_outcomes(path: Path) -> dict[str, np.ndarray]:
-    """One outcomes/<run_id>.npz, checked (see the module docstring); OutcomeError if refused."""
+    """One outcomes/<run_id>.npz through the results store's reader (the one place that knows
+    the format and treats the file as untrusted), as int64 labels/predictions and float
+    confidences for the statistics; OutcomeError naming the problem if refused."""
     try:
-        if not stat.S_ISREG(os.lstat(path).st_mode):
-            raise OutcomeError("not a plain file")
-        with zipfile.ZipFile(path) as archive:
-            names = sorted(info.filename for info in archive.infolist())
-            size = sum(info.file_size for info in archive.infolist())
-        if names != sorted(f"{key}.npy" for key in OUTCOME_KEYS):
-            raise OutcomeError(f"holds {names[:5]}, not exactly {list(OUTCOME_KEYS)}")
-        if size > MAX_OUTCOME_BYTES:
-            raise OutcomeError(f"unpacks to {size} bytes, more than {MAX_OUTCOME_BYTES}")
-        with np.load(path, allow_pickle=False) as file:
-            arrays = {key: file[key] for key in OUTCOME_KEYS}
-    except OutcomeError:
-        raise
-    except (OSError, ValueError, EOFError, KeyError, zipfile.BadZipFile, RuntimeError) as error:
-        raise OutcomeError(f"unreadable ({type(error).__name__})") from None
-    shapes = {key: array.shape for key, array in arrays.items()}
-    if any(len(shape) != 1 for shape in shapes.values()) or len(set(shapes.values())) != 1:
-        raise OutcomeError(f"arrays must be 1-D of one length, got shapes {shapes}")
-    if shapes["label"][0] == 0:
-        raise OutcomeError("holds no images")
-    for key in ("label", "pred"):
-        array = arrays[key]
-        if array.dtype.kind not in "iu" or array.min() < 0 or array.max() > 255:
-            raise OutcomeError(f"{key} must be integers in [0, 255], got {array.dtype}")
-    conf = arrays["conf"]
-    if conf.dtype.kind != "f":
-        raise OutcomeError(f"conf must be floats, got {conf.dtype}")
-    conf = conf.astype(float)
-    if not (np.isfinite(conf).all() and conf.min() >= 0 and conf.max() <= 1):
-        raise OutcomeError("conf must be finite confidences in [0, 1]")
+        arrays = read_checked(path)
+    except ResultsError as error:
+        raise OutcomeError(str(error).removeprefix(f"{path}: ")) from None
     return {"label": arrays["label"].astype(np.int64), "pred": arrays["pred"].astype(np.int64),
-            "conf": conf}  # fmt: skip
+            "conf": arrays["conf"].astype(float)}  # fmt: skip
 
 
 def _read_outcomes(results: Results) -> None:
@@ -484,7 +456,7 @@ def _read_outcomes(results: Results) -> None:
         if not SAFE_RUN_ID.fullmatch(str(run_id)):
             continue  # never a path from CSV text that is not a plain name
         for folder in results.folders:
-            path = folder / OUTCOMES_FOLDER / f"{run_id}.npz"
+            path = folder / OUTCOMES_DIR / f"{run_id}.npz"
             if not os.path.lexists(path):
                 continue
             try:

@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import os
 import zipfile
+import zlib
 
 import numpy as np
 import pandas as pd
@@ -17,7 +18,7 @@ from bench.report import build_report, figures, verdicts
 from bench.report.load import OutcomeError, calibration_parts, load_results, read_outcomes
 
 ARMS = [("none", "constant"), ("cutmix", "constant"), ("cutmix", "staged")]
-IMAGES = 1000
+IMAGES = 300  # per seed: the image-level interval of a 2 pp effect then spans about +-4 pp
 
 
 def write_outcomes(folder, runs: pd.DataFrame) -> None:
@@ -26,7 +27,7 @@ def write_outcomes(folder, runs: pd.DataFrame) -> None:
     (folder / "outcomes").mkdir(exist_ok=True)
     for _, row in runs[runs["status"] == "ok"].iterrows():
         labels = np.random.default_rng(int(row["seed"])).integers(0, 10, IMAGES)
-        rng = np.random.default_rng(abs(hash(row["run_id"])) % 2**32)
+        rng = np.random.default_rng(zlib.crc32(str(row["run_id"]).encode()))  # not hash(): salted
         right = rng.random(IMAGES) < row["test_acc"]
         pred = np.where(right, labels, (labels + 1) % 10)
         conf = rng.uniform(0.3, 1.0, IMAGES)
@@ -82,9 +83,9 @@ def test_outcome_files_give_two_level_intervals_and_a_bad_one_is_refused(report)
     frozen = claims[(claims["claim_id"] == "cutmix_improves_test_acc")
                     & (claims["scope"] == "protocol=frozen")].iloc[0]  # fmt: skip
     assert frozen["ci_images_low"] < frozen["effect"] < frozen["ci_images_high"]
-    # 1,000 images per seed: the image-level interval is far wider than the seeds' spread
+    # 300 images per seed: the image-level interval is far wider than the seeds' spread
     assert frozen["ci_images_high"] - frozen["ci_images_low"] > frozen["ci_high"] - frozen["ci_low"]
-    assert frozen["verdict"] != "supported"  # the image-level interval covers 0 at 2 pp, 1k images
+    assert frozen["verdict"] != "supported"  # the image-level interval covers 0 at 2 pp, 300 images
     ece_over = claims[claims["claim_id"] == "cutmix_reduces_overconfidence"]
     assert ece_over["ci_images_low"].notna().any()
     gap = claims[claims["claim_id"] == "cutmix_reduces_gap"]
@@ -137,14 +138,14 @@ def test_hostile_outcome_files_are_refused(tmp_path):
             read_outcomes(path)
     link = tmp_path / "link.npz"
     link.symlink_to(tmp_path / "good.npz")
-    with pytest.raises(OutcomeError, match="plain file"):
+    with pytest.raises(OutcomeError, match="symbolic link"):
         read_outcomes(link)
     bomb = tmp_path / "bomb.npz"  # declares 1 GiB unpacked: refused before anything is read
     with zipfile.ZipFile(bomb, "w", zipfile.ZIP_DEFLATED) as archive:
         for key in ("label", "pred"):
             archive.writestr(f"{key}.npy", b"")
         archive.writestr("conf.npy", b"\0" * (2**26 + 1))
-    with pytest.raises(OutcomeError, match="unpacks"):
+    with pytest.raises(OutcomeError, match="larger than"):
         read_outcomes(bomb)
 
 
