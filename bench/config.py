@@ -36,6 +36,10 @@ SEED_LIMIT = 2**32
 FOLLOW_SEED = None
 # Fields left out of run_id: they change where/how fast a cell runs, not what it measures.
 NON_IDENTITY_FIELDS = ("data_dir", "device", "compile", "save_logits", "sweep")
+# Fields added after results were committed, left out of run_id while they hold the value
+# that reproduces the older behaviour, so committed cells keep their ids (a sweep resumes them):
+# field -> that value. Any other value is part of the id like every field.
+IDENTITY_DEFAULTS = {"train_steps": 0, "train_per_class": 0, "eval_every": 1}  # issue 13 (budget)
 
 
 @dataclass(frozen=True)
@@ -90,6 +94,9 @@ class RunConfig:
         values = dataclasses.asdict(self)
         for name in NON_IDENTITY_FIELDS:
             values.pop(name)
+        for name, default in IDENTITY_DEFAULTS.items():
+            if values[name] == default and type(values[name]) is type(default):
+                values.pop(name)
         return values
 
     @property

@@ -250,3 +250,28 @@ def test_timings_are_positive_and_sum_to_at_most_the_wall_time():
     assert all(part > 0 and math.isfinite(part) for part in parts)
     assert sum(parts) <= row["wall_s"]
     assert row["steps_run"] == 15 and row["passes"] == pytest.approx(3.0)
+
+
+# --- committed results keep their cells -------------------------------------------------------
+
+
+def test_new_fields_at_their_old_behaviour_keep_run_ids_and_committed_cells():
+    assert RunConfig().run_id == "7ee1ae1bd1b4"  # the id before issue 13's fields existed
+    assert RunConfig(seed=2).run_id == "e03b0a4e3eca"  # = seed 2 with data_seed 2 before
+    for changes in ({"train_steps": 300}, {"eval_every": 2}, {"train_per_class": 10}):
+        assert RunConfig(**changes).run_id != RunConfig().run_id, changes
+    import csv
+    from pathlib import Path
+
+    from bench.sweep import load_sweep
+
+    root = Path(__file__).resolve().parents[2]
+    runs = root / "results" / "gpu-subset" / "runs.csv"
+    if not runs.exists():
+        pytest.skip(f"{runs} is not in this checkout")
+    with open(runs, newline="") as handle:
+        committed = {row["run_id"] for row in csv.DictReader(handle)}
+    cells = load_sweep(root / "sweeps" / "gpu-subset.toml").cells
+    assert {cfg.run_id for cfg in cells} == committed  # data_seed = 0 pinned in the file
+    unpinned = {cfg.replace(data_seed=cfg.seed).run_id for cfg in cells}
+    assert unpinned != committed  # without the pin, seeds 1 and 2 would be new cells
