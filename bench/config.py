@@ -29,8 +29,17 @@ MAX_IMAGE_SIZE = 1024
 # (measured: seeds 0, 2**32 and 2**63 give the same draws; -1, 2**32-1 and 2**63-1 too).
 SEED_LIMIT = 2**32
 
+# data_seed's default: follow the run seed. Resolved in RunConfig.__post_init__, so a built
+# RunConfig always stores the int it draws with (run_id hashes that number, and an explicit
+# data_seed equal to seed is the same cell). None, not a number: no sweep file or flag value
+# can mean "follow" by accident, and a negative data_seed stays an error.
+FOLLOW_SEED = None
 # Fields left out of run_id: they change where/how fast a cell runs, not what it measures.
 NON_IDENTITY_FIELDS = ("data_dir", "device", "compile", "save_logits", "sweep", "sweep_cells")
+# Fields added after results were committed, left out of run_id while they hold the value
+# that reproduces the older behaviour, so committed cells keep their ids (a sweep resumes them):
+# field -> that value. Any other value is part of the id like every field.
+IDENTITY_DEFAULTS = {"train_steps": 0, "train_per_class": 0, "eval_every": 1}  # issue 13 (budget)
 
 
 @dataclass(frozen=True)
@@ -68,16 +77,29 @@ class RunConfig:
     train_eval_size: int = 10000  # clean-train metrics on a fixed subset of at most this many
     robustness_size: int = 2000  # test images used for corruption / occlusion metrics
     seed: int = 0  # the run seed: init of the head, batch order, augmentation, regularizer draws
-    data_seed: int = 0  # fixes the validation hold-out and train subset, independent of seed
+    # fixes the validation hold-out and the train/test subsets; left out (FOLLOW_SEED) = the
+    # value of `seed`, so each seed draws its own subset; any value >= 0 fixes it
+    data_seed: int = FOLLOW_SEED  # type: ignore[assignment]  # an int once built
+    # issue 13 (budget): training budget, tiny data, evaluation cadence
+    train_steps: int = 0  # optimizer steps in all (0 = epochs x steps per epoch); see StepPlan
+    train_per_class: int = 0  # exactly this many training images per class (0 = train_size)
+    eval_every: int = 1  # epochs between evaluations (>= 1); the last epoch is always evaluated
     device: str = "auto"  # "auto" | "cpu" | "cuda" (not part of run_id)
     compile: bool = False  # torch.compile the model on CUDA (not part of run_id)
     save_logits: bool = False  # keep final test logits (float16, compressed) beside the CSVs
+
+    def __post_init__(self) -> None:
+        if self.data_seed is FOLLOW_SEED:
+            object.__setattr__(self, "data_seed", self.seed)  # frozen: set once, here
 
     def identity(self) -> dict[str, Any]:
         """The fields that define what the cell measures (the input of run_id)."""
         values = dataclasses.asdict(self)
         for name in NON_IDENTITY_FIELDS:
             values.pop(name)
+        for name, default in IDENTITY_DEFAULTS.items():
+            if values[name] == default and type(values[name]) is type(default):
+                values.pop(name)
         return values
 
     @property
@@ -215,3 +237,33 @@ def check_config(cfg: RunConfig, where: str = "config") -> None:
     # issue 12 (metrics)
     if cfg.sweep_cells < 0:
         raise bad("sweep_cells", "an integer >= 0 (the sweep's cell count; 0 = a single run)")
+    # issue 13 (budget): step budget, evaluation cadence, tiny data
+    if cfg.train_steps < 0:
+        raise bad("train_steps", "an integer >= 0 (optimizer steps in all; 0 = use epochs)")
+    if 0 < cfg.train_steps < cfg.epochs:
+        raise bad("train_steps", f"an integer >= epochs ({cfg.epochs}): with a step budget, "
+                  "epochs is the number of evaluation periods; lower epochs or raise train_steps")  # fmt: skip
+    if cfg.eval_every < 1:
+        raise bad("eval_every", "an integer >= 1 (epochs between evaluations; the last epoch is "
+                  "always evaluated)")  # fmt: skip
+    if cfg.train_per_class < 0:
+        raise bad("train_per_class", "an integer >= 0 (images per class; 0 = use train_size)")
+    if cfg.train_per_class and cfg.train_size:
+        raise ValueError(
+            f"{where}: train_size={cfg.train_size} and train_per_class={cfg.train_per_class} "
+            "are both set; set one of them and the other to 0"
+        )
+
+
+# issue 13 (budget): which epochs are evaluated (shared by the cell and the cost model)
+def gain_epoch(epochs: int) -> int:
+    """The last epoch boundary at or before 80% of training (0: none after the start); its
+    validation accuracy is the baseline of the convergence record (val_gain_last20)."""
+    return (4 * epochs) // 5
+
+
+def evaluation_epochs(epochs: int, eval_every: int) -> list[int]:
+    """The epochs after which a cell evaluates, ascending: every `eval_every`-th, the one at or
+    before 80% of training (gain_epoch) and always the last."""
+    chosen = {e for e in range(eval_every, epochs + 1, eval_every)} | {epochs, gain_epoch(epochs)}
+    return sorted(e for e in chosen if e >= 1)

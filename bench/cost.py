@@ -8,7 +8,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from bench.config import RunConfig
+from bench.config import RunConfig, evaluation_epochs
 from bench.sweep import Sweep
 
 # Effective multiply-adds per second by device and backbone. Measured where a backbone is named:
@@ -30,28 +30,45 @@ BACKBONE_GMACS_224 = {
 DEFAULT_GMACS_224 = 2.0
 CELL_OVERHEAD_S = {"cpu": 5.0, "cuda": 2.0}  # data + model set-up per cell
 COMPILE_S = 40.0  # torch.compile of a fresh model on CUDA (a guess; compile = true only)
-CIFAR10_TRAIN, CIFAR10_TEST = 50000, 10000
+CIFAR10_TRAIN, CIFAR10_TEST, CIFAR10_CLASSES = 50000, 10000, 10
 ROBUSTNESS_PASSES = 6  # forward passes over the robustness subset: occlusion + 5 corruptions
 
 
 def estimate_seconds(cfg: RunConfig, device: str) -> float:
     """A rough cost model of one cell, in forward passes of one image: a training image costs
-    3 with the backbone trained, 1 when frozen (backward through the head only); every epoch
-    evaluates the clean-train, validation and test subsets; at the end the flip-rate pass over
-    the test set and ROBUSTNESS_PASSES over the robustness subset."""
+    3 with the backbone trained, 1 when frozen (backward through the head only); the budget is
+    train_steps full batches, or `epochs` passes; each evaluated epoch (eval_every, the 80%
+    point and the last: bench.config.evaluation_epochs) evaluates the clean-train, validation
+    and test subsets; at the end the flip-rate pass over the test set and ROBUSTNESS_PASSES over
+    the robustness subset."""
+    parts = cost_parts(cfg)
     arch = cfg.backbone.split(".")[0]
     macs = BACKBONE_GMACS_224.get(arch, DEFAULT_GMACS_224) * 1e9
     macs *= (cfg.image_size / 224) ** 2
-    train = cfg.train_size or (CIFAR10_TRAIN - cfg.val_size)
-    test = cfg.test_size or CIFAR10_TEST
-    frozen_fraction = {"frozen": 1.0, "staged": cfg.unfreeze_at}.get(cfg.protocol, 0.0)
-    step_units = frozen_fraction * 1.0 + (1 - frozen_fraction) * 3.0
-    per_epoch = train * step_units + (min(cfg.train_eval_size, train) + cfg.val_size + test)
-    robust = min(cfg.robustness_size or test, test)
-    forwards = cfg.epochs * per_epoch + test + robust * ROBUSTNESS_PASSES
     rate = MACS_PER_S[device].get(arch, MACS_PER_S[device]["default"])
     setup = CELL_OVERHEAD_S[device] + (COMPILE_S if cfg.compile and device == "cuda" else 0.0)
-    return setup + forwards * macs / rate
+    return setup + sum(parts.values()) * macs / rate
+
+
+def cost_parts(cfg: RunConfig) -> dict[str, float]:
+    """A cell's work in forward passes of one image: "train", "eval" (the evaluated epochs) and
+    "robustness" (flip pass + ROBUSTNESS_PASSES), the units estimate_seconds converts to time."""
+    train = cfg.train_size or (CIFAR10_TRAIN - cfg.val_size)
+    if cfg.train_per_class:
+        train = cfg.train_per_class * CIFAR10_CLASSES
+    test = cfg.test_size or CIFAR10_TEST
+    batch = min(cfg.batch_size, train)
+    steps = cfg.train_steps or max(1, train // batch) * cfg.epochs
+    frozen_fraction = {"frozen": 1.0, "staged": cfg.unfreeze_at}.get(cfg.protocol, 0.0)
+    step_units = frozen_fraction * 1.0 + (1 - frozen_fraction) * 3.0
+    evaluations = len(evaluation_epochs(cfg.epochs, cfg.eval_every))
+    per_evaluation = min(cfg.train_eval_size or train, train) + cfg.val_size + test
+    robust = min(cfg.robustness_size or test, test)
+    return {
+        "train": steps * batch * step_units,
+        "eval": evaluations * per_evaluation,
+        "robustness": test + robust * ROBUSTNESS_PASSES,
+    }
 
 
 def guess_device(cells: Iterable[RunConfig]) -> str:

@@ -375,10 +375,19 @@ def stratified_take(
 
 
 def check_split_sizes(
-    n_train: int, n_test: int, val_size: int, train_size: int, test_size: int
+    n_train: int,
+    n_test: int,
+    val_size: int,
+    train_size: int,
+    test_size: int,
+    train_per_class: int = 0,
+    train_labels: torch.Tensor | np.ndarray | None = None,
+    classes: tuple[str, ...] = CLASSES,
 ) -> int:
     """ValueError naming the limit unless the requested sizes fit the dataset; returns the
-    training images left after the validation hold-out."""
+    training images left after the validation hold-out. `train_per_class` (exactly k images of
+    every class) is checked against each class's images left after the hold-out, which needs
+    `train_labels` (int [n_train]); without them, against an even share of what is left."""
     available = n_train - val_size
     if val_size >= n_train:
         raise ValueError(f"val_size={val_size} leaves no training images (have {n_train})")
@@ -387,9 +396,30 @@ def check_split_sizes(
             f"train_size={train_size} is larger than the {available} training images left after "
             f"the validation hold-out of {val_size}; use train_size <= {available} (0 = all)"
         )
+    if train_per_class:
+        left = per_class_left(n_train, val_size, train_labels, len(classes))
+        fewest = int(left.argmin())
+        if train_per_class > int(left[fewest]):
+            raise ValueError(
+                f"train_per_class={train_per_class} is larger than the {int(left[fewest])} "
+                f"images of class {classes[fewest]!r} left after the validation hold-out of "
+                f"{val_size}; use train_per_class <= {int(left[fewest])} (or a smaller val_size)"
+            )
     if test_size > n_test:
         raise ValueError(f"test_size={test_size} exceeds the {n_test} test images")
     return available
+
+
+def per_class_left(
+    n_train: int, val_size: int, labels: torch.Tensor | np.ndarray | None, num_classes: int
+) -> torch.Tensor:
+    """Training images of each class left after the stratified validation hold-out, int64
+    [num_classes] (labels int [n_train]; None: the dataset taken as balanced)."""
+    if labels is None:
+        counts = _class_quota(n_train, num_classes)
+    else:
+        counts = torch.bincount(torch.as_tensor(labels).cpu().long(), minlength=num_classes)
+    return counts[:num_classes] - _class_quota(val_size, num_classes)
 
 
 def make_splits(
@@ -401,18 +431,34 @@ def make_splits(
     data_seed: int,
     device: torch.device,
     classes: tuple[str, ...] = CLASSES,
+    train_per_class: int = 0,
 ) -> Splits:
     """Validation hold-out, training subset and test subset, all stratified and fixed by
-    `data_seed` (independent of the run seed), moved to `device` as uint8 tensors."""
+    `data_seed`, moved to `device` as uint8 tensors. `train_per_class` = k (instead of
+    train_size) takes exactly k training images of every class. For one data_seed, smaller
+    training subsets are nested in larger ones (each class takes its first ranks of one seeded
+    order), so a train-size sweep adds images rather than drawing new ones."""
     train_x = torch.from_numpy(np.ascontiguousarray(raw["train_x"]))
     train_y = torch.from_numpy(np.asarray(raw["train_y"]))
     test_x = torch.from_numpy(np.ascontiguousarray(raw["test_x"]))
     test_y = torch.from_numpy(np.asarray(raw["test_y"]))
-    available = check_split_sizes(len(train_y), len(test_y), val_size, train_size, test_size)
+    available = check_split_sizes(
+        len(train_y),
+        len(test_y),
+        val_size,
+        train_size,
+        test_size,
+        train_per_class,
+        train_y,
+        classes,
+    )
     for name, labels in (("training", train_y), ("test", test_y)):
         if len(labels) and (int(labels.min()) < 0 or int(labels.max()) >= len(classes)):
             raise ValueError(f"{name} labels outside [0, {len(classes)}): not CIFAR-10 files")
-    val_idx, train_idx = stratified_take(train_y, [val_size, train_size or available], data_seed)
+    train_count = train_per_class * len(classes) or train_size or available
+    val_idx, train_idx = stratified_take(
+        train_y, [val_size, train_count], data_seed, num_classes=len(classes)
+    )
     test_idx = (
         stratified_take(test_y, [test_size], data_seed)[0]
         if test_size

@@ -206,7 +206,22 @@ RUNS: list[Column] = [
         "flip_rate_correct", "flip rate (correct images)", "%", 100, 2, -1, shared=False, **FRACTION
     ),
     _runs("sweep_cells", "identity", "int", shared=False, low=1),
-]
+    # issue 13 (budget): the training budget, tiny data and evaluation cadence (configuration);
+    # what the fit ran, what it cost and whether it converged (metrics; docs/sweeps.md).
+    _runs("train_steps", "configuration", "int", shared=False, **NONNEGATIVE),
+    _runs("train_per_class", "configuration", "int", shared=False, **NONNEGATIVE),
+    _runs("eval_every", "configuration", "int", shared=False, low=1),
+    _runs("steps_run", "metric", "int", shared=False, in_report=False, **NONNEGATIVE),
+    _metric("passes", "passes over the training set", "", 1, 2, 0, shared=False,
+            in_report=False, **NONNEGATIVE),
+    _metric("train_s", "training time", "s", 1, 0, -1, shared=False, in_report=False,
+            **NONNEGATIVE),
+    _metric("eval_s", "evaluation time", "s", 1, 0, -1, shared=False, in_report=False,
+            **NONNEGATIVE),
+    _metric("val_gain_last20", "val. gain, last 20%", "pp", 100, 2, 0, shared=False,
+            in_report=False, low=-1, high=1),
+    _runs("converged", "metric", "int", shared=False, in_report=False, low=0, high=1),
+]  # fmt: skip
 
 # Metrics the report derives from runs.csv columns (never written by a cell).
 DERIVED: list[Column] = [

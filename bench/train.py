@@ -35,7 +35,7 @@ from torch import nn
 
 import regularizers
 from bench import backbones, data, metrics, provenance, robustness, rows
-from bench.config import RunConfig, build_regularizer, check_config
+from bench.config import RunConfig, build_regularizer, check_config, evaluation_epochs, gain_epoch
 from bench.inference import predict_logits
 from bench.progress import CellProgress
 from bench.rows import CellResult
@@ -43,6 +43,9 @@ from bench.rows import CellResult
 __all__ = ["CellProgress", "CellResult", "NonFiniteLoss", "preflight", "train_cell"]
 
 SYNC_EVERY = 50  # steps between host reads of the loss on CUDA (progress + finiteness)
+# A cell counts as converged when validation accuracy rose by less than this (a fraction: 0.5
+# percentage points) over the last 20% of training (val_gain_last20; docs/sweeps.md).
+CONVERGED_GAIN = 0.005
 REG_TIMING_EVERY = 5  # on CUDA, time the regularizer with events on every 5th step only
 
 
@@ -88,8 +91,9 @@ def preflight(cfg: RunConfig) -> None:
     backbones.check_backbone_name(cfg.backbone)
     raw = load_raw(cfg)
     data.check_split_sizes(
-        len(raw["train_y"]), len(raw["test_y"]), cfg.val_size, cfg.train_size, cfg.test_size
-    )
+        len(raw["train_y"]), len(raw["test_y"]), cfg.val_size, cfg.train_size, cfg.test_size,
+        cfg.train_per_class, raw["train_y"],
+    )  # fmt: skip
     if cfg.pretrained not in ("auto", "none"):
         backbones.read_weights_file(cfg.pretrained)
     elif cfg.pretrained == "auto" and cfg.protocol != "scratch" and not backbones.hub_reachable():
@@ -184,6 +188,7 @@ def train_cell(
         fit_state = fit(cell, result.epochs, progress)
         final_metrics(cell, fit_state, result)
         robustness_metrics(cell, fit_state, result, progress)
+        fit_record(cell, fit_state, row)
         keep_outputs(cell, fit_state, result, keep_model)
         row["status"] = "ok"
     except NonFiniteLoss as error:
@@ -203,29 +208,51 @@ def train_cell(
 
 @dataclass(frozen=True)
 class StepPlan:
-    """How many steps, of which batch size, with which warmup and unfreezing step."""
+    """How many steps, of which batch size, with which warmup and unfreezing step, and which
+    epochs end with an evaluation.
+
+    The budget is `epochs` passes over the training subset (per_epoch steps each), or, with
+    cfg.train_steps > 0, exactly train_steps optimizer steps whatever the training-set size.
+    Batches are drawn from one stream of fresh seeded permutations of the training subset (a
+    pass = per_epoch full batches; the last partial batch is dropped), so with a step budget
+    passes run on across epoch boundaries. An *epoch* is the unit of the learning curve: one
+    pass without a step budget; with one, a 1/epochs share of the budget (epoch_ends). Warmup
+    is warmup_epochs of these epochs, then cosine decay to 0 at total_steps (lr_factor).
+    """
 
     n_train: int  # training images
     batch_size: int  # cfg.batch_size, at most n_train
-    per_epoch: int  # steps per epoch
+    per_epoch: int  # steps per pass over the training subset
     total_steps: int
     warmup_steps: int  # linear warmup, then cosine decay (lr_factor)
     unfreeze_step: int  # first step with a trainable backbone (0: always; total: never)
     eval_batch: int  # batch size of evaluation
     train_eval_count: int  # clean-train metrics on the first this many training images
+    epoch_ends: tuple[int, ...] = ()  # the step count at the end of each epoch (last = total)
+    eval_epochs: tuple[int, ...] = ()  # epochs followed by an evaluation (last always)
+    gain_epoch: int = 0  # the evaluated epoch at or before 80% of training (0: none)
 
     @classmethod
     def for_cell(cls, cfg: RunConfig, n_train: int) -> StepPlan:
         batch_size = min(cfg.batch_size, n_train)
         per_epoch = data.steps_per_epoch(n_train, batch_size)
-        total_steps = per_epoch * cfg.epochs
+        if cfg.train_steps:
+            total_steps = cfg.train_steps
+            ends = tuple(e * total_steps // cfg.epochs for e in range(1, cfg.epochs + 1))
+            warmup = round(cfg.warmup_epochs * total_steps / cfg.epochs)
+        else:
+            total_steps = per_epoch * cfg.epochs
+            ends = tuple(e * per_epoch for e in range(1, cfg.epochs + 1))
+            warmup = round(cfg.warmup_epochs * per_epoch)
         frozen_fraction = {"frozen": 1.0, "staged": cfg.unfreeze_at}.get(cfg.protocol, 0.0)
         return cls(
             n_train=n_train, batch_size=batch_size, per_epoch=per_epoch, total_steps=total_steps,
-            warmup_steps=min(total_steps, round(cfg.warmup_epochs * per_epoch)),
+            warmup_steps=min(total_steps, warmup),
             unfreeze_step=round(frozen_fraction * total_steps),
             eval_batch=max(256, batch_size * 2),
             train_eval_count=min(n_train, cfg.train_eval_size or n_train),
+            epoch_ends=ends, eval_epochs=tuple(evaluation_epochs(cfg.epochs, cfg.eval_every)),
+            gain_epoch=gain_epoch(cfg.epochs),
         )  # fmt: skip
 
 
@@ -261,6 +288,7 @@ def set_up(cfg: RunConfig, device: torch.device, row: dict[str, Any]) -> Cell:
     splits = data.make_splits(
         load_raw(cfg), val_size=cfg.val_size, train_size=cfg.train_size,
         test_size=cfg.test_size, data_seed=cfg.data_seed, device=device,
+        train_per_class=cfg.train_per_class,
     )  # fmt: skip
     pretrained = "none" if cfg.protocol == "scratch" else cfg.pretrained
     model, source = backbones.create_backbone(cfg.backbone, pretrained, len(splits.classes))
@@ -304,35 +332,81 @@ class FitState:
     epoch_rates: list[float] = field(default_factory=list)  # training images/s per epoch
     eval_seconds: float = 0.0  # evaluation time over `eval_images` images
     eval_images: int = 0
-    val_logits: torch.Tensor | None = None  # the last epoch's, [N, K]
+    val_logits: torch.Tensor | None = None  # the last evaluated epoch's, [N, K]
     test_logits: torch.Tensor | None = None
     split_values: dict[str, float] = field(default_factory=dict)  # its train/val/test acc, loss
+    order: torch.Tensor | None = None  # the current permutation of the training subset [n]
+    batches_left: int = 0  # full batches of `order` not yet used
+    train_seconds: float = 0.0  # pure training time (train_epoch, the device synced at its end)
+    eval_wall_seconds: float = 0.0  # whole evaluate_epoch calls (metrics included)
+    val_curve: dict[int, float] = field(default_factory=dict)  # evaluated epoch -> val accuracy
 
 
 def fit(cell: Cell, epoch_rows: list[dict[str, Any]], progress: CellProgress) -> FitState:
-    """Train for cfg.epochs, evaluating after each epoch (one epochs.csv row each)."""
+    """Train for the plan's epochs (StepPlan), evaluating after each of plan.eval_epochs (one
+    epochs.csv row each; its train_loss_aug is the mean over the steps since the last row)."""
     cfg, plan = cell.cfg, cell.plan
     progress.start(cfg, plan.total_steps, plan.batch_size)
     state = FitState(cell_start=time.perf_counter())
+    loss_sum, loss_steps = torch.zeros((), device=cell.device), 0
     for epoch in range(1, cfg.epochs + 1):
-        loss_sum = train_epoch(cell, state, epoch, progress)
-        epoch_rows.append(evaluate_epoch(cell, state, epoch, loss_sum, progress))
+        first_step = state.step
+        loss_sum = loss_sum + train_epoch(cell, state, epoch, progress)
+        loss_steps += state.step - first_step
+        if epoch not in plan.eval_epochs:
+            continue
+        tick = time.perf_counter()
+        epoch_rows.append(evaluate_epoch(cell, state, epoch, loss_sum, loss_steps, progress))
+        state.eval_wall_seconds += time.perf_counter() - tick
+        state.val_curve[epoch] = epoch_rows[-1]["val_acc"]
+        loss_sum, loss_steps = torch.zeros((), device=cell.device), 0
         progress.epoch(epoch, epoch_rows[-1])
     return state
 
 
+def convergence(val_curve: dict[int, float], gain_epoch: int) -> tuple[float | None, int | None]:
+    """(val_gain_last20, converged) of a validation-accuracy curve {epoch: accuracy}: the last
+    evaluated epoch's accuracy minus that at `gain_epoch` (the evaluation at or before 80% of
+    training), and 1 when that gain is below CONVERGED_GAIN, else 0. (None, None) when there is
+    no such earlier evaluation (gain_epoch 0, e.g. a one-epoch cell)."""
+    last = max(val_curve, default=0)
+    if not 1 <= gain_epoch < last or gain_epoch not in val_curve:
+        return None, None
+    gain = val_curve[last] - val_curve[gain_epoch]
+    return gain, int(gain < CONVERGED_GAIN)
+
+
+def fit_record(cell: Cell, state: FitState, row: dict[str, Any]) -> None:
+    """What the fit ran and what it cost into the row: optimizer steps and passes over the
+    training subset, pure training and evaluation seconds, and the convergence record."""
+    gain, converged = convergence(state.val_curve, cell.plan.gain_epoch)
+    row.update(
+        steps_run=state.step,
+        passes=round(state.step * cell.plan.batch_size / cell.plan.n_train, 3),
+        train_s=round(state.train_seconds, 3), eval_s=round(state.eval_wall_seconds, 3),
+        val_gain_last20=gain, converged=converged,
+    )  # fmt: skip
+
+
 def train_epoch(cell: Cell, state: FitState, epoch: int, progress: CellProgress) -> torch.Tensor:
-    """One pass over a fresh permutation of the training subset; returns the summed training
-    loss (a device scalar). Raises NonFiniteLoss, checked every step on the CPU and every
-    SYNC_EVERY steps on CUDA."""
+    """The epoch's steps (up to plan.epoch_ends[epoch - 1]); batches come from fresh seeded
+    permutations of the training subset, a new one whenever the last is used up (without a
+    step budget: one per epoch, drawn at its start). Returns the summed training loss (a
+    device scalar). Raises NonFiniteLoss, checked every step on the CPU and every SYNC_EVERY
+    steps on CUDA."""
     plan, device = cell.plan, cell.device
-    order = torch.randperm(plan.n_train, device=device, generator=cell.generator)
+    steps = plan.epoch_ends[epoch - 1] - state.step
     loss_sum = torch.zeros((), device=device)
     first_bad = torch.full((), -1, dtype=torch.long, device=device)
     reg_events: list[tuple[torch.cuda.Event, torch.cuda.Event]] = []
     epoch_start = time.perf_counter()
-    for index in range(plan.per_epoch):
-        batch = order[index * plan.batch_size : (index + 1) * plan.batch_size]
+    for index in range(steps):
+        if state.batches_left == 0:
+            state.order = torch.randperm(plan.n_train, device=device, generator=cell.generator)
+            state.batches_left = plan.per_epoch
+        start = (plan.per_epoch - state.batches_left) * plan.batch_size
+        batch = state.order[start : start + plan.batch_size]
+        state.batches_left -= 1
         loss = train_step(cell, state, batch, reg_events)
         first_bad = torch.where(~torch.isfinite(loss) & (first_bad < 0), index + 1, first_bad)
         loss_sum += loss.detach()
@@ -341,7 +415,7 @@ def train_epoch(cell: Cell, state: FitState, epoch: int, progress: CellProgress)
             if int(first_bad) >= 0:
                 raise NonFiniteLoss(f"non-finite loss at epoch {epoch} step {int(first_bad)}")
             read = loss.item()
-        progress.step(epoch, index + 1, plan.per_epoch, read)
+        progress.step(epoch, index + 1, steps, read)
     if int(first_bad) >= 0:
         raise NonFiniteLoss(f"non-finite loss at epoch {epoch} step {int(first_bad)}")
     if device.type == "cuda":
@@ -349,7 +423,8 @@ def train_epoch(cell: Cell, state: FitState, epoch: int, progress: CellProgress)
         state.reg_seconds += sum(b.elapsed_time(e) for b, e in reg_events) / 1000
         state.reg_timed += len(reg_events)
     train_time = time.perf_counter() - epoch_start
-    state.epoch_rates.append(plan.per_epoch * plan.batch_size / train_time)
+    state.train_seconds += train_time
+    state.epoch_rates.append(steps * plan.batch_size / train_time)
     return loss_sum
 
 
@@ -401,10 +476,16 @@ def regularize(
 
 
 def evaluate_epoch(
-    cell: Cell, state: FitState, epoch: int, loss_sum: torch.Tensor, progress: CellProgress
+    cell: Cell,
+    state: FitState,
+    epoch: int,
+    loss_sum: torch.Tensor,
+    loss_steps: int,
+    progress: CellProgress,
 ) -> dict:
     """Clean-train (fixed subset), val and test logits and metrics after an epoch; keeps the
-    logits and metrics in `state` and returns the epoch's epochs.csv row."""
+    logits and metrics in `state` and returns the epoch's epochs.csv row (`loss_sum`: the
+    summed training loss, a device scalar, of the `loss_steps` steps since the last one)."""
     splits, plan = cell.splits, cell.plan
     eval_start = time.perf_counter()
     progress.phase("evaluation", "train", 0, 3)
@@ -428,7 +509,7 @@ def evaluate_epoch(
     }  # fmt: skip
     return {
         "run_id": cell.cfg.run_id, "epoch": epoch, "lr": cell.base_lrs[0] * state.factor,
-        "train_loss_aug": float(loss_sum) / plan.per_epoch, **state.split_values,
+        "train_loss_aug": float(loss_sum) / loss_steps, **state.split_values,
         "test_ece": metrics.calibration_summary(test_logits, splits.test_y)["ece"],
         "regularizer_prob": cell.reg.current_prob,
         "regularizer_strength": cell.reg.current_strength,

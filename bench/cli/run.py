@@ -22,7 +22,7 @@ import os
 import sys
 from pathlib import Path
 
-from bench.config import DATASETS, DEVICES, OPTIMIZERS, PROTOCOLS, RunConfig
+from bench.config import DATASETS, DEVICES, FOLLOW_SEED, OPTIMIZERS, PROTOCOLS, RunConfig
 
 PROG = "regbench run"
 # Help per RunConfig field (a field missing here still gets a flag, with a generic help).
@@ -55,7 +55,12 @@ FIELD_HELP = {
     "train_eval_size": "clean-train metrics on a fixed subset of at most this many",
     "robustness_size": "test images used for corruption / occlusion metrics",
     "seed": "run seed: head init, batch order, augmentation, regularizer draws",
-    "data_seed": "fixes the validation hold-out and train subset",
+    "data_seed": "fixes the validation hold-out and the train/test subsets (default: follows "
+    "--seed)",
+    "train_steps": "training budget in optimizer steps (0 = use --epochs); with it, --epochs is "
+    "the number of evaluation periods",
+    "train_per_class": "stratified training images per class (0 = use --train-size)",
+    "eval_every": "epochs between evaluations (the 80%% point and the last are always evaluated)",
     "device": "where to train",
     "compile": "torch.compile the model (CUDA only)",
     "save_logits": "keep final test logits (float16) as .npz",
@@ -87,7 +92,7 @@ def add_config_flags(parser: argparse.ArgumentParser) -> None:
         if field.name in NOT_FLAGS:
             continue
         flag = "--" + field.name.replace("_", "-")
-        default = getattr(defaults, field.name)
+        default = FOLLOW_SEED if field.name == "data_seed" else getattr(defaults, field.name)
         help_text = FIELD_HELP.get(field.name, f"RunConfig.{field.name} (see bench/config.py)")
         if field.name == "sweep":
             parser.add_argument(flag, default=None, help=help_text)

@@ -50,7 +50,8 @@ RUNS_FILE = schema.RUNS_FILE
 ARM_COLUMNS = ["regularizer", "schedule"]
 # Configuration columns that are not compared like the others: the arm's (arms.py) and the seed
 # (cells are paired by it).
-NOT_COMPARED = [*ARM_COLUMNS, arms.PARAMS_COLUMN, "seed"]
+# data_seed follows seed in the presets: it pairs with the seed, it does not split scopes.
+NOT_COMPARED = [*ARM_COLUMNS, arms.PARAMS_COLUMN, "seed", "data_seed"]
 
 
 def _numbers(file: str, names: list[str]) -> list[str]:

@@ -32,3 +32,24 @@ def test_estimate_and_status(tmp_path: Path) -> None:
     assert (len(status.done), len(status.failed), len(status.todo)) == (1, 1, len(est) - 2)
     assert status.measured
     assert status.eta_s == pytest.approx(2 * sum(est[2:]))
+
+
+def test_cost_model_follows_the_step_budget_and_evaluation_cadence() -> None:
+    from bench.config import RunConfig
+
+    cfg = RunConfig(train_size=2000, val_size=1000, test_size=2000, train_eval_size=500,
+                    robustness_size=500, epochs=5, batch_size=128, protocol="unfrozen")  # fmt: skip
+    parts = cost.cost_parts(cfg)
+    assert parts["train"] == 5 * 15 * 128 * 3  # 15 full batches a pass, 3 forward units each
+    assert parts["eval"] == 5 * (500 + 1000 + 2000)  # every epoch evaluated
+    assert parts["robustness"] == 2000 + 500 * cost.ROBUSTNESS_PASSES
+    sparse = cost.cost_parts(cfg.replace(eval_every=2))  # epochs 2, 4 (80% point) and 5
+    assert sparse["eval"] == 3 * (500 + 1000 + 2000) and sparse["train"] == parts["train"]
+    assert cost.estimate_seconds(cfg.replace(eval_every=2), "cpu") < cost.estimate_seconds(
+        cfg, "cpu"
+    )
+    # a step budget costs the same training whatever the training-set size
+    tiny = cfg.replace(train_size=0, train_per_class=20, train_steps=300)
+    large = cfg.replace(train_size=20000, train_steps=300)
+    assert cost.cost_parts(tiny)["train"] == 300 * 128 * 3 == cost.cost_parts(large)["train"]
+    assert cost.cost_parts(tiny)["eval"] == 5 * (200 + 1000 + 2000)  # clean-train: all 200

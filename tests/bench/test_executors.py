@@ -31,7 +31,7 @@ SMOKE = Path(__file__).resolve().parents[2] / "sweeps" / "smoke.toml"
 VOLATILE = {
     "wall_s", "train_images_per_s", "eval_images_per_s", "regularizer_ms_per_batch",
     "peak_mem_mb", "started_at", "device", "torch_version", "timm_version", "git_commit",
-    "num_gpus_visible", "robustness_s", "images_per_s",
+    "num_gpus_visible", "robustness_s", "images_per_s", "train_s", "eval_s",
 }  # fmt: skip
 TABLES = ("runs.csv", "epochs.csv", "calibration.csv", "robustness.csv")
 

@@ -218,3 +218,12 @@ def test_full_disk_without_save_model_is_one_named_error(
     err = capsys.readouterr().err
     assert err.startswith("regbench run: error: could not record cell ")
     assert len(err.splitlines()) == 1 and "free space and rerun" in err
+
+
+def test_data_seed_follows_seed_unless_given() -> None:
+    def config(*argv: str) -> RunConfig:
+        return run_cli.config_from_args(run_cli.build_parser().parse_args(list(argv)))
+
+    assert config("--seed", "3").data_seed == 3  # another seed draws another subset
+    assert config("--seed", "3", "--data-seed", "0").data_seed == 0  # unless fixed
+    assert config().data_seed == 0

@@ -98,6 +98,9 @@ EXTENSION = {
     "unfreeze_at": 0.5,
     "train_eval_size": 10000,
     "robustness_size": 2000,
+    "train_steps": 0,
+    "train_per_class": 0,
+    "eval_every": 1,
 }
 
 
