@@ -16,7 +16,9 @@ import math
 from dataclasses import dataclass, field
 from typing import Any
 
-PROTOCOLS = ("frozen", "unfrozen", "staged", "scratch")
+PROTOCOLS = ("frozen", "unfrozen", "staged", "scratch", "head_first")
+BN_MODES = ("auto", "frozen", "train")  # "auto": frozen for staged/head_first/frozen, else train
+SCHEDULE_FROM = ("start", "unfreeze")
 OPTIMIZERS = ("sgd", "adamw")
 DATASETS = ("cifar10", "synthetic")
 DEVICES = ("auto", "cpu", "cuda")
@@ -66,6 +68,16 @@ class RunConfig:
     robustness_size: int = 2000  # test images used for corruption / occlusion metrics
     seed: int = 0  # the run seed: init of the head, batch order, augmentation, regularizer draws
     data_seed: int = 0  # fixes the validation hold-out and train subset, independent of seed
+    # issue 13 (regimes): BatchNorm mode, head-first and partial fine-tuning (docs/protocols.md)
+    # Backbone BatchNorm while the backbone trains: "frozen" (eval mode, running statistics kept),
+    # "train" (batch statistics, running statistics updated), "auto" (frozen for staged and
+    # head_first, train for unfrozen and scratch); runs.csv records the mode used.
+    bn: str = "auto"
+    finetune_lr_scale: float = 0.1  # head_first: peak lr of the fine-tuning phase = lr * this
+    # Progress passed to the regularizer's schedule counts from "start" (step 0) or "unfreeze"
+    # (the first step with a trainable backbone; 0 before it). staged/head_first/unfrozen only.
+    schedule_from: str = "start"
+    trainable_stages: int = 0  # only the backbone's last k stages train (0 = every stage)
     device: str = "auto"  # "auto" | "cpu" | "cuda" (not part of run_id)
     compile: bool = False  # torch.compile the model on CUDA (not part of run_id)
     save_logits: bool = False  # keep final test logits (float16, compressed) beside the CSVs
@@ -141,6 +153,15 @@ def _check_types(cfg: RunConfig, where: str) -> None:
             raise ValueError(f"{where}: {f.name}={value!r} should be of type {f.type}")
 
 
+def resolved_bn(cfg: RunConfig) -> str:
+    """The BatchNorm mode a cell uses: cfg.bn, or for "auto" the protocol's default ("frozen" for
+    frozen, staged and head_first, whose head is fitted on running-statistics features first;
+    "train" for unfrozen and scratch). See docs/protocols.md."""
+    if cfg.bn != "auto":
+        return cfg.bn
+    return "train" if cfg.protocol in ("unfrozen", "scratch") else "frozen"
+
+
 def build_regularizer(cfg: RunConfig, num_classes: int) -> Any:
     """The cell's regularizer (a regularizers.Regularizer), label smoothing included unless its
     parameters set their own; ValueError/TypeError on bad parameters."""
@@ -209,3 +230,18 @@ def check_config(cfg: RunConfig, where: str = "config") -> None:
         regularizers.build(cfg.regularizer, num_classes=10, **cfg.regularizer_params)
     except (TypeError, ValueError) as error:
         raise ValueError(f"{where}: regularizer {cfg.regularizer!r}: {error}") from None
+    # issue 13 (regimes)
+    if cfg.bn not in BN_MODES:
+        raise bad("bn", ", ".join(BN_MODES))
+    if cfg.schedule_from not in SCHEDULE_FROM:
+        raise bad("schedule_from", ", ".join(SCHEDULE_FROM))
+    if not cfg.finetune_lr_scale > 0:
+        raise bad("finetune_lr_scale", "a number > 0 (fine-tuning lr = lr * finetune_lr_scale)")
+    if cfg.trainable_stages < 0:
+        raise bad("trainable_stages", "an integer >= 0 (the last k stages train; 0 = all)")
+    if cfg.trainable_stages and cfg.protocol in ("frozen", "scratch"):
+        raise bad("trainable_stages", f"0 with protocol {cfg.protocol!r} (partial fine-tuning "
+                  "needs a pretrained backbone that trains: unfrozen, staged or head_first)")  # fmt: skip
+    if cfg.schedule_from == "unfreeze" and cfg.protocol == "frozen":
+        raise bad("schedule_from", "'start' with protocol 'frozen' (the backbone never "
+                  "unfreezes), or a protocol that unfreezes: staged, head_first")  # fmt: skip

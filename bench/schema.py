@@ -176,6 +176,14 @@ RUNS: list[Column] = [
     # The cell's log (configuration, progress, the traceback of a failure), relative to the
     # results folder: logs/<run_id>.log; empty in results written before logs existed.
     _runs("log", "identity", "text", shared=False),
+    # issue 13 (regimes): BatchNorm mode used ("frozen" | "train"; config "auto" resolved), the
+    # head_first and partial fine-tuning fields, and the first step with a trainable backbone
+    # (empty if it never trains). See docs/protocols.md.
+    _runs("bn", "configuration", "text", shared=False),
+    _runs("finetune_lr_scale", "configuration", "float", shared=False, **NONNEGATIVE),
+    _runs("schedule_from", "configuration", "text", shared=False),
+    _runs("trainable_stages", "configuration", "int", shared=False, **NONNEGATIVE),
+    _runs("unfreeze_step", "metric", "int", shared=False, in_report=False, **NONNEGATIVE),
 ]
 
 # Metrics the report derives from runs.csv columns (never written by a cell).
