@@ -12,7 +12,18 @@ only fails after ~46 s of DNS retries.
 
 Protocols: `frozen` (only the classifier trains; the backbone stays in eval mode and runs without
 autograd), `unfrozen` (all parameters train from step 0), `staged` (frozen, then unfrozen at a
-fraction of training), `scratch` (random init, all train).
+fraction of training), `head_first` (the head trains on the frozen backbone, then the network
+fine-tunes at a low learning rate), `scratch` (random init, all train). See docs/protocols.md.
+
+Stages (partial fine-tuning, `trainable_stages = k`): timm's coarse parameter groups
+(`model.group_matcher(coarse=True)`, the grouping timm uses for layer-wise learning-rate decay)
+without the classifier, in forward order: e.g. 8 for tf_efficientnet_lite0 (stem, blocks.0-5,
+blocks.6 with conv_head), 5 for resnet18 (stem, layer1-4). Only the last k train.
+
+BatchNorm (`bn`): `train` lets the backbone's BatchNorm layers normalize with batch statistics
+and update their running statistics while the backbone trains; `frozen` keeps them in eval mode
+(running statistics, never updated) also when the backbone trains. Their affine weights train
+either way.
 """
 
 from __future__ import annotations
@@ -193,14 +204,96 @@ def set_backbone_trainable(model: nn.Module, trainable: bool) -> None:
             param.requires_grad_(trainable)
 
 
-def set_train_mode(model: nn.Module, backbone_trainable: bool) -> None:
+BN_MODES = ("frozen", "train")
+
+
+def set_train_mode(model: nn.Module, backbone_trainable: bool, bn: str | None = None) -> None:
     """model.train(), except a frozen backbone stays in eval mode (BatchNorm statistics and
-    dropout untouched): only the classifier module is put in train mode."""
-    if backbone_trainable:
-        model.train()
-    else:
+    dropout untouched): only the classifier module is put in train mode.
+
+    With a trainable backbone, every module whose parameters are all frozen (the early stages
+    under `trainable_stages`) stays in eval mode too, and with bn="frozen" so does every
+    BatchNorm layer outside the classifier (running statistics used and never updated).
+    bn=None keeps the mode this model was last given ("train" if never), so a caller that
+    restores train mode after an evaluation cannot unfreeze BatchNorm by omission."""
+    if bn is None:
+        bn = getattr(model, "regbench_bn", "train")
+    if bn not in BN_MODES:
+        raise ValueError(f"bn={bn!r} is invalid; allowed: {', '.join(BN_MODES)}")
+    model.regbench_bn = bn
+    if not backbone_trainable:
         model.eval()
         model.get_classifier().train()
+        return
+    model.train()
+    for module in model.modules():
+        params = list(module.parameters())
+        if params and not any(p.requires_grad for p in params):
+            module.eval()
+    if bn == "frozen":
+        for module in backbone_batchnorms(model):
+            module.eval()
+
+
+def backbone_batchnorms(model: nn.Module) -> list[nn.Module]:
+    """The BatchNorm layers outside the classifier (timm's BatchNormAct2d included)."""
+    head = set(map(id, model.get_classifier().modules()))
+    return [
+        m
+        for m in model.modules()
+        if isinstance(m, nn.modules.batchnorm._BatchNorm) and id(m) not in head
+    ]
+
+
+def backbone_stages(model: nn.Module) -> list[list[str]]:
+    """The backbone's stages in forward order, each a list of parameter names: timm's coarse
+    parameter groups (group_matcher(coarse=True)) with the classifier's parameters removed.
+    Raises ValueError for a model that declares no grouping."""
+    from timm.models import group_parameters
+
+    matcher = getattr(model, "group_matcher", None)
+    name = model.default_cfg.get("architecture", type(model).__name__)
+    try:
+        groups = group_parameters(model, matcher(coarse=True))
+    except (TypeError, NotImplementedError, AttributeError):
+        raise ValueError(
+            f"backbone {name!r} declares no parameter groups (timm's group_matcher), so its "
+            "stages are unknown; use trainable_stages = 0 (every stage) with it"
+        ) from None
+    head = {id(p) for p in model.get_classifier().parameters()}
+    params = dict(model.named_parameters())
+    stages = [[n for n in names if id(params[n]) not in head] for _, names in groups.items()]
+    return [stage for stage in stages if stage]
+
+
+def check_trainable_stages(model: nn.Module, stages: int) -> None:
+    """ValueError naming the fix unless 0 <= stages <= the backbone's stage count."""
+    count = len(backbone_stages(model))
+    if not 0 <= stages <= count:
+        name = model.default_cfg.get("architecture", type(model).__name__)
+        raise ValueError(
+            f"trainable_stages={stages} is invalid: backbone {name!r} has {count} stages "
+            f"(timm's coarse parameter groups); use 1..{count}, or 0 for every stage"
+        )
+
+
+def check_backbone_stages(name: str, stages: int) -> None:
+    """check_trainable_stages on a randomly initialised `name` (no weights, no network):
+    the preflight check for trainable_stages."""
+    if stages:
+        check_trainable_stages(timm.create_model(name, pretrained=False), stages)
+
+
+def freeze_early_stages(model: nn.Module, stages: int) -> None:
+    """requires_grad False on every backbone parameter outside the last `stages` stages
+    (0: leave every stage as it is). Call after set_backbone_trainable(model, True)."""
+    if stages == 0:
+        return
+    check_trainable_stages(model, stages)
+    params = dict(model.named_parameters())
+    for stage in backbone_stages(model)[:-stages]:
+        for name in stage:
+            params[name].requires_grad_(False)
 
 
 def parameter_groups(model: nn.Module, lr: float, backbone_lr: float) -> list[dict]:

@@ -16,7 +16,9 @@ import math
 from dataclasses import dataclass, field
 from typing import Any
 
-PROTOCOLS = ("frozen", "unfrozen", "staged", "scratch")
+PROTOCOLS = ("frozen", "unfrozen", "staged", "scratch", "head_first")
+BN_MODES = ("auto", "frozen", "train")  # "auto": frozen for staged/head_first/frozen, else train
+SCHEDULE_FROM = ("start", "unfreeze")
 OPTIMIZERS = ("sgd", "adamw")
 DATASETS = ("cifar10", "synthetic")
 DEVICES = ("auto", "cpu", "cuda")
@@ -39,7 +41,14 @@ NON_IDENTITY_FIELDS = ("data_dir", "device", "compile", "save_logits", "sweep", 
 # Fields added after results were committed, left out of run_id while they hold the value
 # that reproduces the older behaviour, so committed cells keep their ids (a sweep resumes them):
 # field -> that value. Any other value is part of the id like every field.
-IDENTITY_DEFAULTS = {"train_steps": 0, "train_per_class": 0, "eval_every": 1}  # issue 13 (budget)
+IDENTITY_DEFAULTS = {
+    "train_steps": 0, "train_per_class": 0, "eval_every": 1,  # issue 13 (budget)
+    "finetune_lr_scale": 0.1, "schedule_from": "start", "trainable_stages": 0,  # (regimes)
+}  # fmt: skip
+# `bn` enters run_id as the mode a cell uses (resolved_bn), and only where it changes what the
+# older code did: BatchNorm in train mode while the backbone trains was the only behaviour, and a
+# frozen backbone never trains. So staged cells (now "frozen" by default) get new ids.
+OLD_BN = "train"
 
 
 @dataclass(frozen=True)
@@ -84,6 +93,16 @@ class RunConfig:
     train_steps: int = 0  # optimizer steps in all (0 = epochs x steps per epoch); see StepPlan
     train_per_class: int = 0  # exactly this many training images per class (0 = train_size)
     eval_every: int = 1  # epochs between evaluations (>= 1); the last epoch is always evaluated
+    # issue 13 (regimes): BatchNorm mode, head-first and partial fine-tuning (docs/protocols.md)
+    # Backbone BatchNorm while the backbone trains: "frozen" (eval mode, running statistics kept),
+    # "train" (batch statistics, running statistics updated), "auto" (frozen for staged and
+    # head_first, train for unfrozen and scratch); runs.csv records the mode used.
+    bn: str = "auto"
+    finetune_lr_scale: float = 0.1  # head_first: peak lr of the fine-tuning phase = lr * this
+    # Progress passed to the regularizer's schedule counts from "start" (step 0) or "unfreeze"
+    # (the first step with a trainable backbone; 0 before it). staged/head_first/unfrozen only.
+    schedule_from: str = "start"
+    trainable_stages: int = 0  # only the backbone's last k stages train (0 = every stage)
     device: str = "auto"  # "auto" | "cpu" | "cuda" (not part of run_id)
     compile: bool = False  # torch.compile the model on CUDA (not part of run_id)
     save_logits: bool = False  # keep final test logits (float16, compressed) beside the CSVs
@@ -100,6 +119,9 @@ class RunConfig:
         for name, default in IDENTITY_DEFAULTS.items():
             if values[name] == default and type(values[name]) is type(default):
                 values.pop(name)
+        values["bn"] = resolved_bn(self)
+        if self.protocol == "frozen" or values["bn"] == OLD_BN:
+            values.pop("bn")
         return values
 
     @property
@@ -164,6 +186,15 @@ def _check_types(cfg: RunConfig, where: str) -> None:
             continue
         if not isinstance(value, kind) or (kind is not bool and isinstance(value, bool)):
             raise ValueError(f"{where}: {f.name}={value!r} should be of type {f.type}")
+
+
+def resolved_bn(cfg: RunConfig) -> str:
+    """The BatchNorm mode a cell uses: cfg.bn, or for "auto" the protocol's default ("frozen" for
+    frozen, staged and head_first, whose head is fitted on running-statistics features first;
+    "train" for unfrozen and scratch). See docs/protocols.md."""
+    if cfg.bn != "auto":
+        return cfg.bn
+    return "train" if cfg.protocol in ("unfrozen", "scratch") else "frozen"
 
 
 def build_regularizer(cfg: RunConfig, num_classes: int) -> Any:
@@ -253,6 +284,21 @@ def check_config(cfg: RunConfig, where: str = "config") -> None:
             f"{where}: train_size={cfg.train_size} and train_per_class={cfg.train_per_class} "
             "are both set; set one of them and the other to 0"
         )
+    # issue 13 (regimes)
+    if cfg.bn not in BN_MODES:
+        raise bad("bn", ", ".join(BN_MODES))
+    if cfg.schedule_from not in SCHEDULE_FROM:
+        raise bad("schedule_from", ", ".join(SCHEDULE_FROM))
+    if not cfg.finetune_lr_scale > 0:
+        raise bad("finetune_lr_scale", "a number > 0 (fine-tuning lr = lr * finetune_lr_scale)")
+    if cfg.trainable_stages < 0:
+        raise bad("trainable_stages", "an integer >= 0 (the last k stages train; 0 = all)")
+    if cfg.trainable_stages and cfg.protocol in ("frozen", "scratch"):
+        raise bad("trainable_stages", f"0 with protocol {cfg.protocol!r} (partial fine-tuning "
+                  "needs a pretrained backbone that trains: unfrozen, staged or head_first)")  # fmt: skip
+    if cfg.schedule_from == "unfreeze" and cfg.protocol == "frozen":
+        raise bad("schedule_from", "'start' with protocol 'frozen' (the backbone never "
+                  "unfreezes), or a protocol that unfreezes: staged, head_first")  # fmt: skip
 
 
 # issue 13 (budget): which epochs are evaluated (shared by the cell and the cost model)

@@ -59,7 +59,9 @@ def cost_parts(cfg: RunConfig) -> dict[str, float]:
     test = cfg.test_size or CIFAR10_TEST
     batch = min(cfg.batch_size, train)
     steps = cfg.train_steps or max(1, train // batch) * cfg.epochs
-    frozen_fraction = {"frozen": 1.0, "staged": cfg.unfreeze_at}.get(cfg.protocol, 0.0)
+    frozen_fraction = {"frozen": 1.0, "staged": cfg.unfreeze_at, "head_first": cfg.unfreeze_at}.get(
+        cfg.protocol, 0.0
+    )
     step_units = frozen_fraction * 1.0 + (1 - frozen_fraction) * 3.0
     evaluations = len(evaluation_epochs(cfg.epochs, cfg.eval_every))
     per_evaluation = min(cfg.train_eval_size or train, train) + cfg.val_size + test

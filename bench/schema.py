@@ -221,6 +221,14 @@ RUNS: list[Column] = [
     _metric("val_gain_last20", "val. gain, last 20%", "pp", 100, 2, 0, shared=False,
             in_report=False, low=-1, high=1),
     _runs("converged", "metric", "int", shared=False, in_report=False, low=0, high=1),
+    # issue 13 (regimes): BatchNorm mode used ("frozen" | "train"; config "auto" resolved), the
+    # head_first and partial fine-tuning fields, and the first step with a trainable backbone
+    # (empty if it never trains). See docs/protocols.md.
+    _runs("bn", "configuration", "text", shared=False),
+    _runs("finetune_lr_scale", "configuration", "float", shared=False, **NONNEGATIVE),
+    _runs("schedule_from", "configuration", "text", shared=False),
+    _runs("trainable_stages", "configuration", "int", shared=False, **NONNEGATIVE),
+    _runs("unfreeze_step", "metric", "int", shared=False, in_report=False, **NONNEGATIVE),
 ]  # fmt: skip
 
 # Metrics the report derives from runs.csv columns (never written by a cell).

@@ -35,7 +35,14 @@ from torch import nn
 
 import regularizers
 from bench import backbones, data, metrics, provenance, robustness, rows
-from bench.config import RunConfig, build_regularizer, check_config, evaluation_epochs, gain_epoch
+from bench.config import (
+    RunConfig,
+    build_regularizer,
+    check_config,
+    evaluation_epochs,
+    gain_epoch,
+    resolved_bn,
+)
 from bench.inference import predict_logits
 from bench.progress import CellProgress
 from bench.rows import CellResult
@@ -89,6 +96,7 @@ def preflight(cfg: RunConfig) -> None:
     check_config(cfg)
     resolve_device(cfg.device)
     backbones.check_backbone_name(cfg.backbone)
+    backbones.check_backbone_stages(cfg.backbone, cfg.trainable_stages)
     raw = load_raw(cfg)
     data.check_split_sizes(
         len(raw["train_y"]), len(raw["test_y"]), cfg.val_size, cfg.train_size, cfg.test_size,
@@ -231,6 +239,34 @@ class StepPlan:
     epoch_ends: tuple[int, ...] = ()  # the step count at the end of each epoch (last = total)
     eval_epochs: tuple[int, ...] = ()  # epochs followed by an evaluation (last always)
     gain_epoch: int = 0  # the evaluated epoch at or before 80% of training (0: none)
+    # issue 13 (regimes): the phases (docs/protocols.md)
+    bn: str = "train"  # the backbone's BatchNorm mode while it trains (config.resolved_bn)
+    trainable_stages: int = 0  # only the last k stages of the backbone train (0: all)
+    # head_first: the head's schedule ends at the switch and the fine-tuning phase has its own
+    # warmup + cosine at finetune_lr_scale; otherwise one schedule over total_steps
+    restart_lr: bool = False
+    finetune_lr_scale: float = 1.0
+    schedule_start: int = 0  # the step at which the regularizer's schedule progress is 0
+
+    def lr_at(self, step: int) -> float:
+        """The learning-rate factor of `step` (times each group's peak lr): lr_factor over the
+        whole run, or for head_first over the head phase, then finetune_lr_scale x lr_factor
+        over the fine-tuning phase, each with warmup_steps of warmup (at most its length)."""
+        if not self.restart_lr:
+            return lr_factor(step, self.total_steps, self.warmup_steps)
+        switch = self.unfreeze_step
+        if step < switch:
+            return lr_factor(step, switch, min(self.warmup_steps, switch))
+        length = self.total_steps - switch
+        return self.finetune_lr_scale * lr_factor(
+            step - switch, length, min(self.warmup_steps, length)
+        )
+
+    def schedule_progress(self, step: int) -> float:
+        """Progress in [0, 1] passed to the regularizer's schedule: step / total_steps, or with
+        schedule_from="unfreeze" counted from the switch (0 up to and at it)."""
+        length = max(1, self.total_steps - self.schedule_start)
+        return min(1.0, max(0, step - self.schedule_start) / length)
 
     @classmethod
     def for_cell(cls, cfg: RunConfig, n_train: int) -> StepPlan:
@@ -244,15 +280,23 @@ class StepPlan:
             total_steps = per_epoch * cfg.epochs
             ends = tuple(e * per_epoch for e in range(1, cfg.epochs + 1))
             warmup = round(cfg.warmup_epochs * per_epoch)
-        frozen_fraction = {"frozen": 1.0, "staged": cfg.unfreeze_at}.get(cfg.protocol, 0.0)
+        frozen_fraction = {
+            "frozen": 1.0,
+            "staged": cfg.unfreeze_at,
+            "head_first": cfg.unfreeze_at,
+        }.get(cfg.protocol, 0.0)
+        unfreeze_step = round(frozen_fraction * total_steps)
         return cls(
             n_train=n_train, batch_size=batch_size, per_epoch=per_epoch, total_steps=total_steps,
             warmup_steps=min(total_steps, warmup),
-            unfreeze_step=round(frozen_fraction * total_steps),
+            unfreeze_step=unfreeze_step,
             eval_batch=max(256, batch_size * 2),
             train_eval_count=min(n_train, cfg.train_eval_size or n_train),
             epoch_ends=ends, eval_epochs=tuple(evaluation_epochs(cfg.epochs, cfg.eval_every)),
             gain_epoch=gain_epoch(cfg.epochs),
+            bn=resolved_bn(cfg), trainable_stages=cfg.trainable_stages,
+            restart_lr=cfg.protocol == "head_first", finetune_lr_scale=cfg.finetune_lr_scale,
+            schedule_start=unfreeze_step if cfg.schedule_from == "unfreeze" else 0,
         )  # fmt: skip
 
 
@@ -292,6 +336,7 @@ def set_up(cfg: RunConfig, device: torch.device, row: dict[str, Any]) -> Cell:
     )  # fmt: skip
     pretrained = "none" if cfg.protocol == "scratch" else cfg.pretrained
     model, source = backbones.create_backbone(cfg.backbone, pretrained, len(splits.classes))
+    backbones.check_trainable_stages(model, cfg.trainable_stages)  # before any training
     row["pretrained"] = source
     row["train_size"] = len(splits.train_y)
     channels_last = device.type == "cuda"
@@ -304,13 +349,18 @@ def set_up(cfg: RunConfig, device: torch.device, row: dict[str, Any]) -> Cell:
     base_lrs = [group["lr"] for group in optimizer.param_groups]
     forward = Forward(model, device, cfg.compile)
     plan = StepPlan.for_cell(cfg, len(splits.train_y))
+    row["bn"] = plan.bn  # the mode used ("auto" resolved)
+    row["unfreeze_step"] = plan.unfreeze_step if plan.unfreeze_step < plan.total_steps else None
     return Cell(cfg, device, generator, splits, model, mean, std, reg, optimizer, base_lrs,
                 forward, plan)  # fmt: skip
 
 
 def make_optimizer(cfg: RunConfig, model: nn.Module) -> torch.optim.Optimizer:
-    """SGD with Nesterov momentum or AdamW; the backbone's group at lr * backbone_lr_scale."""
-    backbone_scale = 1.0 if cfg.protocol == "scratch" else cfg.backbone_lr_scale
+    """SGD with Nesterov momentum or AdamW; the backbone's group at lr * backbone_lr_scale
+    (scratch: lr; head_first: lr, since its fine-tuning phase scales both groups by
+    finetune_lr_scale)."""
+    same_lr = cfg.protocol in ("scratch", "head_first")
+    backbone_scale = 1.0 if same_lr else cfg.backbone_lr_scale
     groups = backbones.parameter_groups(model, cfg.lr, cfg.lr * backbone_scale)
     if cfg.optimizer == "sgd":
         return torch.optim.SGD(
@@ -432,17 +482,19 @@ def train_step(cell: Cell, state: FitState, batch: torch.Tensor, reg_events: lis
     """One optimizer step on the training images at indices `batch` [B]; returns the loss."""
     plan, model = cell.plan, cell.model
     trainable = state.step >= plan.unfreeze_step
-    if trainable != state.backbone_trainable:  # frozen -> unfrozen (staged), or step 0
+    if trainable != state.backbone_trainable:  # frozen -> unfrozen (staged, head_first), step 0
         backbones.set_backbone_trainable(model, trainable)
-        backbones.set_train_mode(model, trainable)
+        if trainable:  # only the last k stages (0: all)
+            backbones.freeze_early_stages(model, plan.trainable_stages)
+        backbones.set_train_mode(model, trainable, plan.bn)  # the model keeps its bn mode
         state.backbone_trainable = trainable
-    state.factor = lr_factor(state.step, plan.total_steps, plan.warmup_steps)
+    state.factor = plan.lr_at(state.step)
     for group, base_lr in zip(cell.optimizer.param_groups, cell.base_lrs, strict=True):
         group["lr"] = base_lr * state.factor
     images = data.random_crop_flip(cell.splits.train_x[batch], cell.generator)
     channels_last = cell.device.type == "cuda"
     images = data.to_model_input(images, cell.cfg.image_size, cell.mean, cell.std, channels_last)
-    cell.reg.set_progress(state.step / plan.total_steps)
+    cell.reg.set_progress(plan.schedule_progress(state.step))
     images, targets = regularize(cell, state, images, batch, reg_events)
     loss = soft_cross_entropy(cell.forward(images, trainable), targets)
     cell.optimizer.zero_grad(set_to_none=True)
@@ -497,7 +549,9 @@ def evaluate_epoch(
     progress.phase("evaluation", "", 3, 3)
     check_finite_outputs(epoch, train_logits, val_logits, test_logits)  # syncs the device
     state.eval_seconds += time.perf_counter() - eval_start
-    backbones.set_train_mode(cell.model, bool(state.backbone_trainable))  # evaluate(): eval mode
+    backbones.set_train_mode(
+        cell.model, bool(state.backbone_trainable), cell.plan.bn
+    )  # evaluate(): eval mode
     state.eval_images += plan.train_eval_count + len(splits.val_y) + len(splits.test_y)
     train_acc, train_loss = split_metrics(train_logits, splits.train_y[: plan.train_eval_count])
     val_acc, val_loss = split_metrics(val_logits, splits.val_y)

@@ -22,7 +22,16 @@ import os
 import sys
 from pathlib import Path
 
-from bench.config import DATASETS, DEVICES, FOLLOW_SEED, OPTIMIZERS, PROTOCOLS, RunConfig
+from bench.config import (
+    BN_MODES,
+    DATASETS,
+    DEVICES,
+    FOLLOW_SEED,
+    OPTIMIZERS,
+    PROTOCOLS,
+    SCHEDULE_FROM,
+    RunConfig,
+)
 
 PROG = "regbench run"
 # Help per RunConfig field (a field missing here still gets a flag, with a generic help).
@@ -36,7 +45,8 @@ FIELD_HELP = {
     "downloaded into the first if missing)",
     "backbone": "any timm model name",
     "pretrained": "auto | none | PATH to weights",
-    "protocol": "what trains: the head only, everything, frozen then unfrozen, or from scratch",
+    "protocol": "what trains: the head only, everything, frozen then unfrozen, from scratch, "
+    "or head_first (linear probe, then fine-tune at a low lr; docs/protocols.md)",
     "regularizer": "see `regbench regularizers`",
     "epochs": "training epochs",
     "batch_size": "training batch size",
@@ -47,7 +57,12 @@ FIELD_HELP = {
     "weight_decay": "weight decay",
     "warmup_epochs": "linear warmup (epochs, fractional ok), then cosine decay to 0",
     "label_smoothing": "label smoothing, equal in every arm",
-    "unfreeze_at": "staged protocol: fraction of training spent frozen",
+    "unfreeze_at": "staged / head_first: fraction of training spent frozen",
+    "bn": "backbone BatchNorm while it trains: frozen (running statistics kept), train, or auto "
+    "(frozen for staged / head_first, train for unfrozen / scratch)",
+    "finetune_lr_scale": "head_first: fine-tuning peak lr = lr * this (own warmup + cosine)",
+    "schedule_from": "the regularizer's schedule counts progress from the start or the unfreeze",
+    "trainable_stages": "only the backbone's last k stages train (0 = all)",
     "image_size": "input side in pixels after resizing on the device",
     "train_size": "training images after the validation hold-out; 0 = all",
     "val_size": "stratified validation hold-out from the training set",
@@ -65,7 +80,8 @@ FIELD_HELP = {
     "compile": "torch.compile the model (CUDA only)",
     "save_logits": "keep final test logits (float16) as .npz",
 }
-CHOICES = {"dataset": DATASETS, "protocol": PROTOCOLS, "optimizer": OPTIMIZERS, "device": DEVICES}
+CHOICES = {"dataset": DATASETS, "protocol": PROTOCOLS, "optimizer": OPTIMIZERS, "device": DEVICES,
+           "bn": BN_MODES, "schedule_from": SCHEDULE_FROM}  # fmt: skip
 NOT_FLAGS = ("regularizer_params",)  # set by --reg-param / --schedule
 TYPES = {"int": int, "float": float, "str": str}
 DISK_FULL = (errno.ENOSPC, errno.EFBIG, errno.EDQUOT)

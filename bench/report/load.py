@@ -516,13 +516,6 @@ def _notes(runs: pd.DataFrame, compared: list[str], arm_keys: dict[str, style.Ar
     return notes
 
 
-# Numbers the report uses that issues 12 and 13 add to runs.csv: parsed as numbers where present
-# also when bench.schema does not declare them (yet); declared ones get their declared checks.
-LATER_NUMBERS = ["robust_clean_acc", "occlusion_retained", "corruption_retained",
-                 "flip_rate_correct", "sweep_cells", "unfreeze_step", "converged",
-                 "val_gain_last20", "train_steps"]  # fmt: skip
-
-
 def _read_runs(path: Path) -> pd.DataFrame:
     """runs.csv, checked, with numbers parsed (integral shared configuration values as ints) and
     every optional text column present."""
@@ -531,7 +524,7 @@ def _read_runs(path: Path) -> pd.DataFrame:
         *run_metrics(),
         *extension_metrics(),
     ]
-    numeric += [c for c in LATER_NUMBERS if c not in numeric]
+    numeric += [c for c in _numbers(RUNS_FILE, schema.columns(RUNS_FILE)) if c not in numeric]
     runs = _read_csv(path, required_runs(), numeric)
     _check_runs(runs)
     for column in numeric_config():
