@@ -272,6 +272,11 @@ def test_new_fields_at_their_old_behaviour_keep_run_ids_and_committed_cells():
     with open(runs, newline="") as handle:
         committed = {row["run_id"] for row in csv.DictReader(handle)}
     cells = load_sweep(root / "sweeps" / "gpu-subset.toml").cells
-    assert {cfg.run_id for cfg in cells} == committed  # data_seed = 0 pinned in the file
-    unpinned = {cfg.replace(data_seed=cfg.seed).run_id for cfg in cells}
+    # staged cells changed meaning (BatchNorm statistics now kept: bn "auto" -> "frozen"), so
+    # they get new ids; with the old behaviour asked for explicitly they are the committed cells
+    old = [cfg.replace(bn="train") if cfg.protocol == "staged" else cfg for cfg in cells]
+    assert {cfg.run_id for cfg in old} == committed  # data_seed = 0 pinned in the file
+    fresh = {cfg.run_id for cfg in cells} - committed
+    assert len(fresh) == sum(cfg.protocol == "staged" for cfg in cells) == 15
+    unpinned = {cfg.replace(data_seed=cfg.seed).run_id for cfg in old}
     assert unpinned != committed  # without the pin, seeds 1 and 2 would be new cells
