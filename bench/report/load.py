@@ -513,6 +513,17 @@ def _notes(runs: pd.DataFrame, compared: list[str], arm_keys: dict[str, style.Ar
         )
     if "dataset" in runs and (runs["dataset"] == "synthetic").any():
         notes.append("Some cells ran on the synthetic test dataset: their numbers mean nothing.")
+    # Results written before the `bn` column existed ran staged cells with the backbone's
+    # BatchNorm statistics updating from the unfreeze on: the collapse issue 13 measured.
+    bn = runs["bn"] if "bn" in runs else pd.Series("", index=runs.index)
+    before_fix = (runs["protocol"] == "staged") & (bn.fillna("").astype(str) == "")
+    if before_fix.any():
+        notes.append(
+            f"{int(before_fix.sum())} staged cell(s) ran before the BatchNorm fix (no `bn` "
+            "value): their backbone's BatchNorm statistics updated from the unfreeze on, which "
+            "costs several points of accuracy at the switch (docs/measurements/staged-collapse.md)."
+            " Read their rows as that older protocol, not as today's staged protocol."
+        )
     return notes
 
 

@@ -211,3 +211,16 @@ def test_committed_like_results_without_new_columns_say_unknown(tmp_path):
 
     assert build.missing_cells(results) is None
     assert "unknown" in build._sweep_size(results)
+
+
+def test_staged_cells_before_the_batchnorm_fix_are_named(tmp_path):
+    runs = make_results(tmp_path, arms=ARMS[:2], protocols=("frozen", "staged"))
+    runs["bn"] = ""  # results written before issue 13 have no bn value
+    runs.to_csv(tmp_path / "runs.csv", index=False)
+    staged = int(((runs["protocol"] == "staged") & (runs["status"] == "ok")).sum())
+    staged_all = int((runs["protocol"] == "staged").sum())
+    notes = " ".join(load_results(tmp_path).notes)
+    assert f"{staged_all} staged cell(s) ran before the BatchNorm fix" in notes and staged > 0
+    runs["bn"] = np.where(runs["protocol"] == "staged", "frozen", "")
+    runs.to_csv(tmp_path / "runs.csv", index=False)
+    assert "BatchNorm fix" not in " ".join(load_results(tmp_path).notes)  # recorded: no note
