@@ -295,8 +295,17 @@ def _claim_blocks(claims: pd.DataFrame) -> list:
     ]
 
 
+def _metric_table(
+    results: Results, summary: pd.DataFrame, metrics: list[str] | None
+) -> render.Table:
+    """The per-arm table of `metrics` (None: the summary's), bold where it beats none."""
+    header, rows, marks = tables.table_rows(results, summary, metrics)
+    right_from = len(header) - len(marks[0])
+    return render.Table(header, rows, marks, right_from=right_from,
+                        groups=list(summary["scope"]), nowrap=True)  # fmt: skip
+
+
 def _summary_blocks(results: Results, summary: pd.DataFrame) -> list:
-    header, rows, marks = tables.table_rows(results, summary)
     return [
         render.Heading("Summary"),
         render.Para(
@@ -304,35 +313,20 @@ def _summary_blocks(results: Results, summary: pd.DataFrame) -> list:
             "parentheses); bold = better than none in its scope, paired over seeds and "
             "significant after Holm's correction (never a cost such as throughput)."
         ),
-        render.Table(
-            header,
-            rows,
-            marks,
-            right_from=len(header) - len(marks[0]),
-            groups=list(summary["scope"]),
-            nowrap=True,
-        ),
+        _metric_table(results, summary, None),
     ]
 
 
 def _robustness_blocks(results: Results, summary: pd.DataFrame) -> list:
     if not (results.has("corruption_acc") or results.has("occlusion_acc")):
         return []
-    header, rows, marks = tables.table_rows(results, summary, tables.ROBUSTNESS_METRICS)
     return [
         render.Heading("Robustness"),
         render.Para(
             "Mean ± std over seeds. Retained accuracy = perturbed accuracy / clean accuracy on "
             "the same images (where measured); bold as in the summary."
         ),
-        render.Table(
-            header,
-            rows,
-            marks,
-            right_from=len(header) - len(marks[0]),
-            groups=list(summary["scope"]),
-            nowrap=True,
-        ),
+        _metric_table(results, summary, tables.ROBUSTNESS_METRICS),
     ]
 
 

@@ -6,17 +6,11 @@ import math
 
 import pytest
 import torch
+from tiny_cell import TINY
 
 from bench import train
 from bench.config import RunConfig
 from bench.schema import CALIBRATION_COLUMNS, EPOCHS_COLUMNS, ROBUSTNESS_COLUMNS, RUNS_COLUMNS
-
-TINY = RunConfig(
-    sweep="test", dataset="synthetic", backbone="test_resnet", pretrained="none",
-    protocol="unfrozen", regularizer="none", epochs=2, batch_size=64, lr=0.05,
-    backbone_lr_scale=1.0, image_size=32, train_size=640, val_size=400, test_size=300,
-    train_eval_size=300, robustness_size=100, device="cpu",
-)  # fmt: skip
 
 
 def test_learns_synthetic_data_and_fills_every_schema_column():

@@ -6,16 +6,10 @@ from __future__ import annotations
 
 import pytest
 import torch
+from tiny_cell import TINY
 
 from bench import backbones, train
 from bench.config import RunConfig, check_config
-
-TINY = RunConfig(
-    sweep="test", dataset="synthetic", backbone="test_resnet", pretrained="none",
-    protocol="unfrozen", regularizer="none", epochs=2, batch_size=64, lr=0.05,
-    backbone_lr_scale=1.0, image_size=32, train_size=640, val_size=400, test_size=300,
-    train_eval_size=300, robustness_size=100, device="cpu",
-)  # fmt: skip
 
 
 def initial_model(cfg: RunConfig) -> torch.nn.Module:
