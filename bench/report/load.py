@@ -50,8 +50,7 @@ RUNS_FILE = schema.RUNS_FILE
 ARM_COLUMNS = ["regularizer", "schedule"]
 # Configuration columns that are not compared like the others: the arm's (arms.py) and the seed
 # (cells are paired by it).
-# data_seed follows seed in the presets: it pairs with the seed, it does not split scopes.
-NOT_COMPARED = [*ARM_COLUMNS, arms.PARAMS_COLUMN, "seed", "data_seed"]
+NOT_COMPARED = [*ARM_COLUMNS, arms.PARAMS_COLUMN, "seed"]
 
 
 def _numbers(file: str, names: list[str]) -> list[str]:
@@ -655,7 +654,13 @@ def load_results(folder: str | Path | list[str | Path]) -> Results:
     absent = [c for c in run_metrics() if c not in runs.columns]
     for column in absent:
         runs[column] = np.nan
-    compared = config_columns() + [c for c in extension_config() if c in runs.columns]
+    extension = [c for c in extension_config() if c in runs.columns]
+    if "data_seed" in extension and bool(
+        (pd.to_numeric(runs["data_seed"], errors="coerce") == runs["seed"]).all()
+    ):
+        # data_seed follows seed (the presets): a seed's subset pairs with it, no scope split
+        extension.remove("data_seed")
+    compared = config_columns() + extension
     varying, bound, arm_keys = _add_labels(runs, compared)
     _derive(runs)
     results = Results(

@@ -101,6 +101,10 @@ EXTENSION = {
     "train_steps": 0,
     "train_per_class": 0,
     "eval_every": 1,
+    "bn": "",  # results written before the BatchNorm option (the report notes staged cells)
+    "finetune_lr_scale": 0.1,
+    "schedule_from": "start",
+    "trainable_stages": 0,
 }
 
 

@@ -224,3 +224,15 @@ def test_staged_cells_before_the_batchnorm_fix_are_named(tmp_path):
     runs["bn"] = np.where(runs["protocol"] == "staged", "frozen", "")
     runs.to_csv(tmp_path / "runs.csv", index=False)
     assert "BatchNorm fix" not in " ".join(load_results(tmp_path).notes)  # recorded: no note
+
+
+def test_data_seed_following_seed_pairs_cells_instead_of_splitting_scopes(tmp_path):
+    runs = make_results(tmp_path, arms=ARMS[:2], protocols=("frozen",))
+    plain = load_results(tmp_path).scopes()
+    runs["data_seed"] = runs["seed"]  # the presets: each seed draws its own subset
+    runs.to_csv(tmp_path / "runs.csv", index=False)
+    results = load_results(tmp_path)
+    assert results.scopes() == plain == ["protocol=frozen"]
+    table = verdicts.evaluate_claims(results)
+    row = table[table["claim_id"] == "cutmix_improves_test_acc"].iloc[0]
+    assert row["n"] >= 2  # the seeds pair within the one scope
