@@ -137,7 +137,33 @@ def _sweep_notes(results: Results) -> list[str]:
                 f"Unconverged cells (runs.csv converged = 0) in these arms: {arms}; their "
                 "numbers describe training that was still improving."
             )
+    notes += _collapse_note(results)
     return notes
+
+
+COLLAPSE_DROP = 0.05  # validation accuracy lost between two evaluations that flags a cell
+
+
+def _collapse_note(results: Results) -> list[str]:
+    """Cells whose validation accuracy fell by more than COLLAPSE_DROP between two consecutive
+    evaluations (e.g. at an unfreeze), counted per protocol: their final numbers describe a run
+    that lost what it had learned, which a convergence flag alone does not show."""
+    epochs = results.epochs
+    if epochs is None or "val_acc" not in epochs or epochs["val_acc"].isna().all():
+        return []
+    curves = epochs[epochs["run_id"].isin(results.ok["run_id"])].sort_values(["run_id", "epoch"])
+    worst = curves.groupby("run_id")["val_acc"].apply(lambda v: v.diff().min())
+    fell = results.ok[results.ok["run_id"].map(worst) < -COLLAPSE_DROP]
+    if fell.empty:
+        return []
+    total = results.ok.groupby("protocol").size()
+    counts = ", ".join(f"{protocol} ({n} of {int(total[protocol])})"
+                       for protocol, n in fell.groupby("protocol").size().items())  # fmt: skip
+    return [
+        f"Cells whose validation accuracy fell by more than {COLLAPSE_DROP * 100:.0f} pp between "
+        f"two evaluations: {counts}. Their final numbers describe training that lost what it had "
+        "learned (see the learning curves); read those scopes with care."
+    ]
 
 
 def _folders_fact(results: Results) -> tuple[str, str]:

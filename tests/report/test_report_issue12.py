@@ -236,3 +236,17 @@ def test_data_seed_following_seed_pairs_cells_instead_of_splitting_scopes(tmp_pa
     table = verdicts.evaluate_claims(results)
     row = table[table["claim_id"] == "cutmix_improves_test_acc"].iloc[0]
     assert row["n"] >= 2  # the seeds pair within the one scope
+
+
+def test_cells_that_lose_what_they_learned_are_named_and_steady_ones_are_not(tmp_path):
+    runs = make_results(tmp_path, arms=ARMS[:2], protocols=("frozen", "staged"))
+    epochs = pd.read_csv(tmp_path / "epochs.csv")
+    clean = build_report(tmp_path, tmp_path / "before").read_text()
+    assert "fell by more than" not in clean  # the fixture's curves only rise
+    victim = runs[(runs["protocol"] == "staged") & (runs["status"] == "ok")]["run_id"].iloc[0]
+    last = epochs["epoch"] == epochs.loc[epochs["run_id"] == victim, "epoch"].max()
+    epochs.loc[(epochs["run_id"] == victim) & last, "val_acc"] = 0.05
+    epochs.to_csv(tmp_path / "epochs.csv", index=False)
+    page = build_report(tmp_path, tmp_path / "after").read_text()
+    staged = int(((runs["protocol"] == "staged") & (runs["status"] == "ok")).sum())
+    assert f"fell by more than 5 pp between two evaluations: staged (1 of {staged})" in page
