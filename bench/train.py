@@ -451,13 +451,7 @@ def train_epoch(cell: Cell, state: FitState, epoch: int, progress: CellProgress)
     reg_events: list[tuple[torch.cuda.Event, torch.cuda.Event]] = []
     epoch_start = time.perf_counter()
     for index in range(steps):
-        if state.batches_left == 0:
-            state.order = torch.randperm(plan.n_train, device=device, generator=cell.generator)
-            state.batches_left = plan.per_epoch
-        start = (plan.per_epoch - state.batches_left) * plan.batch_size
-        batch = state.order[start : start + plan.batch_size]
-        state.batches_left -= 1
-        loss = train_step(cell, state, batch, reg_events)
+        loss = train_step(cell, state, next_batch(cell, state), reg_events)
         first_bad = torch.where(~torch.isfinite(loss) & (first_bad < 0), index + 1, first_bad)
         loss_sum += loss.detach()
         read = None
@@ -476,6 +470,18 @@ def train_epoch(cell: Cell, state: FitState, epoch: int, progress: CellProgress)
     state.train_seconds += train_time
     state.epoch_rates.append(steps * plan.batch_size / train_time)
     return loss_sum
+
+
+def next_batch(cell: Cell, state: FitState) -> torch.Tensor:
+    """Indices [B] of the next training batch: the next full batch of the current seeded
+    permutation of the training subset (state.order), a fresh one when it is used up."""
+    plan = cell.plan
+    if state.batches_left == 0:
+        state.order = torch.randperm(plan.n_train, device=cell.device, generator=cell.generator)
+        state.batches_left = plan.per_epoch
+    start = (plan.per_epoch - state.batches_left) * plan.batch_size
+    state.batches_left -= 1
+    return state.order[start : start + plan.batch_size]
 
 
 def train_step(cell: Cell, state: FitState, batch: torch.Tensor, reg_events: list) -> torch.Tensor:

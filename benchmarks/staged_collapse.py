@@ -36,7 +36,7 @@ from torch import nn
 
 from bench import backbones, data
 from bench.config import RunConfig
-from bench.train import FitState, set_up, train_step
+from bench.train import FitState, next_batch, set_up, train_step
 
 VARIANTS = (
     "baseline",
@@ -86,14 +86,9 @@ def run_seed(args, seed: int) -> list[dict]:
     plan = cell.plan
     switch = plan.unfreeze_step
     state = FitState(cell_start=time.perf_counter())
-    order = None
     frozen_curve = {}
     while state.step < switch:
-        index = state.step % plan.per_epoch
-        if index == 0:
-            order = torch.randperm(plan.n_train, generator=cell.generator)
-        batch = order[index * plan.batch_size : (index + 1) * plan.batch_size]
-        train_step(cell, state, batch, [])
+        train_step(cell, state, next_batch(cell, state), [])
         if state.step == plan.per_epoch or state.step == switch:
             frozen_curve[state.step] = val_acc(cell, None)
     optimizer = cell.optimizer
@@ -103,7 +98,8 @@ def run_seed(args, seed: int) -> list[dict]:
         "model": copy.deepcopy(cell.model.state_dict()),
         "optimizer": copy.deepcopy(optimizer.state_dict()),
         "generator": cell.generator.get_state(),
-        "order": order.clone(),
+        "order": state.order.clone(),
+        "batches_left": state.batches_left,
         "base_lrs": list(cell.base_lrs),
     }
     rows = []
@@ -113,8 +109,13 @@ def run_seed(args, seed: int) -> list[dict]:
         optimizer.load_state_dict(snapshot["optimizer"])
         cell.generator.set_state(snapshot["generator"])
         cell.base_lrs[:] = snapshot["base_lrs"]
-        order = snapshot["order"].clone()
-        state = FitState(cell_start=time.perf_counter(), step=switch, backbone_trainable=True)
+        state = FitState(
+            cell_start=time.perf_counter(),
+            step=switch,
+            backbone_trainable=True,
+            order=snapshot["order"].clone(),
+            batches_left=snapshot["batches_left"],
+        )
         backbones.set_backbone_trainable(cell.model, True)
         apply_variant_mode(cell.model, variant)
         momentum = {}
@@ -133,11 +134,7 @@ def run_seed(args, seed: int) -> list[dict]:
         end = plan.total_steps if args.full else 2 * plan.per_epoch
         start = time.perf_counter()
         while state.step < end:
-            index = state.step % plan.per_epoch
-            if index == 0:
-                order = torch.randperm(plan.n_train, generator=cell.generator)
-            batch = order[index * plan.batch_size : (index + 1) * plan.batch_size]
-            train_step(cell, state, batch, [])
+            train_step(cell, state, next_batch(cell, state), [])
             if lrs is None:
                 lrs = [group["lr"] for group in optimizer.param_groups]
             after = state.step - switch

@@ -10,18 +10,13 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import tiny_cell
 import torch
 
 from bench import robustness, train
-from bench.config import RunConfig
 from bench.results import OUTCOMES_DIR, ResultsDir, read_outcomes
 
-TINY = RunConfig(
-    sweep="test", dataset="synthetic", backbone="test_resnet", pretrained="none",
-    protocol="unfrozen", regularizer="none", epochs=1, batch_size=64, lr=0.05,
-    backbone_lr_scale=1.0, image_size=32, train_size=640, val_size=400, test_size=300,
-    train_eval_size=300, robustness_size=100, device="cpu",
-)  # fmt: skip
+TINY = tiny_cell.TINY.replace(epochs=1)
 
 
 @pytest.fixture(scope="module")
