@@ -49,6 +49,11 @@ IDENTITY_DEFAULTS = {
 # older code did: BatchNorm in train mode while the backbone trains was the only behaviour, and a
 # frozen backbone never trains. So staged cells (now "frozen" by default) get new ids.
 OLD_BN = "train"
+# Staged cells whose backbone group warms up again at the switch (bench.train.StepPlan,
+# backbone_rewarm_steps; issue 13) train differently from the staged cells committed before it,
+# with no field to tell them apart: this mark enters the id of every staged cell, so a sweep
+# resumed from an older results folder reruns them instead of mixing the two behaviours.
+STAGED_REWARM_MARK = ("staged_backbone_rewarm", True)
 
 
 @dataclass(frozen=True)
@@ -122,6 +127,8 @@ class RunConfig:
         values["bn"] = resolved_bn(self)
         if self.protocol == "frozen" or values["bn"] == OLD_BN:
             values.pop("bn")
+        if self.protocol == "staged":
+            values[STAGED_REWARM_MARK[0]] = STAGED_REWARM_MARK[1]
         return values
 
     @property

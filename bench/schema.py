@@ -25,6 +25,7 @@ RUNS_FILE = "runs.csv"
 EPOCHS_FILE = "epochs.csv"
 CALIBRATION_FILE = "calibration.csv"
 ROBUSTNESS_FILE = "robustness.csv"
+SEARCH_FILE = "search.csv"
 
 
 @dataclass(frozen=True)
@@ -270,6 +271,32 @@ ROBUSTNESS: list[Column] = [
     *_side(ROBUSTNESS_FILE, "severity", "key", "int", "severity"),
     *_side(ROBUSTNESS_FILE, "accuracy ece", "metric", "float", "accuracy"),
 ]
+
+# search.csv (issue 14): the hyperparameter search of a sweep with a [search] table, written by
+# bench.search after its trials ran (not per cell: it is not in DECLARED). One row per trial and
+# searched parameter: `scope` (the sweep's axis values other than the arm and the seed) and `arm`
+# (the regularizer with its parameters, as the sweep names it) say which arm x scope the trial
+# belongs to; `value` is the parameter's value in the trial, `low`/`high` the ends of its searched
+# range; `score` the mean of `select_metric` over the trial's cells that finished ok (`seeds` of
+# them, run ids in `run_ids`); `selected` = 1 for the trial whose configuration the arm's final
+# cells (runs.csv) ran, and `at_edge` = 1 where that value is an end of its range (a search to
+# widen). See docs/sweeps.md#hyperparameter-search.
+SEARCH: list[Column] = [
+    Column("scope", SEARCH_FILE, "key", "text", required=True),
+    Column("arm", SEARCH_FILE, "key", "text", required=True),
+    Column("trial", SEARCH_FILE, "key", "int", required=True, low=0),
+    Column("parameter", SEARCH_FILE, "key", "text", required=True),
+    Column("value", SEARCH_FILE, "configuration", "float", required=True),
+    Column("low", SEARCH_FILE, "configuration", "float", required=True),
+    Column("high", SEARCH_FILE, "configuration", "float", required=True),
+    Column("select_metric", SEARCH_FILE, "configuration", "text", required=True),
+    Column("score", SEARCH_FILE, "metric", "float"),
+    Column("seeds", SEARCH_FILE, "metric", "int", required=True, low=0),
+    Column("selected", SEARCH_FILE, "metric", "int", required=True, low=0, high=1),
+    Column("at_edge", SEARCH_FILE, "metric", "int", required=True, low=0, high=1),
+    Column("run_ids", SEARCH_FILE, "identity", "text"),
+]
+SEARCH_COLUMNS = [c.name for c in SEARCH]
 
 # file name -> its declared columns; runs.csv is written last, so it doubles as the done-marker.
 DECLARED: dict[str, list[Column]] = {

@@ -247,6 +247,8 @@ class StepPlan:
     restart_lr: bool = False
     finetune_lr_scale: float = 1.0
     schedule_start: int = 0  # the step at which the regularizer's schedule progress is 0
+    # staged: the backbone group warms up again over this many steps from the switch (0: no)
+    backbone_rewarm_steps: int = 0
 
     def lr_at(self, step: int) -> float:
         """The learning-rate factor of `step` (times each group's peak lr): lr_factor over the
@@ -261,6 +263,16 @@ class StepPlan:
         return self.finetune_lr_scale * lr_factor(
             step - switch, length, min(self.warmup_steps, length)
         )
+
+    def backbone_ramp(self, step: int) -> float:
+        """The extra factor on the backbone group's learning rate: staged cells ramp it linearly
+        from ~0 to 1 over backbone_rewarm_steps after the switch (a backbone that joins at the
+        head's current rate lost what it had learned at cpu-quick's budget:
+        docs/measurements/staged-collapse.md); 1 otherwise."""
+        since = step - self.unfreeze_step
+        if self.backbone_rewarm_steps <= 0 or not 0 <= since < self.backbone_rewarm_steps:
+            return 1.0
+        return (since + 1) / self.backbone_rewarm_steps
 
     def schedule_progress(self, step: int) -> float:
         """Progress in [0, 1] passed to the regularizer's schedule: step / total_steps, or with
@@ -297,6 +309,7 @@ class StepPlan:
             bn=resolved_bn(cfg), trainable_stages=cfg.trainable_stages,
             restart_lr=cfg.protocol == "head_first", finetune_lr_scale=cfg.finetune_lr_scale,
             schedule_start=unfreeze_step if cfg.schedule_from == "unfreeze" else 0,
+            backbone_rewarm_steps=max(1, warmup) * (cfg.protocol == "staged"),
         )  # fmt: skip
 
 
@@ -495,8 +508,9 @@ def train_step(cell: Cell, state: FitState, batch: torch.Tensor, reg_events: lis
         backbones.set_train_mode(model, trainable, plan.bn)  # the model keeps its bn mode
         state.backbone_trainable = trainable
     state.factor = plan.lr_at(state.step)
-    for group, base_lr in zip(cell.optimizer.param_groups, cell.base_lrs, strict=True):
-        group["lr"] = base_lr * state.factor
+    ramps = (1.0, plan.backbone_ramp(state.step))  # head, backbone (backbones.parameter_groups)
+    for group, base_lr, ramp in zip(cell.optimizer.param_groups, cell.base_lrs, ramps, strict=True):
+        group["lr"] = base_lr * state.factor * ramp
     images = data.random_crop_flip(cell.splits.train_x[batch], cell.generator)
     channels_last = cell.device.type == "cuda"
     images = data.to_model_input(images, cell.cfg.image_size, cell.mean, cell.std, channels_last)
