@@ -44,7 +44,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.files import atomic_write
-from bench.schema import DECLARED, FILES
+from bench.schema import DECLARED, FILES, SEARCH_COLUMNS, SEARCH_FILE
 
 RUNS_FILE = "runs.csv"
 LOCK_FILE = ".lock"
@@ -438,7 +438,8 @@ class ResultsDir:
         (kept models: bench.model_io). Only files this writer names are removed (see TMP_PREFIX
         and _LOGITS_NAME), never a folder or a link."""
         ours = re.compile(
-            re.escape(TMP_PREFIX) + f"({'|'.join(map(re.escape, FILES))})" + _TMP_RANDOM
+            re.escape(TMP_PREFIX) + f"({'|'.join(map(re.escape, [*FILES, SEARCH_FILE]))})"
+            + _TMP_RANDOM
         )
         _remove(self.path, ours.fullmatch)
         done = {row["run_id"] for row in self.runs()}
@@ -506,6 +507,20 @@ class ResultsDir:
             kept = [r for r in rows if r.get("run_id") != run_id]
             if new_rows or len(kept) != len(rows) or not header:
                 self._replace(name, header, kept + new_rows)
+
+    def write_search(self, rows: list[dict[str, Any]]) -> None:
+        """Replace search.csv (bench.search: every trial and the selection) atomically; the
+        rows' keys are bench.schema.SEARCH_COLUMNS. Needs the lock."""
+        if not self._locked:
+            raise RuntimeError("ResultsDir.write_search needs the lock (use `with results.lock()`)")
+        for row in rows:
+            if set(row) != set(SEARCH_COLUMNS):
+                raise ValueError(f"search.csv row: columns {sorted(row)}; expected {SEARCH_COLUMNS}")
+        text = io.StringIO()
+        writer = csv.writer(text, lineterminator="\n")
+        writer.writerow(SEARCH_COLUMNS)
+        writer.writerows([format_value(row[c]) for c in SEARCH_COLUMNS] for row in rows)
+        self._atomic_write(self.path / SEARCH_FILE, text.getvalue().encode("utf-8"))
 
     @staticmethod
     def _rows_for(name: str, rows: list[dict[str, Any]], run_id: str) -> list[dict[str, str]]:

@@ -5,6 +5,7 @@ it comes (`run_sweep`). Progress goes to the caller's callbacks; nothing here pr
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from collections.abc import Callable
 from typing import Any
@@ -88,6 +89,11 @@ def run_sweep(
     from bench import model_io  # noqa: F401 - registers the lock-time repair of kept models
 
     options = check_options(executor, executor_options)
+    if sweep.search is not None:
+        return _run_search(
+            sweep, results, executor=executor, retry_failed=retry_failed, progress=progress,
+            skip_preflight=skip_preflight, on_start=on_start, on_result=on_result, **options,
+        )  # fmt: skip
     start = time.time()
     with results.lock():
         todo = cells_to_run(sweep, results.runs(), retry_failed)
@@ -105,3 +111,83 @@ def run_sweep(
         EXECUTORS[executor].run(todo, results, on_result=record, progress=progress, **options)
     counts["wall_s"] = time.time() - start
     return counts
+
+
+class SearchError(RuntimeError):
+    """A search sweep cannot go on (its results folder holds cells of another selection)."""
+
+
+def search_phases(sweep: Sweep, results) -> tuple[Sweep, Sweep | None, list[str]]:
+    """A search sweep's two phases: (the trial cells as a sweep, the final cells with each
+    group's selected values or None while a trial cell has no row yet, the labels of final cells
+    left out because every trial of their group failed). Reads results/<sweep>/search/."""
+    from bench import search
+    from bench.results import ResultsDir
+
+    trials = search.trials(sweep.search, sweep.cells, sweep.labels)
+    cells = search.trial_cells(trials, sweep.name)
+    labels = {c.run_id: f"trial {t.index} {t.scope} arm={t.arm} seed={c.seed}"
+              for t in trials for c in t.cells}  # fmt: skip
+    trial_sweep = dataclasses.replace(
+        sweep, cells=cells, labels=[labels[c.run_id] for c in cells], search=None
+    )
+    folder = ResultsDir(results.path / search.SEARCH_FOLDER)
+    rows = folder.runs()
+    if {c.run_id for c in cells} - {row["run_id"] for row in rows}:
+        return trial_sweep, None, []
+    chosen, _ = search.select(sweep.search, trials, rows)
+    final, final_labels, missing = search.final_cells(sweep.cells, sweep.labels, chosen)
+    return trial_sweep, dataclasses.replace(sweep, cells=final, labels=final_labels, search=None), missing
+
+
+def _run_search(sweep: Sweep, results, **options) -> dict:
+    """Trials into results/<sweep>/search/, the selection into search.csv, then the sweep's
+    cells with the selected values into `results` (docs/sweeps.md#hyperparameter-search)."""
+    from bench import search
+    from bench.results import ResultsDir
+
+    start = time.time()
+    trial_sweep, _, _ = search_phases(sweep, results)
+    folder = ResultsDir(results.path / search.SEARCH_FOLDER)
+    first = run_sweep(trial_sweep, folder, **options)
+    trials = search.trials(sweep.search, sweep.cells, sweep.labels)
+    chosen, table = search.select(sweep.search, trials, folder.runs())
+    final, labels, missing = search.final_cells(sweep.cells, sweep.labels, chosen)
+    with results.lock():
+        changed = _changed_selection(results, table)
+        if changed and results.runs():
+            raise SearchError(
+                f"{results.path}: the search now selects other values than the cells already in "
+                f"runs.csv ran with ({changed}; an edited [search] table or sweep file); move "
+                "that folder away or give another --results-dir"
+            )
+        results.write_search(table)
+    second = run_sweep(dataclasses.replace(sweep, cells=final, labels=labels, search=None),
+                       results, **options)  # fmt: skip
+    counts = {key: first[key] + second[key] for key in ("ok", "failed", "skipped")}
+    counts.update(wall_s=time.time() - start, trials=len(trial_sweep.cells), unselected=missing)
+    return counts
+
+
+def _changed_selection(results, table: list[dict[str, Any]]) -> str:
+    """The first arm x scope whose selected values differ from the ones the folder's search.csv
+    recorded ("" when none does; arms absent from either side, e.g. under --only, are fine)."""
+    from bench.results import read_table
+    from bench.schema import SEARCH_FILE
+
+    _, old_rows = read_table(results.path / SEARCH_FILE)
+
+    def selection(rows) -> dict[tuple[str, str], dict[str, float]]:
+        chosen: dict[tuple[str, str], dict[str, float]] = {}
+        for row in rows:
+            if str(row["selected"]) == "1":
+                value = float(row["value"])
+                chosen.setdefault((row["scope"], row["arm"]), {})[row["parameter"]] = value
+        return chosen
+
+    old, new = selection(old_rows), selection(table)
+    for key in old.keys() & new.keys():
+        if old[key] != new[key]:
+            return f"{key[1]} in {key[0] or 'the one scope'}: {old[key]} then, {new[key]} now"
+    return ""
+

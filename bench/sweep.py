@@ -24,13 +24,14 @@ from pathlib import Path
 from typing import Any
 
 from bench.config import RunConfig, check_config, config_fields, from_dict
+from bench.search import Search, parse_search
 
 try:
     import tomllib
 except ModuleNotFoundError:  # Python 3.10
     import tomli as tomllib
 
-TOP_LEVEL_KEYS = ("name", "description", "defaults", "axes", "extra", "executor")
+TOP_LEVEL_KEYS = ("name", "description", "defaults", "axes", "extra", "executor", "search")
 ARM_KEYS = ("regularizer", "params")
 # Fields a sweep file may not set: the sweep name comes from `name`, its cell count from the
 # expanded cells. Field -> what sets it.
@@ -56,6 +57,8 @@ class Sweep:
     description: str = ""
     axes: dict[str, list[Choice]] = field(default_factory=dict)  # axis -> its values, in order
     executor: dict[str, Any] = field(default_factory=dict)  # the [executor] table, checked
+    # the [search] table, checked (bench.search): `cells` then hold the values before selection
+    search: Search | None = None
 
 
 # ---------------------------------------------------------------------------------------------
@@ -109,7 +112,10 @@ def load_sweep(
     cells = [cfg.replace(sweep=name, sweep_cells=len(cells)) for cfg in cells]
     _check_cells(cells, labels, fail)
     _check_backbones(cells, labels, fail)
-    return Sweep(name, path, cells, labels, str(description), choices, executor)
+    search = None
+    if "search" in doc:
+        search = parse_search(doc["search"], cells, set(owner), fail)
+    return Sweep(name, path, cells, labels, str(description), choices, executor, search)
 
 
 def _read(path: Path) -> dict[str, Any]:

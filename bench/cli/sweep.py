@@ -28,7 +28,7 @@ from bench.config import RunConfig
 from bench.cost import guess_device, sweep_status
 from bench.executors import EXECUTORS, DiskFullError, ExecutorError, all_options
 from bench.results import LockError, ResultsDir, ResultsError
-from bench.runner import PreflightError, executor_settings, run_sweep
+from bench.runner import PreflightError, SearchError, executor_settings, run_sweep, search_phases
 from bench.sweep import Sweep, SweepError, arm_label, load_sweep, parse_assignments, select
 
 
@@ -151,7 +151,7 @@ def run(
         return 3
     except DiskFullError as error:  # every row recorded so far stays; a plain rerun resumes
         return fail(error)
-    except (ExecutorError, ResultsError) as error:
+    except (ExecutorError, ResultsError, SearchError) as error:
         return fail(error)
     except PreflightError as error:  # bad data, backbone or weights: nothing ran
         return fail(error, f"{sweep.path}: preflight: ")
@@ -162,6 +162,11 @@ def run(
         f"sweep {sweep.name}: {counts['ok']} ok, {counts['failed']} failed, {counts['skipped']} "
         f"skipped (already done), wall {format_seconds(counts['wall_s'])}; results in {results.path}"
     )
+    if "trials" in counts:
+        print(f"search: {counts['trials']} trial cells in {results.path}/search/, the selection "
+              f"in {results.path}/search.csv")  # fmt: skip
+        for label in counts["unselected"]:
+            print(f"  not run (every trial of its arm x scope failed): {label}")
     if counts["failed"]:
         print(
             f"some cells failed (reasons in runs.csv, column error; full logs in {results.path}"
@@ -181,7 +186,23 @@ def format_seconds(seconds: float) -> str:
 
 
 def print_status(sweep: Sweep, results, device: str, *, cells: bool) -> None:
-    """Counts and cost estimate of `sweep` against `results`; with `cells`, one line per cell."""
+    """Counts and cost estimate of `sweep` against `results`; with `cells`, one line per cell.
+    A search sweep: its trials, then its cells (with their selected values once every trial
+    has a row; before, at the sweep file's values, for the estimate)."""
+    if sweep.search is not None:
+        trials, final, missing = search_phases(sweep, results)
+        print(f"search: {sweep.search.trials} trial(s) per arm x scope on seeds "
+              f"{list(sweep.search.seeds)}, selected on {sweep.search.select} (validation)")  # fmt: skip
+        _print_status(trials, ResultsDir(results.path / "search"), device, cells=cells)
+        if final is None:
+            print("the cells below run with each arm's selected values once the trials are done")
+        for label in missing:
+            print(f"  not run (every trial of its arm x scope failed): {label}")
+        sweep = final or sweep
+    _print_status(sweep, results, device, cells=cells)
+
+
+def _print_status(sweep: Sweep, results, device: str, *, cells: bool) -> None:
     status = sweep_status(sweep, results.runs(), device)
     if cells:
         state = {c.run_id: "done" for c in status.done}
@@ -216,6 +237,7 @@ class ProgressBar:
     def start(self, cells: list[RunConfig]) -> None:
         from tqdm import tqdm
 
+        self.close()  # a search sweep starts twice: its trials, then the selected cells
         self.bar = tqdm(
             total=len(cells), desc=f"sweep {self.name}", unit="cell",
             disable=not self.enabled or not stderr_is_terminal(), position=0,

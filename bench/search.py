@@ -1,0 +1,422 @@
+"""Hyperparameter selection on validation, per arm x scope: a sweep file's `[search]` table.
+
+    [search]
+    method = "grid"          # every combination of the listed values; or "random": `trials`
+    trials = 6               #   seeded draws (ranges allowed), the same draws for every arm
+    seed = 0                 # the seed of the random draws
+    select = "val_acc"       # the validation metric that picks the trial (val_loss: NLL)
+    seeds = [100]            # run seeds of the trial cells (their data_seed follows them
+                             #   where the sweep's cells have data_seed = seed)
+    [search.space]
+    lr = [0.01, 0.03, 0.1]                          # listed values
+    weight_decay = { low = 1e-5, high = 1e-3, log = true }   # a range (random only)
+    alpha = [0.2, 1.0]       # a regularizer parameter: searched in the arms whose regularizer
+                             #   takes it (mixup, cutmix), left alone in the others
+
+A *group* is one arm x scope: the sweep's cells that differ only in their seed. Each group's
+trials are its first cell with one trial's values, run on the search seeds; the trial with the
+best mean `select` over its cells that finished ok is the group's selection, and the group's
+cells (all seeds) then run with the selected values. Nothing reads the test set to choose.
+Trial cells are ordinary cells in `results/<sweep>/search/` (resumed like any sweep);
+`search.csv` beside runs.csv records every trial, its score and the selection (bench.schema
+SEARCH). Everything is checked when the sweep file loads, before anything runs.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import itertools
+import math
+import random
+from dataclasses import dataclass
+from typing import Any
+
+from bench import schema
+from bench.config import RunConfig, check_config
+
+SEARCH_KEYS = ("method", "trials", "seed", "select", "seeds", "space")
+METHODS = ("grid", "random")
+# RunConfig fields a search may choose: training hyperparameters that leave the data, the model
+# and the compared arm alone (a search over seed, protocol or train size would not be one).
+SEARCHABLE_FIELDS = (
+    "lr", "weight_decay", "momentum", "backbone_lr_scale", "finetune_lr_scale", "warmup_epochs",
+    "label_smoothing", "unfreeze_at",
+)  # fmt: skip
+# The selection metrics: runs.csv metrics measured on the validation split that have a better
+# direction (declared in bench.schema): name -> +1 (higher is better) or -1.
+SELECT_METRICS = {
+    c.name: c.better for c in schema.RUNS if c.kind == "metric" and c.name.startswith("val_")
+    and c.better
+}  # fmt: skip
+SEARCH_FOLDER = "search"  # results/<sweep>/search/: the trial cells' own results folder
+MAX_TRIALS = 1000  # trials per group: more is a typo (a grid of 10 x 10 x 10 is the limit)
+
+
+@dataclass(frozen=True)
+class Param:
+    """One searched parameter: listed `values`, or a range [low, high] (log-uniform with `log`).
+    `field`: a RunConfig field (True) or a regularizer parameter (False)."""
+
+    name: str
+    field: bool
+    values: tuple[float, ...] = ()
+    low: float = math.nan
+    high: float = math.nan
+    log: bool = False
+
+    @property
+    def bounds(self) -> tuple[float, float]:
+        """The ends of the searched range (the listed values' min and max)."""
+        return (min(self.values), max(self.values)) if self.values else (self.low, self.high)
+
+
+@dataclass(frozen=True)
+class Search:
+    method: str
+    trials: int  # per group (a grid: the number of combinations)
+    seed: int
+    select: str  # a key of SELECT_METRICS
+    seeds: tuple[int, ...]
+    space: tuple[Param, ...]
+
+    def points(self) -> list[dict[str, float]]:
+        """Every trial's values, in trial order: the grid's combinations (the first parameter
+        varies slowest), or `trials` seeded draws (values rounded to 3 significant digits, so
+        the run ids and the tables read cleanly)."""
+        if self.method == "grid":
+            names = [p.name for p in self.space]
+            return [dict(zip(names, combo, strict=True))
+                    for combo in itertools.product(*(p.values for p in self.space))]  # fmt: skip
+        draw = random.Random(self.seed)
+        points = []
+        for _ in range(self.trials):
+            point = {}
+            for p in self.space:
+                if p.values:
+                    point[p.name] = p.values[draw.randrange(len(p.values))]
+                elif p.log:
+                    point[p.name] = _round(math.exp(draw.uniform(math.log(p.low), math.log(p.high))))
+                else:
+                    point[p.name] = _round(draw.uniform(p.low, p.high))
+            points.append(point)
+        return points
+
+
+def _round(value: float) -> float:
+    return float(f"{value:.3g}")
+
+
+# ---------------------------------------------------------------------------------------------
+# The [search] table, checked
+
+
+def regularizer_params() -> dict[str, list[str]]:
+    """Numeric regularizer parameters a search may choose -> the regularizers that take them."""
+    import regularizers
+
+    taken: dict[str, list[str]] = {}
+    for name, info in regularizers.describe().items():
+        for param, default in info["params"].items():
+            numeric = isinstance(default, int | float) and not isinstance(default, bool)
+            if numeric and param != "label_smoothing":  # a RunConfig field, searched as one
+                taken.setdefault(param, []).append(name)
+    return taken
+
+
+def parse_search(table: Any, cells: list[RunConfig], axis_fields: set[str], fail) -> Search:
+    """The `[search]` table of a sweep whose expanded cells are `cells` (`axis_fields`: fields
+    its axes set), checked; `fail(key, message)` makes the SweepError to raise."""
+    if not isinstance(table, dict):
+        raise fail("search", f"must be a table ([search]), got {table!r}")
+    for key in table:
+        if key not in SEARCH_KEYS:
+            raise fail(f"search.{key}", f"unknown key; allowed: {', '.join(SEARCH_KEYS)}")
+    method = table.get("method", "grid")
+    if method not in METHODS:
+        raise fail("search.method", f"got {method!r}; allowed: {', '.join(METHODS)}")
+    select = table.get("select", "val_acc")
+    if select not in SELECT_METRICS:
+        raise fail(
+            "search.select",
+            f"{select!r} is not a validation metric runs.csv records; allowed: "
+            f"{', '.join(SELECT_METRICS)} (selection never uses the test set)",
+        )
+    seed = table.get("seed", 0)
+    if not _is_int(seed) or seed < 0:
+        raise fail("search.seed", f"got {seed!r}; give an integer >= 0 (the draws' seed)")
+    seeds = table.get("seeds", [0])
+    if not isinstance(seeds, list) or not seeds or not all(_is_int(s) and s >= 0 for s in seeds):
+        raise fail("search.seeds", f"got {seeds!r}; give a non-empty list of run seeds >= 0")
+    if len(set(seeds)) != len(seeds):
+        raise fail("search.seeds", f"{seeds!r} lists a seed twice; list each once")
+    space_table = table.get("space")
+    if not isinstance(space_table, dict) or not space_table:
+        raise fail("search.space", "give at least one parameter, e.g. [search.space] lr = [0.01, 0.1]")
+    reg_params = regularizer_params()
+    space = tuple(
+        _param(name, spec, method, reg_params, axis_fields, fail)
+        for name, spec in space_table.items()
+    )
+    if method == "grid":
+        ranges = [p.name for p in space if not p.values]
+        if ranges:
+            raise fail(f"search.space.{ranges[0]}", "a range needs method = \"random\"; "
+                       "with method = \"grid\" list the values")  # fmt: skip
+        count = math.prod(len(p.values) for p in space)
+        if "trials" in table and table["trials"] != count:
+            raise fail("search.trials", f"the grid has {count} combinations, trials = "
+                       f"{table['trials']!r}; leave trials out with method = \"grid\"")  # fmt: skip
+        trials = count
+    else:
+        trials = table.get("trials")
+        if not _is_int(trials) or trials < 1:
+            raise fail("search.trials", f"got {trials!r}; give an integer >= 1 (random draws "
+                       "per arm x scope)")  # fmt: skip
+    if trials > MAX_TRIALS:
+        raise fail("search.trials", f"{trials} trials per arm x scope; at most {MAX_TRIALS}")
+    search = Search(method, trials, seed, select, tuple(seeds), space)
+    _check_trials(search, cells, fail)
+    return search
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def _param(name: str, spec: Any, method: str, reg_params: dict, axis_fields: set, fail) -> Param:
+    key = f"search.space.{name}"
+    if name in SEARCHABLE_FIELDS:
+        field = True
+        if name in axis_fields:
+            raise fail(key, f"an axis already sets {name!r} in every cell; search it or put it "
+                       "on an axis, not both")  # fmt: skip
+    elif name in reg_params:
+        field = False
+    else:
+        allowed = [*SEARCHABLE_FIELDS, *(f"{p} ({', '.join(r)})" for p, r in reg_params.items())]
+        raise fail(key, f"unknown parameter {name!r}; allowed: {', '.join(allowed)}")
+    if isinstance(spec, list):
+        if not spec:
+            raise fail(key, "is empty; list at least one value")
+        if not all(_number(v) for v in spec):
+            raise fail(key, f"got {spec!r}; list finite numbers")
+        if len(set(spec)) != len(spec):
+            raise fail(key, f"{spec!r} lists a value twice; list each once")
+        return Param(name, field, values=tuple(float(v) for v in spec))
+    if isinstance(spec, dict):
+        unknown = set(spec) - {"low", "high", "log"}
+        if unknown:
+            raise fail(f"{key}.{sorted(unknown)[0]}", "unknown key; allowed: low, high, log")
+        low, high, log = spec.get("low"), spec.get("high"), spec.get("log", False)
+        if not (_number(low) and _number(high)) or not low < high:
+            raise fail(key, f"a range needs numbers low < high, got low={low!r} high={high!r}")
+        if not isinstance(log, bool) or (log and low <= 0):
+            raise fail(key, "log = true needs low > 0 (and log must be true or false)")
+        if method == "grid":
+            raise fail(key, "a range needs method = \"random\"; with method = \"grid\" list the "
+                       "values")  # fmt: skip
+        return Param(name, field, low=float(low), high=float(high), log=log)
+    raise fail(key, f"got {spec!r}; give a list of values or a range {{ low = .., high = .. }}")
+
+
+def _check_trials(search: Search, cells: list[RunConfig], fail) -> None:
+    """Every group's trial configurations valid (a value out of a field's allowed range fails
+    here, naming the parameter, not after hours of trials), and every parameter used by some
+    arm."""
+    used: set[str] = set()
+    for group in groups(cells):
+        for point in _check_points(search):
+            trial = apply(group[0], point)
+            used.update(applied(group[0], point))
+            for seed in search.seeds:
+                cfg = with_seed(trial, seed, group[0])
+                try:
+                    check_config(cfg, where="search")
+                except ValueError as error:
+                    raise fail("search.space", f"{point}: {error}") from None
+    unused = [p.name for p in search.space if p.name not in used]
+    if unused:
+        raise fail(f"search.space.{unused[0]}", "no arm of the sweep takes this parameter; "
+                   "remove it or add an arm whose regularizer does")  # fmt: skip
+
+
+def _check_points(search: Search) -> list[dict[str, float]]:
+    """The values a check must cover: a grid's combinations; for random draws every listed
+    value and both ends of every range, one parameter at a time."""
+    if search.method == "grid":
+        return search.points()
+    base = {p.name: p.values[0] if p.values else p.low for p in search.space}
+    return [{**base, p.name: value} for p in search.space for value in (p.values or p.bounds)]
+
+
+# ---------------------------------------------------------------------------------------------
+# Groups, trials and the selection
+
+
+def group_key(cfg: RunConfig) -> str:
+    """What one arm x scope shares: the identity without the seed (and a data_seed that follows
+    it), as canonical text."""
+    values = cfg.identity()
+    follows = values["data_seed"] == values["seed"]
+    values.pop("seed")
+    if follows:
+        values.pop("data_seed")
+    return repr(sorted(values.items()))
+
+
+def groups(cells: list[RunConfig]) -> list[list[RunConfig]]:
+    """The sweep's cells grouped by arm x scope, in the order each group first appears."""
+    found: dict[str, list[RunConfig]] = {}
+    for cfg in cells:
+        found.setdefault(group_key(cfg), []).append(cfg)
+    return list(found.values())
+
+
+def applied(cfg: RunConfig, point: dict[str, float]) -> dict[str, float]:
+    """The part of `point` that applies to `cfg`: every field, and the regularizer parameters
+    its regularizer takes."""
+    import regularizers
+
+    takes = regularizers.describe()[cfg.regularizer]["params"]
+    return {name: value for name, value in point.items()
+            if name in SEARCHABLE_FIELDS or name in takes}  # fmt: skip
+
+
+def apply(cfg: RunConfig, point: dict[str, float]) -> RunConfig:
+    """`cfg` with a trial's values (fields and the regularizer parameters it takes)."""
+    values = applied(cfg, point)
+    fields = {name: value for name, value in values.items() if name in SEARCHABLE_FIELDS}
+    params = {name: value for name, value in values.items() if name not in SEARCHABLE_FIELDS}
+    if params:
+        fields["regularizer_params"] = {**cfg.regularizer_params, **params}
+    return cfg.replace(**fields)
+
+
+def with_seed(cfg: RunConfig, seed: int, like: RunConfig) -> RunConfig:
+    """`cfg` at run seed `seed`; its data_seed follows the seed where `like`'s does."""
+    data_seed = seed if like.data_seed == like.seed else like.data_seed
+    return cfg.replace(seed=seed, data_seed=data_seed)
+
+
+@dataclass(frozen=True)
+class Trial:
+    scope: str  # the group's axis values other than the arm and the seed
+    arm: str  # the group's regularizer with its parameters
+    index: int  # the trial's number in the group
+    values: dict[str, float]  # the values that apply to this group (`applied`)
+    cells: tuple[RunConfig, ...]  # one per search seed
+    group: str  # group_key of the group's cells
+
+
+def trials(search: Search, cells: list[RunConfig], labels: list[str]) -> list[Trial]:
+    """Every group's trials, group by group. A trial whose applied values repeat an earlier
+    trial's in the same group (e.g. alpha draws in the `none` arm) is left out."""
+    from bench.sweep import arm_label
+
+    label_of = {cfg.run_id: label for cfg, label in zip(cells, labels, strict=True)}
+    out = []
+    points = search.points()
+    for group in groups(cells):
+        first = group[0]
+        scope = " ".join(part for part in label_of[first.run_id].split(" ")
+                         if not part.startswith(("arm=", "seed=", "regularizer=")))  # fmt: skip
+        seen = set()
+        for index, point in enumerate(points):
+            values = applied(first, point)
+            key = tuple(sorted(values.items()))
+            if key in seen:
+                continue
+            seen.add(key)
+            trial_cells = tuple(with_seed(apply(first, point), s, first) for s in search.seeds)
+            out.append(Trial(scope, arm_label(first), index, values, trial_cells, group_key(first)))
+    return out
+
+
+def select(search: Search, all_trials: list[Trial], rows: list[dict[str, str]]):
+    """Each group's selected trial and the search.csv rows.
+
+    `rows`: the trial folder's runs.csv rows (strings). A trial's score is the mean of
+    search.select over its cells with status ok (a failed or missing cell does not count); the
+    best score wins (ties: the earlier trial). Returns ({group_key: Trial}, search.csv rows);
+    a group none of whose trials has a score is missing from the first.
+    """
+    by_id = {row["run_id"]: row for row in rows}
+    direction = SELECT_METRICS[search.select]
+    bounds = {p.name: p.bounds for p in search.space}
+    scores: dict[int, float | None] = {}
+    counts: dict[int, int] = {}
+    for i, trial in enumerate(all_trials):
+        values = [_float(by_id.get(c.run_id, {}), search.select) for c in trial.cells
+                  if by_id.get(c.run_id, {}).get("status") == "ok"]  # fmt: skip
+        values = [v for v in values if v is not None]
+        counts[i] = len(values)
+        scores[i] = sum(values) / len(values) if values else None
+    chosen: dict[str, int] = {}
+    for i, trial in enumerate(all_trials):
+        if scores[i] is None:
+            continue
+        best = chosen.get(trial.group)
+        if best is None or direction * scores[i] > direction * scores[best]:
+            chosen[trial.group] = i
+    table = []
+    for i, trial in enumerate(all_trials):
+        for name, value in trial.values.items():
+            low, high = bounds[name]
+            selected = chosen.get(trial.group) == i
+            table.append({
+                "scope": trial.scope, "arm": trial.arm, "trial": trial.index,
+                "parameter": name, "value": value, "low": low, "high": high,
+                "select_metric": search.select, "score": scores[i], "seeds": counts[i],
+                "selected": int(selected),
+                "at_edge": int(selected and _at_edge(value, low, high, search.method)),
+                "run_ids": " ".join(c.run_id for c in trial.cells),
+            })  # fmt: skip
+    return {group: all_trials[i] for group, i in chosen.items()}, table
+
+
+def _at_edge(value: float, low: float, high: float, method: str) -> bool:
+    """A selected value at an end of its range: the best may lie beyond it. A listed value is
+    at an edge when it is the smallest or largest listed; a drawn one when it lies within 5% of
+    the range (in log space for a log range) of an end. A single listed value is no search."""
+    if low == high:
+        return False
+    if method == "grid" or value in (low, high):
+        return value in (low, high)
+    if low > 0 and value > 0:
+        span = math.log(high) - math.log(low)
+        return min(math.log(value) - math.log(low), math.log(high) - math.log(value)) < 0.05 * span
+    return min(value - low, high - value) < 0.05 * (high - low)
+
+
+def _float(row: dict[str, str], column: str) -> float | None:
+    try:
+        value = float(row.get(column, ""))
+    except ValueError:
+        return None
+    return value if math.isfinite(value) else None
+
+
+def final_cells(
+    cells: list[RunConfig], labels: list[str], chosen: dict[str, Trial]
+) -> tuple[list[RunConfig], list[str], list[str]]:
+    """The sweep's cells with their group's selected values, their labels, and the labels of
+    cells left out because their group has no selection (every trial failed)."""
+    out, out_labels, missing = [], [], []
+    for cfg, label in zip(cells, labels, strict=True):
+        trial = chosen.get(group_key(cfg))
+        if trial is None:
+            missing.append(label)
+            continue
+        out.append(apply(cfg, trial.values))
+        out_labels.append(label)
+    return out, out_labels, missing
+
+
+def trial_cells(all_trials: list[Trial], sweep_name: str) -> list[RunConfig]:
+    """The trial folder's cells, in order (a cell two trials share runs once)."""
+    cells = list({c.run_id: c for t in all_trials for c in t.cells}.values())
+    return [dataclasses.replace(c, sweep=sweep_name, sweep_cells=len(cells)) for c in cells]
