@@ -6,6 +6,7 @@ Output (all paths relative to out_dir):
     tables/summary.{md,tex}        mean ± std per regularizer x scope (LaTeX: booktabs)
     tables/robustness.{md,tex}     the robustness metrics, same form (when measured)
     tables/claims.{md,tex}         claim verdicts
+    tables/search.md               the hyperparameter search (when search.csv exists)
     figures/<name>.{png,pdf}       see figures.FIGURES
     .regbench-report               the list of files above, so a rerun removes stale ones
 
@@ -39,8 +40,9 @@ from bench.report.load import ReportInputError, Results, load_results
 MANIFEST = ".regbench-report"
 SUBFOLDERS = ("figures", "tables")
 PAGES = ["index.html", "report.md", "summary.csv", "claims.csv"]
+SEARCH_TABLE = "tables/search.md"
 TABLES = ["tables/summary.md", "tables/summary.tex", "tables/claims.md", "tables/claims.tex",
-          "tables/robustness.md", "tables/robustness.tex"]  # fmt: skip
+          "tables/robustness.md", "tables/robustness.tex", SEARCH_TABLE]  # fmt: skip
 
 
 def own_files() -> set[str]:
@@ -92,6 +94,7 @@ def _notes(results: Results, summary: pd.DataFrame) -> list[str]:
             "(outcomes/<run_id>.npz), so test-set sampling is not in them."
         )
     notes += _sweep_notes(results)
+    notes += _edge_note(results)
     for column, what in [("git_commit", "git commits"), ("device", "devices")]:
         distinct = ok[column][ok[column] != ""].unique()
         if len(distinct) > 1:
@@ -166,6 +169,19 @@ def _collapse_note(results: Results) -> list[str]:
     ]
 
 
+def _edge_note(results: Results) -> list[str]:
+    """Searched values selected at an edge of their range (details in the search section)."""
+    if results.search is None:
+        return []
+    edges = int((tables.search_table(results.search)["at_edge"] == 1).sum())
+    if not edges:
+        return []
+    return [
+        f"{edges} searched value(s) were selected at an edge of their range: the best value may "
+        "lie outside it (listed under Hyperparameter search); widen those ranges."
+    ]
+
+
 def _folders_fact(results: Results) -> tuple[str, str]:
     if len(results.folders) > 1:
         return ("results folders", ", ".join(map(str, results.folders)))
@@ -193,6 +209,7 @@ def _setup(results: Results) -> render.Facts:
             "same in every cell",
             ", ".join(f"{c}={style.format_value(runs[c].iloc[0])}" for c in constant),
         ),
+        *_selected_fact(results),
         ("device", _values(runs["device"])),
         ("torch", _values(runs["torch_version"])),
         ("timm", _values(runs["timm_version"])),
@@ -200,6 +217,14 @@ def _setup(results: Results) -> render.Facts:
         ("started", f"{started[0]} to {started[-1]}" if started else "not recorded"),
     ]
     return render.Facts(facts)
+
+
+def _selected_fact(results: Results) -> list[tuple[str, str]]:
+    """The configuration columns the search selected per arm (they are in no scope)."""
+    if not results.selected_per_arm:
+        return []
+    names = ", ".join(results.selected_per_arm)
+    return [("selected per arm", f"{names} (see Hyperparameter search)")]
 
 
 def _sweep_size(results: Results) -> str:
@@ -356,6 +381,27 @@ def _robustness_blocks(results: Results, summary: pd.DataFrame) -> list:
     ]
 
 
+def _search_blocks(results: Results) -> list:
+    """The hyperparameter search: what it shows, the edge warning, the selected values."""
+    if results.search is None:
+        return []
+    table = tables.search_table(results.search)
+    rows, marks = tables.search_rows(table)
+    warning = tables.edge_warning(table)
+    return [
+        render.Heading("Hyperparameter search"),
+        render.Para(tables.search_explanation(results.search)),
+        *([render.Para(warning)] if warning else []),
+        render.Table(
+            tables.SEARCH_HEADER,
+            rows,
+            marks,
+            right_from=tables.SEARCH_NUMBERS,
+            groups=list(table["scope"]),
+        ),  # fmt: skip
+    ]
+
+
 FIRST_FIGURE = "who_wins"
 
 
@@ -388,6 +434,7 @@ FILE_LINKS = [
     ("tables/claims.md", "tables/claims.md"),
     ("tables/claims.tex (booktabs)", "tables/claims.tex"),
 ]
+SEARCH_LINKS = [("tables/search.md: the hyperparameter search", SEARCH_TABLE)]
 ROBUSTNESS_LINKS = [
     ("tables/robustness.md", "tables/robustness.md"),
     ("tables/robustness.tex (booktabs)", "tables/robustness.tex"),
@@ -404,12 +451,14 @@ def _pages(results, summary, claims, drawn, notes) -> render.Page:
     blocks: list = [render.Notes(notes)] if notes else []
     blocks += _first_figure(drawn)
     blocks += [render.Heading("Setup"), _setup(results), _arms_table(results)]
+    blocks += _search_blocks(results)
     blocks += _claim_blocks(claims) + _summary_blocks(results, summary)
     blocks += _robustness_blocks(results, summary)
     if len(results.failed):
         blocks += [render.Heading("Failed cells"), _failures(results)]
     blocks += _figure_blocks(drawn)
     links = FILE_LINKS + (ROBUSTNESS_LINKS if _robust(results) else [])
+    links += SEARCH_LINKS if results.search is not None else []
     blocks += [render.Heading("Files"), render.Links(links), render.Heading("Method")]
     blocks += _method(results, int(claims["p_value"].notna().sum()))
     return render.Page(title, subtitle, blocks)
@@ -444,6 +493,8 @@ def _write(results: Results, folder: Path) -> tuple[list[str], list[str], pd.Dat
         files["tables/robustness.md"] = tables.summary_markdown(results, summary, robust)
         what = ": robustness"
         files["tables/robustness.tex"] = tables.summary_latex(results, summary, robust, what)
+    if results.search is not None:
+        files[SEARCH_TABLE] = tables.search_markdown(results.search)
     drawn = figures.draw_figures(results, folder / "figures")
     notes = _notes(results, summary)
     page = _pages(results, summary, claims, drawn, notes)

@@ -1,6 +1,7 @@
 """Read and validate a results folder (the CSVs of docs/results-schema) into one `Results` object.
 
-Reads `runs.csv` (required), and `epochs.csv`, `calibration.csv`, `robustness.csv` where present.
+Reads `runs.csv` (required), and `epochs.csv`, `calibration.csv`, `robustness.csv` and
+`search.csv` (a sweep's hyperparameter search; see `_check_search`) where present.
 Which columns it reads, and how, comes from the declarations in `bench.schema`, read when a
 folder is loaded (`required_runs`, `config_columns`, `extension_config`, `run_metrics`,
 `extension_metrics`, `run_text`, `side_columns`): the required identity and configuration
@@ -8,6 +9,10 @@ columns, the extension configuration columns where present, the metrics (numbers
 shared one is NaN) and the provenance text columns where present; other columns are ignored.
 Every problem a user can fix raises `ReportInputError` with one line that names the problem and
 the fix; nothing here draws or computes statistics.
+
+A configuration column that search.csv names as a searched parameter (e.g. `lr`) was selected
+per arm: it differs between the arms of one scope by design, so it does not split scopes (like
+`data_seed` when it follows `seed`), and the notes say so.
 
 Three columns are added to the runs table:
 - `arm`: the display label of (regularizer, schedule, parameter variant), e.g. `cutmix`,
@@ -51,11 +56,15 @@ ARM_COLUMNS = ["regularizer", "schedule"]
 # Configuration columns that are not compared like the others: the arm's (arms.py) and the seed
 # (cells are paired by it).
 NOT_COMPARED = [*ARM_COLUMNS, arms.PARAMS_COLUMN, "seed"]
+SEARCH_FILE = schema.SEARCH_FILE
+# Every file the report reads, with its declared columns: the per-cell files of schema.DECLARED,
+# and search.csv, which the sweep writes once (so DECLARED leaves it out) but is read the same way.
+READ: dict[str, list[schema.Column]] = {**schema.DECLARED, SEARCH_FILE: schema.SEARCH}
 
 
 def _numbers(file: str, names: list[str]) -> list[str]:
     """The names among `names` that `file` declares as numbers (int or float)."""
-    text = set(schema.columns(file, dtype="text"))
+    text = {c.name for c in READ[file] if c.dtype == "text"}
     return [name for name in names if name not in text]
 
 
@@ -100,9 +109,10 @@ def run_text() -> list[str]:
 
 
 def side_columns(file: str) -> tuple[list[str], list[str]]:
-    """(required, numeric) columns of a side file (epochs.csv, calibration.csv, robustness.csv):
-    every column but the ids and names is a number."""
-    return schema.columns(file, required=True), _numbers(file, schema.columns(file))
+    """(required, numeric) columns of a side file (epochs.csv, calibration.csv, robustness.csv,
+    search.csv), as declared."""
+    declared = READ[file]
+    return [c.name for c in declared if c.required], _numbers(file, [c.name for c in declared])
 
 
 # Labels joined into the side tables (their own columns, e.g. epochs.csv's `lr`, stay as they are).
@@ -137,6 +147,10 @@ class Results:
     folders: list[Path] = field(default_factory=list)  # every folder merged (one usually)
     # run_id -> {"label", "pred", "conf"} arrays [N] from outcomes/<run_id>.npz (checked)
     outcomes: dict[str, dict[str, np.ndarray]] = field(default_factory=dict)
+    # search.csv's rows (every trial x searched parameter, checked), or None without a search
+    search: pd.DataFrame | None = None
+    # configuration columns the search selected per arm (e.g. lr): left out of the scopes
+    selected_per_arm: list[str] = field(default_factory=list)
 
     @property
     def ok(self) -> pd.DataFrame:
@@ -275,7 +289,7 @@ def _to_number(frame: pd.DataFrame, column: str, name: str) -> pd.Series:
     parsed = pd.to_numeric(pd.Series(np.where(empty, "nan", text)), errors="coerce")
     values = parsed.to_numpy(dtype=float)
     nan_text = np.isin(np.char.lower(text.astype(str)), ["nan", "-nan", "+nan"])
-    declared = {c.name: c for c in schema.DECLARED.get(name, [])}.get(column)
+    declared = {c.name: c for c in READ.get(name, [])}.get(column)
 
     def refuse(mask: np.ndarray, problem: str, fix: str) -> None:
         where = frame.index[int(np.flatnonzero(mask)[0])]
@@ -321,7 +335,7 @@ def _to_number(frame: pd.DataFrame, column: str, name: str) -> pd.Series:
 
 def _check_keys(table: pd.DataFrame, file: str) -> None:
     """A side file names each (run_id, key...) once: a repeat would be averaged in twice."""
-    keys = ["run_id", *schema.columns(file, kind="key")]
+    keys = [c.name for c in READ[file] if c.name == "run_id" or c.kind == "key"]
     repeated = table.duplicated(keys)
     if repeated.any():
         row = table.loc[repeated].iloc[0]
@@ -363,6 +377,141 @@ def _check_runs(runs: pd.DataFrame) -> None:
                 f"runs.csv: column {column} is empty in {int(empty.sum())} row(s) (first run_id "
                 f"{quoted(runs.loc[empty, 'run_id'].iloc[0])}); every row needs its full configuration"
             )
+
+
+TRIAL = ["scope", "arm", "trial"]  # one trial of search.csv (a row per searched parameter)
+PARAMETER = ["scope", "arm", "parameter"]  # one searched parameter of one arm x scope
+
+
+def selection_metric(name: str) -> schema.Column | None:
+    """The runs.csv metric a search selects on (search.csv `select_metric`), if it is one with a
+    better direction (e.g. val_acc: higher, val_loss: lower); else None."""
+    column = {c.name: c for c in schema.RUNS if c.kind == "metric"}.get(name)
+    return column if column is not None and column.better != 0 else None
+
+
+def _refuse_search(problem: str, fix: str) -> None:
+    raise ReportInputError(f"{SEARCH_FILE}: {problem}; {fix}")
+
+
+def _where(keys: list[str], values: object) -> str:
+    """`scope 'a', arm 'b', trial 3` for a message about one group of search.csv rows."""
+    values = values if isinstance(values, tuple) else (values,)
+    shown = [quoted(v) if isinstance(v, str) else style.format_value(v) for v in values]
+    return ", ".join(f"{k} {v}" for k, v in zip(keys, shown, strict=True))
+
+
+def _agree(search: pd.DataFrame, keys: list[str], columns: list[str], what: str) -> None:
+    """Refuse a group of rows (by `keys`) holding several values of one of `columns`."""
+    counts = search.groupby(keys, sort=False)[columns].nunique(dropna=False)
+    for column in columns:
+        split = counts.index[counts[column] > 1]
+        if len(split):
+            _refuse_search(
+                f"the rows of {_where(keys, split[0])} disagree on {column}",
+                f"{what}; regenerate search.csv with the sweep runner",
+            )
+
+
+def _check_ranges(search: pd.DataFrame) -> None:
+    """low <= value <= high on every row (a float written as text may miss an end by an ulp)."""
+    slack = 1e-9 * np.maximum(1.0, np.maximum(search["low"].abs(), search["high"].abs()))
+    inverted = search["low"] > search["high"]
+    outside = (search["value"] < search["low"] - slack) | (search["value"] > search["high"] + slack)
+    for mask, problem in [
+        (inverted, "low is above high"),
+        (outside, "value is outside [low, high]"),
+    ]:
+        if mask.any():
+            row = search.loc[mask].iloc[0]
+            where = _where(["line", *PARAMETER], (int(row.name) + 2, *row[PARAMETER]))
+            _refuse_search(
+                f"{problem} ({where}: value {row['value']:g}, low {row['low']:g}, "
+                f"high {row['high']:g})",
+                "low and high are the ends of the searched range and every trial's value lies "
+                "within it: fix the row or regenerate search.csv",
+            )
+
+
+def _check_search(search: pd.DataFrame) -> None:
+    """search.csv beyond its columns' types and ranges (checked when read): every required field
+    filled (`scope` may be empty: a sweep with a single scope), each value within its searched
+    range, one score, seed count and selected flag per trial, one range per parameter, one
+    select_metric (a runs.csv metric with a direction) per arm x scope, and at most one selected
+    trial per arm x scope."""
+    if search.empty:
+        _refuse_search("it has a header but no rows", "rerun the search or delete the file")
+    for column in [c for c in side_columns(SEARCH_FILE)[0] if c != "scope"]:
+        empty = search[column].isna() | (search[column].astype(str) == "")
+        if empty.any():
+            _refuse_search(
+                f"column {column} is empty on line {int(search.index[empty][0]) + 2}",
+                "every trial row needs it: regenerate search.csv with the sweep runner",
+            )
+    _check_ranges(search)
+    _agree(search, TRIAL, ["selected", "score", "seeds"], "one trial has one value of it")
+    _agree(search, PARAMETER, ["low", "high"], "one parameter has one searched range")
+    _agree(search, ["scope", "arm"], ["select_metric"], "an arm is selected on one metric")
+    unknown = sorted({m for m in search["select_metric"] if selection_metric(m) is None})
+    if unknown:
+        _refuse_search(
+            f"select_metric {quoted(unknown[0])} is not a runs.csv metric with a better direction",
+            "name the metric the search selected on, e.g. val_acc or val_loss",
+        )
+    chosen = search[search["selected"] == 1].drop_duplicates(TRIAL)
+    per_arm = chosen.groupby(["scope", "arm"], sort=False)["trial"].agg(list)
+    several = per_arm[per_arm.map(len) > 1]
+    if len(several):
+        trials = ", ".join(str(int(t)) for t in several.iloc[0])
+        _refuse_search(
+            f"{_where(['scope', 'arm'], several.index[0])} has {len(several.iloc[0])} selected "
+            f"trials ({trials})",
+            "at most one trial per arm x scope is selected: keep selected = 1 on the trial "
+            "whose configuration runs.csv ran and 0 on the others",
+        )
+
+
+def _read_search(folders: list[Path]) -> pd.DataFrame | None:
+    """search.csv from the folder(s) that have it, checked, its integer columns as ints."""
+    search = _read_side(folders, SEARCH_FILE)
+    if search is None:
+        return None
+    _check_search(search)
+    for column in schema.SEARCH:
+        if column.dtype == "int" and column.required:
+            search[column.name] = search[column.name].astype("int64")
+    return search
+
+
+def _searched_config(search: pd.DataFrame | None, compared: list[str]) -> list[str]:
+    """The compared configuration columns that the search selected per arm (in column order)."""
+    named = set() if search is None else set(search["parameter"])
+    return [c for c in compared if c in named]
+
+
+def _search_notes(search: pd.DataFrame | None, searched: list[str]) -> list[str]:
+    """Why the configuration columns selected per arm do not split scopes; a search that did
+    not select on a validation metric."""
+    if search is None:
+        return []
+    metrics = sorted(set(search["select_metric"]))
+    notes = []
+    if searched:
+        names, one = ", ".join(searched), len(searched) == 1
+        notes.append(
+            f"{names} {'was' if one else 'were'} selected per arm on {', '.join(metrics)} "
+            f"({SEARCH_FILE}), so {'it differs' if one else 'they differ'} between the arms of "
+            f"one scope by design and scopes are not split by {'it' if one else 'them'}: the "
+            "comparison is each arm at its selected values (see Hyperparameter search)."
+        )
+    other = [m for m in metrics if not m.startswith("val_")]
+    if other:
+        notes.append(
+            f"The hyperparameter search selected on {', '.join(other)}, not on a validation "
+            "metric: a selection on test data makes the selected cells' test numbers "
+            "optimistic. Select on validation (e.g. val_acc) and rerun the search."
+        )
+    return notes
 
 
 def matches(frame: pd.DataFrame, where: dict) -> pd.Series:
@@ -660,7 +809,9 @@ def load_results(folder: str | Path | list[str | Path]) -> Results:
     ):
         # data_seed follows seed (the presets): a seed's subset pairs with it, no scope split
         extension.remove("data_seed")
-    compared = config_columns() + extension
+    search = _read_search(folders)
+    searched = _searched_config(search, config_columns() + extension)
+    compared = [c for c in config_columns() + extension if c not in searched]
     varying, bound, arm_keys = _add_labels(runs, compared)
     _derive(runs)
     results = Results(
@@ -674,7 +825,10 @@ def load_results(folder: str | Path | list[str | Path]) -> Results:
         arm_keys=arm_keys,
         absent_columns=[c for c in absent if c != "gap"],
         notes=merge_notes + _notes(runs, compared, arm_keys),
+        search=search,
+        selected_per_arm=searched,
     )
+    results.notes += _search_notes(search, searched)
     sides = [("epochs", schema.EPOCHS_FILE), ("calibration", schema.CALIBRATION_FILE),
              ("robustness", schema.ROBUSTNESS_FILE)]  # fmt: skip
     for name, file in sides:

@@ -9,6 +9,11 @@ bold in HTML, Markdown and LaTeX) when the arm's paired difference from `none` i
 (seeds paired, two-sided paired t-test) is significant after Holm's correction over every marked
 candidate of the table, and in the metric's better direction; cost metrics (throughput, time,
 memory) and metrics without a better direction are never marked.
+
+The hyperparameter search table (`search_table`, from search.csv: every column of it but
+`run_ids`) has one row per arm x scope x searched parameter: the selected trial's value, the
+searched range, whether the value sits at an edge of it, the number of trials, and the best and
+worst trial score.
 """
 
 from __future__ import annotations
@@ -20,7 +25,7 @@ import re
 import pandas as pd
 
 from bench.report import stats, style
-from bench.report.load import Results, config_columns
+from bench.report.load import Results, config_columns, selection_metric
 
 SUMMARY_FIELDS = ["mean", "std", "n", "ci_low", "ci_high"]
 
@@ -404,3 +409,121 @@ def claims_latex(claims: pd.DataFrame, sweep: str) -> str:
         preamble=CLAIMS_LATEX_PREAMBLE,
     )
     return text.replace(_BREAK, r"\allowbreak{}")
+
+
+SEARCH_HEADER = ["scope", "arm", "parameter", "selected on", "selected value", "searched range",
+                 "at edge", "trials", "selection seeds", "best score", "worst score"]  # fmt: skip
+SEARCH_NUMBERS = SEARCH_HEADER.index("selected value")  # the first right-aligned column
+EDGE_FLAG = "at edge: widen the range"
+NOT_SELECTED = "none selected"
+
+
+def _best_and_worst(trials: pd.DataFrame, better: int) -> tuple[float, float]:
+    """The best and worst score among trials (one row each) in the metric's better direction;
+    NaN when no trial has a score."""
+    scores = trials["score"].dropna().sort_values(ascending=better < 0)
+    return (scores.iloc[0], scores.iloc[-1]) if len(scores) else (math.nan, math.nan)
+
+
+def search_table(search: pd.DataFrame) -> pd.DataFrame:
+    """One row per arm x scope x searched parameter, in search.csv's order: scope, arm,
+    parameter, select_metric, the selected trial's value, at_edge and seeds (NaN, 0, NaN when no
+    trial is selected), low, high, trials (of the arm x scope), unscored (trials without a
+    score: their cells failed), and the best and worst trial score."""
+    rows = []
+    for (scope, arm), cells in search.groupby(["scope", "arm"], sort=False):
+        metric = cells["select_metric"].iloc[0]
+        trials = cells.drop_duplicates("trial")
+        best, worst = _best_and_worst(trials, selection_metric(metric).better)
+        for parameter, values in cells.groupby("parameter", sort=False):
+            selected = values[values["selected"] == 1]
+            chosen = selected.iloc[0] if len(selected) else None
+            rows.append({
+                "scope": scope, "arm": arm, "parameter": parameter, "select_metric": metric,
+                "value": math.nan if chosen is None else chosen["value"],
+                "at_edge": 0 if chosen is None else int(chosen["at_edge"]),
+                "seeds": math.nan if chosen is None else chosen["seeds"],
+                "low": values["low"].iloc[0], "high": values["high"].iloc[0],
+                "trials": len(trials), "unscored": int(trials["score"].isna().sum()),
+                "best": best, "worst": worst,
+            })  # fmt: skip
+    return pd.DataFrame(rows)
+
+
+def _search_range(row: pd.Series) -> str:
+    return f"[{style.format_value(row['low'])}, {style.format_value(row['high'])}]"
+
+
+def search_rows(table: pd.DataFrame) -> tuple[list[list[str]], list[list[bool]]]:
+    """Plain-text cells of the search table (`SEARCH_HEADER`), and per row the cells from
+    `SEARCH_NUMBERS` on to mark: the value and its flag where it sits at an edge."""
+    rows, marks = [], []
+    for _, row in table.iterrows():
+        metric = selection_metric(row["select_metric"])
+        selected = not math.isnan(row["value"])
+        trials = str(row["trials"])
+        if row["unscored"]:
+            trials += f" ({row['unscored']} without a score)"
+        rows.append([
+            style.format_value(row["scope"]), row["arm"], row["parameter"],
+            f"{metric.name} ({metric.unit})" if metric.unit else metric.name,
+            style.format_value(row["value"]) if selected else NOT_SELECTED,
+            _search_range(row),
+            EDGE_FLAG if row["at_edge"] else "",
+            trials,
+            str(int(row["seeds"])) if selected else "–",
+            metric.show(row["best"]) or "–",
+            metric.show(row["worst"]) or "–",
+        ])  # fmt: skip
+        edge = bool(row["at_edge"])
+        marks.append([edge, False, edge, False, False, False, False])
+    return rows, marks
+
+
+def edge_warning(table: pd.DataFrame) -> str | None:
+    """One line naming every arm x scope x parameter whose selected value sits at an edge of its
+    range; None when there is none."""
+    edges = table[table["at_edge"] == 1]
+    if edges.empty:
+        return None
+    listed = "; ".join(
+        f"{row['arm']} in {style.format_value(row['scope'])}: {row['parameter']} = "
+        f"{style.format_value(row['value'])}, range {_search_range(row)}"
+        for _, row in edges.iterrows()
+    )
+    return (
+        f"Warning: {len(edges)} selected value(s) sit at an edge of the searched range, so the "
+        f"best value may lie outside it (widen the range and rerun the search): {listed}."
+    )
+
+
+def search_explanation(search: pd.DataFrame) -> str:
+    """What the search table shows and does not show, with the sweep's metric and seed counts."""
+    metrics = sorted(set(search["select_metric"]))
+    seeds = sorted(set(search.loc[search["score"].notna(), "seeds"]))
+    counts = "no" if not seeds else f"{seeds[0]} to {seeds[-1]}" if len(seeds) > 1 else seeds[0]
+    validation = all(m.startswith("val_") for m in metrics)
+    where = (
+        "a validation metric: the test set took no part in the selection"
+        if validation
+        else "not a validation metric: see Read this first"
+    )
+    return (
+        "Each arm's hyperparameters were selected separately in each scope: every trial (one set "
+        f"of values of the searched parameters) ran on {counts} selection seed(s) in cells of "
+        "its own (the results folder's search/, counted nowhere else in this report), the "
+        f"trial with the best {', '.join(metrics)} was selected ({where}), and the selected "
+        "values then ran on every seed: those cells are what the other sections compare. Best "
+        "and worst score are over the arm's trials, from their few selection seeds: they show "
+        "how much the choice mattered, not how the arms compare; a value selected at an edge "
+        "of its range means the best value may lie outside the range."
+    )
+
+
+def search_markdown(search: pd.DataFrame) -> str:
+    table = search_table(search)
+    rows, marks = search_rows(table)
+    body = to_markdown(SEARCH_HEADER, rows, marks, right_from=SEARCH_NUMBERS)
+    text = f"{body}\n{markdown_escape(search_explanation(search))}\n"
+    warning = edge_warning(table)
+    return text + (f"\n{markdown_escape(warning)}\n" if warning else "")

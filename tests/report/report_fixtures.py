@@ -1,7 +1,8 @@
 """Hand-made results folders with planted effects, for the report tests.
 
 `make_results` writes runs.csv, epochs.csv, calibration.csv (and robustness.csv) with every
-column of the results schema plus a few extra ones the report must ignore. The numbers are
+column of the results schema plus a few extra ones the report must ignore; `make_search` adds a
+search.csv (a hyperparameter search) to such a folder. The numbers are
 deterministic: each metric is a planted per-arm value plus a small seed pattern whose sign
 alternates between seeds and between neighbouring arms, so
 
@@ -362,3 +363,66 @@ def add_variant(
     frame = pd.concat([runs, copies], ignore_index=True)
     frame.to_csv(Path(folder) / "runs.csv", index=False)
     return frame
+
+
+def make_search(
+    folder: Path,
+    runs: pd.DataFrame,
+    ranges: dict[str, tuple[float, float]],
+    *,
+    trials: int = 3,
+    selected: dict[tuple[str, str], int] | None = None,
+    arms: set[str] | None = None,
+    seeds: int = 2,
+) -> pd.DataFrame:
+    """Write search.csv for a folder of `make_results` (the scope: `protocol=<protocol>`) and
+    rewrite its runs.csv to the selected values; return search.csv's rows.
+
+    Every arm (or those in `arms`) x protocol gets `trials` trials; trial t takes the t-th of
+    `trials` evenly spaced values of each range (the first and last at its ends: at_edge = 1).
+    `selected` maps (arm, protocol) to the selected trial (default: the middle one), which
+    scores best on val_acc (0.70, and 0.01 less per trial away from it). In runs.csv, a searched
+    parameter that is a column (lr, weight_decay) takes the arm's selected value; any other
+    (alpha, ...) goes into regularizer_params.
+    """
+    selected = selected or {}
+    rows, chosen = [], {}
+    cells = runs.drop_duplicates(["regularizer", "schedule", "protocol"])
+    for regularizer, schedule, protocol in zip(
+        cells["regularizer"], cells["schedule"], cells["protocol"], strict=True
+    ):
+        arm = label(regularizer, schedule)
+        if arms is not None and arm not in arms:
+            continue
+        pick = selected.get((arm, protocol), trials // 2)
+        for trial in range(trials):
+            for parameter, (low, high) in ranges.items():
+                value = low + (high - low) * trial / (trials - 1)
+                if trial == pick:
+                    chosen[(arm, protocol, parameter)] = value
+                rows.append({
+                    "scope": f"protocol={protocol}", "arm": arm, "trial": trial,
+                    "parameter": parameter, "value": value, "low": low, "high": high,
+                    "select_metric": "val_acc", "score": 0.70 - 0.01 * abs(trial - pick),
+                    "seeds": seeds, "selected": int(trial == pick),
+                    "at_edge": int(trial in (0, trials - 1)),
+                    "run_ids": ";".join(f"t{trial}s{s}" for s in range(seeds)),
+                })  # fmt: skip
+    runs = runs.copy()
+    arm_of = [label(r, s) for r, s in zip(runs["regularizer"], runs["schedule"], strict=True)]
+    for parameter in ranges:
+        values = [
+            chosen.get((a, p, parameter)) for a, p in zip(arm_of, runs["protocol"], strict=True)
+        ]
+        for index, value in zip(runs.index, values, strict=True):
+            if value is None:
+                continue
+            if parameter in runs.columns:
+                runs.loc[index, parameter] = value
+            else:
+                params = json.loads(runs.at[index, "regularizer_params"])
+                runs.loc[index, "regularizer_params"] = json.dumps({**params, parameter: value})
+    runs.to_csv(folder / "runs.csv", index=False)
+    search = pd.DataFrame(rows, columns=schema.SEARCH_COLUMNS)
+    search.to_csv(folder / schema.SEARCH_FILE, index=False)
+    return search
