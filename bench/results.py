@@ -438,7 +438,8 @@ class ResultsDir:
         (kept models: bench.model_io). Only files this writer names are removed (see TMP_PREFIX
         and _LOGITS_NAME), never a folder or a link."""
         ours = re.compile(
-            re.escape(TMP_PREFIX) + f"({'|'.join(map(re.escape, [*FILES, SEARCH_FILE]))})"
+            re.escape(TMP_PREFIX)
+            + f"({'|'.join(map(re.escape, [*FILES, SEARCH_FILE]))})"
             + _TMP_RANDOM
         )
         _remove(self.path, ours.fullmatch)
@@ -515,7 +516,9 @@ class ResultsDir:
             raise RuntimeError("ResultsDir.write_search needs the lock (use `with results.lock()`)")
         for row in rows:
             if set(row) != set(SEARCH_COLUMNS):
-                raise ValueError(f"search.csv row: columns {sorted(row)}; expected {SEARCH_COLUMNS}")
+                raise ValueError(
+                    f"search.csv row: columns {sorted(row)}; expected {SEARCH_COLUMNS}"
+                )
         text = io.StringIO()
         writer = csv.writer(text, lineterminator="\n")
         writer.writerow(SEARCH_COLUMNS)

@@ -137,7 +137,11 @@ def search_phases(sweep: Sweep, results) -> tuple[Sweep, Sweep | None, list[str]
         return trial_sweep, None, []
     chosen, _ = search.select(sweep.search, trials, rows)
     final, final_labels, missing = search.final_cells(sweep.cells, sweep.labels, chosen)
-    return trial_sweep, dataclasses.replace(sweep, cells=final, labels=final_labels, search=None), missing
+    return (
+        trial_sweep,
+        dataclasses.replace(sweep, cells=final, labels=final_labels, search=None),
+        missing,
+    )
 
 
 def _run_search(sweep: Sweep, results, **options) -> dict:
@@ -190,4 +194,3 @@ def _changed_selection(results, table: list[dict[str, Any]]) -> str:
         if old[key] != new[key]:
             return f"{key[1]} in {key[0] or 'the one scope'}: {old[key]} then, {new[key]} now"
     return ""
-

@@ -95,7 +95,9 @@ class Search:
                 if p.values:
                     point[p.name] = p.values[draw.randrange(len(p.values))]
                 elif p.log:
-                    point[p.name] = _round(math.exp(draw.uniform(math.log(p.low), math.log(p.high))))
+                    point[p.name] = _round(
+                        math.exp(draw.uniform(math.log(p.low), math.log(p.high)))
+                    )
                 else:
                     point[p.name] = _round(draw.uniform(p.low, p.high))
             points.append(point)
@@ -151,7 +153,9 @@ def parse_search(table: Any, cells: list[RunConfig], axis_fields: set[str], fail
         raise fail("search.seeds", f"{seeds!r} lists a seed twice; list each once")
     space_table = table.get("space")
     if not isinstance(space_table, dict) or not space_table:
-        raise fail("search.space", "give at least one parameter, e.g. [search.space] lr = [0.01, 0.1]")
+        raise fail(
+            "search.space", "give at least one parameter, e.g. [search.space] lr = [0.01, 0.1]"
+        )
     reg_params = regularizer_params()
     space = tuple(
         _param(name, spec, method, reg_params, axis_fields, fail)

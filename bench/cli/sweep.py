@@ -259,7 +259,8 @@ class ProgressBar:
 
 
 def _short(cfg: RunConfig) -> str:
-    return f"{cfg.backbone} {arm_label(cfg)} {cfg.protocol} n={cfg.train_size} seed={cfg.seed}"
+    size = f"{cfg.train_per_class}/class" if cfg.train_per_class else cfg.train_size or "all"
+    return f"{cfg.backbone} {arm_label(cfg)} {cfg.protocol} n={size} seed={cfg.seed} lr={cfg.lr:g}"
 
 
 def _score(row: dict[str, Any]) -> str:

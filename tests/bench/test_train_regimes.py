@@ -305,4 +305,6 @@ def test_staged_cell_at_cpu_quick_settings_does_not_collapse_at_the_unfreeze(cif
     val = {e["epoch"]: e["val_acc"] for e in result.epochs}
     assert sorted(val) == [2, 3, 4]
     for epoch in (3, 4):
-        assert val[epoch] >= val[2] - 0.011, f"val acc {val[2]:.3f} -> {val[epoch]:.3f} (period {epoch})"
+        assert val[epoch] >= val[2] - 0.011, (
+            f"val acc {val[2]:.3f} -> {val[epoch]:.3f} (period {epoch})"
+        )
