@@ -239,6 +239,13 @@ def read_table(path: Path) -> tuple[list[str], list[dict[str, str]]]:
     return header, rows
 
 
+def _is_number_text(text: str) -> bool:
+    try:
+        return math.isfinite(float(text))
+    except ValueError:
+        return False
+
+
 def _check_rows(path: Path, header: list[str], rows: list[dict[str, str]], unique: bool) -> None:
     """ResultsError unless the table has a run_id column with a value in every row (and, with
     `unique`, no run_id twice)."""
@@ -322,6 +329,27 @@ class ResultsDir:
             raise ResultsError(
                 f"{self.path}: not a folder; give a results folder (it is created if missing)"
             )
+
+    def search_rows(self) -> list[dict[str, str]]:
+        """The rows of search.csv (strings, bench.schema.SEARCH_COLUMNS only); [] when there is
+        none. ResultsError unless it reads back, has every SEARCH column, and every row a
+        `selected` of 0 or 1 and a number as its `value` (what bench.runner compares)."""
+        self._check_folder()
+        path = self.path / SEARCH_FILE
+        fix = "repair or move the file away (a results folder holds only what regbench wrote)"
+        header, rows = read_table(path)
+        lacking = [c for c in SEARCH_COLUMNS if c not in header]
+        if rows and lacking:
+            raise ResultsError(
+                f"{path}: no column {lacking[0]} (header: {','.join(header)[:80]}); {fix}"
+            )
+        for line, row in enumerate(rows, start=2):
+            if row["selected"] not in ("0", "1") or not _is_number_text(row["value"]):
+                raise ResultsError(
+                    f"{path}: line {line}: selected {row['selected']!r}, value {row['value']!r} "
+                    f"(expected 0 or 1 and a number); {fix}"
+                )
+        return [{c: row[c] for c in SEARCH_COLUMNS} for row in rows]
 
     def finished_ids(self) -> set[str]:
         """run_ids of cells with a runs.csv row, ok or failed (both count as finished)."""

@@ -125,18 +125,14 @@ def search_phases(sweep: Sweep, results) -> tuple[Sweep, Sweep | None, list[str]
     from bench.results import ResultsDir
 
     trials = search.trials(sweep.search, sweep.cells, sweep.labels)
-    cells = search.trial_cells(trials, sweep.name)
-    labels = {c.run_id: f"trial {t.index} {t.scope} arm={t.arm} seed={c.seed}"
-              for t in trials for c in t.cells}  # fmt: skip
-    trial_sweep = dataclasses.replace(
-        sweep, cells=cells, labels=[labels[c.run_id] for c in cells], search=None
-    )
-    folder = ResultsDir(results.path / search.SEARCH_FOLDER)
-    rows = folder.runs()
-    if {c.run_id for c in cells} - {row["run_id"] for row in rows}:
+    trial_sweep = _trial_sweep(sweep, trials)
+    rows = ResultsDir(results.path / search.SEARCH_FOLDER).runs()
+    if {c.run_id for c in trial_sweep.cells} - {row["run_id"] for row in rows}:
         return trial_sweep, None, []
     chosen, _ = search.select(sweep.search, trials, rows)
-    final, final_labels, missing = search.final_cells(sweep.cells, sweep.labels, chosen)
+    final, final_labels, missing = search.final_cells(
+        sweep.search, sweep.cells, sweep.labels, chosen
+    )
     return (
         trial_sweep,
         dataclasses.replace(sweep, cells=final, labels=final_labels, search=None),
@@ -144,53 +140,87 @@ def search_phases(sweep: Sweep, results) -> tuple[Sweep, Sweep | None, list[str]
     )
 
 
+def _trial_sweep(sweep: Sweep, trials: list, leave_out: set[str] = frozenset()) -> Sweep:
+    """The trial cells of `trials` as a sweep of their own (labelled by trial, scope, arm and
+    seed), without the run ids in `leave_out`."""
+    from bench import search
+
+    cells = [c for c in search.trial_cells(trials, sweep.name) if c.run_id not in leave_out]
+    labels = {c.run_id: f"trial {t.index} {t.scope} arm={t.arm} seed={c.seed}"
+              for t in trials for c in t.cells}  # fmt: skip
+    return dataclasses.replace(
+        sweep, cells=cells, labels=[labels[c.run_id] for c in cells], search=None
+    )
+
+
 def _run_search(sweep: Sweep, results, **options) -> dict:
     """Trials into results/<sweep>/search/, the selection into search.csv, then the sweep's
-    cells with the selected values into `results` (docs/sweeps.md#hyperparameter-search)."""
+    cells with the selected values into `results` (docs/sweeps.md#hyperparameter-search).
+
+    A selection search.csv records stays: with --retry-failed, the failed trials of an arm x
+    scope that has one are not rerun (a better retried trial would change the values its cells
+    already ran with); those of an arm x scope without one (every trial failed) are."""
     from bench import search
     from bench.results import ResultsDir
 
     start = time.time()
-    trial_sweep, _, _ = search_phases(sweep, results)
-    folder = ResultsDir(results.path / search.SEARCH_FOLDER)
-    first = run_sweep(trial_sweep, folder, **options)
     trials = search.trials(sweep.search, sweep.cells, sweep.labels)
+    folder = ResultsDir(results.path / search.SEARCH_FOLDER)
+    kept_failed: set[str] = set()
+    if options.get("retry_failed"):
+        recorded = _selection(results.search_rows())
+        kept_failed = folder.failed_ids() & {
+            c.run_id for t in trials if (t.scope, t.arm) in recorded for c in t.cells
+        }
+    first = run_sweep(_trial_sweep(sweep, trials, kept_failed), folder, **options)
+    first["skipped"] += len(kept_failed)
     chosen, table = search.select(sweep.search, trials, folder.runs())
-    final, labels, missing = search.final_cells(sweep.cells, sweep.labels, chosen)
+    final, labels, missing = search.final_cells(sweep.search, sweep.cells, sweep.labels, chosen)
     with results.lock():
-        changed = _changed_selection(results, table)
+        old = results.search_rows()
+        changed = _changed_selection(old, table)
         if changed and results.runs():
             raise SearchError(
                 f"{results.path}: the search now selects other values than the cells already in "
-                f"runs.csv ran with ({changed}; an edited [search] table or sweep file); move "
-                "that folder away or give another --results-dir"
+                f"runs.csv ran with ({changed}; an edited [search] table or sweep file, or "
+                "trials rerun after search.csv was written); move that folder away or give "
+                "another --results-dir"
             )
-        results.write_search(table)
+        merged = _merge_search(old, table)
+        if merged:  # a header without rows is no search.csv (the report refuses one)
+            results.write_search(merged)
     second = run_sweep(dataclasses.replace(sweep, cells=final, labels=labels, search=None),
                        results, **options)  # fmt: skip
     counts = {key: first[key] + second[key] for key in ("ok", "failed", "skipped")}
-    counts.update(wall_s=time.time() - start, trials=len(trial_sweep.cells), unselected=missing)
+    trial_count = len({c.run_id for t in trials for c in t.cells})
+    counts.update(wall_s=time.time() - start, trials=trial_count, unselected=missing)
     return counts
 
 
-def _changed_selection(results, table: list[dict[str, Any]]) -> str:
-    """The first arm x scope whose selected values differ from the ones the folder's search.csv
-    recorded ("" when none does; arms absent from either side, e.g. under --only, are fine)."""
-    from bench.results import read_table
-    from bench.schema import SEARCH_FILE
+def _selection(rows: list[dict[str, Any]]) -> dict[tuple[str, str], dict[str, float]]:
+    """(scope, arm) -> the selected values, from search.csv rows (as ResultsDir.search_rows
+    reads them: strings, checked; or as bench.search.select makes them)."""
+    chosen: dict[tuple[str, str], dict[str, float]] = {}
+    for row in rows:
+        if str(row["selected"]) == "1":
+            value = float(row["value"])
+            chosen.setdefault((row["scope"], row["arm"]), {})[row["parameter"]] = value
+    return chosen
 
-    _, old_rows = read_table(results.path / SEARCH_FILE)
 
-    def selection(rows) -> dict[tuple[str, str], dict[str, float]]:
-        chosen: dict[tuple[str, str], dict[str, float]] = {}
-        for row in rows:
-            if str(row["selected"]) == "1":
-                value = float(row["value"])
-                chosen.setdefault((row["scope"], row["arm"]), {})[row["parameter"]] = value
-        return chosen
-
-    old, new = selection(old_rows), selection(table)
+def _changed_selection(old_rows: list[dict[str, Any]], table: list[dict[str, Any]]) -> str:
+    """The first arm x scope whose selected values in `table` differ from the ones search.csv
+    recorded (`old_rows`); "" when none does (arms absent from either side, e.g. under --only,
+    are fine). Values compare exactly: search.csv holds repr(float), which reads back the same."""
+    old, new = _selection(old_rows), _selection(table)
     for key in old.keys() & new.keys():
         if old[key] != new[key]:
             return f"{key[1]} in {key[0] or 'the one scope'}: {old[key]} then, {new[key]} now"
     return ""
+
+
+def _merge_search(old_rows: list[dict[str, Any]], table: list[dict[str, Any]]) -> list[dict]:
+    """search.csv's new rows: the recorded rows of the arm x scopes `table` does not cover (run
+    earlier, e.g. under another --only), then `table`."""
+    covered = {(row["scope"], row["arm"]) for row in table}
+    return [row for row in old_rows if (row["scope"], row["arm"]) not in covered] + table

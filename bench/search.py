@@ -6,17 +6,19 @@
     seed = 0                 # the seed of the random draws
     select = "val_acc"       # the validation metric that picks the trial (val_loss: NLL)
     seeds = [100]            # run seeds of the trial cells (their data_seed follows them
-                             #   where the sweep's cells have data_seed = seed)
+                             #   where the sweep's data_seed follows its seed; a pinned one stays)
     [search.space]
     lr = [0.01, 0.03, 0.1]                          # listed values
     weight_decay = { low = 1e-5, high = 1e-3, log = true }   # a range (random only)
     alpha = [0.2, 1.0]       # a regularizer parameter: searched in the arms whose regularizer
                              #   takes it (mixup, cutmix), left alone in the others
 
-A *group* is one arm x scope: the sweep's cells that differ only in their seed. Each group's
-trials are its first cell with one trial's values, run on the search seeds; the trial with the
-best mean `select` over its cells that finished ok is the group's selection, and the group's
-cells (all seeds) then run with the selected values. Nothing reads the test set to choose.
+A *group* is one arm x scope: the sweep's cells that differ only in their seed (and in a
+data_seed that follows it). Each group's trials are its first cell with one trial's values, run
+on the search seeds; the trial with the best mean `select` over its cells that finished ok is the
+group's selection, and the group's cells (all seeds) then run with the selected values. A group
+that takes none of the searched parameters (alpha alone, in the `none` arm) has no trials: its
+cells run as they are. Nothing reads the test set to choose.
 Trial cells are ordinary cells in `results/<sweep>/search/` (resumed like any sweep);
 `search.csv` beside runs.csv records every trial, its score and the selection (bench.schema
 SEARCH). Everything is checked when the sweep file loads, before anything runs.
@@ -78,6 +80,9 @@ class Search:
     select: str  # a key of SELECT_METRICS
     seeds: tuple[int, ...]
     space: tuple[Param, ...]
+    # seedless_key of the sweep's cells whose data_seed does not follow their seed (pinned, or
+    # an axis): decided on every cell of the sweep when it loads, so --only cannot change it
+    fixed_data_seed: frozenset[str] = frozenset()
 
     def points(self) -> list[dict[str, float]]:
         """Every trial's values, in trial order: the grid's combinations (the first parameter
@@ -88,24 +93,20 @@ class Search:
             return [dict(zip(names, combo, strict=True))
                     for combo in itertools.product(*(p.values for p in self.space))]  # fmt: skip
         draw = random.Random(self.seed)
-        points = []
-        for _ in range(self.trials):
-            point = {}
-            for p in self.space:
-                if p.values:
-                    point[p.name] = p.values[draw.randrange(len(p.values))]
-                elif p.log:
-                    point[p.name] = _round(
-                        math.exp(draw.uniform(math.log(p.low), math.log(p.high)))
-                    )
-                else:
-                    point[p.name] = _round(draw.uniform(p.low, p.high))
-            points.append(point)
-        return points
+        return [{p.name: _draw(p, draw) for p in self.space} for _ in range(self.trials)]
 
 
-def _round(value: float) -> float:
-    return float(f"{value:.3g}")
+def _draw(param: Param, draw: random.Random) -> float:
+    """One seeded draw of `param`: a listed value, or a value of its range (log-uniform with
+    `log`) rounded to 3 significant digits and kept within the range (0.99955, drawn from
+    [0.1, 0.9996], rounds to 1.0: outside the range whose ends were checked at load)."""
+    if param.values:
+        return param.values[draw.randrange(len(param.values))]
+    if param.log:
+        value = math.exp(draw.uniform(math.log(param.low), math.log(param.high)))
+    else:
+        value = draw.uniform(param.low, param.high)
+    return min(max(float(f"{value:.3g}"), param.low), param.high)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -125,9 +126,12 @@ def regularizer_params() -> dict[str, list[str]]:
     return taken
 
 
-def parse_search(table: Any, cells: list[RunConfig], axis_fields: set[str], fail) -> Search:
-    """The `[search]` table of a sweep whose expanded cells are `cells` (`axis_fields`: fields
-    its axes set), checked; `fail(key, message)` makes the SweepError to raise."""
+def parse_search(
+    table: Any, cells: list[RunConfig], labels: list[str], axis_fields: set[str], fail
+) -> Search:
+    """The `[search]` table of a sweep whose expanded cells are `cells` (with their `labels`;
+    `axis_fields`: fields its axes set), checked; `fail(key, message)` makes the SweepError to
+    raise."""
     if not isinstance(table, dict):
         raise fail("search", f"must be a table ([search]), got {table!r}")
     for key in table:
@@ -178,8 +182,9 @@ def parse_search(table: Any, cells: list[RunConfig], axis_fields: set[str], fail
                        "per arm x scope)")  # fmt: skip
     if trials > MAX_TRIALS:
         raise fail("search.trials", f"{trials} trials per arm x scope; at most {MAX_TRIALS}")
-    search = Search(method, trials, seed, select, tuple(seeds), space)
+    search = Search(method, trials, seed, select, tuple(seeds), space, fixed_data_seeds(cells))
     _check_trials(search, cells, fail)
+    _check_distinct(search, cells, labels, fail)
     return search
 
 
@@ -232,12 +237,13 @@ def _check_trials(search: Search, cells: list[RunConfig], fail) -> None:
     here, naming the parameter, not after hours of trials), and every parameter used by some
     arm."""
     used: set[str] = set()
-    for group in groups(cells):
+    for group in groups(search, cells):
+        follows = follows_seed(search, group[0])
         for point in _check_points(search):
             trial = apply(group[0], point)
             used.update(applied(group[0], point))
             for seed in search.seeds:
-                cfg = with_seed(trial, seed, group[0])
+                cfg = with_seed(trial, seed, follows)
                 try:
                     check_config(cfg, where="search")
                 except ValueError as error:
@@ -246,6 +252,34 @@ def _check_trials(search: Search, cells: list[RunConfig], fail) -> None:
     if unused:
         raise fail(f"search.space.{unused[0]}", "no arm of the sweep takes this parameter; "
                    "remove it or add an arm whose regularizer does")  # fmt: skip
+
+
+def _check_distinct(search: Search, cells: list[RunConfig], labels: list[str], fail) -> None:
+    """No two cells that the selection would make one: cells that differ only in values the
+    search sets (two arms that differ only in a searched alpha, an [[extra]] cell that sets a
+    searched lr) get the same values, so the same run_id, and would run once for both."""
+    point = search.points()[0]
+    first: dict[str, int] = {}
+    for i, cfg in enumerate(cells):
+        run_id = apply(cfg, point).run_id
+        if run_id not in first:
+            first[run_id] = i
+            continue
+        other = cells[first[run_id]]
+        names = [n for n in applied(cfg, point) if _current(cfg, n) != _current(other, n)]
+        name = names[0] if names else "a searched parameter"
+        raise fail(
+            f"search.space.{name}",
+            f"cells {labels[first[run_id]]!r} and {labels[i]!r} differ only in {name}, which "
+            f"the search sets, so they would run as one cell; search {name} or vary it in the "
+            "sweep, not both",
+        )
+
+
+def _current(cfg: RunConfig, name: str) -> Any:
+    """The value a cell has for a searchable parameter (None: a regularizer parameter left
+    at its default)."""
+    return getattr(cfg, name) if name in SEARCHABLE_FIELDS else cfg.regularizer_params.get(name)
 
 
 def _check_points(search: Search) -> list[dict[str, float]]:
@@ -261,23 +295,49 @@ def _check_points(search: Search) -> list[dict[str, float]]:
 # Groups, trials and the selection
 
 
-def group_key(cfg: RunConfig) -> str:
-    """What one arm x scope shares: the identity without the seed (and a data_seed that follows
-    it), as canonical text."""
+def seedless_key(cfg: RunConfig) -> str:
+    """A cell's identity without its seed and data_seed, as canonical text."""
     values = cfg.identity()
-    follows = values["data_seed"] == values["seed"]
-    values.pop("seed")
-    if follows:
-        values.pop("data_seed")
+    values.pop("seed", None)
+    values.pop("data_seed", None)
     return repr(sorted(values.items()))
 
 
-def groups(cells: list[RunConfig]) -> list[list[RunConfig]]:
+def fixed_data_seeds(cells: list[RunConfig]) -> frozenset[str]:
+    """The seedless keys whose data_seed does not follow the seed: some cell with that key has
+    data_seed != seed (a pinned data_seed = 0 with seeds 0, 1, 2; a data_seed axis). Decided on
+    the whole sweep: a single cell cannot tell, as a pinned data_seed equal to its seed is the
+    same cell as one that follows it."""
+    return frozenset(seedless_key(cfg) for cfg in cells if cfg.data_seed != cfg.seed)
+
+
+def follows_seed(search: Search, cfg: RunConfig) -> bool:
+    """Whether the data_seed of `cfg`'s arm x scope follows the run seed."""
+    return seedless_key(cfg) not in search.fixed_data_seed
+
+
+def group_key(search: Search, cfg: RunConfig) -> str:
+    """What one arm x scope shares: the identity without the seed, and without a data_seed that
+    follows it, as canonical text."""
+    key = seedless_key(cfg)
+    return key if follows_seed(search, cfg) else f"{key} data_seed={cfg.data_seed}"
+
+
+def groups(search: Search, cells: list[RunConfig]) -> list[list[RunConfig]]:
     """The sweep's cells grouped by arm x scope, in the order each group first appears."""
     found: dict[str, list[RunConfig]] = {}
     for cfg in cells:
-        found.setdefault(group_key(cfg), []).append(cfg)
+        found.setdefault(group_key(search, cfg), []).append(cfg)
     return list(found.values())
+
+
+def searched_in(search: Search, cfg: RunConfig) -> list[str]:
+    """The searched parameters that apply to `cfg`: every field, and the regularizer parameters
+    its regularizer takes (see `applied`); none: its cells run as they are, without trials."""
+    import regularizers
+
+    takes = regularizers.describe()[cfg.regularizer]["params"]
+    return [p.name for p in search.space if p.field or p.name in takes]
 
 
 def applied(cfg: RunConfig, point: dict[str, float]) -> dict[str, float]:
@@ -300,10 +360,10 @@ def apply(cfg: RunConfig, point: dict[str, float]) -> RunConfig:
     return cfg.replace(**fields)
 
 
-def with_seed(cfg: RunConfig, seed: int, like: RunConfig) -> RunConfig:
-    """`cfg` at run seed `seed`; its data_seed follows the seed where `like`'s does."""
-    data_seed = seed if like.data_seed == like.seed else like.data_seed
-    return cfg.replace(seed=seed, data_seed=data_seed)
+def with_seed(cfg: RunConfig, seed: int, follows: bool) -> RunConfig:
+    """`cfg` at run seed `seed`; its data_seed becomes `seed` too where it `follows` the seed,
+    and stays as it is where it does not (follows_seed)."""
+    return cfg.replace(seed=seed, data_seed=seed if follows else cfg.data_seed)
 
 
 @dataclass(frozen=True)
@@ -318,14 +378,18 @@ class Trial:
 
 def trials(search: Search, cells: list[RunConfig], labels: list[str]) -> list[Trial]:
     """Every group's trials, group by group. A trial whose applied values repeat an earlier
-    trial's in the same group (e.g. alpha draws in the `none` arm) is left out."""
+    trial's in the same group (e.g. alpha draws in the `none` arm) is left out, and a group that
+    takes no searched parameter has none."""
     from bench.sweep import arm_label
 
     label_of = {cfg.run_id: label for cfg, label in zip(cells, labels, strict=True)}
     out = []
     points = search.points()
-    for group in groups(cells):
+    for group in groups(search, cells):
         first = group[0]
+        if not searched_in(search, first):
+            continue
+        follows, group_id = follows_seed(search, first), group_key(search, first)
         scope = " ".join(part for part in label_of[first.run_id].split(" ")
                          if not part.startswith(("arm=", "seed=", "regularizer=")))  # fmt: skip
         seen = set()
@@ -335,8 +399,8 @@ def trials(search: Search, cells: list[RunConfig], labels: list[str]) -> list[Tr
             if key in seen:
                 continue
             seen.add(key)
-            trial_cells = tuple(with_seed(apply(first, point), s, first) for s in search.seeds)
-            out.append(Trial(scope, arm_label(first), index, values, trial_cells, group_key(first)))
+            trial_cells = tuple(with_seed(apply(first, point), s, follows) for s in search.seeds)
+            out.append(Trial(scope, arm_label(first), index, values, trial_cells, group_id))
     return out
 
 
@@ -350,7 +414,7 @@ def select(search: Search, all_trials: list[Trial], rows: list[dict[str, str]]):
     """
     by_id = {row["run_id"]: row for row in rows}
     direction = SELECT_METRICS[search.select]
-    bounds = {p.name: p.bounds for p in search.space}
+    params = {p.name: p for p in search.space}
     scores: dict[int, float | None] = {}
     counts: dict[int, int] = {}
     for i, trial in enumerate(all_trials):
@@ -369,28 +433,30 @@ def select(search: Search, all_trials: list[Trial], rows: list[dict[str, str]]):
     table = []
     for i, trial in enumerate(all_trials):
         for name, value in trial.values.items():
-            low, high = bounds[name]
+            low, high = params[name].bounds
             selected = chosen.get(trial.group) == i
             table.append({
                 "scope": trial.scope, "arm": trial.arm, "trial": trial.index,
                 "parameter": name, "value": value, "low": low, "high": high,
                 "select_metric": search.select, "score": scores[i], "seeds": counts[i],
                 "selected": int(selected),
-                "at_edge": int(selected and _at_edge(value, low, high, search.method)),
+                "at_edge": int(selected and _at_edge(value, params[name])),
                 "run_ids": " ".join(c.run_id for c in trial.cells),
             })  # fmt: skip
     return {group: all_trials[i] for group, i in chosen.items()}, table
 
 
-def _at_edge(value: float, low: float, high: float, method: str) -> bool:
-    """A selected value at an end of its range: the best may lie beyond it. A listed value is
-    at an edge when it is the smallest or largest listed; a drawn one when it lies within 5% of
-    the range (in log space for a log range) of an end. A single listed value is no search."""
+def _at_edge(value: float, param: Param) -> bool:
+    """A selected value at an end of its range: the best may lie beyond it. A listed value (grid
+    or random) is at an edge when it is the smallest or largest listed; a value drawn from a range
+    when it lies within 5% of the range of an end (in log space for a log range, linear
+    otherwise). A single listed value is no search."""
+    low, high = param.bounds
     if low == high:
         return False
-    if method == "grid" or value in (low, high):
+    if param.values:
         return value in (low, high)
-    if low > 0 and value > 0:
+    if param.log:
         span = math.log(high) - math.log(low)
         return min(math.log(value) - math.log(low), math.log(high) - math.log(value)) < 0.05 * span
     return min(value - low, high - value) < 0.05 * (high - low)
@@ -405,13 +471,18 @@ def _float(row: dict[str, str], column: str) -> float | None:
 
 
 def final_cells(
-    cells: list[RunConfig], labels: list[str], chosen: dict[str, Trial]
+    search: Search, cells: list[RunConfig], labels: list[str], chosen: dict[str, Trial]
 ) -> tuple[list[RunConfig], list[str], list[str]]:
-    """The sweep's cells with their group's selected values, their labels, and the labels of
-    cells left out because their group has no selection (every trial failed)."""
+    """The sweep's cells with their group's selected values (a cell no searched parameter
+    applies to: as it is), their labels, and the labels of cells left out because their group
+    has no selection (every trial failed)."""
     out, out_labels, missing = [], [], []
     for cfg, label in zip(cells, labels, strict=True):
-        trial = chosen.get(group_key(cfg))
+        if not searched_in(search, cfg):
+            out.append(cfg)
+            out_labels.append(label)
+            continue
+        trial = chosen.get(group_key(search, cfg))
         if trial is None:
             missing.append(label)
             continue

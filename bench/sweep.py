@@ -114,7 +114,8 @@ def load_sweep(
     _check_backbones(cells, labels, fail)
     search = None
     if "search" in doc:
-        search = parse_search(doc["search"], cells, set(owner), fail)
+        search = parse_search(doc["search"], cells, labels, set(owner), fail)
+        _check_settings_not_searched(search, settings or {}, fail)
     return Sweep(name, path, cells, labels, str(description), choices, executor, search)
 
 
@@ -205,11 +206,25 @@ def _apply_settings(
     return merged
 
 
+def _check_settings_not_searched(search: Search, settings: dict[str, Any], fail) -> None:
+    """`--set` of a field the search chooses would change no cell (the selection replaces it in
+    every cell, trials included): refused, as `--set` of a field an axis sets is."""
+    for param in search.space:
+        if param.field and param.name in settings:
+            raise fail(
+                f"--set {param.name}",
+                f"[search.space] chooses {param.name!r} in every cell, so --set would change "
+                f"nothing; edit search.space.{param.name} in the sweep file",
+            )
+
+
 def select(sweep: Sweep, only: list[tuple[str, str, Any]]) -> Sweep:
     """The cells of `sweep` whose axis values match `--only AXIS=VALUE` pairs (several values of
     one axis: any of them; several axes: all of them), in the sweep's order; run ids unchanged.
     A value matches an axis value equal to it or whose label it is (`arm=cutmix(alpha=1.0)`;
-    `arm=cutmix` matches every cutmix arm). SweepError names the axes or values allowed."""
+    `arm=cutmix` matches every cutmix arm). SweepError names the axes or values allowed.
+    A search sweep keeps its search: the kept cells' arm x scopes are searched, as in the whole
+    sweep (bench.search decided at load how their data_seed goes with their seed)."""
     wanted: dict[str, list[dict[str, Any]]] = {}
     for axis, text, value in only:
         if axis not in sweep.axes:

@@ -29,6 +29,7 @@ from bench.cost import guess_device, sweep_status
 from bench.executors import EXECUTORS, DiskFullError, ExecutorError, all_options
 from bench.results import LockError, ResultsDir, ResultsError
 from bench.runner import PreflightError, SearchError, executor_settings, run_sweep, search_phases
+from bench.search import SEARCH_FOLDER
 from bench.sweep import Sweep, SweepError, arm_label, load_sweep, parse_assignments, select
 
 
@@ -111,6 +112,9 @@ def main(argv: list[str] | None = None) -> int:
         sweep = select(sweep, parse_assignments(args.only, "--only"))
         results = ResultsDir(args.results_dir or Path("results") / sweep.name)
         results.check()
+        if sweep.search is not None:  # its trials' folder and search.csv, before hours of trials
+            ResultsDir(results.path / SEARCH_FOLDER).check()
+            results.search_rows()
         if args.command == "run":
             executor, options = executor_settings(sweep, args.executor, executor_options(args))
     except (SweepError, ResultsError, ExecutorError) as error:
@@ -193,7 +197,7 @@ def print_status(sweep: Sweep, results, device: str, *, cells: bool) -> None:
         trials, final, missing = search_phases(sweep, results)
         print(f"search: {sweep.search.trials} trial(s) per arm x scope on seeds "
               f"{list(sweep.search.seeds)}, selected on {sweep.search.select} (validation)")  # fmt: skip
-        _print_status(trials, ResultsDir(results.path / "search"), device, cells=cells)
+        _print_status(trials, ResultsDir(results.path / SEARCH_FOLDER), device, cells=cells)
         if final is None:
             print("the cells below run with each arm's selected values once the trials are done")
         for label in missing:

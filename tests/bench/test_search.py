@@ -4,16 +4,17 @@ validation (never test), search.csv, and a search sweep run and resumed end to e
 from __future__ import annotations
 
 import csv
+import math
 import textwrap
 from pathlib import Path
 
 import pytest
 
-from bench import search
-from bench.results import ResultsDir
+from bench import runner, search
+from bench.results import ResultsDir, ResultsError
 from bench.runner import SearchError, run_sweep, search_phases
 from bench.schema import SEARCH_COLUMNS
-from bench.sweep import SweepError, load_sweep
+from bench.sweep import SweepError, load_sweep, parse_assignments, select
 
 BASE = """
 name = "searchy"
@@ -191,7 +192,7 @@ def test_selection_uses_validation_not_test_and_flags_edges(tmp_path):
     }  # fmt: skip
     assert all(r["at_edge"] == 0 for r in table if not r["selected"])  # only a selection is flagged
     # final cells: every seed of the group at the selected values; nothing left out
-    final, _, missing = search.final_cells(sweep.cells, sweep.labels, chosen)
+    final, _, missing = search.final_cells(sweep.search, sweep.cells, sweep.labels, chosen)
     assert missing == [] and len(final) == len(sweep.cells)
     assert {(c.regularizer, c.lr, c.regularizer_params.get("alpha")) for c in final} == {
         ("none", 0.1, None), ("mixup", 0.1, 0.2)
@@ -232,7 +233,7 @@ def test_failed_or_missing_trials_do_not_count_and_a_group_without_scores_runs_n
     for row in failed[2:]:
         row["status"] = "failed"
     chosen, _ = search.select(sweep.search, trials, failed)
-    final, _, missing = search.final_cells(sweep.cells, sweep.labels, chosen)
+    final, _, missing = search.final_cells(sweep.search, sweep.cells, sweep.labels, chosen)
     assert {c.regularizer for c in final} == {"none"}
     assert len(missing) == 2 and all("mixup" in label for label in missing)
 
@@ -276,3 +277,299 @@ def test_a_search_sweep_runs_trials_then_selected_cells_and_resumes(tmp_path):
     with pytest.raises(SearchError, match="selects other values than the cells already in"):
         run_sweep(other, results, progress=None)
     assert len(results.runs()) == 1
+
+
+# ---------------------------------------------------------------------------------------------
+# Groups: data_seed pinned or following the seed, --only, arms the search does not touch
+
+LR_ONLY = "[search]\nseeds = [7]\n[search.space]\nlr = [0.01, 0.1]\n"
+
+
+def group_cells(sweep):
+    return [[c.seed for c in group] for group in search.groups(sweep.search, sweep.cells)]
+
+
+def trial_seeds(sweep):
+    trials = search.trials(sweep.search, sweep.cells, sweep.labels)
+    return {
+        (t.scope, t.arm, t.index, c.run_id, c.seed, c.data_seed) for t in trials for c in t.cells
+    }
+
+
+def test_a_pinned_data_seed_makes_one_group_per_arm_whatever_only_keeps(tmp_path):
+    # data_seed = 0 with seeds 0, 1: seed 0's cell is the same cell as one whose data_seed
+    # follows its seed; it must still share its arm's group (and its trials) with seed 1's
+    pinned = load_sweep(
+        write(tmp_path, LR_ONLY, BASE.replace("lr = 0.05", "lr = 0.05\ndata_seed = 0"))
+    )
+    assert group_cells(pinned) == [[0, 1], [0, 1]]
+    trials = trial_seeds(pinned)
+    assert len(trials) == 4 and {(seed, data_seed) for *_, seed, data_seed in trials} == {(7, 0)}
+    for only in (["seed=0"], ["seed=1"], ["arm=none", "seed=0"]):
+        subset = select(pinned, parse_assignments(only, "--only"))
+        assert trial_seeds(subset) <= trials and trial_seeds(
+            subset
+        )  # the same trials, not new ones
+    # data_seed following the seed: the trials' data_seed follows the search seed, also under --only
+    follows = load_sweep(write(tmp_path, LR_ONLY))
+    assert group_cells(follows) == [[0, 1], [0, 1]]
+    assert {(s, d) for *_, s, d in trial_seeds(follows)} == {(7, 7)}
+    only = select(follows, parse_assignments(["seed=1"], "--only"))
+    assert trial_seeds(only) == trial_seeds(follows)
+
+
+def test_a_data_seed_axis_splits_groups_with_distinct_scopes(tmp_path):
+    base = BASE.replace('protocol = ["frozen"]', 'protocol = ["frozen"]\ndata_seed = [0, 5]')
+    sweep = load_sweep(write(tmp_path, LR_ONLY, base))
+    assert len(search.groups(sweep.search, sweep.cells)) == 4  # 2 arms x 2 data seeds
+    assert all(len(g) == 2 for g in search.groups(sweep.search, sweep.cells))
+    trials = search.trials(sweep.search, sweep.cells, sweep.labels)
+    # search.csv tells arm x scopes apart by (scope, arm): one group each
+    assert len({(t.scope, t.arm) for t in trials}) == 4
+    assert {(t.scope, t.cells[0].data_seed) for t in trials} == {
+        ("protocol=frozen data_seed=0", 0), ("protocol=frozen data_seed=5", 5)
+    }  # fmt: skip
+
+
+def test_table_axes_give_scopes_without_the_arm_and_seed(tmp_path):
+    base = BASE.replace(
+        'protocol = ["frozen"]\n',
+        "[[axes.size]]\ntrain_size = 64\nbatch_size = 32\n[[axes.size]]\ntrain_size = 96\n"
+        'batch_size = 16\n[[axes.protocol]]\nprotocol = "frozen"\n',
+    )
+    sweep = load_sweep(write(tmp_path, LR_ONLY, base))
+    trials = search.trials(sweep.search, sweep.cells, sweep.labels)
+    scopes = {(t.scope, t.arm) for t in trials}
+    assert len(scopes) == 4 == len(search.groups(sweep.search, sweep.cells))
+    assert {s for s, _ in scopes} == {
+        "size=(train_size=64,batch_size=32) protocol=(protocol=frozen)",
+        "size=(train_size=96,batch_size=16) protocol=(protocol=frozen)",
+    }
+
+
+def test_an_arm_the_search_does_not_touch_runs_as_it_is_without_trials(tmp_path):
+    sweep = load_sweep(
+        write(tmp_path, "[search]\nseeds = [7]\n[search.space]\nalpha = [0.2, 1.0]\n")
+    )
+    trials = search.trials(sweep.search, sweep.cells, sweep.labels)
+    assert {t.arm for t in trials} == {"mixup(alpha=1.0)"}  # no trial of `none` at its own values
+    # every trial failed (no selection at all): the none cells still run, unchanged; mixup's not
+    chosen, _ = search.select(sweep.search, trials, rows_for(trials, [0.5, 0.5], status="failed"))
+    assert chosen == {}
+    final, labels, missing = search.final_cells(sweep.search, sweep.cells, sweep.labels, chosen)
+    assert final == [c for c in sweep.cells if c.regularizer == "none"]
+    assert len(missing) == 2 and all("mixup" in label for label in missing)
+    # --only the untouched arm: nothing to search
+    none_only = select(sweep, parse_assignments(["arm=none"], "--only"))
+    assert search.trials(none_only.search, none_only.cells, none_only.labels) == []
+
+
+# ---------------------------------------------------------------------------------------------
+# More checks before anything runs
+
+
+def test_cells_the_search_would_merge_into_one_are_refused(tmp_path):
+    two_alphas = BASE + '[[axes.arm]]\nregularizer = "mixup"\nparams = { alpha = 0.2 }\n'
+    with pytest.raises(SweepError) as error:
+        load_sweep(write(tmp_path, "[search]\n[search.space]\nalpha = [0.2, 1.0]\n", two_alphas))
+    message = str(error.value)
+    assert "search.space.alpha:" in message and "arm=mixup(alpha=0.2)" in message
+    assert "would run as one cell" in message
+    extra_lr = BASE + '[[extra]]\nregularizer = "none"\nseed = 0\nprotocol = "frozen"\nlr = 0.3\n'
+    with pytest.raises(SweepError, match=r"search.space.lr: cells .* differ only in lr"):
+        load_sweep(write(tmp_path, LR_ONLY, extra_lr))
+    # alpha searched with two arms that differ in more than alpha: fine
+    other = BASE + '[[axes.arm]]\nregularizer = "cutmix"\nparams = { alpha = 0.2 }\n'
+    assert load_sweep(write(tmp_path, "[search]\n[search.space]\nalpha = [0.2, 1.0]\n", other))
+
+
+def test_set_of_a_searched_field_is_refused_and_others_are_not(tmp_path):
+    path = write(tmp_path, LR_ONLY)
+    with pytest.raises(SweepError, match=r"--set lr: \[search.space\] chooses 'lr' in every cell"):
+        load_sweep(path, settings={"lr": 0.2})
+    assert {c.epochs for c in load_sweep(path, settings={"epochs": 2}).cells} == {2}
+
+
+# ---------------------------------------------------------------------------------------------
+# Random draws and edges
+
+
+class FixedDraw:
+    """A random.Random stand-in whose uniform() returns one value."""
+
+    def __init__(self, value):
+        self.value = value
+
+    def uniform(self, low, high):
+        return self.value
+
+
+def test_a_rounded_draw_stays_within_its_range():
+    param = search.Param("unfreeze_at", True, low=0.1, high=0.9996)
+    assert search._draw(param, FixedDraw(0.99955)) == 0.9996  # 3 digits: 1.0, outside the range
+    assert search._draw(param, FixedDraw(0.123456)) == 0.123
+    logp = search.Param("lr", True, low=0.001234, high=0.1, log=True)
+    assert search._draw(logp, FixedDraw(math.log(0.0012341))) == 0.001234  # not 0.00123
+    assert search._draw(logp, FixedDraw(math.log(0.0456789))) == 0.0457
+
+
+def test_edges_of_linear_and_log_ranges_and_of_listed_values():
+    linear = search.Param("momentum", True, low=0.5, high=0.99)
+    assert search._at_edge(0.52, linear)  # 0.02 from the end: within 5% of 0.49
+    assert not search._at_edge(0.7, linear)
+    log = search.Param("lr", True, low=0.001, high=1.0, log=True)
+    assert search._at_edge(0.0013, log) and not search._at_edge(0.03, log)
+    assert not search._at_edge(0.5, search.Param("lr", True, low=0.0, high=10.0))
+    # listed values (grid or random): only the smallest and largest listed
+    listed = search.Param("weight_decay", True, values=tuple(float(v) for v in range(1, 101)))
+    assert search._at_edge(100.0, listed) and search._at_edge(1.0, listed)
+    assert not search._at_edge(99.0, listed)
+    assert not search._at_edge(3.0, search.Param("lr", True, values=(3.0,)))
+
+
+# ---------------------------------------------------------------------------------------------
+# search.csv: read back, compared, merged; --retry-failed keeps a recorded selection
+
+
+def selection_table(tmp_path, scores):
+    sweep = load_sweep(write(tmp_path, GRID))
+    trials = search.trials(sweep.search, sweep.cells, sweep.labels)
+    return sweep, trials, search.select(sweep.search, trials, rows_for(trials, scores))[1]
+
+
+def test_search_csv_round_trips_and_changes_are_found(tmp_path):
+    text = GRID.replace("lr = [0.01, 0.1]", "lr = [1e-05, 0.30000000000000004]")
+    sweep = load_sweep(write(tmp_path, text))
+    trials = search.trials(sweep.search, sweep.cells, sweep.labels)
+    _, table = search.select(sweep.search, trials, rows_for(trials, [0.1, 0.9, 0.1, 0.2, 0.3, 0.9]))
+    results = ResultsDir(tmp_path / "out")
+    with results.lock():
+        results.write_search(table)
+    recorded = results.search_rows()
+    assert [r["value"] for r in recorded if r["parameter"] == "lr"][:2] == [
+        "1e-05",
+        "0.30000000000000004",
+    ]
+    assert runner._changed_selection(recorded, table) == ""
+    _, other = search.select(sweep.search, trials, rows_for(trials, [0.9, 0.1, 0.1, 0.2, 0.3, 0.9]))
+    assert runner._changed_selection(recorded, other) == (
+        "none in protocol=frozen: {'lr': 0.30000000000000004} then, {'lr': 1e-05} now"
+    )
+    # --only arm=none later: search.csv keeps mixup's rows
+    none_only = [row for row in other if row["arm"] == "none"]
+    merged = runner._merge_search(recorded, none_only)
+    assert [r for r in merged if r["arm"] != "none"] == [r for r in recorded if r["arm"] != "none"]
+    assert [r for r in merged if r["arm"] == "none"] == none_only
+
+
+@pytest.mark.parametrize(
+    ("column", "text", "message"),
+    [
+        ("selected", None, "no column selected"),
+        ("selected", "yes", "line 3: selected 'yes'"),
+        ("value", "lots", "line 3: selected '1', value 'lots'"),
+        ("value", "", "value ''"),
+        ("value", "nan", "value 'nan'"),
+    ],
+)
+def test_a_damaged_search_csv_is_refused_naming_the_file(tmp_path, column, text, message):
+    _, _, table = selection_table(tmp_path, [0.3, 0.5, 0.2, 0.4, 0.6, 0.1])
+    results = ResultsDir(tmp_path / "out")
+    with results.lock():
+        results.write_search(table)
+    assert len(results.search_rows()) == len(table)
+    path = tmp_path / "out" / "search.csv"
+    with open(path, newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    if text is None:  # the column is gone
+        rows = [{k: v for k, v in row.items() if k != column} for row in rows]
+    else:  # line 3: none, lr 0.1, the selected trial
+        assert (rows[1]["arm"], rows[1]["selected"]) == ("none", "1")
+        rows[1][column] = text
+    with open(path, "w", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+    with pytest.raises(ResultsError, match=message) as error:
+        results.search_rows()
+    assert str(path) in str(error.value)
+
+
+def write_runs(folder: Path, rows: list[dict[str, str]]) -> None:
+    folder.mkdir(parents=True, exist_ok=True)
+    with open(folder / "runs.csv", "w", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+
+
+def test_retry_failed_keeps_a_recorded_selection_and_retries_groups_without_one(
+    tmp_path, monkeypatch
+):
+    sweep, trials, _ = selection_table(tmp_path, [0.0] * 6)
+    rows = rows_for(trials, [0.3, 0.5, 0.2, 0.4, 0.6, 0.1])
+    none_failed = trials[0].cells[0].run_id  # none, lr 0.01: failed; none selects lr 0.1
+    for row in rows:
+        if row["run_id"] == none_failed or row["run_id"] in {
+            c.run_id for t in trials[2:] for c in t.cells
+        }:
+            row["status"] = "failed"  # ... and every mixup trial failed: no selection
+    out = tmp_path / "out"
+    write_runs(out / "search", rows)
+    _, table = search.select(sweep.search, trials, ResultsDir(out / "search").runs())
+    assert {r["arm"] for r in table if r["selected"]} == {"none"}
+    with ResultsDir(out).lock() as results:
+        results.write_search(table)
+    given = []
+
+    def fake_run_sweep(phase, folder, **options):  # records what each phase would run
+        given.append({c.run_id for c in runner.cells_to_run(phase, folder.runs(), True)})
+        return {"ok": 0, "failed": 0, "skipped": 0}
+
+    monkeypatch.setattr(runner, "run_sweep", fake_run_sweep)
+    runner._run_search(sweep, ResultsDir(out), retry_failed=True)
+    mixup_trials = {c.run_id for t in trials[2:] for c in t.cells}
+    assert given[0] == mixup_trials  # not none's failed trial: its selection is recorded
+    assert none_failed not in given[0]
+
+
+def test_status_of_a_search_sweep_with_an_empty_partial_failed_or_broken_search_folder(
+    tmp_path, capsys
+):
+    from bench.cli.sweep import main
+
+    path = write(tmp_path, GRID)
+    sweep = load_sweep(path)
+    trials = search.trials(sweep.search, sweep.cells, sweep.labels)
+    out = tmp_path / "out"
+    status = ["status", str(path), "--results-dir", str(out)]
+    assert main(status) == 0  # no search folder yet
+    printed = capsys.readouterr().out
+    assert "6 cells: 0 done, 0 failed, 6 remaining" in printed  # the trial cells
+    assert "once the trials are done" in printed
+    write_runs(out / "search", rows_for(trials[:2], [0.3, 0.5]))  # partial: none's trials
+    assert main(status) == 0
+    assert "6 cells: 2 done, 0 failed, 4 remaining" in capsys.readouterr().out
+    write_runs(out / "search", rows_for(trials, [0.5] * 6, status="failed"))  # every trial failed
+    dry_run = ["run", str(path), "--results-dir", str(out), "--dry-run"]
+    assert main(status) == 0 and main(dry_run) == 0
+    printed = capsys.readouterr().out
+    assert printed.count("not run (every trial of its arm x scope failed)") == 2 * len(sweep.cells)
+    assert "0 cells: 0 done" in printed
+    (out / "search" / "runs.csv").unlink()
+    (out / "search").rmdir()
+    (out / "search").write_text("not a folder")
+    assert main(status) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "search: not a folder" in err
+
+
+def test_a_killed_search_csv_write_is_cleaned_up_at_lock_and_a_users_file_is_not(tmp_path):
+    (tmp_path / ".tmp-search.csv.k1ll3d_0").write_text("half a search.csv")
+    (tmp_path / ".tmp-search.csv.notes").write_text("a user's file")
+    (tmp_path / ".tmp-search.csv.ABCDEFGH").write_text("not mkstemp's name either")
+    with ResultsDir(tmp_path).lock():
+        pass
+    assert not (tmp_path / ".tmp-search.csv.k1ll3d_0").exists()
+    assert (tmp_path / ".tmp-search.csv.notes").exists()
+    assert (tmp_path / ".tmp-search.csv.ABCDEFGH").exists()
