@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import json
 import math
+import textwrap
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -171,7 +172,11 @@ def who_wins_figure(results: Results, folder: Path) -> list[Path]:
             if r == 0:
                 ax.set_title(style.plot_text(spec.label, limit=26))
             if c == 0:
-                ax.set_ylabel(style.plot_text(scope, limit=40), fontsize="small")
+                # a long scope (several compared columns) wraps instead of running off the panel
+                label = "\n".join(
+                    textwrap.wrap(style.plot_text(scope, limit=100), 34, break_long_words=False)
+                )
+                ax.set_ylabel(label, fontsize="x-small" if "\n" in label else "small")
             if r == len(scopes) - 1:
                 ax.set_xlabel(f"vs none ({spec.unit}); better →")
     note = ("paired difference from none, signed so that right is better; bars: 95% t "
