@@ -297,6 +297,11 @@ SEARCH: list[Column] = [
     Column("run_ids", SEARCH_FILE, "identity", "text"),
 ]
 SEARCH_COLUMNS = [c.name for c in SEARCH]
+# What a search may select on (search.csv `select_metric`): the runs.csv metrics measured on the
+# validation split that have a better direction: name -> +1 (higher is better) or -1.
+SELECT_METRICS = {
+    c.name: c.better for c in RUNS if c.kind == "metric" and c.name.startswith("val_") and c.better
+}
 
 # file name -> its declared columns; runs.csv is written last, so it doubles as the done-marker.
 DECLARED: dict[str, list[Column]] = {

@@ -27,14 +27,15 @@ SEARCH). Everything is checked when the sweep file loads, before anything runs.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import itertools
 import math
 import random
 from dataclasses import dataclass
 from typing import Any
 
-from bench import schema
 from bench.config import RunConfig, check_config
+from bench.schema import SELECT_METRICS
 
 SEARCH_KEYS = ("method", "trials", "seed", "select", "seeds", "space")
 METHODS = ("grid", "random")
@@ -44,12 +45,6 @@ SEARCHABLE_FIELDS = (
     "lr", "weight_decay", "momentum", "backbone_lr_scale", "finetune_lr_scale", "warmup_epochs",
     "label_smoothing", "unfreeze_at",
 )  # fmt: skip
-# The selection metrics: runs.csv metrics measured on the validation split that have a better
-# direction (declared in bench.schema): name -> +1 (higher is better) or -1.
-SELECT_METRICS = {
-    c.name: c.better for c in schema.RUNS if c.kind == "metric" and c.name.startswith("val_")
-    and c.better
-}  # fmt: skip
 SEARCH_FOLDER = "search"  # results/<sweep>/search/: the trial cells' own results folder
 MAX_TRIALS = 1000  # trials per group: more is a typo (a grid of 10 x 10 x 10 is the limit)
 
@@ -319,8 +314,8 @@ def follows_seed(search: Search, cfg: RunConfig) -> bool:
 def group_key(search: Search, cfg: RunConfig) -> str:
     """What one arm x scope shares: the identity without the seed, and without a data_seed that
     follows it, as canonical text."""
-    key = seedless_key(cfg)
-    return key if follows_seed(search, cfg) else f"{key} data_seed={cfg.data_seed}"
+    key = seedless_key(cfg)  # follows_seed's test, without hashing the identity twice
+    return f"{key} data_seed={cfg.data_seed}" if key in search.fixed_data_seed else key
 
 
 def groups(search: Search, cells: list[RunConfig]) -> list[list[RunConfig]]:
@@ -331,21 +326,25 @@ def groups(search: Search, cells: list[RunConfig]) -> list[list[RunConfig]]:
     return list(found.values())
 
 
-def searched_in(search: Search, cfg: RunConfig) -> list[str]:
-    """The searched parameters that apply to `cfg`: every field, and the regularizer parameters
-    its regularizer takes (see `applied`); none: its cells run as they are, without trials."""
+@functools.cache
+def _takes(regularizer: str) -> frozenset[str]:
+    """The parameter names a registered regularizer's build() accepts (describe() deep-copies
+    every default, and loading a sweep asks once per cell and trial point)."""
     import regularizers
 
-    takes = regularizers.describe()[cfg.regularizer]["params"]
-    return [p.name for p in search.space if p.field or p.name in takes]
+    return frozenset(regularizers.describe()[regularizer]["params"])
 
 
-def applied(cfg: RunConfig, point: dict[str, float]) -> dict[str, float]:
+def searched_in(search: Search, cfg: RunConfig) -> list[str]:
+    """The searched parameters that apply to `cfg` (see `applied`); none: its cells run as they
+    are, without trials."""
+    return list(applied(cfg, dict.fromkeys(p.name for p in search.space)))
+
+
+def applied(cfg: RunConfig, point: dict[str, Any]) -> dict[str, Any]:
     """The part of `point` that applies to `cfg`: every field, and the regularizer parameters
     its regularizer takes."""
-    import regularizers
-
-    takes = regularizers.describe()[cfg.regularizer]["params"]
+    takes = _takes(cfg.regularizer)
     return {name: value for name, value in point.items()
             if name in SEARCHABLE_FIELDS or name in takes}  # fmt: skip
 

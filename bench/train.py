@@ -309,7 +309,7 @@ class StepPlan:
             bn=resolved_bn(cfg), trainable_stages=cfg.trainable_stages,
             restart_lr=cfg.protocol == "head_first", finetune_lr_scale=cfg.finetune_lr_scale,
             schedule_start=unfreeze_step if cfg.schedule_from == "unfreeze" else 0,
-            backbone_rewarm_steps=max(1, warmup) * (cfg.protocol == "staged"),
+            backbone_rewarm_steps=max(1, warmup) if cfg.protocol == "staged" else 0,
         )  # fmt: skip
 
 

@@ -504,7 +504,7 @@ def _search_notes(search: pd.DataFrame | None, searched: list[str]) -> list[str]
             f"one scope by design and scopes are not split by {'it' if one else 'them'}: the "
             "comparison is each arm at its selected values (see Hyperparameter search)."
         )
-    other = [m for m in metrics if not m.startswith("val_")]
+    other = [m for m in metrics if m not in schema.SELECT_METRICS]
     if other:
         notes.append(
             f"The hyperparameter search selected on {', '.join(other)}, not on a validation "

@@ -24,6 +24,7 @@ import re
 
 import pandas as pd
 
+from bench import schema
 from bench.report import stats, style
 from bench.report.load import Results, config_columns, selection_metric
 
@@ -502,7 +503,7 @@ def search_explanation(search: pd.DataFrame) -> str:
     metrics = sorted(set(search["select_metric"]))
     seeds = sorted(set(search.loc[search["score"].notna(), "seeds"]))
     counts = "no" if not seeds else f"{seeds[0]} to {seeds[-1]}" if len(seeds) > 1 else seeds[0]
-    validation = all(m.startswith("val_") for m in metrics)
+    validation = all(m in schema.SELECT_METRICS for m in metrics)
     where = (
         "a validation metric: the test set took no part in the selection"
         if validation
