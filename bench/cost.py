@@ -31,7 +31,10 @@ DEFAULT_GMACS_224 = 2.0
 CELL_OVERHEAD_S = {"cpu": 5.0, "cuda": 2.0}  # data + model set-up per cell
 COMPILE_S = 40.0  # torch.compile of a fresh model on CUDA (a guess; compile = true only)
 CIFAR10_TRAIN, CIFAR10_TEST, CIFAR10_CLASSES = 50000, 10000, 10
-ROBUSTNESS_PASSES = 6  # forward passes over the robustness subset: occlusion + 5 corruptions
+# Forward passes over the robustness subset at a cell's end: flip, occlusion and the 5
+# corruptions of bench.train.robustness_metrics (a test keeps it in step; importing
+# bench.robustness here would load torch for every `sweep status`).
+ROBUSTNESS_PASSES = 7
 
 
 def estimate_seconds(cfg: RunConfig, device: str) -> float:
@@ -39,8 +42,7 @@ def estimate_seconds(cfg: RunConfig, device: str) -> float:
     3 with the backbone trained, 1 when frozen (backward through the head only); the budget is
     train_steps full batches, or `epochs` passes; each evaluated epoch (eval_every, the 80%
     point and the last: bench.config.evaluation_epochs) evaluates the clean-train, validation
-    and test subsets; at the end the flip-rate pass over the test set and ROBUSTNESS_PASSES over
-    the robustness subset."""
+    and test subsets; at the end ROBUSTNESS_PASSES over the robustness subset."""
     parts = cost_parts(cfg)
     arch = cfg.backbone.split(".")[0]
     macs = BACKBONE_GMACS_224.get(arch, DEFAULT_GMACS_224) * 1e9
@@ -52,7 +54,7 @@ def estimate_seconds(cfg: RunConfig, device: str) -> float:
 
 def cost_parts(cfg: RunConfig) -> dict[str, float]:
     """A cell's work in forward passes of one image: "train", "eval" (the evaluated epochs) and
-    "robustness" (flip pass + ROBUSTNESS_PASSES), the units estimate_seconds converts to time."""
+    "robustness" (ROBUSTNESS_PASSES over the robustness subset), the units estimate_seconds converts to time."""
     train = cfg.train_size or (CIFAR10_TRAIN - cfg.val_size)
     if cfg.train_per_class:
         train = cfg.train_per_class * CIFAR10_CLASSES
@@ -69,7 +71,7 @@ def cost_parts(cfg: RunConfig) -> dict[str, float]:
     return {
         "train": steps * batch * step_units,
         "eval": evaluations * per_evaluation,
-        "robustness": test + robust * ROBUSTNESS_PASSES,
+        "robustness": robust * ROBUSTNESS_PASSES,
     }
 
 

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from bench import cost
+from bench import cost, robustness
 from bench.sweep import load_sweep
 
 SWEEPS = Path(__file__).resolve().parents[2] / "sweeps"
@@ -42,7 +42,8 @@ def test_cost_model_follows_the_step_budget_and_evaluation_cadence() -> None:
     parts = cost.cost_parts(cfg)
     assert parts["train"] == 5 * 15 * 128 * 3  # 15 full batches a pass, 3 forward units each
     assert parts["eval"] == 5 * (500 + 1000 + 2000)  # every epoch evaluated
-    assert parts["robustness"] == 2000 + 500 * cost.ROBUSTNESS_PASSES
+    assert parts["robustness"] == 500 * 7  # flip, occlusion and 5 corruptions of 500 images
+    assert 2 + len(robustness.CORRUPTIONS) == cost.ROBUSTNESS_PASSES  # what a cell evaluates
     sparse = cost.cost_parts(cfg.replace(eval_every=2))  # epochs 2, 4 (80% point) and 5
     assert sparse["eval"] == 3 * (500 + 1000 + 2000) and sparse["train"] == parts["train"]
     assert cost.estimate_seconds(cfg.replace(eval_every=2), "cpu") < cost.estimate_seconds(
