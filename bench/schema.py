@@ -220,7 +220,7 @@ RUNS: list[Column] = [
     _metric("eval_s", "evaluation time", "s", 1, 0, -1, shared=False, in_report=False,
             **NONNEGATIVE),
     _metric("val_gain_last20", "val. gain, last 20%", "pp", 100, 2, 0, shared=False,
-            in_report=False, low=-1, high=1),
+            low=-1, high=1),
     _runs("converged", "metric", "int", shared=False, in_report=False, low=0, high=1),
     # issue 13 (regimes): BatchNorm mode used ("frozen" | "train"; config "auto" resolved), the
     # head_first and partial fine-tuning fields, and the first step with a trainable backbone
@@ -297,6 +297,12 @@ SEARCH: list[Column] = [
     Column("run_ids", SEARCH_FILE, "identity", "text"),
 ]
 SEARCH_COLUMNS = [c.name for c in SEARCH]
+# The convergence rule (runs.csv `converged`; docs/sweeps.md#the-convergence-record): a cell
+# converged when its validation accuracy rose by less than this fraction (0.5 percentage points)
+# over the last 20% of training (`val_gain_last20`). The runner flags cells with it; the report
+# applies it to each arm's mean over seeds.
+CONVERGED_GAIN = 0.005
+
 # What a search may select on (search.csv `select_metric`): the runs.csv metrics measured on the
 # validation split that have a better direction: name -> +1 (higher is better) or -1.
 SELECT_METRICS = {

@@ -46,13 +46,11 @@ from bench.config import (
 from bench.inference import predict_logits
 from bench.progress import CellProgress
 from bench.rows import CellResult
+from bench.schema import CONVERGED_GAIN
 
 __all__ = ["CellProgress", "CellResult", "NonFiniteLoss", "preflight", "train_cell"]
 
 SYNC_EVERY = 50  # steps between host reads of the loss on CUDA (progress + finiteness)
-# A cell counts as converged when validation accuracy rose by less than this (a fraction: 0.5
-# percentage points) over the last 20% of training (val_gain_last20; docs/sweeps.md).
-CONVERGED_GAIN = 0.005
 REG_TIMING_EVERY = 5  # on CUDA, time the regularizer with events on every 5th step only
 
 

@@ -138,7 +138,8 @@ def _sweep_notes(results: Results) -> list[str]:
                              for arm, n in counts.items())  # fmt: skip
             notes.append(
                 f"Unconverged cells (runs.csv converged = 0) in these arms: {arms}; their "
-                "numbers describe training that was still improving."
+                "numbers describe training that was still improving (per scope and arm under "
+                "Convergence)."
             )
     notes += _collapse_note(results)
     return notes
@@ -402,6 +403,18 @@ def _search_blocks(results: Results) -> list:
     ]
 
 
+def _convergence_blocks(results: Results, summary: pd.DataFrame) -> list:
+    """Per scope and arm: whether training had stopped improving (when cells record it)."""
+    header, rows, groups = tables.convergence_rows(results, summary)
+    if not rows:
+        return []
+    return [
+        render.Heading("Convergence"),
+        render.Para(tables.convergence_explanation(rows)),
+        render.Table(header, rows, right_from=len(results.scope_columns) + 1, groups=groups),
+    ]
+
+
 FIRST_FIGURE = "who_wins"
 
 
@@ -451,7 +464,7 @@ def _pages(results, summary, claims, drawn, notes) -> render.Page:
     blocks: list = [render.Notes(notes)] if notes else []
     blocks += _first_figure(drawn)
     blocks += [render.Heading("Setup"), _setup(results), _arms_table(results)]
-    blocks += _search_blocks(results)
+    blocks += _search_blocks(results) + _convergence_blocks(results, summary)
     blocks += _claim_blocks(claims) + _summary_blocks(results, summary)
     blocks += _robustness_blocks(results, summary)
     if len(results.failed):

@@ -528,3 +528,70 @@ def search_markdown(search: pd.DataFrame) -> str:
     text = f"{body}\n{markdown_escape(search_explanation(search))}\n"
     warning = edge_warning(table)
     return text + (f"\n{markdown_escape(warning)}\n" if warning else "")
+
+
+CONVERGENCE_HEADER = ["cells", "converged", "val. gain, last 20% (pp)", "95% CI (pp)", "arm mean"]
+PLATEAUED, IMPROVING, UNCLEAR = "plateaued", "still improving", "unclear"
+
+
+def convergence_status(ci_low: float, ci_high: float) -> str:
+    """What an arm's gains over the last fifth say, from the 95% interval of their mean over
+    seeds (fractions; NaN with fewer than 2 seeds): `plateaued` when the whole interval lies
+    below the convergence rule's threshold (schema.CONVERGED_GAIN), `still improving` when it
+    lies above 0, `unclear` otherwise (the seeds cannot tell)."""
+    if ci_high < schema.CONVERGED_GAIN:
+        return PLATEAUED
+    return IMPROVING if ci_low > 0 else UNCLEAR
+
+
+def convergence_rows(
+    results: Results, summary: pd.DataFrame
+) -> tuple[list[str], list[list[str]], list[str]]:
+    """Header, rows and each row's scope for the convergence table: per scope and arm its ok
+    cells, how many met the convergence rule (runs.csv `converged`), the mean validation-
+    accuracy gain over the last fifth ± std and its 95% t interval, and convergence_status.
+    No rows when no cell recorded the gain."""
+    metric = "val_gain_last20"
+    if f"{metric}_mean" not in summary:
+        return [], [], []
+    ok = results.ok
+    flags = ok.groupby(["scope", "arm"])["converged"] if results.has("converged") else None
+    scope_cols = results.scope_columns
+    header = [*scope_cols, "regularizer", *CONVERGENCE_HEADER]
+    rows, groups = [], []
+    for _, row in summary.iterrows():
+        n = int(row[f"{metric}_n"])
+        if n == 0:
+            continue
+        key = (row["scope"], row["arm"])
+        met = "–"
+        if flags is not None and key in flags.groups:
+            counted = flags.get_group(key).dropna()
+            met = f"{int((counted == 1).sum())} of {len(counted)}" if len(counted) else "–"
+        low, high = row[f"{metric}_ci_low"], row[f"{metric}_ci_high"]
+        interval = "–" if math.isnan(low) else f"[{_pp(low)}, {_pp(high)}]"
+        status = convergence_status(low, high) if not math.isnan(low) else UNCLEAR
+        cells = [style.format_value(row[c]) for c in scope_cols]
+        rows.append([*cells, row["arm"], str(n), met, cell_text(row, metric), interval, status])
+        groups.append(row["scope"])
+    return header, rows, groups
+
+
+def convergence_explanation(rows: list[list[str]]) -> str:
+    """What the convergence table shows and does not show, with how many arms plateaued."""
+    statuses = [row[-1] for row in rows]
+    counts = ", ".join(f"{statuses.count(s)} {s}" for s in (PLATEAUED, IMPROVING, UNCLEAR))
+    threshold = f"{schema.CONVERGED_GAIN * 100:g} pp"
+    return (
+        "Whether each arm had stopped learning when its training ended: a cell converged when "
+        f"its validation accuracy rose by less than {threshold} between the evaluation at 80% "
+        "of training and the last one (runs.csv val_gain_last20 and converged). Per arm, over "
+        f"its seeds: plateaued when the 95% interval of the mean gain lies below {threshold}, "
+        "still improving when it lies above 0, unclear when the seeds cannot tell (fewer than "
+        f"2 seeds, or an interval that reaches both). Of the arms in this report: {counts}. One "
+        "cell's gain carries the validation set's sampling noise (about 2 pp with 500 images), "
+        "so single flags say little and an arm needs many seeds to show it has plateaued. "
+        "Where arms are still "
+        "improving, a comparison between them measures how fast they learn as much as where "
+        "they end."
+    )
