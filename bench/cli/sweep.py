@@ -226,6 +226,12 @@ def _print_status(sweep: Sweep, results, device: str, *, cells: bool) -> None:
         f"estimated cost: {format_seconds(total)} for all cells on {device} (rough cost model, "
         f"see docs/sweeps.md); remaining: {format_seconds(status.eta_s)} ({how})"
     )
+    if status.measured:
+        print(
+            f"finished cells: {format_seconds(status.measured_s)} measured, "
+            f"{format_seconds(status.predicted_s)} by the cost model "
+            f"({status.measured_s / status.predicted_s:.2f}x the estimate)"
+        )
     for run_id, error in status.errors.items():
         print(f"  failed {run_id}: {error}")
 

@@ -32,6 +32,15 @@ def test_estimate_and_status(tmp_path: Path) -> None:
     assert (len(status.done), len(status.failed), len(status.todo)) == (1, 1, len(est) - 2)
     assert status.measured
     assert status.eta_s == pytest.approx(2 * sum(est[2:]))
+    # what `sweep status` prints as "finished cells: ... (2.00x the estimate)"
+    assert status.measured_s == pytest.approx(2 * sum(est[:2]))
+    assert status.predicted_s == pytest.approx(sum(est[:2]))
+    # a row without wall_s counts in neither sum, and no finished cell means no comparison
+    rows[0]["wall_s"] = ""
+    partial = cost.sweep_status(sweep, rows, "cpu")
+    assert partial.measured_s == pytest.approx(2 * est[1]) and partial.predicted_s == est[1]
+    nothing = cost.sweep_status(sweep, [], "cpu")
+    assert not nothing.measured and nothing.measured_s == nothing.predicted_s == 0
 
 
 def test_cost_model_follows_the_step_budget_and_evaluation_cadence() -> None:
