@@ -219,6 +219,15 @@ def compare_results(
         )
     ref_ids = set(ref.runs["run_id"])
     notes = []
+    absent = [m for m in chosen if m not in ref.runs or m not in new.runs]
+    if absent and metrics is not None:
+        raise ReportInputError(
+            f"metric(s) {', '.join(map(quoted, absent))} are not columns of both runs.csv files; "
+            "leave them out (or compare folders that both record them)"
+        )
+    if absent:  # the default set: metrics added after an older folder was written
+        chosen = [m for m in chosen if m not in absent]
+        notes.append(f"Not compared (a column of one folder only): {', '.join(absent)}.")
     if ref.sweep != new.sweep:
         notes.append(f"REF holds sweep {quoted(ref.sweep)}, NEW sweep {quoted(new.sweep)}.")
     for results in (ref, new):

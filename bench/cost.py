@@ -95,7 +95,7 @@ class Status:
     eta_s: float  # remaining seconds (measured cell times rescale the cost model)
     measured: bool  # whether eta_s is calibrated on finished cells
     estimates: dict[str, float]  # run_id -> estimated seconds of each cell
-    measured_s: float = 0.0  # wall_s summed over the finished cells that record it
+    measured_s: float = 0.0  # wall_s summed over the cells that finished ok and record it
     predicted_s: float = 0.0  # the cost model's estimate of those same cells
 
 
@@ -107,8 +107,10 @@ def sweep_status(sweep: Sweep, rows: list[dict[str, str]], device: str) -> Statu
         (todo if row is None else failed if row.get("status") == "failed" else done).append(cfg)
     estimates = {cfg.run_id: estimate_seconds(cfg, device) for cfg in sweep.cells}
     # Calibrate the model on the cells that finished: measured total / predicted total.
-    measured, predicted = 0.0, 0.0
-    for cfg in done + failed:
+    # The cells that finished ok alone are what `sweep status` compares with the model (a failed
+    # cell stops early).
+    measured, predicted, ok_measured, ok_predicted = 0.0, 0.0, 0.0, 0.0
+    for cfg, ok in [*((c, True) for c in done), *((c, False) for c in failed)]:
         try:
             wall = float(by_id[cfg.run_id].get("wall_s") or "nan")
         except ValueError:
@@ -116,7 +118,12 @@ def sweep_status(sweep: Sweep, rows: list[dict[str, str]], device: str) -> Statu
         if wall == wall:
             measured += wall
             predicted += estimates[cfg.run_id]
+            if ok:
+                ok_measured += wall
+                ok_predicted += estimates[cfg.run_id]
     scale = measured / predicted if predicted > 0 else 1.0
     errors = {cfg.run_id: by_id[cfg.run_id].get("error", "") for cfg in failed}
     eta = scale * sum(estimates[cfg.run_id] for cfg in todo)
-    return Status(done, failed, todo, errors, eta, predicted > 0, estimates, measured, predicted)
+    return Status(
+        done, failed, todo, errors, eta, predicted > 0, estimates, ok_measured, ok_predicted
+    )

@@ -226,9 +226,9 @@ def _print_status(sweep: Sweep, results, device: str, *, cells: bool) -> None:
         f"estimated cost: {format_seconds(total)} for all cells on {device} (rough cost model, "
         f"see docs/sweeps.md); remaining: {format_seconds(status.eta_s)} ({how})"
     )
-    if status.measured:
+    if status.predicted_s > 0:
         print(
-            f"finished cells: {format_seconds(status.measured_s)} measured, "
+            f"cells finished ok: {format_seconds(status.measured_s)} measured, "
             f"{format_seconds(status.predicted_s)} by the cost model "
             f"({status.measured_s / status.predicted_s:.2f}x the estimate)"
         )

@@ -138,8 +138,12 @@ def _sweep_notes(results: Results) -> list[str]:
                              for arm, n in counts.items())  # fmt: skip
             notes.append(
                 f"Unconverged cells (runs.csv converged = 0) in these arms: {arms}; their "
-                "numbers describe training that was still improving (per scope and arm under "
-                "Convergence)."
+                "numbers describe training that was still improving"
+                + (
+                    " (per scope and arm under Convergence)."
+                    if results.has(tables.CONVERGENCE_METRIC)
+                    else "."
+                )
             )
     notes += _collapse_note(results)
     return notes
@@ -411,7 +415,7 @@ def _convergence_blocks(results: Results, summary: pd.DataFrame) -> list:
     return [
         render.Heading("Convergence"),
         render.Para(tables.convergence_explanation(rows)),
-        render.Table(header, rows, right_from=len(results.scope_columns) + 1, groups=groups),
+        render.Table(header, rows, right_from=len(results.scope_columns) + 2, groups=groups),
     ]
 
 

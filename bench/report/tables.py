@@ -530,7 +530,8 @@ def search_markdown(search: pd.DataFrame) -> str:
     return text + (f"\n{markdown_escape(warning)}\n" if warning else "")
 
 
-CONVERGENCE_HEADER = ["cells", "converged", "val. gain, last 20% (pp)", "95% CI (pp)", "arm mean"]
+CONVERGENCE_METRIC = "val_gain_last20"  # the convergence record's runs.csv metric
+CONVERGENCE_HEADER = ["status", "cells", "converged", "val. gain, last 20% (pp)", "95% CI (pp)"]
 PLATEAUED, IMPROVING, UNCLEAR = "plateaued", "still improving", "unclear"
 
 
@@ -547,11 +548,12 @@ def convergence_status(ci_low: float, ci_high: float) -> str:
 def convergence_rows(
     results: Results, summary: pd.DataFrame
 ) -> tuple[list[str], list[list[str]], list[str]]:
-    """Header, rows and each row's scope for the convergence table: per scope and arm its ok
-    cells, how many met the convergence rule (runs.csv `converged`), the mean validation-
-    accuracy gain over the last fifth ± std and its 95% t interval, and convergence_status.
-    No rows when no cell recorded the gain."""
-    metric = "val_gain_last20"
+    """Header, rows and each row's scope for the convergence table: per scope and arm its
+    convergence_status, its ok cells, how many met the convergence rule (runs.csv `converged`,
+    of those that record it), and the mean validation-accuracy gain over the last fifth ± std
+    ("(n=k)" when fewer cells record it) with its 95% t interval. Arms with no recorded gain
+    are left out; no rows when no cell recorded one."""
+    metric = CONVERGENCE_METRIC
     if f"{metric}_mean" not in summary:
         return [], [], []
     ok = results.ok
@@ -572,14 +574,15 @@ def convergence_rows(
         interval = "–" if math.isnan(low) else f"[{_pp(low)}, {_pp(high)}]"
         status = convergence_status(low, high) if not math.isnan(low) else UNCLEAR
         cells = [style.format_value(row[c]) for c in scope_cols]
-        rows.append([*cells, row["arm"], str(n), met, cell_text(row, metric), interval, status])
+        gain = cell_text(row, metric)
+        rows.append([*cells, row["arm"], status, n_text(row), met, gain, interval])
         groups.append(row["scope"])
     return header, rows, groups
 
 
 def convergence_explanation(rows: list[list[str]]) -> str:
     """What the convergence table shows and does not show, with how many arms plateaued."""
-    statuses = [row[-1] for row in rows]
+    statuses = [row[-len(CONVERGENCE_HEADER)] for row in rows]  # the status column
     counts = ", ".join(f"{statuses.count(s)} {s}" for s in (PLATEAUED, IMPROVING, UNCLEAR))
     threshold = f"{schema.CONVERGED_GAIN * 100:g} pp"
     return (
@@ -589,8 +592,9 @@ def convergence_explanation(rows: list[list[str]]) -> str:
         f"its seeds: plateaued when the 95% interval of the mean gain lies below {threshold}, "
         "still improving when it lies above 0, unclear when the seeds cannot tell (fewer than "
         f"2 seeds, or an interval that reaches both). Of the arms in this report: {counts}. One "
-        "cell's gain carries the validation set's sampling noise (about 2 pp with 500 images), "
-        "so single flags say little and an arm needs many seeds to show it has plateaued. "
+        "cell's gain moves with the validation set's sampling noise (the ± column shows how "
+        "much, across seeds), so single flags say little and an arm needs enough seeds to show "
+        "it has plateaued. "
         "Where arms are still "
         "improving, a comparison between them measures how fast they learn as much as where "
         "they end."

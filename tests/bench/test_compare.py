@@ -132,6 +132,21 @@ def test_bad_input_exits_2_with_one_line(ref, tmp_path, capsys, argv_of, words):
     assert all(word in lines[0] for word in words)
 
 
+def test_a_metric_one_folder_lacks_is_left_out_with_a_note(ref, tmp_path, capsys):
+    """An older folder without a metric the catalogue gained since (here val_gain_last20):
+    the default comparison skips it and says so; asking for it by name is refused."""
+    old = copy_with(ref, tmp_path / "old", lambda runs: runs.pop("val_gain_last20"))
+    assert "val_gain_last20" in compared_metrics()
+    comparison = compare_results(old, ref)
+    assert "val_gain_last20" not in set(comparison.cells["metric"])
+    assert "test_acc" in set(comparison.cells["metric"]) and not comparison.differs
+    assert any("val_gain_last20" in note for note in comparison.notes)
+    code, out, err = run(capsys, old, ref)
+    assert code == 0 and "val_gain_last20" in out, out + err
+    code, out, err = run(capsys, old, ref, "--metrics", "val_gain_last20")
+    assert code == 2 and "val_gain_last20" in err and "Traceback" not in err
+
+
 def test_folders_without_a_shared_cell_are_refused(ref, tmp_path, capsys):
     other = tmp_path / "other"
     make_results(other, protocols=("staged",), seeds=(7,))

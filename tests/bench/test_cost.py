@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from bench import cost, robustness
+from bench import cost, train
 from bench.sweep import load_sweep
 
 SWEEPS = Path(__file__).resolve().parents[2] / "sweeps"
@@ -32,13 +32,14 @@ def test_estimate_and_status(tmp_path: Path) -> None:
     assert (len(status.done), len(status.failed), len(status.todo)) == (1, 1, len(est) - 2)
     assert status.measured
     assert status.eta_s == pytest.approx(2 * sum(est[2:]))
-    # what `sweep status` prints as "finished cells: ... (2.00x the estimate)"
-    assert status.measured_s == pytest.approx(2 * sum(est[:2]))
-    assert status.predicted_s == pytest.approx(sum(est[:2]))
-    # a row without wall_s counts in neither sum, and no finished cell means no comparison
+    # what `sweep status` prints as "cells finished ok: ... (2.00x the estimate)": the ok
+    # cell only (a failed cell stops early), while the ETA above used both
+    assert status.measured_s == pytest.approx(2 * est[0])
+    assert status.predicted_s == pytest.approx(est[0])
+    # a row without wall_s counts in neither sum: no ok cell measured, no comparison
     rows[0]["wall_s"] = ""
     partial = cost.sweep_status(sweep, rows, "cpu")
-    assert partial.measured_s == pytest.approx(2 * est[1]) and partial.predicted_s == est[1]
+    assert partial.measured and partial.measured_s == partial.predicted_s == 0
     nothing = cost.sweep_status(sweep, [], "cpu")
     assert not nothing.measured and nothing.measured_s == nothing.predicted_s == 0
 
@@ -52,7 +53,6 @@ def test_cost_model_follows_the_step_budget_and_evaluation_cadence() -> None:
     assert parts["train"] == 5 * 15 * 128 * 3  # 15 full batches a pass, 3 forward units each
     assert parts["eval"] == 5 * (500 + 1000 + 2000)  # every epoch evaluated
     assert parts["robustness"] == 500 * 7  # flip, occlusion and 5 corruptions of 500 images
-    assert 2 + len(robustness.CORRUPTIONS) == cost.ROBUSTNESS_PASSES  # what a cell evaluates
     sparse = cost.cost_parts(cfg.replace(eval_every=2))  # epochs 2, 4 (80% point) and 5
     assert sparse["eval"] == 3 * (500 + 1000 + 2000) and sparse["train"] == parts["train"]
     assert cost.estimate_seconds(cfg.replace(eval_every=2), "cpu") < cost.estimate_seconds(
@@ -63,3 +63,29 @@ def test_cost_model_follows_the_step_budget_and_evaluation_cadence() -> None:
     large = cfg.replace(train_size=20000, train_steps=300)
     assert cost.cost_parts(tiny)["train"] == 300 * 128 * 3 == cost.cost_parts(large)["train"]
     assert cost.cost_parts(tiny)["eval"] == 5 * (200 + 1000 + 2000)  # clean-train: all 200
+
+
+def test_the_cost_model_counts_the_images_a_real_cell_evaluates(monkeypatch) -> None:
+    """cost_parts prices a cell's evaluation and robustness work in images; a real (tiny,
+    synthetic) cell, counted as it runs, evaluates exactly that many, with a sparse cadence."""
+    import tiny_cell
+
+    cfg = tiny_cell.TINY.replace(epochs=3, eval_every=2, robustness_size=60)  # epochs 2 and 3
+    seen = {"phase": "eval", "eval": 0, "robustness": 0}
+    real_evaluate, real_robustness = train.Cell.evaluate, train.robustness_metrics
+
+    def evaluate(self, images):
+        seen[seen["phase"]] += len(images)
+        return real_evaluate(self, images)
+
+    def robustness_metrics(cell, state, result, progress=None):
+        seen["phase"] = "robustness"
+        return real_robustness(cell, state, result, progress)
+
+    monkeypatch.setattr(train.Cell, "evaluate", evaluate)
+    monkeypatch.setattr(train, "robustness_metrics", robustness_metrics)
+    row = train.train_cell(cfg, progress=False).row
+    assert row["status"] == "ok", row["error"]
+    parts = cost.cost_parts(cfg)
+    assert seen["eval"] == parts["eval"] == 2 * (300 + 400 + 300)
+    assert seen["robustness"] == parts["robustness"] == 60 * cost.ROBUSTNESS_PASSES

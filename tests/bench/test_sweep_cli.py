@@ -93,7 +93,7 @@ def test_smoke_sweep_runs_then_skips(smoke_run: Path, smoke_ids, capsys) -> None
     assert main(["status", str(SMOKE), "--results-dir", str(smoke_run)]) == 0
     out = capsys.readouterr().out
     assert "4 done, 0 failed, 0 remaining" in out and "measured" in out
-    assert re.search(r"finished cells: \S+ measured, \S+ by the cost model \(\d+\.\d\dx", out)
+    assert re.search(r"cells finished ok: \S+ measured, \S+ by the cost model \(\d+\.\d\dx", out)
     assert main(["run", str(SMOKE), "--results-dir", str(smoke_run), "--dry-run"]) == 0
     out = capsys.readouterr().out
     assert all(run_id in out for run_id in smoke_ids) and out.count(" done ") == 4
@@ -104,7 +104,7 @@ def test_dry_run_lists_cells_and_runs_nothing(tmp_path: Path, capsys) -> None:
     assert main(["run", str(SMOKE), "--results-dir", str(folder), "--dry-run"]) == 0
     out = capsys.readouterr().out
     assert out.count(" todo ") == 4 and "estimated cost" in out and "arm=cutmix" in out
-    assert "finished cells" not in out  # nothing measured yet: no comparison
+    assert "cells finished ok" not in out  # nothing measured yet: no comparison
     assert not folder.exists()
 
 

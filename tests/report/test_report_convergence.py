@@ -37,35 +37,61 @@ def test_status_follows_the_interval_and_the_threshold() -> None:
     assert convergence_status(-0.001, 0.001 + threshold) == UNCLEAR  # mean below, seeds can't tell
 
 
+def plant(runs: pd.DataFrame) -> None:
+    """GAINS in the frozen scope; in the unfrozen one none and cutmix swap theirs, so a table
+    grouped by arm alone would be wrong in both."""
+    swap = {"none": "cutmix", "cutmix": "none", "mixup": "mixup"}
+    runs["val_gain_last20"] = [
+        GAINS[regularizer if protocol == "frozen" else swap[regularizer]][seed]
+        for regularizer, protocol, seed in zip(
+            runs["regularizer"], runs["protocol"], runs["seed"], strict=True
+        )
+    ]
+    runs["converged"] = (runs["val_gain_last20"] < schema.CONVERGED_GAIN).astype(int)
+
+
 @pytest.fixture(scope="module")
 def report(tmp_path_factory):
     folder = tmp_path_factory.mktemp("convergence")
-    runs = make_results(folder / "results", arms=ARMS, protocols=("frozen",), seeds=SEEDS)
-    pairs = zip(runs["regularizer"], runs["seed"], strict=True)
-    runs["val_gain_last20"] = [GAINS[regularizer][seed] for regularizer, seed in pairs]
-    runs["converged"] = (runs["val_gain_last20"] < schema.CONVERGED_GAIN).astype(int)
+    runs = make_results(
+        folder / "results", arms=ARMS, protocols=("frozen", "unfrozen"), seeds=SEEDS
+    )
+    plant(runs)
     runs.to_csv(folder / "results" / "runs.csv", index=False)
     index = build_report(folder / "results", folder / "report")
     return folder, runs, index
 
 
-def _row(page: str, arm: str) -> str:
-    section = page.split("## Convergence")[1].split("## ")[0]
-    return next(line for line in section.splitlines() if f"| {arm} |" in line)
+def section(page: str) -> str:
+    return page.split("## Convergence")[1].split("## ")[0]
+
+
+def _row(page: str, arm: str, protocol: str = "frozen") -> list[str]:
+    for line in section(page).splitlines():
+        cells = [c.strip() for c in line.strip().strip("|").split("|")]
+        if len(cells) > 2 and cells[0] == protocol and arm in cells:
+            return cells
+    raise AssertionError(f"no row for {arm} in {protocol}")
 
 
 def test_each_arm_gets_its_count_mean_interval_and_status(report) -> None:
     folder, runs, _ = report
     page = (folder / "report" / "report.md").read_text()
     assert page.index("## Convergence") < page.index("## Claims")
-    for arm, status in (("none", PLATEAUED), ("cutmix", IMPROVING), ("mixup", UNCLEAR)):
-        line = _row(page, arm)
-        gains = np.array(GAINS[arm])
-        met = int((gains < schema.CONVERGED_GAIN).sum())
-        assert f"| {met} of {len(SEEDS)} |" in line
-        assert f"{100 * gains.mean():.2f} ± {100 * gains.std(ddof=1):.2f}" in line
-        assert line.rstrip(" |").endswith(status), line
-    assert "1 plateaued, 1 still improving, 1 unclear" in page
+    header = [c.strip() for c in section(page).split("| protocol")[1].split("\n")[0].split("|")]
+    assert "status" in header and "cells" in header
+    swapped = {"none": "cutmix", "cutmix": "none", "mixup": "mixup"}
+    expected = {"none": PLATEAUED, "cutmix": IMPROVING, "mixup": UNCLEAR}
+    for protocol in ("frozen", "unfrozen"):
+        for arm in ("none", "cutmix", "mixup"):
+            planted = arm if protocol == "frozen" else swapped[arm]
+            cells = _row(page, arm, protocol)
+            gains = np.array(GAINS[planted])
+            met = int((gains < schema.CONVERGED_GAIN).sum())
+            assert cells[cells.index(arm) + 1] == expected[planted], (protocol, cells)
+            assert f"{met} of {len(SEEDS)}" in cells
+            assert f"{100 * gains.mean():.2f} ± {100 * gains.std(ddof=1):.2f}" in cells
+    assert "2 plateaued, 2 still improving, 2 unclear" in page
     assert "per scope and arm under Convergence" in page  # the Read-this-first note points here
 
 
@@ -83,6 +109,29 @@ def test_the_html_page_has_the_section_too(report) -> None:
     _, _, index = report
     page = index.read_text()
     assert 'id="convergence"' in page and "still improving" in page
+
+
+def test_one_seed_missing_gains_and_missing_flags(tmp_path) -> None:
+    """An arm with one seed has no interval (unclear); cells without a gain are counted as
+    (n=k); without the converged column the count is a dash but the status still stands."""
+    runs = make_results(tmp_path / "results", arms=ARMS, protocols=("frozen",), seeds=SEEDS)
+    plant(runs)
+    runs = runs.drop(columns=["converged"])
+    mixup = runs.index[runs["regularizer"] == "mixup"]
+    runs = runs.drop(mixup[1:])  # mixup: a single seed
+    none = runs.index[runs["regularizer"] == "none"]
+    runs.loc[none[:2], "val_gain_last20"] = np.nan  # none: 4 of 6 cells record a gain
+    runs.to_csv(tmp_path / "results" / "runs.csv", index=False)
+    build_report(tmp_path / "results", tmp_path / "report")
+    page = (tmp_path / "report" / "report.md").read_text()
+    mixup_row = _row(page, "mixup")
+    assert mixup_row[mixup_row.index("mixup") + 1] == UNCLEAR and "–" in mixup_row
+    none_row = _row(page, "none")
+    kept = np.array(GAINS["none"][2:])
+    assert any(c.endswith("(n=4)") and f"{100 * kept.mean():.2f}" in c for c in none_row)
+    assert none_row[none_row.index("none") + 1] == PLATEAUED
+    assert none_row[none_row.index("none") + 3] == "–"  # no converged column to count
+    assert "Unconverged" not in page
 
 
 def test_results_without_the_gain_get_no_section(tmp_path) -> None:
