@@ -303,6 +303,10 @@ SEARCH_COLUMNS = [c.name for c in SEARCH]
 # applies it to each arm's mean over seeds.
 CONVERGED_GAIN = 0.005
 
+# Classes per dataset (runs.csv `dataset`): what guessing scores, for the report's check of
+# cells that learned nothing. bench.data's CIFAR-10 and synthetic sets (a test keeps them equal).
+DATASET_CLASSES = {"cifar10": 10, "synthetic": 10}
+
 # What a search may select on (search.csv `select_metric`): the runs.csv metrics measured on the
 # validation split that have a better direction: name -> +1 (higher is better) or -1.
 SELECT_METRICS = {

@@ -32,6 +32,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from bench import schema
 from bench.report import draw, figures, render, stats, style, tables, verdicts
 from bench.report.claims import CLAIMS
 from bench.report.errors import quoted_path
@@ -145,8 +146,35 @@ def _sweep_notes(results: Results) -> list[str]:
                     else "."
                 )
             )
-    notes += _collapse_note(results)
+    notes += _collapse_note(results) + _chance_note(results)
     return notes
+
+
+CHANCE_Z = 2.58  # a validation accuracy this many standard errors above guessing has learned
+
+
+def _chance_note(results: Results) -> list[str]:
+    """Cells whose validation accuracy is within CHANCE_Z binomial standard errors (on their
+    val_size images) of guessing (1 / the dataset's classes), counted per arm: a cell that
+    learned nothing, e.g. a learning rate that diverged without a non-finite loss, pulls its
+    arm's means down, reads as converged (it gains nothing) and can carry a verdict alone."""
+    ok = results.ok
+    if not len(ok) or not {"val_acc", "val_size", "dataset"} <= set(ok):
+        return []
+    guess = 1 / ok["dataset"].map(schema.DATASET_CLASSES)
+    margin = CHANCE_Z * (guess * (1 - guess) / ok["val_size"]) ** 0.5
+    at_chance = ok[ok["val_acc"] <= guess + margin]  # unknown datasets (NaN) never match
+    if at_chance.empty:
+        return []
+    total = ok.groupby("arm").size()
+    counts = ", ".join(f"{arm} ({n} of {int(total[arm])})"
+                       for arm, n in at_chance.groupby("arm", sort=False).size().items())  # fmt: skip
+    return [
+        f"Cells with a validation accuracy no better than guessing: {counts}. They learned "
+        "nothing (e.g. a learning rate that diverged without a non-finite loss), yet they pull "
+        "their arm's means down and read as converged; check their logs before citing a verdict "
+        "in their scopes."
+    ]
 
 
 COLLAPSE_DROP = 0.05  # validation accuracy lost between two evaluations that flags a cell

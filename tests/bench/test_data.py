@@ -401,3 +401,13 @@ def test_download_notice_is_logged_not_printed(cifar_site, tmp_path, caplog, cap
         record.getMessage() for record in caplog.records
     ]
     assert capsys.readouterr().err == ""
+
+
+def test_the_schema_knows_each_datasets_class_count() -> None:
+    """The report judges 'no better than guessing' from schema.DATASET_CLASSES; it must match
+    what bench.data loads."""
+    from bench import schema
+
+    synthetic = data.synthetic_cifar(n_train=200, n_test=100)
+    assert schema.DATASET_CLASSES["cifar10"] == len(data.CLASSES)
+    assert schema.DATASET_CLASSES["synthetic"] == len(np.unique(synthetic["train_y"]))

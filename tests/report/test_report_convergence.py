@@ -151,3 +151,27 @@ def test_an_empty_gain_column_gives_no_rows() -> None:
 
     summary = pd.DataFrame({"scope": ["s"], "arm": ["none"], "n": [3]})
     assert tables.convergence_rows(Results(), summary) == ([], [], [])
+
+
+def test_cells_at_chance_are_named_and_weak_ones_that_learned_are_not(tmp_path) -> None:
+    """Two cutmix cells at guessing level (10 classes) are named; a cell at 14% on 5,000
+    validation images learned something (guessing + 2.58 standard errors is 11.1%) and is not;
+    a dataset the schema does not know gets no check."""
+    runs = make_results(tmp_path / "results", arms=ARMS, protocols=("frozen",), seeds=SEEDS)
+    cutmix = runs.index[runs["regularizer"] == "cutmix"]
+    runs.loc[cutmix[:2], "val_acc"] = [0.10, 0.105]
+    runs.loc[runs.index[runs["regularizer"] == "none"][0], "val_acc"] = 0.14
+    runs.to_csv(tmp_path / "results" / "runs.csv", index=False)
+    build_report(tmp_path / "results", tmp_path / "report")
+    page = (tmp_path / "report" / "report.md").read_text()
+    assert "no better than guessing: cutmix (2 of 6)." in page
+    assert "none (" not in page.split("no better than guessing")[1].split(".")[0]
+    runs["dataset"] = "imagenet_someday"
+    runs.to_csv(tmp_path / "results" / "runs.csv", index=False)
+    build_report(tmp_path / "results", tmp_path / "other")
+    assert "guessing" not in (tmp_path / "other" / "report.md").read_text()
+
+
+def test_ordinary_results_get_no_chance_note(report) -> None:
+    folder, _, _ = report
+    assert "guessing" not in (folder / "report" / "report.md").read_text()
