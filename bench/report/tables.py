@@ -451,6 +451,24 @@ def search_table(search: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+_SCOPE_PART = re.compile(r"(\w+)=(\([^()]*\)|[^\s()]+)")
+
+
+def search_scope_text(scope: object) -> str:
+    """A search.csv scope label in the form of the report's own scopes: the sweep's labels of
+    table axes, `name=(k=v,...)`, read `k=v, ...`, and parts are separated by `, `
+    (`protocol=(protocol=frozen) size=(train_per_class=10,batch_size=32)` reads
+    `protocol=frozen, train_per_class=10, batch_size=32`); a label of any other form is shown
+    as it is."""
+    text = style.format_value(scope)
+    parts = _SCOPE_PART.findall(text)
+    if not parts or _SCOPE_PART.sub("", text).strip():
+        return text
+    shown = [value[1:-1].replace(",", ", ") if value.startswith("(") else f"{name}={value}"
+             for name, value in parts]  # fmt: skip
+    return ", ".join(shown)
+
+
 def _search_range(row: pd.Series) -> str:
     return f"[{style.format_value(row['low'])}, {style.format_value(row['high'])}]"
 
@@ -466,7 +484,7 @@ def search_rows(table: pd.DataFrame) -> tuple[list[list[str]], list[list[bool]]]
         if row["unscored"]:
             trials += f" ({row['unscored']} without a score)"
         rows.append([
-            style.format_value(row["scope"]), row["arm"], row["parameter"],
+            search_scope_text(row["scope"]), row["arm"], row["parameter"],
             f"{metric.name} ({metric.unit})" if metric.unit else metric.name,
             style.format_value(row["value"]) if selected else NOT_SELECTED,
             _search_range(row),
@@ -488,7 +506,7 @@ def edge_warning(table: pd.DataFrame) -> str | None:
     if edges.empty:
         return None
     listed = "; ".join(
-        f"{row['arm']} in {style.format_value(row['scope'])}: {row['parameter']} = "
+        f"{row['arm']} in {search_scope_text(row['scope'])}: {row['parameter']} = "
         f"{style.format_value(row['value'])}, range {_search_range(row)}"
         for _, row in edges.iterrows()
     )

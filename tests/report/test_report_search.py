@@ -125,6 +125,39 @@ def test_an_arm_without_a_selected_trial_is_shown_as_such(tmp_path):
     assert mixup[8] == "–" and mixup[9:] == ["70.00", "69.00"]
 
 
+@pytest.mark.parametrize(
+    "label, shown",
+    [
+        ("protocol=(protocol=frozen) size=(train_per_class=10,batch_size=32)",
+         "protocol=frozen, train_per_class=10, batch_size=32"),
+        ("backbone=resnet50 protocol=(protocol=head_first,trainable_stages=2)",
+         "backbone=resnet50, protocol=head_first, trainable_stages=2"),
+        ("protocol=frozen", "protocol=frozen"),
+        ("a=(b=(c)) d=e", "a=(b=(c)) d=e"),  # not a sweep label: shown as it is
+        ("free text (x", "free text (x"),
+        ("", "(empty)"),
+    ],
+)  # fmt: skip
+def test_search_scope_labels_read_plainly(label, shown):
+    assert tables.search_scope_text(label) == shown
+
+
+def test_a_sweeps_table_axis_labels_read_plainly_on_the_page(tmp_path):
+    """search.csv keeps the sweep's labels; the page and tables/search.md show them plainly."""
+    folder = tmp_path / "results"
+    runs = make_results(folder, **SMALL)
+    search = make_search(folder, runs, RANGES, selected=EDGE)
+    label = "protocol=(protocol=frozen) size=(train_per_class=10,batch_size=32)"
+    search["scope"] = search["scope"].replace("protocol=frozen", label)
+    search.to_csv(folder / schema.SEARCH_FILE, index=False)
+    build_without_figures(folder, tmp_path / "report")
+    for name in ["report.md", build.SEARCH_TABLE]:
+        text = (tmp_path / "report" / name).read_text()
+        assert "protocol=frozen, train_per_class=10, batch_size=32" in text, name
+        assert "protocol=(protocol=frozen)" not in text, name
+    assert pd.read_csv(folder / schema.SEARCH_FILE)["scope"].eq(label).any()
+
+
 def test_hostile_text_is_escaped(tmp_path):
     folder = tmp_path / "results"
     runs = make_results(folder, **SMALL)
