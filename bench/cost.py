@@ -54,7 +54,8 @@ def estimate_seconds(cfg: RunConfig, device: str) -> float:
 
 def cost_parts(cfg: RunConfig) -> dict[str, float]:
     """A cell's work in forward passes of one image: "train", "eval" (the evaluated epochs) and
-    "robustness" (ROBUSTNESS_PASSES over the robustness subset), the units estimate_seconds converts to time."""
+    "robustness" (ROBUSTNESS_PASSES over the robustness subset), the units estimate_seconds
+    converts to time."""
     train = cfg.train_size or (CIFAR10_TRAIN - cfg.val_size)
     if cfg.train_per_class:
         train = cfg.train_per_class * CIFAR10_CLASSES

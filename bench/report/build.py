@@ -134,9 +134,7 @@ def _sweep_notes(results: Results) -> list[str]:
         ok = results.ok
         flat = ok[ok["converged"] == 0]
         if len(flat):
-            counts = flat.groupby("arm", sort=False).size()
-            arms = ", ".join(f"{arm} ({n} of {int((ok['arm'] == arm).sum())})"
-                             for arm, n in counts.items())  # fmt: skip
+            arms = _share_by(flat, ok, "arm")
             notes.append(
                 f"Unconverged cells (runs.csv converged = 0) in these arms: {arms}; their "
                 "numbers describe training that was still improving"
@@ -148,6 +146,14 @@ def _sweep_notes(results: Results) -> list[str]:
             )
     notes += _collapse_note(results) + _chance_note(results)
     return notes
+
+
+def _share_by(flagged: pd.DataFrame, ok: pd.DataFrame, column: str, sort: bool = False) -> str:
+    """'a (2 of 10), b (1 of 10)': per value of `column`, how many of its ok cells `flagged`
+    (a subset of `ok`) holds; values in order of appearance, or sorted."""
+    total = ok.groupby(column).size()
+    return ", ".join(f"{key} ({n} of {int(total[key])})"
+                     for key, n in flagged.groupby(column, sort=sort).size().items())  # fmt: skip
 
 
 CHANCE_Z = 2.58  # a validation accuracy this many standard errors above guessing has learned
@@ -166,9 +172,7 @@ def _chance_note(results: Results) -> list[str]:
     at_chance = ok[ok["val_acc"] <= guess + margin]  # unknown datasets (NaN) never match
     if at_chance.empty:
         return []
-    total = ok.groupby("arm").size()
-    counts = ", ".join(f"{arm} ({n} of {int(total[arm])})"
-                       for arm, n in at_chance.groupby("arm", sort=False).size().items())  # fmt: skip
+    counts = _share_by(at_chance, ok, "arm")
     return [
         f"Cells with a validation accuracy no better than guessing: {counts}. They learned "
         "nothing (e.g. a learning rate that diverged without a non-finite loss), yet they pull "
@@ -192,9 +196,7 @@ def _collapse_note(results: Results) -> list[str]:
     fell = results.ok[results.ok["run_id"].map(worst) < -COLLAPSE_DROP]
     if fell.empty:
         return []
-    total = results.ok.groupby("protocol").size()
-    counts = ", ".join(f"{protocol} ({n} of {int(total[protocol])})"
-                       for protocol, n in fell.groupby("protocol").size().items())  # fmt: skip
+    counts = _share_by(fell, results.ok, "protocol", sort=True)
     return [
         f"Cells whose validation accuracy fell by more than {COLLAPSE_DROP * 100:.0f} pp between "
         f"two evaluations: {counts}. Their final numbers describe training that lost what it had "

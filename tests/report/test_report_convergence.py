@@ -37,12 +37,14 @@ def test_status_follows_the_interval_and_the_threshold() -> None:
     assert convergence_status(-0.001, 0.001 + threshold) == UNCLEAR  # mean below, seeds can't tell
 
 
+SWAP = {"none": "cutmix", "cutmix": "none", "mixup": "mixup"}  # whose gains an arm gets, unfrozen
+
+
 def plant(runs: pd.DataFrame) -> None:
-    """GAINS in the frozen scope; in the unfrozen one none and cutmix swap theirs, so a table
-    grouped by arm alone would be wrong in both."""
-    swap = {"none": "cutmix", "cutmix": "none", "mixup": "mixup"}
+    """GAINS in the frozen scope; in the unfrozen one none and cutmix swap theirs (SWAP), so a
+    table grouped by arm alone would be wrong in both."""
     runs["val_gain_last20"] = [
-        GAINS[regularizer if protocol == "frozen" else swap[regularizer]][seed]
+        GAINS[regularizer if protocol == "frozen" else SWAP[regularizer]][seed]
         for regularizer, protocol, seed in zip(
             runs["regularizer"], runs["protocol"], runs["seed"], strict=True
         )
@@ -80,11 +82,10 @@ def test_each_arm_gets_its_count_mean_interval_and_status(report) -> None:
     assert page.index("## Convergence") < page.index("## Claims")
     header = [c.strip() for c in section(page).split("| protocol")[1].split("\n")[0].split("|")]
     assert "status" in header and "cells" in header
-    swapped = {"none": "cutmix", "cutmix": "none", "mixup": "mixup"}
     expected = {"none": PLATEAUED, "cutmix": IMPROVING, "mixup": UNCLEAR}
     for protocol in ("frozen", "unfrozen"):
         for arm in ("none", "cutmix", "mixup"):
-            planted = arm if protocol == "frozen" else swapped[arm]
+            planted = arm if protocol == "frozen" else SWAP[arm]
             cells = _row(page, arm, protocol)
             gains = np.array(GAINS[planted])
             met = int((gains < schema.CONVERGED_GAIN).sum())
