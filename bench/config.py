@@ -3,8 +3,9 @@
 A *cell* is one training run (one backbone x one regularizer x one protocol x one seed ...).
 Its `run_id` is a hash of every field that can change a number in the results, so the same
 configuration always gets the same id (the resume key of a sweep) and any change gets a new one.
-Fields that only say *where* or *how fast* a run happens (data_dir, device, compile) are not
-part of the id: moving a sweep to another machine resumes it instead of starting it over.
+Fields that only say *where* or *how fast* a run happens (data_dir, device, compile,
+channels_last) are not part of the id: moving a sweep to another machine resumes it instead of
+starting it over.
 """
 
 from __future__ import annotations
@@ -22,6 +23,10 @@ SCHEDULE_FROM = ("start", "unfreeze")
 OPTIMIZERS = ("sgd", "adamw")
 DATASETS = ("cifar10", "synthetic")
 DEVICES = ("auto", "cpu", "cuda")
+# issue 24: precision and memory format as settings; "auto" is what a cell did before them
+# (bf16 autocast and channels_last on CUDA, float32 and the default layout on the CPU).
+AMP_MODES = ("auto", "bf16", "fp16", "off")
+CHANNELS_LAST_MODES = ("auto", "on", "off")
 
 # Largest input side (pixels). CIFAR-10 images are 32 px; timm's pretrained configurations go up
 # to 800 px (e.g. EfficientNet-B7 at 600, BEiT/EVA at 448-560), and one batch of 128 images at
@@ -37,13 +42,16 @@ SEED_LIMIT = 2**32
 # can mean "follow" by accident, and a negative data_seed stays an error.
 FOLLOW_SEED = None
 # Fields left out of run_id: they change where/how fast a cell runs, not what it measures.
-NON_IDENTITY_FIELDS = ("data_dir", "device", "compile", "save_logits", "sweep", "sweep_cells")
+NON_IDENTITY_FIELDS = (
+    "data_dir", "device", "compile", "save_logits", "sweep", "sweep_cells", "channels_last",
+)  # fmt: skip
 # Fields added after results were committed, left out of run_id while they hold the value
 # that reproduces the older behaviour, so committed cells keep their ids (a sweep resumes them):
 # field -> that value. Any other value is part of the id like every field.
 IDENTITY_DEFAULTS = {
     "train_steps": 0, "train_per_class": 0, "eval_every": 1,  # issue 13 (budget)
     "finetune_lr_scale": 0.1, "schedule_from": "start", "trainable_stages": 0,  # (regimes)
+    "amp": "auto",  # issue 24 (precision)
 }  # fmt: skip
 # `bn` enters run_id as the mode a cell uses (resolved_bn), and only where it changes what the
 # older code did: BatchNorm in train mode while the backbone trains was the only behaviour, and a
@@ -109,7 +117,14 @@ class RunConfig:
     schedule_from: str = "start"
     trainable_stages: int = 0  # only the backbone's last k stages train (0 = every stage)
     device: str = "auto"  # "auto" | "cpu" | "cuda" (not part of run_id)
-    compile: bool = False  # torch.compile the model on CUDA (not part of run_id)
+    compile: bool = False  # torch.compile the model, on any device (not part of run_id)
+    # issue 24: autocast precision of the forward passes, "bf16" | "fp16" (with gradient
+    # scaling) | "off" (float32) | "auto" (bf16 on CUDA, off on the CPU); in run_id unless
+    # "auto". runs.csv records the precision used.
+    amp: str = "auto"
+    # channels_last memory format of the model and its inputs: "on" | "off" | "auto" (on for
+    # CUDA, off on the CPU); not part of run_id. runs.csv records the format used.
+    channels_last: str = "auto"
     save_logits: bool = False  # keep final test logits (float16, compressed) beside the CSVs
 
     def __post_init__(self) -> None:
@@ -204,6 +219,22 @@ def resolved_bn(cfg: RunConfig) -> str:
     return "train" if cfg.protocol in ("unfrozen", "scratch") else "frozen"
 
 
+def resolved_amp(cfg: RunConfig, device_type: str) -> str:
+    """The autocast precision a cell uses on a device of `device_type` ("cuda", "cpu"):
+    cfg.amp, or for "auto" bf16 on CUDA and "off" (float32) elsewhere."""
+    if cfg.amp != "auto":
+        return cfg.amp
+    return "bf16" if device_type == "cuda" else "off"
+
+
+def resolved_channels_last(cfg: RunConfig, device_type: str) -> bool:
+    """Whether a cell on a device of `device_type` uses the channels_last memory format:
+    cfg.channels_last, or for "auto" on CUDA only."""
+    if cfg.channels_last != "auto":
+        return cfg.channels_last == "on"
+    return device_type == "cuda"
+
+
 def build_regularizer(cfg: RunConfig, num_classes: int) -> Any:
     """The cell's regularizer (a regularizers.Regularizer), label smoothing included unless its
     parameters set their own; ValueError/TypeError on bad parameters."""
@@ -229,6 +260,10 @@ def check_config(cfg: RunConfig, where: str = "config") -> None:
         raise bad("dataset", ", ".join(DATASETS))
     if cfg.device not in DEVICES:
         raise bad("device", ", ".join(DEVICES))
+    if cfg.amp not in AMP_MODES:
+        raise bad("amp", ", ".join(AMP_MODES))
+    if cfg.channels_last not in CHANNELS_LAST_MODES:
+        raise bad("channels_last", ", ".join(CHANNELS_LAST_MODES))
     for name in FLOAT_FIELDS:
         if not math.isfinite(getattr(cfg, name)):
             raise bad(name, "a finite number (not inf or nan)")

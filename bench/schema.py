@@ -230,6 +230,13 @@ RUNS: list[Column] = [
     _runs("schedule_from", "configuration", "text", shared=False),
     _runs("trainable_stages", "configuration", "int", shared=False, **NONNEGATIVE),
     _runs("unfreeze_step", "metric", "int", shared=False, in_report=False, **NONNEGATIVE),
+    # issue 24 (precision): the autocast precision a cell used ("bf16" | "fp16" | "off"; config
+    # "auto" resolved for its device: it changes the numbers, so it is configuration), and how
+    # it ran, which changes only its speed: channels_last memory format and torch.compile (1 on,
+    # 0 off; empty when the cell failed before its model was built).
+    _runs("amp", "configuration", "text", shared=False),
+    _runs("channels_last", "metric", "int", shared=False, in_report=False, low=0, high=1),
+    _runs("compile", "metric", "int", shared=False, in_report=False, low=0, high=1),
 ]  # fmt: skip
 
 # Metrics the report derives from runs.csv columns (never written by a cell).

@@ -14,11 +14,16 @@ The row starts as bench.rows.runs_row (configuration, environment from bench.pro
 evaluation goes through bench.inference.predict_logits, the path the app uses too.
 
 Nothing is selected on the test set: final numbers are the last epoch's.
-On CUDA the step runs under bf16 autocast with channels_last, optionally compiled, and does not
-synchronize with the host inside the step: the loss is checked for finiteness on the device and
-read once every `SYNC_EVERY` steps, the regularizers' label check is off (labels are checked once
-at load), and batch-mode CutMix and MixUp-or-CutMix keep their box and choice on the device. The
-regularizer writes into each step's (new) batch in place.
+Precision, memory format and compilation are settings (cfg.amp, cfg.channels_last, cfg.compile;
+"auto": bf16 autocast with channels_last on CUDA, float32 on the CPU), the same code on every
+device. The device itself is reached through one seam, bench.device (synchronize, timers,
+memory, out-of-memory errors). On an asynchronous device (CUDA) the step does not synchronize
+with the host: the loss is checked for finiteness on the device and read once every
+`SYNC_EVERY` steps, the regularizer is timed on a sample of steps, the regularizers' label check
+is off (labels are checked once at load), and batch-mode CutMix and MixUp-or-CutMix keep their
+box and choice on the device. The regularizer writes into each step's (new) batch in place.
+An out-of-memory error ends the cell as failed, naming the batch size, the device's memory and
+the fix.
 """
 
 from __future__ import annotations
@@ -35,15 +40,19 @@ from torch import nn
 
 import regularizers
 from bench import backbones, data, metrics, provenance, robustness, rows
+from bench import device as devices
 from bench.config import (
     RunConfig,
     build_regularizer,
     check_config,
     evaluation_epochs,
     gain_epoch,
+    resolved_amp,
     resolved_bn,
+    resolved_channels_last,
 )
-from bench.inference import predict_logits
+from bench.device import Device
+from bench.inference import AUTOCAST_DTYPES, predict_logits
 from bench.progress import CellProgress
 from bench.rows import CellResult
 from bench.schema import CONVERGED_GAIN
@@ -63,11 +72,9 @@ class NonFiniteLoss(RuntimeError):
 
 
 def resolve_device(name: str) -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if name == "cuda" and not torch.cuda.is_available():
-        raise ValueError("device 'cuda' requested but torch sees no CUDA GPU; use --device cpu")
-    return torch.device(name)
+    """The torch device a configuration names (bench.device.select; ValueError naming the fix
+    when CUDA is asked for and absent)."""
+    return devices.select(name).torch
 
 
 def load_raw(cfg: RunConfig) -> dict[str, object]:
@@ -134,21 +141,23 @@ def soft_cross_entropy(logits: torch.Tensor, targets: torch.Tensor) -> torch.Ten
 
 
 class Forward:
-    """Calls the model for training. With a frozen backbone, features are computed without
-    autograd (a frozen step costs about one forward pass) and only the head builds a graph."""
+    """Calls the model for training under autocast at `amp` ("bf16" | "fp16" | "off"),
+    compiled with torch.compile when `compile_model`. With a frozen backbone, features are
+    computed without autograd (a frozen step costs about one forward pass) and only the head
+    builds a graph."""
 
-    def __init__(self, model: nn.Module, device: torch.device, compile_model: bool) -> None:
+    def __init__(self, model: nn.Module, amp: str, compile_model: bool) -> None:
         self.model = model
-        self.autocast = device.type == "cuda"
+        self.dtype = AUTOCAST_DTYPES.get(amp)  # None: float32, no autocast
         self.full = model
         self.features = model.forward_features
         self.head = model.forward_head
-        if compile_model and device.type == "cuda":
+        if compile_model:
             self.full = torch.compile(model)
             self.features = torch.compile(model.forward_features)
 
     def __call__(self, x: torch.Tensor, backbone_trainable: bool) -> torch.Tensor:
-        with torch.autocast(x.device.type, dtype=torch.bfloat16, enabled=self.autocast):
+        with torch.autocast(x.device.type, dtype=self.dtype, enabled=self.dtype is not None):
             if backbone_trainable:
                 return self.full(x)
             with torch.no_grad():
@@ -185,12 +194,12 @@ def train_cell(
     if not isinstance(progress, CellProgress):
         progress = CellProgress()
     started = time.perf_counter()
-    device = resolve_device(cfg.device)
-    result = CellResult(row=rows.runs_row(cfg, provenance.environment(device)))
-    provenance.reset_peak_memory(device)
+    hardware = devices.select(cfg.device)
+    result = CellResult(row=rows.runs_row(cfg, provenance.environment(hardware.torch)))
+    hardware.reset_peak_memory()
     row = result.row
     try:
-        cell = set_up(cfg, device, row)
+        cell = set_up(cfg, hardware, row)
         fit_state = fit(cell, result.epochs, progress)
         final_metrics(cell, fit_state, result)
         robustness_metrics(cell, fit_state, result, progress)
@@ -200,16 +209,31 @@ def train_cell(
     except NonFiniteLoss as error:
         row["error"] = str(error)
         progress.fail(traceback.format_exc())
-    except torch.cuda.OutOfMemoryError as error:
-        row["error"] = f"out of memory: {str(error).splitlines()[0][:200]}"
+    except Exception as error:
+        if not hardware.is_out_of_memory(error):
+            raise
+        row["error"] = out_of_memory_message(cfg, hardware, error)
         progress.fail(traceback.format_exc())
     finally:
         row["wall_s"] = round(time.perf_counter() - started, 3)
-        row["peak_mem_mb"] = round(provenance.peak_memory_mb(device), 1)
-        if device.type == "cuda":
-            torch.cuda.empty_cache()
+        row["peak_mem_mb"] = round(hardware.peak_memory_mb(), 1)
+        hardware.release_memory()
         progress.close()
     return result
+
+
+def out_of_memory_message(cfg: RunConfig, hardware: Device, error: BaseException) -> str:
+    """The failed row's `error` for a cell that ran out of device memory: the batch and image
+    size, the device and its memory, the fix, then the first line of torch's message."""
+    first = (str(error).splitlines() or [""])[0][:200]
+    return (
+        f"out of memory at batch_size {cfg.batch_size}, image_size {cfg.image_size} on "
+        f"{hardware.describe()} ({hardware.peak_memory_mb():.0f} MiB peak of "
+        f"{hardware.total_memory_mb():.0f} MiB): lower batch_size (e.g. --set batch_size="
+        f'{max(1, cfg.batch_size // 2)}) or image_size, set amp = "bf16", or use a device with '
+        f"more memory; `regbench sweep check` measures each cell shape's peak memory first "
+        f"({type(error).__name__}: {first})"
+    )
 
 
 @dataclass(frozen=True)
@@ -317,6 +341,7 @@ class Cell:
 
     cfg: RunConfig
     device: torch.device
+    hardware: Device  # the device seam (bench.device): synchronize, timers, memory
     generator: torch.Generator  # the run seed's stream: batch order, augmentation, regularizer
     splits: data.Splits  # uint8 images and labels on the device
     model: nn.Module
@@ -327,17 +352,24 @@ class Cell:
     base_lrs: list[float]  # each parameter group's peak learning rate
     forward: Forward
     plan: StepPlan
+    amp: str = "off"  # the autocast precision used: "bf16" | "fp16" | "off" (resolved_amp)
+    channels_last: bool = False  # the memory format of the model and its inputs
+    scaler: torch.amp.GradScaler | None = None  # fp16 only: gradient scaling
 
     def evaluate(self, images: torch.Tensor) -> torch.Tensor:
         """Logits float32 [N, K] of uint8 or [0, 1] float images [N, 3, h, w] (eval mode)."""
         return predict_logits(
-            self.model, images, self.cfg.image_size, self.mean, self.std, self.plan.eval_batch
-        )
+            self.model, images, self.cfg.image_size, self.mean, self.std, self.plan.eval_batch,
+            amp=self.amp, channels_last=self.channels_last,
+        )  # fmt: skip
 
 
-def set_up(cfg: RunConfig, device: torch.device, row: dict[str, Any]) -> Cell:
+def set_up(cfg: RunConfig, device: Device | torch.device, row: dict[str, Any]) -> Cell:
     """Seed, split the data onto the device, build the model, regularizer and optimizer.
-    Writes the weights source actually used and the training images drawn into `row`."""
+    Writes the weights source actually used, the training images drawn and the precision,
+    memory format and compilation used into `row`."""
+    hardware = devices.as_device(device)
+    device = hardware.torch
     torch.manual_seed(cfg.seed)  # the fresh head's init (and a random-init backbone's)
     generator = torch.Generator(device=device).manual_seed(cfg.seed)
     splits = data.make_splits(
@@ -350,7 +382,8 @@ def set_up(cfg: RunConfig, device: torch.device, row: dict[str, Any]) -> Cell:
     backbones.check_trainable_stages(model, cfg.trainable_stages)  # before any training
     row["pretrained"] = source
     row["train_size"] = len(splits.train_y)
-    channels_last = device.type == "cuda"
+    channels_last = resolved_channels_last(cfg, device.type)
+    amp = resolved_amp(cfg, device.type)
     model = model.to(device, memory_format=torch.channels_last if channels_last else None)
     mean, std = (t.to(device) for t in backbones.data_config(model))
     reg = build_regularizer(cfg, len(splits.classes))
@@ -358,12 +391,14 @@ def set_up(cfg: RunConfig, device: torch.device, row: dict[str, Any]) -> Cell:
     reg.inplace = True  # each step's batch is new (to_model_input): write into it, same values
     optimizer = make_optimizer(cfg, model)
     base_lrs = [group["lr"] for group in optimizer.param_groups]
-    forward = Forward(model, device, cfg.compile)
+    forward = Forward(model, amp, cfg.compile)
     plan = StepPlan.for_cell(cfg, len(splits.train_y))
     row["bn"] = plan.bn  # the mode used ("auto" resolved)
     row["unfreeze_step"] = plan.unfreeze_step if plan.unfreeze_step < plan.total_steps else None
-    return Cell(cfg, device, generator, splits, model, mean, std, reg, optimizer, base_lrs,
-                forward, plan)  # fmt: skip
+    row.update(amp=amp, channels_last=int(channels_last), compile=int(cfg.compile))
+    scaler = torch.amp.GradScaler(device.type) if amp == "fp16" else None
+    return Cell(cfg, device, hardware, generator, splits, model, mean, std, reg, optimizer,
+                base_lrs, forward, plan, amp, channels_last, scaler)  # fmt: skip
 
 
 def make_optimizer(cfg: RunConfig, model: nn.Module) -> torch.optim.Optimizer:
@@ -454,29 +489,29 @@ def train_epoch(cell: Cell, state: FitState, epoch: int, progress: CellProgress)
     permutations of the training subset, a new one whenever the last is used up (without a
     step budget: one per epoch, drawn at its start). Returns the summed training loss (a
     device scalar). Raises NonFiniteLoss, checked every step on the CPU and every SYNC_EVERY
-    steps on CUDA."""
-    plan, device = cell.plan, cell.device
+    steps on an asynchronous device (CUDA)."""
+    plan, device, hardware = cell.plan, cell.device, cell.hardware
     steps = plan.epoch_ends[epoch - 1] - state.step
     loss_sum = torch.zeros((), device=device)
     first_bad = torch.full((), -1, dtype=torch.long, device=device)
-    reg_events: list[tuple[torch.cuda.Event, torch.cuda.Event]] = []
+    reg_timers: list = []  # the sampled steps' regularizer timers (asynchronous device)
     epoch_start = time.perf_counter()
     for index in range(steps):
-        loss = train_step(cell, state, next_batch(cell, state), reg_events)
+        loss = train_step(cell, state, next_batch(cell, state), reg_timers)
         first_bad = torch.where(~torch.isfinite(loss) & (first_bad < 0), index + 1, first_bad)
         loss_sum += loss.detach()
         read = None
-        if device.type != "cuda" or index % SYNC_EVERY == SYNC_EVERY - 1:
+        if not hardware.asynchronous or index % SYNC_EVERY == SYNC_EVERY - 1:
             if int(first_bad) >= 0:
                 raise NonFiniteLoss(f"non-finite loss at epoch {epoch} step {int(first_bad)}")
             read = loss.item()
         progress.step(epoch, index + 1, steps, read)
     if int(first_bad) >= 0:
         raise NonFiniteLoss(f"non-finite loss at epoch {epoch} step {int(first_bad)}")
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-        state.reg_seconds += sum(b.elapsed_time(e) for b, e in reg_events) / 1000
-        state.reg_timed += len(reg_events)
+    if hardware.asynchronous:
+        hardware.synchronize()
+        state.reg_seconds += sum(timer.seconds() for timer in reg_timers)
+        state.reg_timed += len(reg_timers)
     train_time = time.perf_counter() - epoch_start
     state.train_seconds += train_time
     state.epoch_rates.append(steps * plan.batch_size / train_time)
@@ -495,8 +530,9 @@ def next_batch(cell: Cell, state: FitState) -> torch.Tensor:
     return state.order[start : start + plan.batch_size]
 
 
-def train_step(cell: Cell, state: FitState, batch: torch.Tensor, reg_events: list) -> torch.Tensor:
-    """One optimizer step on the training images at indices `batch` [B]; returns the loss."""
+def train_step(cell: Cell, state: FitState, batch: torch.Tensor, reg_timers: list) -> torch.Tensor:
+    """One optimizer step on the training images at indices `batch` [B]; returns the loss
+    (`reg_timers`: where an asynchronous device's sampled regularizer timers go)."""
     plan, model = cell.plan, cell.model
     trainable = state.step >= plan.unfreeze_step
     if trainable != state.backbone_trainable:  # frozen -> unfrozen (staged, head_first), step 0
@@ -510,38 +546,44 @@ def train_step(cell: Cell, state: FitState, batch: torch.Tensor, reg_events: lis
     for group, base_lr, ramp in zip(cell.optimizer.param_groups, cell.base_lrs, ramps, strict=True):
         group["lr"] = base_lr * state.factor * ramp
     images = data.random_crop_flip(cell.splits.train_x[batch], cell.generator)
-    channels_last = cell.device.type == "cuda"
-    images = data.to_model_input(images, cell.cfg.image_size, cell.mean, cell.std, channels_last)
+    images = data.to_model_input(
+        images, cell.cfg.image_size, cell.mean, cell.std, cell.channels_last
+    )
     cell.reg.set_progress(plan.schedule_progress(state.step))
-    images, targets = regularize(cell, state, images, batch, reg_events)
+    images, targets = regularize(cell, state, images, batch, reg_timers)
     loss = soft_cross_entropy(cell.forward(images, trainable), targets)
     cell.optimizer.zero_grad(set_to_none=True)
-    loss.backward()
-    cell.optimizer.step()
+    if cell.scaler is None:
+        loss.backward()
+        cell.optimizer.step()
+    else:  # fp16: scaled gradients, a step skipped (and the scale lowered) on inf/nan ones
+        cell.scaler.scale(loss).backward()
+        cell.scaler.step(cell.optimizer)
+        cell.scaler.update()
     state.step += 1
     return loss
 
 
 def regularize(
-    cell: Cell, state: FitState, images: torch.Tensor, batch: torch.Tensor, reg_events: list
+    cell: Cell, state: FitState, images: torch.Tensor, batch: torch.Tensor, reg_timers: list
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """The regularizer on one batch: (images [B, 3, H, W], soft targets float32 [B, K]).
-    Timed on every step on the CPU (host clock), on every REG_TIMING_EVERY-th step on CUDA
-    (events in `reg_events`, read once per epoch)."""
+    Timed on every step on a synchronous device (the CPU: host clock), on every
+    REG_TIMING_EVERY-th step on an asynchronous one (CUDA: its timers in `reg_timers`, read once
+    per epoch after the device synchronized)."""
     labels = cell.splits.train_y
-    if cell.device.type != "cuda":
-        tick = time.perf_counter()
-        out = cell.reg(images, labels[batch], generator=cell.generator)
-        state.reg_seconds += time.perf_counter() - tick
-        state.reg_timed += 1
-        return out
-    if state.step % REG_TIMING_EVERY != 0:
+    hardware = cell.hardware
+    if hardware.asynchronous and state.step % REG_TIMING_EVERY != 0:
         return cell.reg(images, labels[batch], generator=cell.generator)
-    begin, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-    begin.record()
+    timer = hardware.timer()
+    timer.start()
     out = cell.reg(images, labels[batch], generator=cell.generator)
-    end.record()
-    reg_events.append((begin, end))
+    timer.stop()
+    if hardware.asynchronous:
+        reg_timers.append(timer)
+    else:
+        state.reg_seconds += timer.seconds()
+        state.reg_timed += 1
     return out
 
 
@@ -600,9 +642,8 @@ def final_metrics(cell: Cell, state: FitState, result: CellResult) -> None:
     val = metrics.calibration_summary(val_logits, splits.val_y)
     temperature = metrics.fit_temperature(val_logits, splits.val_y)
     scaled = metrics.calibration_summary(test_logits / temperature, splits.test_y)
-    compiled = cfg.compile and cell.device.type == "cuda"
     rates = state.epoch_rates
-    steady = rates[1:] if compiled and len(rates) > 1 else rates  # compiling slows epoch 1
+    steady = rates[1:] if cfg.compile and len(rates) > 1 else rates  # compiling slows epoch 1
     values = state.split_values
     result.row.update(
         **values, gap=values["train_acc"] - values["test_acc"],
