@@ -23,7 +23,9 @@ import sys
 from pathlib import Path
 
 from bench.config import (
+    AMP_MODES,
     BN_MODES,
+    CHANNELS_LAST_MODES,
     DATASETS,
     DEVICES,
     FOLLOW_SEED,
@@ -77,11 +79,15 @@ FIELD_HELP = {
     "train_per_class": "stratified training images per class (0 = use --train-size)",
     "eval_every": "epochs between evaluations (the 80%% point and the last are always evaluated)",
     "device": "where to train",
-    "compile": "torch.compile the model (CUDA only)",
+    "compile": "torch.compile the model (any device; a fresh compile per cell)",
+    "amp": "autocast precision: bf16, fp16 (with gradient scaling), off (float32), or auto (bf16 "
+    "on CUDA, off on the CPU)",
+    "channels_last": "channels_last memory format: on, off, or auto (on for CUDA, off on the CPU)",
     "save_logits": "keep final test logits (float16) as .npz",
 }
 CHOICES = {"dataset": DATASETS, "protocol": PROTOCOLS, "optimizer": OPTIMIZERS, "device": DEVICES,
-           "bn": BN_MODES, "schedule_from": SCHEDULE_FROM}  # fmt: skip
+           "bn": BN_MODES, "schedule_from": SCHEDULE_FROM, "amp": AMP_MODES,
+           "channels_last": CHANNELS_LAST_MODES}  # fmt: skip
 NOT_FLAGS = ("regularizer_params",)  # set by --reg-param / --schedule
 TYPES = {"int": int, "float": float, "str": str}
 DISK_FULL = (errno.ENOSPC, errno.EFBIG, errno.EDQUOT)
