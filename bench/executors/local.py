@@ -26,10 +26,11 @@ from bench.executors.base import (
 
 
 def visible_gpus() -> list[str]:
-    """The CUDA_VISIBLE_DEVICES entries for the GPUs this process sees (one worker each)."""
-    import torch
+    """The CUDA_VISIBLE_DEVICES entries for the GPUs this process sees (one worker each; the
+    count comes from the device seam, bench.device, which tests replace)."""
+    from bench import device
 
-    count = torch.cuda.device_count()
+    count = device.cuda_device_count()
     listed = os.environ.get("CUDA_VISIBLE_DEVICES")
     if listed is not None:
         ids = [x.strip() for x in listed.split(",") if x.strip()]
