@@ -44,12 +44,18 @@ def estimate_seconds(cfg: RunConfig, device: str) -> float:
     point and the last: bench.config.evaluation_epochs) evaluates the clean-train, validation
     and test subsets; at the end ROBUSTNESS_PASSES over the robustness subset."""
     parts = cost_parts(cfg)
+    setup = CELL_OVERHEAD_S[device] + (COMPILE_S if cfg.compile and device == "cuda" else 0.0)
+    return setup + sum(parts.values()) * image_seconds(cfg, device)
+
+
+def image_seconds(cfg: RunConfig, device: str) -> float:
+    """The cost model's seconds for one forward pass of one image of the cell's backbone at its
+    image size on `device` ("cpu" | "cuda"): a frozen training image costs 1 of these, a
+    trained one 3 (cost_parts)."""
     arch = cfg.backbone.split(".")[0]
     macs = BACKBONE_GMACS_224.get(arch, DEFAULT_GMACS_224) * 1e9
     macs *= (cfg.image_size / 224) ** 2
-    rate = MACS_PER_S[device].get(arch, MACS_PER_S[device]["default"])
-    setup = CELL_OVERHEAD_S[device] + (COMPILE_S if cfg.compile and device == "cuda" else 0.0)
-    return setup + sum(parts.values()) * macs / rate
+    return macs / MACS_PER_S[device].get(arch, MACS_PER_S[device]["default"])
 
 
 def cost_parts(cfg: RunConfig) -> dict[str, float]:

@@ -2,7 +2,7 @@
 
     regbench regularizers            list the registered regularizers, their parameters, defaults
     regbench run ...                 train one cell, append its rows to a results folder
-    regbench sweep run|status ...    run / inspect a sweep file (TOML)
+    regbench sweep run|status|check  run / inspect / preflight a sweep file (TOML)
     regbench report RESULTS_DIR...   CSVs -> figures, tables, claims, HTML (no torch needed)
     regbench compare REF NEW         does a rerun reproduce a results folder? (exit 0/1/2)
     regbench predict MODEL IMAGE...  classify your own images with a saved model

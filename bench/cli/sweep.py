@@ -3,6 +3,12 @@
     regbench sweep run SWEEP.toml [--results-dir DIR] [--executor local|ray|slurm] [--dry-run] ...
         [--set KEY=VALUE ...] [--only AXIS=VALUE ...]
     regbench sweep status SWEEP.toml [--results-dir DIR] [--set ...] [--only ...]
+    regbench sweep check SWEEP.toml [--results-dir DIR] [--set ...] [--only ...] [--probe-steps N]
+
+`check` probes every distinct cell shape of the cells not done yet on this machine (a few
+optimizer steps and one evaluation batch each; bench.preflight): memory, speed against the cost
+model, data, weights, disk; go (exit 0) or no-go (exit 2, every problem listed). It never
+writes into the results folder. `run --preflight` runs it first and stops on a no-go.
 
 `--set` changes the sweep file's [defaults] (new cells, new run ids, exactly as editing the
 file would); `--only` runs or shows a subset of the cells (their run ids unchanged).
@@ -27,6 +33,7 @@ from bench.cli.progress import cell_display, stderr_is_terminal
 from bench.config import RunConfig
 from bench.cost import guess_device, sweep_status
 from bench.executors import EXECUTORS, DiskFullError, ExecutorError, all_options
+from bench.preflight import PROBE_STEPS
 from bench.results import LockError, ResultsDir, ResultsError
 from bench.runner import PreflightError, SearchError, executor_settings, run_sweep, search_phases
 from bench.search import SEARCH_FOLDER
@@ -86,8 +93,30 @@ def build_parser() -> argparse.ArgumentParser:
         help="do not check data and weights in this process first (when only workers see them)",
     )  # fmt: skip
     run.add_argument("--no-progress", action="store_true", help="no progress bars")
+    run.add_argument(
+        "--preflight", action="store_true",
+        help="first probe every cell shape as `regbench sweep check` does; stop on a no-go",
+    )  # fmt: skip
     sub.add_parser("status", parents=[common], help="done / failed / remaining, ETA")
+    check = sub.add_parser(
+        "check", parents=[common],
+        help="will it run here? probe each cell shape: memory, speed, data, weights, disk",
+    )  # fmt: skip
+    check.add_argument(
+        "--probe-steps", type=positive_int, default=PROBE_STEPS, metavar="N",
+        help="optimizer steps per protocol phase of each probe (the first is not timed)",
+    )  # fmt: skip
     return parser
+
+
+def positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 2, got {text!r}") from None
+    if value < 2:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 2, got {value}")
+    return value
 
 
 def executor_options(args: argparse.Namespace) -> dict[str, Any]:
@@ -120,10 +149,29 @@ def main(argv: list[str] | None = None) -> int:
     except (SweepError, ResultsError, ExecutorError) as error:
         return fail(error)
 
+    if args.command == "check":
+        return check(sweep, results, args.probe_steps)
     if args.command == "status" or args.dry_run:
         print_status(sweep, results, guess_device(sweep.cells), cells=args.command == "run")
         return 0
+    if args.preflight:
+        keep = bool(options.get("keep_best_model"))
+        code = check(sweep, results, PROBE_STEPS, keep_best_model=keep)
+        if code:
+            return code
     return run(sweep, results, args, executor, options)
+
+
+def check(sweep: Sweep, results, probe_steps: int, keep_best_model: bool = False) -> int:
+    """`regbench sweep check` (bench.cli.check): 0 go, 2 no-go or a folder it cannot read."""
+    from bench.cli import check as check_cli
+
+    try:
+        return check_cli.check(
+            sweep, results, probe_steps=probe_steps, keep_best_model=keep_best_model
+        )
+    except (ResultsError, SearchError, SweepError) as error:
+        return fail(error)
 
 
 def fail(error: Exception, prefix: str = "") -> int:
