@@ -34,7 +34,7 @@ from bench.config import RunConfig
 from bench.runner import PREFLIGHT_FIELDS, cells_to_run, search_phases
 from bench.sweep import Sweep
 
-PROBE_STEPS = 3  # optimizer steps per phase of a probe (the first, a warm-up, is not timed)
+PROBE_STEPS = 5  # optimizer steps per phase of a probe (the first, a warm-up, is not timed)
 MEMORY_SHARE = 0.9  # a shape whose peak exceeds this share of the device's memory is a problem
 DISK_MARGIN = 2.0  # free space needed: this many times the sweep's expected output
 # Expected output per cell (bytes), measured on results/cpu-quick and rounded up: the rows of
@@ -104,6 +104,7 @@ class Probe:
     peak_mb: float | None = None  # peak memory of the probe plus the dataset on the device
     total_mb: float | None = None  # the device's memory
     step_s: float | None = None  # measured seconds of the timed steps
+    step_images: int = 0  # training images in the timed steps
     model_step_s: float | None = None  # the cost model's seconds for the same steps
     eval_s: float | None = None  # one evaluation batch
     seconds: float = 0.0  # the probe's own wall time
@@ -115,6 +116,11 @@ class Probe:
         if not self.step_s or not self.model_step_s:
             return None
         return self.step_s / self.model_step_s
+
+    @property
+    def images_per_s(self) -> float | None:
+        """Measured training images per second over the timed steps (all phases)."""
+        return self.step_images / self.step_s if self.step_s else None
 
     @property
     def estimated_s(self) -> float:
@@ -139,6 +145,11 @@ class CheckReport:
     @property
     def go(self) -> bool:
         return not self.problems
+
+    @property
+    def images_per_s(self) -> float | None:
+        """Measured training images per second over the timed steps (all phases)."""
+        return self.step_images / self.step_s if self.step_s else None
 
     @property
     def estimated_s(self) -> float:
@@ -271,7 +282,7 @@ def run_probe(
         probe.amp, probe.channels_last = cell.amp, cell.channels_last
         probe.parameters = sum(p.numel() for p in cell.model.parameters())
         state = train.FitState(cell_start=time.perf_counter())
-        timed, units = 0.0, 0.0
+        timed, units, images = 0.0, 0.0, 0
         for index in range(cell.plan.total_steps):
             trainable = index >= cell.plan.unfreeze_step
             warm_up = index in (0, cell.plan.unfreeze_step)  # first step of a phase: not timed
@@ -282,6 +293,7 @@ def run_probe(
             if not warm_up:
                 timed += time.perf_counter() - began
                 units += cell.plan.batch_size * (3.0 if trainable else 1.0)
+                images += cell.plan.batch_size
         began = time.perf_counter()
         logits = cell.evaluate(cell.splits.test_x[: cell.plan.eval_batch])
         float(logits.sum())
@@ -290,7 +302,8 @@ def run_probe(
         if hardware.type != "cpu":  # the CPU's peak is the process's, the data already in it
             probe.peak_mb += raw_bytes / 2**20
         if units:
-            probe.step_s, probe.model_step_s = timed, units * cost.image_seconds(small, device)
+            probe.step_s, probe.step_images = timed, images
+            probe.model_step_s = units * cost.image_seconds(small, device)
     except Exception as error:  # noqa: BLE001 - every failure is a problem to list
         first = (str(error).splitlines() or [""])[0][:300]
         if hardware.is_out_of_memory(error):

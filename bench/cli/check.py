@@ -17,7 +17,8 @@ def probe_line(probe: Probe) -> str:
     memory = (f"{probe.peak_mb:.0f}/{probe.total_mb:.0f} MiB" if probe.peak_mb is not None
               else "-")  # fmt: skip
     ratio = probe.speed_ratio
-    speed = f"{ratio:.2f}x the cost model's time" if ratio is not None else "-"
+    speed = (f"{probe.images_per_s:.0f} train images/s, {ratio:.2f}x the cost model's time"
+             if ratio is not None else "-")  # fmt: skip
     weights = probe.weights or "-"
     text = (f"  {probe.shape.label()}: {probe.cells} cells, peak {memory}, speed {speed}, "
             f"weights {weights}, est. {format_seconds(probe.estimated_s)}")  # fmt: skip
