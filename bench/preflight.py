@@ -201,8 +201,9 @@ def check_sweep(
         usable = [c for c in members if input_key(c) not in bad_inputs]
         if usable:
             run_probe(usable[0], probe, probe_steps, device, report.problems)
-        else:  # its input failed above: measure what can be, without the weights, unlisted
-            run_probe(members[0].replace(pretrained="none"), probe, probe_steps, device, [])
+        else:  # its input failed above: measure what can be (memory, speed) without weights
+            run_probe(members[0].replace(pretrained="none"), probe, probe_steps, device,
+                      report.problems)  # fmt: skip
             probe.error = probe.error or "probed without pretrained weights (see the problems)"
         report.probes.append(probe)
         if on_probe is not None:

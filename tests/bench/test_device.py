@@ -112,3 +112,44 @@ def test_out_of_memory_fails_one_cell_and_the_sweep_goes_on(
     assert [rows[c.run_id]["status"] for c in sweep.cells] == ["ok", "failed", "ok", "ok"]
     log = (tmp_path / failed["log"]).read_text()
     assert "OutOfMemoryError" in log and log.rstrip().splitlines()[-1].count("out of memory")
+
+
+# ---------------------------------------------------------------------------------------------
+# On a real GPU (skipped without CUDA; benchmarks/gpu_session.sh runs them on a lent one)
+
+needs_cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+
+
+@needs_cuda
+def test_cuda_device_seam() -> None:
+    gpu = devices.select("cuda")
+    assert gpu.asynchronous and gpu.type == "cuda" and devices.cuda_device_count() >= 1
+    gpu.reset_peak_memory()
+    before = gpu.peak_memory_mb()
+    timer = gpu.timer()
+    timer.start()
+    x = torch.randn(4096, 4096, device="cuda")
+    (x @ x).sum()
+    timer.stop()
+    gpu.synchronize()
+    assert timer.seconds() > 0 and gpu.peak_memory_mb() >= before + 64
+    assert 0 < gpu.free_memory_mb() < gpu.total_memory_mb()
+    try:
+        torch.empty(int(gpu.total_memory_mb() * 2**20 * 2), dtype=torch.uint8, device="cuda")
+    except Exception as error:  # noqa: BLE001 - what matters is how the seam classifies it
+        assert gpu.is_out_of_memory(error)
+    else:
+        pytest.fail("allocating twice the GPU's memory did not fail")
+    gpu.release_memory()
+
+
+@needs_cuda
+def test_cuda_cell_auto_and_explicit_settings() -> None:
+    auto = train.train_cell(TINY.replace(device="cuda")).row
+    plain = train.train_cell(TINY.replace(device="cuda", amp="off", channels_last="off")).row
+    assert auto["status"] == plain["status"] == "ok"
+    assert (auto["amp"], auto["channels_last"], auto["compile"]) == ("bf16", 1, 0)
+    assert (plain["amp"], plain["channels_last"]) == ("off", 0)
+    assert abs(auto["test_acc"] - plain["test_acc"]) <= 0.02
+    assert abs(auto["test_loss"] - plain["test_loss"]) <= 0.05
+    assert auto["peak_mem_mb"] > 0 and auto["regularizer_ms_per_batch"] > 0
