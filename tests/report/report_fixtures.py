@@ -106,6 +106,7 @@ EXTENSION = {
     "finetune_lr_scale": 0.1,
     "schedule_from": "start",
     "trainable_stages": 0,
+    "amp": "off",  # issue 24: the precision used (float32, as on the CPU)
 }
 
 

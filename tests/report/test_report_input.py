@@ -179,6 +179,7 @@ def test_extra_columns_and_runs_csv_path_are_accepted(results):
         ("data_seed", 1, "1"),
         ("test_size", "", "(empty)"),  # an empty field is a value of its own
         ("dataset", "", "(empty)"),
+        ("amp", "bf16", "bf16"),  # cells of another precision are other cells
     ],
 )
 def test_a_varying_extension_column_splits_the_scope(tmp_path, column, other, shown):
