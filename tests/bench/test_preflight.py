@@ -138,3 +138,13 @@ def test_bad_probe_steps(capsys) -> None:
     with pytest.raises(SystemExit):
         main(["check", str(SMOKE), "--probe-steps", "1"])
     assert "expected an integer >= 2" in capsys.readouterr().err
+
+
+def test_a_search_sweep_checks_its_trials_and_its_cells() -> None:
+    # gpu-full: 1,080 search trials and 1,800 cells, in 36 shapes (2 backbones x 3 sizes, each
+    # with its own batch size, x 6 protocol entries); nothing probed here.
+    sweep = load_sweep(SMOKE.parent / "gpu-full.toml")
+    cells = preflight.cells_left(sweep, ResultsDir("/nonexistent/results"))
+    assert len(cells) == 1080 + 1800 and len({c.run_id for c in cells}) == len(cells)
+    assert len({preflight.Shape.of(c) for c in cells}) == 36
+    assert preflight.expected_output_bytes(cells, False, {}) > 2880 * preflight.ROW_BYTES
