@@ -121,7 +121,10 @@ def main(argv: list[str] | None = None) -> int:
         return fail(error)
 
     if args.command == "status" or args.dry_run:
-        print_status(sweep, results, guess_device(sweep.cells), cells=args.command == "run")
+        try:
+            print_status(sweep, results, guess_device(sweep.cells), cells=args.command == "run")
+        except (ResultsError, SearchError) as error:  # what `sweep run` refuses too
+            return fail(error)
         return 0
     return run(sweep, results, args, executor, options)
 
