@@ -28,6 +28,7 @@ METADATA_FIELDS) before anything is built from it. `backbone` must be a plain ti
 from __future__ import annotations
 
 import contextlib
+import errno
 import fcntl
 import glob
 import hashlib
@@ -105,7 +106,7 @@ def save_model(
         staged_weights, staged_meta = staging / weights.name, staging / meta.name
         json_moved = False
         try:
-            save_file(state, str(staged_weights))
+            _save_weights(save_file, state, staged_weights)
             fsync_path(staged_weights)
             metadata["weights_sha256"] = file_hexdigest(staged_weights, "sha256")
             staged_meta.write_text(json.dumps(metadata, indent=2) + "\n")
@@ -121,6 +122,19 @@ def save_model(
             raise
         staging.rmdir()
     return weights, meta
+
+
+def _save_weights(save_file: Any, state: dict[str, Any], path: Path) -> None:
+    """safetensors' save_file, whose I/O errors (a full disk) come as SafetensorError with the
+    OS error in its text: raised as that OSError (errno kept), so callers name a full disk."""
+    from safetensors import SafetensorError
+
+    try:
+        save_file(state, str(path))
+    except SafetensorError as error:
+        found = re.search(r"code: (\d+)", str(error))
+        code = int(found.group(1)) if found else errno.EIO
+        raise OSError(code, os.strerror(code), str(path)) from None
 
 
 @contextlib.contextmanager
@@ -251,10 +265,16 @@ def load_model(path: str | os.PathLike) -> tuple[nn.Module, dict[str, Any]]:
 
     weights, meta = model_paths(path)
     for file in (weights, meta):
-        if not file.is_file():
+        if not file.exists():
             raise FileNotFoundError(
                 f"model file {file} does not exist (a saved model is a .safetensors file and a "
                 "JSON file of the same name; create one with `regbench run --save-model PATH`)"
+            )
+        if not file.is_file():  # a FIFO would block the read, /dev/zero never end it
+            kind = "folder" if file.is_dir() else "FIFO, device or socket"
+            raise ValueError(
+                f"model file {file} is a {kind}, not a regular file; pass the .safetensors and "
+                ".json files written by `regbench run --save-model PATH`"
             )
     metadata = read_metadata(meta)
     state = read_weights(weights, meta, metadata.get("weights_sha256"))

@@ -134,9 +134,20 @@ def at_least(flag: str, minimum: int) -> Callable[[Any], None]:
     return check
 
 
+def check_cpus_per_cell(value: int | None) -> None:
+    """1 <= value <= this machine's CPUs (os.cpu_count()): torch given 100,000 threads crashes
+    (a segfault in the data split, libgomp out of memory) instead of refusing."""
+    cpus = os.cpu_count() or 1
+    if value is not None and not 1 <= value <= cpus:
+        raise ExecutorError(
+            f"--cpus-per-cell: expected an integer >= 1 and <= {cpus} (this machine's CPUs, "
+            f"os.cpu_count()), got {value}; give at most {cpus}"
+        )
+
+
 CPUS_PER_CELL = Option(
-    "cpus_per_cell", int, None, "torch threads (and Ray CPUs, SLURM cpus-per-task) per cell",
-    check=at_least("--cpus-per-cell", 1),
+    "cpus_per_cell", int, None, "torch threads (and Ray CPUs, SLURM cpus-per-task) per cell; at "
+    "most this machine's CPU count", check=check_cpus_per_cell,
 )  # fmt: skip
 TENSORBOARD = Option(
     "tensorboard", bool, False,

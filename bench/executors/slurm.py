@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shutil
 import time
 from pathlib import Path
 from typing import Any
@@ -41,6 +42,7 @@ from bench.executors.base import (
     failed_result,
     run_cell,
 )
+from bench.results import safe_path
 
 CLUSTERS = ("slurm", "local", "debug")
 SUBMITIT_DIR = "submitit"  # default folder for submitit's pickles and task logs, in <results>
@@ -66,6 +68,32 @@ def check_available() -> None:
 def _check_cluster(value: str | None) -> None:
     if value is not None and value not in CLUSTERS:
         raise ExecutorError(f"--slurm-cluster: {value!r} is not one of {', '.join(CLUSTERS)}")
+
+
+def _check_folder(value: str | None) -> None:
+    """--slurm-folder: a folder, or a path where one can be made (not a file)."""
+    if value is None:
+        return
+    path = Path(value)
+    for parent in (path, *path.parents):
+        if parent.exists():
+            if not parent.is_dir():
+                raise ExecutorError(
+                    f"--slurm-folder: {parent} is a file, not a folder; give a folder for "
+                    "submitit's files (or leave it out: <results>/submitit)"
+                )
+            break
+
+
+def check_slurm_here(cluster: str) -> None:
+    """ExecutorError unless SLURM can be reached from here (srun and sbatch on the PATH) when
+    `cluster` is "slurm": submitit's own error is a traceback ("Could not detect srun")."""
+    if cluster == "slurm" and not (shutil.which("srun") and shutil.which("sbatch")):
+        raise ExecutorError(
+            "--executor slurm: no SLURM here (srun/sbatch not on the PATH); run from a SLURM "
+            "login node, or use --executor local (or --slurm-cluster local to try the tasks "
+            "as local processes)"
+        )
 
 
 class SlurmCell:
@@ -138,10 +166,15 @@ def run_slurm(
     del progress
     if not cells:
         return
+    cluster = slurm_cluster or "slurm"
+    check_slurm_here(cluster)
+    _check_folder(slurm_folder)
     record = Recorder(results, on_result, keep_best_model=False)
     live = LiveFiles.prepare(results, tensorboard)
-    folder = Path(slurm_folder) if slurm_folder else Path(live.folder) / SUBMITIT_DIR
-    cluster = slurm_cluster or "slurm"
+    if slurm_folder:
+        folder = Path(slurm_folder)
+    else:  # inside the results folder: no link followed out of it
+        folder = safe_path(live.folder, SUBMITIT_DIR, folder=True, create=True)
     executor = make_executor(
         cells, folder, cpus_per_cell=cpus_per_cell, slurm_partition=slurm_partition,
         slurm_time=slurm_time, slurm_gpus_per_task=slurm_gpus_per_task, slurm_mem=slurm_mem,
@@ -195,7 +228,7 @@ EXECUTOR = Executor(
         Option("slurm_array_parallelism", int, None, "most tasks running at once",
                check=at_least("--slurm-array-parallelism", 1)),
         Option("slurm_folder", str, None, "folder for submitit's files and task logs (default: "
-               "<results>/submitit)"),
+               "<results>/submitit)", check=_check_folder),
         Option("slurm_cluster", str, None, "slurm (default); local: tasks as local processes; "
                "debug: in this process (testing without a cluster)", check=_check_cluster),
         TENSORBOARD,

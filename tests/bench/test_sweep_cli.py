@@ -326,5 +326,9 @@ def test_bad_results_folder_and_options_stop_before_anything(tmp_path: Path, cap
         return
     (folder / "runs.csv").unlink()
     assert main([*argv, "--cpus-per-cell", "-1"]) == 2
-    assert capsys.readouterr().err == "error: --cpus-per-cell: expected an integer >= 1, got -1\n"
+    assert capsys.readouterr().err.startswith(
+        "error: --cpus-per-cell: expected an integer >= 1 and <= "
+    )
+    assert main([*argv, "--cpus-per-cell", "100000"]) == 2  # issue 27: a segfault, exit 139
+    assert f"<= {os.cpu_count()} (this machine's CPUs" in capsys.readouterr().err
     assert not list(folder.iterdir())
