@@ -667,7 +667,7 @@ class ResultsDir:
         writer = csv.writer(text, lineterminator="\n")
         writer.writerow(SEARCH_COLUMNS)
         writer.writerows([format_value(row[c]) for c in SEARCH_COLUMNS] for row in rows)
-        self._atomic_write(self.path / SEARCH_FILE, text.getvalue().encode("utf-8"))
+        self._atomic_write(self._target(SEARCH_FILE), text.getvalue().encode("utf-8"))
 
     @staticmethod
     def _rows_for(name: str, rows: list[dict[str, Any]], run_id: str) -> list[dict[str, str]]:
@@ -694,7 +694,7 @@ class ResultsDir:
         writer = csv.DictWriter(text, fieldnames=columns, restval="", lineterminator="\n")
         writer.writeheader()
         writer.writerows(rows)
-        self._atomic_write(self.path / name, text.getvalue().encode("utf-8"))
+        self._atomic_write(self._target(name), text.getvalue().encode("utf-8"))
 
     def _save_logits(self, run_id: str, logits: Any, labels: Any = None) -> None:
         """logits/<run_id>.npz: `logits` float16 [N, K] and, when known, `labels` int64 [N]."""
@@ -705,7 +705,7 @@ class ResultsDir:
         if labels is not None:
             arrays["labels"] = np.asarray(labels)
         np.savez_compressed(buffer, **arrays)
-        self._atomic_write(self.path / LOGITS_DIR / f"{run_id}.npz", buffer.getvalue())
+        self._atomic_write(self._target(LOGITS_DIR, f"{run_id}.npz"), buffer.getvalue())
 
     def _save_outcomes(self, run_id: str, outcomes: dict[str, Any] | None) -> None:
         """outcomes/<run_id>.npz (compressed) from checked arrays; with None, remove an earlier
@@ -719,13 +719,15 @@ class ResultsDir:
 
         buffer = io.BytesIO()
         np.savez_compressed(buffer, **outcomes)
-        self._atomic_write(target, buffer.getvalue())
+        self._atomic_write(self._target(OUTCOMES_DIR, target.name), buffer.getvalue())
 
-    def _atomic_write(self, target: Path, data: bytes) -> None:
-        """`target` (a path in this folder) replaced by `data`, through safe_path: no link
-        followed out of the folder, a link inside it replaced by the file."""
-        relative = target.relative_to(self.path).parts
-        target = safe_path(self.path, *relative, create=True)
+    def _target(self, *parts: str) -> Path:
+        """Where a writer of this folder writes `parts` (safe_path: no link followed out of
+        the folder; a link inside it replaced by the file; missing folders made)."""
+        return safe_path(self.path, *parts, create=True)
+
+    @staticmethod
+    def _atomic_write(target: Path, data: bytes) -> None:
         atomic_write(target, data, prefix=f"{TMP_PREFIX}{target.name}.")
 
 
