@@ -85,12 +85,16 @@ def read_regular(path: str | os.PathLike, limit: int, *, follow_links: bool = Tr
         if error.errno == errno.ELOOP and not follow_links:
             raise NotRegularFileError(path, "link") from None
         raise
-    with os.fdopen(fd, "rb") as handle:
+    try:
         info = os.fstat(fd)
         if not stat.S_ISREG(info.st_mode):
             raise NotRegularFileError(path, _kind(info.st_mode))
         if info.st_size > limit:
             raise NotRegularFileError(path, "too large", limit)
+    except BaseException:
+        os.close(fd)
+        raise
+    with os.fdopen(fd, "rb") as handle:
         data = handle.read(limit + 1)
     if len(data) > limit:
         raise NotRegularFileError(path, "too large", limit)
