@@ -121,6 +121,9 @@ class Executor:
     help: str
     options: tuple[Option, ...] = ()
     requires: Callable[[], None] | None = None  # raises ExecutorError when it cannot run here
+    # Whether, with these (checked) options, the cells run on this machine: then cpus_per_cell
+    # is bounded by its CPU count (check_cpus_here). Default: yes.
+    runs_here: Callable[[dict[str, Any]], bool] = lambda options: True
 
 
 # Options more than one executor takes, declared once.
@@ -134,20 +137,26 @@ def at_least(flag: str, minimum: int) -> Callable[[Any], None]:
     return check
 
 
-def check_cpus_per_cell(value: int | None) -> None:
-    """1 <= value <= this machine's CPUs (os.cpu_count()): torch given 100,000 threads crashes
-    (a segfault in the data split, libgomp out of memory) instead of refusing."""
-    cpus = os.cpu_count() or 1
+# The most CPUs one cell may ask for on a cluster node (the largest have a few hundred); cells
+# that run on this machine get at most os.cpu_count().
+MAX_CPUS_PER_CELL = 1024
+
+
+def check_cpus_per_cell(value: int | None, here: bool) -> None:
+    """1 <= value <= this machine's CPUs (os.cpu_count()) when the cells run `here`, else
+    MAX_CPUS_PER_CELL. torch given 100,000 threads crashes (a segfault in the data split,
+    libgomp out of memory) and Ray waits forever on a task no node can take."""
+    cpus = (os.cpu_count() or 1) if here else MAX_CPUS_PER_CELL
+    where = "this machine's CPUs, os.cpu_count()" if here else "CPUs of one cluster node"
     if value is not None and not 1 <= value <= cpus:
         raise ExecutorError(
-            f"--cpus-per-cell: expected an integer >= 1 and <= {cpus} (this machine's CPUs, "
-            f"os.cpu_count()), got {value}; give at most {cpus}"
+            f"--cpus-per-cell: expected an integer >= 1 and <= {cpus} ({where}), got {value}"
         )
 
 
 CPUS_PER_CELL = Option(
     "cpus_per_cell", int, None, "torch threads (and Ray CPUs, SLURM cpus-per-task) per cell; at "
-    "most this machine's CPU count", check=check_cpus_per_cell,
+    "most this machine's CPU count where the cells run here",
 )  # fmt: skip
 TENSORBOARD = Option(
     "tensorboard", bool, False,

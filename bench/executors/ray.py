@@ -159,6 +159,8 @@ EXECUTOR = Executor(
     run=run_ray,
     help="one Ray task per cell",
     requires=check_available,
+    # a local Ray instance (no address) runs the cells here
+    runs_here=lambda options: not (options.get("address") or os.environ.get("RAY_ADDRESS")),
     options=(
         Option("address", str, None, "Ray cluster address (default: a local Ray instance)",
                flag="--ray-address", check=check_address),

@@ -217,6 +217,7 @@ EXECUTOR = Executor(
     run=run_slurm,
     help="one SLURM array task per cell, through submitit (from a login node)",
     requires=check_available,
+    runs_here=lambda options: options.get("slurm_cluster") in ("local", "debug"),
     options=(
         Option("slurm_partition", str, None, "SLURM partition of the tasks"),
         Option("slurm_time", int, None, "time limit per task, in minutes (a cell that runs out "

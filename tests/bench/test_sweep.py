@@ -374,11 +374,7 @@ def test_executor_table(tmp_path: Path) -> None:
         ('name = "slurmish"', r"executor\.name: got 'slurmish'; allowed: local, ray"),
         ("cpus_per_cel = 2", r"executor\.cpus_per_cel: .*did you mean 'cpus_per_cell'"),
         ('cpus_per_cell = "2"', r"executor: --cpus-per-cell: expected int"),
-        (
-            "cpus_per_cell = -1",
-            r"executor: --cpus-per-cell: expected an integer >= 1 and <= "
-            rf"{os.cpu_count()} \(this machine's CPUs, os.cpu_count\(\)\), got -1",
-        ),
+        ("cpus_per_cell = -1", r"executor: --cpus-per-cell: expected an integer >= 1 and <= "),
         # issue 27: 100000 threads segfaulted in make_splits / ran libgomp out of memory
         ("cpus_per_cell = 100000", rf"<= {os.cpu_count()} \(this machine's CPUs.*got 100000"),
         (f"cpus_per_cell = {os.cpu_count() + 1}", r"--cpus-per-cell: expected an integer >= 1"),

@@ -231,3 +231,18 @@ def test_a_flipped_selection_in_search_csv_is_refused_by_status_and_run(
         refused(capsys, [verb[0], path, "--results-dir", folder, *verb[1:]],
                 "the search now selects other values than the cells already in runs.csv ran "
                 "with")  # fmt: skip
+
+
+def test_cpus_per_cell_on_a_cluster_is_bounded_by_a_node_not_by_this_machine() -> None:
+    from bench.executors import ExecutorError, check_options
+    from bench.executors.base import MAX_CPUS_PER_CELL
+
+    pytest.importorskip("ray")
+    more = (os.cpu_count() or 1) + 1
+    assert check_options("ray", {"address": "head:6379", "cpus_per_cell": more})["cpus_per_cell"]
+    with pytest.raises(ExecutorError, match=f"<= {MAX_CPUS_PER_CELL} \\(CPUs of one cluster"):
+        check_options("ray", {"address": "head:6379", "cpus_per_cell": 100000})
+    with pytest.raises(ExecutorError, match="this machine's CPUs"):  # a local Ray instance
+        check_options("ray", {"cpus_per_cell": more})
+    with pytest.raises(ExecutorError, match="this machine's CPUs"):
+        check_options("local", {"cpus_per_cell": more})
