@@ -1,5 +1,5 @@
 """`regbench report` on hostile input left over from issue 27: seeds outside what a cell can run
-with, protocols and regularizer names regbench never writes, a previous report's manifest that
+with, protocols regbench never writes (regularizer names stay open: a user may register one), a previous report's manifest that
 is not UTF-8, and a PNG encoder failing on a nearly full disk. Each is one line, exit 2 (or, for
 the manifest, a report that deletes nothing it does not own)."""
 
@@ -55,8 +55,6 @@ def edit_runs(folder: Path, column: str, value: str) -> None:
         ("seed", str(2**64), ["seed"]),
         ("protocol", "thawed", ["protocol value(s) 'thawed'", "allowed: frozen, unfrozen"]),
         ("protocol", "<b>x</b>", ["protocol value(s)"]),
-        ("regularizer", "cut mix<script>", ["regularizer value(s)", "not registry names"]),
-        ("regularizer", "x" * 41, ["regularizer value(s)"]),
     ],
 )
 def test_values_regbench_never_writes_are_refused(small, tmp_path, capsys, column, value, words):
