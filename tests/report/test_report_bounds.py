@@ -99,3 +99,23 @@ def test_a_png_encoder_failing_on_a_nearly_full_disk_is_one_line(
     code, err = run_cli(capsys, small, "--out", out)
     refused(code, err, "cannot write the report", "is the disk full?", "previous report there is")
     assert (out / "index.html").read_text() == "previous report"
+
+
+def test_a_link_out_of_the_results_folder_is_refused_by_the_report(small, tmp_path, capsys):
+    decoy = tmp_path / "decoy.csv"
+    decoy.write_text("run_id\nxyz\n")
+    (small / "epochs.csv").unlink(missing_ok=True)
+    (small / "epochs.csv").symlink_to(decoy)
+    code, err = run_cli(capsys, small, "--out", tmp_path / "out")
+    refused(code, err, f"{small / 'epochs.csv'}: a symbolic link to {decoy}, outside the results")
+    assert decoy.read_text() == "run_id\nxyz\n" and not (tmp_path / "out").exists()
+
+
+def test_a_fifo_side_file_does_not_block_the_report(small, tmp_path, capsys):
+    import os
+
+    (small / "robustness.csv").unlink(missing_ok=True)
+    os.mkfifo(small / "robustness.csv")  # opening it for reading would wait for a writer
+    code, err = run_cli(capsys, small, "--out", tmp_path / "out")
+    assert code == 0 and "Traceback" not in err, err  # skipped like a missing side file
+    assert (tmp_path / "out" / "index.html").is_file()
