@@ -127,3 +127,21 @@ def test_run_save_model_on_a_full_disk_says_what_was_lost_and_how_to_rerun(
     assert err.count("\n") == 1 and "Traceback" not in err and "SafetensorError" not in err
     assert "the disk is full" in err and "rerun the same command" in err
     assert "its row was not recorded either" in err
+
+
+def test_run_with_a_hostile_pretrained_file_is_one_line_naming_what_torch_refused(
+    tmp_path, capsys, monkeypatch
+) -> None:
+    from bench.cli.run import main as run_main
+
+    monkeypatch.chdir(tmp_path)
+    evil = tmp_path / "evil.pth"
+    evil.write_bytes(pickle.dumps({"weight": Payload()}))
+    argv = ["--dataset", "synthetic", "--backbone", "test_resnet", "--pretrained", str(evil),
+            "--protocol", "frozen", "--epochs", "1", "--val-size", "100", "--train-size", "200",
+            "--test-size", "100", "--device", "cpu", "--no-progress",
+            "--results-dir", str(tmp_path / "r")]  # fmt: skip
+    assert run_main(argv) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "refused by torch's weights-only loader: " in err, err
+    assert not (tmp_path / "pwned-by-regbench-test").exists()
