@@ -122,7 +122,6 @@ def make_executor(cells: list[RunConfig], folder: Path, **options) -> Any:
     """The submitit executor for `cells` with the slurm options (see EXECUTOR)."""
     submitit = _import_submitit()
     cluster = options.get("slurm_cluster") or "slurm"
-    check_slurm_here(cluster)  # before submitit's traceback
     executor = submitit.AutoExecutor(folder=folder, cluster=cluster)
     gpus = options.get("slurm_gpus_per_task")
     if gpus is None:
@@ -168,6 +167,7 @@ def run_slurm(
     if not cells:
         return
     cluster = slurm_cluster or "slurm"
+    check_slurm_here(cluster)  # before submitit's traceback, before anything is written
     _check_folder(slurm_folder)
     record = Recorder(results, on_result, keep_best_model=False)
     live = LiveFiles.prepare(results, tensorboard)

@@ -145,6 +145,7 @@ def test_slurm_without_slurm_names_the_fix(tmp_path: Path, capsys) -> None:
     refused(capsys, [*argv, "--no-progress"], "no SLURM here (srun/sbatch not on the PATH)",
             "--executor local")  # fmt: skip
     assert not (tmp_path / "r" / "runs.csv").exists() and not (tmp_path / "r" / ".lock").exists()
+    assert not (tmp_path / "r" / "submitit").exists()  # stopped before anything was written
 
 
 @pytest.mark.parametrize("address", ["not-an-address", "http://x", "host:99999", "a b:1"])
