@@ -46,7 +46,7 @@ from torch import nn
 
 from bench.backbones import check_state_matches
 from bench.config import RunConfig
-from bench.files import file_hexdigest, fsync_path
+from bench.files import file_hexdigest, fsync_path, read_regular
 from bench.results import MODELS_DIR, register_repair
 
 FORMAT_VERSION = 1
@@ -230,8 +230,9 @@ def complete_interrupted_saves(folder: Path) -> list[Path]:
                 continue
             for staged in (f for f in files if f.suffix == ".safetensors"):
                 weights, meta = model_paths(folder / staged.name)
-                try:
-                    recorded = json.loads(meta.read_text()).get("weights_sha256")
+                try:  # a regular file only (a FIFO planted there would block the lock)
+                    text = read_regular(meta, MAX_METADATA_BYTES, follow_links=False)
+                    recorded = json.loads(text).get("weights_sha256")
                 except (OSError, ValueError, AttributeError):  # no JSON, not JSON, not a dict
                     continue
                 if not isinstance(recorded, str) or file_hexdigest(staged, "sha256") != recorded:

@@ -145,3 +145,13 @@ def test_run_with_a_hostile_pretrained_file_is_one_line_naming_what_torch_refuse
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "refused by torch's weights-only loader: " in err, err
     assert not (tmp_path / "pwned-by-regbench-test").exists()
+
+
+def test_a_fifo_beside_a_staged_save_does_not_block_the_lock_time_repair(tmp_path) -> None:
+    models = tmp_path / "models"
+    staging = models / ".tmp-best-frozen-abcd1234"
+    staging.mkdir(parents=True)
+    (staging / "best-frozen.safetensors").write_bytes(b"staged weights")
+    os.mkfifo(models / "best-frozen.json")  # reading it would wait for a writer forever
+    assert model_io.complete_interrupted_saves(models) == []
+    assert not (models / "best-frozen.safetensors").exists()  # nothing moved on its word
