@@ -15,6 +15,11 @@ The guarantees of docs/results-schema.md live here:
   back without unpickling anything and refuses a file that is not what the writer writes.
 * One writer at a time: `lock()` creates `.lock` atomically (pid, host, start time). A lock left by
   a dead process on this host is stale and is taken over with a warning; any other lock refuses.
+* No symbolic link is followed out of the folder: `check` (what `sweep status` and `sweep run`
+  both start with) refuses a folder with a link anywhere in it that points outside it, and every
+  writer (here, the cell logs and TensorBoard scalars of bench.executors, kept models, search
+  trials) takes its path from `safe_path`, which checks each component without following it
+  and replaces a link that points inside the folder by a real file or folder.
 * Subfolders other code writes into (`models/`: kept models, bench.model_io) are repaired under
   the lock by the repair their owner registered (`register_repair`); this module knows no file
   format but its own.

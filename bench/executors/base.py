@@ -48,7 +48,7 @@ TENSORBOARD_DIR = "tensorboard"  # <results>/tensorboard/<run_id>/, with --tenso
 TMP_PREFIX = ".tmp-"  # the log writer's temporary files (left only by a kill; removed at lock)
 DISK_FULL = (errno.ENOSPC, errno.EFBIG, errno.EDQUOT)
 STEP_LINES_PER_EPOCH = 5  # training-step lines a log keeps per epoch (plus the epoch's line)
-LOGS_FIX = "move it away, or use another --results-dir"
+MOVE_AWAY = "move it away, or use another --results-dir"
 
 
 class ExecutorError(RuntimeError):
@@ -122,7 +122,7 @@ class Executor:
     options: tuple[Option, ...] = ()
     requires: Callable[[], None] | None = None  # raises ExecutorError when it cannot run here
     # Whether, with these (checked) options, the cells run on this machine: then cpus_per_cell
-    # is bounded by its CPU count (check_cpus_here). Default: yes.
+    # is bounded by its CPU count (check_cpus_per_cell). Default: yes.
     runs_here: Callable[[dict[str, Any]], bool] = lambda options: True
 
 
@@ -315,7 +315,7 @@ class TensorBoardScalars(CellProgress):
         from torch.utils.tensorboard import SummaryWriter
 
         if folder.is_symlink() or not folder.is_dir():  # made by LiveFiles.tensorboard_path
-            raise ResultsError(f"{folder}: not a folder; {LOGS_FIX}")
+            raise ResultsError(f"{folder}: not a folder; {MOVE_AWAY}")
         for old in folder.glob("events.out.tfevents.*"):
             if old.is_file() and not old.is_symlink():
                 old.unlink()
@@ -456,7 +456,7 @@ class Recorder:
             log = CellLog(cfg)
             log.finish(result.row)
             text = log.text()
-        try:  # a link out of the folder: UnsafePathError (the cell is recorded as failed)
+        try:  # a link out of the folder: bench.results.UnsafePathError, which stops the sweep
             target = safe_path(self.results.path, LOGS_DIR, f"{cfg.run_id}.log", create=True)
             _atomic_write_text(target, text)
         except OSError as error:
