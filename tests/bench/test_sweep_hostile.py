@@ -114,6 +114,14 @@ def test_search_ranges_beyond_plausible_bounds_are_refused(tmp_path: Path, space
     assert message in str(caught.value)
 
 
+@pytest.mark.parametrize("seed", ["-1", str(2**32), str(2**70)])
+def test_the_search_seed_is_bounded_like_a_run_seed(tmp_path: Path, seed: str) -> None:
+    path = write(tmp_path, SWEEP + SEARCH.replace("seeds = [7]", f"seed = {seed}"))
+    with pytest.raises(SweepError, match=f"search.seed: got {seed}; give an integer >= 0 and < "
+                       "4294967296"):  # fmt: skip
+        load_sweep(path)
+
+
 def test_cpus_per_cell_beyond_this_machine_is_refused_in_the_file_and_the_flag(
     tmp_path: Path, capsys
 ) -> None:
