@@ -137,6 +137,18 @@ def at_least(flag: str, minimum: int) -> Callable[[Any], None]:
     return check
 
 
+def in_range(flag: str, minimum: int, maximum: int, why: str) -> Callable[[Any], None]:
+    """An option check: an integer in [minimum, maximum] (`why`: what the maximum stands for)."""
+
+    def check(value: int | None) -> None:
+        if value is not None and not minimum <= value <= maximum:
+            raise ExecutorError(
+                f"{flag}: expected an integer >= {minimum} and <= {maximum} ({why}), got {value}"
+            )
+
+    return check
+
+
 # The most CPUs one cell may ask for on a cluster node (the largest have a few hundred); cells
 # that run on this machine get at most os.cpu_count().
 MAX_CPUS_PER_CELL = 1024

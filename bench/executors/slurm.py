@@ -38,8 +38,8 @@ from bench.executors.base import (
     OnResult,
     Option,
     Recorder,
-    at_least,
     failed_result,
+    in_range,
     run_cell,
 )
 from bench.results import safe_path
@@ -221,13 +221,14 @@ EXECUTOR = Executor(
     options=(
         Option("slurm_partition", str, None, "SLURM partition of the tasks"),
         Option("slurm_time", int, None, "time limit per task, in minutes (a cell that runs out "
-               "is requeued)", check=at_least("--slurm-time", 1)),
+               "is requeued)", check=in_range("--slurm-time", 1, 525_600, "a year")),
         Option("slurm_gpus_per_task", int, None, "GPUs per task (default: 1 unless every cell "
-               "is on the CPU)", check=at_least("--slurm-gpus-per-task", 0)),
+               "is on the CPU)", check=in_range("--slurm-gpus-per-task", 0, 64, "one node's GPUs")),
         CPUS_PER_CELL,
         Option("slurm_mem", str, None, "memory per task, as SLURM writes it (e.g. 32G)"),
         Option("slurm_array_parallelism", int, None, "most tasks running at once",
-               check=at_least("--slurm-array-parallelism", 1)),
+               check=in_range("--slurm-array-parallelism", 1, 1_000_000, "more than any sweep's "
+                              "cells")),
         Option("slurm_folder", str, None, "folder for submitit's files and task logs (default: "
                "<results>/submitit)", check=_check_folder),
         Option("slurm_cluster", str, None, "slurm (default); local: tasks as local processes; "

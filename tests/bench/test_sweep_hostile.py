@@ -255,3 +255,18 @@ def test_cpus_per_cell_on_a_cluster_is_bounded_by_a_node_not_by_this_machine() -
         check_options("ray", {"cpus_per_cell": more})
     with pytest.raises(ExecutorError, match="this machine's CPUs"):
         check_options("local", {"cpus_per_cell": more})
+
+
+@pytest.mark.parametrize(
+    ("option", "value", "message"),
+    [("slurm_time", 10**9, "--slurm-time: expected an integer >= 1 and <= 525600 (a year)"),
+     ("slurm_gpus_per_task", 10**6, "--slurm-gpus-per-task: expected an integer >= 0 and <= 64"),
+     ("slurm_array_parallelism", 0, "--slurm-array-parallelism: expected an integer >= 1")],
+)  # fmt: skip
+def test_slurm_numbers_have_plausible_bounds(option: str, value: int, message: str) -> None:
+    from bench.executors import ExecutorError, check_options
+
+    pytest.importorskip("submitit")
+    with pytest.raises(ExecutorError) as caught:
+        check_options("slurm", {option: value})
+    assert str(caught.value).startswith(message) and f"got {value}" in str(caught.value)
