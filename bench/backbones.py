@@ -30,6 +30,8 @@ from __future__ import annotations
 
 import functools
 import os
+import re
+import warnings
 from pathlib import Path
 
 import timm
@@ -76,18 +78,29 @@ def offline_package_file() -> Path | None:
 def read_weights_file(path: str | os.PathLike) -> dict[str, torch.Tensor]:
     """A state dict from a .safetensors file or a torch file loaded with weights_only=True."""
     path = Path(path)
-    if not path.is_file():
+    if not path.exists():
         raise FileNotFoundError(f"weights file {path} does not exist")
+    if not path.is_file():  # a FIFO would block the read, /dev/zero never end it
+        raise ValueError(f"weights file {path} is not a regular file; give a weights file")
     try:
         if path.suffix == ".safetensors":
             from safetensors.torch import load_file
 
             state = load_file(str(path))
         else:
-            state = torch.load(path, map_location="cpu", weights_only=True)
+            with warnings.catch_warnings():  # torch warns about pickle protocols: not ours
+                warnings.simplefilter("ignore")
+                state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as error:  # any parse failure means the file is unusable
+        # one line: torch's unpickling errors span several; the one that names the refused
+        # global (e.g. "Unsupported global: GLOBAL posix.system") says the most
+        text = str(error).strip()
+        named = re.search(r"WeightsUnpickler error:\s*(.+?)(?:\n\s*\n|$)", text, re.S)
+        if named:
+            text = f"refused by torch's weights-only loader: {named.group(1)}"
+        first = " ".join((text.splitlines() or [""])[0].split())[:200]
         raise ValueError(
-            f"weights file {path} could not be read ({type(error).__name__}: {error}); "
+            f"weights file {path} could not be read ({type(error).__name__}: {first}); "
             "expected a .safetensors file or a torch state dict saved with torch.save"
         ) from None
     for key in ("state_dict", "model", "model_state_dict"):

@@ -159,6 +159,73 @@ class RunConfig:
 FLOAT_FIELDS = tuple(f.name for f in dataclasses.fields(RunConfig) if f.type == "float")
 
 
+@dataclass(frozen=True)
+class Bound:
+    """The plausible range of one numeric RunConfig field: low..high, each end open or closed,
+    and why where it is not obvious. Anything outside is a typo or an attack, not an experiment
+    (lr = 1e308 passes a finiteness check and then fails every cell; epochs = 10**9 builds a
+    10**9-entry plan)."""
+
+    low: float
+    high: float
+    low_open: bool = False
+    high_open: bool = False
+    why: str = ""
+
+    def holds(self, value: float) -> bool:
+        above = self.low < value if self.low_open else self.low <= value
+        below = value < self.high if self.high_open else value <= self.high
+        return above and below  # NaN fails both
+
+    def allowed(self, integer: bool) -> str:
+        """E.g. 'an integer >= 1 and <= 10000 (why)'."""
+        low = f"{'>' if self.low_open else '>='} {_number_text(self.low)}"
+        high = f"{'<' if self.high_open else '<='} {_number_text(self.high)}"
+        kind = "an integer" if integer else "a number"
+        return f"{kind} {low} and {high}" + (f" ({self.why})" if self.why else "")
+
+
+def _number_text(value: float) -> str:
+    return str(int(value)) if float(value).is_integer() else repr(float(value))
+
+
+MAX_EPOCHS = 10_000  # epochs (with train_steps: evaluation periods); real sweeps use <= 300
+MAX_STEPS = 10_000_000  # optimizer steps: days of GPU time for the smallest model
+# More images than any dataset regbench loads holds (CIFAR-10: 60,000): sizes and counts.
+MAX_IMAGES = 1_000_000
+# The plausible range of every numeric RunConfig field, declared once: check_config refuses a
+# value outside it with the range in the message, and bench.search checks every searched value
+# (both ends of a range) against it. Every int and float field has one (a test checks).
+BOUNDS: dict[str, Bound] = {
+    "sweep_cells": Bound(0, MAX_IMAGES, why="the sweep's cell count; 0 = a single run"),
+    "epochs": Bound(1, MAX_EPOCHS),
+    "batch_size": Bound(1, 65_536),
+    "lr": Bound(0, 10, low_open=True, why="a peak learning rate above 10 diverges"),
+    "backbone_lr_scale": Bound(0, 10, why="backbone lr = lr * this"),
+    "momentum": Bound(0, 1, high_open=True, why="SGD with Nesterov momentum needs > 0"),
+    "weight_decay": Bound(0, 1),
+    "warmup_epochs": Bound(0, MAX_EPOCHS, why="in epochs, fractional ok"),
+    "label_smoothing": Bound(0, 1, high_open=True),
+    "unfreeze_at": Bound(0, 1, low_open=True, high_open=True, why="a fraction of training"),
+    "image_size": Bound(1, MAX_IMAGE_SIZE, why="pixels per side"),
+    "train_size": Bound(0, MAX_IMAGES, why="0 means all"),
+    "val_size": Bound(10, MAX_IMAGES, why="temperature scaling and val metrics need a "
+                      "validation split of at least one image per class"),
+    "test_size": Bound(0, MAX_IMAGES, why="0 means all"),
+    "train_eval_size": Bound(0, MAX_IMAGES, why="0 means all"),
+    "robustness_size": Bound(0, MAX_IMAGES, why="0 means all"),
+    "seed": Bound(0, SEED_LIMIT, high_open=True, why="torch's CPU generator uses only the low "
+                  "32 bits, so larger or negative seeds repeat smaller ones"),
+    "data_seed": Bound(0, SEED_LIMIT, high_open=True, why="as seed"),
+    "train_steps": Bound(0, MAX_STEPS, why="optimizer steps in all; 0 = use epochs"),
+    "train_per_class": Bound(0, MAX_IMAGES, why="images per class; 0 = use train_size"),
+    "eval_every": Bound(1, MAX_EPOCHS, why="epochs between evaluations; the last epoch is "
+                        "always evaluated"),
+    "finetune_lr_scale": Bound(0, 10, low_open=True, why="fine-tuning lr = lr * this"),
+    "trainable_stages": Bound(0, 100, why="the last k stages train; 0 = all"),
+}  # fmt: skip
+
+
 def config_fields() -> list[str]:
     return [f.name for f in dataclasses.fields(RunConfig)]
 
@@ -267,34 +334,11 @@ def check_config(cfg: RunConfig, where: str = "config") -> None:
     for name in FLOAT_FIELDS:
         if not math.isfinite(getattr(cfg, name)):
             raise bad(name, "a finite number (not inf or nan)")
-    for name in ("epochs", "batch_size", "image_size"):
-        if getattr(cfg, name) < 1:
-            raise bad(name, "an integer >= 1")
-    if cfg.image_size > MAX_IMAGE_SIZE:
-        raise bad("image_size", f"an integer <= {MAX_IMAGE_SIZE} (pixels per side)")
-    for name in ("seed", "data_seed"):
-        if not 0 <= getattr(cfg, name) < SEED_LIMIT:
-            raise bad(name, f"an integer with 0 <= {name} < 2**32 (torch's CPU generator uses "
-                      "only the low 32 bits, so larger or negative seeds repeat smaller ones)")  # fmt: skip
-    for name in ("train_size", "test_size", "train_eval_size", "robustness_size"):
-        if getattr(cfg, name) < 0:
-            raise bad(name, "an integer >= 0 (0 means all)")
-    if cfg.val_size < 10:
-        raise bad("val_size", "an integer >= 10 (temperature scaling and val metrics need a "
-                  "validation split of at least one image per class)")  # fmt: skip
-    if not 0 <= cfg.momentum < 1:
-        raise bad("momentum", "0 <= value < 1 (SGD with Nesterov momentum needs > 0)")
+    for name, bound in BOUNDS.items():
+        if not bound.holds(getattr(cfg, name)):
+            raise bad(name, bound.allowed(integer=name not in FLOAT_FIELDS))
     if cfg.optimizer == "sgd" and cfg.momentum == 0:
         raise bad("momentum", "a value > 0 with optimizer 'sgd' (Nesterov momentum)")
-    if not cfg.lr > 0:
-        raise bad("lr", "a number > 0")
-    for name in ("weight_decay", "warmup_epochs", "backbone_lr_scale"):
-        if getattr(cfg, name) < 0:
-            raise bad(name, "a number >= 0")
-    if not 0 <= cfg.label_smoothing < 1:
-        raise bad("label_smoothing", "0 <= value < 1")
-    if not 0 < cfg.unfreeze_at < 1:
-        raise bad("unfreeze_at", "a fraction strictly between 0 and 1")
     if cfg.protocol == "scratch" and cfg.pretrained not in ("none", "auto"):
         raise bad("pretrained", "'none' (or 'auto') with protocol 'scratch'")
     if not isinstance(cfg.regularizer_params, dict):
@@ -307,20 +351,10 @@ def check_config(cfg: RunConfig, where: str = "config") -> None:
         regularizers.build(cfg.regularizer, num_classes=10, **cfg.regularizer_params)
     except (TypeError, ValueError) as error:
         raise ValueError(f"{where}: regularizer {cfg.regularizer!r}: {error}") from None
-    # issue 12 (metrics)
-    if cfg.sweep_cells < 0:
-        raise bad("sweep_cells", "an integer >= 0 (the sweep's cell count; 0 = a single run)")
-    # issue 13 (budget): step budget, evaluation cadence, tiny data
-    if cfg.train_steps < 0:
-        raise bad("train_steps", "an integer >= 0 (optimizer steps in all; 0 = use epochs)")
+    # issue 13 (budget): step budget, evaluation cadence, tiny data (ranges: BOUNDS)
     if 0 < cfg.train_steps < cfg.epochs:
         raise bad("train_steps", f"an integer >= epochs ({cfg.epochs}): with a step budget, "
                   "epochs is the number of evaluation periods; lower epochs or raise train_steps")  # fmt: skip
-    if cfg.eval_every < 1:
-        raise bad("eval_every", "an integer >= 1 (epochs between evaluations; the last epoch is "
-                  "always evaluated)")  # fmt: skip
-    if cfg.train_per_class < 0:
-        raise bad("train_per_class", "an integer >= 0 (images per class; 0 = use train_size)")
     if cfg.train_per_class and cfg.train_size:
         raise ValueError(
             f"{where}: train_size={cfg.train_size} and train_per_class={cfg.train_per_class} "
@@ -331,10 +365,6 @@ def check_config(cfg: RunConfig, where: str = "config") -> None:
         raise bad("bn", ", ".join(BN_MODES))
     if cfg.schedule_from not in SCHEDULE_FROM:
         raise bad("schedule_from", ", ".join(SCHEDULE_FROM))
-    if not cfg.finetune_lr_scale > 0:
-        raise bad("finetune_lr_scale", "a number > 0 (fine-tuning lr = lr * finetune_lr_scale)")
-    if cfg.trainable_stages < 0:
-        raise bad("trainable_stages", "an integer >= 0 (the last k stages train; 0 = all)")
     if cfg.trainable_stages and cfg.protocol in ("frozen", "scratch"):
         raise bad("trainable_stages", f"0 with protocol {cfg.protocol!r} (partial fine-tuning "
                   "needs a pretrained backbone that trains: unfrozen, staged or head_first)")  # fmt: skip

@@ -28,6 +28,7 @@ METADATA_FIELDS) before anything is built from it. `backbone` must be a plain ti
 from __future__ import annotations
 
 import contextlib
+import errno
 import fcntl
 import glob
 import hashlib
@@ -45,7 +46,7 @@ from torch import nn
 
 from bench.backbones import check_state_matches
 from bench.config import RunConfig
-from bench.files import file_hexdigest, fsync_path
+from bench.files import file_hexdigest, fsync_path, read_regular
 from bench.results import MODELS_DIR, register_repair
 
 FORMAT_VERSION = 1
@@ -105,7 +106,7 @@ def save_model(
         staged_weights, staged_meta = staging / weights.name, staging / meta.name
         json_moved = False
         try:
-            save_file(state, str(staged_weights))
+            _save_weights(save_file, state, staged_weights)
             fsync_path(staged_weights)
             metadata["weights_sha256"] = file_hexdigest(staged_weights, "sha256")
             staged_meta.write_text(json.dumps(metadata, indent=2) + "\n")
@@ -121,6 +122,19 @@ def save_model(
             raise
         staging.rmdir()
     return weights, meta
+
+
+def _save_weights(save_file: Any, state: dict[str, Any], path: Path) -> None:
+    """safetensors' save_file, whose I/O errors (a full disk) come as SafetensorError with the
+    OS error in its text: raised as that OSError (errno kept), so callers name a full disk."""
+    from safetensors import SafetensorError
+
+    try:
+        save_file(state, str(path))
+    except SafetensorError as error:
+        found = re.search(r"code: (\d+)", str(error))
+        code = int(found.group(1)) if found else errno.EIO
+        raise OSError(code, os.strerror(code), str(path)) from None
 
 
 @contextlib.contextmanager
@@ -216,8 +230,9 @@ def complete_interrupted_saves(folder: Path) -> list[Path]:
                 continue
             for staged in (f for f in files if f.suffix == ".safetensors"):
                 weights, meta = model_paths(folder / staged.name)
-                try:
-                    recorded = json.loads(meta.read_text()).get("weights_sha256")
+                try:  # a regular file only (a FIFO planted there would block the lock)
+                    text = read_regular(meta, MAX_METADATA_BYTES, follow_links=False)
+                    recorded = json.loads(text).get("weights_sha256")
                 except (OSError, ValueError, AttributeError):  # no JSON, not JSON, not a dict
                     continue
                 if not isinstance(recorded, str) or file_hexdigest(staged, "sha256") != recorded:
@@ -251,10 +266,16 @@ def load_model(path: str | os.PathLike) -> tuple[nn.Module, dict[str, Any]]:
 
     weights, meta = model_paths(path)
     for file in (weights, meta):
-        if not file.is_file():
+        if not file.exists():
             raise FileNotFoundError(
                 f"model file {file} does not exist (a saved model is a .safetensors file and a "
                 "JSON file of the same name; create one with `regbench run --save-model PATH`)"
+            )
+        if not file.is_file():  # a FIFO would block the read, /dev/zero never end it
+            kind = "folder" if file.is_dir() else "FIFO, device or socket"
+            raise ValueError(
+                f"model file {file} is a {kind}, not a regular file; pass the .safetensors and "
+                ".json files written by `regbench run --save-model PATH`"
             )
     metadata = read_metadata(meta)
     state = read_weights(weights, meta, metadata.get("weights_sha256"))

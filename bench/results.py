@@ -15,6 +15,11 @@ The guarantees of docs/results-schema.md live here:
   back without unpickling anything and refuses a file that is not what the writer writes.
 * One writer at a time: `lock()` creates `.lock` atomically (pid, host, start time). A lock left by
   a dead process on this host is stale and is taken over with a warning; any other lock refuses.
+* No symbolic link is followed out of the folder: `check` (what `sweep status` and `sweep run`
+  both start with) refuses a folder with a link anywhere in it that points outside it, and every
+  writer (here, the cell logs and TensorBoard scalars of bench.executors, kept models, search
+  trials) takes its path from `safe_path`, which checks each component without following it
+  and replaces a link that points inside the folder by a real file or folder.
 * Subfolders other code writes into (`models/`: kept models, bench.model_io) are repaired under
   the lock by the repair their owner registered (`register_repair`); this module knows no file
   format but its own.
@@ -27,6 +32,7 @@ integers, a `float` column numbers; None or NaN anywhere means "not measured".
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import fcntl
 import io
@@ -43,7 +49,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from bench.files import atomic_write
+from bench.files import NotRegularFileError, atomic_write, read_regular
 from bench.schema import DECLARED, FILES, SEARCH_COLUMNS, SEARCH_FILE
 
 RUNS_FILE = "runs.csv"
@@ -66,6 +72,9 @@ MAX_OUTCOMES = 1_000_000  # images per outcomes file (CIFAR-10's whole test set 
 _RUN_ID = re.compile(r"[A-Za-z0-9_.-]{1,64}")  # what a run_id may look like (ours: 12 hex digits)
 _LOGITS_NAME = re.compile(r"[0-9a-f]{12}\.npz")  # <run_id>.npz in logits/ and outcomes/
 MODELS_DIR = "models"  # --keep-best-model's models (bench.model_io registers their repair)
+MAX_TABLE_BYTES = 1 << 30  # largest results CSV read (cpu-evidence's epochs.csv: under 1 MB)
+# What a runs.csv row's status may be (bench.executors.base writes only these two).
+STATUSES = ("ok", "failed")
 SIDE_FIELDS = {
     "epochs.csv": "epochs",
     "calibration.csv": "calibration",
@@ -90,6 +99,94 @@ class ResultsError(ValueError):
     """A results folder this code cannot read or write as it is (not a folder, not writable,
     a CSV that is not UTF-8, ragged, without run_id or with a run_id twice); the message names
     the path and the fix. Nothing was changed."""
+
+
+class UnsafePathError(ResultsError):
+    """A symbolic link in a results folder that points outside it (or, where regbench writes, a
+    file where a folder belongs, a FIFO or a folder where a file belongs): nothing under a
+    results folder is followed out of it, so the folder is refused as it is."""
+
+
+_LINK_FIX = (
+    "regbench follows no link out of a results folder: replace the link with a real file or "
+    "folder (or remove it), or use another --results-dir"
+)
+
+
+def _inside(real_root: str, target: str) -> bool:
+    return target == real_root or target.startswith(real_root.rstrip(os.sep) + os.sep)
+
+
+def _outside_link(root: Path, path: Path) -> UnsafePathError:
+    target = os.path.realpath(path)
+    return UnsafePathError(
+        f"{path}: a symbolic link to {target}, outside the results folder {root}; {_LINK_FIX}"
+    )
+
+
+def safe_path(
+    root: str | os.PathLike[str], *parts: str, folder: bool = False, create: bool = False
+) -> Path:
+    """`root/parts...` inside the results folder `root`, checked component by component (lstat,
+    never following) so that nothing under `root` leads out of it: the one path helper of every
+    reader and writer of a results folder (CSVs, logs/, tensorboard/, logits/, outcomes/,
+    models/, search/, ...).
+
+    Every existing component below `root` must be a real folder (the last one: a regular file,
+    or a folder with `folder=True`). A symbolic link that points outside `root` raises
+    UnsafePathError. With `create` (a writer), missing folders are made (the last one too with
+    `folder=True`) and a link that points inside `root` is replaced by a real folder (or, for
+    the file itself, removed: the writer then creates a real file); without `create` (a reader)
+    such a link is left as it is. `root` itself is the user's choice and may be a link."""
+    root = Path(root)
+    if create:
+        root.mkdir(parents=True, exist_ok=True)
+    real_root = os.path.realpath(root)
+    path = root
+    for i, part in enumerate(parts):
+        path = path / part
+        wants_folder = folder or i < len(parts) - 1
+        try:
+            mode: int | None = os.lstat(path).st_mode
+        except FileNotFoundError:
+            mode = None
+        if mode is not None and stat.S_ISLNK(mode):
+            if not _inside(real_root, os.path.realpath(path)):
+                raise _outside_link(root, path)
+            if not create:
+                continue
+            os.unlink(path)  # it points inside: a real file or folder takes its place
+            mode = None
+        if mode is None:
+            if create and wants_folder:
+                with contextlib.suppress(FileExistsError):
+                    os.mkdir(path)
+                if not stat.S_ISDIR(os.lstat(path).st_mode):  # made meanwhile, as another thing
+                    raise UnsafePathError(f"{path}: not a folder; {_LINK_FIX}")
+            continue
+        if wants_folder and not stat.S_ISDIR(mode):
+            raise UnsafePathError(
+                f"{path}: not a folder (regbench keeps a folder there); move it away, or use "
+                "another --results-dir"
+            )
+        if not wants_folder and not stat.S_ISREG(mode):
+            raise UnsafePathError(
+                f"{path}: not a regular file (a folder, FIFO or device where regbench keeps a "
+                "file); move it away, or use another --results-dir"
+            )
+    return path
+
+
+def check_links(root: str | os.PathLike[str]) -> None:
+    """UnsafePathError for the first symbolic link anywhere under the results folder `root`
+    that points outside it (links to folders are not entered). Reads only."""
+    root = Path(root)
+    real_root = os.path.realpath(root)
+    for folder, subfolders, files in os.walk(root):  # never descends through a link
+        for name in sorted(subfolders + files):
+            path = Path(folder) / name
+            if path.is_symlink() and not _inside(real_root, os.path.realpath(path)):
+                raise _outside_link(root, path)
 
 
 def check_outcomes(outcomes: dict[str, Any]) -> dict[str, Any]:
@@ -217,19 +314,26 @@ def read_table(path: Path) -> tuple[list[str], list[dict[str, str]]]:
     header."""
     fix = "repair or move the file away (a results folder holds only what regbench wrote)"
     try:
-        with open(path, newline="", encoding="utf-8") as handle:
-            reader = csv.reader(handle)
-            header = next(reader, [])
-            rows = []
-            for values in reader:
-                if len(values) != len(header):
-                    raise ResultsError(
-                        f"{path}: line {reader.line_num} has {len(values)} fields, the header "
-                        f"{len(header)}; {fix}"
-                    )
-                rows.append(dict(zip(header, values, strict=True)))
+        # a regular file only (a FIFO would block), bounded; a leading BOM (a spreadsheet's
+        # "CSV UTF-8") is not part of the first column's name
+        text = read_regular(path, MAX_TABLE_BYTES).decode("utf-8-sig")
+        reader = csv.reader(io.StringIO(text, newline=""))
+        header = next(reader, [])
+        rows = []
+        for values in reader:
+            if len(values) != len(header):
+                raise ResultsError(
+                    f"{path}: line {reader.line_num} has {len(values)} fields, the header "
+                    f"{len(header)}; {fix}"
+                )
+            rows.append(dict(zip(header, values, strict=True)))
+        if "\x00" in text:  # regbench never writes one; some tools choke on it
+            line = text[: text.index("\x00")].count("\n") + 1
+            raise ResultsError(f"{path}: line {line} holds a NUL byte; {fix}")
     except FileNotFoundError:
         return [], []
+    except NotRegularFileError as error:
+        raise ResultsError(f"{error}; {fix}") from None
     except UnicodeDecodeError as error:
         raise ResultsError(f"{path}: not UTF-8 text (byte {error.start}); {fix}") from None
     except csv.Error as error:
@@ -263,6 +367,20 @@ def _check_rows(path: Path, header: list[str], rows: list[dict[str, str]], uniqu
         dupes = sorted({i for i in ids if ids.count(i) > 1})
         if dupes:
             raise ResultsError(f"{path}: run_id {dupes[0]} has {ids.count(dupes[0])} rows; {fix}")
+
+
+def _check_status(path: Path, header: list[str], rows: list[dict[str, str]]) -> None:
+    """ResultsError unless every runs.csv row has a status regbench writes (STATUSES): a row
+    "running" or without a status is neither done nor to be rerun."""
+    fix = "repair or move the file away (a results folder holds only what regbench wrote)"
+    if rows and "status" not in header:
+        raise ResultsError(f"{path}: no status column (header: {','.join(header)[:80]}); {fix}")
+    for line, row in enumerate(rows, start=2):
+        if row["status"] not in STATUSES:
+            raise ResultsError(
+                f"{path}: line {line}: status {row['status'][:40]!r}, not one of "
+                f"{', '.join(STATUSES)}; {fix}"
+            )
 
 
 def _is_regular(path: Path) -> bool | None:
@@ -312,11 +430,18 @@ class ResultsDir:
     def check(self) -> None:
         """ResultsError naming the path and the fix unless every results file reads back (UTF-8,
         not ragged, with run_ids; one row per run_id in runs.csv) and the lock files, where
-        present, are plain files. Reads only: safe on any folder."""
+        present, are plain files, every runs.csv row has a status regbench writes (ok, failed),
+        and no link anywhere in it points outside it (check_links). Reads only: safe on any
+        folder. `regbench sweep status` and `sweep run` both start here, so a folder that run
+        refuses is never called complete."""
         self._check_folder()
+        if self.path.is_dir():
+            check_links(self.path)
         for name in FILES:
             header, rows = read_table(self.path / name)
             _check_rows(self.path / name, header, rows, unique=name == RUNS_FILE)
+            if name == RUNS_FILE:
+                _check_status(self.path / name, header, rows)
         for name in (LOCK_FILE, LOCK_GUARD_FILE):
             if _is_regular(self.path / name) is False:
                 raise ResultsError(
@@ -399,7 +524,7 @@ class ResultsDir:
             "hostname": socket.gethostname(),
             "started_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         }
-        guard = os.open(self.path / LOCK_GUARD_FILE, os.O_CREAT | os.O_RDWR, 0o644)
+        guard = os.open(self.path / LOCK_GUARD_FILE, os.O_CREAT | os.O_RDWR | os.O_NOFOLLOW, 0o644)
         try:
             fcntl.flock(guard, fcntl.LOCK_EX)  # held for the take-over only; freed if we die
             for _attempt in range(3):
@@ -485,7 +610,8 @@ class ResultsDir:
                 _remove(per_cell, temporary.fullmatch)
                 _remove(per_cell, orphan)
         for subfolder, repair in _REPAIRS.items():
-            if (self.path / subfolder).is_dir():
+            where = self.path / subfolder
+            if where.is_dir() and not where.is_symlink():
                 for message in repair(self.path / subfolder):
                     warnings.warn(message, stacklevel=3)
 
@@ -512,12 +638,7 @@ class ResultsDir:
         outcomes = getattr(result, "outcomes", None)
         if outcomes is not None:
             outcomes = check_outcomes(outcomes)
-        folder = self.path / OUTCOMES_DIR
-        if folder.is_symlink() or (folder.exists() and not folder.is_dir()):
-            raise ResultsError(
-                f"{folder}: not a folder (a link or file where regbench keeps per-image "
-                "outcomes); move it away, or use another --results-dir"
-            )
+        safe_path(self.path, OUTCOMES_DIR, folder=True)  # a link out or a file there: refused
 
         header, runs = read_table(self.path / RUNS_FILE)
         previous = [r for r in runs if r["run_id"] == run_id]
@@ -551,7 +672,7 @@ class ResultsDir:
         writer = csv.writer(text, lineterminator="\n")
         writer.writerow(SEARCH_COLUMNS)
         writer.writerows([format_value(row[c]) for c in SEARCH_COLUMNS] for row in rows)
-        self._atomic_write(self.path / SEARCH_FILE, text.getvalue().encode("utf-8"))
+        self._atomic_write(self._target(SEARCH_FILE), text.getvalue().encode("utf-8"))
 
     @staticmethod
     def _rows_for(name: str, rows: list[dict[str, Any]], run_id: str) -> list[dict[str, str]]:
@@ -578,7 +699,7 @@ class ResultsDir:
         writer = csv.DictWriter(text, fieldnames=columns, restval="", lineterminator="\n")
         writer.writeheader()
         writer.writerows(rows)
-        self._atomic_write(self.path / name, text.getvalue().encode("utf-8"))
+        self._atomic_write(self._target(name), text.getvalue().encode("utf-8"))
 
     def _save_logits(self, run_id: str, logits: Any, labels: Any = None) -> None:
         """logits/<run_id>.npz: `logits` float16 [N, K] and, when known, `labels` int64 [N]."""
@@ -589,23 +710,26 @@ class ResultsDir:
         if labels is not None:
             arrays["labels"] = np.asarray(labels)
         np.savez_compressed(buffer, **arrays)
-        (self.path / LOGITS_DIR).mkdir(exist_ok=True)
-        self._atomic_write(self.path / LOGITS_DIR / f"{run_id}.npz", buffer.getvalue())
+        self._atomic_write(self._target(LOGITS_DIR, f"{run_id}.npz"), buffer.getvalue())
 
     def _save_outcomes(self, run_id: str, outcomes: dict[str, Any] | None) -> None:
         """outcomes/<run_id>.npz (compressed) from checked arrays; with None, remove an earlier
         attempt's file (a regular file only: a link or folder there is left alone)."""
         target = self.path / OUTCOMES_DIR / f"{run_id}.npz"
         if outcomes is None:
-            if _is_regular(target):
+            if _is_regular(target) and not (self.path / OUTCOMES_DIR).is_symlink():
                 target.unlink(missing_ok=True)
             return
         import numpy as np
 
         buffer = io.BytesIO()
         np.savez_compressed(buffer, **outcomes)
-        target.parent.mkdir(exist_ok=True)
-        self._atomic_write(target, buffer.getvalue())
+        self._atomic_write(self._target(OUTCOMES_DIR, target.name), buffer.getvalue())
+
+    def _target(self, *parts: str) -> Path:
+        """Where a writer of this folder writes `parts` (safe_path: no link followed out of
+        the folder; a link inside it replaced by the file; missing folders made)."""
+        return safe_path(self.path, *parts, create=True)
 
     @staticmethod
     def _atomic_write(target: Path, data: bytes) -> None:

@@ -129,7 +129,8 @@ def search_phases(sweep: Sweep, results) -> tuple[Sweep, Sweep | None, list[str]
     rows = ResultsDir(results.path / search.SEARCH_FOLDER).runs()
     if {c.run_id for c in trial_sweep.cells} - {row["run_id"] for row in rows}:
         return trial_sweep, None, []
-    chosen, _ = search.select(sweep.search, trials, rows)
+    chosen, table = search.select(sweep.search, trials, rows)
+    check_selection(results, table)  # what `sweep run` would refuse, status refuses too
     final, final_labels, missing = search.final_cells(
         sweep.search, sweep.cells, sweep.labels, chosen
     )
@@ -161,11 +162,12 @@ def _run_search(sweep: Sweep, results, **options) -> dict:
     scope that has one are not rerun (a better retried trial would change the values its cells
     already ran with); those of an arm x scope without one (every trial failed) are."""
     from bench import search
-    from bench.results import ResultsDir
+    from bench.results import ResultsDir, safe_path
 
     start = time.time()
     trials = search.trials(sweep.search, sweep.cells, sweep.labels)
-    folder = ResultsDir(results.path / search.SEARCH_FOLDER)
+    results.check()  # a link out of the folder (search/ itself, or anything in it) refused
+    folder = ResultsDir(safe_path(results.path, search.SEARCH_FOLDER, folder=True, create=True))
     kept_failed: set[str] = set()
     if options.get("retry_failed"):
         recorded = _selection(results.search_rows())
@@ -177,16 +179,8 @@ def _run_search(sweep: Sweep, results, **options) -> dict:
     chosen, table = search.select(sweep.search, trials, folder.runs())
     final, labels, missing = search.final_cells(sweep.search, sweep.cells, sweep.labels, chosen)
     with results.lock():
-        old = results.search_rows()
-        changed = _changed_selection(old, table)
-        if changed and results.runs():
-            raise SearchError(
-                f"{results.path}: the search now selects other values than the cells already in "
-                f"runs.csv ran with ({changed}; an edited [search] table or sweep file, or "
-                "trials rerun after search.csv was written); move that folder away or give "
-                "another --results-dir"
-            )
-        merged = _merge_search(old, table)
+        check_selection(results, table)
+        merged = _merge_search(results.search_rows(), table)
         if merged:  # a header without rows is no search.csv (the report refuses one)
             results.write_search(merged)
     second = run_sweep(dataclasses.replace(sweep, cells=final, labels=labels, search=None),
@@ -195,6 +189,20 @@ def _run_search(sweep: Sweep, results, **options) -> dict:
     trial_count = len({c.run_id for t in trials for c in t.cells})
     counts.update(wall_s=time.time() - start, trials=trial_count, unselected=missing)
     return counts
+
+
+def check_selection(results, table: list[dict[str, Any]]) -> None:
+    """SearchError when the selection `table` (bench.search.select on the trials' rows) differs
+    from the one search.csv records while runs.csv already holds cells (they ran with the
+    recorded values). Shared by `sweep run` and `sweep status` (search_phases)."""
+    changed = _changed_selection(results.search_rows(), table)
+    if changed and results.runs():
+        raise SearchError(
+            f"{results.path}: the search now selects other values than the cells already in "
+            f"runs.csv ran with ({changed}; an edited [search] table, sweep file or search.csv, "
+            "or trials rerun after search.csv was written); move that folder away or give "
+            "another --results-dir"
+        )
 
 
 def _selection(rows: list[dict[str, Any]]) -> dict[tuple[str, str], dict[str, float]]:

@@ -18,6 +18,8 @@ import math
 from dataclasses import dataclass
 from typing import Literal
 
+from bench.config import SEED_LIMIT
+
 Kind = Literal["identity", "configuration", "metric", "environment", "key", "derived"]
 Dtype = Literal["text", "int", "float"]
 
@@ -120,7 +122,7 @@ RUNS: list[Column] = [
     _runs("lr", "configuration", "float", required=True, **NONNEGATIVE),
     _runs("weight_decay", "configuration", "float", required=True, **NONNEGATIVE),
     _runs("label_smoothing", "configuration", "float", required=True, **FRACTION),
-    _runs("seed", "configuration", "int", required=True),
+    _runs("seed", "configuration", "int", required=True, low=0, high=SEED_LIMIT - 1),
     _metric("train_acc", "clean-train acc.", "%", 100, 2, 0, required=True, **FRACTION),
     _metric("train_loss", "clean-train NLL", "nats", 1, 3, -1, in_report=False, **NONNEGATIVE),
     _metric("val_acc", "val. acc.", "%", 100, 2, +1, **FRACTION),
@@ -155,7 +157,7 @@ RUNS: list[Column] = [
     _runs("dataset", "configuration", "text", shared=False),
     _runs("val_size", "configuration", "int", shared=False, **NONNEGATIVE),
     _runs("test_size", "configuration", "int", shared=False, **NONNEGATIVE),
-    _runs("data_seed", "configuration", "int", shared=False),
+    _runs("data_seed", "configuration", "int", shared=False, low=0, high=SEED_LIMIT - 1),
     _runs("momentum", "configuration", "float", shared=False, **FRACTION),
     _runs("backbone_lr_scale", "configuration", "float", shared=False, **NONNEGATIVE),
     _runs("warmup_epochs", "configuration", "float", shared=False, **NONNEGATIVE),

@@ -34,7 +34,7 @@ import random
 from dataclasses import dataclass
 from typing import Any
 
-from bench.config import RunConfig, check_config
+from bench.config import SEED_LIMIT, RunConfig, check_config
 from bench.schema import SELECT_METRICS
 
 SEARCH_KEYS = ("method", "trials", "seed", "select", "seeds", "space")
@@ -143,8 +143,9 @@ def parse_search(
             f"{', '.join(SELECT_METRICS)} (selection never uses the test set)",
         )
     seed = table.get("seed", 0)
-    if not _is_int(seed) or seed < 0:
-        raise fail("search.seed", f"got {seed!r}; give an integer >= 0 (the draws' seed)")
+    if not _is_int(seed) or not 0 <= seed < SEED_LIMIT:
+        raise fail("search.seed", f"got {seed!r}; give an integer >= 0 and < {SEED_LIMIT} (the "
+                   "draws' seed)")  # fmt: skip
     seeds = table.get("seeds", [0])
     if not isinstance(seeds, list) or not seeds or not all(_is_int(s) and s >= 0 for s in seeds):
         raise fail("search.seeds", f"got {seeds!r}; give a non-empty list of run seeds >= 0")

@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.config import RunConfig, check_config, config_fields, from_dict
+from bench.files import NotRegularFileError, read_regular
 from bench.search import Search, parse_search
 
 try:
@@ -39,6 +40,7 @@ RESERVED_FIELDS = {"sweep": "the sweep's `name`", "sweep_cells": "counting the s
 # A sweep's name is a folder name (results/<name>): no separators, no `.`/`..`, no hidden name.
 NAME_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}")
 MAX_DEPTH = 16  # deepest nesting of arrays and tables a sweep file may have (real ones: 4)
+MAX_SWEEP_BYTES = 1 << 20  # largest sweep file read (the committed ones: under 10 kB)
 
 
 class SweepError(ValueError):
@@ -120,13 +122,25 @@ def load_sweep(
 
 
 def _read(path: Path) -> dict[str, Any]:
+    """The sweep file's TOML document: a regular file only (a FIFO or /dev/zero is refused
+    before anything is read), at most MAX_SWEEP_BYTES, UTF-8 (a leading BOM is skipped)."""
+    text = ""
     try:
-        with open(path, "rb") as handle:
-            doc = tomllib.load(handle)
+        text = read_regular(path, MAX_SWEEP_BYTES).decode("utf-8-sig")
+        doc = tomllib.loads(text)
     except FileNotFoundError:
         raise SweepError(f"{path}: no such sweep file") from None
-    except IsADirectoryError:
-        raise SweepError(f"{path}: is a folder; give a sweep file (.toml)") from None
+    except NotRegularFileError as error:
+        if error.kind == "folder":
+            raise SweepError(f"{path}: is a folder; give a sweep file (.toml)") from None
+        if error.kind == "too large":
+            raise SweepError(
+                f"{path}: larger than {MAX_SWEEP_BYTES} bytes; a sweep file is a few kB of TOML "
+                "(give the sweep file, not a data file)"
+            ) from None
+        raise SweepError(
+            f"{path}: a {error.kind}, not a regular file; give a sweep file (.toml)"
+        ) from None
     except OSError as error:
         raise SweepError(
             f"{path}: cannot read the sweep file ({error.strerror or error})"
@@ -141,7 +155,7 @@ def _read(path: Path) -> dict[str, Any]:
             f"{path}: arrays or tables nested too deeply (at most {MAX_DEPTH})"
         ) from None
     except tomllib.TOMLDecodeError as error:
-        raise SweepError(_syntax_error(path, error)) from None
+        raise SweepError(_syntax_error(path, text, error)) from None
     depth = _depth(doc)
     if depth > MAX_DEPTH:
         raise SweepError(
@@ -370,10 +384,10 @@ def _check_cells(cells: list[RunConfig], labels: list[str], fail) -> None:
         first[cfg.run_id] = i
 
 
-def _syntax_error(path: Path, error: Exception) -> str:
+def _syntax_error(path: Path, text: str, error: Exception) -> str:
     """'<file>:<line>: TOML syntax error: ...' with the offending line (tomllib only says
     "(at line L, column C)" or "(at end of document)" in its message)."""
-    lines = path.read_text(encoding="utf-8", errors="replace").splitlines() or [""]
+    lines = text.splitlines() or [""]
     found = re.search(r"at line (\d+)", str(error))
     line = int(found.group(1)) if found else len(lines)
     text = lines[line - 1].strip() if 0 < line <= len(lines) else ""

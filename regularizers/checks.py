@@ -11,6 +11,14 @@ if TYPE_CHECKING:  # torch is imported where a batch is checked: the parameter c
     import torch
 
 
+# Plausible upper bounds of the parameters that have no natural one (declared once, used by
+# every regularizer that takes them): Beta(100, 100) already puts lam within 0.5 +- 0.05 (a
+# larger alpha mixes every pair half and half); an erased box 100 times wider than high (or
+# the reverse) is a line of pixels.
+MAX_BETA_ALPHA = 100.0
+MAX_ASPECT_RATIO = 100.0
+
+
 def check_number(name: str, value: Any, lo: float, hi: float, *, lo_open: bool = False) -> float:
     """`value` as a float in [lo, hi] (or (lo, hi] when lo_open); ValueError naming the range."""
     ok = isinstance(value, (int, float)) and not isinstance(value, bool)

@@ -11,13 +11,11 @@ built from broadcast `arange` comparisons, so a call dispatches the same operati
 
 from __future__ import annotations
 
-import math
-
 import torch
 
 from .base import Draws, Regularizer
 from .boxes import box_mask_area, sample_boxes
-from .checks import check_choice, check_number, check_pair
+from .checks import MAX_BETA_ALPHA, check_choice, check_number, check_pair
 from .ops import gather_batch, random_partner
 
 MODES = ("batch", "elem")
@@ -67,7 +65,7 @@ class CutMix(Regularizer):
     PARAMS = {"alpha": 1.0, "mode": "batch", "minmax": None}
 
     def check_params(self, p: dict) -> None:
-        p["alpha"] = check_number("alpha", p["alpha"], 0.0, math.inf, lo_open=True)
+        p["alpha"] = check_number("alpha", p["alpha"], 0.0, MAX_BETA_ALPHA, lo_open=True)
         check_choice("mode", p["mode"], MODES)
         check_minmax(p)
 

@@ -9,12 +9,10 @@ targets, lam ~ Beta(alpha, alpha). `mode="batch"` draws one lam for the batch (t
 
 from __future__ import annotations
 
-import math
-
 import torch
 
 from .base import Draws, Regularizer
-from .checks import check_choice, check_number
+from .checks import MAX_BETA_ALPHA, check_choice, check_number
 from .ops import gather_batch, random_partner, sample_beta, uniform
 
 MODES = ("batch", "elem")
@@ -52,7 +50,7 @@ class MixUp(Regularizer):
     PARAMS = {"alpha": 1.0, "mode": "batch"}
 
     def check_params(self, p: dict) -> None:
-        p["alpha"] = check_number("alpha", p["alpha"], 0.0, math.inf, lo_open=True)
+        p["alpha"] = check_number("alpha", p["alpha"], 0.0, MAX_BETA_ALPHA, lo_open=True)
         check_choice("mode", p["mode"], MODES)
 
     def sample(self, images: torch.Tensor, generator: torch.Generator | None) -> Draws:

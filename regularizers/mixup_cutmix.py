@@ -10,13 +10,11 @@ for any batch size.
 
 from __future__ import annotations
 
-import math
-
 import torch
 
 from .base import Draws, Regularizer
 from .boxes import box_mask_area, sample_boxes
-from .checks import check_choice, check_number
+from .checks import MAX_BETA_ALPHA, check_choice, check_number
 from .cutmix import MODES, check_minmax
 from .ops import constant, gather_batch, random_partner, sample_beta, uniform
 
@@ -41,7 +39,7 @@ class MixUpCutMix(Regularizer):
 
     def check_params(self, p: dict) -> None:
         for key in ("mixup_alpha", "cutmix_alpha"):
-            p[key] = check_number(key, p[key], 0.0, math.inf, lo_open=True)
+            p[key] = check_number(key, p[key], 0.0, MAX_BETA_ALPHA, lo_open=True)
         p["switch_prob"] = check_number("switch_prob", p["switch_prob"], 0.0, 1.0)
         check_choice("mode", p["mode"], MODES)
         check_minmax(p)

@@ -17,7 +17,7 @@ import torch
 
 from .base import Draws, Regularizer
 from .boxes import box_mask
-from .checks import check_choice, check_pair
+from .checks import MAX_ASPECT_RATIO, check_choice, check_pair
 from .ops import below, constant, uniform
 
 ATTEMPTS = 10  # retries of a rectangle that does not fit, as in the paper's code
@@ -43,7 +43,7 @@ class RandomErasing(Regularizer):
         p["scale"] = check_pair("scale", p["scale"], 0.0, 1.0)
         if p["scale"][1] == 0.0:
             raise ValueError(f"scale must have a high end in (0, 1], got {p['scale']}")
-        p["ratio"] = check_pair("ratio", p["ratio"], 0.0, math.inf, lo_open=True)
+        p["ratio"] = check_pair("ratio", p["ratio"], 0.0, MAX_ASPECT_RATIO, lo_open=True)
         check_choice("value", p["value"], self.VALUES)
 
     def sample(self, images: torch.Tensor, generator: torch.Generator | None) -> Draws:

@@ -86,6 +86,9 @@ def main(argv: list[str]) -> int:
     )
     parser.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N")
     args = parser.parse_args(argv)
+    if args.top_k < 1:  # 0 and -1 used to show one class silently
+        error_line(f"--top-k {args.top_k}: expected an integer >= 1 (classes shown per image)")
+        return 2
     from bench.model_io import load_model
 
     try:

@@ -152,7 +152,10 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "check":
         return check(sweep, results, args.probe_steps)
     if args.command == "status" or args.dry_run:
-        print_status(sweep, results, guess_device(sweep.cells), cells=args.command == "run")
+        try:
+            print_status(sweep, results, guess_device(sweep.cells), cells=args.command == "run")
+        except (ResultsError, SearchError) as error:  # what `sweep run` refuses too
+            return fail(error)
         return 0
     if args.preflight:
         keep = bool(options.get("keep_best_model"))

@@ -16,7 +16,7 @@ from __future__ import annotations
 from typing import Any
 
 from bench.executors import local, ray, slurm
-from bench.executors.base import DiskFullError, Executor, ExecutorError, Option
+from bench.executors.base import DiskFullError, Executor, ExecutorError, Option, check_cpus_per_cell
 
 EXECUTORS: dict[str, Executor] = {e.name: e for e in (local.EXECUTOR, ray.EXECUTOR, slurm.EXECUTOR)}
 
@@ -63,7 +63,10 @@ def check_options(name: str, options: dict[str, Any]) -> dict[str, Any]:
         checked[key] = value
     if EXECUTORS[name].requires is not None:
         EXECUTORS[name].requires()
-    return {**{o.name: o.default for o in declared.values()}, **checked}
+    filled = {**{o.name: o.default for o in declared.values()}, **checked}
+    if "cpus_per_cell" in filled:
+        check_cpus_per_cell(filled["cpus_per_cell"], here=EXECUTORS[name].runs_here(filled))
+    return filled
 
 
 __all__ = [

@@ -37,7 +37,7 @@ from typing import IO, Any
 
 from bench.config import RunConfig
 from bench.progress import CellProgress, ProgressFanOut
-from bench.results import register_repair
+from bench.results import ResultsError, register_repair, safe_path
 
 OnResult = Callable[[RunConfig, Any], None]
 # An executor's `progress`: a display per cell (e.g. bench.cli.progress.cell_display), or None.
@@ -48,6 +48,7 @@ TENSORBOARD_DIR = "tensorboard"  # <results>/tensorboard/<run_id>/, with --tenso
 TMP_PREFIX = ".tmp-"  # the log writer's temporary files (left only by a kill; removed at lock)
 DISK_FULL = (errno.ENOSPC, errno.EFBIG, errno.EDQUOT)
 STEP_LINES_PER_EPOCH = 5  # training-step lines a log keeps per epoch (plus the epoch's line)
+MOVE_AWAY = "move it away, or use another --results-dir"
 
 
 class ExecutorError(RuntimeError):
@@ -120,6 +121,9 @@ class Executor:
     help: str
     options: tuple[Option, ...] = ()
     requires: Callable[[], None] | None = None  # raises ExecutorError when it cannot run here
+    # Whether, with these (checked) options, the cells run on this machine: then cpus_per_cell
+    # is bounded by its CPU count (check_cpus_per_cell). Default: yes.
+    runs_here: Callable[[dict[str, Any]], bool] = lambda options: True
 
 
 # Options more than one executor takes, declared once.
@@ -133,9 +137,38 @@ def at_least(flag: str, minimum: int) -> Callable[[Any], None]:
     return check
 
 
+def in_range(flag: str, minimum: int, maximum: int, why: str) -> Callable[[Any], None]:
+    """An option check: an integer in [minimum, maximum] (`why`: what the maximum stands for)."""
+
+    def check(value: int | None) -> None:
+        if value is not None and not minimum <= value <= maximum:
+            raise ExecutorError(
+                f"{flag}: expected an integer >= {minimum} and <= {maximum} ({why}), got {value}"
+            )
+
+    return check
+
+
+# The most CPUs one cell may ask for on a cluster node (the largest have a few hundred); cells
+# that run on this machine get at most os.cpu_count().
+MAX_CPUS_PER_CELL = 1024
+
+
+def check_cpus_per_cell(value: int | None, here: bool) -> None:
+    """1 <= value <= this machine's CPUs (os.cpu_count()) when the cells run `here`, else
+    MAX_CPUS_PER_CELL. torch given 100,000 threads crashes (a segfault in the data split,
+    libgomp out of memory) and Ray waits forever on a task no node can take."""
+    cpus = (os.cpu_count() or 1) if here else MAX_CPUS_PER_CELL
+    where = "this machine's CPUs, os.cpu_count()" if here else "CPUs of one cluster node"
+    if value is not None and not 1 <= value <= cpus:
+        raise ExecutorError(
+            f"--cpus-per-cell: expected an integer >= 1 and <= {cpus} ({where}), got {value}"
+        )
+
+
 CPUS_PER_CELL = Option(
-    "cpus_per_cell", int, None, "torch threads (and Ray CPUs, SLURM cpus-per-task) per cell",
-    check=at_least("--cpus-per-cell", 1),
+    "cpus_per_cell", int, None, "torch threads (and Ray CPUs, SLURM cpus-per-task) per cell; at "
+    "most this machine's CPU count where the cells run here",
 )  # fmt: skip
 TENSORBOARD = Option(
     "tensorboard", bool, False,
@@ -158,20 +191,32 @@ class LiveFiles:
 
     @classmethod
     def prepare(cls, results, tensorboard: bool = False) -> LiveFiles:
-        """Create the subfolders in the driver (under the lock) and describe them."""
+        """Create the subfolders in the driver (under the lock) and describe them. A link out
+        of the results folder there raises bench.results.UnsafePathError."""
         folder = Path(results.path).resolve()
-        (folder / LOGS_DIR).mkdir(parents=True, exist_ok=True)
+        safe_path(folder, LOGS_DIR, folder=True, create=True)
         if tensorboard:
-            (folder / TENSORBOARD_DIR).mkdir(parents=True, exist_ok=True)
+            safe_path(folder, TENSORBOARD_DIR, folder=True, create=True)
         return cls(str(folder), tensorboard)
 
     def log_path(self, cfg: RunConfig) -> Path | None:
-        logs = Path(self.folder) / LOGS_DIR
-        return logs / f"{cfg.run_id}.log" if logs.is_dir() else None
+        """logs/<run_id>.log where it can be written without following a link (a link to
+        inside the folder is removed first); None where the folder is not visible or unsafe."""
+        if not (Path(self.folder) / LOGS_DIR).is_dir():
+            return None
+        try:
+            return safe_path(self.folder, LOGS_DIR, f"{cfg.run_id}.log", create=True)
+        except (ResultsError, OSError):
+            return None
 
     def tensorboard_path(self, cfg: RunConfig) -> Path | None:
+        """tensorboard/<run_id>/ (created; a link to inside replaced by a real folder); None
+        without --tensorboard or where the folder is not visible. A link out of the folder
+        raises bench.results.UnsafePathError."""
         board = Path(self.folder) / TENSORBOARD_DIR
-        return board / cfg.run_id if self.tensorboard and board.is_dir() else None
+        if not (self.tensorboard and board.is_dir()):
+            return None
+        return safe_path(self.folder, TENSORBOARD_DIR, cfg.run_id, folder=True, create=True)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -190,8 +235,10 @@ class CellLog(CellProgress):
         self.steps_per_line = 1
         self.file: IO[str] | None = None
         if path is not None:
-            try:
-                self.file = open(path, "w", encoding="utf-8")  # noqa: SIM115 - closed in close()
+            try:  # never through a link (O_NOFOLLOW), never waiting on a FIFO (O_NONBLOCK)
+                flags = os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW | os.O_NONBLOCK
+                fd = os.open(path, flags, 0o644)
+                self.file = open(fd, "w", encoding="utf-8")  # noqa: SIM115 - closed in close()
             except OSError:
                 self.file = None
         fields = sorted(asdict(cfg).items())
@@ -279,7 +326,8 @@ class TensorBoardScalars(CellProgress):
     def __init__(self, folder: Path):
         from torch.utils.tensorboard import SummaryWriter
 
-        folder.mkdir(exist_ok=True)
+        if folder.is_symlink() or not folder.is_dir():  # made by LiveFiles.tensorboard_path
+            raise ResultsError(f"{folder}: not a folder; {MOVE_AWAY}")
         for old in folder.glob("events.out.tfevents.*"):
             if old.is_file() and not old.is_symlink():
                 old.unlink()
@@ -420,10 +468,9 @@ class Recorder:
             log = CellLog(cfg)
             log.finish(result.row)
             text = log.text()
-        folder = self.results.path / LOGS_DIR
-        try:
-            folder.mkdir(exist_ok=True)
-            _atomic_write_text(folder / f"{cfg.run_id}.log", text)
+        try:  # a link out of the folder: bench.results.UnsafePathError, which stops the sweep
+            target = safe_path(self.results.path, LOGS_DIR, f"{cfg.run_id}.log", create=True)
+            _atomic_write_text(target, text)
         except OSError as error:
             if is_disk_full(error):
                 raise
@@ -443,7 +490,8 @@ class Recorder:
         # save_model replaces the pair safely under a kill: the JSON records the weights' sha256
         # and moves in first, so a kill between the moves leaves a pair the loader refuses, and
         # the next lock of the results folder moves the staged weights in.
-        save_model(model, cfg, result.row, self.results.path / MODELS_DIR / f"best-{cfg.protocol}")
+        folder = safe_path(self.results.path, MODELS_DIR, folder=True, create=True)
+        save_model(model, cfg, result.row, folder / f"best-{cfg.protocol}")
         self.best_val[cfg.protocol] = val
 
 
@@ -457,6 +505,8 @@ def _atomic_write_text(target: Path, text: str) -> None:
 def _repair_logs(folder: Path) -> list[str]:
     """The results folder's repair of logs/ (bench.results.register_repair): the log writer's
     temporary files a kill left behind go; logs themselves stay (a rerun overwrites them)."""
+    if folder.is_symlink():
+        return []
     for leftover in folder.glob(TMP_PREFIX + "*.log"):
         if leftover.is_file() and not leftover.is_symlink():
             leftover.unlink(missing_ok=True)

@@ -4,6 +4,8 @@ results are recorded here, in the driver, as the tasks complete."""
 from __future__ import annotations
 
 import os
+import re
+import socket
 import time
 from typing import Any
 
@@ -44,6 +46,39 @@ def _ray_cell(cfg: RunConfig, threads: int, live: LiveFiles) -> Any:
     return run_cell(cfg, keep_model=False, live=live)  # rows and log only: never ship a model
 
 
+CONNECT_TIMEOUT_S = 5.0  # a Ray head that does not answer a TCP connect in this long is down
+# host:port, optionally behind ray:// (Ray Client); host a name, IPv4 or [IPv6]
+ADDRESS = re.compile(r"(?:ray://)?(?P<host>\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9.-]+):(?P<port>\d{1,5})")
+ADDRESS_FIX = 'give "auto" (a cluster started on this machine with `ray start --head`), HOST:PORT or ray://HOST:PORT, or leave --ray-address out for a local Ray instance'  # fmt: skip
+
+
+def check_address(value: str | None) -> None:
+    """--ray-address: "auto", "local", HOST:PORT or ray://HOST:PORT with a port in 1..65535
+    (ray.init's own error for anything else is a traceback)."""
+    if value is None or value in ("auto", "local"):
+        return
+    found = ADDRESS.fullmatch(value)
+    if not found or not 1 <= int(found["port"]) <= 65535:
+        raise ExecutorError(f"--ray-address: {value!r} is not a Ray address; {ADDRESS_FIX}")
+
+
+def check_reachable(value: str | None) -> None:
+    """ExecutorError within CONNECT_TIMEOUT_S when nothing answers at HOST:PORT (ray.init
+    would retry for minutes)."""
+    found = ADDRESS.fullmatch(value or "")
+    if not found:
+        return
+    host, port = found["host"].strip("[]"), int(found["port"])
+    try:
+        socket.create_connection((host, port), timeout=CONNECT_TIMEOUT_S).close()
+    except OSError as error:
+        reason = error.strerror or type(error).__name__
+        raise ExecutorError(
+            f"--ray-address {value}: nothing answers there ({reason}); start the cluster "
+            f"(`ray start --head` on its head node) or fix the address: {ADDRESS_FIX}"
+        ) from None
+
+
 def check_available() -> None:
     """Before anything runs: Ray importable (ExecutorError naming the install)."""
     _import_ray()
@@ -79,13 +114,19 @@ def run_ray(
     """
     del progress
     ray = _import_ray()
+    check_address(address)
+    check_reachable(address or os.environ.get("RAY_ADDRESS"))
     record = Recorder(results, on_result, keep_best_model=False)
     live = LiveFiles.prepare(results, tensorboard)
     started_here = not ray.is_initialized()
     if started_here:
         local = address is None and not os.environ.get("RAY_ADDRESS")
         options = {"include_dashboard": False} if local else {}  # a local instance: no dashboard
-        ray.init(address=address, logging_level="WARNING", **options)
+        try:
+            ray.init(address=address, logging_level="WARNING", **options)
+        except (ConnectionError, RuntimeError, ValueError) as error:
+            first = (str(error).strip().splitlines() or [type(error).__name__])[0][:200]
+            raise ExecutorError(f"--ray-address {address}: Ray could not start ({first})") from None
     try:
         cluster_gpus = ray.cluster_resources().get("GPU", 0)
         per_gpu = _cpus_per_gpu(ray)
@@ -118,9 +159,11 @@ EXECUTOR = Executor(
     run=run_ray,
     help="one Ray task per cell",
     requires=check_available,
+    # a local Ray instance (no address) runs the cells here
+    runs_here=lambda options: not (options.get("address") or os.environ.get("RAY_ADDRESS")),
     options=(
         Option("address", str, None, "Ray cluster address (default: a local Ray instance)",
-               flag="--ray-address"),
+               flag="--ray-address", check=check_address),
         CPUS_PER_CELL,
         TENSORBOARD,
     ),

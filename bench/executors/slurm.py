@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shutil
 import time
 from pathlib import Path
 from typing import Any
@@ -37,10 +38,11 @@ from bench.executors.base import (
     OnResult,
     Option,
     Recorder,
-    at_least,
     failed_result,
+    in_range,
     run_cell,
 )
+from bench.results import safe_path
 
 CLUSTERS = ("slurm", "local", "debug")
 SUBMITIT_DIR = "submitit"  # default folder for submitit's pickles and task logs, in <results>
@@ -66,6 +68,32 @@ def check_available() -> None:
 def _check_cluster(value: str | None) -> None:
     if value is not None and value not in CLUSTERS:
         raise ExecutorError(f"--slurm-cluster: {value!r} is not one of {', '.join(CLUSTERS)}")
+
+
+def _check_folder(value: str | None) -> None:
+    """--slurm-folder: a folder, or a path where one can be made (not a file)."""
+    if value is None:
+        return
+    path = Path(value)
+    for parent in (path, *path.parents):
+        if parent.exists():
+            if not parent.is_dir():
+                raise ExecutorError(
+                    f"--slurm-folder: {parent} is a file, not a folder; give a folder for "
+                    "submitit's files (or leave it out: <results>/submitit)"
+                )
+            break
+
+
+def check_slurm_here(cluster: str) -> None:
+    """ExecutorError unless SLURM can be reached from here (srun and sbatch on the PATH) when
+    `cluster` is "slurm": submitit's own error is a traceback ("Could not detect srun")."""
+    if cluster == "slurm" and not (shutil.which("srun") and shutil.which("sbatch")):
+        raise ExecutorError(
+            "--executor slurm: no SLURM here (srun/sbatch not on the PATH); run from a SLURM "
+            "login node, or use --executor local (or --slurm-cluster local to try the tasks "
+            "as local processes)"
+        )
 
 
 class SlurmCell:
@@ -138,10 +166,15 @@ def run_slurm(
     del progress
     if not cells:
         return
+    cluster = slurm_cluster or "slurm"
+    check_slurm_here(cluster)  # before submitit's traceback, before anything is written
+    _check_folder(slurm_folder)
     record = Recorder(results, on_result, keep_best_model=False)
     live = LiveFiles.prepare(results, tensorboard)
-    folder = Path(slurm_folder) if slurm_folder else Path(live.folder) / SUBMITIT_DIR
-    cluster = slurm_cluster or "slurm"
+    if slurm_folder:
+        folder = Path(slurm_folder)
+    else:  # inside the results folder: no link followed out of it
+        folder = safe_path(live.folder, SUBMITIT_DIR, folder=True, create=True)
     executor = make_executor(
         cells, folder, cpus_per_cell=cpus_per_cell, slurm_partition=slurm_partition,
         slurm_time=slurm_time, slurm_gpus_per_task=slurm_gpus_per_task, slurm_mem=slurm_mem,
@@ -184,18 +217,20 @@ EXECUTOR = Executor(
     run=run_slurm,
     help="one SLURM array task per cell, through submitit (from a login node)",
     requires=check_available,
+    runs_here=lambda options: options.get("slurm_cluster") in ("local", "debug"),
     options=(
         Option("slurm_partition", str, None, "SLURM partition of the tasks"),
         Option("slurm_time", int, None, "time limit per task, in minutes (a cell that runs out "
-               "is requeued)", check=at_least("--slurm-time", 1)),
+               "is requeued)", check=in_range("--slurm-time", 1, 525_600, "a year")),
         Option("slurm_gpus_per_task", int, None, "GPUs per task (default: 1 unless every cell "
-               "is on the CPU)", check=at_least("--slurm-gpus-per-task", 0)),
+               "is on the CPU)", check=in_range("--slurm-gpus-per-task", 0, 64, "one node's GPUs")),
         CPUS_PER_CELL,
         Option("slurm_mem", str, None, "memory per task, as SLURM writes it (e.g. 32G)"),
         Option("slurm_array_parallelism", int, None, "most tasks running at once",
-               check=at_least("--slurm-array-parallelism", 1)),
+               check=in_range("--slurm-array-parallelism", 1, 1_000_000, "more than any sweep's "
+                              "cells")),
         Option("slurm_folder", str, None, "folder for submitit's files and task logs (default: "
-               "<results>/submitit)"),
+               "<results>/submitit)", check=_check_folder),
         Option("slurm_cluster", str, None, "slurm (default); local: tasks as local processes; "
                "debug: in this process (testing without a cluster)", check=_check_cluster),
         TENSORBOARD,

@@ -33,12 +33,14 @@ from pathlib import Path
 import pandas as pd
 
 from bench import schema
+from bench.files import NotRegularFileError, read_regular
 from bench.report import draw, figures, render, stats, style, tables, verdicts
 from bench.report.claims import CLAIMS
 from bench.report.errors import quoted_path
 from bench.report.load import ReportInputError, Results, load_results
 
 MANIFEST = ".regbench-report"
+MAX_MANIFEST_BYTES = 1 << 20  # a manifest lists a few hundred names
 SUBFOLDERS = ("figures", "tables")
 PAGES = ["index.html", "report.md", "summary.csv", "claims.csv"]
 SEARCH_TABLE = "tables/search.md"
@@ -580,7 +582,13 @@ def _stale(out: Path, written: list[str]) -> list[Path]:
     report itself writes (`own_files`), and that are plain files, so a manifest naming anything
     else (an absolute path, `..`, a user's file, a path through a link) deletes nothing."""
     manifest = out / MANIFEST
-    listed = manifest.read_text(encoding="utf-8").split("\n") if _is_plain_file(manifest) else []
+    listed: list[str] = []
+    if _is_plain_file(manifest):  # untrusted: bounded, and bytes that are not UTF-8 match nothing
+        try:
+            text = read_regular(manifest, MAX_MANIFEST_BYTES, follow_links=False)
+            listed = text.decode("utf-8", errors="replace").split("\n")
+        except (OSError, NotRegularFileError):
+            listed = []  # unreadable or huge: delete nothing
     names = (own_files() & set(listed)) - set(written)
     return [out / name for name in sorted(names) if _is_plain_file(out / name)]
 

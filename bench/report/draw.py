@@ -8,7 +8,9 @@ callers pass ready values.
 from __future__ import annotations
 
 import contextlib
+import errno
 import textwrap
+import zlib
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -61,9 +63,12 @@ def new_figure(
 def save(fig: Figure, folder: Path, name: str) -> list[Path]:
     """PNG for viewing and PDF for papers; no creation date, so reruns give identical PDFs."""
     paths = [folder / f"{name}.{ext}" for ext in FORMATS]
-    fig.savefig(paths[0], dpi=DPI)
-    fig.set_layout_engine("none")  # keep the layout just computed: the PDF needs no second pass
-    fig.savefig(paths[1], metadata={"CreationDate": None})
+    try:
+        fig.savefig(paths[0], dpi=DPI)
+        fig.set_layout_engine("none")  # keep the layout just computed: the PDF needs no second pass
+        fig.savefig(paths[1], metadata={"CreationDate": None})
+    except zlib.error as error:  # a write failing midway (a nearly full disk) surfaces here
+        raise OSError(errno.EIO, f"could not write {name} ({error}); is the disk full?") from None
     return paths
 
 

@@ -44,9 +44,10 @@ import numpy as np
 import pandas as pd
 
 from bench import schema  # column declarations only: no torch behind it
+from bench.config import PROTOCOLS
 from bench.report import arms, style
 from bench.report.errors import ReportInputError, quoted, quoted_path
-from bench.results import OUTCOMES_DIR, ResultsError
+from bench.results import OUTCOMES_DIR, ResultsError, check_links
 from bench.results import read_outcomes as read_checked
 
 __all__ = ["ReportInputError", "Results", "load_results", "matches"]
@@ -230,6 +231,11 @@ def _header(path: Path) -> list[str]:
 def _read_csv(path: Path, required: list[str], numeric: list[str]) -> pd.DataFrame:
     """Read every column as text (no NA guessing), then convert the numeric ones strictly and
     check them against their declared type and range (`schema.Column.dtype`, `low`, `high`)."""
+    if not path.is_file():  # a FIFO would block the read, /dev/zero never end it
+        raise ReportInputError(
+            f"{quoted_path(path)} is not a regular file; a results folder holds only what "
+            "regbench wrote: move it away"
+        )
     try:
         header = _header(path)
         frame = pd.read_csv(path, dtype=str, keep_default_na=False, encoding="utf-8-sig")
@@ -377,6 +383,14 @@ def _check_runs(runs: pd.DataFrame) -> None:
                 f"runs.csv: column {column} is empty in {int(empty.sum())} row(s) (first run_id "
                 f"{quoted(runs.loc[empty, 'run_id'].iloc[0])}); every row needs its full configuration"
             )
+    # A protocol is one of the few regbench has (regularizers are an open registry, e.g. a
+    # user's own, and the report cannot list them without torch: their names are only escaped).
+    protocols = sorted(set(runs["protocol"].astype(str)) - set(PROTOCOLS))
+    if protocols:
+        raise ReportInputError(
+            f"runs.csv has protocol value(s) {', '.join(map(quoted, protocols[:3]))}; allowed: "
+            f"{', '.join(PROTOCOLS)} (a results folder holds only what regbench wrote)"
+        )
 
 
 TRIAL = ["scope", "arm", "trial"]  # one trial of search.csv (a row per searched parameter)
@@ -714,6 +728,10 @@ def _results_folder(folder: str | Path) -> Path:
             f"no runs.csv in {quoted_path(folder)}; pass the folder a sweep wrote "
             "(results/<sweep>/) or run the sweep first"
         )
+    try:  # no link out of the folder is followed (issue 27), by the report either
+        check_links(folder)
+    except ResultsError as error:
+        raise ReportInputError(str(error)) from None
     return folder
 
 

@@ -486,8 +486,14 @@ def test_outcomes_folder_that_is_a_link_is_refused(tmp_path: Path) -> None:
     (tmp_path / "elsewhere").mkdir()
     (tmp_path / "r").mkdir()
     (tmp_path / "r" / "outcomes").symlink_to(tmp_path / "elsewhere")
-    with results.lock(), pytest.raises(ResultsError, match="not a folder"):
-        results.write(with_outcomes("a" * 12, outcomes()))
+    refused = pytest.raises(ResultsError, match="symbolic link to .*elsewhere, outside the results")
+    with refused, results.lock():  # issue 27: refused when the folder is checked
+        pass
+    (tmp_path / "r" / "outcomes").unlink()
+    with results.lock():  # planted after the check: the writer refuses it itself
+        (tmp_path / "r" / "outcomes").symlink_to(tmp_path / "elsewhere")
+        with pytest.raises(ResultsError, match="outside the results folder"):
+            results.write(with_outcomes("a" * 12, outcomes()))
     assert (
         not list((tmp_path / "elsewhere").iterdir()) and not (tmp_path / "r" / "runs.csv").exists()
     )

@@ -81,6 +81,7 @@ def test_a_task_that_dies_becomes_a_failed_row_with_a_log(tmp_path: Path, monkey
             return [DeadJob() for _ in cells]
 
     monkeypatch.setattr(slurm_executor, "make_executor", lambda *a, **k: FakeExecutor())
+    monkeypatch.setattr(slurm_executor, "check_slurm_here", lambda cluster: None)  # no srun here
     folder = tmp_path / "results"
     recorded = record(folder, CELLS[:1])
     (row,) = ResultsDir(folder).runs()

@@ -3,6 +3,7 @@ values) and the shipped sweeps."""
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -220,9 +221,21 @@ SILENT = {
     "epochs = true": r"defaults: epochs=True should be an integer",
     'lr = "0.1"': r"defaults: lr='0.1' should be a number",
     'epochs = "3"': r"defaults: epochs='3' should be an integer",
-    "image_size = 100000": r"image_size=100000 is invalid; allowed: an integer <= 1024",
-    "seed = -1": r"seed=-1 is invalid; allowed: an integer with 0 <= seed < 2\*\*32",
+    "image_size = 100000": r"image_size=100000 is invalid; allowed: an integer >= 1 and <= 1024",
+    "seed = -1": r"seed=-1 is invalid; allowed: an integer >= 0 and < 4294967296 \(torch's CPU",
     "data_seed = 9223372036854775807": r"data_seed=9223372036854775807 is invalid",
+    # issue 27: finite but implausible values (every cell failed, or a hang building the plan)
+    "lr = 1e308": r"lr=1e\+308 is invalid; allowed: a number > 0 and <= 10 \(",
+    "epochs = 1000000000": r"epochs=1000000000 is invalid; allowed: an integer >= 1 and <= 10000",
+    "weight_decay = 1e300": r"weight_decay=1e\+300 is invalid; allowed: a number >= 0 and <= 1",
+    "train_steps = 1000000000000": r"train_steps=1000000000000 is invalid; allowed: an integer",
+    "batch_size = 10000000": r"batch_size=10000000 is invalid; allowed: an integer >= 1 and <= ",
+    "test_size = 1000000000": r"test_size=1000000000 is invalid; allowed: an integer >= 0 and <=",
+    "warmup_epochs = 1e12": r"warmup_epochs=1000000000000.0 is invalid; allowed: a number >= 0",
+    'regularizer = "cutmix"\nregularizer_params = { alpha = inf }': r"alpha must be a number "
+    r"in \(0.0, 100.0\], got inf",
+    'regularizer = "mixup"\nregularizer_params = { alpha = 1e300 }': r"alpha must be a number",
+    'regularizer = "random_erasing"\nregularizer_params = { ratio = [0.3, 1e300] }': r"ratio",
 }
 
 
@@ -361,7 +374,10 @@ def test_executor_table(tmp_path: Path) -> None:
         ('name = "slurmish"', r"executor\.name: got 'slurmish'; allowed: local, ray"),
         ("cpus_per_cel = 2", r"executor\.cpus_per_cel: .*did you mean 'cpus_per_cell'"),
         ('cpus_per_cell = "2"', r"executor: --cpus-per-cell: expected int"),
-        ("cpus_per_cell = -1", r"executor: --cpus-per-cell: expected an integer >= 1, got -1"),
+        ("cpus_per_cell = -1", r"executor: --cpus-per-cell: expected an integer >= 1 and <= "),
+        # issue 27: 100000 threads segfaulted in make_splits / ran libgomp out of memory
+        ("cpus_per_cell = 100000", rf"<= {os.cpu_count()} \(this machine's CPUs.*got 100000"),
+        (f"cpus_per_cell = {os.cpu_count() + 1}", r"--cpus-per-cell: expected an integer >= 1"),
         ('address = "auto"', r"executor\.address: executor 'local' has no option 'address'"),
     ]:
         path = write(tmp_path, HEAD + "[axes]\nseed = [0]\n[executor]\n" + body + "\n")

@@ -154,8 +154,9 @@ def test_second_sweep_on_same_folder_refused(tmp_path: Path, capsys) -> None:
 
 
 def test_failed_cells_recorded_then_retried(tmp_path: Path, monkeypatch, capsys, smoke_ids):
-    """A non-finite loss (huge lr) is recorded by train_cell; an exception out of train_cell is
-    recorded by the executor; the sweep goes on; --retry-failed reruns only the failed ones."""
+    """A non-finite loss (a poisoned training step: a huge lr is refused at load since issue
+    27) is recorded by train_cell; an exception out of train_cell is recorded by the executor;
+    the sweep goes on; --retry-failed reruns only the failed ones."""
     from bench import train
 
     smoke = SMOKE.read_text()
@@ -163,13 +164,20 @@ def test_failed_cells_recorded_then_retried(tmp_path: Path, monkeypatch, capsys,
         tmp_path,
         smoke[: smoke.index("[axes]")]
         + '[axes]\nprotocol = ["frozen"]\nregularizer = ["none", "mixup"]\n'
-        + "[[extra]]\nlr = 1e30\nwarmup_epochs = 0\nepochs = 1\n",
+        + "[[extra]]\nlr = 10.0\nwarmup_epochs = 0\nepochs = 1\n",
     )
     sweep = load_sweep(sweep_file)
     assert len(sweep.cells) == 3
     exploding = sweep.cells[-1].run_id
     raising = sweep.cells[1].run_id
     real = train.train_cell
+    real_step = train.train_step
+
+    def exploding_step(cell, *args):
+        loss = real_step(cell, *args)
+        return loss * float("inf") if cell.cfg.run_id == exploding else loss
+
+    monkeypatch.setattr(train, "train_step", exploding_step)
 
     def flaky(cfg, **kwargs):
         if cfg.run_id == raising:
@@ -326,5 +334,9 @@ def test_bad_results_folder_and_options_stop_before_anything(tmp_path: Path, cap
         return
     (folder / "runs.csv").unlink()
     assert main([*argv, "--cpus-per-cell", "-1"]) == 2
-    assert capsys.readouterr().err == "error: --cpus-per-cell: expected an integer >= 1, got -1\n"
+    assert capsys.readouterr().err.startswith(
+        "error: --cpus-per-cell: expected an integer >= 1 and <= "
+    )
+    assert main([*argv, "--cpus-per-cell", "100000"]) == 2  # issue 27: a segfault, exit 139
+    assert f"<= {os.cpu_count()} (this machine's CPUs" in capsys.readouterr().err
     assert not list(folder.iterdir())

@@ -81,8 +81,11 @@ def test_staged_protocol_unfreezes_partway(monkeypatch):
     assert switches == [(False, 0), (True, len(steps) // 2)]
 
 
-def test_non_finite_loss_is_a_failed_result_not_a_crash():
-    cfg = TINY.replace(lr=1e30, epochs=2, optimizer="sgd")
+def test_non_finite_loss_is_a_failed_result_not_a_crash(monkeypatch):
+    # A poisoned training step (lr = 1e30, which diverged here, is refused at load since issue 27)
+    real_step = train.train_step
+    monkeypatch.setattr(train, "train_step", lambda *args: real_step(*args) * float("inf"))
+    cfg = TINY.replace(epochs=2, optimizer="sgd")
     result = train.train_cell(cfg, progress=False)
     assert result.row["status"] == "failed"
     assert result.row["error"].startswith("non-finite loss at epoch 1 step ")

@@ -18,7 +18,10 @@ def test_unknown_name_lists_available():
 
 
 BAD_PARAMS = [
-    ("mixup", {"alpha": 0.0}, r"alpha must be a number in \(0.0, inf\]"),
+    ("mixup", {"alpha": 0.0}, r"alpha must be a number in \(0.0, 100.0\]"),
+    ("mixup", {"alpha": 101.0}, r"alpha must be a number in \(0.0, 100.0\], got 101.0"),
+    ("cutmix", {"alpha": float("inf")}, r"alpha must be a number in \(0.0, 100.0\], got inf"),
+    ("mixup_cutmix", {"cutmix_alpha": 1e300}, r"cutmix_alpha must be a number in \(0.0, 100.0\]"),
     ("mixup", {"alpha": -1}, "alpha"),
     ("cutmix", {"alpha": math.nan}, "alpha"),
     ("mixup_cutmix", {"cutmix_alpha": 0}, "cutmix_alpha"),
@@ -33,7 +36,8 @@ BAD_PARAMS = [
     ("random_erasing", {"scale": [0.1]}, r"scale must be a pair"),
     ("random_erasing", {"scale": (0.1, 1.5)}, r"scale\[1\] must be a number in \[0.0, 1.0\]"),
     ("random_erasing", {"scale": [0.0, 0.0]}, "scale"),
-    ("random_erasing", {"ratio": [0.0, 3.3]}, r"ratio\[0\] must be a number in \(0.0, inf\]"),
+    ("random_erasing", {"ratio": [0.0, 3.3]}, r"ratio\[0\] must be a number in \(0.0, 100.0\]"),
+    ("random_erasing", {"ratio": [0.3, 1e300]}, r"ratio\[1\] must be a number in \(0.0, 100.0\]"),
     ("random_erasing", {"ratio": "wide"}, "ratio must be a pair"),
     ("random_erasing", {"value": "noise"}, r"value must be one of \['zero', 'mean', 'random'\]"),
     ("mixup", {"mode": "pair"}, r"mode must be one of \['batch', 'elem'\]"),
