@@ -71,7 +71,9 @@ def load_sweep(
     settings: dict[str, Any] | None = None,
 ) -> Sweep:
     """Read, expand and validate a sweep file. `settings` (`--set KEY=VALUE`) change the file's
-    [defaults], exactly as editing it would (new cells, new run ids); `overrides` (data_dir,
+    [defaults], or replace an axis's values when KEY names an axis (`seed=[0, 1, 2]`), exactly
+    as editing the file would (new values: new cells and run ids; its own values: the same cells
+    and ids); `overrides` (data_dir,
     device from the command line: not part of run_id) are applied to every cell. Raises
     SweepError naming the file and the key."""
     path = Path(path)
@@ -101,6 +103,12 @@ def load_sweep(
     executor = _executor(doc.get("executor", {}), fail)
 
     _check(_config(defaults, "defaults", {}, fail), "defaults", fail)
+    # `--set AXIS=[...]` replaces that axis's values (a single value: a one-value axis), exactly
+    # as editing axes.AXIS would; other keys change [defaults].
+    settings = dict(settings or {})
+    for axis in [key for key in settings if key in axes]:
+        value = settings.pop(axis)
+        axes = {**axes, axis: value if isinstance(value, list) else [value]}
     owner: dict[str, str] = {}  # field -> the axis that sets it
     choices = {axis: _axis(axis, values, defaults, owner, fail) for axis, values in axes.items()}
     if settings:
@@ -197,7 +205,8 @@ def _apply_settings(
             raise fail(
                 f"--set {key}",
                 f"axes.{setter} sets {key!r} in every cell, so --set would change nothing; "
-                f"edit axes.{setter} or pick cells with --only {setter}=VALUE",
+                f"replace the axis with --set {setter}=[...] or pick cells with --only "
+                f"{setter}=VALUE",
             )
     merged = {**defaults, **settings}
     if "regularizer" in settings and "regularizer_params" not in settings:
@@ -221,8 +230,10 @@ def _check_settings_not_searched(search: Search, settings: dict[str, Any], fail)
 def select(sweep: Sweep, only: list[tuple[str, str, Any]]) -> Sweep:
     """The cells of `sweep` whose axis values match `--only AXIS=VALUE` pairs (several values of
     one axis: any of them; several axes: all of them), in the sweep's order; run ids unchanged.
-    A value matches an axis value equal to it or whose label it is (`arm=cutmix(alpha=1.0)`;
-    `arm=cutmix` matches every cutmix arm). SweepError names the axes or values allowed.
+    A value matches an axis value equal to it or whose label it is, exactly
+    (`arm=cutmix(alpha=1.0)`); a bare regularizer name (`arm=cutmix`) matches the one arm of that
+    regularizer, and is refused, with the arms' labels, when several arms share it. SweepError
+    names the axes or values allowed.
     A search sweep keeps its search: the kept cells' arm x scopes are searched, as in the whole
     sweep (bench.search decided at load how their data_seed goes with their seed)."""
     wanted: dict[str, list[dict[str, Any]]] = {}
@@ -236,6 +247,17 @@ def select(sweep: Sweep, only: list[tuple[str, str, Any]]) -> Sweep:
             )  # fmt: skip
         found = [change for change, label in sweep.axes[axis]
                  if _matches(axis, change, label, text, value)]  # fmt: skip
+        if not found:
+            by_name = [label.partition("=")[2] for change, label in sweep.axes[axis]
+                       if change.get("regularizer") == text.strip()]  # fmt: skip
+            if len(by_name) > 1:
+                raise _fail(
+                    sweep.path, f"--only {axis}={text}",
+                    f"{len(by_name)} arms use {text.strip()!r}: {', '.join(by_name)}; give one "
+                    "label exactly (quoted), or several --only values",
+                )  # fmt: skip
+            found = [change for change, _ in sweep.axes[axis]
+                     if change.get("regularizer") == text.strip()]  # fmt: skip
         if not found:
             names = ", ".join(label.partition("=")[2] for _, label in sweep.axes[axis])
             raise _fail(
@@ -252,8 +274,7 @@ def select(sweep: Sweep, only: list[tuple[str, str, Any]]) -> Sweep:
 
 
 def _matches(axis: str, change: dict[str, Any], label: str, text: str, value: Any) -> bool:
-    shown = label.partition("=")[2]
-    if text.strip() in (shown, change.get("regularizer")):
+    if text.strip() == label.partition("=")[2]:
         return True
     plain = set(change) == {axis}
     return plain and type(value) is type(change[axis]) and value == change[axis]

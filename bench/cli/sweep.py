@@ -4,8 +4,9 @@
         [--set KEY=VALUE ...] [--only AXIS=VALUE ...]
     regbench sweep status SWEEP.toml [--results-dir DIR] [--set ...] [--only ...]
 
-`--set` changes the sweep file's [defaults] (new cells, new run ids, exactly as editing the
-file would); `--only` runs or shows a subset of the cells (their run ids unchanged).
+`--set` changes the sweep file's [defaults] or replaces an axis's values (new cells, new run ids,
+exactly as editing the file would); `--only` runs or shows a subset of the cells, by axis value
+or exact label (their run ids unchanged).
 
 Exit codes: 0 every cell ok (or nothing to run), 1 some cells failed, 2 a bad sweep file, option,
 results folder or preflight check (nothing ran), 3 the results folder is in use, 130
@@ -55,12 +56,13 @@ def build_parser() -> argparse.ArgumentParser:
         default=[],
         metavar="KEY=VALUE",
         help="change the sweep file's [defaults] (a TOML value, e.g. epochs=1 lr=0.1 "
-        "regularizer_params='{ alpha = 1.0 }'); new cells and run ids, as editing the file",
+        "regularizer_params='{ alpha = 1.0 }') or replace an axis's values (seed='[0, 1, 2]'); "
+        "new cells and run ids, as editing the file",
     )
     common.add_argument(
         "--only", nargs="+", action="extend", default=[], metavar="AXIS=VALUE",
-        help="only the cells with these axis values (e.g. arm=cutmix seed=0; one axis given "
-        "twice: either value); run ids unchanged",
+        help="only the cells with these axis values or exact labels (e.g. "
+        "arm='cutmix(alpha=1.0)' seed=0; one axis given twice: either value); run ids unchanged",
     )  # fmt: skip
 
     run = sub.add_parser("run", parents=[common], help="run the cells not done yet")
