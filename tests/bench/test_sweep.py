@@ -325,7 +325,9 @@ def test_set_replaces_an_axis_as_editing_it_would(tmp_path: Path) -> None:
     same = load_sweep(write(tmp_path, GRID), settings={"seed": [0, 1]})
     assert same.cells == plain.cells and same.labels == plain.labels  # the file's own values
     more = load_sweep(write(tmp_path, GRID), settings={"seed": [0, 1, 2]})
-    edited = load_sweep(write(tmp_path, GRID.replace("seed = [0, 1]", "seed = [0, 1, 2]"), "e.toml"))
+    edited = load_sweep(
+        write(tmp_path, GRID.replace("seed = [0, 1]", "seed = [0, 1, 2]"), "e.toml")
+    )
     assert [c.run_id for c in more.cells] == [c.run_id for c in edited.cells]
     assert {c.run_id for c in plain.cells} < {c.run_id for c in more.cells}  # old ids kept
     one = load_sweep(write(tmp_path, GRID), settings={"seed": 3})
