@@ -65,7 +65,12 @@ def build_parser() -> argparse.ArgumentParser:
         "arm='cutmix(alpha=1.0)' seed=0; one axis given twice: either value); run ids unchanged",
     )  # fmt: skip
 
-    run = sub.add_parser("run", parents=[common], help="run the cells not done yet")
+    run = sub.add_parser(
+        "run", parents=[common], help="run the cells not done yet",
+        description="Run the cells of SWEEP_FILE that RESULTS_DIR lacks (a killed sweep resumes: "
+        "rerun the same command), on the local machine, Ray or SLURM; --dry-run lists the cells "
+        "and their estimated cost without training.",
+    )  # fmt: skip
     run.add_argument(
         "--executor", choices=tuple(EXECUTORS), default=None,
         help="default: the sweep file's [executor] name, else local",
@@ -88,7 +93,11 @@ def build_parser() -> argparse.ArgumentParser:
         help="do not check data and weights in this process first (when only workers see them)",
     )  # fmt: skip
     run.add_argument("--no-progress", action="store_true", help="no progress bars")
-    sub.add_parser("status", parents=[common], help="done / failed / remaining, ETA")
+    sub.add_parser(
+        "status", parents=[common], help="done / failed / remaining, ETA",
+        description="Count SWEEP_FILE's cells done, failed and remaining in RESULTS_DIR, with the "
+        "estimated time left (rescaled by the measured cell times once some have run). Reads only.",
+    )  # fmt: skip
     return parser
 
 
