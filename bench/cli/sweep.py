@@ -177,6 +177,8 @@ def run(
         f"sweep {sweep.name}: {counts['ok']} ok, {counts['failed']} failed, {counts['skipped']} "
         f"skipped (already done), wall {format_seconds(counts['wall_s'])}; results in {results.path}"
     )
+    for protocol, note in counts.get("kept_models", {}).items():
+        print(f"kept model {results.path}/models/best-{protocol}: {note}")
     if "trials" in counts:
         print(f"search: {counts['trials']} trial cells in {results.path}/search/, the selection "
               f"in {results.path}/search.csv")  # fmt: skip
