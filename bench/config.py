@@ -37,7 +37,8 @@ SEED_LIMIT = 2**32
 # can mean "follow" by accident, and a negative data_seed stays an error.
 FOLLOW_SEED = None
 # Fields left out of run_id: they change where/how fast a cell runs, not what it measures.
-NON_IDENTITY_FIELDS = ("data_dir", "device", "compile", "save_logits", "sweep", "sweep_cells")
+NON_IDENTITY_FIELDS = ("data_dir", "device", "compile", "save_logits", "sweep", "sweep_cells",
+                       "sweep_file_sha256")  # fmt: skip
 # Fields added after results were committed, left out of run_id while they hold the value
 # that reproduces the older behaviour, so committed cells keep their ids (a sweep resumes them):
 # field -> that value. Any other value is part of the id like every field.
@@ -111,6 +112,9 @@ class RunConfig:
     device: str = "auto"  # "auto" | "cpu" | "cuda" (not part of run_id)
     compile: bool = False  # torch.compile the model on CUDA (not part of run_id)
     save_logits: bool = False  # keep final test logits (float16, compressed) beside the CSVs
+    # sha256 (12 hex digits) of the sweep file the cell came from (set by bench.sweep; "" for a
+    # single run; not part of run_id): runs.csv's provenance of the sweep definition
+    sweep_file_sha256: str = ""
 
     def __post_init__(self) -> None:
         if self.data_seed is FOLLOW_SEED:

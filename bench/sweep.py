@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.config import RunConfig, check_config, config_fields, from_dict
+from bench.files import file_hexdigest
 from bench.search import Search, parse_search
 
 try:
@@ -35,7 +36,8 @@ TOP_LEVEL_KEYS = ("name", "description", "defaults", "axes", "extra", "executor"
 ARM_KEYS = ("regularizer", "params")
 # Fields a sweep file may not set: the sweep name comes from `name`, its cell count from the
 # expanded cells. Field -> what sets it.
-RESERVED_FIELDS = {"sweep": "the sweep's `name`", "sweep_cells": "counting the sweep's cells"}
+RESERVED_FIELDS = {"sweep": "the sweep's `name`", "sweep_cells": "counting the sweep's cells",
+                   "sweep_file_sha256": "hashing the sweep file"}  # fmt: skip
 # A sweep's name is a folder name (results/<name>): no separators, no `.`/`..`, no hidden name.
 NAME_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}")
 MAX_DEPTH = 16  # deepest nesting of arrays and tables a sweep file may have (real ones: 4)
@@ -117,7 +119,11 @@ def load_sweep(
     cells, labels = _expand(defaults, list(choices.values()), extras, dict(overrides or {}), fail)
     # Every cell records how many the whole sweep has (--only keeps it: the sweep is unchanged),
     # so a report of a half-finished sweep can say how many are missing.
-    cells = [cfg.replace(sweep=name, sweep_cells=len(cells)) for cfg in cells]
+    # the sweep file's hash in every row (provenance; a FIFO or the like is not read twice)
+    digest = file_hexdigest(path, "sha256")[:12] if path.is_file() else ""
+    cells = [
+        cfg.replace(sweep=name, sweep_cells=len(cells), sweep_file_sha256=digest) for cfg in cells
+    ]
     _check_cells(cells, labels, fail)
     _check_backbones(cells, labels, fail)
     search = None

@@ -87,7 +87,7 @@ FIELD_HELP = {
 }
 CHOICES = {"dataset": DATASETS, "protocol": PROTOCOLS, "optimizer": OPTIMIZERS, "device": DEVICES,
            "bn": BN_MODES, "schedule_from": SCHEDULE_FROM}  # fmt: skip
-NOT_FLAGS = ("regularizer_params",)  # set by --reg-param / --schedule
+NOT_FLAGS = ("regularizer_params", "sweep_file_sha256")  # --reg-param / --schedule; sweeps only
 TYPES = {"int": int, "float": float, "str": str}
 DISK_FULL = (errno.ENOSPC, errno.EFBIG, errno.EDQUOT)
 

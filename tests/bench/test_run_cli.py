@@ -30,6 +30,9 @@ def test_run_appends_one_row_and_saves_a_model(tmp_path, capsys):
     with open(results / "runs.csv", newline="") as handle:
         rows = list(csv.DictReader(handle))
     assert len(rows) == 1 and rows[0]["status"] == "ok"
+    # provenance: the data read (synthetic: no files to fingerprint), no sweep file
+    assert rows[0]["data_source"] == "synthetic" and rows[0]["data_fingerprint"] == ""
+    assert rows[0]["sweep_file_sha256"] == ""
     assert '"alpha": 0.4' in rows[0]["regularizer_params"]
     assert '"mode": "elem"' in rows[0]["regularizer_params"]
     assert model.with_suffix(".safetensors").exists() and model.with_suffix(".json").exists()
@@ -100,7 +103,7 @@ def test_help_shows_every_default_and_every_config_field_has_a_flag():
         flags[action.dest] = action
         assert "(default:" in formatter._get_help_string(action), action.dest
     for field in dataclasses.fields(RunConfig):
-        if field.name != "regularizer_params":  # --reg-param / --schedule
+        if field.name not in run_cli.NOT_FLAGS:  # --reg-param / --schedule; set by sweeps
             assert field.name in flags, f"RunConfig.{field.name} has no flag"
             assert f"--{field.name.replace('_', '-')}" in flags[field.name].option_strings
     help_text = parser.format_help()
@@ -113,7 +116,7 @@ def test_every_config_field_can_be_set_from_the_command_line():
     argv, expected = [], {}
     for field in dataclasses.fields(RunConfig):
         flag, default = f"--{field.name.replace('_', '-')}", getattr(defaults, field.name)
-        if field.name == "regularizer_params":
+        if field.name in run_cli.NOT_FLAGS:
             continue
         if field.type == "bool":
             argv.append(flag if not default else f"--no-{flag[2:]}")

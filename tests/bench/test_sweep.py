@@ -6,7 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from sweep_files import HEAD, SMOKE, SWEEPS, write
+from sweep_files import HEAD, REPO, SMOKE, SWEEPS, write
 
 from bench.config import RunConfig
 from bench.sweep import SweepError, load_sweep, parse_assignments, select
@@ -295,8 +295,16 @@ def test_set_equals_editing_the_defaults(tmp_path: Path) -> None:
     edited = load_sweep(write(tmp_path, edited_text, "edited.toml"))
     plain = load_sweep(write(tmp_path, GRID, "plain.toml"))
     assert [c.run_id for c in cli.cells] == [c.run_id for c in edited.cells]
-    assert cli.cells == edited.cells and cli.labels == edited.labels
+    unhashed = [c.replace(sweep_file_sha256="") for c in cli.cells]  # the files differ
+    assert unhashed == [c.replace(sweep_file_sha256="") for c in edited.cells]
+    assert cli.labels == edited.labels
     assert not {c.run_id for c in cli.cells} & {c.run_id for c in plain.cells}
+    # each cell records the hash of the file it came from (not of the --set it was given)
+    import hashlib
+
+    digest = hashlib.sha256((tmp_path / "s.toml").read_bytes()).hexdigest()[:12]
+    assert {c.sweep_file_sha256 for c in cli.cells} == {digest}
+    assert {c.sweep_file_sha256 for c in edited.cells} != {digest}
 
 
 @pytest.mark.parametrize(
@@ -412,3 +420,21 @@ def test_every_cell_records_the_sweeps_cell_count(tmp_path: Path) -> None:
     assert cfg.replace(sweep_cells=0).run_id == cfg.run_id  # a single run of it resumes it
     defaults_only = load_sweep(write(tmp_path, HEAD + "[axes]\nseed = [0, 1, 2]\n", "b.toml"))
     assert [cfg.sweep_cells for cfg in defaults_only.cells] == [3, 3, 3]
+
+
+def test_committed_cells_keep_their_run_ids_with_provenance_and_axis_settings() -> None:
+    """The provenance columns (sweep_file_sha256, data_source, ...) and `--set` of an axis to
+    its own values change no run id: the committed cpu-quick results are still its cells."""
+    import csv
+
+    recorded = REPO / "results" / "cpu-quick" / "runs.csv"
+    if not recorded.is_file():
+        pytest.skip("the committed results/cpu-quick are absent")
+    with open(recorded, newline="") as handle:
+        ids = {row["run_id"] for row in csv.DictReader(handle)}
+    sweep = load_sweep(SWEEPS / "cpu-quick.toml")
+    assert {c.run_id for c in sweep.cells} == ids
+    assert all(len(c.sweep_file_sha256) == 12 for c in sweep.cells)
+    seeds = sorted({c.seed for c in sweep.cells})
+    again = load_sweep(SWEEPS / "cpu-quick.toml", settings={"seed": seeds})
+    assert [c.run_id for c in again.cells] == [c.run_id for c in sweep.cells]
