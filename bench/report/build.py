@@ -17,6 +17,7 @@ and deletes only inside out_dir and never through a symbolic link (a linked `fig
 the previous manifest lists, and only when they are plain files, so files the report did not
 write are never touched, whatever the manifest says. Reads the columns that load, tables, claims and figures read,
 plus the provenance columns `device`, `torch_version`, `timm_version`, `git_commit`,
+`data_source`, `data_fingerprint`, `sweep_file_sha256` (bench.report.provenance),
 `started_at` and `regularizer_params`.
 """
 
@@ -37,6 +38,7 @@ from bench.report import draw, figures, render, stats, style, tables, verdicts
 from bench.report.claims import CLAIMS
 from bench.report.errors import quoted_path
 from bench.report.load import ReportInputError, Results, load_results
+from bench.report.provenance import provenance
 
 MANIFEST = ".regbench-report"
 SUBFOLDERS = ("figures", "tables")
@@ -248,7 +250,7 @@ def _setup(results: Results) -> render.Facts:
         ("device", _values(runs["device"])),
         ("torch", _values(runs["torch_version"])),
         ("timm", _values(runs["timm_version"])),
-        ("git commit", _values(runs["git_commit"])),
+        *provenance(runs).facts(),
         ("started", f"{started[0]} to {started[-1]}" if started else "not recorded"),
     ]
     return render.Facts(facts)
