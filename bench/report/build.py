@@ -34,7 +34,7 @@ from pathlib import Path
 import pandas as pd
 
 from bench import schema
-from bench.report import draw, figures, render, stats, style, tables, verdicts
+from bench.report import draw, figures, latex, render, stats, style, tables, verdicts
 from bench.report.claims import CLAIMS
 from bench.report.errors import quoted_path
 from bench.report.load import ReportInputError, Results, load_results
@@ -533,15 +533,15 @@ def _write(results: Results, folder: Path) -> tuple[list[str], list[str], pd.Dat
         "summary.csv": tables.spreadsheet_safe(summary).to_csv(index=False),
         "claims.csv": tables.spreadsheet_safe(claims).to_csv(index=False),
         "tables/claims.md": tables.claims_markdown(claims),
-        "tables/claims.tex": tables.claims_latex(claims, results.sweep),
+        "tables/claims.tex": latex.claims_latex(claims, results),
     }
     files["tables/summary.md"] = tables.summary_markdown(results, summary)
-    files["tables/summary.tex"] = tables.summary_latex(results, summary)
+    files["tables/summary.tex"] = latex.summary_latex(results, summary)
     if _robust(results):
         robust = tables.ROBUSTNESS_METRICS
         files["tables/robustness.md"] = tables.summary_markdown(results, summary, robust)
         what = ": robustness"
-        files["tables/robustness.tex"] = tables.summary_latex(results, summary, robust, what)
+        files["tables/robustness.tex"] = latex.summary_latex(results, summary, robust, what)
     if results.search is not None:
         files[SEARCH_TABLE] = tables.search_markdown(results.search)
     drawn = figures.draw_figures(results, folder / "figures")
