@@ -61,3 +61,20 @@ def test_the_readme_example_folders_are_ignored_by_git():
         ["git", "-C", str(REPO), "check-ignore", "-q", "results/cpu-quick/runs.csv"]
     )
     assert kept.returncode == 1
+
+
+def test_readme_quotes_the_cost_model_and_status_as_the_tools_print_them(capsys):
+    """The README's cpu-quick times are copied from `sweep status` on the committed results;
+    a change of the cost model (or of those results) must show up here, not drift silently."""
+    from bench.cli.sweep import main as sweep_main
+
+    if not (REPO / "results" / "cpu-quick" / "runs.csv").is_file():
+        pytest.skip("the committed results/cpu-quick are absent")
+    assert sweep_main(["status", str(REPO / "sweeps" / "cpu-quick.toml"), "--results-dir",
+                       str(REPO / "results" / "cpu-quick")]) == 0  # fmt: skip
+    out = capsys.readouterr().out
+    estimate = re.search(r"estimated cost: (\S+) for all cells", out)[1]
+    measured = re.search(r"cells finished ok: (.+ \(\d+\.\d+x the estimate\))", out)[1]
+    readme = " ".join((REPO / "README.md").read_text().split())
+    assert f"`estimated cost: {estimate}`" in readme
+    assert f"`{measured}`" in readme
