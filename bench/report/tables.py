@@ -1,4 +1,5 @@
-"""The summary table (mean ± std over seeds, n) and its Markdown, LaTeX and CSV forms.
+"""The summary table (mean ± std over seeds, n), its Markdown and CSV forms and the escaping and
+rows the LaTeX tables share (bench.report.latex writes those).
 
 Reads from runs.csv: `arm`, `regularizer`, `schedule`, `status`, the configuration columns (the
 shared ones, plus the extension ones that vary in the sweep), and every metric of
