@@ -23,13 +23,13 @@ setup: $(VENV)/.installed
 main: setup
 	$(VENV)/bin/regbench sweep run $(SWEEP) --results-dir results/$(RUN_NAME)
 	$(VENV)/bin/regbench report results/$(RUN_NAME) --out reports/$(RUN_NAME)
-	@# compare exits 1 when the rerun differs beyond seed noise: shown, not a failure of main
+	@# compare exits 1 when the rerun differs beyond noise (seed spread or tolerance): shown, not a failure of main
 	@if [ ! -f results/$(REF_NAME)/runs.csv ]; then \
 		echo "make main: no results/$(REF_NAME)/runs.csv to compare the rerun with"; \
 	else \
 		$(VENV)/bin/regbench compare results/$(REF_NAME) results/$(RUN_NAME); code=$$?; \
 		if [ $$code -eq 1 ]; then \
-			echo "make main: the rerun differs from results/$(REF_NAME) beyond seed noise (table above)"; \
+			echo "make main: the rerun differs from results/$(REF_NAME) beyond noise (table above)"; \
 		elif [ $$code -ne 0 ]; then exit $$code; fi; \
 	fi
 

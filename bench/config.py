@@ -44,6 +44,7 @@ FOLLOW_SEED = None
 # Fields left out of run_id: they change where/how fast a cell runs, not what it measures.
 NON_IDENTITY_FIELDS = (
     "data_dir", "device", "compile", "save_logits", "sweep", "sweep_cells", "channels_last",
+    "sweep_file_sha256",
 )  # fmt: skip
 # Fields added after results were committed, left out of run_id while they hold the value
 # that reproduces the older behaviour, so committed cells keep their ids (a sweep resumes them):
@@ -126,6 +127,9 @@ class RunConfig:
     # CUDA, off on the CPU); not part of run_id. runs.csv records the format used.
     channels_last: str = "auto"
     save_logits: bool = False  # keep final test logits (float16, compressed) beside the CSVs
+    # sha256 (12 hex digits) of the sweep file the cell came from (set by bench.sweep; "" for a
+    # single run; not part of run_id): runs.csv's provenance of the sweep definition
+    sweep_file_sha256: str = ""
 
     def __post_init__(self) -> None:
         if self.data_seed is FOLLOW_SEED:

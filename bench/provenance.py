@@ -70,13 +70,17 @@ def started_at(timestamp: float | None = None) -> str:
 
 def environment(device: torch.device | None = None, started: float | None = None) -> dict[str, Any]:
     """The environment columns of a runs.csv row: device (None when no device was chosen),
-    library versions, git commit, start time (`started`, default now), GPUs visible."""
+    library versions, git commit, start time (`started`, default now), GPUs visible; the data's
+    source and fingerprint empty until the cell reads its data."""
     return {
         "device": None if device is None else device_name(device),
         **library_versions(),
         "git_commit": git_commit(),
         "started_at": started_at(started),
         "num_gpus_visible": num_gpus_visible(),
+        # the data's provenance, known once it is read (bench.train.set_up fills them)
+        "data_source": None,
+        "data_fingerprint": None,
     }
 
 

@@ -82,6 +82,7 @@ def runs_row(
     row: dict[str, Any] = dict.fromkeys(RUNS_COLUMNS)
     row.update(run_id=cfg.run_id, sweep=cfg.sweep, status="failed", error="")
     row["sweep_cells"] = cfg.sweep_cells or None  # 0: a single run, not part of a sweep
+    row["sweep_file_sha256"] = cfg.sweep_file_sha256 or None
     row.update({name: getattr(cfg, name) for name in FROM_CONFIG})
     if build_regularizer:
         row.update(regularizer_columns(cfg))

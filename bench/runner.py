@@ -74,6 +74,7 @@ def run_sweep(
     skip_preflight: bool = False,
     on_start: Callable[[list[RunConfig]], None] | None = None,
     on_result: Callable[[RunConfig, Any], None] | None = None,
+    keep_recorded: bool = True,
     **executor_options,
 ) -> dict:
     """Run the cells of `sweep` that `results` (a bench.results.ResultsDir) lacks with the named
@@ -84,7 +85,9 @@ def run_sweep(
     Under the results folder's lock: `on_start(cells)` once the cells to run are known and checked
     (preflight, unless `skip_preflight`), then `on_result(cfg, result)` after each is recorded.
     `progress` is passed to the executor: a factory of each cell's progress display
-    (`bench.cli.progress.cell_display`), or None for none.
+    (`bench.cli.progress.cell_display`), or None for none. With `keep_best_model` (local) and
+    `keep_recorded`, a protocol's best cell recorded before this run is trained again to keep
+    its model (bench.executors.local.keep_recorded_best; counts["kept_models"] says which).
     """
     from bench import model_io  # noqa: F401 - registers the lock-time repair of kept models
 
@@ -109,6 +112,10 @@ def run_sweep(
                 on_result(cfg, result)
 
         EXECUTORS[executor].run(todo, results, on_result=record, progress=progress, **options)
+        if options.get("keep_best_model") and keep_recorded:
+            from bench.executors.local import keep_recorded_best
+
+            counts["kept_models"] = keep_recorded_best(sweep.cells, results, progress)
     counts["wall_s"] = time.time() - start
     return counts
 
@@ -174,7 +181,8 @@ def _run_search(sweep: Sweep, results, **options) -> dict:
         kept_failed = folder.failed_ids() & {
             c.run_id for t in trials if (t.scope, t.arm) in recorded for c in t.cells
         }
-    first = run_sweep(_trial_sweep(sweep, trials, kept_failed), folder, **options)
+    first = run_sweep(_trial_sweep(sweep, trials, kept_failed), folder, keep_recorded=False,
+                      **options)  # fmt: skip
     first["skipped"] += len(kept_failed)
     chosen, table = search.select(sweep.search, trials, folder.runs())
     final, labels, missing = search.final_cells(sweep.search, sweep.cells, sweep.labels, chosen)

@@ -239,6 +239,13 @@ RUNS: list[Column] = [
     _runs("amp", "configuration", "text", shared=False),
     _runs("channels_last", "metric", "int", shared=False, in_report=False, low=0, high=1),
     _runs("compile", "metric", "int", shared=False, in_report=False, low=0, high=1),
+    # issue 26 (provenance): which CIFAR-10 files a cell read (bench.data: "official", "offline
+    # JPEG copy", "modified copy", "synthetic"; the fingerprint: sha256 of the files' md5 sums,
+    # 16 hex digits) and the sha256 of the sweep file that made the cell (12 hex digits; empty
+    # for a single `regbench run`). Empty in results written before them: "not recorded".
+    _runs("data_source", "environment", "text", shared=False),
+    _runs("data_fingerprint", "environment", "text", shared=False),
+    _runs("sweep_file_sha256", "identity", "text", shared=False),
 ]  # fmt: skip
 
 # Metrics the report derives from runs.csv columns (never written by a cell).

@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.config import RunConfig, check_config, config_fields, from_dict
-from bench.files import NotRegularFileError, read_regular
+from bench.files import NotRegularFileError, file_hexdigest, read_regular
 from bench.search import Search, parse_search
 
 try:
@@ -36,7 +36,8 @@ TOP_LEVEL_KEYS = ("name", "description", "defaults", "axes", "extra", "executor"
 ARM_KEYS = ("regularizer", "params")
 # Fields a sweep file may not set: the sweep name comes from `name`, its cell count from the
 # expanded cells. Field -> what sets it.
-RESERVED_FIELDS = {"sweep": "the sweep's `name`", "sweep_cells": "counting the sweep's cells"}
+RESERVED_FIELDS = {"sweep": "the sweep's `name`", "sweep_cells": "counting the sweep's cells",
+                   "sweep_file_sha256": "hashing the sweep file"}  # fmt: skip
 # A sweep's name is a folder name (results/<name>): no separators, no `.`/`..`, no hidden name.
 NAME_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}")
 MAX_DEPTH = 16  # deepest nesting of arrays and tables a sweep file may have (real ones: 4)
@@ -73,7 +74,9 @@ def load_sweep(
     settings: dict[str, Any] | None = None,
 ) -> Sweep:
     """Read, expand and validate a sweep file. `settings` (`--set KEY=VALUE`) change the file's
-    [defaults], exactly as editing it would (new cells, new run ids); `overrides` (data_dir,
+    [defaults], or replace an axis's values when KEY names an axis (`seed=[0, 1, 2]`), exactly
+    as editing the file would (new values: new cells and run ids; its own values: the same cells
+    and ids); `overrides` (data_dir,
     device from the command line: not part of run_id) are applied to every cell. Raises
     SweepError naming the file and the key."""
     path = Path(path)
@@ -103,6 +106,12 @@ def load_sweep(
     executor = _executor(doc.get("executor", {}), fail)
 
     _check(_config(defaults, "defaults", {}, fail), "defaults", fail)
+    # `--set AXIS=[...]` replaces that axis's values (a single value: a one-value axis), exactly
+    # as editing axes.AXIS would; other keys change [defaults].
+    settings = dict(settings or {})
+    for axis in [key for key in settings if key in axes]:
+        value = settings.pop(axis)
+        axes = {**axes, axis: value if isinstance(value, list) else [value]}
     owner: dict[str, str] = {}  # field -> the axis that sets it
     choices = {axis: _axis(axis, values, defaults, owner, fail) for axis, values in axes.items()}
     if settings:
@@ -111,7 +120,11 @@ def load_sweep(
     cells, labels = _expand(defaults, list(choices.values()), extras, dict(overrides or {}), fail)
     # Every cell records how many the whole sweep has (--only keeps it: the sweep is unchanged),
     # so a report of a half-finished sweep can say how many are missing.
-    cells = [cfg.replace(sweep=name, sweep_cells=len(cells)) for cfg in cells]
+    # the sweep file's hash in every row (provenance; a FIFO or the like is not read twice)
+    digest = file_hexdigest(path, "sha256")[:12] if path.is_file() else ""
+    cells = [
+        cfg.replace(sweep=name, sweep_cells=len(cells), sweep_file_sha256=digest) for cfg in cells
+    ]
     _check_cells(cells, labels, fail)
     _check_backbones(cells, labels, fail)
     search = None
@@ -211,7 +224,8 @@ def _apply_settings(
             raise fail(
                 f"--set {key}",
                 f"axes.{setter} sets {key!r} in every cell, so --set would change nothing; "
-                f"edit axes.{setter} or pick cells with --only {setter}=VALUE",
+                f"replace the axis with --set {setter}=[...] or pick cells with --only "
+                f"{setter}=VALUE",
             )
     merged = {**defaults, **settings}
     if "regularizer" in settings and "regularizer_params" not in settings:
@@ -235,8 +249,10 @@ def _check_settings_not_searched(search: Search, settings: dict[str, Any], fail)
 def select(sweep: Sweep, only: list[tuple[str, str, Any]]) -> Sweep:
     """The cells of `sweep` whose axis values match `--only AXIS=VALUE` pairs (several values of
     one axis: any of them; several axes: all of them), in the sweep's order; run ids unchanged.
-    A value matches an axis value equal to it or whose label it is (`arm=cutmix(alpha=1.0)`;
-    `arm=cutmix` matches every cutmix arm). SweepError names the axes or values allowed.
+    A value matches an axis value equal to it or whose label it is, exactly
+    (`arm=cutmix(alpha=1.0)`); a bare regularizer name (`arm=cutmix`) matches the one arm of that
+    regularizer, and is refused, with the arms' labels, when several arms share it. SweepError
+    names the axes or values allowed.
     A search sweep keeps its search: the kept cells' arm x scopes are searched, as in the whole
     sweep (bench.search decided at load how their data_seed goes with their seed)."""
     wanted: dict[str, list[dict[str, Any]]] = {}
@@ -250,6 +266,17 @@ def select(sweep: Sweep, only: list[tuple[str, str, Any]]) -> Sweep:
             )  # fmt: skip
         found = [change for change, label in sweep.axes[axis]
                  if _matches(axis, change, label, text, value)]  # fmt: skip
+        if not found:
+            by_name = [label.partition("=")[2] for change, label in sweep.axes[axis]
+                       if change.get("regularizer") == text.strip()]  # fmt: skip
+            if len(by_name) > 1:
+                raise _fail(
+                    sweep.path, f"--only {axis}={text}",
+                    f"{len(by_name)} arms use {text.strip()!r}: {', '.join(by_name)}; give one "
+                    "label exactly (quoted), or several --only values",
+                )  # fmt: skip
+            found = [change for change, _ in sweep.axes[axis]
+                     if change.get("regularizer") == text.strip()]  # fmt: skip
         if not found:
             names = ", ".join(label.partition("=")[2] for _, label in sweep.axes[axis])
             raise _fail(
@@ -266,8 +293,7 @@ def select(sweep: Sweep, only: list[tuple[str, str, Any]]) -> Sweep:
 
 
 def _matches(axis: str, change: dict[str, Any], label: str, text: str, value: Any) -> bool:
-    shown = label.partition("=")[2]
-    if text.strip() in (shown, change.get("regularizer")):
+    if text.strip() == label.partition("=")[2]:
         return True
     plain = set(change) == {axis}
     return plain and type(value) is type(change[axis]) and value == change[axis]

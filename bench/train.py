@@ -366,14 +366,17 @@ class Cell:
 
 def set_up(cfg: RunConfig, device: Device | torch.device, row: dict[str, Any]) -> Cell:
     """Seed, split the data onto the device, build the model, regularizer and optimizer.
-    Writes the weights source actually used, the training images drawn and the precision,
-    memory format and compilation used into `row`."""
+    Writes the weights source actually used, the data's provenance (data_source,
+    data_fingerprint), the training images drawn and the precision, memory format and
+    compilation used into `row`."""
     hardware = devices.as_device(device)
     device = hardware.torch
     torch.manual_seed(cfg.seed)  # the fresh head's init (and a random-init backbone's)
     generator = torch.Generator(device=device).manual_seed(cfg.seed)
+    raw = load_raw(cfg)
+    row["data_source"], row["data_fingerprint"] = raw.get("source"), raw.get("fingerprint") or None
     splits = data.make_splits(
-        load_raw(cfg), val_size=cfg.val_size, train_size=cfg.train_size,
+        raw, val_size=cfg.val_size, train_size=cfg.train_size,
         test_size=cfg.test_size, data_seed=cfg.data_seed, device=device,
         train_per_class=cfg.train_per_class,
     )  # fmt: skip

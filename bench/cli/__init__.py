@@ -53,8 +53,23 @@ def printable(text: str) -> str:
     return "".join(out)
 
 
+def version() -> str:
+    """The installed package's version (pyproject.toml), or a note when it is not installed."""
+    from importlib.metadata import PackageNotFoundError
+    from importlib.metadata import version as installed
+
+    try:
+        return installed("regbench")
+    except PackageNotFoundError:
+        return "(not installed: pip install -e . in the checkout)"
+
+
 def usage() -> str:
-    lines = ["usage: regbench SUBCOMMAND [options]   (regbench SUBCOMMAND --help for more)", ""]
+    lines = [
+        "usage: regbench SUBCOMMAND [options]   (regbench SUBCOMMAND --help for more)",
+        "       regbench --version",
+        "",
+    ]
     lines += [f"  {name:<14}{text}" for name, (_, text) in SUBCOMMANDS.items()]
     return "\n".join(lines)
 
@@ -80,6 +95,9 @@ def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if not argv or argv[0] in ("-h", "--help"):
         print(usage())
+        return 0
+    if argv[0] in ("-V", "--version"):
+        print(f"regbench {version()}")
         return 0
     name, rest = argv[0], argv[1:]
     if name not in SUBCOMMANDS:

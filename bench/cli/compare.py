@@ -1,9 +1,10 @@
-"""`regbench compare REF NEW [--json] [--all] [--metrics M ...]`: does NEW reproduce REF?
+"""`regbench compare REF NEW [--json] [--all] [--tolerance T] [--pair-on COLUMNS] [--metrics M ...]`:
+does NEW reproduce REF?
 
 Prints, for the cells both results folders share (same run_id), a verdict per metric
-(identical / within seed noise / differs, see `bench.compare`), the arms and cells that are not
+(identical / within noise / differs, see `bench.compare`), the arms and cells that are not
 identical, status changes and the cells found in one folder only; `--json` prints the whole
-comparison as JSON instead. Exit codes: 0 nothing differs beyond seed noise, 1 something differs
+comparison as JSON instead. Exit codes: 0 nothing differs beyond noise, 1 something differs
 (a metric's verdict or a cell's status), 2 bad input or arguments (one line on stderr naming
 the problem and the fix). Never imports torch.
 """
@@ -22,7 +23,7 @@ def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="regbench compare",
         description="Compare two results folders of one sweep cell by cell (shared run_ids): "
-        "a verdict per metric (identical / within seed noise / differs). Exit code 0 when "
+        "a verdict per metric (identical / within noise / differs). Exit code 0 when "
         "nothing differs, 1 when something does, 2 for bad input.",
     )
     p.add_argument(
@@ -33,6 +34,16 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--all", action="store_true", help="list every arm and cell, not only those that differ"
     )
+    p.add_argument(
+        "--tolerance", type=float, default=None, metavar="T",
+        help="the smallest difference that counts, in the metric's stored units (accuracy "
+        "0.000001 = 0.0001 pp); decides alone where REF has one seed (default: 1e-06)",
+    )  # fmt: skip
+    p.add_argument(
+        "--pair-on", default=None, metavar="COLUMNS",
+        help="pair cells on these runs.csv columns instead of run_id, e.g. "
+        "regularizer,protocol,seed: compares two sweeps that differ in a setting",
+    )  # fmt: skip
     p.add_argument(
         "--metrics",
         nargs="+",
@@ -78,7 +89,7 @@ def render(comparison, show_all: bool) -> str:
     out = [
         f"REF {c.ref}  vs  NEW {c.new}: {c.shared} shared cells, {len(c.only_ref)} only in REF, "
         f"{len(c.only_new)} only in NEW",
-        f"rule: {rule()}",
+        f"rule: {rule(c.tolerance)}",
         "",
     ]
     rows = [
@@ -136,7 +147,19 @@ def main(argv: list[str] | None = None) -> int:
     from bench.report.errors import ReportInputError
 
     try:
-        comparison = compare_results(args.ref, args.new, args.metrics)
+        from bench.compare import DEFAULT_TOLERANCE
+
+        tolerance = DEFAULT_TOLERANCE if args.tolerance is None else args.tolerance
+        pair_on = (
+            [c.strip() for c in args.pair_on.split(",") if c.strip()] if args.pair_on else None
+        )
+        if args.pair_on is not None and not pair_on:
+            raise ReportInputError(
+                "--pair-on: give runs.csv columns, e.g. regularizer,protocol,seed"
+            )
+        comparison = compare_results(
+            args.ref, args.new, args.metrics, tolerance=tolerance, pair_on=pair_on
+        )
     except ReportInputError as error:
         print(f"regbench compare: error: {printable(str(error))}", file=sys.stderr)
         return 2

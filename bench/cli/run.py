@@ -10,6 +10,11 @@ Exit codes: 2 for bad input (named before any training), 1 when the cell failed 
 could not be written (a full disk: ENOSPC/EFBIG, named with the fix), else 0. With `--save-model`
 the model is saved before the cell's row is recorded, so a recorded cell always has its model; a
 model that cannot be saved leaves the row unrecorded too, and rerunning the command trains again.
+
+A cell already recorded as ok in RESULTS_DIR (same run_id) is refused before anything trains or
+is written (exit 2, naming the fix: another --results-dir, or a changed setting such as --seed);
+runs.csv holds one row per run_id, so there is no "retrain into the same folder". A cell recorded
+as failed is trained again and its row replaced.
 """
 
 from __future__ import annotations
@@ -88,7 +93,7 @@ FIELD_HELP = {
 CHOICES = {"dataset": DATASETS, "protocol": PROTOCOLS, "optimizer": OPTIMIZERS, "device": DEVICES,
            "bn": BN_MODES, "schedule_from": SCHEDULE_FROM, "amp": AMP_MODES,
            "channels_last": CHANNELS_LAST_MODES}  # fmt: skip
-NOT_FLAGS = ("regularizer_params",)  # set by --reg-param / --schedule
+NOT_FLAGS = ("regularizer_params", "sweep_file_sha256")  # --reg-param / --schedule; sweeps only
 TYPES = {"int": int, "float": float, "str": str}
 DISK_FULL = (errno.ENOSPC, errno.EFBIG, errno.EDQUOT)
 
@@ -193,6 +198,20 @@ def check_save_target(path: str) -> None:
         raise ValueError(f"--save-model: folder {existing} is not writable; pass another PATH")
 
 
+def refuse_recorded(results_dir: str, run_id: str) -> None:
+    """ValueError naming the fix when RESULTS_DIR already records cell RUN_ID as ok. Reads only
+    (a missing folder or runs.csv records nothing); called before the lock and again under it."""
+    from bench.results import ResultsDir
+
+    recorded = [r for r in ResultsDir(Path(results_dir)).runs() if r["run_id"] == run_id]
+    if any(r.get("status") == "ok" for r in recorded):
+        raise ValueError(
+            f"cell {run_id} is already recorded as ok in {results_dir}/runs.csv; nothing was "
+            "trained or written. To train it again, pass another --results-dir (e.g. "
+            f"{results_dir.rstrip('/')}-2) or change a setting (e.g. --seed)"
+        )
+
+
 def write_failure(what: str, error: OSError) -> str:
     """One line naming a failed write and the fix."""
     reason = error.strerror or str(error)
@@ -214,11 +233,13 @@ def main(argv: list[str]) -> int:
         if args.save_model:
             check_save_target(args.save_model)
         results = ResultsDir(Path(args.results_dir))
+        refuse_recorded(args.results_dir, cfg.run_id)
     except (ValueError, FileNotFoundError) as error:
         print(f"{PROG}: error: {error}", file=sys.stderr)
         return 2
     try:
         with results.lock():
+            refuse_recorded(args.results_dir, cfg.run_id)  # another process may have won
             result = train.train_cell(
                 cfg,
                 progress=None if args.no_progress else cell_display(cfg),

@@ -10,8 +10,9 @@ optimizer steps and one evaluation batch each; bench.preflight): memory, speed a
 model, data, weights, disk; go (exit 0) or no-go (exit 2, every problem listed). It never
 writes into the results folder. `run --preflight` runs it first and stops on a no-go.
 
-`--set` changes the sweep file's [defaults] (new cells, new run ids, exactly as editing the
-file would); `--only` runs or shows a subset of the cells (their run ids unchanged).
+`--set` changes the sweep file's [defaults] or replaces an axis's values (new cells, new run ids,
+exactly as editing the file would); `--only` runs or shows a subset of the cells, by axis value
+or exact label (their run ids unchanged).
 
 Exit codes: 0 every cell ok (or nothing to run), 1 some cells failed, 2 a bad sweep file, option,
 results folder or preflight check (nothing ran), 3 the results folder is in use, 130
@@ -62,15 +63,21 @@ def build_parser() -> argparse.ArgumentParser:
         default=[],
         metavar="KEY=VALUE",
         help="change the sweep file's [defaults] (a TOML value, e.g. epochs=1 lr=0.1 "
-        "regularizer_params='{ alpha = 1.0 }'); new cells and run ids, as editing the file",
+        "regularizer_params='{ alpha = 1.0 }') or replace an axis's values (seed='[0, 1, 2]'); "
+        "new cells and run ids, as editing the file",
     )
     common.add_argument(
         "--only", nargs="+", action="extend", default=[], metavar="AXIS=VALUE",
-        help="only the cells with these axis values (e.g. arm=cutmix seed=0; one axis given "
-        "twice: either value); run ids unchanged",
+        help="only the cells with these axis values or exact labels (e.g. "
+        "arm='cutmix(alpha=1.0)' seed=0; one axis given twice: either value); run ids unchanged",
     )  # fmt: skip
 
-    run = sub.add_parser("run", parents=[common], help="run the cells not done yet")
+    run = sub.add_parser(
+        "run", parents=[common], help="run the cells not done yet",
+        description="Run the cells of SWEEP_FILE that RESULTS_DIR lacks (a killed sweep resumes: "
+        "rerun the same command), on the local machine, Ray or SLURM; --dry-run lists the cells "
+        "and their estimated cost without training.",
+    )  # fmt: skip
     run.add_argument(
         "--executor", choices=tuple(EXECUTORS), default=None,
         help="default: the sweep file's [executor] name, else local",
@@ -97,10 +104,18 @@ def build_parser() -> argparse.ArgumentParser:
         "--preflight", action="store_true",
         help="first probe every cell shape as `regbench sweep check` does; stop on a no-go",
     )  # fmt: skip
-    sub.add_parser("status", parents=[common], help="done / failed / remaining, ETA")
+    sub.add_parser(
+        "status", parents=[common], help="done / failed / remaining, ETA",
+        description="Count SWEEP_FILE's cells done, failed and remaining in RESULTS_DIR, with the "
+        "estimated time left (rescaled by the measured cell times once some have run). Reads only.",
+    )  # fmt: skip
     check = sub.add_parser(
         "check", parents=[common],
         help="will it run here? probe each cell shape: memory, speed, data, weights, disk",
+        description="Probe every distinct cell shape of SWEEP_FILE's cells not done yet on this "
+        "machine (a few optimizer steps and one evaluation batch each): memory, speed against the "
+        "cost model, data, weights, disk. go (exit 0) or no-go (exit 2, every problem listed). "
+        "Never writes into RESULTS_DIR.",
     )  # fmt: skip
     check.add_argument(
         "--probe-steps", type=positive_int, default=PROBE_STEPS, metavar="N",
@@ -217,6 +232,8 @@ def run(
         f"sweep {sweep.name}: {counts['ok']} ok, {counts['failed']} failed, {counts['skipped']} "
         f"skipped (already done), wall {format_seconds(counts['wall_s'])}; results in {results.path}"
     )
+    for protocol, note in counts.get("kept_models", {}).items():
+        print(f"kept model {results.path}/models/best-{protocol}: {note}")
     if "trials" in counts:
         print(f"search: {counts['trials']} trial cells in {results.path}/search/, the selection "
               f"in {results.path}/search.csv")  # fmt: skip

@@ -26,6 +26,7 @@ import contextlib
 import errno
 import json
 import os
+import re
 import socket
 import time
 import traceback
@@ -172,7 +173,8 @@ CPUS_PER_CELL = Option(
 )  # fmt: skip
 TENSORBOARD = Option(
     "tensorboard", bool, False,
-    "live TensorBoard scalars per cell in <results>/tensorboard/<run_id>/ (pip install "
+    "live TensorBoard scalars and HParams per cell in <results>/tensorboard/<arm>_<protocol>_"
+    "..._<run_id>/ (pip install "
     "tensorboard; view with: tensorboard --logdir <results>/tensorboard)",
     check=check_tensorboard,
 )  # fmt: skip
@@ -210,13 +212,42 @@ class LiveFiles:
             return None
 
     def tensorboard_path(self, cfg: RunConfig) -> Path | None:
-        """tensorboard/<run_id>/ (created; a link to inside replaced by a real folder); None
-        without --tensorboard or where the folder is not visible. A link out of the folder
-        raises bench.results.UnsafePathError."""
+        """tensorboard/<tensorboard_run_name>/ (created; a link to inside replaced by a real
+        folder); None without --tensorboard or where the folder is not visible. A link out of
+        the folder raises bench.results.UnsafePathError."""
         board = Path(self.folder) / TENSORBOARD_DIR
         if not (self.tensorboard and board.is_dir()):
             return None
-        return safe_path(self.folder, TENSORBOARD_DIR, cfg.run_id, folder=True, create=True)
+        return safe_path(
+            self.folder, TENSORBOARD_DIR, tensorboard_run_name(cfg), folder=True, create=True
+        )
+
+
+def tensorboard_run_name(cfg: RunConfig) -> str:
+    """A cell's TensorBoard run folder: arm, scope (protocol, training size), seed, lr, then the
+    run_id that makes it unique, e.g. `cutmix(alpha=1.0)_frozen_n10pc_seed0_lr0.05_2900cdf7fdb8`.
+    Characters other than letters, digits and `.,=()+-` become `_` (a file name, never a path)."""
+    from bench.sweep import arm_label
+
+    size = f"{cfg.train_per_class}pc" if cfg.train_per_class else str(cfg.train_size or "all")
+    name = f"{arm_label(cfg)}_{cfg.protocol}_n{size}_seed{cfg.seed}_lr{cfg.lr:g}_{cfg.run_id}"
+    return re.sub(r"[^A-Za-z0-9.,=()+-]", "_", name)[-200:]
+
+
+def tensorboard_hparams(cfg: RunConfig) -> dict[str, Any]:
+    """The cell's hyperparameters for TensorBoard's HParams tab: the arm, scope and training
+    settings as plain values, regularizer parameters as `reg.<name>` (non-scalars as text)."""
+    from bench.sweep import arm_label
+
+    hparams: dict[str, Any] = {"arm": arm_label(cfg), "run_id": cfg.run_id}
+    for name in ("regularizer", "protocol", "backbone", "train_size", "train_per_class",
+                 "image_size", "epochs", "train_steps", "batch_size", "optimizer", "lr",
+                 "weight_decay", "label_smoothing", "unfreeze_at", "seed", "data_seed"):  # fmt: skip
+        hparams[name] = getattr(cfg, name)
+    for name, value in sorted(cfg.regularizer_params.items()):
+        scalar = isinstance(value, int | float | str | bool)
+        hparams[f"reg.{name}"] = value if scalar else json.dumps(value, sort_keys=True)
+    return hparams
 
 
 # ---------------------------------------------------------------------------------------------
@@ -318,12 +349,15 @@ class CellLog(CellProgress):
 class TensorBoardScalars(CellProgress):
     """Live scalars of one cell for TensorBoard in `folder` (its event files of an earlier
     attempt removed first): the training loss per step where it was read, the epoch's
-    metrics per epoch."""
+    metrics per epoch; with `cfg`, its hyperparameters (`tensorboard_hparams`) for the HParams
+    tab, whose metrics are the epoch scalars HPARAM_METRICS."""
+
+    HPARAM_METRICS = ("epoch/val_acc", "epoch/test_acc", "epoch/test_ece", "epoch/train_acc")
 
     EPOCH_SCALARS = ("train_loss_aug", "train_acc", "train_loss", "val_acc", "val_loss",
                      "test_acc", "test_loss", "test_ece", "lr", "images_per_s")  # fmt: skip
 
-    def __init__(self, folder: Path):
+    def __init__(self, folder: Path, cfg: RunConfig | None = None):
         from torch.utils.tensorboard import SummaryWriter
 
         if folder.is_symlink() or not folder.is_dir():  # made by LiveFiles.tensorboard_path
@@ -333,6 +367,15 @@ class TensorBoardScalars(CellProgress):
                 old.unlink()
         self.writer = SummaryWriter(log_dir=str(folder))
         self.global_step = 0
+        if cfg is not None:
+            from torch.utils.tensorboard.summary import hparams
+
+            # What SummaryWriter.add_hparams writes, into this run's own file (add_hparams
+            # would open a second run folder); the metrics are the epoch scalars below.
+            metrics = dict.fromkeys(self.HPARAM_METRICS, 0.0)
+            file_writer = self.writer._get_file_writer()
+            for summary in hparams(tensorboard_hparams(cfg), metrics):
+                file_writer.add_summary(summary)
 
     def step(self, epoch: int, step: int, steps_per_epoch: int, loss: float | None) -> None:
         self.global_step = (epoch - 1) * steps_per_epoch + step
@@ -370,7 +413,7 @@ def run_cell(
     listeners = ProgressFanOut([log, display])
     try:
         if board is not None:
-            listeners.listeners.append(TensorBoardScalars(board))
+            listeners.listeners.append(TensorBoardScalars(board, cfg))
         from bench.train import train_cell
 
         result = train_cell(cfg, progress=listeners, keep_model=keep_model)

@@ -77,6 +77,58 @@ def run_local(
         record(cfg, run_cell(cfg, progress=progress, keep_model=keep_best_model, live=live))
 
 
+def keep_recorded_best(
+    cells: list[RunConfig], results, progress: DisplayFactory | bool | None = None
+) -> dict[str, str]:
+    """--keep-best-model on cells recorded before this run (a finished sweep): for each protocol
+    whose best ok cell by val_acc (among `cells`' rows in `results`, a locked ResultsDir) has no
+    kept model in <results>/models/best-<protocol>, train that cell again and keep its model
+    (its recorded row stays; the retrained one is not written). Returns protocol -> a note:
+    which cell was kept, and whether the retrained val_acc equals the recorded one (it does on
+    the machine that ran it; another device can differ by rounding). Needs one device, like
+    --keep-best-model itself."""
+    import json
+
+    from bench.model_io import model_paths, save_model
+    from bench.results import MODELS_DIR
+
+    by_id = {cfg.run_id: cfg for cfg in cells}
+    best: dict[str, dict[str, str]] = {}
+    for row in results.runs():
+        if row["run_id"] not in by_id or row.get("status") != "ok" or not row.get("val_acc"):
+            continue
+        protocol = by_id[row["run_id"]].protocol
+        if protocol not in best or float(row["val_acc"]) > float(best[protocol]["val_acc"]):
+            best[protocol] = row
+    notes: dict[str, str] = {}
+    for protocol, row in sorted(best.items()):
+        target = results.path / MODELS_DIR / f"best-{protocol}"
+        weights, meta = model_paths(target)
+        try:
+            kept = json.loads(meta.read_text()).get("run_id") if weights.is_file() else None
+        except (OSError, ValueError, AttributeError):
+            kept = None
+        run_id = row["run_id"]
+        if kept == run_id:
+            notes[protocol] = f"cell {run_id} (val_acc {row['val_acc']}), kept before"
+            continue
+        cfg = by_id[run_id]
+        result = run_cell(cfg, progress=progress, keep_model=True)
+        if result.row["status"] != "ok" or result.model is None:
+            notes[protocol] = (
+                f"cell {run_id} could not be trained again ({result.row.get('error')}); "
+                "no model kept"
+            )
+            continue
+        save_model(result.model, cfg, result.row, target)
+        again = result.row.get("val_acc")
+        same = again is not None and repr(float(again)) == row["val_acc"]
+        notes[protocol] = f"cell {run_id} (val_acc {row['val_acc']}), trained again now" + (
+            "" if same else f" (val_acc {again} this time: another device or library version)"
+        )
+    return notes
+
+
 def _worker(conn, gpu: str, threads: int, live: LiveFiles) -> None:
     """A spawned worker pinned to one GPU: receives cells, sends back results, until None."""
     os.environ["CUDA_VISIBLE_DEVICES"] = gpu  # before torch is imported in this process

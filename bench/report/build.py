@@ -17,6 +17,7 @@ and deletes only inside out_dir and never through a symbolic link (a linked `fig
 the previous manifest lists, and only when they are plain files, so files the report did not
 write are never touched, whatever the manifest says. Reads the columns that load, tables, claims and figures read,
 plus the provenance columns `device`, `torch_version`, `timm_version`, `git_commit`,
+`data_source`, `data_fingerprint`, `sweep_file_sha256` (bench.report.provenance),
 `started_at` and `regularizer_params`.
 """
 
@@ -34,10 +35,11 @@ import pandas as pd
 
 from bench import schema
 from bench.files import NotRegularFileError, read_regular
-from bench.report import draw, figures, render, stats, style, tables, verdicts
+from bench.report import draw, figures, latex, render, stats, style, tables, verdicts
 from bench.report.claims import CLAIMS
 from bench.report.errors import quoted_path
 from bench.report.load import ReportInputError, Results, load_results
+from bench.report.provenance import provenance
 
 MANIFEST = ".regbench-report"
 MAX_MANIFEST_BYTES = 1 << 20  # a manifest lists a few hundred names
@@ -250,7 +252,7 @@ def _setup(results: Results) -> render.Facts:
         ("device", _values(runs["device"])),
         ("torch", _values(runs["torch_version"])),
         ("timm", _values(runs["timm_version"])),
-        ("git commit", _values(runs["git_commit"])),
+        *provenance(runs).facts(),
         ("started", f"{started[0]} to {started[-1]}" if started else "not recorded"),
     ]
     return render.Facts(facts)
@@ -533,15 +535,15 @@ def _write(results: Results, folder: Path) -> tuple[list[str], list[str], pd.Dat
         "summary.csv": tables.spreadsheet_safe(summary).to_csv(index=False),
         "claims.csv": tables.spreadsheet_safe(claims).to_csv(index=False),
         "tables/claims.md": tables.claims_markdown(claims),
-        "tables/claims.tex": tables.claims_latex(claims, results.sweep),
+        "tables/claims.tex": latex.claims_latex(claims, results),
     }
     files["tables/summary.md"] = tables.summary_markdown(results, summary)
-    files["tables/summary.tex"] = tables.summary_latex(results, summary)
+    files["tables/summary.tex"] = latex.summary_latex(results, summary)
     if _robust(results):
         robust = tables.ROBUSTNESS_METRICS
         files["tables/robustness.md"] = tables.summary_markdown(results, summary, robust)
         what = ": robustness"
-        files["tables/robustness.tex"] = tables.summary_latex(results, summary, robust, what)
+        files["tables/robustness.tex"] = latex.summary_latex(results, summary, robust, what)
     if results.search is not None:
         files[SEARCH_TABLE] = tables.search_markdown(results.search)
     drawn = figures.draw_figures(results, folder / "figures")

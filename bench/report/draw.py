@@ -158,8 +158,9 @@ def arm_legend(fig: Figure, arms: list[str], styles, title: str = "", markers: b
     legend(fig, handles, title)
 
 
-def panel_title(protocol: str, rest: str, width: int = 30) -> str:
-    """The protocol, then the other scope columns wrapped to the panel width (at most 3 lines)."""
-    lines = [style.plot_text(protocol, limit=width)]
+def panel_title(protocol: str, rest: str, width: int = 26) -> str:
+    """The protocol (with its protocol-bound columns), then the other scope columns, each wrapped
+    to `width` characters (about the panel's width: neighbouring titles must not overlap)."""
+    lines = textwrap.wrap(style.plot_text(protocol, limit=2 * width), width)
     lines += textwrap.wrap(style.plot_text(rest, limit=3 * width), width)
     return "\n".join(lines)

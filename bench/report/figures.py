@@ -43,6 +43,7 @@ from regularizers import schedules  # no torch behind it (regularizers/__init__.
 
 SEEDS_NOTE = "small points: seeds; large: mean; bars: 95% t interval"
 FEW_IMAGES = 20  # reliability bins with fewer images (seeds pooled) are drawn hollow
+RELIABILITY_TITLE = 22  # characters per title line in the reliability grid's 1.75-inch panels
 TRAIN_SIZE_CLAIM = CUTMIX_IMPROVES_TEST_ACC  # its effect is drawn against the train size
 
 
@@ -293,8 +294,9 @@ def reliability_figure(results: Results, folder: Path) -> list[Path]:
             cell = bins[
                 (bins["arm"] == arm) & (bins["protocol"] == protocol) & (bins["rest"] == rest)
             ]
-            if i == 0:
-                ax.set_title(draw.panel_title(results.column_title(protocol), rest))
+            if i == 0:  # narrow panels: titles wrapped narrower than the default
+                title = draw.panel_title(results.column_title(protocol), rest, RELIABILITY_TITLE)
+                ax.set_title(title, fontsize=8)
             if j == 0:
                 ax.set_ylabel(f"{style.plot_text(arm, 24)}\naccuracy (%)")
             if i == len(arms) - 1:
@@ -363,12 +365,16 @@ def curves_figure(results: Results, folder: Path) -> list[Path]:
     arms = [a for a in styles if a in set(epochs["arm"])]
     panels = [("train_acc", "clean-train"), ("test_acc", "test")]
     fig, _, facets = _facet_grid(results, 1.9, panels=2, frame=epochs, sharex=True)
+    x_end = max(1, int(epochs["epoch"].max())) if not epochs.empty else 1
+    budget = results.has("train_steps") and (results.ok["train_steps"].fillna(0) > 0).any()
+    x_label = "period (1/epochs of the step budget)" if budget else "epoch"
     for facet in facets:
         for k, (ax, (metric, label)) in enumerate(zip(facet.axes, panels, strict=True)):
             ax.set_ylabel(f"{label} accuracy (%)")
             ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+            ax.set_xlim(0, x_end)  # the whole training, so the unfreeze line is in range
             if k == 1:
-                ax.set_xlabel("epoch")
+                ax.set_xlabel(x_label)
             if facet.rows.empty:
                 draw.empty_panel(ax, "no epochs")
                 continue
@@ -393,17 +399,33 @@ def steps_per_epoch(train_size: float, batch_size: float) -> int:
     return max(1, math.floor(train_size / batch_size))
 
 
+def epoch_ends(cell: pd.Series) -> list[int]:
+    """The optimizer step at the end of each of a cell's epochs, as bench.train.StepPlan counts
+    them: with a step budget (`train_steps`), epoch e ends at e * train_steps // epochs (an
+    epoch is then an evaluation period, not a pass over the data); else e * steps per pass."""
+    epochs = int(cell["epochs"])
+    budget = pd.to_numeric(cell.get("train_steps", math.nan), errors="coerce")
+    if pd.notna(budget) and budget > 0:
+        return [e * int(budget) // epochs for e in range(1, epochs + 1)]
+    batch = min(cell["batch_size"], cell["train_size"])
+    return [e * steps_per_epoch(cell["train_size"], batch) for e in range(1, epochs + 1)]
+
+
+def step_to_epoch(cell: pd.Series, step: float) -> float:
+    """An optimizer step on the learning curves' x axis (epoch k spans (k - 1, k])."""
+    ends = epoch_ends(cell)
+    return float(np.interp(step, [0, *ends], range(len(ends) + 1)))
+
+
 def unfreeze_epochs(results: Results, protocol: str, rest: str) -> list[float]:
     """Where the backbone unfroze in a facet, on the epoch axis (epoch k ends at x = k): the
-    distinct runs.csv `unfreeze_step` values of its cells / steps per epoch; [] when none."""
+    distinct runs.csv `unfreeze_step` values of its cells, in the x axis's units (epochs, or the
+    evaluation periods of a step budget: `step_to_epoch`); [] when none."""
     if not results.has("unfreeze_step"):
         return []
     ok = results.ok
     cells = ok[(ok["protocol"] == protocol) & (ok["rest"] == rest)].dropna(subset=["unfreeze_step"])
-    positions = {
-        float(row["unfreeze_step"]) / steps_per_epoch(row["train_size"], row["batch_size"])
-        for _, row in cells.iterrows()
-    }
+    positions = {step_to_epoch(row, float(row["unfreeze_step"])) for _, row in cells.iterrows()}
     return sorted(positions)
 
 
@@ -560,10 +582,23 @@ def _gap_lines(ax, results: Results, facet: pd.DataFrame) -> None:
         )
 
 
+def columns_with_train_size(ok: pd.DataFrame, columns: list[str]) -> list[str]:
+    """The facet columns (but train_size) that hold one value per train size, e.g. a batch size
+    or train_per_class chosen with each size: they go with the x axis, not into figure rows
+    (which would leave one size per panel)."""
+    if "train_size" not in ok or ok["train_size"].nunique() < 2:
+        return []
+    return [
+        c for c in columns
+        if c != "train_size" and ok.groupby("train_size")[c].nunique(dropna=False).max() <= 1
+    ]  # fmt: skip
+
+
 def train_size_figure(results: Results, folder: Path) -> list[Path]:
     """A grid of its own: train size is the x axis, so it makes no figure rows."""
     ok = results.ok
-    others = [c for c in results.facet_columns if c != "train_size"]
+    with_size = columns_with_train_size(ok, results.facet_columns)
+    others = [c for c in results.facet_columns if c != "train_size" and c not in with_size]
     rests = ok[others].drop_duplicates().sort_values(others) if others else pd.DataFrame(index=[0])
     fig, axes = draw.new_figure(2 * len(rests), len(results.protocols), 2.2, sharex=True)
     pairs = verdicts.variant_pairs(results, TRAIN_SIZE_CLAIM)  # one line per variant pair
@@ -580,7 +615,8 @@ def train_size_figure(results: Results, folder: Path) -> list[Path]:
                 _effect_line(bottom, results, pair, facet, len(pairs) > 1)
             bottom.set_ylabel("test acc.: cutmix − none (pp)")
             if r == len(rests) - 1:
-                bottom.set_xlabel("training images")
+                goes_with = f"\n({', '.join(with_size)} set with it)" if with_size else ""
+                bottom.set_xlabel("training images" + goes_with)
     for ax in axes.flat:  # log scale, ticks at the sizes the sweep used
         ax.set_xscale("log")
         ax.xaxis.set_major_locator(FixedLocator(sorted(ok["train_size"].unique())))

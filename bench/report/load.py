@@ -735,20 +735,38 @@ def _results_folder(folder: str | Path) -> Path:
     return folder
 
 
-def _same_row(a: pd.Series, b: pd.Series) -> str | None:
-    """None when two rows of one run_id hold the same values (empty equals empty), else the
-    first column where they differ."""
+# Units of the cost metrics (speed, time, memory): they measure the machine, not the result.
+COST_UNITS = {"images/s", "ms/batch", "MB", "s"}
+
+
+def environment_columns() -> set[str]:
+    """runs.csv columns that say where, when and how fast a cell ran (kind "environment", the
+    cost metrics, the log's path): two runs of one cell may differ in them and still be one
+    result."""
+    cost = {name for name, c in schema.METRICS.items() if c.unit in COST_UNITS}
+    return set(schema.columns(RUNS_FILE, kind="environment")) | cost | {"log"}
+
+
+def _same_row(a: pd.Series, b: pd.Series, ignore: set[str] = frozenset()) -> str | None:
+    """None when two rows of one run_id hold the same values (empty equals empty) but in the
+    `ignore` columns, else the first column where they differ."""
     for column in a.index.union(b.index):
+        if column in ignore:
+            continue
         x, y = a.get(column, np.nan), b.get(column, np.nan)
         if not ((pd.isna(x) and pd.isna(y)) or x == y):
             return str(column)
     return None
 
 
-def _merge_runs(folders: list[Path], tables: list[pd.DataFrame]) -> tuple[pd.DataFrame, str]:
+def _merge_runs(
+    folders: list[Path], tables: list[pd.DataFrame]
+) -> tuple[pd.DataFrame, str, dict[str, int]]:
     """One runs table from several folders of one sweep: a run_id in several folders must hold
-    the same row (it is kept once), else ReportInputError names it and both folders. Returns the
-    table and a note for the reader."""
+    the same row but in the environment columns (`environment_columns`: device, versions,
+    commit, start time, speed, time, memory), else ReportInputError names it and both folders.
+    Rule: one row per run_id, the one of the first folder given that has it (its side rows
+    too). Returns the table, a note for the reader and run_id -> the index of the folder kept."""
     first = tables[0]["sweep"].iloc[0]
     for folder, table in zip(folders[1:], tables[1:], strict=True):
         if table["sweep"].iloc[0] != first:
@@ -761,15 +779,20 @@ def _merge_runs(folders: list[Path], tables: list[pd.DataFrame]) -> tuple[pd.Dat
     origin = [
         folder for folder, table in zip(folders, tables, strict=True) for _ in range(len(table))
     ]
+    index = [i for i, table in enumerate(tables) for _ in range(len(table))]
     seen: dict[str, int] = {}
-    keep, merged = [], 0
+    keep, merged, reruns = [], 0, 0
+    environment = environment_columns()
     for position, run_id in enumerate(combined["run_id"]):
         if run_id not in seen:
             seen[run_id] = position
             keep.append(position)
             continue
         earlier, row = combined.iloc[seen[run_id]], combined.iloc[position]
-        column = _same_row(earlier, row)
+        column = _same_row(earlier, row, environment)
+        if column is None and _same_row(earlier, row) is not None:
+            reruns += 1
+            continue
         if column is not None:
             raise ReportInputError(
                 f"run_id {quoted(run_id)} is in {quoted_path(origin[seen[run_id]])} and "
@@ -783,13 +806,31 @@ def _merge_runs(folders: list[Path], tables: list[pd.DataFrame]) -> tuple[pd.Dat
         runs[column] = runs[column].fillna("")
     counts = ", ".join(f"{f} ({len(t)} rows)" for f, t in zip(folders, tables, strict=True))
     note = f"Merged from {len(folders)} results folders: {counts}"
-    note += f"; {merged} identical duplicate row(s) kept once." if merged else "."
-    return runs, note
+    note += f"; {merged} identical duplicate row(s) kept once" if merged else ""
+    if reruns:
+        note += (
+            f"; {reruns} rerun(s) of a cell that differ only in where, when or how fast they ran "
+            "(device, versions, commit, start time, speed, time, memory): the row of the first "
+            "folder given is kept, with its epochs, calibration and robustness rows"
+        )
+    kept_from = {run_id: index[position] for run_id, position in seen.items()}
+    return runs, note + ".", kept_from
 
 
-def _read_side(folders: list[Path], file: str) -> pd.DataFrame | None:
-    """One side file from every folder that has it, identical rows kept once, keys checked."""
-    tables = [_read_csv(f / file, *side_columns(file)) for f in folders if (f / file).is_file()]
+def _read_side(
+    folders: list[Path], file: str, kept_from: dict[str, int] | None = None
+) -> pd.DataFrame | None:
+    """One side file from every folder that has it, identical rows kept once, keys checked;
+    with `kept_from` (run_id -> folder index, from `_merge_runs`), a cell's rows come from the
+    folder its runs.csv row was kept from."""
+    tables = []
+    for i, folder in enumerate(folders):
+        if (folder / file).is_file():
+            table = _read_csv(folder / file, *side_columns(file))
+            if kept_from and "run_id" in table:
+                own = [kept_from.get(str(run_id), i) == i for run_id in table["run_id"]]
+                table = table[own].reset_index(drop=True)
+            tables.append(table)
     if not tables:
         return None
     table = tables[0] if len(tables) == 1 else pd.concat(tables, ignore_index=True)
@@ -813,9 +854,9 @@ def load_results(folder: str | Path | list[str | Path]) -> Results:
                 f"results folder {quoted_path(folders[index])} is given twice; pass each once"
             )
     tables = [_read_runs(f / RUNS_FILE) for f in folders]
-    runs, merge_notes = tables[0], []
+    runs, merge_notes, kept_from = tables[0], [], None
     if len(folders) > 1:
-        runs, note = _merge_runs(folders, tables)
+        runs, note, kept_from = _merge_runs(folders, tables)
         _check_runs(runs)
         merge_notes.append(note)
     absent = [c for c in run_metrics() if c not in runs.columns]
@@ -850,7 +891,7 @@ def load_results(folder: str | Path | list[str | Path]) -> Results:
     sides = [("epochs", schema.EPOCHS_FILE), ("calibration", schema.CALIBRATION_FILE),
              ("robustness", schema.ROBUSTNESS_FILE)]  # fmt: skip
     for name, file in sides:
-        table = _read_side(folders, file)
+        table = _read_side(folders, file, kept_from)
         if table is not None:
             setattr(results, name, _attach(table, runs, file, results.notes))
     _derive_calibration(results)

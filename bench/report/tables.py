@@ -1,4 +1,5 @@
-"""The summary table (mean ± std over seeds, n) and its Markdown, LaTeX and CSV forms.
+"""The summary table (mean ± std over seeds, n), its Markdown and CSV forms and the escaping and
+rows the LaTeX tables share (bench.report.latex writes those).
 
 Reads from runs.csv: `arm`, `regularizer`, `schedule`, `status`, the configuration columns (the
 shared ones, plus the extension ones that vary in the sweep), and every metric of
@@ -237,51 +238,6 @@ def latex_number_text(text: str) -> str:
     return escaped
 
 
-def to_latex(
-    header: list[str],
-    rows: list[list[str]],
-    *,
-    groups: list[str],
-    caption: str,
-    blank: int,
-    bold=None,
-    right_from: int = 0,
-    spec: str | None = None,
-    preamble: tuple[str, ...] = (),
-) -> str:
-    """A booktabs tabular: a rule between groups, the first `blank` cells left out on repeats.
-
-    Numbers get true minus signs; numeric columns are right-aligned with a fixed number of
-    decimals per column, so their decimal points line up. `spec`: the column specification
-    (default: l for text columns, r for the rest); `preamble`: lines before the tabular (e.g.
-    a font size). `caption` goes into comment lines above the table (its lines are not
-    interpreted by LaTeX).
-    """
-
-    def cell(text: str, strong: bool) -> str:
-        text = latex_number_text(text)
-        return rf"\textbf{{{text}}}" if strong else text
-
-    spec = spec or "l" * right_from + "r" * (len(header) - right_from)
-    lines = [f"% {' '.join(line.split())}" for line in caption.splitlines()]
-    lines += ["% needs \\usepackage{booktabs}", *preamble]
-    lines += [rf"\begin{{tabular}}{{{spec}}}", r"\toprule"]
-    lines.append(" & ".join(cell(h, False) for h in header) + r" \\")
-    previous = None
-    for i, row in enumerate(rows):
-        if groups[i] != previous:
-            lines.append(r"\midrule")
-        flags = [False] * right_from + list(bold[i] if bold else [])
-        flags += [False] * (len(row) - len(flags))
-        cells = [cell(text, flag) for text, flag in zip(row, flags, strict=True)]
-        if groups[i] == previous:
-            cells[:blank] = [""] * blank
-        lines.append(" & ".join(cells) + r" \\")
-        previous = groups[i]
-    lines += [r"\bottomrule", r"\end{tabular}"]
-    return "\n".join(lines) + "\n"
-
-
 SUMMARY_LEGEND = (
     "Mean ± std over seeds (std with ddof=1); n = finished cells averaged (+failed ones, never "
     "averaged in); bold = better than none in the same scope by a paired t-test over seeds, "
@@ -304,26 +260,6 @@ def summary_markdown(
     header, rows, marks = table_rows(results, table, metrics)
     body = to_markdown(header, rows, marks, right_from=len(header) - len(marks[0]))
     return f"{body}\n{SUMMARY_LEGEND}\n"
-
-
-def summary_latex(
-    results: Results, table: pd.DataFrame, metrics: list[str] | None = None, what: str = ""
-) -> str:
-    header, rows, marks = table_rows(results, table, metrics)
-    metric_start = len(header) - len(marks[0]) if marks else len(header)
-    caption = (
-        f"regbench sweep {results.sweep}{what}.\n{SUMMARY_LEGEND}\n"
-        "Wide: wrap in \\resizebox{\\textwidth}{!}{...} or set \\small if it overflows."
-    )
-    return to_latex(
-        header,
-        rows,
-        groups=list(table["scope"]),
-        caption=caption,
-        blank=len(results.scope_columns),
-        bold=marks,
-        right_from=metric_start,
-    )
 
 
 CLAIM_HEADER = ["claim", "scope", "effect (pp)", "95% CI (pp)", "n", "p", "p (Holm)",
@@ -376,40 +312,6 @@ def claim_rows(claims: pd.DataFrame) -> list[list[str]]:
 
 def claims_markdown(claims: pd.DataFrame) -> str:
     return f"{to_markdown(CLAIM_HEADER, claim_rows(claims), right_from=2)}\n{CLAIMS_LEGEND}\n"
-
-
-# Fits a portrait text block (16 cm at \footnotesize, tabcolsep 2.5pt): short headers (units in
-# the caption), no unadjusted p (the Holm p decides), and text columns that wrap, with a break
-# point after every underscore and comma.
-CLAIMS_LATEX_HEADER = ["claim", "scope", "effect", "95% CI", "n", "p (Holm)", "margin", "seeds",
-                       "verdict"]  # fmt: skip
-CLAIMS_LATEX_SPEC = r"p{3.3cm}p{2.6cm}rrrrrrp{2.0cm}"
-CLAIMS_LATEX_PREAMBLE = (r"\footnotesize", r"\setlength{\tabcolsep}{2.5pt}")
-_BREAK = "\u200b"  # marks a break point until the text is escaped
-
-
-def claims_latex(claims: pd.DataFrame, sweep: str) -> str:
-    caption = (
-        f"regbench sweep {sweep}: claim verdicts. effect, 95% CI and margin in percentage "
-        f"points; seeds: seed pairs needed for 80% power.\n{CLAIMS_LEGEND}"
-    )
-    rows = []
-    for row in claim_rows(claims):
-        row = row[:5] + row[6:]  # no unadjusted p
-        for j in (0, 1, len(row) - 1):
-            row[j] = row[j].replace("_", "_" + _BREAK).replace(",", "," + _BREAK)
-        rows.append(row)
-    text = to_latex(
-        CLAIMS_LATEX_HEADER,
-        rows,
-        groups=list(claims["claim_id"]),
-        caption=caption,
-        blank=1,
-        right_from=2,
-        spec=CLAIMS_LATEX_SPEC,
-        preamble=CLAIMS_LATEX_PREAMBLE,
-    )
-    return text.replace(_BREAK, r"\allowbreak{}")
 
 
 SEARCH_HEADER = ["scope", "arm", "parameter", "selected on", "selected value", "searched range",

@@ -157,7 +157,36 @@ def test_tensorboard_writes_one_run_folder_per_cell(tmp_path) -> None:
     pytest.importorskip("tensorboard")
     assert run(tmp_path, [CELL], tensorboard=True) == ["ok"]
     (folder,) = (tmp_path / "tensorboard").iterdir()
-    assert folder.name == CELL.run_id and list(folder.glob("events.out.tfevents.*"))
+    # named by arm and scope, with hyperparameters, the run_id last (unique)
+    assert folder.name == f"none_frozen_n64_seed0_lr0.05_{CELL.run_id}"
+    (events,) = folder.glob("events.out.tfevents.*")
+    from tensorboard.backend.event_processing.event_file_loader import EventFileLoader
+    from tensorboard.plugins.hparams import plugin_data_pb2
+
+    hparams, tags = {}, set()
+    for event in EventFileLoader(str(events)).Load():
+        for value in event.summary.value:
+            tags.add(value.tag)
+            if value.metadata.plugin_data.plugin_name == "hparams":
+                data = plugin_data_pb2.HParamsPluginData.FromString(
+                    value.metadata.plugin_data.content
+                )
+                for name, entry in data.session_start_info.hparams.items():
+                    hparams[name] = entry.WhichOneof("kind") and getattr(
+                        entry, entry.WhichOneof("kind")
+                    )
+    assert hparams["arm"] == "none" and hparams["protocol"] == "frozen"
+    assert hparams["lr"] == 0.05 and hparams["seed"] == 0 and hparams["run_id"] == CELL.run_id
+    assert {"epoch/val_acc", "epoch/test_acc"} <= tags  # the HParams metrics exist as scalars
+
+
+def test_tensorboard_run_names_tell_arms_apart_and_stay_file_names() -> None:
+    from bench.executors.base import tensorboard_run_name
+
+    cut = CELL.replace(regularizer="cutmix", regularizer_params={"alpha": 1.0, "mode": "a/b"})
+    names = {tensorboard_run_name(c) for c in (CELL, OTHER, cut)}
+    assert len(names) == 3 and all("/" not in n and " " not in n for n in names)
+    assert tensorboard_run_name(cut).startswith("cutmix(alpha=1.0,mode=a_b)_frozen_n64_seed0")
 
 
 # ---------------------------------------------------------------------------------------------

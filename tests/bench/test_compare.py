@@ -79,7 +79,7 @@ def test_a_change_inside_the_seed_spread_is_noise_and_exits_0(ref, tmp_path, cap
     assert code == 0, out
     verdicts = compare_results(ref, new).metrics.set_index("metric")["verdict"]
     assert verdicts["test_acc"] == NOISE
-    assert "within seed noise" in out
+    assert "within noise" in out
 
 
 def test_cost_metrics_are_not_compared(ref, tmp_path, capsys):
@@ -167,3 +167,47 @@ def test_compare_is_a_subcommand(ref, capsys):
 
     assert regbench(["compare", str(ref), str(ref)]) == 0
     assert "NEW reproduces REF" in capsys.readouterr().out
+
+
+def test_float_noise_is_within_the_tolerance_even_with_one_seed(tmp_path, capsys):
+    ref = tmp_path / "ref"
+    make_results(ref, protocols=("frozen",), seeds=(0,))
+    new = copy_with(ref, tmp_path / "new", lambda r: shift(r, 0, "test_acc", 3e-8))
+    comparison = compare_results(ref, new)
+    assert comparison.metrics.set_index("metric").loc["test_acc", "verdict"] == NOISE
+    code, out, _ = run(capsys, ref, new)
+    assert code == 0 and "NEW reproduces REF" in out and "tolerance 1e-06" in out
+    # an explicit tolerance of 0: bit-equal or differs
+    assert run(capsys, ref, new, "--tolerance", "0")[0] == 1
+    # a real difference with one seed still differs
+    far = copy_with(ref, tmp_path / "far", lambda r: shift(r, 0, "test_acc", 0.01))
+    assert compare_results(ref, far).differs
+    code, _, err = run(capsys, ref, new, "--tolerance", "-1")
+    assert code == 2 and "give a number >= 0" in err and len(err.splitlines()) == 1
+
+
+def test_pair_on_compares_two_sweeps_that_differ_in_a_setting(tmp_path, capsys):
+    ref = tmp_path / "ref"
+    make_results(ref, protocols=("frozen",), seeds=(0, 1, 2))
+
+    def other_lr(runs):
+        runs["lr"] = "0.1"
+        runs["run_id"] = ["x" + run_id[1:] for run_id in runs["run_id"]]
+
+    new = copy_with(ref, tmp_path / "new", other_lr)
+    for side in ("epochs.csv", "calibration.csv", "robustness.csv"):
+        table = pd.read_csv(new / side, dtype=str, keep_default_na=False)
+        table["run_id"] = ["x" + run_id[1:] for run_id in table["run_id"]]
+        table.to_csv(new / side, index=False)
+    code, _, err = run(capsys, ref, new)
+    assert code == 2 and "share no run_id" in err  # by run_id: nothing to compare
+    code, out, err = run(capsys, ref, new, "--pair-on", "regularizer,schedule,protocol,seed")
+    assert code == 0, out + err
+    assert "paired on regularizer, schedule, protocol, seed" in out and "lr (0.05 vs 0.1)" in out
+    comparison = compare_results(ref, new, pair_on=["arm", "protocol", "seed"])  # the report's arm
+    assert comparison.shared == len(pd.read_csv(ref / "runs.csv")) and not comparison.differs
+    # cutmix and staged cutmix share regularizer, protocol and seed: refused, not guessed
+    code, _, err = run(capsys, ref, new, "--pair-on", "regularizer,protocol,seed")
+    assert code == 2 and "several cells" in err and len(err.splitlines()) == 1
+    code, _, err = run(capsys, ref, new, "--pair-on", "regulariser")
+    assert code == 2 and "no column(s) 'regulariser'" in err

@@ -36,13 +36,38 @@ def write_fake_cifar(root, n_per_batch=20, payload=None):
     return root
 
 
-def test_reads_official_layout_and_warns_on_checksum(tmp_path):
+def test_reads_official_layout_and_warns_on_checksum(tmp_path, caplog, recwarn):
     root = write_fake_cifar(tmp_path)
-    with pytest.warns(UserWarning, match="checksum differs from the official release"):
+    with caplog.at_level("WARNING", logger="bench.data"):
         raw = data.load_cifar10(root, download=False)
     assert raw["train_x"].shape == (100, 3, 32, 32) and raw["train_x"].dtype == np.uint8
     assert raw["test_y"].tolist() == [i % 10 for i in range(20)]
     assert raw["checksum_ok"] is False
+    assert raw["source"] == data.MODIFIED and len(raw["fingerprint"]) == 16
+    (message,) = [r.getMessage() for r in caplog.records]
+    assert "checksum differs from the official release for 6 file(s)" in message
+    assert "\n" not in message and "neither the official release nor" in message
+    assert not [w for w in recwarn if "checksum" in str(w.message)]  # no Python warning + line
+
+
+def test_provenance_of_the_data_files():
+    assert data.data_source(dict(data.OFFICIAL_MD5)) == data.OFFICIAL
+    assert data.data_source(dict(data.OFFLINE_JPEG_MD5)) == data.OFFLINE_JPEG
+    mixed = {**data.OFFICIAL_MD5, "test_batch": data.OFFLINE_JPEG_MD5["test_batch"]}
+    assert data.data_source(mixed) == data.MODIFIED
+    prints = {data.data_fingerprint(m) for m in (data.OFFICIAL_MD5, data.OFFLINE_JPEG_MD5, mixed)}
+    assert len(prints) == 3  # one file differs: another fingerprint
+    reordered = dict(reversed(list(data.OFFICIAL_MD5.items())))
+    assert data.data_fingerprint(reordered) == data.data_fingerprint(data.OFFICIAL_MD5)
+
+
+def test_the_offline_copy_is_named_in_one_warning_line(cifar_dir, caplog, recwarn):
+    with caplog.at_level("WARNING", logger="bench.data"):
+        raw = data.load_cifar10(cifar_dir, download=False)
+    assert raw["source"] == data.OFFLINE_JPEG
+    (message,) = [r.getMessage() for r in caplog.records]
+    assert "offline JPEG copy" in message and "\n" not in message
+    assert not [w for w in recwarn if "checksum" in str(w.message)]
 
 
 def test_missing_data_without_download_names_the_folder(tmp_path):
@@ -215,8 +240,7 @@ def released_images(release: Path, names: list[str]) -> np.ndarray:
 
 def test_download_fetches_checks_and_loads_the_release_once(cifar_site, tmp_path):
     root = tmp_path / "data"
-    with pytest.warns(UserWarning, match="checksum differs from the official release"):
-        raw = data.load_cifar10(root)
+    raw = data.load_cifar10(root)
     assert cifar_site.requests == ["/~kriz/cifar-10-python.tar.gz"]
     train = [f"data_batch_{i}" for i in range(1, 6)]
     assert np.array_equal(raw["train_x"], released_images(cifar_site.release, train))
@@ -231,8 +255,7 @@ def test_download_fetches_checks_and_loads_the_release_once(cifar_site, tmp_path
     assert sorted(p.name for p in root.iterdir()) == [
         data.DOWNLOAD_LOCK_FILE, "cifar-10-batches-py",
     ]  # fmt: skip
-    with pytest.warns(UserWarning, match="checksum differs"):
-        again = data.load_cifar10(root)
+    again = data.load_cifar10(root)
     assert cifar_site.requests == ["/~kriz/cifar-10-python.tar.gz"]  # not downloaded again
     assert np.array_equal(again["train_x"], raw["train_x"])
 
@@ -395,7 +418,7 @@ def test_default_data_folders_come_from_the_current_folder_never_the_package(tmp
 
 
 def test_download_notice_is_logged_not_printed(cifar_site, tmp_path, caplog, capsys):
-    with caplog.at_level("INFO", logger="bench.data"), pytest.warns(UserWarning):
+    with caplog.at_level("INFO", logger="bench.data"):
         data.load_cifar10(tmp_path / "data")
     assert f"downloading CIFAR-10 from {data.CIFAR_URL} into {tmp_path / 'data'} ..." in [
         record.getMessage() for record in caplog.records

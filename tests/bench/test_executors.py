@@ -126,6 +126,36 @@ def test_keep_best_model(local_run: Path) -> None:
     ]  # fmt: skip
 
 
+def test_keep_best_model_on_a_finished_sweep_trains_the_best_again(
+    local_run: Path, tmp_path: Path, monkeypatch
+) -> None:
+    import shutil
+
+    from bench.runner import run_sweep
+
+    folder = tmp_path / "finished"
+    shutil.copytree(local_run, folder)
+    kept = {p: json.loads((folder / "models" / f"best-{p}.json").read_text())["run_id"]
+            for p in ("frozen", "unfrozen")}  # fmt: skip
+    shutil.rmtree(folder / "models")
+    before = (folder / "runs.csv").read_bytes()
+    counts = run_sweep(load_sweep(SMOKE), ResultsDir(folder), keep_best_model=True)
+    assert counts["ok"] == 0 and counts["skipped"] == 4  # nothing new ran ...
+    for protocol, run_id in kept.items():  # ... yet the best cell's model is kept again
+        meta = json.loads((folder / "models" / f"best-{protocol}.json").read_text())
+        assert meta["run_id"] == run_id
+        assert counts["kept_models"][protocol].startswith(f"cell {run_id}")
+        assert "trained again now" in counts["kept_models"][protocol]
+        assert "this time" not in counts["kept_models"][protocol]  # same val_acc: same machine
+    assert (folder / "runs.csv").read_bytes() == before  # the recorded rows are untouched
+    # a second time, the models are there: nothing trains
+    monkeypatch.setattr("bench.train.train_cell", lambda *a, **k: pytest.fail("trained"))
+    again = run_sweep(load_sweep(SMOKE), ResultsDir(folder), keep_best_model=True)
+    assert all("kept before" in note for note in again["kept_models"].values())
+    # without --keep-best-model nothing of the sort happens
+    assert "kept_models" not in run_sweep(load_sweep(SMOKE), ResultsDir(folder))
+
+
 # ---------------------------------------------------------------------------------------------
 # --keep-best-model under a kill: the kept pair is never a mismatched one
 

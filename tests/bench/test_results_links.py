@@ -14,7 +14,7 @@ import pytest
 
 from bench.cli.sweep import main
 from bench.config import RunConfig
-from bench.executors.base import LiveFiles, Recorder
+from bench.executors.base import LiveFiles, Recorder, tensorboard_run_name
 from bench.results import ResultsDir, UnsafePathError, check_links, safe_path
 from bench.rows import CellResult
 from bench.sweep import load_sweep
@@ -51,6 +51,11 @@ def sweep_file(tmp_path: Path, text: str = ONE_CELL) -> tuple[Path, str]:
     return path, load_sweep(path).cells[0].run_id
 
 
+def board_name(path: Path) -> str:
+    """The TensorBoard run folder of the sweep file's one cell."""
+    return tensorboard_run_name(load_sweep(path).cells[0])
+
+
 def snapshot(decoy: Path) -> dict[str, bytes]:
     """Every file under `decoy` (or `decoy` itself) with its bytes."""
     if decoy.is_file():
@@ -69,11 +74,12 @@ def make_decoy(tmp_path: Path, folder: bool) -> Path:
     return decoy
 
 
-# path in the results folder (with {id}: the cell's run_id) -> (decoy is a folder, extra flags)
+# path in the results folder ({id}: the cell's run_id; {board}: its TensorBoard run folder)
+# -> (decoy is a folder, extra flags)
 PLANTED = {
     "logs/{id}.log": (False, []),
     "logs": (True, []),
-    "tensorboard/{id}": (True, ["--tensorboard"]),
+    "tensorboard/{board}": (True, ["--tensorboard"]),
     "tensorboard": (True, ["--tensorboard"]),
     "logits": (True, ["--set", "save_logits=true"]),
     "models": (True, ["--keep-best-model"]),
@@ -92,7 +98,7 @@ def test_a_link_out_of_the_results_folder_is_refused_and_its_target_untouched(
     folder_decoy, flags = PLANTED[planted]
     path, run_id = sweep_file(tmp_path, ONE_CELL + (SEARCH if planted.startswith("search") else ""))
     results = tmp_path / "results"
-    link = results / planted.format(id=run_id)
+    link = results / planted.format(id=run_id, board=board_name(path))
     link.parent.mkdir(parents=True)
     decoy = make_decoy(tmp_path, folder_decoy)
     link.symlink_to(decoy)
@@ -119,13 +125,13 @@ def test_links_inside_the_folder_are_replaced_by_real_files_and_folders(
     (results / "kept").mkdir()
     (results / "kept" / "events.out.tfevents.1.mine").write_bytes(b"kept")
     (results / "tensorboard").mkdir()
-    (results / "tensorboard" / run_id).symlink_to("../kept")
+    (results / "tensorboard" / board_name(path)).symlink_to("../kept")
     argv = ["run", str(path), "--results-dir", str(results), "--no-progress", "--tensorboard"]
     assert main(argv) == 0, capsys.readouterr().err
     log = results / "logs" / f"{run_id}.log"
     assert not log.is_symlink() and f"cell {run_id} finished: ok" in log.read_text()
     assert (results / "notes.txt").read_text() == "the owner's notes\n"
-    board = results / "tensorboard" / run_id
+    board = results / "tensorboard" / board_name(path)
     assert board.is_dir() and not board.is_symlink() and list(board.glob("events.out.*"))
     assert [p.name for p in (results / "kept").iterdir()] == ["events.out.tfevents.1.mine"]
 
@@ -182,7 +188,7 @@ def test_live_log_and_tensorboard_never_open_a_link_out(tmp_path: Path) -> None:
     results = ResultsDir(tmp_path / "r")
     live = LiveFiles.prepare(results, tensorboard=True)
     (results.path / "logs" / f"{CELL.run_id}.log").symlink_to(file_decoy)
-    (results.path / "tensorboard" / CELL.run_id).symlink_to(folder_decoy)
+    (results.path / "tensorboard" / tensorboard_run_name(CELL)).symlink_to(folder_decoy)
     assert live.log_path(CELL) is None  # no live file: the text still comes back with the result
     with pytest.raises(UnsafePathError):
         live.tensorboard_path(CELL)

@@ -30,6 +30,9 @@ def test_run_appends_one_row_and_saves_a_model(tmp_path, capsys):
     with open(results / "runs.csv", newline="") as handle:
         rows = list(csv.DictReader(handle))
     assert len(rows) == 1 and rows[0]["status"] == "ok"
+    # provenance: the data read (synthetic: no files to fingerprint), no sweep file
+    assert rows[0]["data_source"] == "synthetic" and rows[0]["data_fingerprint"] == ""
+    assert rows[0]["sweep_file_sha256"] == ""
     assert '"alpha": 0.4' in rows[0]["regularizer_params"]
     assert '"mode": "elem"' in rows[0]["regularizer_params"]
     assert model.with_suffix(".safetensors").exists() and model.with_suffix(".json").exists()
@@ -100,7 +103,7 @@ def test_help_shows_every_default_and_every_config_field_has_a_flag():
         flags[action.dest] = action
         assert "(default:" in formatter._get_help_string(action), action.dest
     for field in dataclasses.fields(RunConfig):
-        if field.name != "regularizer_params":  # --reg-param / --schedule
+        if field.name not in run_cli.NOT_FLAGS:  # --reg-param / --schedule; set by sweeps
             assert field.name in flags, f"RunConfig.{field.name} has no flag"
             assert f"--{field.name.replace('_', '-')}" in flags[field.name].option_strings
     help_text = parser.format_help()
@@ -113,7 +116,7 @@ def test_every_config_field_can_be_set_from_the_command_line():
     argv, expected = [], {}
     for field in dataclasses.fields(RunConfig):
         flag, default = f"--{field.name.replace('_', '-')}", getattr(defaults, field.name)
-        if field.name == "regularizer_params":
+        if field.name in run_cli.NOT_FLAGS:
             continue
         if field.type == "bool":
             argv.append(flag if not default else f"--no-{flag[2:]}")
@@ -227,3 +230,54 @@ def test_data_seed_follows_seed_unless_given() -> None:
     assert config("--seed", "3").data_seed == 3  # another seed draws another subset
     assert config("--seed", "3", "--data-seed", "0").data_seed == 0  # unless fixed
     assert config().data_seed == 0
+
+
+def test_a_recorded_cell_is_refused_before_training_and_nothing_is_written(
+    cached_cell, tmp_path, capsys, monkeypatch
+):
+    from bench import train
+
+    results = tmp_path / "r"
+    assert cli.main([*SYNTHETIC, "--results-dir", str(results)]) == 0
+    capsys.readouterr()
+    before = {p.name: p.read_bytes() for p in results.iterdir() if p.is_file()}
+    monkeypatch.setattr(train, "train_cell", lambda *a, **k: pytest.fail("trained"))
+    model = tmp_path / "m"
+    argv = [*SYNTHETIC, "--results-dir", str(results), "--save-model", str(model)]
+    assert cli.main(argv) == 2
+    err = capsys.readouterr().err
+    assert len(err.splitlines()) == 1 and "already recorded as ok" in err
+    assert "--results-dir" in err  # the fix is named
+    assert (
+        not model.with_suffix(".safetensors").exists() and not model.with_suffix(".json").exists()
+    )
+    assert {p.name: p.read_bytes() for p in results.iterdir() if p.is_file()} == before
+
+
+def test_a_different_cell_or_a_failed_one_is_not_refused(cached_cell, tmp_path, capsys):
+    import csv as csv_module
+
+    results = tmp_path / "r"
+    assert cli.main([*SYNTHETIC, "--results-dir", str(results)]) == 0
+    run_id = run_cli.config_from_args(
+        run_cli.build_parser().parse_args([*SYNTHETIC[1:], "--results-dir", str(results)])
+    ).run_id
+    with open(results / "runs.csv", newline="") as handle:
+        rows = list(csv_module.DictReader(handle))
+    rows[0]["status"] = "failed"
+    with open(results / "runs.csv", "w", newline="") as handle:
+        writer = csv_module.DictWriter(handle, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+    assert rows[0]["run_id"] == run_id
+    run_cli.refuse_recorded(str(results), run_id)  # failed: retrained, not refused
+    rows[0]["status"] = "ok"
+    with open(results / "runs.csv", "w", newline="") as handle:
+        writer = csv_module.DictWriter(handle, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+    with pytest.raises(ValueError, match="already recorded as ok"):
+        run_cli.refuse_recorded(str(results), run_id)
+    run_cli.refuse_recorded(str(results), "0123456789ab")  # another cell: not refused
+    run_cli.refuse_recorded(str(tmp_path / "absent"), run_id)  # no folder: nothing recorded
+    assert not (tmp_path / "absent").exists()

@@ -7,7 +7,7 @@ import os
 from pathlib import Path
 
 import pytest
-from sweep_files import HEAD, SMOKE, SWEEPS, write
+from sweep_files import HEAD, REPO, SMOKE, SWEEPS, write
 
 from bench.config import RunConfig
 from bench.sweep import SweepError, load_sweep, parse_assignments, select
@@ -308,8 +308,16 @@ def test_set_equals_editing_the_defaults(tmp_path: Path) -> None:
     edited = load_sweep(write(tmp_path, edited_text, "edited.toml"))
     plain = load_sweep(write(tmp_path, GRID, "plain.toml"))
     assert [c.run_id for c in cli.cells] == [c.run_id for c in edited.cells]
-    assert cli.cells == edited.cells and cli.labels == edited.labels
+    unhashed = [c.replace(sweep_file_sha256="") for c in cli.cells]  # the files differ
+    assert unhashed == [c.replace(sweep_file_sha256="") for c in edited.cells]
+    assert cli.labels == edited.labels
     assert not {c.run_id for c in cli.cells} & {c.run_id for c in plain.cells}
+    # each cell records the hash of the file it came from (not of the --set it was given)
+    import hashlib
+
+    digest = hashlib.sha256((tmp_path / "s.toml").read_bytes()).hexdigest()[:12]
+    assert {c.sweep_file_sha256 for c in cli.cells} == {digest}
+    assert {c.sweep_file_sha256 for c in edited.cells} != {digest}
 
 
 @pytest.mark.parametrize(
@@ -319,7 +327,6 @@ def test_set_equals_editing_the_defaults(tmp_path: Path) -> None:
         ("epochs=true", r"--set: epochs=True should be an integer"),
         ("lr=inf", r"--set: lr=inf is invalid"),
         ("protocol=thawed", r"--set: protocol='thawed' is invalid; allowed: frozen"),
-        ("seed=3", r"--set seed: axes\.seed sets 'seed' in every cell.*--only seed=VALUE"),
         ("sweep=x", r"--set sweep: set by the sweep's `name`"),
         ("sweep_cells=3", r"--set sweep_cells: set by counting the sweep's cells"),
         ("regularizer_params={ alfa = 1.0 }", r"--set: regularizer.*alfa"),
@@ -332,6 +339,29 @@ def test_bad_set_fails_before_anything(tmp_path: Path, pair: str, pattern: str) 
         load_sweep(path, settings=settings)
     with pytest.raises(SweepError, match=r"--set 'epochs': expected KEY=VALUE"):
         parse_assignments(["epochs"], "--set")
+
+
+def test_set_replaces_an_axis_as_editing_it_would(tmp_path: Path) -> None:
+    plain = load_sweep(write(tmp_path, GRID, "plain.toml"))
+    same = load_sweep(write(tmp_path, GRID), settings={"seed": [0, 1]})
+    assert same.cells == plain.cells and same.labels == plain.labels  # the file's own values
+    more = load_sweep(write(tmp_path, GRID), settings={"seed": [0, 1, 2]})
+    edited = load_sweep(
+        write(tmp_path, GRID.replace("seed = [0, 1]", "seed = [0, 1, 2]"), "e.toml")
+    )
+    assert [c.run_id for c in more.cells] == [c.run_id for c in edited.cells]
+    assert {c.run_id for c in plain.cells} < {c.run_id for c in more.cells}  # old ids kept
+    one = load_sweep(write(tmp_path, GRID), settings={"seed": 3})
+    assert {c.seed for c in one.cells[:-1]} == {3} and one.cells[-1].seed == 5  # extra: its own
+    (arms,) = [v for k, _, v in parse_assignments(['arm=[{ regularizer = "none" }]'], "--set")]
+    only_none = load_sweep(write(tmp_path, GRID), settings={"arm": arms})
+    assert [label for label in only_none.labels if "arm=" in label] == [
+        "seed=0 arm=none", "seed=1 arm=none",
+    ]  # fmt: skip
+    with pytest.raises(SweepError, match=r"axes\.arm sets 'regularizer'.*--set arm=\[\.\.\.\]"):
+        load_sweep(write(tmp_path, GRID), settings={"regularizer": "mixup"})
+    with pytest.raises(SweepError, match=r"axes\.seed: is empty"):
+        load_sweep(write(tmp_path, GRID), settings={"seed": []})
 
 
 def test_only_keeps_matching_cells_and_their_ids(tmp_path: Path) -> None:
@@ -347,8 +377,17 @@ def test_only_keeps_matching_cells_and_their_ids(tmp_path: Path) -> None:
 
     assert only("seed=1") == [label for label in sweep.labels if label.startswith("seed=1 ")]
     assert only("arm=none") == ["seed=0 arm=none", "seed=1 arm=none"]
-    assert only("arm=cutmix", "seed=0") == ["seed=0 arm=cutmix(alpha=1.0)",
-                                            "seed=0 arm=cutmix(alpha=0.5,schedule=staged)"]  # fmt: skip
+    # a label matches exactly: cutmix(alpha=1.0) is not also cutmix(alpha=0.5,schedule=staged)
+    assert only("arm=cutmix(alpha=1.0)", "seed=0") == ["seed=0 arm=cutmix(alpha=1.0)"]
+    assert only("arm=cutmix(alpha=1.0)", "arm=cutmix(alpha=0.5,schedule=staged)", "seed=0") == [
+        "seed=0 arm=cutmix(alpha=1.0)", "seed=0 arm=cutmix(alpha=0.5,schedule=staged)",
+    ]  # fmt: skip
+    with pytest.raises(
+        SweepError,
+        match=r"--only arm=cutmix: 2 arms use 'cutmix': cutmix\(alpha=1\.0\), "
+        r"cutmix\(alpha=0\.5,schedule=staged\); give one label exactly",
+    ):
+        only("arm=cutmix")  # ambiguous: refused, not both
     assert only("arm=cutmix(alpha=1.0)", "arm=none", "seed=0") == [
         "seed=0 arm=none", "seed=0 arm=cutmix(alpha=1.0)",
     ]  # fmt: skip
@@ -397,3 +436,21 @@ def test_every_cell_records_the_sweeps_cell_count(tmp_path: Path) -> None:
     assert cfg.replace(sweep_cells=0).run_id == cfg.run_id  # a single run of it resumes it
     defaults_only = load_sweep(write(tmp_path, HEAD + "[axes]\nseed = [0, 1, 2]\n", "b.toml"))
     assert [cfg.sweep_cells for cfg in defaults_only.cells] == [3, 3, 3]
+
+
+def test_committed_cells_keep_their_run_ids_with_provenance_and_axis_settings() -> None:
+    """The provenance columns (sweep_file_sha256, data_source, ...) and `--set` of an axis to
+    its own values change no run id: the committed cpu-quick results are still its cells."""
+    import csv
+
+    recorded = REPO / "results" / "cpu-quick" / "runs.csv"
+    if not recorded.is_file():
+        pytest.skip("the committed results/cpu-quick are absent")
+    with open(recorded, newline="") as handle:
+        ids = {row["run_id"] for row in csv.DictReader(handle)}
+    sweep = load_sweep(SWEEPS / "cpu-quick.toml")
+    assert {c.run_id for c in sweep.cells} == ids
+    assert all(len(c.sweep_file_sha256) == 12 for c in sweep.cells)
+    seeds = sorted({c.seed for c in sweep.cells})
+    again = load_sweep(SWEEPS / "cpu-quick.toml", settings={"seed": seeds})
+    assert [c.run_id for c in again.cells] == [c.run_id for c in sweep.cells]

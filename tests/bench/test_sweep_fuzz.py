@@ -149,7 +149,7 @@ def option_cases(rng: random.Random) -> list[Case]:
     good = {"s.toml": GOOD.encode()}
     cases = []
     for arg in ("learning_rate=0.1", "epoch=3", "sweep=x", "epochs", "=3", "epochs=", "lr=inf",
-                "weight_decay=nan", "epochs=true", 'epochs="3"', "image_size=5000", "seed=1",
+                "weight_decay=nan", "epochs=true", 'epochs="3"', "image_size=5000", "seed=[]",
                 "seed=-1", "data_seed=4294967296", "protocol=thawed", "lr=[1", "lr=" + "[" * 3000,
                 "regularizer_params={ alfa = 1 }", "backbone=resnet5O", "momentum=1"):  # fmt: skip
         for verb in rng.sample(RESULTS_VERBS, 2):

@@ -71,9 +71,11 @@ def test_markdown_and_latex_tables_show_the_summary(quick):
     assert "| frozen | mixup | 2 (+1 failed) |" in md
     tex = (quick.out / "tables" / "summary.tex").read_text()
     assert cell.replace("±", r"$\pm$") in tex
-    for rule in (r"\toprule", r"\midrule", r"\bottomrule", r"\begin{tabular}"):
+    for rule in (r"\toprule", r"\midrule", r"\bottomrule", r"\begin{longtable}"):
         assert rule in tex
-    assert r"random\_erasing" in tex and r"cutmix (staged)" in tex
+    assert "Random Erasing" in tex and "CutMix (staged)" in tex  # display names ...
+    assert r"random\_erasing" not in tex  # ... not code names
+    assert r"\caption{" in tex and r"\label{tab:regbench-" in tex
 
 
 def test_robustness_table_shows_occlusion_and_corruption(quick):
@@ -110,8 +112,8 @@ def test_latex_uses_true_minus_signs_and_claims_fit_a_page(quick):
     body = [line for line in claims.splitlines() if not line.startswith("%")]
     assert "$-$" in claims
     assert not re.search(r"(?<![\w$])-\d", "\n".join(body))  # no hyphen as a minus sign
-    assert r"\begin{tabular}{p{3.3cm}p{2.6cm}rrrrrrp{2.0cm}}" in claims
-    assert r"\footnotesize" in claims
+    assert r"\begin{longtable}{p{3.2cm}p{2.8cm}rrrrrrp{1.9cm}}" in claims
+    assert r"\footnotesize" in claims and r"\label{tab:regbench-fixture-claims}" in claims
     robustness = (quick.out / "tables" / "robustness.tex").read_text()
     assert r"\toprule" in robustness and "occluded acc." in robustness
 

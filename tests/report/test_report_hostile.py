@@ -279,6 +279,39 @@ def test_conflicting_duplicates_are_refused_naming_both_folders(small, capsys):
     assert not (folder.parent / "out").exists()
 
 
+def test_reruns_differing_only_in_environment_columns_merge_keeping_the_first(small, capsys):
+    folder, _ = small
+    a, b, out = folder.parent / "a", folder.parent / "b", folder.parent / "merged"
+    runs = split_folder(folder, a, b)
+    shared = runs["run_id"].iloc[len(runs) // 2]
+    kept_speed = runs.loc[runs["run_id"] == shared, "train_images_per_s"].iloc[0]
+    b_runs = pd.read_csv(b / "runs.csv", dtype=str, keep_default_na=False)
+    b_runs.loc[0, ["train_images_per_s", "wall_s", "device", "started_at"]] = [
+        "1.5", "999.0", "cpu:other-host", "2030-01-01T00:00:00+00:00",
+    ]  # fmt: skip
+    b_runs.to_csv(b / "runs.csv", index=False)
+    epochs = pd.read_csv(b / "epochs.csv", dtype=str, keep_default_na=False)
+    mine = epochs["run_id"] == shared
+    assert mine.any()
+    epochs.loc[mine, "wall_s"] = "123.0"  # the rerun's own side rows: never mixed in
+    epochs.to_csv(b / "epochs.csv", index=False)
+    code, _, err = run_cli(capsys, a, b, "--out", out)
+    assert code == 0, err
+    assert "1 rerun(s) of a cell that differ only in where, when or how fast" in err
+    assert "the row of the first folder given is kept" in err
+    from bench.report.load import load_results
+
+    merged = load_results([a, b])
+    row = merged.runs[merged.runs["run_id"] == shared].iloc[0]
+    assert len(merged.runs) == len(runs) and float(row["train_images_per_s"]) == float(kept_speed)
+    assert "123.0" not in set(
+        merged.epochs.loc[merged.epochs["run_id"] == shared, "wall_s"].astype(str)
+    )
+    # the other order keeps the other folder's row
+    other = load_results([b, a])
+    assert float(other.runs.set_index("run_id").loc[shared, "train_images_per_s"]) == 1.5
+
+
 def test_merging_different_sweeps_is_refused(tmp_path, capsys):
     make_results(tmp_path / "a", sweep="one", **SMALL)
     make_results(tmp_path / "b", sweep="two", **SMALL)

@@ -182,4 +182,4 @@ def test_parameter_values_are_escaped_in_the_page(tmp_path):
     md = (tmp_path / "report" / "report.md").read_text()
     assert "<script" not in md and "mixup (mode=&lt;script&gt;" in md
     tex = (tmp_path / "report" / "tables" / "summary.tex").read_text()
-    assert r"mixup (mode=\textless{}script\textgreater{}" in tex
+    assert r"MixUp (mode=\textless{}script\textgreater{}" in tex
