@@ -307,7 +307,8 @@ VERDICT_MEANING = (
     "±margin (two one-sided tests, with the same correction), so the arms do not differ by an "
     "amount that matters. 'inconclusive' says neither could be shown with these seeds: it is not "
     "evidence of no effect, and the column 'seeds needed' estimates how many seed pairs would "
-    "give 80% power."
+    "give 80% power to detect a true effect as large as the margin (or, where the estimate lies "
+    "within the margin, to show equivalence); decided rows leave it blank."
 )
 
 
@@ -349,9 +350,13 @@ def _method(results: Results, n_p: int) -> list[render.Para]:
             "< 0.05 and |effect| >= margin, in / against the claimed direction; equivalent: "
             "the two one-sided tests (TOST) at ±margin pass after the same Holm correction over "
             "the equivalence p-values; otherwise inconclusive; not measured: cells or column "
-            "missing. Seeds needed: seed pairs for 80% power of the paired t-test against the "
-            "larger of the margin and the observed effect, at the first Holm threshold "
-            f"(0.05 / {n_p}), from the observed SD of the paired differences. A spread claim "
+            "missing. Seeds needed (undecided rows only): seed pairs for 80% power of the paired "
+            "t-test against a true effect equal to the margin, at the first Holm threshold "
+            f"(0.05 / {n_p}), from the observed SD of the paired differences; where the estimate "
+            "lies within ±margin, the pairs for 80% power of the TOST (true effect 0) instead. "
+            "Never the observed effect: power computed from it inherits the winner's curse. The "
+            "range in parentheses recomputes the count at the ends of the SD's 95% chi-square "
+            "interval: an SD from 10 pairs makes the count uncertain by about 0.5–3×. A spread claim "
             "(std over seeds) keeps a percentile bootstrap interval and a permutation p."
         ),
         render.Para(images),
@@ -367,7 +372,7 @@ def _claim_blocks(claims: pd.DataFrame) -> list:
             "One row per claim and scope. effect and its 95% interval are in percentage points, "
             "positive = the claimed direction; p is a paired t-test, p (Holm) the same adjusted "
             "over the whole table; margin is the smallest effect of interest; seeds needed is "
-            "for 80% power (see Method)."
+            "for 80% power at the margin, with its range (see Method)."
         ),
         render.Table(
             tables.CLAIM_HEADER,

@@ -292,7 +292,9 @@ CLAIMS_LEGEND = (
     "effect: mean paired difference in percentage points, positive = the claimed direction; "
     "95% CI: paired t interval (BCa bootstrap from 20 pairs); p: two-sided paired t-test; "
     "p (Holm): Holm-adjusted over every row with a p-value; margin: the smallest effect of "
-    "interest; seeds: pairs needed for 80% power at the first Holm threshold. Verdicts: "
+    "interest; seeds: for undecided rows, the seed pairs for 80% power to detect a true effect "
+    "equal to the margin at the first Holm threshold (TOST: to show equivalence when the true "
+    "effect is 0), with the range the uncertainty of the observed spread gives. Verdicts: "
     "supported/contradicted = p (Holm) < 0.05 and |effect| >= margin; equivalent = TOST at "
     "±margin passes after Holm; otherwise inconclusive."
 )
@@ -343,10 +345,19 @@ def _p(value: float) -> str:
     return "" if math.isnan(value) else f"{value:.3g}"
 
 
-def _seeds(value: float) -> str:
+def _count(value: float) -> str:
+    return f"> {100_000:,}" if math.isinf(value) else f"{value:,.0f}"
+
+
+def _seeds(value: float, low: float = math.nan, high: float = math.nan, plan: str = "") -> str:
+    """'390 (180 to 1,300)': pairs needed, and the range the uncertainty of the observed SD gives;
+    ', TOST' when the row plans for equivalence; blank for decided rows."""
     if math.isnan(value):
         return ""
-    return f"> {100_000:,}" if math.isinf(value) else f"{value:,.0f}"
+    text = _count(value)
+    if not (math.isnan(low) or math.isnan(high)):
+        text += f" ({_count(low)} to {_count(high)})"
+    return text + (", TOST" if plan == "TOST" else "")
 
 
 def claim_rows(claims: pd.DataFrame) -> list[list[str]]:
@@ -367,7 +378,12 @@ def claim_rows(claims: pd.DataFrame) -> list[list[str]]:
                 _p(c["p_value"]),
                 _p(c["p_holm"]),
                 f"{100 * c['margin']:.1f}",
-                _seeds(c["seeds_needed"]),
+                _seeds(
+                    c["seeds_needed"],
+                    c["seeds_needed_low"],
+                    c["seeds_needed_high"],
+                    c["seeds_plan"] if isinstance(c["seeds_plan"], str) else "",
+                ),
                 verdict,
             ]
         )
@@ -391,7 +407,7 @@ _BREAK = "\u200b"  # marks a break point until the text is escaped
 def claims_latex(claims: pd.DataFrame, sweep: str) -> str:
     caption = (
         f"regbench sweep {sweep}: claim verdicts. effect, 95% CI and margin in percentage "
-        f"points; seeds: seed pairs needed for 80% power.\n{CLAIMS_LEGEND}"
+        f"points.\n{CLAIMS_LEGEND}"
     )
     rows = []
     for row in claim_rows(claims):

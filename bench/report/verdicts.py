@@ -63,6 +63,10 @@ COLUMNS = [
     "seeds_needed",
     "ci_images_low",
     "ci_images_high",
+    "sd",
+    "seeds_needed_low",
+    "seeds_needed_high",
+    "seeds_plan",
 ]
 VERDICTS = ["supported", "contradicted", "equivalent", "inconclusive", "not measured"]
 # claim metric -> the per-image metric the two-level bootstrap recomputes from outcome files
@@ -354,10 +358,19 @@ def evaluate_claims(results: Results, claims: list[Claim] = CLAIMS) -> pd.DataFr
     rows = []
     for claim in claims:
         rows += _across(results, claim) if claim.across else _pairwise(results, claim)
-    table = pd.DataFrame(rows, columns=[*COLUMNS, "sd"])
+    table = pd.DataFrame(rows, columns=COLUMNS)
     table["n"] = table["n"].astype(int)
     for column in COLUMNS:
-        if column not in ("claim_id", "claim", "scope", "metric", "verdict", "note", "n"):
+        if column not in (
+            "claim_id",
+            "claim",
+            "scope",
+            "metric",
+            "verdict",
+            "note",
+            "n",
+            "seeds_plan",
+        ):
             table[column] = table[column].astype(float)
     table["p_holm"], table["p_equivalence_holm"], verdict = decide(
         table["effect"].to_numpy(float),
@@ -368,16 +381,69 @@ def evaluate_claims(results: Results, claims: list[Claim] = CLAIMS) -> pd.DataFr
     )
     measured = table["verdict"] != "not measured"
     table.loc[measured, "verdict"] = verdict[measured.to_numpy()]
-    family = int(table["p_value"].notna().sum())
-    first_threshold = stats.ALPHA / max(family, 1)
-    table["seeds_needed"] = [
-        stats.seeds_needed(max(r.margin, abs(r.effect)), r.sd, first_threshold)
-        if math.isfinite(r.effect) and math.isfinite(r.sd)
-        else math.nan
-        for r in table.itertuples()
+    alphas = thresholds(table)
+    plans = [
+        seeds_plan(r.verdict, r.effect, r.sd, r.n, r.margin, *alphas) for r in table.itertuples()
     ]
+    planned = ["seeds_needed", "seeds_needed_low", "seeds_needed_high", "seeds_plan"]
+    table[planned] = pd.DataFrame(plans, columns=planned, index=table.index, dtype=object)
+    for column in planned[:3]:
+        table[column] = table[column].astype(float)
     table["note"] = table["note"].fillna("")
     return table[COLUMNS]
+
+
+DECIDED = ("supported", "contradicted", "equivalent")
+PLAN_DIFFERENCE = "t at margin"  # seeds_plan: pairs for the paired t-test to detect the margin
+PLAN_EQUIVALENCE = "TOST"  # seeds_plan: pairs for the TOST to show equivalence (true diff. 0)
+
+
+def thresholds(table: pd.DataFrame) -> tuple[float, float]:
+    """The first Holm thresholds of the report: 0.05 / (rows with a p) for the difference test,
+    0.05 / (rows with an equivalence p) for the TOST."""
+    family = max(int(table["p_value"].notna().sum()), 1)
+    equivalence = max(int(table["p_equivalence"].notna().sum()), 1)
+    return stats.ALPHA / family, stats.ALPHA / equivalence
+
+
+def seeds_plan(
+    verdict: str,
+    effect: float,
+    sd: float,
+    n: int,
+    margin: float,
+    alpha: float,
+    alpha_equivalence: float,
+) -> tuple[float, float, float, str]:
+    """(seeds_needed, its low and high end, which test it plans for) of one claim row.
+
+    Blank (NaN, "") for decided and unmeasured rows and rows without a positive spread. An
+    undecided row whose point estimate lies within +-margin plans for equivalence (TOST at the
+    first Holm threshold of the equivalence family, true difference 0); any other undecided row
+    plans for the paired t-test to detect a true difference equal to the margin at the first
+    Holm threshold: never for the observed effect (post-hoc power inherits the winner's curse).
+    The low/high ends use the 95% chi-square interval of the observed SD (`stats.sd_interval`):
+    a 10-pair SD moves the count by about 0.5-3x.
+    """
+    blank = (math.nan, math.nan, math.nan, "")
+    if verdict in DECIDED or verdict == "not measured" or n < 2:
+        return blank
+    if not (math.isfinite(sd) and sd > 0 and math.isfinite(effect) and margin > 0):
+        return blank
+    if abs(effect) < margin:
+
+        def needed(spread):
+            return stats.equivalence_seeds_needed(margin, spread, alpha_equivalence)
+
+        kind = PLAN_EQUIVALENCE
+    else:
+
+        def needed(spread):
+            return stats.seeds_needed(margin, spread, alpha)
+
+        kind = PLAN_DIFFERENCE
+    low, high = stats.sd_interval(sd, n)
+    return needed(sd), needed(low), needed(high), kind
 
 
 def decide(
