@@ -33,7 +33,7 @@ from pathlib import Path
 import pandas as pd
 
 from bench import schema
-from bench.report import draw, figures, render, stats, style, tables, verdicts
+from bench.report import draw, figures, marks, render, stats, style, tables, verdicts
 from bench.report.claims import CLAIMS
 from bench.report.errors import quoted_path
 from bench.report.load import ReportInputError, Results, load_results
@@ -327,9 +327,14 @@ def _method(results: Results, n_p: int) -> list[render.Para]:
             "Tables: mean ± sample standard deviation (ddof=1) over the seeds of one "
             "regularizer in one scope; n is the number of finished cells averaged, failed cells "
             "are counted separately and never averaged in. A value is bold when the arm's "
-            "paired difference from none in its scope is better and significant (paired t-test "
-            "over seeds, Holm's correction over every bold candidate of the table); costs such "
-            "as throughput are never bold."
+            "paired difference from none in its scope is better and decided by the page's one "
+            "standard; costs such as throughput are never bold. One standard: the summary's "
+            "bold, the who-wins figure's filled markers and the claims' verdicts all use the "
+            "claims' rule (paired over seeds, Holm-adjusted p < 0.05 and |difference| ≥ the "
+            "metric's margin). A difference that is a claim row (same arms, scope and metric) "
+            "takes that row's verdict (Holm over the claim rows); every other difference from "
+            f"none on the page is Holm-adjusted in one family of {marks.family_size(results)}. "
+            "Differences of percentages are in percentage points (pp)."
         ),
         render.Para(
             "Figures: small points are single cells (seeds), large markers their mean, bars the "
@@ -401,8 +406,9 @@ def _summary_blocks(results: Results, summary: pd.DataFrame) -> list:
         render.Heading("Summary"),
         render.Para(
             "Mean ± std over seeds (std with ddof=1); n = finished cells (failed ones in "
-            "parentheses); bold = better than none in its scope, paired over seeds and "
-            "significant after Holm's correction (never a cost such as throughput)."
+            "parentheses); bold = better than none in its scope and decided by the page's one "
+            "standard, the same as the who-wins figure's filled markers and the claims' "
+            "verdicts (see Method; never a cost such as throughput)."
         ),
         _metric_table(results, summary, None),
     ]
@@ -530,7 +536,7 @@ class Written:
 def _write(results: Results, folder: Path) -> tuple[list[str], list[str], pd.DataFrame]:
     """Write the whole report into `folder`; return the relative paths, notes and claims."""
     summary = tables.summary_table(results)
-    claims = verdicts.evaluate_claims(results)
+    claims = marks.claims_of(results)
     (folder / "tables").mkdir()
     files = {
         "summary.csv": tables.spreadsheet_safe(summary).to_csv(index=False),

@@ -6,9 +6,10 @@ shared ones, plus the extension ones that vary in the sweep), and every metric o
 counted (`n_failed`) and never averaged in. Per metric: mean, std (ddof=1), n (cells with a
 value), and the 95% Student-t interval of the mean. A value is marked (`<metric>_beats_none`,
 bold in HTML, Markdown and LaTeX) when the arm's paired difference from `none` in its scope
-(seeds paired, two-sided paired t-test) is significant after Holm's correction over every marked
-candidate of the table, and in the metric's better direction; cost metrics (throughput, time,
-memory) and metrics without a better direction are never marked.
+is decided by the page's one standard (`marks`: the claims' rule, Holm p < 0.05 and |effect|
+>= margin; a claim row's verdict where the difference is one) and in the metric's better
+direction; cost metrics (throughput, time, memory) and metrics without a better direction are
+never marked.
 
 The hyperparameter search table (`search_table`, from search.csv: every column of it but
 `run_ids`) has one row per arm x scope x searched parameter: the selected trial's value, the
@@ -27,6 +28,7 @@ import pandas as pd
 from bench import schema
 from bench.report import stats, style
 from bench.report.load import Results, config_columns, selection_metric
+from bench.report.marks import page_marks
 
 SUMMARY_FIELDS = ["mean", "std", "n", "ci_low", "ci_high"]
 
@@ -39,36 +41,17 @@ def summary_metrics(results: Results) -> list[str]:
     return [m for m in ordered if results.has(m)]
 
 
-NEVER_MARKED = {"train_images_per_s", "eval_images_per_s", "regularizer_ms_per_batch",
-                "regularizer_share", "peak_mem_mb", "wall_s", "robustness_s", "train_s", "eval_s"}  # fmt: skip
-BASELINE = "none"
-
-
 def _beats_none(results: Results, table: pd.DataFrame, metrics: list[str]) -> pd.DataFrame:
-    """Per row and metric: True when the arm's paired difference from `none` (same scope, seeds
-    paired) is significant after Holm over all candidates and in the better direction."""
-    marks = pd.DataFrame(False, index=table.index, columns=metrics)
-    candidates = []  # (row index, metric, effect, p)
-    ok = results.ok
-    for metric in metrics:
-        better = style.metrics()[metric].better
-        if better == 0 or metric in NEVER_MARKED:
-            continue
-        for scope, cells in ok.groupby("scope", sort=False):
-            base = cells[cells["regularizer"] == BASELINE]
-            if base.empty or base["arm"].nunique() != 1:
-                continue
-            reference = base.groupby("seed")[metric].mean()
-            for arm, mine in cells[cells["regularizer"] != BASELINE].groupby("arm"):
-                found = stats.compare(mine.groupby("seed")[metric].mean(), reference)
-                if not math.isnan(found.p_value) and found.n >= 2:
-                    where = table.index[(table["scope"] == scope) & (table["arm"] == arm)]
-                    candidates.append((where[0], metric, better * found.effect, found.p_value))
-    if candidates:
-        adjusted = stats.holm([p for *_, p in candidates])
-        for (index, metric, effect, _), p in zip(candidates, adjusted, strict=True):
-            marks.at[index, metric] = bool(p < stats.ALPHA and effect > 0)
-    return marks
+    """Per row and metric: True when the arm's difference from `none` (same scope, seeds
+    paired) is decided by the page's one standard (`marks`) and in the better direction."""
+    marked = page_marks(results)
+    flags = pd.DataFrame(False, index=table.index, columns=metrics)
+    wanted = marked[marked["decided"] & (marked["effect"] > 0) & marked["metric"].isin(metrics)]
+    for _, row in wanted.iterrows():
+        where = table.index[(table["scope"] == row["scope"]) & (table["arm"] == row["arm"])]
+        if len(where):
+            flags.at[where[0], row["metric"]] = True
+    return flags
 
 
 def summary_table(results: Results) -> pd.DataFrame:
@@ -284,9 +267,11 @@ def to_latex(
 
 SUMMARY_LEGEND = (
     "Mean ± std over seeds (std with ddof=1); n = finished cells averaged (+failed ones, never "
-    "averaged in); bold = better than none in the same scope by a paired t-test over seeds, "
-    "significant after Holm's correction over every bold candidate of the table (never a cost "
-    "such as throughput)."
+    "averaged in); bold = better than none in the same scope and decided by the claims' rule "
+    "(paired over seeds, Holm-adjusted p < 0.05 and |difference| >= the metric's margin; where "
+    "the difference is a claim row, that row's verdict; else Holm over every other difference "
+    "from none on the page), the same standard as the who-wins figure's filled markers (never "
+    "a cost such as throughput)."
 )
 CLAIMS_LEGEND = (
     "effect: mean paired difference in percentage points, positive = the claimed direction; "
