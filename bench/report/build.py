@@ -89,10 +89,19 @@ def _notes(results: Results, summary: pd.DataFrame) -> list[str]:
                 f"{int((seeds == 1).sum())} regularizer x scope rows have a single seed: they "
                 "show no ± and no interval."
             )
-    if len(ok) and not results.outcomes:
+    cases = verdicts.images_cases(results) if len(ok) else set()
+    if verdicts.FIXED in cases and not results.outcomes:
         notes.append(
-            "The intervals cover seeds only: this results folder has no per-image test outcomes "
-            "(outcomes/<run_id>.npz), so test-set sampling is not in them."
+            "The test images are the same for every seed (runs.csv test_size 0, or one "
+            "data_seed) and this results folder has no per-image test outcomes "
+            "(outcomes/<run_id>.npz): the intervals cover seeds only and leave out the sampling "
+            "of the test images."
+        )
+    elif len(ok) and not results.outcomes and "" in cases:
+        notes.append(
+            "runs.csv does not say whether the seeds shared their test images (no test_size / "
+            "data_seed columns) and there are no per-image test outcomes: the intervals cover "
+            "seeds only, and may leave out the sampling of the test images."
         )
     notes += _sweep_notes(results)
     notes += _edge_note(results)
@@ -312,16 +321,43 @@ VERDICT_MEANING = (
 )
 
 
-def _method(results: Results, n_p: int) -> list[render.Para]:
-    images = (
-        "Where per-image test outcomes exist (outcomes/<run_id>.npz), accuracy and calibration "
-        "effects also get a two-level bootstrap interval that resamples seeds and, within "
-        "each seed, test images (the same images for both arms); a supported or contradicted "
-        "verdict then also needs that interval to exclude 0."
-        if results.outcomes
-        else "This results folder has no per-image test outcomes, so every interval covers "
-        "seeds only, not the sampling of the test images."
+def _images_text(results: Results) -> str:
+    """Which test-image case applies (verdicts.test_images_case), and what the report does."""
+    cases = verdicts.images_cases(results)
+    per_seed = (
+        "Each seed drew its own test subset (data_seed follows seed), so the spread over seeds "
+        "already contains the sampling of the test images: the intervals are over seeds only, "
+        "and images are not resampled again (that would count their noise twice)."
     )
+    fixed = (
+        "Every seed was tested on the same images (a test set fixed across seeds), so the seed "
+        "spread does not contain their sampling: "
+        + (
+            "accuracy and calibration effects get an image-level interval from the outcome "
+            "files that resamples seeds and, shared by every drawn seed, the test images; a "
+            "supported or contradicted verdict then also needs it to exclude 0."
+            if results.outcomes
+            else "without per-image outcome files the intervals leave it out."
+        )
+    )
+    parts = []
+    if verdicts.PER_SEED in cases:
+        parts.append(per_seed)
+    if verdicts.FIXED in cases:
+        parts.append(fixed)
+    if "" in cases:
+        parts.append("For some scopes runs.csv does not say whether the seeds shared test images.")
+    if results.outcomes:
+        parts.append(
+            "claims.csv's test_images column names the case per row; sd_images is the SD of one "
+            "seed's paired difference from test-image sampling alone (from the outcome files) "
+            "and sd_seed the rest of the seed spread."
+        )
+    return " ".join(parts)
+
+
+def _method(results: Results, n_p: int) -> list[render.Para]:
+    images = _images_text(results)
     return [
         render.Para(
             "Tables: mean ± sample standard deviation (ddof=1) over the seeds of one "
@@ -352,7 +388,11 @@ def _method(results: Results, n_p: int) -> list[render.Para]:
             f"{n_p} rows of this report that have a p-value. Each claim has a margin (its "
             "smallest effect of interest: 0.5 pp for accuracies, 1 pp for calibration errors "
             "and retained accuracy, 0.5 pp for flip rates). Supported / contradicted: p (Holm) "
-            "< 0.05 and |effect| >= margin, in / against the claimed direction; equivalent: "
+            "< 0.05 and the point |effect| >= margin, in / against the claimed direction (the "
+            "point, not the interval, must clear the margin: a verdict says the effect is real "
+            "and its best estimate matters; 'interval clears margin' marks the rows whose whole "
+            "95% interval lies beyond the margin, which a reader citing a size should prefer); "
+            "equivalent: "
             "the two one-sided tests (TOST) at ±margin pass after the same Holm correction over "
             "the equivalence p-values; otherwise inconclusive; not measured: cells or column "
             "missing. Seeds needed (undecided rows only): seed pairs for 80% power of the paired "
@@ -364,7 +404,7 @@ def _method(results: Results, n_p: int) -> list[render.Para]:
             "interval: an SD from 10 pairs makes the count uncertain by about 0.5–3×. A spread claim "
             "(std over seeds) keeps a percentile bootstrap interval and a permutation p."
         ),
-        render.Para(images),
+        *([render.Para(images)] if images else []),
         render.Para(VERDICT_MEANING),
     ]
 

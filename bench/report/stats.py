@@ -14,7 +14,9 @@
   `sd_interval`: how uncertain an observed SD (and so a pair count) is. Nonsense input (a spread
   or margin <= 0, fewer than 2 pairs) raises `PowerInputError`.
 - `two_level_interval`: a bootstrap that resamples seeds and, within each seed, test images
-  (per-image outcomes), for accuracy and calibration effects.
+  (per-image outcomes), for accuracy and calibration effects; `crossed_interval`: the same for a
+  test set fixed across seeds (one image resample shared by every seed); `image_sd`, `seed_sd`:
+  the test-image and seed components of a paired difference's spread.
 - `holm`: Holm's step-down adjustment of a family of p-values.
 - `describe_groups`, `means`, `pooled_bins`: the per-group summaries the figures draw (t intervals
   per group, means over seeds or epochs, reliability bins pooled over seeds).
@@ -464,6 +466,63 @@ def two_level_interval(
     seeds = rng.integers(0, n, size=(N_OUTER, n))
     draws = rng.integers(0, N_INNER, size=(N_OUTER, n))
     boot = table[seeds, draws].mean(axis=1)
+    low, high = np.percentile(boot, [2.5, 97.5])
+    return float(low), float(high)
+
+
+def image_sd(a: dict, b: dict, metric: str, seed: int = 0) -> float:
+    """The SD of one seed's metric(a) - metric(b) that test-image sampling alone gives (the
+    same images for both cells): analytic for accuracy (sd of the per-image difference of
+    correctness / sqrt(N)), from `N_INNER` multinomial image resamples for ECE."""
+    correct = [(cell["pred"] == cell["label"]).astype(float) for cell in (a, b)]
+    n_images = len(correct[0])
+    if metric == "accuracy":
+        return float(np.std(correct[0] - correct[1], ddof=1) / math.sqrt(n_images))
+    rng = np.random.default_rng(seed)
+    weights = rng.multinomial(n_images, np.full(n_images, 1.0 / n_images), size=N_INNER)
+    weights = weights.astype(float)
+    values = [_image_metric(weights, c, cell["conf"].astype(float), metric)
+              for c, cell in zip(correct, (a, b), strict=True)]  # fmt: skip
+    return float(np.std(values[0] - values[1], ddof=1))
+
+
+def seed_sd(total: float, images: float, images_in_seeds: bool) -> float:
+    """The seed component of a paired difference's SD: the spread left when image sampling is
+    taken out (total^2 - images^2, floored at 0) where each seed drew its own test images; the
+    whole seed spread where the test images were the same for every seed."""
+    if not (math.isfinite(total) and math.isfinite(images)):
+        return math.nan
+    return math.sqrt(max(total**2 - images**2, 0.0)) if images_in_seeds else total
+
+
+def crossed_interval(
+    cells: list[tuple[dict, dict]], metric: str, seed: int = 0
+) -> tuple[float, float]:
+    """95% percentile interval of the mean over seeds of metric(a) - metric(b) when every seed
+    was tested on the same images (a test set fixed across seeds): each of `N_OUTER` resamples
+    draws the seeds with replacement and one multinomial resample of the images, shared by
+    every drawn seed (the images' sampling does not average out over seeds)."""
+    rng = np.random.default_rng(seed)
+    n_images, n = len(cells[0][0]["label"]), len(cells)
+    seeds = rng.integers(0, n, size=(N_OUTER, n))
+    boot = np.empty(N_OUTER)
+    chunk = 250
+    for start in range(0, N_OUTER, chunk):
+        size = min(chunk, N_OUTER - start)
+        weights = rng.multinomial(n_images, np.full(n_images, 1.0 / n_images), size=size)
+        weights = weights.astype(float)
+        per_seed = np.stack(
+            [
+                _image_metric(weights, (a["pred"] == a["label"]).astype(float),
+                              a["conf"].astype(float), metric)
+                - _image_metric(weights, (b["pred"] == b["label"]).astype(float),
+                                b["conf"].astype(float), metric)
+                for a, b in cells
+            ],
+            axis=1,
+        )  # fmt: skip
+        rows = np.arange(size)[:, None]
+        boot[start : start + size] = per_seed[rows, seeds[start : start + size]].mean(axis=1)
     low, high = np.percentile(boot, [2.5, 97.5])
     return float(low), float(high)
 

@@ -280,7 +280,8 @@ CLAIMS_LEGEND = (
     "interest; seeds: for undecided rows, the seed pairs for 80% power to detect a true effect "
     "equal to the margin at the first Holm threshold (TOST: to show equivalence when the true "
     "effect is 0), with the range the uncertainty of the observed spread gives. Verdicts: "
-    "supported/contradicted = p (Holm) < 0.05 and |effect| >= margin; equivalent = TOST at "
+    "supported/contradicted = p (Holm) < 0.05 and the point |effect| >= margin ('interval "
+    "clears margin' when the whole 95% interval lies beyond it, too); equivalent = TOST at "
     "±margin passes after Holm; otherwise inconclusive."
 )
 
@@ -345,6 +346,9 @@ def _seeds(value: float, low: float = math.nan, high: float = math.nan, plan: st
     return text + (", TOST" if plan == "TOST" else "")
 
 
+CLEARS = "interval clears margin"  # a decided row whose 95% interval lies beyond the margin
+
+
 def claim_rows(claims: pd.DataFrame) -> list[list[str]]:
     """Plain-text cells of the claims table (effects in percentage points)."""
     rows = []
@@ -353,6 +357,8 @@ def claim_rows(claims: pd.DataFrame) -> list[list[str]]:
         verdict = c["verdict"]
         if c["verdict"] == "not measured" and c["note"]:
             verdict = f"{verdict} ({c['note']})"
+        elif c["verdict"] in ("supported", "contradicted") and c.get("clears_margin") == 1:
+            verdict = f"{verdict} ({CLEARS})"
         rows.append(
             [
                 c["claim_id"],

@@ -36,6 +36,7 @@ sweep lacks the cells or the column.
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
@@ -67,6 +68,10 @@ COLUMNS = [
     "seeds_needed_low",
     "seeds_needed_high",
     "seeds_plan",
+    "test_images",
+    "sd_seed",
+    "sd_images",
+    "clears_margin",
 ]
 VERDICTS = ["supported", "contradicted", "equivalent", "inconclusive", "not measured"]
 # claim metric -> the per-image metric the two-level bootstrap recomputes from outcome files
@@ -138,6 +143,42 @@ def _scope_text(
     return f"{text}; {pair[0]} vs {pair[1]}" if pair else text
 
 
+PER_SEED = "per seed"  # test_images: each seed drew its own test subset (data_seed follows seed)
+FIXED = "fixed"  # test_images: the same test images for every seed
+
+
+@dataclass(frozen=True)
+class ImageParts:
+    """What the test images contribute to one row: which case applies (`PER_SEED`, `FIXED`, or
+    "" when unknown), the within-seed SD of the paired difference from image sampling alone
+    (outcome files only), the image-level interval (a test set fixed across seeds only), and
+    why there is none."""
+
+    case: str = ""
+    sd_images: float = math.nan
+    interval: tuple[float, float] = (math.nan, math.nan)
+    note: str = ""
+
+
+def test_images_case(results: Results, cells: pd.DataFrame) -> str:
+    """`FIXED` when the cells' test set is the whole test split (`test_size` 0) or one subset
+    for every seed (one `data_seed`), `PER_SEED` when the seeds drew different subsets, "" when
+    runs.csv does not say (no `test_size`/`data_seed` columns)."""
+    if cells.empty or "test_size" not in cells or cells["test_size"].isna().all():
+        return ""
+    if (cells["test_size"].fillna(0) == 0).all():
+        return FIXED
+    if "data_seed" not in cells or cells["data_seed"].isna().all():
+        return ""
+    return PER_SEED if cells.groupby("seed")["data_seed"].first().nunique() > 1 else FIXED
+
+
+def images_cases(results: Results) -> set[str]:
+    """The `test_images` cases of the report's scopes (`PER_SEED`, `FIXED`, "" unknown)."""
+    ok = results.ok
+    return {test_images_case(results, ok[ok["scope"] == scope]) for scope in ok["scope"].unique()}
+
+
 def _row(
     claim: Claim,
     pair: Pair,
@@ -145,11 +186,14 @@ def _row(
     result: stats.Comparison | None,
     note: str,
     images: tuple[float, float] = (math.nan, math.nan),
+    parts: ImageParts | None = None,
 ) -> dict:
     """One claims.csv row before the table-wide columns (p_holm, seeds_needed, verdict)."""
     row = {"claim_id": claim.claim_id, "claim": claim.claim, "scope": scope}
     row["metric"] = claim.metric_for(*pair)
     row["margin"] = claim.smallest_effect
+    parts = parts or ImageParts()
+    row.update(test_images=parts.case, sd_images=parts.sd_images)
     if result is None:
         return {**row, "n": 0, "verdict": "not measured", "note": note, "sd": math.nan}
     low, high = sorted((claim.sign * result.ci_low, claim.sign * result.ci_high))
@@ -217,12 +261,14 @@ def _compare_pair(results: Results, claim: Claim, pair: Pair, where: dict, named
         return _row(claim, pair, scope, None, "fewer than 3 seeds shared by both arms")
     seed = stats.seed_for(claim.claim_id, scope)
     result = stats.compare(a, b, claim.statistic, seed, margin=claim.smallest_effect)
-    images, note = (math.nan, math.nan), ""
+    cells = pd.concat([_select(results.ok, label, where) for label in pair])
+    parts = ImageParts(case=test_images_case(results, cells))
     if claim.statistic == "mean" and claim.metric in IMAGE_METRICS and results.outcomes:
-        images, note = _image_interval(results, claim, pair, where, seed)
+        parts = _image_parts(results, claim, pair, where, seed, parts.case)
+    note = parts.note
     if claim.metric == "ece_over":
         note = "; ".join(filter(None, [note, _under_note(results, pair, where)]))
-    return _row(claim, pair, scope, result, note, images)
+    return _row(claim, pair, scope, result, note, parts.interval, parts)
 
 
 def _under_note(results: Results, pair: Pair, where: dict) -> str:
@@ -234,14 +280,16 @@ def _under_note(results: Results, pair: Pair, where: dict) -> str:
     return f"ece_under (mean): {shown}"
 
 
-def _image_interval(
-    results: Results, claim: Claim, pair: Pair, where: dict, seed: int
-) -> tuple[tuple[float, float], str]:
-    """The two-level interval of pair[0] - pair[1] from the outcome files, or NaNs and why not.
+def _image_parts(
+    results: Results, claim: Claim, pair: Pair, where: dict, seed: int, case: str
+) -> ImageParts:
+    """The test images' part of one row, from the outcome files (module doc): the within-seed
+    image SD of pair[0] - pair[1], and, where every seed saw the same test images, the crossed
+    interval (seeds and one shared image resample). Where each seed drew its own test images
+    the seed spread already contains their sampling: no image resampling, no double count.
 
     Cells are paired by seed; both need an outcomes file, one cell per arm and seed, and the
     same labels in the same order (the same test images)."""
-    none = (math.nan, math.nan)
     cells = []
     ok = results.ok
     seeds = sorted(
@@ -252,18 +300,28 @@ def _image_interval(
         for label in pair:
             run = _select(ok, label, {**where, "seed": s})["run_id"]
             if len(run) != 1:
-                return none, "no image-level interval: several cells per arm and seed"
+                return ImageParts(case, note="no image-level parts: several cells per arm and seed")
             ids.append(str(run.iloc[0]))
         if not all(i in results.outcomes for i in ids):
-            return none, "no image-level interval: outcome files missing for some cells"
+            return ImageParts(
+                case, note="no image-level parts: outcome files missing for some cells"
+            )
         first, second = (results.outcomes[i] for i in ids)
         if not np.array_equal(first["label"], second["label"]):
-            return none, f"no image-level interval: seed {s} cells have different test labels"
+            note = f"no image-level parts: seed {s} cells have different test labels"
+            return ImageParts(case, note=note)
         cells.append((first, second))
     if len(cells) < 2:
-        return none, ""
+        return ImageParts(case)
     metric = IMAGE_METRICS[claim.metric]
-    return stats.two_level_interval(cells, metric, seed), ""
+    labels = [a["label"] for a, _ in cells]
+    same = all(len(x) == len(labels[0]) and np.array_equal(x, labels[0]) for x in labels)
+    case = FIXED if same else PER_SEED  # the files themselves say which case applies
+    variances = [stats.image_sd(a, b, metric, seed + i) ** 2 for i, (a, b) in enumerate(cells)]
+    sd_images = math.sqrt(float(np.mean(variances)))
+    if case == PER_SEED:
+        return ImageParts(case, sd_images)
+    return ImageParts(case, sd_images, stats.crossed_interval(cells, metric, seed))
 
 
 def arm_effect(results: Results, claim: Claim, where: dict, pair: Pair) -> pd.Series:
@@ -361,16 +419,8 @@ def evaluate_claims(results: Results, claims: list[Claim] = CLAIMS) -> pd.DataFr
     table = pd.DataFrame(rows, columns=COLUMNS)
     table["n"] = table["n"].astype(int)
     for column in COLUMNS:
-        if column not in (
-            "claim_id",
-            "claim",
-            "scope",
-            "metric",
-            "verdict",
-            "note",
-            "n",
-            "seeds_plan",
-        ):
+        if column not in ("claim_id", "claim", "scope", "metric", "verdict", "note", "n",
+                          "seeds_plan", "test_images"):  # fmt: skip
             table[column] = table[column].astype(float)
     table["p_holm"], table["p_equivalence_holm"], verdict = decide(
         table["effect"].to_numpy(float),
@@ -389,8 +439,30 @@ def evaluate_claims(results: Results, claims: list[Claim] = CLAIMS) -> pd.DataFr
     table[planned] = pd.DataFrame(plans, columns=planned, index=table.index, dtype=object)
     for column in planned[:3]:
         table[column] = table[column].astype(float)
+    table["sd_seed"] = [
+        stats.seed_sd(r.sd, r.sd_images, r.test_images == PER_SEED) for r in table.itertuples()
+    ]
+    table["clears_margin"] = [
+        clears_margin(r) if r.verdict in ("supported", "contradicted") else math.nan
+        for r in table.itertuples()
+    ]
     table["note"] = table["note"].fillna("")
+    table["test_images"] = table["test_images"].fillna("")
     return table[COLUMNS]
+
+
+def clears_margin(row) -> float:
+    """1 when the row's 95% interval (and its image-level interval, where there is one) lies
+    wholly beyond the margin on the side of its effect, 0 when it does not, NaN when there is
+    no interval. A verdict needs only the point beyond the margin (see `verdict_of`); this
+    column says which decided rows also have the interval beyond it."""
+    lows = [v for v in (row.ci_low, row.ci_images_low) if not math.isnan(v)]
+    highs = [v for v in (row.ci_high, row.ci_images_high) if not math.isnan(v)]
+    if not lows or math.isnan(row.effect):
+        return math.nan
+    if row.effect > 0:
+        return float(min(lows) >= row.margin)
+    return float(max(highs) <= -row.margin)
 
 
 DECIDED = ("supported", "contradicted", "equivalent")

@@ -43,6 +43,10 @@ def test_claims_csv_columns_and_vocabulary(quick_claims):
         "seeds_needed_low",
         "seeds_needed_high",
         "seeds_plan",
+        "test_images",
+        "sd_seed",
+        "sd_images",
+        "clears_margin",
     ]
     assert verdicts.VERDICTS == [
         "supported",
