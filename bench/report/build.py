@@ -33,7 +33,7 @@ from pathlib import Path
 import pandas as pd
 
 from bench import schema
-from bench.report import draw, figures, marks, render, stats, style, tables, verdicts
+from bench.report import draw, figures, findings, marks, render, stats, style, tables, verdicts
 from bench.report.claims import CLAIMS
 from bench.report.errors import quoted_path
 from bench.report.load import ReportInputError, Results, load_results
@@ -409,6 +409,24 @@ def _method(results: Results, n_p: int) -> list[render.Para]:
     ]
 
 
+def _key_findings_blocks(claims: pd.DataFrame) -> list:
+    """The page's opening: one sentence per decided finding (`findings.key_findings`)."""
+    sentences = findings.key_findings(claims)
+    counted = findings.counts(claims)
+    intro = (
+        "One sentence per decided finding, written from the claim rows below. Rows that measure "
+        "one mechanism in one scope (gap = train − test accuracy; ECE after temperature scaling "
+        "beside the raw ECE; retained = perturbed / clean accuracy) are one finding, counted "
+        f"once: {', '.join(f'{n} {s}' for s, n in counted.items()) or 'none'}. Read the notes "
+        "below (Read this first) before citing one."
+    )
+    if not sentences:
+        intro += " No finding is decided: every claim is inconclusive or not measured."
+    return [render.Heading("Key findings"), render.Para(intro)] + (
+        [render.Bullets(sentences)] if sentences else []
+    )
+
+
 def _claim_blocks(claims: pd.DataFrame) -> list:
     return [
         render.Heading("Claims"),
@@ -541,12 +559,12 @@ ROBUSTNESS_LINKS = [
 
 def _pages(results, summary, claims, drawn, notes) -> render.Page:
     title = f"regbench report: {results.sweep}"
-    counts = verdicts.verdict_counts(claims)
     subtitle = (
-        f"{len(results.ok)} finished and {len(results.failed)} failed cells; claims: "
-        + ", ".join(f"{n} {v}" for v, n in counts.items())
+        f"{len(results.ok)} finished and {len(results.failed)} failed cells; "
+        + findings.headline(claims)
     )
-    blocks: list = [render.Notes(notes)] if notes else []
+    blocks: list = _key_findings_blocks(claims)
+    blocks += [render.Notes(notes)] if notes else []
     blocks += _first_figure(drawn)
     blocks += [render.Heading("Setup"), _setup(results), _arms_table(results)]
     blocks += _search_blocks(results) + _convergence_blocks(results, summary)
@@ -571,6 +589,7 @@ class Written:
     index: Path  # index.html of the report
     notes: list[str]  # what the report's "Read this first" box says
     verdicts: dict[str, int]  # verdict -> number of claim rows
+    findings: dict[str, int]  # decided / undecided / not measured -> findings (each once)
 
 
 def _write(results: Results, folder: Path) -> tuple[list[str], list[str], pd.DataFrame]:
@@ -684,7 +703,9 @@ def write_report(results: Results, out_dir: str | Path) -> Written:
         ) from None
     finally:
         shutil.rmtree(staging, ignore_errors=True)
-    return Written(out / "index.html", notes, verdicts.verdict_counts(claims))
+    return Written(
+        out / "index.html", notes, verdicts.verdict_counts(claims), findings.counts(claims)
+    )
 
 
 def build_report(results_dir: str | Path, out_dir: str | Path | None = None) -> Path:

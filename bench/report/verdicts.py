@@ -35,6 +35,7 @@ sweep lacks the cells or the column.
 
 from __future__ import annotations
 
+import json
 import math
 from dataclasses import dataclass
 
@@ -72,7 +73,16 @@ COLUMNS = [
     "sd_seed",
     "sd_images",
     "clears_margin",
+    "finding",
+    "regime",
+    "hparams_a",
+    "hparams_b",
+    "converged_a",
+    "converged_b",
 ]
+TEXT_COLUMNS = ("claim_id", "claim", "scope", "metric", "verdict", "note", "n", "seeds_plan",
+                "test_images", "finding", "regime", "hparams_a", "hparams_b", "converged_a",
+                "converged_b")  # fmt: skip
 VERDICTS = ["supported", "contradicted", "equivalent", "inconclusive", "not measured"]
 # claim metric -> the per-image metric the two-level bootstrap recomputes from outcome files
 IMAGE_METRICS = {"test_acc": "accuracy", "test_ece": "ece", "ece_over": "ece_over"}
@@ -173,6 +183,73 @@ def test_images_case(results: Results, cells: pd.DataFrame) -> str:
     return PER_SEED if cells.groupby("seed")["data_seed"].first().nunique() > 1 else FIXED
 
 
+def _joined(values) -> str:
+    """'a' or 'a | b' for the distinct non-empty values, in order."""
+    seen = [str(v) for v in dict.fromkeys(values) if str(v) not in ("", "nan", "{}")]
+    return " | ".join(seen)
+
+
+def arm_settings(results: Results, cells: pd.DataFrame) -> str:
+    """One arm's selected hyperparameters in a scope, as its cells have them: the configuration
+    columns the search selected per arm (`lr=0.03`) and the searched regularizer parameters
+    (`alpha=0.2`); without a search, the regularizer's parameters ('alpha=1.0, prob=1.0')."""
+    searched = set(results.search["parameter"]) if results.search is not None else None
+    parts = []
+    for column in results.selected_per_arm:
+        if column in cells:
+            parts.append(f"{column}={_joined(style.format_value(v) for v in cells[column])}")
+    texts = []
+    for text in dict.fromkeys(cells.get("regularizer_params", pd.Series(dtype=str))):
+        try:
+            params = json.loads(text) if text else {}
+        except ValueError:  # load.py refuses these; never here
+            params = {}
+        shown = {k: v for k, v in params.items() if v is not None
+                 and (k in searched if searched is not None else k not in ("schedule", "mode"))}  # fmt: skip
+        if shown:
+            texts.append(", ".join(f"{k}={style.format_value(v)}" for k, v in shown.items()))
+    return "; ".join(parts + ([" | ".join(texts)] if texts else []))
+
+
+def convergence_text(cells: pd.DataFrame) -> str:
+    """'8 of 10 converged' from runs.csv's `converged` flags ("" when not recorded)."""
+    if "converged" not in cells or cells["converged"].isna().all():
+        return ""
+    flags = cells["converged"].dropna()
+    return f"{int((flags == 1).sum())} of {len(flags)} converged"
+
+
+def regime_text(results: Results, cells: pd.DataFrame, where: dict) -> str:
+    """The regime a row speaks for: backbone, resolution and the clean test accuracy of `none`
+    in the scope ('tf_efficientnet_lite0, 32 px, none test acc 26.4%')."""
+    parts = []
+    if "backbone" in cells:
+        parts.append(_joined(cells["backbone"]))
+    if "image_size" in cells:
+        parts.append(f"{_joined(style.format_value(v) for v in cells['image_size'])} px")
+    ok = results.ok
+    base = ok[(ok["regularizer"] == "none") & matches(ok, where)]
+    if "test_acc" in base and base["test_acc"].notna().any():
+        parts.append(f"none test acc {100 * base['test_acc'].mean():.1f}%")
+    return ", ".join(p for p in parts if p)
+
+
+def _context(results: Results, pair: Pair, wheres: list[dict]) -> dict:
+    """The row's regime, each arm's selected hyperparameters and convergence (claims.csv); an
+    interaction row has one `where` per level, shown as 'first vs second'."""
+    found: dict[str, list[str]] = {}
+    for where in wheres:
+        cells = [_select(results.ok, label, where) for label in pair]
+        for key, text in [("regime", regime_text(results, pd.concat(cells), where)),
+                          ("hparams_a", arm_settings(results, cells[0])),
+                          ("hparams_b", arm_settings(results, cells[1])),
+                          ("converged_a", convergence_text(cells[0])),
+                          ("converged_b", convergence_text(cells[1]))]:  # fmt: skip
+            found.setdefault(key, []).append(text)
+    return {key: " vs ".join(texts) if len(set(texts)) > 1 else texts[0]
+            for key, texts in found.items()}  # fmt: skip
+
+
 def images_cases(results: Results) -> set[str]:
     """The `test_images` cases of the report's scopes (`PER_SEED`, `FIXED`, "" unknown)."""
     ok = results.ok
@@ -193,7 +270,7 @@ def _row(
     row["metric"] = claim.metric_for(*pair)
     row["margin"] = claim.smallest_effect
     parts = parts or ImageParts()
-    row.update(test_images=parts.case, sd_images=parts.sd_images)
+    row.update(test_images=parts.case, sd_images=parts.sd_images, finding=claim.finding)
     if result is None:
         return {**row, "n": 0, "verdict": "not measured", "note": note, "sd": math.nan}
     low, high = sorted((claim.sign * result.ci_low, claim.sign * result.ci_high))
@@ -268,7 +345,8 @@ def _compare_pair(results: Results, claim: Claim, pair: Pair, where: dict, named
     note = parts.note
     if claim.metric == "ece_over":
         note = "; ".join(filter(None, [note, _under_note(results, pair, where)]))
-    return _row(claim, pair, scope, result, note, parts.interval, parts)
+    return {**_row(claim, pair, scope, result, note, parts.interval, parts),
+            **_context(results, pair, [where])}  # fmt: skip
 
 
 def _under_note(results: Results, pair: Pair, where: dict) -> str:
@@ -394,10 +472,11 @@ def _interaction(
 ) -> dict:
     """The row comparing the per-seed arm difference between two levels of `levels[0]`."""
     column = levels[0]
-    effects = []
+    effects, wheres = [], []
     for level in levels[1:]:
         sub = group[group[column] == level]
         level_where = {c: sub[c].iloc[0] for c in results.scope_columns}
+        wheres.append(level_where)
         reason = _missing(results, claim, pair, level_where)
         if reason is None:
             effects.append(arm_effect(results, claim, level_where, pair))
@@ -407,7 +486,7 @@ def _interaction(
             return _row(claim, pair, scope, None, f"{column}={style.format_value(level)}: {reason}")
     seed = stats.seed_for(claim.claim_id, scope)
     result = stats.compare(*effects, claim.statistic, seed, margin=claim.smallest_effect)
-    return _row(claim, pair, scope, result, "")
+    return {**_row(claim, pair, scope, result, ""), **_context(results, pair, wheres)}
 
 
 def evaluate_claims(results: Results, claims: list[Claim] = CLAIMS) -> pd.DataFrame:
@@ -419,8 +498,7 @@ def evaluate_claims(results: Results, claims: list[Claim] = CLAIMS) -> pd.DataFr
     table = pd.DataFrame(rows, columns=COLUMNS)
     table["n"] = table["n"].astype(int)
     for column in COLUMNS:
-        if column not in ("claim_id", "claim", "scope", "metric", "verdict", "note", "n",
-                          "seeds_plan", "test_images"):  # fmt: skip
+        if column not in TEXT_COLUMNS:
             table[column] = table[column].astype(float)
     table["p_holm"], table["p_equivalence_holm"], verdict = decide(
         table["effect"].to_numpy(float),
@@ -447,7 +525,8 @@ def evaluate_claims(results: Results, claims: list[Claim] = CLAIMS) -> pd.DataFr
         for r in table.itertuples()
     ]
     table["note"] = table["note"].fillna("")
-    table["test_images"] = table["test_images"].fillna("")
+    for column in TEXT_COLUMNS[8:]:
+        table[column] = [value if isinstance(value, str) else "" for value in table[column]]
     return table[COLUMNS]
 
 

@@ -47,6 +47,12 @@ def test_claims_csv_columns_and_vocabulary(quick_claims):
         "sd_seed",
         "sd_images",
         "clears_margin",
+        "finding",
+        "regime",
+        "hparams_a",
+        "hparams_b",
+        "converged_a",
+        "converged_b",
     ]
     assert verdicts.VERDICTS == [
         "supported",
