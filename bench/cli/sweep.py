@@ -3,6 +3,7 @@
     regbench sweep run SWEEP.toml [--results-dir DIR] [--executor local|ray|slurm] [--dry-run] ...
         [--set KEY=VALUE ...] [--only AXIS=VALUE ...]
     regbench sweep status SWEEP.toml [--results-dir DIR] [--set ...] [--only ...]
+    regbench sweep plan SWEEP.toml [--pilot RESULTS] [--budget-hours H] [--power P]
 
 `--set` changes the sweep file's [defaults] (new cells, new run ids, exactly as editing the
 file would); `--only` runs or shows a subset of the cells (their run ids unchanged).
@@ -22,6 +23,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from bench.cli import plan as plan_cli
 from bench.cli import printable
 from bench.cli.progress import cell_display, stderr_is_terminal
 from bench.config import RunConfig
@@ -86,7 +88,11 @@ def build_parser() -> argparse.ArgumentParser:
         help="do not check data and weights in this process first (when only workers see them)",
     )  # fmt: skip
     run.add_argument("--no-progress", action="store_true", help="no progress bars")
+    plan_cli.add_options(run)  # --dry-run --pilot RESULTS: the plan after the cells
     sub.add_parser("status", parents=[common], help="done / failed / remaining, ETA")
+    plan = sub.add_parser("plan", parents=[common], help="seeds x test images for 80% power "
+                          "per claim, from a pilot, and what that costs")  # fmt: skip
+    plan_cli.add_options(plan)
     return parser
 
 
@@ -120,10 +126,24 @@ def main(argv: list[str] | None = None) -> int:
     except (SweepError, ResultsError, ExecutorError) as error:
         return fail(error)
 
+    if args.command == "plan" or (args.command == "run" and args.dry_run and args.pilot):
+        if args.command == "run":
+            print_status(sweep, results, guess_device(sweep.cells), cells=True)
+        try:
+            plan_cli.print_plan(plan_cli.plan(sweep, args, results.path, plan_device(sweep)))
+        except plan_cli.ERRORS as error:
+            return fail(error)
+        return 0
     if args.command == "status" or args.dry_run:
         print_status(sweep, results, guess_device(sweep.cells), cells=args.command == "run")
         return 0
     return run(sweep, results, args, executor, options)
+
+
+def plan_device(sweep: Sweep) -> str:
+    """The cost model's device for a plan: cuda when any cell asks for it, else cpu (a plan
+    never probes for a GPU)."""
+    return "cuda" if any(cfg.device == "cuda" for cfg in sweep.cells) else "cpu"
 
 
 def fail(error: Exception, prefix: str = "") -> int:

@@ -312,6 +312,12 @@ def _scopes(results: Results, protocol: str | None) -> list[dict]:
     return [w for w in wheres if protocol is None or w["protocol"] == protocol]
 
 
+def scope_wheres(results: Results) -> dict[str, dict]:
+    """Each scope's text, as claims.csv's `scope` shows it, -> its scope columns' values (the
+    planner matches a row to the sweep's cells by them, never by parsing the text)."""
+    return {_scope_text(results, where): where for where in _scopes(results, None)}
+
+
 def _pairwise(results: Results, claim: Claim) -> list[dict]:
     pairs = variant_pairs(results, claim)
     named = len(pairs) > 1  # name the arms in the scope when the claim has several rows per scope
