@@ -4,8 +4,9 @@ From a pilot (a results folder of the same preset: its claim rows, each with the
 per-seed differences and, where outcome files exist, that SD split into a seed and a test-image
 component, `bench.report.verdicts`), per claim row:
 
-- the spread of a paired difference at N test images: sd(N)^2 = sd_seed^2 + sd_images^2 * N0/N
-  where each seed draws its own N test images (the pilot's N0; `test_images` = per seed); the
+- the spread of a paired difference at N test images: sd(N)^2 = sd^2 - v + v * N0/N with v the
+  image variance sd_images^2 (at most sd^2), where each seed draws its own N test images (the
+  pilot's N0; `test_images` = per seed), so sd(N0) is the pilot's SD; the
   pilot's whole spread at the pilot's images where the image component is unknown (no outcome
   file for the metric: gap, train and robustness metrics) or the test set is fixed across seeds;
 - the seed pairs for 80% power to decide the row whichever way the truth lies: the larger of
@@ -124,12 +125,15 @@ def pairs_needed(
     )
 
 
-def spread_at(sd_seed: float, sd_images: float, pilot_images: int, images: int) -> float:
+def spread_at(sd: float, sd_images: float, pilot_images: int, images: int) -> float:
     """The SD of one seed's paired difference when each seed draws `images` test images, from
-    its components at the pilot's `pilot_images` (image variance scales as 1 / images)."""
+    the pilot's SD `sd` at `pilot_images` and its image component `sd_images` there: the image
+    variance (at most the whole variance) scales as 1 / images, the rest stays, so at the pilot's
+    count the answer is the pilot's SD."""
     if not (pilot_images >= 1 and images >= 1):
         raise PlanError(f"test images must be >= 1, got {pilot_images} and {images}")
-    return math.sqrt(sd_seed**2 + sd_images**2 * pilot_images / images)
+    image_var = min(sd_images**2, sd**2)
+    return math.sqrt(sd**2 - image_var + image_var * pilot_images / images)
 
 
 def _arm_of(cfg: RunConfig) -> tuple[str, str]:
@@ -252,7 +256,7 @@ def _plan_row(row, where, cells, pilot_images, device, alpha, alpha_eq, target) 
         if images is None:
             spreads = (row.sd, low, high)
         else:
-            sd = spread_at(row.sd_seed, row.sd_images, pilot_images, images)
+            sd = spread_at(row.sd, row.sd_images, pilot_images, images)
             spreads = (sd, sd * low / row.sd, sd * high / row.sd)  # the same relative uncertainty
         needed = [pairs_needed(row.margin, s, alpha, alpha_eq, target) for s in spreads]
         per_seed = _cost(cells, images, device)
