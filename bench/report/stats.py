@@ -13,10 +13,10 @@
   (noncentral t); `tost_power`, `equivalence_seeds_needed`: the same for the TOST at +-margin;
   `sd_interval`: how uncertain an observed SD (and so a pair count) is. Nonsense input (a spread
   or margin <= 0, fewer than 2 pairs) raises `PowerInputError`.
-- `two_level_interval`: a bootstrap that resamples seeds and, within each seed, test images
-  (per-image outcomes), for accuracy and calibration effects; `crossed_interval`: the same for a
-  test set fixed across seeds (one image resample shared by every seed); `image_sd`, `seed_sd`:
-  the test-image and seed components of a paired difference's spread.
+- `crossed_interval`: the image-level interval of a test set fixed across seeds (a bootstrap of
+  the seeds and one image resample shared by every drawn seed), for accuracy and calibration
+  effects; `image_sd`, `seed_sd`: the test-image and seed components of a paired difference's
+  spread (where each seed drew its own test images, the seed spread already contains theirs).
 - `holm`: Holm's step-down adjustment of a family of p-values.
 - `describe_groups`, `means`, `pooled_bins`: the per-group summaries the figures draw (t intervals
   per group, means over seeds or epochs, reliability bins pooled over seeds).
@@ -43,8 +43,8 @@ ALPHA = 0.05
 BCA_FROM = 20  # pairs from which the interval of a mean difference is a BCa bootstrap
 POWER = 0.8  # the power `seeds_needed` plans for
 MOST_SEEDS = 100_000  # `seeds_needed` searches up to this many pairs
-N_OUTER = 2_000  # two-level bootstrap: seed resamples
-N_INNER = 400  # two-level bootstrap: test-image resamples per seed
+N_OUTER = 2_000  # image-level bootstrap: resamples (seeds and one image resample each)
+N_INNER = 400  # image resamples for the ECE image component (`image_sd`)
 ECE_BINS = 15  # bench.metrics: 15 equal-width bins (lo, hi], the first also holding 0
 
 # Two-sided 95% Student-t critical values, df = 1..30; a series expansion beyond.
@@ -437,37 +437,6 @@ def _image_metric(
 
 
 IMAGE_METRICS = ("accuracy", "ece", "ece_over")
-
-
-def two_level_interval(
-    cells: list[tuple[dict, dict]], metric: str, seed: int = 0
-) -> tuple[float, float]:
-    """95% percentile interval of the mean over seeds of metric(a) - metric(b), resampling seeds
-    and, within each resampled seed, the test images (the same images for both cells).
-
-    `cells`: per seed, the two cells' outcomes as dicts with `label`, `pred` [N] and `conf` [N]
-    (one N per seed, labels equal within a seed). `metric`: one of `IMAGE_METRICS`. Each seed
-    gets `N_INNER` image resamples (multinomial counts); each of `N_OUTER` seed resamples takes
-    one of them at random per drawn seed.
-    """
-    rng = np.random.default_rng(seed)
-    inner = []
-    for a, b in cells:
-        n_images = len(a["label"])
-        weights = rng.multinomial(n_images, np.full(n_images, 1.0 / n_images), size=N_INNER)
-        weights = weights.astype(float)
-        values = []
-        for cell in (a, b):
-            correct = (cell["pred"] == cell["label"]).astype(float)
-            values.append(_image_metric(weights, correct, cell["conf"].astype(float), metric))
-        inner.append(values[0] - values[1])
-    table = np.stack(inner)  # [seeds, N_INNER]
-    n = len(cells)
-    seeds = rng.integers(0, n, size=(N_OUTER, n))
-    draws = rng.integers(0, N_INNER, size=(N_OUTER, n))
-    boot = table[seeds, draws].mean(axis=1)
-    low, high = np.percentile(boot, [2.5, 97.5])
-    return float(low), float(high)
 
 
 def image_sd(a: dict, b: dict, metric: str, seed: int = 0) -> float:

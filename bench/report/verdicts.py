@@ -22,15 +22,23 @@ per-seed arm difference across two protocols or train sizes, matching every othe
 column except those that move together with the compared one (e.g. epochs chosen per train size).
 `ci_low`/`ci_high`: 95% paired t interval (BCa bootstrap from 20 pairs); `p_value`: two-sided
 paired t-test; `p_holm`: Holm over every row with a p-value; `p_equivalence`: TOST at +-margin,
-`p_equivalence_holm` the same Holm-adjusted over every row that has one; `seeds_needed`: pairs
-for 80% power against max(margin, |effect|) at the first Holm threshold (0.05 / rows with a p),
-from the observed SD of the paired differences; `ci_images_low`/`ci_images_high`: the two-level
-bootstrap interval (seeds and test images) where outcome files exist for accuracy and ECE claims.
+`p_equivalence_holm` the same Holm-adjusted over every row that has one; `sd`: the SD of the
+paired differences; `seeds_needed` (`seeds_plan`): blank for decided rows, else pairs for 80%
+power to detect a true effect equal to the margin at the first Holm threshold (0.05 / rows with
+a p), or, when the estimate lies within the margin, for the TOST to show equivalence; its range
+`seeds_needed_low`/`_high` from the SD's chi-square interval. `test_images`: whether each seed
+drew its own test images (`PER_SEED`: their sampling is in the seed spread) or all seeds shared
+them (`FIXED`); `sd_images`/`sd_seed`: the paired difference's image and seed components, from
+the outcome files; `ci_images_low`/`ci_images_high`: for a fixed test set only, the interval
+that resamples seeds and (once per draw, shared by the seeds) test images. `clears_margin`: a
+decided row's whole interval lies beyond the margin. `finding`: the claim whose finding the row
+belongs to (`Claim.finding`); `regime`, `hparams_a`/`_b`, `converged_a`/`_b`: what the row
+speaks for, each arm's selected settings and convergence flags.
 
-Verdict (`verdict_of`): `supported` / `contradicted` when p_holm < 0.05, |effect| >= margin and
-the image-level interval (where there is one) excludes 0, in / against the claimed direction;
-else `equivalent` when p_equivalence_holm < 0.05; else `inconclusive`; `not measured` when the
-sweep lacks the cells or the column.
+Verdict (`verdict_of`): `supported` / `contradicted` when p_holm < 0.05, |effect| >= margin (the
+point estimate) and the image-level interval (where there is one) excludes 0, in / against the
+claimed direction; else `equivalent` when p_equivalence_holm < 0.05; else `inconclusive`; `not
+measured` when the sweep lacks the cells or the column.
 """
 
 from __future__ import annotations

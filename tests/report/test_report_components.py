@@ -50,9 +50,9 @@ def test_crossed_interval_keeps_shared_image_noise_that_seeds_cannot_show():
     effect = float((a["pred"] == label).mean() - (b["pred"] == label).mean())
     assert low < effect < high
     assert high - low > 2 * 1.96 * 0.8 * stats.image_sd(a, b, "accuracy")  # about the image SD
-    # resampling images independently per seed would average the shared noise away
-    independent = stats.two_level_interval(cells, "accuracy", seed=2)
-    assert (high - low) > 1.8 * (independent[1] - independent[0])
+    # and the ECE: the same shared resample, an interval of positive width
+    ece_low, ece_high = stats.crossed_interval(cells, "ece", seed=2)
+    assert ece_low < ece_high
     assert stats.crossed_interval(cells, "accuracy", seed=2) == (low, high)  # seeded
 
 
