@@ -69,19 +69,19 @@ def marked_metrics(results: Results) -> list[str]:
 
 
 def _claim_rows(results: Results, claims: pd.DataFrame) -> dict[tuple[str, str, str], pd.Series]:
-    """(scope, arm, metric) -> the claim row that tests the same difference from none."""
+    """(scope, arm, metric) -> the claim row that tests the same difference from none (a claim
+    whose arms have several variants names the pair in its row's scope: 'scope; a vs none')."""
     found = {}
-    scopes = set(results.scopes())
     for claim in CLAIMS:
         if claim.arm_b != NONE or claim.across or claim.statistic != "mean":
             continue
-        arms = results.variants(*claim.arm_a)
-        if len(arms) != 1 or len(results.variants(*NONE)) > 1:
-            continue  # several variants: the row's scope names the pair; matched below by text
-        rows = claims[claims["claim_id"] == claim.claim_id]
-        for _, row in rows.iterrows():
-            if row["scope"] in scopes:
-                found[(row["scope"], arms[0], claim.metric)] = row
+        pairs = verdicts.variant_pairs(results, claim)
+        rows = claims[claims["claim_id"] == claim.claim_id].set_index("scope")
+        for scope in results.scopes():
+            for arm, base in pairs:
+                text = f"{scope}; {arm} vs {base}" if len(pairs) > 1 else scope
+                if text in rows.index:
+                    found[(scope, arm, claim.metric)] = rows.loc[text]
     return found
 
 

@@ -87,3 +87,21 @@ def test_differences_of_percentages_are_in_percentage_points():
     assert figures.difference_unit("%") == "pp"
     assert figures.difference_unit("pp") == "pp"
     assert figures.difference_unit("img/s") == "img/s"
+
+
+def test_parameter_variants_take_their_own_claim_rows(tmp_path):
+    from report_fixtures import add_variant
+
+    runs = make_results(tmp_path, protocols=("frozen",))
+    add_variant(tmp_path, runs, "cutmix", {"minmax": [0.2, 0.8]}, {"test_acc": 0.01})
+    results = load_results(tmp_path)
+    table = marks.page_marks(results)
+    gap = table[(table["metric"] == "gap") & table["arm"].str.startswith("cutmix")]
+    assert len(gap) >= 2  # both variants (and the staged arm)
+    variants = gap[~gap["arm"].str.contains("staged")]
+    assert len(variants) == 2 and (variants["family"] == "claim cutmix_reduces_gap").all()
+    claims = marks.claims_of(results)
+    for _, row in variants.iterrows():
+        text = f"{row['scope']}; {row['arm']} vs none"
+        claim = claims[(claims["claim_id"] == "cutmix_reduces_gap") & (claims["scope"] == text)]
+        assert row["decided"] == (claim["verdict"].iloc[0] in ("supported", "contradicted"))
