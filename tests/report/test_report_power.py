@@ -124,3 +124,14 @@ def test_seeds_plan_is_blank_for_decided_rows_and_plans_for_the_margin_otherwise
     assert needed == stats.equivalence_seeds_needed(0.005, 0.01, alphas[1])
     # no spread: nothing to plan (and no exception from the engine)
     assert math.isnan(verdicts.seeds_plan("inconclusive", 0.001, 0.0, 10, 0.005, *alphas)[0])
+
+
+def test_power_and_tost_power_are_finite_over_a_wide_grid():
+    for alpha in (1e-6, 0.05 / 62, 0.05):
+        for ratio in (1e-6, 0.01, 0.1, 1.0, 10.0, 100.0):
+            n = np.array([2, 3, 5, 10, 50, 1_000, 100_000])
+            found = stats.power(n, ratio * 0.01, 0.01, alpha)
+            assert np.isfinite(found).all() and ((found >= 0) & (found <= 1)).all()
+            assert (np.diff(found) >= -1e-9).all()  # never falls with more pairs
+            tost = stats.tost_power(n, ratio * 0.01, 0.01, alpha)
+            assert np.isfinite(tost).all() and (np.diff(tost) >= -1e-9).all()
