@@ -31,7 +31,7 @@ from dataclasses import dataclass, field
 
 import pandas as pd
 
-from bench.config import RunConfig
+from bench.config import RunConfig, resolved_bn
 from bench.cost import CIFAR10_CLASSES, CIFAR10_TEST, CIFAR10_TRAIN, estimate_seconds
 from bench.report import stats, verdicts
 from bench.report.claims import CLAIMS
@@ -142,7 +142,10 @@ def _arm_of(cfg: RunConfig) -> tuple[str, str]:
 
 def _recorded(cfg: RunConfig, column: str) -> object:
     """What runs.csv records for a configuration column of this cell: the field as is, but
-    `train_size` as the training images the cell draws (bench.train overwrites it so)."""
+    `train_size` as the training images the cell draws and `bn` as the mode it uses ("auto"
+    resolved), as bench.train overwrites them."""
+    if column == "bn":
+        return resolved_bn(cfg)
     if column == "train_size":
         if cfg.train_per_class:
             return cfg.train_per_class * CIFAR10_CLASSES

@@ -126,3 +126,13 @@ def test_spread_at_the_pilots_images_is_the_pilots_spread():
     assert planner.spread_at(0.01, 0.02, 1000, 1000) == pytest.approx(0.01)  # image part capped
     assert planner.spread_at(0.01, 0.02, 1000, 4000) == pytest.approx(0.005)  # all images: 1/√4
     assert planner.spread_at(0.05, 0.03, 1000, 10**9) == pytest.approx(0.04, rel=1e-4)
+
+
+def test_every_scope_finds_its_cells_when_runs_csv_records_resolved_values():
+    # cpu-quick's scopes split by `bn` (runs.csv records the resolved mode, the sweep "auto")
+    # and by train_size (runs.csv: images drawn); no row may be lost to a mismatch
+    quick = planner.plan_sweep(
+        load_sweep(REPO / "sweeps" / "cpu-quick.toml"), load_results(REPO / "results" / "cpu-quick")
+    )
+    assert len(quick.rows) == 47
+    assert not any("no cells" in s for s in quick.skipped)
