@@ -60,7 +60,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"regbench report: error: {printable(str(error))}", file=sys.stderr)
         return 2
     verdicts = ", ".join(f"{n} {v}" for v, n in written.verdicts.items())
-    print(f"regbench report: wrote {written.index} (claims: {verdicts})")
+    found = ", ".join(f"{n} {state}" for state, n in written.findings.items())
+    print(f"regbench report: wrote {written.index} (claims: {verdicts}; findings: {found})")
     for note in written.notes:
         print(f"regbench report: warning: {printable(note)}", file=sys.stderr)
     return 0

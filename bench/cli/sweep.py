@@ -4,6 +4,7 @@
         [--set KEY=VALUE ...] [--only AXIS=VALUE ...]
     regbench sweep status SWEEP.toml [--results-dir DIR] [--set ...] [--only ...]
     regbench sweep check SWEEP.toml [--results-dir DIR] [--set ...] [--only ...] [--probe-steps N]
+    regbench sweep plan SWEEP.toml [--pilot RESULTS] [--budget-hours H] [--power P]
 
 `check` probes every distinct cell shape of the cells not done yet on this machine (a few
 optimizer steps and one evaluation batch each; bench.preflight): memory, speed against the cost
@@ -29,6 +30,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from bench.cli import plan as plan_cli
 from bench.cli import printable
 from bench.cli.progress import cell_display, stderr_is_terminal
 from bench.config import RunConfig
@@ -121,6 +123,10 @@ def build_parser() -> argparse.ArgumentParser:
         "--probe-steps", type=positive_int, default=PROBE_STEPS, metavar="N",
         help="optimizer steps per protocol phase of each probe (the first is not timed)",
     )  # fmt: skip
+    plan_cli.add_options(run)  # --dry-run --pilot RESULTS: the plan after the cells
+    plan = sub.add_parser("plan", parents=[common], help="seeds x test images for 80% power "
+                          "per claim, from a pilot, and what that costs")  # fmt: skip
+    plan_cli.add_options(plan)
     return parser
 
 
@@ -166,6 +172,14 @@ def main(argv: list[str] | None = None) -> int:
 
     if args.command == "check":
         return check(sweep, results, args.probe_steps)
+    if args.command == "plan" or (args.command == "run" and args.dry_run and args.pilot):
+        if args.command == "run":
+            print_status(sweep, results, guess_device(sweep.cells), cells=True)
+        try:
+            plan_cli.print_plan(plan_cli.plan(sweep, args, results.path, plan_device(sweep)))
+        except plan_cli.ERRORS as error:
+            return fail(error)
+        return 0
     if args.command == "status" or args.dry_run:
         try:
             print_status(sweep, results, guess_device(sweep.cells), cells=args.command == "run")
@@ -190,6 +204,12 @@ def check(sweep: Sweep, results, probe_steps: int, keep_best_model: bool = False
         )
     except (ResultsError, SearchError, SweepError) as error:
         return fail(error)
+
+
+def plan_device(sweep: Sweep) -> str:
+    """The cost model's device for a plan: cuda when any cell asks for it, else cpu (a plan
+    never probes for a GPU)."""
+    return "cuda" if any(cfg.device == "cuda" for cfg in sweep.cells) else "cpu"
 
 
 def fail(error: Exception, prefix: str = "") -> int:

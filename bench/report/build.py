@@ -35,7 +35,18 @@ import pandas as pd
 
 from bench import schema
 from bench.files import NotRegularFileError, read_regular
-from bench.report import draw, figures, latex, render, stats, style, tables, verdicts
+from bench.report import (
+    draw,
+    figures,
+    findings,
+    latex,
+    marks,
+    render,
+    stats,
+    style,
+    tables,
+    verdicts,
+)  # fmt: skip
 from bench.report.claims import CLAIMS
 from bench.report.errors import quoted_path
 from bench.report.load import ReportInputError, Results, load_results
@@ -93,10 +104,19 @@ def _notes(results: Results, summary: pd.DataFrame) -> list[str]:
                 f"{int((seeds == 1).sum())} regularizer x scope rows have a single seed: they "
                 "show no ± and no interval."
             )
-    if len(ok) and not results.outcomes:
+    cases = verdicts.images_cases(results) if len(ok) else set()
+    if verdicts.FIXED in cases and not results.outcomes:
         notes.append(
-            "The intervals cover seeds only: this results folder has no per-image test outcomes "
-            "(outcomes/<run_id>.npz), so test-set sampling is not in them."
+            "The test images are the same for every seed (runs.csv test_size 0, or one "
+            "data_seed) and this results folder has no per-image test outcomes "
+            "(outcomes/<run_id>.npz): the intervals cover seeds only and leave out the sampling "
+            "of the test images."
+        )
+    elif len(ok) and not results.outcomes and "" in cases:
+        notes.append(
+            "runs.csv does not say whether the seeds shared their test images (no test_size / "
+            "data_seed columns) and there are no per-image test outcomes: the intervals cover "
+            "seeds only, and may leave out the sampling of the test images."
         )
     notes += _sweep_notes(results)
     notes += _edge_note(results)
@@ -311,28 +331,61 @@ VERDICT_MEANING = (
     "±margin (two one-sided tests, with the same correction), so the arms do not differ by an "
     "amount that matters. 'inconclusive' says neither could be shown with these seeds: it is not "
     "evidence of no effect, and the column 'seeds needed' estimates how many seed pairs would "
-    "give 80% power."
+    "give 80% power to detect a true effect as large as the margin (or, where the estimate lies "
+    "within the margin, to show equivalence); decided rows leave it blank."
 )
 
 
-def _method(results: Results, n_p: int) -> list[render.Para]:
-    images = (
-        "Where per-image test outcomes exist (outcomes/<run_id>.npz), accuracy and calibration "
-        "effects also get a two-level bootstrap interval that resamples seeds and, within "
-        "each seed, test images (the same images for both arms); a supported or contradicted "
-        "verdict then also needs that interval to exclude 0."
-        if results.outcomes
-        else "This results folder has no per-image test outcomes, so every interval covers "
-        "seeds only, not the sampling of the test images."
+def _images_text(results: Results) -> str:
+    """Which test-image case applies (verdicts.test_images_case), and what the report does."""
+    cases = verdicts.images_cases(results)
+    per_seed = (
+        "Each seed drew its own test subset (data_seed follows seed), so the spread over seeds "
+        "already contains the sampling of the test images: the intervals are over seeds only, "
+        "and images are not resampled again (that would count their noise twice)."
     )
+    fixed = (
+        "Every seed was tested on the same images (a test set fixed across seeds), so the seed "
+        "spread does not contain their sampling: "
+        + (
+            "accuracy and calibration effects get an image-level interval from the outcome "
+            "files that resamples seeds and, shared by every drawn seed, the test images; a "
+            "supported or contradicted verdict then also needs it to exclude 0."
+            if results.outcomes
+            else "without per-image outcome files the intervals leave it out."
+        )
+    )
+    parts = []
+    if verdicts.PER_SEED in cases:
+        parts.append(per_seed)
+    if verdicts.FIXED in cases:
+        parts.append(fixed)
+    if "" in cases:
+        parts.append("For some scopes runs.csv does not say whether the seeds shared test images.")
+    if results.outcomes:
+        parts.append(
+            "claims.csv's test_images column names the case per row; sd_images is the SD of one "
+            "seed's paired difference from test-image sampling alone (from the outcome files) "
+            "and sd_seed the rest of the seed spread."
+        )
+    return " ".join(parts)
+
+
+def _method(results: Results, n_p: int) -> list[render.Para]:
+    images = _images_text(results)
     return [
         render.Para(
             "Tables: mean ± sample standard deviation (ddof=1) over the seeds of one "
             "regularizer in one scope; n is the number of finished cells averaged, failed cells "
             "are counted separately and never averaged in. A value is bold when the arm's "
-            "paired difference from none in its scope is better and significant (paired t-test "
-            "over seeds, Holm's correction over every bold candidate of the table); costs such "
-            "as throughput are never bold."
+            "paired difference from none in its scope is better and decided by the page's one "
+            "standard; costs such as throughput are never bold. One standard: the summary's "
+            "bold, the who-wins figure's filled markers and the claims' verdicts all use the "
+            "claims' rule (paired over seeds, Holm-adjusted p < 0.05 and |difference| ≥ the "
+            "metric's margin). A difference that is a claim row (same arms, scope and metric) "
+            "takes that row's verdict (Holm over the claim rows); every other difference from "
+            f"none on the page is Holm-adjusted in one family of {marks.family_size(results)}. "
+            "Differences of percentages are in percentage points (pp)."
         ),
         render.Para(
             "Figures: small points are single cells (seeds), large markers their mean, bars the "
@@ -350,17 +403,43 @@ def _method(results: Results, n_p: int) -> list[render.Para]:
             f"{n_p} rows of this report that have a p-value. Each claim has a margin (its "
             "smallest effect of interest: 0.5 pp for accuracies, 1 pp for calibration errors "
             "and retained accuracy, 0.5 pp for flip rates). Supported / contradicted: p (Holm) "
-            "< 0.05 and |effect| >= margin, in / against the claimed direction; equivalent: "
+            "< 0.05 and the point |effect| >= margin, in / against the claimed direction (the "
+            "point, not the interval, must clear the margin: a verdict says the effect is real "
+            "and its best estimate matters; 'interval clears margin' marks the rows whose whole "
+            "95% interval lies beyond the margin, which a reader citing a size should prefer); "
+            "equivalent: "
             "the two one-sided tests (TOST) at ±margin pass after the same Holm correction over "
             "the equivalence p-values; otherwise inconclusive; not measured: cells or column "
-            "missing. Seeds needed: seed pairs for 80% power of the paired t-test against the "
-            "larger of the margin and the observed effect, at the first Holm threshold "
-            f"(0.05 / {n_p}), from the observed SD of the paired differences. A spread claim "
+            "missing. Seeds needed (undecided rows only): seed pairs for 80% power of the paired "
+            "t-test against a true effect equal to the margin, at the first Holm threshold "
+            f"(0.05 / {n_p}), from the observed SD of the paired differences; where the estimate "
+            "lies within ±margin, the pairs for 80% power of the TOST (true effect 0) instead. "
+            "Never the observed effect: power computed from it inherits the winner's curse. The "
+            "range in parentheses recomputes the count at the ends of the SD's 95% chi-square "
+            "interval: an SD from 10 pairs makes the count uncertain by about 0.5–3×. A spread claim "
             "(std over seeds) keeps a percentile bootstrap interval and a permutation p."
         ),
-        render.Para(images),
+        *([render.Para(images)] if images else []),
         render.Para(VERDICT_MEANING),
     ]
+
+
+def _key_findings_blocks(claims: pd.DataFrame) -> list:
+    """The page's opening: one sentence per decided finding (`findings.key_findings`)."""
+    sentences = findings.key_findings(claims)
+    counted = findings.counts(claims)
+    intro = (
+        "One sentence per decided finding, written from the claim rows below. Rows that measure "
+        "one mechanism in one scope (gap = train − test accuracy; ECE after temperature scaling "
+        "beside the raw ECE; retained = perturbed / clean accuracy) are one finding, counted "
+        f"once: {', '.join(f'{n} {s}' for s, n in counted.items()) or 'none'}. Read the notes "
+        "below (Read this first) before citing one."
+    )
+    if not sentences:
+        intro += " No finding is decided: every claim is inconclusive or not measured."
+    return [render.Heading("Key findings"), render.Para(intro)] + (
+        [render.Bullets(sentences)] if sentences else []
+    )
 
 
 def _claim_blocks(claims: pd.DataFrame) -> list:
@@ -371,7 +450,7 @@ def _claim_blocks(claims: pd.DataFrame) -> list:
             "One row per claim and scope. effect and its 95% interval are in percentage points, "
             "positive = the claimed direction; p is a paired t-test, p (Holm) the same adjusted "
             "over the whole table; margin is the smallest effect of interest; seeds needed is "
-            "for 80% power (see Method)."
+            "for 80% power at the margin, with its range (see Method)."
         ),
         render.Table(
             tables.CLAIM_HEADER,
@@ -400,8 +479,9 @@ def _summary_blocks(results: Results, summary: pd.DataFrame) -> list:
         render.Heading("Summary"),
         render.Para(
             "Mean ± std over seeds (std with ddof=1); n = finished cells (failed ones in "
-            "parentheses); bold = better than none in its scope, paired over seeds and "
-            "significant after Holm's correction (never a cost such as throughput)."
+            "parentheses); bold = better than none in its scope and decided by the page's one "
+            "standard, the same as the who-wins figure's filled markers and the claims' "
+            "verdicts (see Method; never a cost such as throughput)."
         ),
         _metric_table(results, summary, None),
     ]
@@ -494,12 +574,12 @@ ROBUSTNESS_LINKS = [
 
 def _pages(results, summary, claims, drawn, notes) -> render.Page:
     title = f"regbench report: {results.sweep}"
-    counts = verdicts.verdict_counts(claims)
     subtitle = (
-        f"{len(results.ok)} finished and {len(results.failed)} failed cells; claims: "
-        + ", ".join(f"{n} {v}" for v, n in counts.items())
+        f"{len(results.ok)} finished and {len(results.failed)} failed cells; "
+        + findings.headline(claims)
     )
-    blocks: list = [render.Notes(notes)] if notes else []
+    blocks: list = _key_findings_blocks(claims)
+    blocks += [render.Notes(notes)] if notes else []
     blocks += _first_figure(drawn)
     blocks += [render.Heading("Setup"), _setup(results), _arms_table(results)]
     blocks += _search_blocks(results) + _convergence_blocks(results, summary)
@@ -524,12 +604,13 @@ class Written:
     index: Path  # index.html of the report
     notes: list[str]  # what the report's "Read this first" box says
     verdicts: dict[str, int]  # verdict -> number of claim rows
+    findings: dict[str, int]  # decided / undecided / not measured -> findings (each once)
 
 
 def _write(results: Results, folder: Path) -> tuple[list[str], list[str], pd.DataFrame]:
     """Write the whole report into `folder`; return the relative paths, notes and claims."""
     summary = tables.summary_table(results)
-    claims = verdicts.evaluate_claims(results)
+    claims = marks.claims_of(results)
     (folder / "tables").mkdir()
     files = {
         "summary.csv": tables.spreadsheet_safe(summary).to_csv(index=False),
@@ -643,7 +724,9 @@ def write_report(results: Results, out_dir: str | Path) -> Written:
         ) from None
     finally:
         shutil.rmtree(staging, ignore_errors=True)
-    return Written(out / "index.html", notes, verdicts.verdict_counts(claims))
+    return Written(
+        out / "index.html", notes, verdicts.verdict_counts(claims), findings.counts(claims)
+    )
 
 
 def build_report(results_dir: str | Path, out_dir: str | Path | None = None) -> Path:

@@ -4,6 +4,11 @@ A claim names its arms by (regularizer, schedule) and a metric of runs.csv (or o
 derives, e.g. `overconfidence`); `verdicts` tests every claim in every scope and writes one row
 per claim and scope to `claims.csv`. Adding a claim is one `Claim(...)` in `CLAIMS`.
 
+Rows are not independent findings: a claim that measures the same mechanism as another
+declares it (`finding_of`, with the `dependence` in words: gap = train_acc - test_acc per cell;
+ECE after temperature scaling beside the raw ECE; retained = perturbed / clean accuracy), and
+the report groups the rows of one finding and scope and counts them once (`findings`).
+
 Every claim declares its `margin`: the smallest effect of interest, in the metric's stored units
 (fractions). A difference smaller than the margin is not a win even when it is significant, and
 two arms whose difference lies within +-margin (TOST) are `equivalent`. The margins per kind of
@@ -65,6 +70,10 @@ class Claim:
     across: tuple[str, object, object] | None = None  # (column, first level, second level)
     statistic: str = "mean"
     margin: float | None = None  # smallest effect of interest; None: MARGINS[metric]
+    # The claim this one is not independent of (its rows join that claim's finding in the same
+    # scope), and why: e.g. gap = train_acc - test_acc per cell. None: a finding of its own.
+    finding_of: str | None = None
+    dependence: str = ""
 
     @property
     def smallest_effect(self) -> float:
@@ -74,6 +83,12 @@ class Claim:
     @property
     def metric_label(self) -> str:
         return self.metric_for(style.arm_label(*self.arm_a), style.arm_label(*self.arm_b))
+
+    @property
+    def finding(self) -> str:
+        """The id of the finding this claim's rows belong to (per scope): its own, or the one it
+        declares it depends on."""
+        return self.finding_of or self.claim_id
 
     def metric_for(self, label_a: str, label_b: str) -> str:
         """The `metric` text of a row comparing the arms labelled label_a and label_b."""
@@ -87,7 +102,14 @@ class Claim:
 
 # The claim whose effect the train-size figure draws per train size.
 CUTMIX_IMPROVES_TEST_ACC = Claim(
-    "cutmix_improves_test_acc", "test acc(cutmix) > test acc(none)", "test_acc", CUTMIX, NONE, 1
+    "cutmix_improves_test_acc",
+    "test acc(cutmix) > test acc(none)",
+    "test_acc",
+    CUTMIX,
+    NONE,
+    1,
+    finding_of="cutmix_reduces_gap",
+    dependence="gap = train_acc - test_acc per cell",
 )
 
 CLAIMS = [
@@ -99,6 +121,8 @@ CLAIMS = [
         CUTMIX,
         NONE,
         -1,
+        finding_of="cutmix_reduces_gap",
+        dependence="gap = train_acc - test_acc per cell",
     ),
     CUTMIX_IMPROVES_TEST_ACC,
     Claim(
@@ -124,6 +148,8 @@ CLAIMS = [
         MIXUP,
         CUTMIX,
         -1,
+        finding_of="mixup_better_calibrated_than_cutmix",
+        dependence="the same cells' ECE after temperature scaling, beside the raw one",
     ),
     Claim(
         "cutmix_reduces_overconfidence",
@@ -183,6 +209,8 @@ CLAIMS = [
         MIXUP,
         CUTMIX,
         1,
+        finding_of="mixup_more_robust_than_cutmix",
+        dependence="corruption_retained = corruption_acc / clean acc on the same images",
     ),
     Claim(
         "mixup_better_calibrated_under_corruption",
@@ -207,6 +235,8 @@ CLAIMS = [
         ERASING,
         NONE,
         1,
+        finding_of="random_erasing_occlusion_robust",
+        dependence="occlusion_retained = occlusion_acc / clean acc on the same images",
     ),
     Claim(
         "cutmix_occlusion_robust",
@@ -223,6 +253,8 @@ CLAIMS = [
         CUTMIX,
         NONE,
         1,
+        finding_of="cutmix_occlusion_robust",
+        dependence="occlusion_retained = occlusion_acc / clean acc on the same images",
     ),
     Claim(
         "cutmix_increases_seed_variance_unfrozen",

@@ -39,6 +39,7 @@ from matplotlib.ticker import FixedLocator, FuncFormatter, MaxNLocator, NullLoca
 from bench.report import draw, stats, style, verdicts
 from bench.report.claims import CUTMIX_IMPROVES_TEST_ACC, MARGINS
 from bench.report.load import Results, matches
+from bench.report.marks import lookup
 from regularizers import schedules  # no torch behind it (regularizers/__init__.py is lazy)
 
 SEEDS_NOTE = "small points: seeds; large: mean; bars: 95% t interval"
@@ -139,6 +140,11 @@ def paired_vs_none(results: Results, scope: str, arm: str, metric: str) -> stats
     return stats.compare(mine, base, margin=MARGINS.get(metric, math.nan))
 
 
+def difference_unit(unit: str) -> str:
+    """The unit of a difference of the metric: percentage points for a percentage."""
+    return "pp" if unit in ("%", "pp") else unit
+
+
 def who_wins_figure(results: Results, folder: Path) -> list[Path]:
     metrics = who_wins_metrics(results)
     styles = results.styles
@@ -164,7 +170,8 @@ def who_wins_figure(results: Results, folder: Path) -> list[Path]:
                 mean = sign * found.effect
                 low, high = sorted([sign * found.ci_low, sign * found.ci_high])
                 colour = styles[arm].colour
-                clear = math.isfinite(low) and (low > 0 or high < 0)
+                mark = lookup(results, scope, arm, metric)
+                clear = bool(mark is not None and mark["decided"])  # the page's one standard
                 if math.isfinite(low):
                     ax.plot([low, high], [i, i], color=colour, lw=1.4, zorder=3)
                 ax.scatter(mean, i, s=36, marker=styles[arm].marker, zorder=4, edgecolor=colour,
@@ -179,9 +186,10 @@ def who_wins_figure(results: Results, folder: Path) -> list[Path]:
                 )
                 ax.set_ylabel(label, fontsize="x-small" if "\n" in label else "small")
             if r == len(scopes) - 1:
-                ax.set_xlabel(f"vs none ({spec.unit}); better →")
+                ax.set_xlabel(f"vs none ({difference_unit(spec.unit)}); better →")
     note = ("paired difference from none, signed so that right is better; bars: 95% t "
-            "interval over seeds; filled: interval excludes 0; grey band: ±margin")  # fmt: skip
+            "interval over seeds; filled: decided (Holm p < 0.05 and |difference| ≥ margin, "
+            "as the claims and the summary's bold); grey band: ±margin")  # fmt: skip
     draw.legend(fig, [], note)
     return draw.save(fig, folder, "who_wins")
 
@@ -738,8 +746,11 @@ FIGURES = [
         "Who wins where",
         "Each regularizer's paired difference from none (seeds paired), per scope (rows) and "
         "key metric (columns; one axis per metric), signed so that right is better; bars: 95% "
-        "t interval; filled: the interval excludes 0; grey band: the claims' margin (smallest "
-        "effect of interest). Retained accuracy (perturbed / clean on the same images) and the "
+        "t interval; filled: decided by the page's one standard (the claims' rule: Holm-adjusted "
+        "p < 0.05 and |difference| ≥ the metric's margin; a claim row's verdict where the "
+        "difference is one, else Holm over every other difference from none on the page; the "
+        "summary's bold uses the same); grey band: the claims' margin (smallest "
+        "effect of interest). Differences of percentages are in percentage points (pp). Retained accuracy (perturbed / clean on the same images) and the "
         "flip rate among correctly classified images replace the absolute ones where measured.",
         who_wins_figure,
         (_who_wins,),

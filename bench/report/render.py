@@ -39,6 +39,13 @@ class Notes:
 
 
 @dataclass
+class Bullets:
+    """A plain bulleted list (the key findings)."""
+
+    items: list[str]
+
+
+@dataclass
 class Facts:
     """Label/value pairs (the provenance table)."""
 
@@ -165,6 +172,8 @@ def to_html(page: Page) -> str:
             parts.append(
                 f'<div class="notes"><strong>Read this first</strong><ul>{items}</ul></div>'
             )
+        elif isinstance(block, Bullets):
+            parts.append("<ul>" + "".join(f"<li>{_e(t)}</li>" for t in block.items) + "</ul>")
         elif isinstance(block, Facts):
             rows = "".join(f"<tr><th>{_e(k)}</th><td>{_e(v)}</td></tr>" for k, v in block.rows)
             parts.append(f'<div class="scroll"><table class="facts">{rows}</table></div>')
@@ -210,6 +219,8 @@ def to_markdown_page(page: Page) -> str:
         elif isinstance(block, Notes):
             out += ["> **Read this first**", ">"]
             out += [f"> - {markdown_escape(t)}" for t in block.items] + [""]
+        elif isinstance(block, Bullets):
+            out += [f"- {markdown_escape(t)}" for t in block.items] + [""]
         elif isinstance(block, Facts):
             out.append(to_markdown(["", ""], [[k, v] for k, v in block.rows]))
         elif isinstance(block, Table):

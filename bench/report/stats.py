@@ -9,9 +9,14 @@
   there on, the SD of the paired differences, and the TOST equivalence p at +-margin. Without
   shared seeds: Welch's t. For the standard deviation (a spread claim): a percentile bootstrap
   interval and a paired permutation p (a t-test does not apply to a difference of SDs).
-- `seeds_needed`: pairs for 80% power of the two-sided paired t-test (noncentral t).
-- `two_level_interval`: a bootstrap that resamples seeds and, within each seed, test images
-  (per-image outcomes), for accuracy and calibration effects.
+- `power`, `seeds_needed`: power and pairs for 80% power of the two-sided paired t-test
+  (noncentral t); `tost_power`, `equivalence_seeds_needed`: the same for the TOST at +-margin;
+  `sd_interval`: how uncertain an observed SD (and so a pair count) is. Nonsense input (a spread
+  or margin <= 0, fewer than 2 pairs) raises `PowerInputError`.
+- `crossed_interval`: the image-level interval of a test set fixed across seeds (a bootstrap of
+  the seeds and one image resample shared by every drawn seed), for accuracy and calibration
+  effects; `image_sd`, `seed_sd`: the test-image and seed components of a paired difference's
+  spread (where each seed drew its own test images, the seed spread already contains theirs).
 - `holm`: Holm's step-down adjustment of a family of p-values.
 - `describe_groups`, `means`, `pooled_bins`: the per-group summaries the figures draw (t intervals
   per group, means over seeds or epochs, reliability bins pooled over seeds).
@@ -38,8 +43,8 @@ ALPHA = 0.05
 BCA_FROM = 20  # pairs from which the interval of a mean difference is a BCa bootstrap
 POWER = 0.8  # the power `seeds_needed` plans for
 MOST_SEEDS = 100_000  # `seeds_needed` searches up to this many pairs
-N_OUTER = 2_000  # two-level bootstrap: seed resamples
-N_INNER = 400  # two-level bootstrap: test-image resamples per seed
+N_OUTER = 2_000  # image-level bootstrap: resamples (seeds and one image resample each)
+N_INNER = 400  # image resamples for the ECE image component (`image_sd`)
 ECE_BINS = 15  # bench.metrics: 15 equal-width bins (lo, hi], the first also holding 0
 
 # Two-sided 95% Student-t critical values, df = 1..30; a series expansion beyond.
@@ -296,41 +301,116 @@ def compare(
     return Comparison(effect, float(low), float(high), n, float(p_value), note)
 
 
-def power(n: np.ndarray, delta: float, sd: float, alpha: float) -> np.ndarray:
-    """Power of the two-sided paired t-test at level alpha with n pairs, true mean difference
-    delta and SD of the differences sd (noncentral t; n >= 2)."""
+class PowerInputError(ValueError):
+    """Nonsense asked of `power`, `seeds_needed` or the planner (a spread or margin that is not a
+    positive finite number, fewer than 2 pairs, a level or power outside (0, 1)); the message
+    names the value and what would be valid."""
+
+
+def _check_power_inputs(n, delta: float, sd: float, alpha: float) -> None:
+    for name, value in (("spread (sd)", sd), ("margin/effect (delta)", delta)):
+        if not (isinstance(value, int | float | np.floating) and math.isfinite(value)):
+            raise PowerInputError(f"{name} must be a finite number, got {value!r}")
+    if sd <= 0:
+        raise PowerInputError(f"spread (sd) must be > 0, got {sd!r}: no spread means no test")
+    if not 0 < alpha < 1:
+        raise PowerInputError(f"alpha must lie in (0, 1), got {alpha!r}")
+    pairs = np.asarray(n, dtype=float)
+    if not (np.all(np.isfinite(pairs)) and np.all(pairs >= 2)):
+        raise PowerInputError(f"seeds (pairs) must be >= 2, got {n!r}")
+
+
+def power(n, delta: float, sd: float, alpha: float) -> np.ndarray:
+    """Power of the two-sided paired t-test at level alpha with n pairs (>= 2), true mean
+    difference delta and SD sd (> 0) of the differences (noncentral t, both tails as upper
+    tails: P(T > c) + P(-T > c), `nct.sf(c, df, +-shift)`, which stays finite at any shift where
+    `nct.cdf(-c, df, shift)` returns NaN). Raises `PowerInputError` for nonsense input."""
+    _check_power_inputs(n, delta, sd, alpha)
     n = np.asarray(n, dtype=float)
     df = n - 1
     critical = sps.t.ppf(1 - alpha / 2, df)
     shift = delta * np.sqrt(n) / sd
-    return sps.nct.sf(critical, df, shift) + sps.nct.cdf(-critical, df, shift)
+    found = sps.nct.sf(critical, df, shift) + sps.nct.sf(critical, df, -shift)
+    found = np.clip(found, 0.0, 1.0)
+    assert np.all(np.isfinite(found)), (n, delta, sd, alpha)
+    return found
 
 
-def seeds_needed(delta: float, sd: float, alpha: float, target: float = POWER) -> float:
-    """The fewest pairs (>= 2) that give the two-sided paired t-test at level alpha `target`
-    power against a true difference delta, with SD sd of the differences; NaN when delta or sd
-    is unknown, inf beyond `MOST_SEEDS`. Power rises with n, so a bisection finds it."""
-    delta = abs(delta)
-    if not (math.isfinite(delta) and math.isfinite(sd) and sd >= 0 and delta > 0):
-        return math.nan
-    if sd == 0:
+def tost_power(n, margin: float, sd: float, alpha: float, delta: float = 0.0) -> np.ndarray:
+    """Power of the paired TOST at +-margin (each one-sided test at level alpha) with n pairs
+    when the true difference is delta (|delta| < margin): P(both one-sided tests reject), by the
+    usual bound P(A) + P(B) - 1 with noncentral t tails (exact as the power nears 1, slightly
+    low below). Raises `PowerInputError` for nonsense input, or a margin <= 0."""
+    _check_power_inputs(n, margin, sd, alpha)
+    if margin <= 0:
+        raise PowerInputError(f"margin must be > 0, got {margin!r}")
+    n = np.asarray(n, dtype=float)
+    df = n - 1
+    critical = sps.t.ppf(1 - alpha, df)
+    upper = sps.nct.sf(critical, df, (margin + delta) * np.sqrt(n) / sd)  # rejects mean <= -m
+    lower = sps.nct.sf(critical, df, (margin - delta) * np.sqrt(n) / sd)  # rejects mean >= +m
+    found = np.clip(upper + lower - 1.0, 0.0, 1.0)
+    assert np.all(np.isfinite(found)), (n, margin, sd, alpha)
+    return found
+
+
+def _fewest(powered, target: float) -> float:
+    """The fewest n >= 2 with powered(n) >= target (powered rises with n), inf beyond
+    `MOST_SEEDS`: doubling, then bisection."""
+    if not 0 < target < 1:
+        raise PowerInputError(f"target power must lie in (0, 1), got {target!r}")
+    if powered(2) >= target:
         return 2.0
-    if power(2, delta, sd, alpha) >= target:
-        return 2.0
-    # Double until the power is reached, then bisect: noncentral t tails are unreliable (NaN)
-    # for the huge shifts of n far beyond the answer, so n never goes far beyond it.
     low, high = 2, 4
-    while not power(high, delta, sd, alpha) >= target:
+    while not powered(high) >= target:
         if high >= MOST_SEEDS:
             return math.inf
         low, high = high, min(2 * high, MOST_SEEDS)
-    while high - low > 1:  # power(low) < target <= power(high)
+    while high - low > 1:  # powered(low) < target <= powered(high)
         middle = (low + high) // 2
-        if power(middle, delta, sd, alpha) >= target:
+        if powered(middle) >= target:
             high = middle
         else:
             low = middle
     return float(high)
+
+
+def seeds_needed(delta: float, sd: float, alpha: float, target: float = POWER) -> float:
+    """The fewest pairs (>= 2) that give the two-sided paired t-test at level alpha `target`
+    power against a true difference delta (> 0; its sign does not matter) with SD sd (> 0) of
+    the differences; inf beyond `MOST_SEEDS`. Raises `PowerInputError` for nonsense input."""
+    _check_power_inputs(2, delta, sd, alpha)
+    if delta == 0:
+        raise PowerInputError("margin/effect (delta) must be non-zero: no test has power at 0")
+    return _fewest(lambda n: power(n, abs(delta), sd, alpha), target)
+
+
+def equivalence_seeds_needed(
+    margin: float, sd: float, alpha: float, target: float = POWER, delta: float = 0.0
+) -> float:
+    """The fewest pairs (>= 2) that give the TOST at +-margin (level alpha each side) `target`
+    power when the true difference is delta (default 0; |delta| < margin); inf beyond
+    `MOST_SEEDS` or when |delta| >= margin. Raises `PowerInputError` for nonsense input."""
+    _check_power_inputs(2, margin, sd, alpha)
+    if margin <= 0:
+        raise PowerInputError(f"margin must be > 0, got {margin!r}")
+    if abs(delta) >= margin:
+        return math.inf
+    return _fewest(lambda n: tost_power(n, margin, sd, alpha, delta), target)
+
+
+def sd_interval(sd: float, n: int, level: float = 0.95) -> tuple[float, float]:
+    """The chi-square interval of a normal SD estimated from n values (df n - 1): a 10-pair SD
+    is uncertain by a factor of about 0.69 to 1.83, so a pair count that scales with sd^2 is
+    uncertain by about 0.5 to 3.3 times."""
+    if n < 2 or not (math.isfinite(sd) and sd > 0):
+        return math.nan, math.nan
+    df = n - 1
+    tail = (1 - level) / 2
+    return (
+        sd * math.sqrt(df / sps.chi2.ppf(1 - tail, df)),
+        sd * math.sqrt(df / sps.chi2.ppf(tail, df)),
+    )
 
 
 def _bin_of(conf: np.ndarray) -> np.ndarray:
@@ -359,33 +439,59 @@ def _image_metric(
 IMAGE_METRICS = ("accuracy", "ece", "ece_over")
 
 
-def two_level_interval(
+def image_sd(a: dict, b: dict, metric: str, seed: int = 0) -> float:
+    """The SD of one seed's metric(a) - metric(b) that test-image sampling alone gives (the
+    same images for both cells): analytic for accuracy (sd of the per-image difference of
+    correctness / sqrt(N)), from `N_INNER` multinomial image resamples for ECE."""
+    correct = [(cell["pred"] == cell["label"]).astype(float) for cell in (a, b)]
+    n_images = len(correct[0])
+    if metric == "accuracy":
+        return float(np.std(correct[0] - correct[1], ddof=1) / math.sqrt(n_images))
+    rng = np.random.default_rng(seed)
+    weights = rng.multinomial(n_images, np.full(n_images, 1.0 / n_images), size=N_INNER)
+    weights = weights.astype(float)
+    values = [_image_metric(weights, c, cell["conf"].astype(float), metric)
+              for c, cell in zip(correct, (a, b), strict=True)]  # fmt: skip
+    return float(np.std(values[0] - values[1], ddof=1))
+
+
+def seed_sd(total: float, images: float, images_in_seeds: bool) -> float:
+    """The seed component of a paired difference's SD: the spread left when image sampling is
+    taken out (total^2 - images^2, floored at 0) where each seed drew its own test images; the
+    whole seed spread where the test images were the same for every seed."""
+    if not (math.isfinite(total) and math.isfinite(images)):
+        return math.nan
+    return math.sqrt(max(total**2 - images**2, 0.0)) if images_in_seeds else total
+
+
+def crossed_interval(
     cells: list[tuple[dict, dict]], metric: str, seed: int = 0
 ) -> tuple[float, float]:
-    """95% percentile interval of the mean over seeds of metric(a) - metric(b), resampling seeds
-    and, within each resampled seed, the test images (the same images for both cells).
-
-    `cells`: per seed, the two cells' outcomes as dicts with `label`, `pred` [N] and `conf` [N]
-    (one N per seed, labels equal within a seed). `metric`: one of `IMAGE_METRICS`. Each seed
-    gets `N_INNER` image resamples (multinomial counts); each of `N_OUTER` seed resamples takes
-    one of them at random per drawn seed.
-    """
+    """95% percentile interval of the mean over seeds of metric(a) - metric(b) when every seed
+    was tested on the same images (a test set fixed across seeds): each of `N_OUTER` resamples
+    draws the seeds with replacement and one multinomial resample of the images, shared by
+    every drawn seed (the images' sampling does not average out over seeds)."""
     rng = np.random.default_rng(seed)
-    inner = []
-    for a, b in cells:
-        n_images = len(a["label"])
-        weights = rng.multinomial(n_images, np.full(n_images, 1.0 / n_images), size=N_INNER)
-        weights = weights.astype(float)
-        values = []
-        for cell in (a, b):
-            correct = (cell["pred"] == cell["label"]).astype(float)
-            values.append(_image_metric(weights, correct, cell["conf"].astype(float), metric))
-        inner.append(values[0] - values[1])
-    table = np.stack(inner)  # [seeds, N_INNER]
-    n = len(cells)
+    n_images, n = len(cells[0][0]["label"]), len(cells)
     seeds = rng.integers(0, n, size=(N_OUTER, n))
-    draws = rng.integers(0, N_INNER, size=(N_OUTER, n))
-    boot = table[seeds, draws].mean(axis=1)
+    boot = np.empty(N_OUTER)
+    chunk = 250
+    for start in range(0, N_OUTER, chunk):
+        size = min(chunk, N_OUTER - start)
+        weights = rng.multinomial(n_images, np.full(n_images, 1.0 / n_images), size=size)
+        weights = weights.astype(float)
+        per_seed = np.stack(
+            [
+                _image_metric(weights, (a["pred"] == a["label"]).astype(float),
+                              a["conf"].astype(float), metric)
+                - _image_metric(weights, (b["pred"] == b["label"]).astype(float),
+                                b["conf"].astype(float), metric)
+                for a, b in cells
+            ],
+            axis=1,
+        )  # fmt: skip
+        rows = np.arange(size)[:, None]
+        boot[start : start + size] = per_seed[rows, seeds[start : start + size]].mean(axis=1)
     low, high = np.percentile(boot, [2.5, 97.5])
     return float(low), float(high)
 

@@ -7,9 +7,10 @@ shared ones, plus the extension ones that vary in the sweep), and every metric o
 counted (`n_failed`) and never averaged in. Per metric: mean, std (ddof=1), n (cells with a
 value), and the 95% Student-t interval of the mean. A value is marked (`<metric>_beats_none`,
 bold in HTML, Markdown and LaTeX) when the arm's paired difference from `none` in its scope
-(seeds paired, two-sided paired t-test) is significant after Holm's correction over every marked
-candidate of the table, and in the metric's better direction; cost metrics (throughput, time,
-memory) and metrics without a better direction are never marked.
+is decided by the page's one standard (`marks`: the claims' rule, Holm p < 0.05 and |effect|
+>= margin; a claim row's verdict where the difference is one) and in the metric's better
+direction; cost metrics (throughput, time, memory) and metrics without a better direction are
+never marked.
 
 The hyperparameter search table (`search_table`, from search.csv: every column of it but
 `run_ids`) has one row per arm x scope x searched parameter: the selected trial's value, the
@@ -28,6 +29,7 @@ import pandas as pd
 from bench import schema
 from bench.report import stats, style
 from bench.report.load import Results, config_columns, selection_metric
+from bench.report.marks import page_marks
 
 SUMMARY_FIELDS = ["mean", "std", "n", "ci_low", "ci_high"]
 
@@ -40,36 +42,17 @@ def summary_metrics(results: Results) -> list[str]:
     return [m for m in ordered if results.has(m)]
 
 
-NEVER_MARKED = {"train_images_per_s", "eval_images_per_s", "regularizer_ms_per_batch",
-                "regularizer_share", "peak_mem_mb", "wall_s", "robustness_s", "train_s", "eval_s"}  # fmt: skip
-BASELINE = "none"
-
-
 def _beats_none(results: Results, table: pd.DataFrame, metrics: list[str]) -> pd.DataFrame:
-    """Per row and metric: True when the arm's paired difference from `none` (same scope, seeds
-    paired) is significant after Holm over all candidates and in the better direction."""
-    marks = pd.DataFrame(False, index=table.index, columns=metrics)
-    candidates = []  # (row index, metric, effect, p)
-    ok = results.ok
-    for metric in metrics:
-        better = style.metrics()[metric].better
-        if better == 0 or metric in NEVER_MARKED:
-            continue
-        for scope, cells in ok.groupby("scope", sort=False):
-            base = cells[cells["regularizer"] == BASELINE]
-            if base.empty or base["arm"].nunique() != 1:
-                continue
-            reference = base.groupby("seed")[metric].mean()
-            for arm, mine in cells[cells["regularizer"] != BASELINE].groupby("arm"):
-                found = stats.compare(mine.groupby("seed")[metric].mean(), reference)
-                if not math.isnan(found.p_value) and found.n >= 2:
-                    where = table.index[(table["scope"] == scope) & (table["arm"] == arm)]
-                    candidates.append((where[0], metric, better * found.effect, found.p_value))
-    if candidates:
-        adjusted = stats.holm([p for *_, p in candidates])
-        for (index, metric, effect, _), p in zip(candidates, adjusted, strict=True):
-            marks.at[index, metric] = bool(p < stats.ALPHA and effect > 0)
-    return marks
+    """Per row and metric: True when the arm's difference from `none` (same scope, seeds
+    paired) is decided by the page's one standard (`marks`) and in the better direction."""
+    marked = page_marks(results)
+    flags = pd.DataFrame(False, index=table.index, columns=metrics)
+    wanted = marked[marked["decided"] & (marked["effect"] > 0) & marked["metric"].isin(metrics)]
+    for _, row in wanted.iterrows():
+        where = table.index[(table["scope"] == row["scope"]) & (table["arm"] == row["arm"])]
+        if len(where):
+            flags.at[where[0], row["metric"]] = True
+    return flags
 
 
 def summary_table(results: Results) -> pd.DataFrame:
@@ -240,16 +223,21 @@ def latex_number_text(text: str) -> str:
 
 SUMMARY_LEGEND = (
     "Mean ± std over seeds (std with ddof=1); n = finished cells averaged (+failed ones, never "
-    "averaged in); bold = better than none in the same scope by a paired t-test over seeds, "
-    "significant after Holm's correction over every bold candidate of the table (never a cost "
-    "such as throughput)."
+    "averaged in); bold = better than none in the same scope and decided by the claims' rule "
+    "(paired over seeds, Holm-adjusted p < 0.05 and |difference| >= the metric's margin; where "
+    "the difference is a claim row, that row's verdict; else Holm over every other difference "
+    "from none on the page), the same standard as the who-wins figure's filled markers (never "
+    "a cost such as throughput)."
 )
 CLAIMS_LEGEND = (
     "effect: mean paired difference in percentage points, positive = the claimed direction; "
     "95% CI: paired t interval (BCa bootstrap from 20 pairs); p: two-sided paired t-test; "
     "p (Holm): Holm-adjusted over every row with a p-value; margin: the smallest effect of "
-    "interest; seeds: pairs needed for 80% power at the first Holm threshold. Verdicts: "
-    "supported/contradicted = p (Holm) < 0.05 and |effect| >= margin; equivalent = TOST at "
+    "interest; seeds: for undecided rows, the seed pairs for 80% power to detect a true effect "
+    "equal to the margin at the first Holm threshold (TOST: to show equivalence when the true "
+    "effect is 0), with the range the uncertainty of the observed spread gives. Verdicts: "
+    "supported/contradicted = p (Holm) < 0.05 and the point |effect| >= margin ('interval "
+    "clears margin' when the whole 95% interval lies beyond it, too); equivalent = TOST at "
     "±margin passes after Holm; otherwise inconclusive."
 )
 
@@ -279,10 +267,22 @@ def _p(value: float) -> str:
     return "" if math.isnan(value) else f"{value:.3g}"
 
 
-def _seeds(value: float) -> str:
+def _count(value: float) -> str:
+    return f"> {100_000:,}" if math.isinf(value) else f"{value:,.0f}"
+
+
+def _seeds(value: float, low: float = math.nan, high: float = math.nan, plan: str = "") -> str:
+    """'390 (180 to 1,300)': pairs needed, and the range the uncertainty of the observed SD gives;
+    ', TOST' when the row plans for equivalence; blank for decided rows."""
     if math.isnan(value):
         return ""
-    return f"> {100_000:,}" if math.isinf(value) else f"{value:,.0f}"
+    text = _count(value)
+    if not (math.isnan(low) or math.isnan(high)):
+        text += f" ({_count(low)} to {_count(high)})"
+    return text + (", TOST" if plan == "TOST" else "")
+
+
+CLEARS = "interval clears margin"  # a decided row whose 95% interval lies beyond the margin
 
 
 def claim_rows(claims: pd.DataFrame) -> list[list[str]]:
@@ -293,6 +293,8 @@ def claim_rows(claims: pd.DataFrame) -> list[list[str]]:
         verdict = c["verdict"]
         if c["verdict"] == "not measured" and c["note"]:
             verdict = f"{verdict} ({c['note']})"
+        elif c["verdict"] in ("supported", "contradicted") and c.get("clears_margin") == 1:
+            verdict = f"{verdict} ({CLEARS})"
         rows.append(
             [
                 c["claim_id"],
@@ -303,7 +305,12 @@ def claim_rows(claims: pd.DataFrame) -> list[list[str]]:
                 _p(c["p_value"]),
                 _p(c["p_holm"]),
                 f"{100 * c['margin']:.1f}",
-                _seeds(c["seeds_needed"]),
+                _seeds(
+                    c["seeds_needed"],
+                    c["seeds_needed_low"],
+                    c["seeds_needed_high"],
+                    c["seeds_plan"] if isinstance(c["seeds_plan"], str) else "",
+                ),
                 verdict,
             ]
         )

@@ -22,20 +22,30 @@ per-seed arm difference across two protocols or train sizes, matching every othe
 column except those that move together with the compared one (e.g. epochs chosen per train size).
 `ci_low`/`ci_high`: 95% paired t interval (BCa bootstrap from 20 pairs); `p_value`: two-sided
 paired t-test; `p_holm`: Holm over every row with a p-value; `p_equivalence`: TOST at +-margin,
-`p_equivalence_holm` the same Holm-adjusted over every row that has one; `seeds_needed`: pairs
-for 80% power against max(margin, |effect|) at the first Holm threshold (0.05 / rows with a p),
-from the observed SD of the paired differences; `ci_images_low`/`ci_images_high`: the two-level
-bootstrap interval (seeds and test images) where outcome files exist for accuracy and ECE claims.
+`p_equivalence_holm` the same Holm-adjusted over every row that has one; `sd`: the SD of the
+paired differences; `seeds_needed` (`seeds_plan`): blank for decided rows, else pairs for 80%
+power to detect a true effect equal to the margin at the first Holm threshold (0.05 / rows with
+a p), or, when the estimate lies within the margin, for the TOST to show equivalence; its range
+`seeds_needed_low`/`_high` from the SD's chi-square interval. `test_images`: whether each seed
+drew its own test images (`PER_SEED`: their sampling is in the seed spread) or all seeds shared
+them (`FIXED`); `sd_images`/`sd_seed`: the paired difference's image and seed components, from
+the outcome files; `ci_images_low`/`ci_images_high`: for a fixed test set only, the interval
+that resamples seeds and (once per draw, shared by the seeds) test images. `clears_margin`: a
+decided row's whole interval lies beyond the margin. `finding`: the claim whose finding the row
+belongs to (`Claim.finding`); `regime`, `hparams_a`/`_b`, `converged_a`/`_b`: what the row
+speaks for, each arm's selected settings and convergence flags.
 
-Verdict (`verdict_of`): `supported` / `contradicted` when p_holm < 0.05, |effect| >= margin and
-the image-level interval (where there is one) excludes 0, in / against the claimed direction;
-else `equivalent` when p_equivalence_holm < 0.05; else `inconclusive`; `not measured` when the
-sweep lacks the cells or the column.
+Verdict (`verdict_of`): `supported` / `contradicted` when p_holm < 0.05, |effect| >= margin (the
+point estimate) and the image-level interval (where there is one) excludes 0, in / against the
+claimed direction; else `equivalent` when p_equivalence_holm < 0.05; else `inconclusive`; `not
+measured` when the sweep lacks the cells or the column.
 """
 
 from __future__ import annotations
 
+import json
 import math
+from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
@@ -63,7 +73,24 @@ COLUMNS = [
     "seeds_needed",
     "ci_images_low",
     "ci_images_high",
+    "sd",
+    "seeds_needed_low",
+    "seeds_needed_high",
+    "seeds_plan",
+    "test_images",
+    "sd_seed",
+    "sd_images",
+    "clears_margin",
+    "finding",
+    "regime",
+    "hparams_a",
+    "hparams_b",
+    "converged_a",
+    "converged_b",
 ]
+TEXT_COLUMNS = ("claim_id", "claim", "scope", "metric", "verdict", "note", "n", "seeds_plan",
+                "test_images", "finding", "regime", "hparams_a", "hparams_b", "converged_a",
+                "converged_b")  # fmt: skip
 VERDICTS = ["supported", "contradicted", "equivalent", "inconclusive", "not measured"]
 # claim metric -> the per-image metric the two-level bootstrap recomputes from outcome files
 IMAGE_METRICS = {"test_acc": "accuracy", "test_ece": "ece", "ece_over": "ece_over"}
@@ -134,6 +161,109 @@ def _scope_text(
     return f"{text}; {pair[0]} vs {pair[1]}" if pair else text
 
 
+PER_SEED = "per seed"  # test_images: each seed drew its own test subset (data_seed follows seed)
+FIXED = "fixed"  # test_images: the same test images for every seed
+
+
+@dataclass(frozen=True)
+class ImageParts:
+    """What the test images contribute to one row: which case applies (`PER_SEED`, `FIXED`, or
+    "" when unknown), the within-seed SD of the paired difference from image sampling alone
+    (outcome files only), the image-level interval (a test set fixed across seeds only), and
+    why there is none."""
+
+    case: str = ""
+    sd_images: float = math.nan
+    interval: tuple[float, float] = (math.nan, math.nan)
+    note: str = ""
+
+
+def test_images_case(results: Results, cells: pd.DataFrame) -> str:
+    """`FIXED` when the cells' test set is the whole test split (`test_size` 0) or one subset
+    for every seed (one `data_seed`), `PER_SEED` when the seeds drew different subsets, "" when
+    runs.csv does not say (no `test_size`/`data_seed` columns)."""
+    if cells.empty or "test_size" not in cells or cells["test_size"].isna().all():
+        return ""
+    if (cells["test_size"].fillna(0) == 0).all():
+        return FIXED
+    if "data_seed" not in cells or cells["data_seed"].isna().all():
+        return ""
+    return PER_SEED if cells.groupby("seed")["data_seed"].first().nunique() > 1 else FIXED
+
+
+def _joined(values) -> str:
+    """'a' or 'a | b' for the distinct non-empty values, in order."""
+    seen = [str(v) for v in dict.fromkeys(values) if str(v) not in ("", "nan", "{}")]
+    return " | ".join(seen)
+
+
+def arm_settings(results: Results, cells: pd.DataFrame) -> str:
+    """One arm's selected hyperparameters in a scope, as its cells have them: the configuration
+    columns the search selected per arm (`lr=0.03`) and the searched regularizer parameters
+    (`alpha=0.2`); without a search, the regularizer's parameters ('alpha=1.0, prob=1.0')."""
+    searched = set(results.search["parameter"]) if results.search is not None else None
+    parts = []
+    for column in results.selected_per_arm:
+        if column in cells:
+            parts.append(f"{column}={_joined(style.format_value(v) for v in cells[column])}")
+    texts = []
+    for text in dict.fromkeys(cells.get("regularizer_params", pd.Series(dtype=str))):
+        try:
+            params = json.loads(text) if text else {}
+        except ValueError:  # load.py refuses these; never here
+            params = {}
+        shown = {k: v for k, v in params.items() if v is not None
+                 and (k in searched if searched is not None else k not in ("schedule", "mode"))}  # fmt: skip
+        if shown:
+            texts.append(", ".join(f"{k}={style.format_value(v)}" for k, v in shown.items()))
+    return "; ".join(parts + ([" | ".join(texts)] if texts else []))
+
+
+def convergence_text(cells: pd.DataFrame) -> str:
+    """'8 of 10 converged' from runs.csv's `converged` flags ("" when not recorded)."""
+    if "converged" not in cells or cells["converged"].isna().all():
+        return ""
+    flags = cells["converged"].dropna()
+    return f"{int((flags == 1).sum())} of {len(flags)} converged"
+
+
+def regime_text(results: Results, cells: pd.DataFrame, where: dict) -> str:
+    """The regime a row speaks for: backbone, resolution and the clean test accuracy of `none`
+    in the scope ('tf_efficientnet_lite0, 32 px, none test acc 26.4%')."""
+    parts = []
+    if "backbone" in cells:
+        parts.append(_joined(cells["backbone"]))
+    if "image_size" in cells:
+        parts.append(f"{_joined(style.format_value(v) for v in cells['image_size'])} px")
+    ok = results.ok
+    base = ok[(ok["regularizer"] == "none") & matches(ok, where)]
+    if "test_acc" in base and base["test_acc"].notna().any():
+        parts.append(f"none test acc {100 * base['test_acc'].mean():.1f}%")
+    return ", ".join(p for p in parts if p)
+
+
+def _context(results: Results, pair: Pair, wheres: list[dict]) -> dict:
+    """The row's regime, each arm's selected hyperparameters and convergence (claims.csv); an
+    interaction row has one `where` per level, shown as 'first vs second'."""
+    found: dict[str, list[str]] = {}
+    for where in wheres:
+        cells = [_select(results.ok, label, where) for label in pair]
+        for key, text in [("regime", regime_text(results, pd.concat(cells), where)),
+                          ("hparams_a", arm_settings(results, cells[0])),
+                          ("hparams_b", arm_settings(results, cells[1])),
+                          ("converged_a", convergence_text(cells[0])),
+                          ("converged_b", convergence_text(cells[1]))]:  # fmt: skip
+            found.setdefault(key, []).append(text)
+    return {key: " vs ".join(texts) if len(set(texts)) > 1 else texts[0]
+            for key, texts in found.items()}  # fmt: skip
+
+
+def images_cases(results: Results) -> set[str]:
+    """The `test_images` cases of the report's scopes (`PER_SEED`, `FIXED`, "" unknown)."""
+    ok = results.ok
+    return {test_images_case(results, ok[ok["scope"] == scope]) for scope in ok["scope"].unique()}
+
+
 def _row(
     claim: Claim,
     pair: Pair,
@@ -141,11 +271,14 @@ def _row(
     result: stats.Comparison | None,
     note: str,
     images: tuple[float, float] = (math.nan, math.nan),
+    parts: ImageParts | None = None,
 ) -> dict:
     """One claims.csv row before the table-wide columns (p_holm, seeds_needed, verdict)."""
     row = {"claim_id": claim.claim_id, "claim": claim.claim, "scope": scope}
     row["metric"] = claim.metric_for(*pair)
     row["margin"] = claim.smallest_effect
+    parts = parts or ImageParts()
+    row.update(test_images=parts.case, sd_images=parts.sd_images, finding=claim.finding)
     if result is None:
         return {**row, "n": 0, "verdict": "not measured", "note": note, "sd": math.nan}
     low, high = sorted((claim.sign * result.ci_low, claim.sign * result.ci_high))
@@ -187,6 +320,12 @@ def _scopes(results: Results, protocol: str | None) -> list[dict]:
     return [w for w in wheres if protocol is None or w["protocol"] == protocol]
 
 
+def scope_wheres(results: Results) -> dict[str, dict]:
+    """Each scope's text, as claims.csv's `scope` shows it, -> its scope columns' values (the
+    planner matches a row to the sweep's cells by them, never by parsing the text)."""
+    return {_scope_text(results, where): where for where in _scopes(results, None)}
+
+
 def _pairwise(results: Results, claim: Claim) -> list[dict]:
     pairs = variant_pairs(results, claim)
     named = len(pairs) > 1  # name the arms in the scope when the claim has several rows per scope
@@ -213,12 +352,15 @@ def _compare_pair(results: Results, claim: Claim, pair: Pair, where: dict, named
         return _row(claim, pair, scope, None, "fewer than 3 seeds shared by both arms")
     seed = stats.seed_for(claim.claim_id, scope)
     result = stats.compare(a, b, claim.statistic, seed, margin=claim.smallest_effect)
-    images, note = (math.nan, math.nan), ""
+    cells = pd.concat([_select(results.ok, label, where) for label in pair])
+    parts = ImageParts(case=test_images_case(results, cells))
     if claim.statistic == "mean" and claim.metric in IMAGE_METRICS and results.outcomes:
-        images, note = _image_interval(results, claim, pair, where, seed)
+        parts = _image_parts(results, claim, pair, where, seed, parts.case)
+    note = parts.note
     if claim.metric == "ece_over":
         note = "; ".join(filter(None, [note, _under_note(results, pair, where)]))
-    return _row(claim, pair, scope, result, note, images)
+    return {**_row(claim, pair, scope, result, note, parts.interval, parts),
+            **_context(results, pair, [where])}  # fmt: skip
 
 
 def _under_note(results: Results, pair: Pair, where: dict) -> str:
@@ -230,14 +372,16 @@ def _under_note(results: Results, pair: Pair, where: dict) -> str:
     return f"ece_under (mean): {shown}"
 
 
-def _image_interval(
-    results: Results, claim: Claim, pair: Pair, where: dict, seed: int
-) -> tuple[tuple[float, float], str]:
-    """The two-level interval of pair[0] - pair[1] from the outcome files, or NaNs and why not.
+def _image_parts(
+    results: Results, claim: Claim, pair: Pair, where: dict, seed: int, case: str
+) -> ImageParts:
+    """The test images' part of one row, from the outcome files (module doc): the within-seed
+    image SD of pair[0] - pair[1], and, where every seed saw the same test images, the crossed
+    interval (seeds and one shared image resample). Where each seed drew its own test images
+    the seed spread already contains their sampling: no image resampling, no double count.
 
     Cells are paired by seed; both need an outcomes file, one cell per arm and seed, and the
     same labels in the same order (the same test images)."""
-    none = (math.nan, math.nan)
     cells = []
     ok = results.ok
     seeds = sorted(
@@ -248,18 +392,28 @@ def _image_interval(
         for label in pair:
             run = _select(ok, label, {**where, "seed": s})["run_id"]
             if len(run) != 1:
-                return none, "no image-level interval: several cells per arm and seed"
+                return ImageParts(case, note="no image-level parts: several cells per arm and seed")
             ids.append(str(run.iloc[0]))
         if not all(i in results.outcomes for i in ids):
-            return none, "no image-level interval: outcome files missing for some cells"
+            return ImageParts(
+                case, note="no image-level parts: outcome files missing for some cells"
+            )
         first, second = (results.outcomes[i] for i in ids)
         if not np.array_equal(first["label"], second["label"]):
-            return none, f"no image-level interval: seed {s} cells have different test labels"
+            note = f"no image-level parts: seed {s} cells have different test labels"
+            return ImageParts(case, note=note)
         cells.append((first, second))
     if len(cells) < 2:
-        return none, ""
+        return ImageParts(case)
     metric = IMAGE_METRICS[claim.metric]
-    return stats.two_level_interval(cells, metric, seed), ""
+    labels = [a["label"] for a, _ in cells]
+    same = all(len(x) == len(labels[0]) and np.array_equal(x, labels[0]) for x in labels)
+    case = FIXED if same else PER_SEED  # the files themselves say which case applies
+    variances = [stats.image_sd(a, b, metric, seed + i) ** 2 for i, (a, b) in enumerate(cells)]
+    sd_images = math.sqrt(float(np.mean(variances)))
+    if case == PER_SEED:
+        return ImageParts(case, sd_images)
+    return ImageParts(case, sd_images, stats.crossed_interval(cells, metric, seed))
 
 
 def arm_effect(results: Results, claim: Claim, where: dict, pair: Pair) -> pd.Series:
@@ -332,10 +486,11 @@ def _interaction(
 ) -> dict:
     """The row comparing the per-seed arm difference between two levels of `levels[0]`."""
     column = levels[0]
-    effects = []
+    effects, wheres = [], []
     for level in levels[1:]:
         sub = group[group[column] == level]
         level_where = {c: sub[c].iloc[0] for c in results.scope_columns}
+        wheres.append(level_where)
         reason = _missing(results, claim, pair, level_where)
         if reason is None:
             effects.append(arm_effect(results, claim, level_where, pair))
@@ -345,7 +500,7 @@ def _interaction(
             return _row(claim, pair, scope, None, f"{column}={style.format_value(level)}: {reason}")
     seed = stats.seed_for(claim.claim_id, scope)
     result = stats.compare(*effects, claim.statistic, seed, margin=claim.smallest_effect)
-    return _row(claim, pair, scope, result, "")
+    return {**_row(claim, pair, scope, result, ""), **_context(results, pair, wheres)}
 
 
 def evaluate_claims(results: Results, claims: list[Claim] = CLAIMS) -> pd.DataFrame:
@@ -354,10 +509,10 @@ def evaluate_claims(results: Results, claims: list[Claim] = CLAIMS) -> pd.DataFr
     rows = []
     for claim in claims:
         rows += _across(results, claim) if claim.across else _pairwise(results, claim)
-    table = pd.DataFrame(rows, columns=[*COLUMNS, "sd"])
+    table = pd.DataFrame(rows, columns=COLUMNS)
     table["n"] = table["n"].astype(int)
     for column in COLUMNS:
-        if column not in ("claim_id", "claim", "scope", "metric", "verdict", "note", "n"):
+        if column not in TEXT_COLUMNS:
             table[column] = table[column].astype(float)
     table["p_holm"], table["p_equivalence_holm"], verdict = decide(
         table["effect"].to_numpy(float),
@@ -368,16 +523,92 @@ def evaluate_claims(results: Results, claims: list[Claim] = CLAIMS) -> pd.DataFr
     )
     measured = table["verdict"] != "not measured"
     table.loc[measured, "verdict"] = verdict[measured.to_numpy()]
-    family = int(table["p_value"].notna().sum())
-    first_threshold = stats.ALPHA / max(family, 1)
-    table["seeds_needed"] = [
-        stats.seeds_needed(max(r.margin, abs(r.effect)), r.sd, first_threshold)
-        if math.isfinite(r.effect) and math.isfinite(r.sd)
-        else math.nan
+    alphas = thresholds(table)
+    plans = [
+        seeds_plan(r.verdict, r.effect, r.sd, r.n, r.margin, *alphas) for r in table.itertuples()
+    ]
+    planned = ["seeds_needed", "seeds_needed_low", "seeds_needed_high", "seeds_plan"]
+    table[planned] = pd.DataFrame(plans, columns=planned, index=table.index, dtype=object)
+    for column in planned[:3]:
+        table[column] = table[column].astype(float)
+    table["sd_seed"] = [
+        stats.seed_sd(r.sd, r.sd_images, r.test_images == PER_SEED) for r in table.itertuples()
+    ]
+    table["clears_margin"] = [
+        clears_margin(r) if r.verdict in ("supported", "contradicted") else math.nan
         for r in table.itertuples()
     ]
     table["note"] = table["note"].fillna("")
+    for column in TEXT_COLUMNS[8:]:
+        table[column] = [value if isinstance(value, str) else "" for value in table[column]]
     return table[COLUMNS]
+
+
+def clears_margin(row) -> float:
+    """1 when the row's 95% interval (and its image-level interval, where there is one) lies
+    wholly beyond the margin on the side of its effect, 0 when it does not, NaN when there is
+    no interval. A verdict needs only the point beyond the margin (see `verdict_of`); this
+    column says which decided rows also have the interval beyond it."""
+    lows = [v for v in (row.ci_low, row.ci_images_low) if not math.isnan(v)]
+    highs = [v for v in (row.ci_high, row.ci_images_high) if not math.isnan(v)]
+    if not lows or math.isnan(row.effect):
+        return math.nan
+    if row.effect > 0:
+        return float(min(lows) >= row.margin)
+    return float(max(highs) <= -row.margin)
+
+
+DECIDED = ("supported", "contradicted", "equivalent")
+PLAN_DIFFERENCE = "t at margin"  # seeds_plan: pairs for the paired t-test to detect the margin
+PLAN_EQUIVALENCE = "TOST"  # seeds_plan: pairs for the TOST to show equivalence (true diff. 0)
+
+
+def thresholds(table: pd.DataFrame) -> tuple[float, float]:
+    """The first Holm thresholds of the report: 0.05 / (rows with a p) for the difference test,
+    0.05 / (rows with an equivalence p) for the TOST."""
+    family = max(int(table["p_value"].notna().sum()), 1)
+    equivalence = max(int(table["p_equivalence"].notna().sum()), 1)
+    return stats.ALPHA / family, stats.ALPHA / equivalence
+
+
+def seeds_plan(
+    verdict: str,
+    effect: float,
+    sd: float,
+    n: int,
+    margin: float,
+    alpha: float,
+    alpha_equivalence: float,
+) -> tuple[float, float, float, str]:
+    """(seeds_needed, its low and high end, which test it plans for) of one claim row.
+
+    Blank (NaN, "") for decided and unmeasured rows and rows without a positive spread. An
+    undecided row whose point estimate lies within +-margin plans for equivalence (TOST at the
+    first Holm threshold of the equivalence family, true difference 0); any other undecided row
+    plans for the paired t-test to detect a true difference equal to the margin at the first
+    Holm threshold: never for the observed effect (post-hoc power inherits the winner's curse).
+    The low/high ends use the 95% chi-square interval of the observed SD (`stats.sd_interval`):
+    a 10-pair SD moves the count by about 0.5-3x.
+    """
+    blank = (math.nan, math.nan, math.nan, "")
+    if verdict in DECIDED or verdict == "not measured" or n < 2:
+        return blank
+    if not (math.isfinite(sd) and sd > 0 and math.isfinite(effect) and margin > 0):
+        return blank
+    if abs(effect) < margin:
+
+        def needed(spread):
+            return stats.equivalence_seeds_needed(margin, spread, alpha_equivalence)
+
+        kind = PLAN_EQUIVALENCE
+    else:
+
+        def needed(spread):
+            return stats.seeds_needed(margin, spread, alpha)
+
+        kind = PLAN_DIFFERENCE
+    low, high = stats.sd_interval(sd, n)
+    return needed(sd), needed(low), needed(high), kind
 
 
 def decide(

@@ -21,12 +21,13 @@ ARMS = [("none", "constant"), ("cutmix", "constant"), ("cutmix", "staged")]
 IMAGES = 300  # per seed: the image-level interval of a 2 pp effect then spans about +-4 pp
 
 
-def write_outcomes(folder, runs: pd.DataFrame) -> None:
-    """One outcomes file per ok cell: the same test labels per seed, predictions correct with
-    probability test_acc."""
+def write_outcomes(folder, runs: pd.DataFrame, fixed: bool = True) -> None:
+    """One outcomes file per ok cell: the same test labels for both arms of a seed (fixed: for
+    every seed, as the fixtures' one data_seed says), predictions correct with probability
+    test_acc."""
     (folder / "outcomes").mkdir(exist_ok=True)
     for _, row in runs[runs["status"] == "ok"].iterrows():
-        labels = np.random.default_rng(int(row["seed"])).integers(0, 10, IMAGES)
+        labels = np.random.default_rng(0 if fixed else int(row["seed"])).integers(0, 10, IMAGES)
         rng = np.random.default_rng(zlib.crc32(str(row["run_id"]).encode()))  # not hash(): salted
         right = rng.random(IMAGES) < row["test_acc"]
         pred = np.where(right, labels, (labels + 1) % 10)
@@ -90,6 +91,27 @@ def test_outcome_files_give_two_level_intervals_and_a_bad_one_is_refused(report)
     assert ece_over["ci_images_low"].notna().any()
     gap = claims[claims["claim_id"] == "cutmix_reduces_gap"]
     assert gap["ci_images_low"].isna().all()  # train accuracy has no outcome file
+    # one test set for every seed: the image-level interval applies, and the page says so
+    assert (frozen["test_images"], frozen["sd_seed"]) == ("fixed", frozen["sd"])
+    assert frozen["sd_images"] > 0
+    assert "the same images (a test set fixed across seeds)" in page
+
+
+def test_test_images_drawn_per_seed_are_not_resampled_again(tmp_path):
+    # data_seed follows seed: the seed spread holds the image sampling; no double count
+    runs = make_results(tmp_path, arms=ARMS[:2], protocols=("frozen",))
+    runs["data_seed"], runs["test_size"] = runs["seed"], IMAGES
+    runs.to_csv(tmp_path / "runs.csv", index=False)
+    write_outcomes(tmp_path, runs, fixed=False)
+    table = verdicts.evaluate_claims(load_results(tmp_path))
+    row = table[table["claim_id"] == "cutmix_improves_test_acc"].iloc[0]
+    assert row["test_images"] == "per seed"
+    assert np.isnan(row["ci_images_low"]) and np.isnan(row["ci_images_high"])
+    # 300 images: about 3 pp of image noise per seed, far above the fixture's seed pattern
+    assert 0.01 < row["sd_images"] < 0.06
+    assert row["sd_seed"] == pytest.approx(np.sqrt(max(row["sd"] ** 2 - row["sd_images"] ** 2, 0)))
+    gap = table[table["claim_id"] == "cutmix_reduces_gap"].iloc[0]
+    assert gap["test_images"] == "per seed" and np.isnan(gap["sd_images"])  # no outcome file
 
 
 def test_mismatched_labels_skip_the_image_interval_with_a_note(tmp_path):
