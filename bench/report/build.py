@@ -541,7 +541,8 @@ def _first_figure(drawn: list[figures.Drawn]) -> list:
     for item in drawn:
         if item.name == FIRST_FIGURE and item.files:
             png, pdf = (f"figures/{p.name}" for p in item.files)
-            return [render.Heading(item.title), render.Image(item.title, item.caption, png, pdf)]
+            image = render.Image(item.title, item.caption, png, pdf, titled=False)
+            return [render.Heading(item.title), image]
     return []
 
 

@@ -69,6 +69,7 @@ class Image:
     caption: str
     png: str  # relative path
     pdf: str
+    titled: bool = True  # False under a section heading of the same name (no title twice)
 
 
 @dataclass
@@ -181,7 +182,9 @@ def to_html(page: Page) -> str:
             parts.append(_table_html(block))
         elif isinstance(block, Image):
             parts.append(
-                f'<figure><h3>{_e(block.title)}</h3><a href="{_e(block.png)}">'
+                "<figure>"
+                + (f"<h3>{_e(block.title)}</h3>" if block.titled else "")
+                + f'<a href="{_e(block.png)}">'
                 f'<img src="{_e(block.png)}" alt="{_e(block.title)}" loading="lazy"></a>'
                 f"<figcaption>{_e(block.caption)} "
                 f'(<a href="{_e(block.pdf)}">PDF</a>)</figcaption></figure>'
@@ -226,7 +229,8 @@ def to_markdown_page(page: Page) -> str:
         elif isinstance(block, Table):
             out.append(to_markdown(block.header, block.rows, block.bold, block.right_from))
         elif isinstance(block, Image):
-            out += [f"### {markdown_escape(block.title)}", ""]
+            if block.titled:
+                out += [f"### {markdown_escape(block.title)}", ""]
             out += [f"![{markdown_escape(block.title)}]({block.png})", ""]
             out += [f"{markdown_escape(block.caption)} ({_link('PDF', block.pdf)})", ""]
         elif isinstance(block, Links):

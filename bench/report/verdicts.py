@@ -462,7 +462,13 @@ def _across(results: Results, claim: Claim) -> list[dict]:
     if len(levels) < 2:
         scope = _scope_text(results, {}, claim.across)
         have = ", ".join(map(style.format_value, levels)) or "none"
-        return [_row(claim, pairs[0], scope, None, f"the sweep has one {column} only ({have})")]
+        missing = [str(level) for level in (first, second) if level not in set(levels)]
+        if column == "protocol" and missing:  # e.g. a frozen + head_first sweep: no unfrozen cells
+            present = ", ".join(map(style.format_value, sorted(results.runs[column].unique())))
+            reason = f"the sweep has no {' or '.join(missing)} cells (protocols: {present})"
+        else:
+            reason = f"the sweep has one {column} only ({have})"
+        return [_row(claim, pairs[0], scope, None, reason)]
     others = [c for c in results.scope_columns if c != column]
     keep = [c for c in others if c not in _moving_with(runs, column, others)]
     rows = []

@@ -332,3 +332,20 @@ def test_report_package_does_not_import_training_code():
         for module in re.findall(r"^\s*from\s+bench\s+import\s+(\w+)", text, re.M):
             assert module == "schema", (path, module)  # column names only
     assert (REPO / "bench" / "__init__.py").read_text().strip() == ""
+
+
+def test_who_wins_title_is_shown_once(quick):
+    """The first figure sits under a section heading of its own name: no second title."""
+    markdown = (quick.out / "report.md").read_text()
+    headings = [line for line in markdown.splitlines() if line.startswith("#")]
+    assert sum("Who wins where" in line for line in headings) == 1
+    page = (quick.out / "index.html").read_text()
+    assert len(re.findall(r"<h[23][^>]*>Who wins where</h[23]>", page)) == 1
+    assert "### Generalization gap" in markdown  # the other figures keep their titles
+
+
+def test_a_missing_protocol_is_named_not_called_the_only_one(sizes):
+    """A frozen-only sweep has no unfrozen cells: the unfreezing claim says so."""
+    text = (sizes.out / "claims.csv").read_text()
+    assert "the sweep has no unfrozen cells (protocols: frozen)" in text
+    assert "one protocol only" not in text
