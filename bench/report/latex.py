@@ -186,7 +186,7 @@ def summary_latex(
 
 CLAIMS_HEADER = ["claim", "scope", "effect", "95% CI", "n", "p (Holm)", "margin", "seeds",
                  "verdict"]  # fmt: skip
-CLAIMS_SPEC = r"p{3.2cm}p{2.8cm}rrrrrrp{1.9cm}"
+CLAIMS_SPEC = r"p{2.8cm}p{2.6cm}rrrrrp{1.4cm}p{1.9cm}"  # seeds wrap: "1,242 (591 to 4,127), TOST"
 _BREAK = "\u200b"  # a break point, until the text is escaped
 
 
