@@ -13,7 +13,7 @@ import pandas as pd
 import pytest
 from report_fixtures import PLANTED_VERDICTS, make_results
 
-from bench.report import build_report, figures
+from bench.report import build_report, figures, latex
 from bench.report.build import MANIFEST
 
 REPO = Path(__file__).resolve().parents[2]
@@ -112,7 +112,7 @@ def test_latex_uses_true_minus_signs_and_claims_fit_a_page(quick):
     body = [line for line in claims.splitlines() if not line.startswith("%")]
     assert "$-$" in claims
     assert not re.search(r"(?<![\w$])-\d", "\n".join(body))  # no hyphen as a minus sign
-    assert r"\begin{longtable}{p{3.2cm}p{2.8cm}rrrrrrp{1.9cm}}" in claims
+    assert rf"\begin{{longtable}}{{{latex.CLAIMS_SPEC}}}" in claims
     assert r"\footnotesize" in claims and r"\label{tab:regbench-fixture-claims}" in claims
     robustness = (quick.out / "tables" / "robustness.tex").read_text()
     assert r"\toprule" in robustness and "occluded acc." in robustness
