@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from bench.arms import ARM_FIELDS, SEED_FIELDS, Arm, Scope
 from bench.config import RunConfig, check_config, config_fields, from_dict
 from bench.files import NotRegularFileError, file_hexdigest, read_regular
 from bench.search import Search, parse_search
@@ -62,6 +63,9 @@ class Sweep:
     executor: dict[str, Any] = field(default_factory=dict)  # the [executor] table, checked
     # the [search] table, checked (bench.search): `cells` then hold the values before selection
     search: Search | None = None
+    # per cell: the axis values it shares with the other arms and seeds of its scope (what a
+    # search selects per arm x scope; bench.arms)
+    scopes: list[Scope] = field(default_factory=list)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -117,7 +121,9 @@ def load_sweep(
     if settings:
         defaults = _apply_settings(defaults, settings, owner, fail)
         choices = {axis: _axis(axis, axes[axis], defaults, {}, fail) for axis in axes}
-    cells, labels = _expand(defaults, list(choices.values()), extras, dict(overrides or {}), fail)
+    cells, labels, scopes = _expand(
+        defaults, list(choices.values()), extras, dict(overrides or {}), fail
+    )
     # Every cell records how many the whole sweep has (--only keeps it: the sweep is unchanged),
     # so a report of a half-finished sweep can say how many are missing.
     # the sweep file's hash in every row (provenance; a FIFO or the like is not read twice)
@@ -131,7 +137,7 @@ def load_sweep(
     if "search" in doc:
         search = parse_search(doc["search"], cells, labels, set(owner), fail)
         _check_settings_not_searched(search, settings or {}, fail)
-    return Sweep(name, path, cells, labels, str(description), choices, executor, search)
+    return Sweep(name, path, cells, labels, str(description), choices, executor, search, scopes)
 
 
 def _read(path: Path) -> dict[str, Any]:
@@ -288,7 +294,10 @@ def select(sweep: Sweep, only: list[tuple[str, str, Any]]) -> Sweep:
         if all(any(_has(cfg, change) for change in changes) for changes in wanted.values())
     ]  # fmt: skip
     return dataclasses.replace(
-        sweep, cells=[sweep.cells[i] for i in keep], labels=[sweep.labels[i] for i in keep]
+        sweep,
+        cells=[sweep.cells[i] for i in keep],
+        labels=[sweep.labels[i] for i in keep],
+        scopes=[sweep.scopes[i] for i in keep],
     )
 
 
@@ -379,20 +388,31 @@ def _expand(
     extras: list[dict[str, Any]],
     overrides: dict[str, Any],
     fail,
-) -> tuple[list[RunConfig], list[str]]:
-    """The crossed axes (the first varies slowest), then the extra cells, with their labels."""
+) -> tuple[list[RunConfig], list[str], list[Scope]]:
+    """The crossed axes (the first varies slowest), then the extra cells, with their labels and
+    scopes."""
     cells: list[RunConfig] = []
     labels: list[str] = []
+    scopes: list[Scope] = []
     for combo in itertools.product(*choices) if choices else ():
         change = {field: value for part, _ in combo for field, value in part.items()}
         cells.append(_config(defaults, "axes", {**change, **overrides}, fail))
         labels.append(" ".join(label for _, label in combo))
+        scopes.append(_scope([part for part, _ in combo]))
     for i, extra in enumerate(extras):
         where = f"extra[{i}]"
         change = _change(extra, where, fail)
         cells.append(_config(defaults, where, {**change, **overrides}, fail))
         labels.append(f"{where} {_label(change)}")
-    return cells, labels
+        scopes.append(_scope([change]))
+    return cells, labels, scopes
+
+
+def _scope(changes: list[dict[str, Any]]) -> Scope:
+    """A cell's scope: the fields its axis values (or its [[extra]] table) set, in the sweep's
+    order, but its arm's and its seed's."""
+    return Scope.of((name, value) for change in changes for name, value in change.items()
+                    if name not in (*ARM_FIELDS, *SEED_FIELDS))  # fmt: skip
 
 
 def _check_cells(cells: list[RunConfig], labels: list[str], fail) -> None:
@@ -465,18 +485,20 @@ def _change(table: Any, key: str, fail, allowed: tuple[str, ...] | None = None) 
 
 
 def arm_label(cfg: RunConfig) -> str:
-    """A cell's regularizer and its parameters, e.g. cutmix(alpha=1.0,schedule=staged)."""
-    return _label({"regularizer": cfg.regularizer, "regularizer_params": cfg.regularizer_params})
+    """A cell's regularizer and its parameters, e.g. cutmix(alpha=1.0,schedule=staged)
+    (`bench.arms.Arm.label`)."""
+    return Arm.of(cfg.regularizer, cfg.regularizer_params).label
 
 
 def _label(change: dict[str, Any]) -> str:
-    """A short human label of a table value: cutmix(alpha=1.0,schedule=staged) or (a=1,b=2)."""
-    params = change.get("regularizer_params", {})
-    inner = ",".join(f"{k}={v}" for k, v in sorted(params.items()))
-    others = ",".join(
-        f"{k}={v}" for k, v in change.items() if k not in ("regularizer", "regularizer_params")
+    """A short human label of a table value: cutmix(alpha=1.0,schedule=staged) or (a=1,b=2)
+    (an arm's part is `bench.arms.Arm.label`)."""
+    others = ",".join(f"{k}={v}" for k, v in change.items() if k not in ARM_FIELDS)
+    name = (
+        Arm.of(str(change["regularizer"]), change.get("regularizer_params")).label
+        if "regularizer" in change
+        else ""
     )
-    name = f"{change['regularizer']}({inner})" if inner else str(change.get("regularizer", ""))
     return " ".join(part for part in (name, f"({others})" if others else "") if part)
 
 
