@@ -670,9 +670,9 @@ class ResultsDir:
             raise RuntimeError("ResultsDir.write_search needs the lock (use `with results.lock()`)")
         for row in rows:
             scope = row.get("scope")
-            if set(row) != {"scope", *SEARCH_COLUMNS} or not isinstance(scope, Scope) or (
-                scope.verbatim  # a legacy label without fields: no columns to write it in
-            ):
+            # a legacy label without fields (Scope.verbatim) has no columns to be written in
+            typed = isinstance(scope, Scope) and not scope.verbatim
+            if set(row) != {"scope", *SEARCH_COLUMNS} or not typed:
                 raise ValueError(
                     f"search.csv row: columns {sorted(row)}; expected a Scope `scope` and "
                     f"{SEARCH_COLUMNS}"

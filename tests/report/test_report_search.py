@@ -10,9 +10,10 @@ from types import SimpleNamespace
 
 import pandas as pd
 import pytest
-from report_fixtures import make_results, make_search
+from report_fixtures import SCOPE, make_results, make_search
 
 from bench import schema
+from bench.arms import Scope, legacy_scope
 from bench.cli.report import main
 from bench.report import build, tables, verdicts
 from bench.report.load import load_results
@@ -54,7 +55,8 @@ def md_rows(text: str) -> list[list[str]]:
 def test_search_csv_is_read_with_its_declared_types(searched):
     results = load_results(searched.folder)
     assert results.search is not None and len(results.search) == len(searched.search) == 36
-    assert list(results.search.columns) == schema.SEARCH_COLUMNS
+    assert list(results.search.columns) == ["scope", *schema.SEARCH_COLUMNS]
+    assert set(results.search["scope"]) == {Scope.of([("protocol", p)]) for p in SMALL["protocols"]}
     for column in ["trial", "seeds", "selected", "at_edge"]:
         assert results.search[column].dtype == "int64", column
     assert results.search["value"].dtype == float
@@ -115,7 +117,7 @@ def test_no_edge_no_warning(tmp_path):
 def test_an_arm_without_a_selected_trial_is_shown_as_such(tmp_path):
     runs = make_results(tmp_path, **SMALL)
     search = make_search(tmp_path, runs, {"lr": (0.01, 0.1)})
-    search.loc[(search["arm"] == "mixup") & (search["scope"] == "protocol=frozen"), "selected"] = 0
+    search.loc[(search["arm"] == "mixup") & (search[SCOPE] == "frozen"), "selected"] = 0
     search.loc[search["trial"] == 0, "score"] = float("nan")  # its cells failed
     search.to_csv(tmp_path / schema.SEARCH_FILE, index=False)
     table = tables.search_table(load_results(tmp_path).search)
@@ -138,15 +140,16 @@ def test_an_arm_without_a_selected_trial_is_shown_as_such(tmp_path):
         ("", "(empty)"),
     ],
 )  # fmt: skip
-def test_search_scope_labels_read_plainly(label, shown):
-    assert tables.search_scope_text(label) == shown
+def test_legacy_search_scope_labels_read_plainly(label, shown):
+    assert tables.search_scope_text(legacy_scope(label)) == shown
 
 
-def test_a_sweeps_table_axis_labels_read_plainly_on_the_page(tmp_path):
-    """search.csv keeps the sweep's labels; the page and tables/search.md show them plainly."""
+def test_a_legacy_sweeps_table_axis_labels_read_plainly_on_the_page(tmp_path):
+    """search.csv before issue 25 kept the sweep's labels; the page and tables/search.md show
+    them plainly."""
     folder = tmp_path / "results"
     runs = make_results(folder, **SMALL)
-    search = make_search(folder, runs, RANGES, selected=EDGE)
+    search = make_search(folder, runs, RANGES, selected=EDGE, legacy=True)
     label = "protocol=(protocol=frozen) size=(train_per_class=10,batch_size=32)"
     search["scope"] = search["scope"].replace("protocol=frozen", label)
     search.to_csv(folder / schema.SEARCH_FILE, index=False)
@@ -162,7 +165,7 @@ def test_hostile_text_is_escaped(tmp_path):
     folder = tmp_path / "results"
     runs = make_results(folder, **SMALL)
     search = make_search(folder, runs, RANGES, selected=EDGE)
-    for column, value in [("scope", "protocol=frozen"), ("arm", "cutmix"), ("parameter", "lr")]:
+    for column, value in [(SCOPE, "frozen"), ("arm", "cutmix"), ("parameter", "lr")]:
         search[column] = search[column].replace(value, f"{EVIL} | *[x]")
     search.to_csv(folder / schema.SEARCH_FILE, index=False)
     build_without_figures(folder, tmp_path / "report")
@@ -187,8 +190,8 @@ def run_cli(capsys, *argv) -> tuple[int, str, str]:
 
 def _trial(search: pd.DataFrame, arm: str, trial: int) -> pd.Series:
     """The rows of one trial of `arm` in protocol=frozen (search.csv read as text)."""
-    scope, arms, trials = search["scope"], search["arm"], search["trial"]
-    return (scope == "protocol=frozen") & (arms == arm) & (trials == str(trial))
+    scope, arms, trials = search[SCOPE], search["arm"], search["trial"]
+    return (scope == "frozen") & (arms == arm) & (trials == str(trial))
 
 
 def _drop_selected(search):
