@@ -51,6 +51,12 @@ class Arm:
         return f"{self.regularizer}({inner})" if inner else self.regularizer
 
 
+def arm_of(cell) -> Arm:
+    """A cell's arm (`cell`: a bench.config.RunConfig, or anything with its `regularizer` and
+    `regularizer_params`)."""
+    return Arm.of(cell.regularizer, cell.regularizer_params)
+
+
 @dataclass(frozen=True)
 class Scope:
     """The axis values a comparison holds fixed: (field, value text) pairs in the sweep's axis

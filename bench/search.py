@@ -34,7 +34,7 @@ import random
 from dataclasses import dataclass
 from typing import Any
 
-from bench.arms import Arm, Scope
+from bench.arms import Arm, Scope, arm_of
 from bench.config import SEED_LIMIT, RunConfig, check_config
 from bench.schema import SELECT_METRICS
 
@@ -389,7 +389,7 @@ def trials(search: Search, cells: list[RunConfig], scopes: list[Scope]) -> list[
         if not searched_in(search, first):
             continue
         follows, group_id = follows_seed(search, first), group_key(search, first)
-        scope, arm = scope_of[first.run_id], Arm.of(first.regularizer, first.regularizer_params)
+        scope, arm = scope_of[first.run_id], arm_of(first)
         seen = set()
         for index, point in enumerate(points):
             values = applied(first, point)

@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from bench.arms import ARM_FIELDS, SEED_FIELDS, Arm, Scope
+from bench.arms import ARM_FIELDS, SEED_FIELDS, Arm, Scope, arm_of
 from bench.config import RunConfig, check_config, config_fields, from_dict
 from bench.files import NotRegularFileError, file_hexdigest, read_regular
 from bench.search import Search, parse_search
@@ -487,7 +487,7 @@ def _change(table: Any, key: str, fail, allowed: tuple[str, ...] | None = None) 
 def arm_label(cfg: RunConfig) -> str:
     """A cell's regularizer and its parameters, e.g. cutmix(alpha=1.0,schedule=staged)
     (`bench.arms.Arm.label`)."""
-    return Arm.of(cfg.regularizer, cfg.regularizer_params).label
+    return arm_of(cfg).label
 
 
 def _label(change: dict[str, Any]) -> str:

@@ -193,7 +193,9 @@ def test_selection_uses_validation_not_test_and_flags_edges(tmp_path):
     }  # fmt: skip
     assert all(r["at_edge"] == 0 for r in table if not r["selected"])  # only a selection is flagged
     # final cells: every seed of the group at the selected values; nothing left out
-    final, _, _, missing = search.final_cells(sweep.search, sweep.cells, sweep.labels, sweep.scopes, chosen)
+    final, _, _, missing = search.final_cells(
+        sweep.search, sweep.cells, sweep.labels, sweep.scopes, chosen
+    )
     assert missing == [] and len(final) == len(sweep.cells)
     assert {(c.regularizer, c.lr, c.regularizer_params.get("alpha")) for c in final} == {
         ("none", 0.1, None), ("mixup", 0.1, 0.2)
@@ -205,7 +207,9 @@ def test_lower_is_better_metrics_and_interior_values_are_not_edges(tmp_path):
         "[search]", '[search]\nselect = "val_loss"'
     )
     sweep = load_sweep(write(tmp_path, text))
-    trials = [t for t in search.trials(sweep.search, sweep.cells, sweep.scopes) if t.arm.label == "none"]
+    trials = [
+        t for t in search.trials(sweep.search, sweep.cells, sweep.scopes) if t.arm.label == "none"
+    ]
     rows = rows_for(trials, [0.0] * 3)
     for row, loss in zip(rows, [2.0, 1.0, 3.0], strict=True):
         row["val_loss"] = str(loss)
@@ -234,7 +238,9 @@ def test_failed_or_missing_trials_do_not_count_and_a_group_without_scores_runs_n
     for row in failed[2:]:
         row["status"] = "failed"
     chosen, _ = search.select(sweep.search, trials, failed)
-    final, _, _, missing = search.final_cells(sweep.search, sweep.cells, sweep.labels, sweep.scopes, chosen)
+    final, _, _, missing = search.final_cells(
+        sweep.search, sweep.cells, sweep.labels, sweep.scopes, chosen
+    )
     assert {c.regularizer for c in final} == {"none"}
     assert len(missing) == 2 and all("mixup" in label for label in missing)
 
@@ -353,11 +359,15 @@ def test_an_arm_the_search_does_not_touch_runs_as_it_is_without_trials(tmp_path)
         write(tmp_path, "[search]\nseeds = [7]\n[search.space]\nalpha = [0.2, 1.0]\n")
     )
     trials = search.trials(sweep.search, sweep.cells, sweep.scopes)
-    assert {t.arm.label for t in trials} == {"mixup(alpha=1.0)"}  # no trial of `none` at its own values
+    assert {t.arm.label for t in trials} == {
+        "mixup(alpha=1.0)"
+    }  # no trial of `none` at its own values
     # every trial failed (no selection at all): the none cells still run, unchanged; mixup's not
     chosen, _ = search.select(sweep.search, trials, rows_for(trials, [0.5, 0.5], status="failed"))
     assert chosen == {}
-    final, labels, _, missing = search.final_cells(sweep.search, sweep.cells, sweep.labels, sweep.scopes, chosen)
+    final, labels, _, missing = search.final_cells(
+        sweep.search, sweep.cells, sweep.labels, sweep.scopes, chosen
+    )
     assert final == [c for c in sweep.cells if c.regularizer == "none"]
     assert len(missing) == 2 and all("mixup" in label for label in missing)
     # --only the untouched arm: nothing to search
