@@ -57,14 +57,24 @@ def arm_of(cell) -> Arm:
     return Arm.of(cell.regularizer, cell.regularizer_params)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class Scope:
     """The axis values a comparison holds fixed: (field, value text) pairs in the sweep's axis
     order; () for a sweep with one scope. `verbatim`: a legacy label that is not made of
-    `name=value` parts, shown as it is (see `legacy_scope`)."""
+    `name=value` parts, shown as it is (see `legacy_scope`). Two scopes are equal when they
+    hold the same pairs, in any order (the order is how they read)."""
 
     values: tuple[tuple[str, str], ...] = ()
     verbatim: str = ""
+
+    def _key(self) -> tuple:
+        return self.verbatim, tuple(sorted(self.values))
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Scope) and self._key() == other._key()
+
+    def __hash__(self) -> int:
+        return hash(self._key())
 
     @classmethod
     def of(cls, pairs) -> Scope:
@@ -86,8 +96,18 @@ class Scope:
 
 
 def scope_fields(scopes) -> list[str]:
-    """The fields of `scopes`, in the order they first appear (search.csv's scope columns)."""
-    return list(dict.fromkeys(name for scope in scopes for name, _ in scope.values))
+    """The fields of `scopes` in an order that keeps each scope's own (search.csv's scope
+    columns): a field first seen in a later scope follows the field before it there
+    (`protocol, train_size` then `protocol, trainable_stages, train_size` is protocol,
+    trainable_stages, train_size). Scopes whose orders disagree keep the first one seen."""
+    fields: list[str] = []
+    for scope in scopes:
+        before = -1  # the position of the scope's previous field
+        for name, _ in scope.values:
+            if name not in fields:
+                fields.insert(before + 1, name)
+            before = fields.index(name)
+    return fields
 
 
 def scope_header(fields: list[str]) -> list[str]:

@@ -335,3 +335,107 @@ def test_a_searched_alpha_that_differs_between_regularizers_splits_nothing(tmp_p
     assert list(ece["scope"]) == ["protocol=frozen", "protocol=unfrozen"] and (ece["n"] == 3).all()
     table = tables.search_table(results.search)
     assert list(table["parameter"]) == ["alpha"] * 4 and set(table["arm"]) == {"mixup", "cutmix"}
+
+
+# --- search.csv's scope columns and the legacy scope label --------------------------------------
+
+TINY_SEARCH = """
+name = "tiny-search"
+[defaults]
+dataset = "synthetic"
+backbone = "test_resnet"
+pretrained = "none"
+device = "cpu"
+image_size = 16
+val_size = 32
+test_size = 32
+train_eval_size = 32
+robustness_size = 16
+epochs = 1
+lr = 0.05
+[axes]
+seed = [0]
+[[axes.protocol]]
+protocol = "frozen"
+[[axes.protocol]]
+protocol = "head_first"
+trainable_stages = 1
+unfreeze_at = 0.5
+[[axes.size]]
+train_size = 64
+batch_size = 32
+[[axes.arm]]
+regularizer = "none"
+[[axes.arm]]
+regularizer = "mixup"
+params = { alpha = 1.0 }
+[search]
+seeds = [7]
+[search.space]
+lr = [0.01, 0.2]
+"""
+
+
+def _legacy_label(label: str) -> str:
+    """The scope search.csv held before issue 25: the cell's sweep label without its arm's and
+    seed's parts (what bench.search wrote then)."""
+    return " ".join(part for part in label.split(" ")
+                    if not part.startswith(("arm=", "seed=", "regularizer=")))  # fmt: skip
+
+
+def test_a_real_searchs_scope_columns_give_the_report_of_the_legacy_label(tmp_path):
+    """A tiny real search writes its scopes as columns; the same search.csv with the legacy
+    `scope` label instead gives the same search table, warnings and report pages."""
+    from bench.results import ResultsDir
+    from bench.runner import run_sweep
+    from bench.sweep import load_sweep
+
+    path = tmp_path / "tiny.toml"
+    path.write_text(TINY_SEARCH)
+    sweep = load_sweep(path)
+    folder = tmp_path / "results"
+    counts = run_sweep(sweep, ResultsDir(folder), progress=None)
+    assert (counts["failed"], counts["trials"]) == (0, 8)
+    search = pd.read_csv(folder / schema.SEARCH_FILE, dtype=str, keep_default_na=False)
+    # each scope's fields in its own order: head_first's after protocol, before the size's
+    scope_columns = ["scope.protocol", "scope.trainable_stages", "scope.unfreeze_at",
+                     "scope.train_size", "scope.batch_size"]  # fmt: skip
+    assert list(search.columns) == [*scope_columns, *schema.SEARCH_COLUMNS]  # no `scope` label
+    frozen = search[search["scope.protocol"] == "frozen"]
+    assert set(frozen["scope.trainable_stages"]) == {""}  # the frozen scope leaves it alone
+    # the legacy file of the same search: one `scope` label per row, as the old writer made it
+    legacy_of = {scope: _legacy_label(label)
+                 for scope, label in zip(sweep.scopes, sweep.labels, strict=True)}  # fmt: skip
+    assert set(legacy_of.values()) == {
+        "protocol=(protocol=frozen) size=(train_size=64,batch_size=32)",
+        "protocol=(protocol=head_first,trainable_stages=1,unfreeze_at=0.5) "
+        "size=(train_size=64,batch_size=32)",
+    }
+    rows = ResultsDir(folder).search_rows()
+    new_table = tables.search_table(load_results(folder).search)
+    build_without_figures(folder, tmp_path / "report-columns")
+    legacy = search.drop(columns=scope_columns)
+    legacy.insert(0, "scope", [legacy_of[row["scope"]] for row in rows])
+    legacy.to_csv(folder / schema.SEARCH_FILE, index=False)  # the same folder: its path is shown
+    assert [row["scope"] for row in ResultsDir(folder).search_rows()] == [r["scope"] for r in rows]
+    old_table = tables.search_table(load_results(folder).search)
+    assert tables.search_rows(new_table) == tables.search_rows(old_table)
+    shown = {row[0] for row in tables.search_rows(new_table)[0]}
+    assert shown == {"protocol=frozen, train_size=64, batch_size=32",
+                     "protocol=head_first, trainable_stages=1, unfreeze_at=0.5, train_size=64, "
+                     "batch_size=32"}  # fmt: skip
+    build_without_figures(folder, tmp_path / "report-legacy")
+    for name in ["report.md", "index.html", build.SEARCH_TABLE]:
+        new_text = (tmp_path / "report-columns" / name).read_text()
+        assert new_text == (tmp_path / "report-legacy" / name).read_text(), name
+        assert "Hyperparameter search" in new_text or name == build.SEARCH_TABLE
+
+
+def test_a_search_csv_with_both_scope_forms_is_refused(tmp_path, capsys):
+    folder = tmp_path / "results"
+    runs = make_results(folder, **SMALL)
+    search = make_search(folder, runs, RANGES)
+    search.insert(0, "scope", "protocol=frozen")
+    search.to_csv(folder / schema.SEARCH_FILE, index=False)
+    code, out, err = run_cli(capsys, folder, "--out", tmp_path / "out")
+    assert code == 2 and "both a scope column and scope columns (scope.protocol" in err
