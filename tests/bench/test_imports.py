@@ -152,6 +152,14 @@ def test_no_import_circle_in_bench_or_regularizers():
     assert found == [], f"import circle(s): {found}"
 
 
+def test_arms_and_scopes_are_the_ground_floor():
+    """bench.arms (what sweep, search, runner and report exchange) imports nothing of ours, so
+    every layer can use it without an import circle or torch."""
+    assert {m for m in graph()["bench.arms"] if m.startswith(PACKAGES)} == set()
+    users = [name for name, targets in graph().items() if "bench.arms" in targets]
+    assert {"bench.sweep", "bench.search", "bench.runner", "bench.report.load"} <= set(users)
+
+
 def test_the_report_imports_no_torch():
     """bench/report's own imports (function-local ones too) and, through them, every module's
     import-time imports: none is torch, timm or torchvision (a function-local import outside
