@@ -49,7 +49,8 @@ class SweepError(ValueError):
     """A sweep file that cannot run; the message names the file and the key."""
 
 
-Choice = tuple[dict[str, Any], str]  # (the fields one axis value sets, its label)
+# (the fields one axis value sets, its label: `cutmix(alpha=1.0)`, `frozen`, `0.1`)
+Choice = tuple[dict[str, Any], str]
 
 
 @dataclass(frozen=True)
@@ -121,9 +122,7 @@ def load_sweep(
     if settings:
         defaults = _apply_settings(defaults, settings, owner, fail)
         choices = {axis: _axis(axis, axes[axis], defaults, {}, fail) for axis in axes}
-    cells, labels, scopes = _expand(
-        defaults, list(choices.values()), extras, dict(overrides or {}), fail
-    )
+    cells, labels, scopes = _expand(defaults, choices, extras, dict(overrides or {}), fail)
     # Every cell records how many the whole sweep has (--only keeps it: the sweep is unchanged),
     # so a report of a half-finished sweep can say how many are missing.
     # the sweep file's hash in every row (provenance; a FIFO or the like is not read twice)
@@ -273,7 +272,7 @@ def select(sweep: Sweep, only: list[tuple[str, str, Any]]) -> Sweep:
         found = [change for change, label in sweep.axes[axis]
                  if _matches(axis, change, label, text, value)]  # fmt: skip
         if not found:
-            by_name = [label.partition("=")[2] for change, label in sweep.axes[axis]
+            by_name = [label for change, label in sweep.axes[axis]
                        if change.get("regularizer") == text.strip()]  # fmt: skip
             if len(by_name) > 1:
                 raise _fail(
@@ -284,7 +283,7 @@ def select(sweep: Sweep, only: list[tuple[str, str, Any]]) -> Sweep:
             found = [change for change, _ in sweep.axes[axis]
                      if change.get("regularizer") == text.strip()]  # fmt: skip
         if not found:
-            names = ", ".join(label.partition("=")[2] for _, label in sweep.axes[axis])
+            names = ", ".join(label for _, label in sweep.axes[axis])
             raise _fail(
                 sweep.path, f"--only {axis}={text}", f"not a value of axes.{axis}; choices: {names}"
             )
@@ -302,7 +301,7 @@ def select(sweep: Sweep, only: list[tuple[str, str, Any]]) -> Sweep:
 
 
 def _matches(axis: str, change: dict[str, Any], label: str, text: str, value: Any) -> bool:
-    if text.strip() == label.partition("=")[2]:
+    if text.strip() == label:
         return True
     plain = set(change) == {axis}
     return plain and type(value) is type(change[axis]) and value == change[axis]
@@ -360,13 +359,13 @@ def _axis(
             raise fail(key, "give regularizer parameters as [[axes.arm]] tables")
         allowed = ARM_KEYS if axis == "arm" else None
         changes = [_change(v, f"{key}[{i}]", fail, allowed) for i, v in enumerate(values)]
-        labels = [f"{axis}={_label(change)}" for change in changes]
+        labels = [_label(change) for change in changes]
     else:
         _known_field(axis, key, fail)
         if axis == "regularizer_params":
             raise fail(key, "give regularizer parameters as [[axes.arm]] tables")
         changes = [_change({axis: v}, f"{key}[{i}]", fail) for i, v in enumerate(values)]
-        labels = [f"{axis}={value}" for value in values]
+        labels = [str(value) for value in values]
     for name in {f for change in changes for f in change}:
         if name in owner:
             raise fail(key, f"sets {name!r}, which axes.{owner[name]} already sets")
@@ -377,14 +376,14 @@ def _axis(
         _check(_config(defaults, where, change, fail), where, fail)
         blob = json.dumps(change, sort_keys=True, default=str)
         if blob in seen:
-            raise fail(where, f"duplicate of {key}[{seen[blob]}] ({labels[i]})")
+            raise fail(where, f"duplicate of {key}[{seen[blob]}] ({axis}={labels[i]})")
         seen[blob] = i
     return list(zip(changes, labels, strict=True))
 
 
 def _expand(
     defaults: dict[str, Any],
-    choices: list[list[tuple[dict[str, Any], str]]],
+    choices: dict[str, list[Choice]],
     extras: list[dict[str, Any]],
     overrides: dict[str, Any],
     fail,
@@ -394,10 +393,12 @@ def _expand(
     cells: list[RunConfig] = []
     labels: list[str] = []
     scopes: list[Scope] = []
-    for combo in itertools.product(*choices) if choices else ():
+    for combo in itertools.product(*choices.values()) if choices else ():
         change = {field: value for part, _ in combo for field, value in part.items()}
         cells.append(_config(defaults, "axes", {**change, **overrides}, fail))
-        labels.append(" ".join(label for _, label in combo))
+        labels.append(
+            " ".join(f"{axis}={label}" for axis, (_, label) in zip(choices, combo, strict=True))
+        )
         scopes.append(_scope([part for part, _ in combo]))
     for i, extra in enumerate(extras):
         where = f"extra[{i}]"
