@@ -253,5 +253,5 @@ def _merge_search(old_rows: list[dict[str, Any]], table: list[dict[str, Any]]) -
     label of no `name=value` form (an [[extra]] cell's, bench.arms.legacy_scope) has no columns
     to be written in: its arm x scope is searched again under its typed scope, so it is dropped."""
     covered = {(row["scope"], row["arm"]) for row in table}
-    return [row for row in old_rows
-            if (row["scope"], row["arm"]) not in covered and not row["scope"].verbatim] + table  # fmt: skip
+    kept = [row for row in old_rows if not row["scope"].verbatim]
+    return [row for row in kept if (row["scope"], row["arm"]) not in covered] + table

@@ -12,7 +12,7 @@ import pytest
 
 from bench import runner, search
 from bench.arms import Scope
-from bench.results import ResultsDir, ResultsError
+from bench.results import ResultsDir, ResultsError, format_value
 from bench.runner import SearchError, run_sweep, search_phases
 from bench.schema import SEARCH_COLUMNS
 from bench.sweep import SweepError, load_sweep, parse_assignments, select
@@ -471,6 +471,42 @@ def test_search_csv_round_trips_and_changes_are_found(tmp_path):
     merged = runner._merge_search(recorded, none_only)
     assert [r for r in merged if r["arm"] != "none"] == [r for r in recorded if r["arm"] != "none"]
     assert [r for r in merged if r["arm"] == "none"] == none_only
+
+
+def test_a_legacy_search_csv_is_resumed_and_rewritten_with_scope_columns(tmp_path):
+    """search.csv before issue 25 (one `scope` label): its selection is recognised on resume,
+    and rewritten in the column format; a label of no `name=value` form is dropped then."""
+    sweep, trials, table = selection_table(tmp_path, [0.3, 0.5, 0.2, 0.4, 0.6, 0.1])
+    results = ResultsDir(tmp_path / "out")
+    with results.lock():
+        results.write_search(table)
+    path = tmp_path / "out" / "search.csv"
+    with open(path, newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    assert list(rows[0])[:2] == ["scope.protocol", "arm"] and "scope" not in rows[0]
+    legacy = [{"scope": f"protocol={row.pop('scope.protocol')}", **row} for row in rows]
+    legacy[-1]["scope"] = "extra[0] mixup(alpha=0.2) (lr=0.1)"  # no typed form: dropped below
+    with open(path, "w", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=list(legacy[0]))
+        writer.writeheader()
+        writer.writerows(legacy)
+    recorded = results.search_rows()
+    assert recorded[0]["scope"] == trials[0].scope == Scope((("protocol", "frozen"),))
+    assert runner._changed_selection(recorded, table) == ""
+    merged = runner._merge_search(recorded, table[:2])
+    assert len(merged) == len(table) - 1 and all(not r["scope"].verbatim for r in merged)
+    with results.lock():
+        results.write_search(merged)
+    assert results.search_rows() == merged_text(merged)
+    with open(path, newline="") as handle:
+        assert next(csv.reader(handle))[:2] == ["scope.protocol", "arm"]
+    with results.lock(), pytest.raises(ValueError, match="expected a Scope"):
+        results.write_search([{**table[0], "scope": recorded[-1]["scope"]}])  # verbatim: refused
+
+
+def merged_text(rows):
+    """search.csv rows as search_rows reads them back: the scope typed, the rest text."""
+    return [{k: v if k == "scope" else format_value(v) for k, v in row.items()} for row in rows]
 
 
 @pytest.mark.parametrize(
