@@ -68,6 +68,13 @@ class Sweep:
     # search selects per arm x scope; bench.arms)
     scopes: list[Scope] = field(default_factory=list)
 
+    def __post_init__(self) -> None:
+        if not len(self.cells) == len(self.labels) == len(self.scopes):
+            raise ValueError(
+                f"a sweep has a label and a scope per cell: {len(self.cells)} cells, "
+                f"{len(self.labels)} labels, {len(self.scopes)} scopes"
+            )
+
 
 # ---------------------------------------------------------------------------------------------
 # Loading and validation

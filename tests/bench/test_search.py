@@ -620,3 +620,15 @@ def test_a_killed_search_csv_write_is_cleaned_up_at_lock_and_a_users_file_is_not
     assert not (tmp_path / ".tmp-search.csv.k1ll3d_0").exists()
     assert (tmp_path / ".tmp-search.csv.notes").exists()
     assert (tmp_path / ".tmp-search.csv.ABCDEFGH").exists()
+
+
+def test_a_sweep_keeps_one_scope_per_cell_through_only(tmp_path):
+    import dataclasses
+
+    sweep = load_sweep(write(tmp_path, LR_ONLY))
+    assert len(sweep.scopes) == len(sweep.cells) == 4
+    assert set(sweep.scopes) == {Scope((("protocol", "frozen"),))}  # arm and seed left out
+    only = select(sweep, parse_assignments(["arm=mixup(alpha=1.0)"], "--only"))
+    assert [c.regularizer for c in only.cells] == ["mixup"] * 2 and len(only.scopes) == 2
+    with pytest.raises(ValueError, match="a label and a scope per cell: 1 cells, 4 labels"):
+        dataclasses.replace(sweep, cells=sweep.cells[:1])
