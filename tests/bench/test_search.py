@@ -4,6 +4,7 @@ validation (never test), search.csv, and a search sweep run and resumed end to e
 from __future__ import annotations
 
 import csv
+import dataclasses
 import math
 import textwrap
 from pathlib import Path
@@ -623,8 +624,6 @@ def test_a_killed_search_csv_write_is_cleaned_up_at_lock_and_a_users_file_is_not
 
 
 def test_a_sweep_keeps_one_scope_per_cell_through_only(tmp_path):
-    import dataclasses
-
     sweep = load_sweep(write(tmp_path, LR_ONLY))
     assert len(sweep.scopes) == len(sweep.cells) == 4
     assert set(sweep.scopes) == {Scope((("protocol", "frozen"),))}  # arm and seed left out
