@@ -49,6 +49,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from bench.arms import Scope, scope_columns, scope_fields, scope_header, scope_of_row
 from bench.files import NotRegularFileError, atomic_write, read_regular
 from bench.schema import DECLARED, FILES, SEARCH_COLUMNS, SEARCH_FILE
 
@@ -455,9 +456,10 @@ class ResultsDir:
                 f"{self.path}: not a folder; give a results folder (it is created if missing)"
             )
 
-    def search_rows(self) -> list[dict[str, str]]:
-        """The rows of search.csv (strings, bench.schema.SEARCH_COLUMNS only); [] when there is
-        none. ResultsError unless it reads back, has every SEARCH column, and every row a
+    def search_rows(self) -> list[dict[str, Any]]:
+        """The rows of search.csv (strings, bench.schema.SEARCH_COLUMNS only, and `scope`: the
+        row's bench.arms.Scope, from its scope columns or a legacy `scope` label); [] when there
+        is none. ResultsError unless it reads back, has every SEARCH column, and every row a
         `selected` of 0 or 1 and a number as its `value` (what bench.runner compares)."""
         self._check_folder()
         path = self.path / SEARCH_FILE
@@ -474,7 +476,9 @@ class ResultsDir:
                     f"{path}: line {line}: selected {row['selected']!r}, value {row['value']!r} "
                     f"(expected 0 or 1 and a number); {fix}"
                 )
-        return [{c: row[c] for c in SEARCH_COLUMNS} for row in rows]
+        scopes = scope_columns(header)
+        return [{"scope": scope_of_row(row, scopes), **{c: row[c] for c in SEARCH_COLUMNS}}
+                for row in rows]  # fmt: skip
 
     def finished_ids(self) -> set[str]:
         """run_ids of cells with a runs.csv row, ok or failed (both count as finished)."""
@@ -660,18 +664,30 @@ class ResultsDir:
 
     def write_search(self, rows: list[dict[str, Any]]) -> None:
         """Replace search.csv (bench.search: every trial and the selection) atomically; the
-        rows' keys are bench.schema.SEARCH_COLUMNS. Needs the lock."""
+        rows' keys are `scope` (a bench.arms.Scope, written as one column per field, first) and
+        bench.schema.SEARCH_COLUMNS. Needs the lock."""
         if not self._locked:
             raise RuntimeError("ResultsDir.write_search needs the lock (use `with results.lock()`)")
         for row in rows:
-            if set(row) != set(SEARCH_COLUMNS):
+            scope = row.get("scope")
+            # a legacy label without fields (Scope.verbatim) has no columns to be written in
+            typed = isinstance(scope, Scope) and not scope.verbatim
+            if set(row) != {"scope", *SEARCH_COLUMNS} or not typed:
                 raise ValueError(
-                    f"search.csv row: columns {sorted(row)}; expected {SEARCH_COLUMNS}"
+                    f"search.csv row: columns {sorted(row)}; expected a Scope `scope` and "
+                    f"{SEARCH_COLUMNS}"
                 )
+        fields = scope_fields(row["scope"] for row in rows)
         text = io.StringIO()
         writer = csv.writer(text, lineterminator="\n")
-        writer.writerow(SEARCH_COLUMNS)
-        writer.writerows([format_value(row[c]) for c in SEARCH_COLUMNS] for row in rows)
+        writer.writerow([*scope_header(fields), *SEARCH_COLUMNS])
+        writer.writerows(
+            [
+                *row["scope"].columns(fields).values(),
+                *(format_value(row[c]) for c in SEARCH_COLUMNS),
+            ]
+            for row in rows
+        )
         self._atomic_write(self._target(SEARCH_FILE), text.getvalue().encode("utf-8"))
 
     @staticmethod

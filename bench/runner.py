@@ -10,6 +10,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from bench.arms import Scope
 from bench.config import RunConfig
 from bench.executors import EXECUTORS, check_options
 from bench.sweep import Sweep
@@ -131,21 +132,26 @@ def search_phases(sweep: Sweep, results) -> tuple[Sweep, Sweep | None, list[str]
     from bench import search
     from bench.results import ResultsDir
 
-    trials = search.trials(sweep.search, sweep.cells, sweep.labels)
+    trials = search.trials(sweep.search, sweep.cells, sweep.scopes)
     trial_sweep = _trial_sweep(sweep, trials)
     rows = ResultsDir(results.path / search.SEARCH_FOLDER).runs()
     if {c.run_id for c in trial_sweep.cells} - {row["run_id"] for row in rows}:
         return trial_sweep, None, []
     chosen, table = search.select(sweep.search, trials, rows)
     check_selection(results, table)  # what `sweep run` would refuse, status refuses too
-    final, final_labels, missing = search.final_cells(
-        sweep.search, sweep.cells, sweep.labels, chosen
+    return (trial_sweep, *_final_sweep(sweep, chosen))
+
+
+def _final_sweep(sweep: Sweep, chosen: dict) -> tuple[Sweep, list[str]]:
+    """The sweep's cells with their group's selected values (bench.search.final_cells), as a
+    sweep without a search, and the labels of cells left out (their group has no selection)."""
+    from bench import search
+
+    cells, labels, scopes, missing = search.final_cells(
+        sweep.search, sweep.cells, sweep.labels, sweep.scopes, chosen
     )
-    return (
-        trial_sweep,
-        dataclasses.replace(sweep, cells=final, labels=final_labels, search=None),
-        missing,
-    )
+    final = dataclasses.replace(sweep, cells=cells, labels=labels, scopes=scopes, search=None)
+    return final, missing
 
 
 def _trial_sweep(sweep: Sweep, trials: list, leave_out: set[str] = frozenset()) -> Sweep:
@@ -154,10 +160,15 @@ def _trial_sweep(sweep: Sweep, trials: list, leave_out: set[str] = frozenset()) 
     from bench import search
 
     cells = [c for c in search.trial_cells(trials, sweep.name) if c.run_id not in leave_out]
-    labels = {c.run_id: f"trial {t.index} {t.scope} arm={t.arm} seed={c.seed}"
+    labels = {c.run_id: f"trial {t.index} {t.scope.text} arm={t.arm.label} seed={c.seed}"
               for t in trials for c in t.cells}  # fmt: skip
+    scopes = {c.run_id: t.scope for t in trials for c in t.cells}
     return dataclasses.replace(
-        sweep, cells=cells, labels=[labels[c.run_id] for c in cells], search=None
+        sweep,
+        cells=cells,
+        labels=[labels[c.run_id] for c in cells],
+        scopes=[scopes[c.run_id] for c in cells],
+        search=None,
     )
 
 
@@ -172,27 +183,26 @@ def _run_search(sweep: Sweep, results, **options) -> dict:
     from bench.results import ResultsDir, safe_path
 
     start = time.time()
-    trials = search.trials(sweep.search, sweep.cells, sweep.labels)
+    trials = search.trials(sweep.search, sweep.cells, sweep.scopes)
     results.check()  # a link out of the folder (search/ itself, or anything in it) refused
     folder = ResultsDir(safe_path(results.path, search.SEARCH_FOLDER, folder=True, create=True))
     kept_failed: set[str] = set()
     if options.get("retry_failed"):
         recorded = _selection(results.search_rows())
         kept_failed = folder.failed_ids() & {
-            c.run_id for t in trials if (t.scope, t.arm) in recorded for c in t.cells
+            c.run_id for t in trials if (t.scope, t.arm.label) in recorded for c in t.cells
         }
     first = run_sweep(_trial_sweep(sweep, trials, kept_failed), folder, keep_recorded=False,
                       **options)  # fmt: skip
     first["skipped"] += len(kept_failed)
     chosen, table = search.select(sweep.search, trials, folder.runs())
-    final, labels, missing = search.final_cells(sweep.search, sweep.cells, sweep.labels, chosen)
+    final, missing = _final_sweep(sweep, chosen)
     with results.lock():
         check_selection(results, table)
         merged = _merge_search(results.search_rows(), table)
         if merged:  # a header without rows is no search.csv (the report refuses one)
             results.write_search(merged)
-    second = run_sweep(dataclasses.replace(sweep, cells=final, labels=labels, search=None),
-                       results, **options)  # fmt: skip
+    second = run_sweep(final, results, **options)
     counts = {key: first[key] + second[key] for key in ("ok", "failed", "skipped")}
     trial_count = len({c.run_id for t in trials for c in t.cells})
     counts.update(wall_s=time.time() - start, trials=trial_count, unselected=missing)
@@ -213,10 +223,11 @@ def check_selection(results, table: list[dict[str, Any]]) -> None:
         )
 
 
-def _selection(rows: list[dict[str, Any]]) -> dict[tuple[str, str], dict[str, float]]:
-    """(scope, arm) -> the selected values, from search.csv rows (as ResultsDir.search_rows
-    reads them: strings, checked; or as bench.search.select makes them)."""
-    chosen: dict[tuple[str, str], dict[str, float]] = {}
+def _selection(rows: list[dict[str, Any]]) -> dict[tuple[Scope, str], dict[str, float]]:
+    """(scope, arm label) -> the selected values, from search.csv rows (as
+    ResultsDir.search_rows reads them: text, the scope a Scope, checked; or as
+    bench.search.select makes them)."""
+    chosen: dict[tuple[Scope, str], dict[str, float]] = {}
     for row in rows:
         if str(row["selected"]) == "1":
             value = float(row["value"])
@@ -231,12 +242,16 @@ def _changed_selection(old_rows: list[dict[str, Any]], table: list[dict[str, Any
     old, new = _selection(old_rows), _selection(table)
     for key in old.keys() & new.keys():
         if old[key] != new[key]:
-            return f"{key[1]} in {key[0] or 'the one scope'}: {old[key]} then, {new[key]} now"
+            scope = key[0].text or "the one scope"
+            return f"{key[1]} in {scope}: {old[key]} then, {new[key]} now"
     return ""
 
 
 def _merge_search(old_rows: list[dict[str, Any]], table: list[dict[str, Any]]) -> list[dict]:
     """search.csv's new rows: the recorded rows of the arm x scopes `table` does not cover (run
-    earlier, e.g. under another --only), then `table`."""
+    earlier, e.g. under another --only), then `table`. A recorded row whose scope is a legacy
+    label of no `name=value` form (an [[extra]] cell's, bench.arms.legacy_scope) has no columns
+    to be written in: its arm x scope is searched again under its typed scope, so it is dropped."""
     covered = {(row["scope"], row["arm"]) for row in table}
-    return [row for row in old_rows if (row["scope"], row["arm"]) not in covered] + table
+    kept = [row for row in old_rows if not row["scope"].verbatim]
+    return [row for row in kept if (row["scope"], row["arm"]) not in covered] + table

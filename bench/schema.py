@@ -290,15 +290,17 @@ ROBUSTNESS: list[Column] = [
 
 # search.csv (issue 14): the hyperparameter search of a sweep with a [search] table, written by
 # bench.search after its trials ran (not per cell: it is not in DECLARED). One row per trial and
-# searched parameter: `scope` (the sweep's axis values other than the arm and the seed) and `arm`
-# (the regularizer with its parameters, as the sweep names it) say which arm x scope the trial
-# belongs to; `value` is the parameter's value in the trial, `low`/`high` the ends of its searched
+# searched parameter: its scope columns (the sweep's axis values other than the arm and the seed:
+# one text column `scope.<field>` per field, first, in the sweep's order; empty where that scope
+# leaves the field alone; none for a sweep of one scope: bench.arms.SCOPE_PREFIX) and `arm` (the
+# regularizer with its parameters, bench.arms.Arm.label) say which arm x scope the trial belongs
+# to (a search.csv written before issue 25 holds one `scope` label instead, read by
+# bench.arms.legacy_scope); `value` is the parameter's value in the trial, `low`/`high` the ends of its searched
 # range; `score` the mean of `select_metric` over the trial's cells that finished ok (`seeds` of
 # them, run ids in `run_ids`); `selected` = 1 for the trial whose configuration the arm's final
 # cells (runs.csv) ran, and `at_edge` = 1 where that value is an end of its range (a search to
 # widen). See docs/sweeps.md#hyperparameter-search.
 SEARCH: list[Column] = [
-    Column("scope", SEARCH_FILE, "key", "text", required=True),
     Column("arm", SEARCH_FILE, "key", "text", required=True),
     Column("trial", SEARCH_FILE, "key", "int", required=True, low=0),
     Column("parameter", SEARCH_FILE, "key", "text", required=True),

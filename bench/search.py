@@ -34,6 +34,7 @@ import random
 from dataclasses import dataclass
 from typing import Any
 
+from bench.arms import Arm, Scope, arm_of
 from bench.config import SEED_LIMIT, RunConfig, check_config
 from bench.schema import SELECT_METRICS
 
@@ -368,21 +369,19 @@ def with_seed(cfg: RunConfig, seed: int, follows: bool) -> RunConfig:
 
 @dataclass(frozen=True)
 class Trial:
-    scope: str  # the group's axis values other than the arm and the seed
-    arm: str  # the group's regularizer with its parameters
+    scope: Scope  # the group's axis values other than the arm and the seed
+    arm: Arm  # the group's regularizer with its parameters
     index: int  # the trial's number in the group
     values: dict[str, float]  # the values that apply to this group (`applied`)
     cells: tuple[RunConfig, ...]  # one per search seed
     group: str  # group_key of the group's cells
 
 
-def trials(search: Search, cells: list[RunConfig], labels: list[str]) -> list[Trial]:
-    """Every group's trials, group by group. A trial whose applied values repeat an earlier
-    trial's in the same group (e.g. alpha draws in the `none` arm) is left out, and a group that
-    takes no searched parameter has none."""
-    from bench.sweep import arm_label
-
-    label_of = {cfg.run_id: label for cfg, label in zip(cells, labels, strict=True)}
+def trials(search: Search, cells: list[RunConfig], scopes: list[Scope]) -> list[Trial]:
+    """Every group's trials, group by group (`scopes`: each cell's, as the sweep made them). A
+    trial whose applied values repeat an earlier trial's in the same group (e.g. alpha draws in
+    the `none` arm) is left out, and a group that takes no searched parameter has none."""
+    scope_of = {cfg.run_id: scope for cfg, scope in zip(cells, scopes, strict=True)}
     out = []
     points = search.points()
     for group in groups(search, cells):
@@ -390,8 +389,7 @@ def trials(search: Search, cells: list[RunConfig], labels: list[str]) -> list[Tr
         if not searched_in(search, first):
             continue
         follows, group_id = follows_seed(search, first), group_key(search, first)
-        scope = " ".join(part for part in label_of[first.run_id].split(" ")
-                         if not part.startswith(("arm=", "seed=", "regularizer=")))  # fmt: skip
+        scope, arm = scope_of[first.run_id], arm_of(first)
         seen = set()
         for index, point in enumerate(points):
             values = applied(first, point)
@@ -400,7 +398,7 @@ def trials(search: Search, cells: list[RunConfig], labels: list[str]) -> list[Tr
                 continue
             seen.add(key)
             trial_cells = tuple(with_seed(apply(first, point), s, follows) for s in search.seeds)
-            out.append(Trial(scope, arm_label(first), index, values, trial_cells, group_id))
+            out.append(Trial(scope, arm, index, values, trial_cells, group_id))
     return out
 
 
@@ -436,7 +434,7 @@ def select(search: Search, all_trials: list[Trial], rows: list[dict[str, str]]):
             low, high = params[name].bounds
             selected = chosen.get(trial.group) == i
             table.append({
-                "scope": trial.scope, "arm": trial.arm, "trial": trial.index,
+                "scope": trial.scope, "arm": trial.arm.label, "trial": trial.index,
                 "parameter": name, "value": value, "low": low, "high": high,
                 "select_metric": search.select, "score": scores[i], "seeds": counts[i],
                 "selected": int(selected),
@@ -471,24 +469,26 @@ def _float(row: dict[str, str], column: str) -> float | None:
 
 
 def final_cells(
-    search: Search, cells: list[RunConfig], labels: list[str], chosen: dict[str, Trial]
-) -> tuple[list[RunConfig], list[str], list[str]]:
+    search: Search,
+    cells: list[RunConfig],
+    labels: list[str],
+    scopes: list[Scope],
+    chosen: dict[str, Trial],
+) -> tuple[list[RunConfig], list[str], list[Scope], list[str]]:
     """The sweep's cells with their group's selected values (a cell no searched parameter
-    applies to: as it is), their labels, and the labels of cells left out because their group
-    has no selection (every trial failed)."""
-    out, out_labels, missing = [], [], []
-    for cfg, label in zip(cells, labels, strict=True):
-        if not searched_in(search, cfg):
-            out.append(cfg)
-            out_labels.append(label)
-            continue
-        trial = chosen.get(group_key(search, cfg))
-        if trial is None:
+    applies to: as it is), their labels and scopes, and the labels of cells left out because
+    their group has no selection (every trial failed)."""
+    out, out_labels, out_scopes, missing = [], [], [], []
+    for cfg, label, scope in zip(cells, labels, scopes, strict=True):
+        searched = bool(searched_in(search, cfg))
+        trial = chosen.get(group_key(search, cfg)) if searched else None
+        if searched and trial is None:
             missing.append(label)
             continue
-        out.append(apply(cfg, trial.values))
+        out.append(cfg if trial is None else apply(cfg, trial.values))
         out_labels.append(label)
-    return out, out_labels, missing
+        out_scopes.append(scope)
+    return out, out_labels, out_scopes, missing
 
 
 def trial_cells(all_trials: list[Trial], sweep_name: str) -> list[RunConfig]:

@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from bench.arms import ARM_FIELDS, SEED_FIELDS, Arm, Scope, arm_of
 from bench.config import RunConfig, check_config, config_fields, from_dict
 from bench.files import NotRegularFileError, file_hexdigest, read_regular
 from bench.search import Search, parse_search
@@ -48,7 +49,8 @@ class SweepError(ValueError):
     """A sweep file that cannot run; the message names the file and the key."""
 
 
-Choice = tuple[dict[str, Any], str]  # (the fields one axis value sets, its label)
+# (the fields one axis value sets, its label: `cutmix(alpha=1.0)`, `frozen`, `0.1`)
+Choice = tuple[dict[str, Any], str]
 
 
 @dataclass(frozen=True)
@@ -62,6 +64,16 @@ class Sweep:
     executor: dict[str, Any] = field(default_factory=dict)  # the [executor] table, checked
     # the [search] table, checked (bench.search): `cells` then hold the values before selection
     search: Search | None = None
+    # per cell: the axis values it shares with the other arms and seeds of its scope (what a
+    # search selects per arm x scope; bench.arms)
+    scopes: list[Scope] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        if not len(self.cells) == len(self.labels) == len(self.scopes):
+            raise ValueError(
+                f"a sweep has a label and a scope per cell: {len(self.cells)} cells, "
+                f"{len(self.labels)} labels, {len(self.scopes)} scopes"
+            )
 
 
 # ---------------------------------------------------------------------------------------------
@@ -117,7 +129,7 @@ def load_sweep(
     if settings:
         defaults = _apply_settings(defaults, settings, owner, fail)
         choices = {axis: _axis(axis, axes[axis], defaults, {}, fail) for axis in axes}
-    cells, labels = _expand(defaults, list(choices.values()), extras, dict(overrides or {}), fail)
+    cells, labels, scopes = _expand(defaults, choices, extras, dict(overrides or {}), fail)
     # Every cell records how many the whole sweep has (--only keeps it: the sweep is unchanged),
     # so a report of a half-finished sweep can say how many are missing.
     # the sweep file's hash in every row (provenance; a FIFO or the like is not read twice)
@@ -131,7 +143,7 @@ def load_sweep(
     if "search" in doc:
         search = parse_search(doc["search"], cells, labels, set(owner), fail)
         _check_settings_not_searched(search, settings or {}, fail)
-    return Sweep(name, path, cells, labels, str(description), choices, executor, search)
+    return Sweep(name, path, cells, labels, str(description), choices, executor, search, scopes)
 
 
 def _read(path: Path) -> dict[str, Any]:
@@ -267,7 +279,7 @@ def select(sweep: Sweep, only: list[tuple[str, str, Any]]) -> Sweep:
         found = [change for change, label in sweep.axes[axis]
                  if _matches(axis, change, label, text, value)]  # fmt: skip
         if not found:
-            by_name = [label.partition("=")[2] for change, label in sweep.axes[axis]
+            by_name = [label for change, label in sweep.axes[axis]
                        if change.get("regularizer") == text.strip()]  # fmt: skip
             if len(by_name) > 1:
                 raise _fail(
@@ -278,7 +290,7 @@ def select(sweep: Sweep, only: list[tuple[str, str, Any]]) -> Sweep:
             found = [change for change, _ in sweep.axes[axis]
                      if change.get("regularizer") == text.strip()]  # fmt: skip
         if not found:
-            names = ", ".join(label.partition("=")[2] for _, label in sweep.axes[axis])
+            names = ", ".join(label for _, label in sweep.axes[axis])
             raise _fail(
                 sweep.path, f"--only {axis}={text}", f"not a value of axes.{axis}; choices: {names}"
             )
@@ -288,12 +300,15 @@ def select(sweep: Sweep, only: list[tuple[str, str, Any]]) -> Sweep:
         if all(any(_has(cfg, change) for change in changes) for changes in wanted.values())
     ]  # fmt: skip
     return dataclasses.replace(
-        sweep, cells=[sweep.cells[i] for i in keep], labels=[sweep.labels[i] for i in keep]
+        sweep,
+        cells=[sweep.cells[i] for i in keep],
+        labels=[sweep.labels[i] for i in keep],
+        scopes=[sweep.scopes[i] for i in keep],
     )
 
 
 def _matches(axis: str, change: dict[str, Any], label: str, text: str, value: Any) -> bool:
-    if text.strip() == label.partition("=")[2]:
+    if text.strip() == label:
         return True
     plain = set(change) == {axis}
     return plain and type(value) is type(change[axis]) and value == change[axis]
@@ -351,13 +366,13 @@ def _axis(
             raise fail(key, "give regularizer parameters as [[axes.arm]] tables")
         allowed = ARM_KEYS if axis == "arm" else None
         changes = [_change(v, f"{key}[{i}]", fail, allowed) for i, v in enumerate(values)]
-        labels = [f"{axis}={_label(change)}" for change in changes]
+        labels = [_label(change) for change in changes]
     else:
         _known_field(axis, key, fail)
         if axis == "regularizer_params":
             raise fail(key, "give regularizer parameters as [[axes.arm]] tables")
         changes = [_change({axis: v}, f"{key}[{i}]", fail) for i, v in enumerate(values)]
-        labels = [f"{axis}={value}" for value in values]
+        labels = [str(value) for value in values]
     for name in {f for change in changes for f in change}:
         if name in owner:
             raise fail(key, f"sets {name!r}, which axes.{owner[name]} already sets")
@@ -368,31 +383,44 @@ def _axis(
         _check(_config(defaults, where, change, fail), where, fail)
         blob = json.dumps(change, sort_keys=True, default=str)
         if blob in seen:
-            raise fail(where, f"duplicate of {key}[{seen[blob]}] ({labels[i]})")
+            raise fail(where, f"duplicate of {key}[{seen[blob]}] ({axis}={labels[i]})")
         seen[blob] = i
     return list(zip(changes, labels, strict=True))
 
 
 def _expand(
     defaults: dict[str, Any],
-    choices: list[list[tuple[dict[str, Any], str]]],
+    choices: dict[str, list[Choice]],
     extras: list[dict[str, Any]],
     overrides: dict[str, Any],
     fail,
-) -> tuple[list[RunConfig], list[str]]:
-    """The crossed axes (the first varies slowest), then the extra cells, with their labels."""
+) -> tuple[list[RunConfig], list[str], list[Scope]]:
+    """The crossed axes (the first varies slowest), then the extra cells, with their labels and
+    scopes."""
     cells: list[RunConfig] = []
     labels: list[str] = []
-    for combo in itertools.product(*choices) if choices else ():
+    scopes: list[Scope] = []
+    for combo in itertools.product(*choices.values()) if choices else ():
         change = {field: value for part, _ in combo for field, value in part.items()}
         cells.append(_config(defaults, "axes", {**change, **overrides}, fail))
-        labels.append(" ".join(label for _, label in combo))
+        labels.append(
+            " ".join(f"{axis}={label}" for axis, (_, label) in zip(choices, combo, strict=True))
+        )
+        scopes.append(_scope([part for part, _ in combo]))
     for i, extra in enumerate(extras):
         where = f"extra[{i}]"
         change = _change(extra, where, fail)
         cells.append(_config(defaults, where, {**change, **overrides}, fail))
         labels.append(f"{where} {_label(change)}")
-    return cells, labels
+        scopes.append(_scope([change]))
+    return cells, labels, scopes
+
+
+def _scope(changes: list[dict[str, Any]]) -> Scope:
+    """A cell's scope: the fields its axis values (or its [[extra]] table) set, in the sweep's
+    order, but its arm's and its seed's."""
+    return Scope.of((name, value) for change in changes for name, value in change.items()
+                    if name not in (*ARM_FIELDS, *SEED_FIELDS))  # fmt: skip
 
 
 def _check_cells(cells: list[RunConfig], labels: list[str], fail) -> None:
@@ -465,18 +493,20 @@ def _change(table: Any, key: str, fail, allowed: tuple[str, ...] | None = None) 
 
 
 def arm_label(cfg: RunConfig) -> str:
-    """A cell's regularizer and its parameters, e.g. cutmix(alpha=1.0,schedule=staged)."""
-    return _label({"regularizer": cfg.regularizer, "regularizer_params": cfg.regularizer_params})
+    """A cell's regularizer and its parameters, e.g. cutmix(alpha=1.0,schedule=staged)
+    (`bench.arms.Arm.label`)."""
+    return arm_of(cfg).label
 
 
 def _label(change: dict[str, Any]) -> str:
-    """A short human label of a table value: cutmix(alpha=1.0,schedule=staged) or (a=1,b=2)."""
-    params = change.get("regularizer_params", {})
-    inner = ",".join(f"{k}={v}" for k, v in sorted(params.items()))
-    others = ",".join(
-        f"{k}={v}" for k, v in change.items() if k not in ("regularizer", "regularizer_params")
+    """A short human label of a table value: cutmix(alpha=1.0,schedule=staged) or (a=1,b=2)
+    (an arm's part is `bench.arms.Arm.label`)."""
+    others = ",".join(f"{k}={v}" for k, v in change.items() if k not in ARM_FIELDS)
+    name = (
+        Arm.of(str(change["regularizer"]), change.get("regularizer_params")).label
+        if "regularizer" in change
+        else ""
     )
-    name = f"{change['regularizer']}({inner})" if inner else str(change.get("regularizer", ""))
     return " ".join(part for part in (name, f"({others})" if others else "") if part)
 
 

@@ -53,6 +53,13 @@ def printable(text: str) -> str:
     return "".join(out)
 
 
+def format_seconds(seconds: float) -> str:
+    """A duration for a terminal line: `4m05s`, `2h07m`."""
+    seconds = int(round(seconds))
+    hours, rest = divmod(seconds, 3600)
+    return f"{hours}h{rest // 60:02d}m" if hours else f"{rest // 60}m{rest % 60:02d}s"
+
+
 def version() -> str:
     """The installed package's version (pyproject.toml), or a note when it is not installed."""
     from importlib.metadata import PackageNotFoundError

@@ -8,8 +8,7 @@ from __future__ import annotations
 
 import sys
 
-from bench.cli import printable
-from bench.cli.sweep import format_seconds
+from bench.cli import format_seconds, printable
 from bench.preflight import CheckReport, Probe, check_sweep
 
 

@@ -30,8 +30,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from bench.cli import format_seconds, printable
 from bench.cli import plan as plan_cli
-from bench.cli import printable
 from bench.cli.progress import cell_display, stderr_is_terminal
 from bench.config import RunConfig
 from bench.cost import guess_device, sweep_status
@@ -269,12 +269,6 @@ def run(
 
 # ---------------------------------------------------------------------------------------------
 # Output: status table, progress bar, one line per finished cell
-
-
-def format_seconds(seconds: float) -> str:
-    seconds = int(round(seconds))
-    hours, rest = divmod(seconds, 3600)
-    return f"{hours}h{rest // 60:02d}m" if hours else f"{rest // 60}m{rest % 60:02d}s"
 
 
 def print_status(sweep: Sweep, results, device: str, *, cells: bool) -> None:

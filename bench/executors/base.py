@@ -36,6 +36,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import IO, Any
 
+from bench.arms import arm_of
 from bench.config import RunConfig
 from bench.progress import CellProgress, ProgressFanOut
 from bench.results import ResultsError, register_repair, safe_path
@@ -227,19 +228,15 @@ def tensorboard_run_name(cfg: RunConfig) -> str:
     """A cell's TensorBoard run folder: arm, scope (protocol, training size), seed, lr, then the
     run_id that makes it unique, e.g. `cutmix(alpha=1.0)_frozen_n10pc_seed0_lr0.05_2900cdf7fdb8`.
     Characters other than letters, digits and `.,=()+-` become `_` (a file name, never a path)."""
-    from bench.sweep import arm_label
-
     size = f"{cfg.train_per_class}pc" if cfg.train_per_class else str(cfg.train_size or "all")
-    name = f"{arm_label(cfg)}_{cfg.protocol}_n{size}_seed{cfg.seed}_lr{cfg.lr:g}_{cfg.run_id}"
+    name = f"{arm_of(cfg).label}_{cfg.protocol}_n{size}_seed{cfg.seed}_lr{cfg.lr:g}_{cfg.run_id}"
     return re.sub(r"[^A-Za-z0-9.,=()+-]", "_", name)[-200:]
 
 
 def tensorboard_hparams(cfg: RunConfig) -> dict[str, Any]:
     """The cell's hyperparameters for TensorBoard's HParams tab: the arm, scope and training
     settings as plain values, regularizer parameters as `reg.<name>` (non-scalars as text)."""
-    from bench.sweep import arm_label
-
-    hparams: dict[str, Any] = {"arm": arm_label(cfg), "run_id": cfg.run_id}
+    hparams: dict[str, Any] = {"arm": arm_of(cfg).label, "run_id": cfg.run_id}
     for name in ("regularizer", "protocol", "backbone", "train_size", "train_per_class",
                  "image_size", "epochs", "train_steps", "batch_size", "optimizer", "lr",
                  "weight_decay", "label_smoothing", "unfreeze_at", "seed", "data_seed"):  # fmt: skip

@@ -44,6 +44,7 @@ import numpy as np
 import pandas as pd
 
 from bench import schema  # column declarations only: no torch behind it
+from bench.arms import LEGACY_SCOPE_COLUMN, Scope, scope_columns, scope_of_row
 from bench.config import PROTOCOLS
 from bench.report import arms, style
 from bench.report.errors import ReportInputError, quoted, quoted_path
@@ -342,6 +343,9 @@ def _to_number(frame: pd.DataFrame, column: str, name: str) -> pd.Series:
 def _check_keys(table: pd.DataFrame, file: str) -> None:
     """A side file names each (run_id, key...) once: a repeat would be averaged in twice."""
     keys = [c.name for c in READ[file] if c.name == "run_id" or c.kind == "key"]
+    if file == SEARCH_FILE:  # its scope: columns of the sweep's fields, or one legacy label
+        legacy = [LEGACY_SCOPE_COLUMN] if LEGACY_SCOPE_COLUMN in table.columns else []
+        keys = [*legacy, *scope_columns(table.columns), *keys]
     repeated = table.duplicated(keys)
     if repeated.any():
         row = table.loc[repeated].iloc[0]
@@ -411,6 +415,7 @@ def _refuse_search(problem: str, fix: str) -> None:
 def _where(keys: list[str], values: object) -> str:
     """`scope 'a', arm 'b', trial 3` for a message about one group of search.csv rows."""
     values = values if isinstance(values, tuple) else (values,)
+    values = tuple(v.text if isinstance(v, Scope) else v for v in values)
     shown = [quoted(v) if isinstance(v, str) else style.format_value(v) for v in values]
     return ", ".join(f"{k} {v}" for k, v in zip(keys, shown, strict=True))
 
@@ -490,10 +495,29 @@ def _read_search(folders: list[Path]) -> pd.DataFrame | None:
     search = _read_side(folders, SEARCH_FILE)
     if search is None:
         return None
+    search = _with_scopes(search)
     _check_search(search)
     for column in schema.SEARCH:
         if column.dtype == "int" and column.required:
             search[column.name] = search[column.name].astype("int64")
+    return search
+
+
+def _with_scopes(search: pd.DataFrame) -> pd.DataFrame:
+    """search.csv with its scope as one `scope` column of bench.arms.Scope values, from its
+    scope columns or, in a file written before issue 25, its `scope` label (legacy_scope)."""
+    columns = scope_columns(search.columns)
+    scopes_read = [*columns, LEGACY_SCOPE_COLUMN]
+    if columns and LEGACY_SCOPE_COLUMN in search.columns:
+        _refuse_search(
+            f"it has both a {LEGACY_SCOPE_COLUMN} column and scope columns ({columns[0]}, ...)",
+            "a results folder holds one format: regenerate search.csv with the sweep runner",
+        )
+    text = search[columns].fillna("")  # folders merged: a scope field one of them lacks
+    rows = search.to_dict("records") if LEGACY_SCOPE_COLUMN in search else text.to_dict("records")
+    scopes = [scope_of_row(row, columns) for row in rows]
+    search = search.drop(columns=[c for c in search.columns if c in scopes_read])
+    search.insert(0, "scope", pd.Series(scopes, index=search.index, dtype=object))
     return search
 
 

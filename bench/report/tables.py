@@ -27,6 +27,7 @@ import re
 import pandas as pd
 
 from bench import schema
+from bench.arms import Scope
 from bench.report import stats, style
 from bench.report.load import Results, config_columns, selection_metric
 from bench.report.marks import page_marks
@@ -360,22 +361,10 @@ def search_table(search: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-_SCOPE_PART = re.compile(r"(\w+)=(\([^()]*\)|[^\s()]+)")
-
-
-def search_scope_text(scope: object) -> str:
-    """A search.csv scope label in the form of the report's own scopes: the sweep's labels of
-    table axes, `name=(k=v,...)`, read `k=v, ...`, and parts are separated by `, `
-    (`protocol=(protocol=frozen) size=(train_per_class=10,batch_size=32)` reads
-    `protocol=frozen, train_per_class=10, batch_size=32`); a label of any other form is shown
-    as it is."""
-    text = style.format_value(scope)
-    parts = _SCOPE_PART.findall(text)
-    if not parts or _SCOPE_PART.sub("", text).strip():
-        return text
-    shown = [value[1:-1].replace(",", ", ") if value.startswith("(") else f"{name}={value}"
-             for name, value in parts]  # fmt: skip
-    return ", ".join(shown)
+def search_scope_text(scope: Scope) -> str:
+    """A search.csv scope (bench.arms.Scope) in the form of the report's own scopes:
+    `protocol=frozen, train_per_class=10, batch_size=32`; the one scope reads `(empty)`."""
+    return style.format_value(scope.text)
 
 
 def _search_range(row: pd.Series) -> str:

@@ -4,6 +4,7 @@ validation (never test), search.csv, and a search sweep run and resumed end to e
 from __future__ import annotations
 
 import csv
+import dataclasses
 import math
 import textwrap
 from pathlib import Path
@@ -11,7 +12,8 @@ from pathlib import Path
 import pytest
 
 from bench import runner, search
-from bench.results import ResultsDir, ResultsError
+from bench.arms import Scope
+from bench.results import ResultsDir, ResultsError, format_value
 from bench.runner import SearchError, run_sweep, search_phases
 from bench.schema import SEARCH_COLUMNS
 from bench.sweep import SweepError, load_sweep, parse_assignments, select
@@ -118,10 +120,10 @@ def test_no_search_table_means_no_search(tmp_path):
 def test_grid_trials_cover_every_combination_and_drop_repeats_per_arm(tmp_path):
     sweep = load_sweep(write(tmp_path, GRID))
     assert sweep.search.trials == 4
-    trials = search.trials(sweep.search, sweep.cells, sweep.labels)
+    trials = search.trials(sweep.search, sweep.cells, sweep.scopes)
     by_arm = {}
     for trial in trials:
-        by_arm.setdefault(trial.arm, []).append(trial.values)
+        by_arm.setdefault(trial.arm.label, []).append(trial.values)
     # none takes no alpha: its 4 grid points are 2 distinct trials
     assert by_arm["none"] == [{"lr": 0.01}, {"lr": 0.1}]
     assert len(by_arm["mixup(alpha=1.0)"]) == 4
@@ -178,13 +180,13 @@ def rows_for(trials, scores, status="ok", test=None):
 
 def test_selection_uses_validation_not_test_and_flags_edges(tmp_path):
     sweep = load_sweep(write(tmp_path, GRID))
-    trials = search.trials(sweep.search, sweep.cells, sweep.labels)
+    trials = search.trials(sweep.search, sweep.cells, sweep.scopes)
     val = [0.3, 0.5] + [0.2, 0.4, 0.6, 0.1]  # none: lr 0.1 wins; mixup: lr 0.1 alpha 0.2 wins
     test = [0.9, 0.1] + [0.9, 0.9, 0.1, 0.9]  # test would pick the other trials
     chosen, table = search.select(sweep.search, trials, rows_for(trials, val, test=test))
-    picked = sorted((t.arm, tuple(sorted(t.values.items()))) for t in chosen.values())
+    picked = sorted((t.arm.label, tuple(sorted(t.values.items()))) for t in chosen.values())
     assert picked == [("mixup(alpha=1.0)", (("alpha", 0.2), ("lr", 0.1))), ("none", (("lr", 0.1),))]
-    assert [list(row) for row in table][0] == SEARCH_COLUMNS
+    assert [list(row) for row in table][0] == ["scope", *SEARCH_COLUMNS]
     selected = [row for row in table if row["selected"]]
     assert {(r["arm"], r["parameter"], r["value"], r["at_edge"]) for r in selected} == {
         ("none", "lr", 0.1, 1), ("mixup(alpha=1.0)", "lr", 0.1, 1),
@@ -192,7 +194,9 @@ def test_selection_uses_validation_not_test_and_flags_edges(tmp_path):
     }  # fmt: skip
     assert all(r["at_edge"] == 0 for r in table if not r["selected"])  # only a selection is flagged
     # final cells: every seed of the group at the selected values; nothing left out
-    final, _, missing = search.final_cells(sweep.search, sweep.cells, sweep.labels, chosen)
+    final, _, _, missing = search.final_cells(
+        sweep.search, sweep.cells, sweep.labels, sweep.scopes, chosen
+    )
     assert missing == [] and len(final) == len(sweep.cells)
     assert {(c.regularizer, c.lr, c.regularizer_params.get("alpha")) for c in final} == {
         ("none", 0.1, None), ("mixup", 0.1, 0.2)
@@ -204,7 +208,9 @@ def test_lower_is_better_metrics_and_interior_values_are_not_edges(tmp_path):
         "[search]", '[search]\nselect = "val_loss"'
     )
     sweep = load_sweep(write(tmp_path, text))
-    trials = [t for t in search.trials(sweep.search, sweep.cells, sweep.labels) if t.arm == "none"]
+    trials = [
+        t for t in search.trials(sweep.search, sweep.cells, sweep.scopes) if t.arm.label == "none"
+    ]
     rows = rows_for(trials, [0.0] * 3)
     for row, loss in zip(rows, [2.0, 1.0, 3.0], strict=True):
         row["val_loss"] = str(loss)
@@ -217,12 +223,12 @@ def test_lower_is_better_metrics_and_interior_values_are_not_edges(tmp_path):
 
 def test_failed_or_missing_trials_do_not_count_and_a_group_without_scores_runs_nothing(tmp_path):
     sweep = load_sweep(write(tmp_path, GRID))
-    trials = search.trials(sweep.search, sweep.cells, sweep.labels)
+    trials = search.trials(sweep.search, sweep.cells, sweep.scopes)
     rows = rows_for(trials, [0.3, 0.9, 0.5, 0.5, 0.5, 0.5])
     rows[1]["status"] = "failed"  # none, lr 0.1: the best val_acc, but failed
     rows = [row for row in rows if row["run_id"] not in {c.run_id for c in trials[2].cells}]
     chosen, table = search.select(sweep.search, trials, rows)
-    none_choice = next(t for t in chosen.values() if t.arm == "none")
+    none_choice = next(t for t in chosen.values() if t.arm.label == "none")
     assert none_choice.values == {"lr": 0.01}
     failed_trial = [r for r in table if r["arm"] == "none" and r["value"] == 0.1]
     assert [(r["trial"], r["seeds"], r["score"], r["selected"]) for r in failed_trial] == [
@@ -233,7 +239,9 @@ def test_failed_or_missing_trials_do_not_count_and_a_group_without_scores_runs_n
     for row in failed[2:]:
         row["status"] = "failed"
     chosen, _ = search.select(sweep.search, trials, failed)
-    final, _, missing = search.final_cells(sweep.search, sweep.cells, sweep.labels, chosen)
+    final, _, _, missing = search.final_cells(
+        sweep.search, sweep.cells, sweep.labels, sweep.scopes, chosen
+    )
     assert {c.regularizer for c in final} == {"none"}
     assert len(missing) == 2 and all("mixup" in label for label in missing)
 
@@ -290,7 +298,7 @@ def group_cells(sweep):
 
 
 def trial_seeds(sweep):
-    trials = search.trials(sweep.search, sweep.cells, sweep.labels)
+    trials = search.trials(sweep.search, sweep.cells, sweep.scopes)
     return {
         (t.scope, t.arm, t.index, c.run_id, c.seed, c.data_seed) for t in trials for c in t.cells
     }
@@ -323,11 +331,11 @@ def test_a_data_seed_axis_splits_groups_with_distinct_scopes(tmp_path):
     sweep = load_sweep(write(tmp_path, LR_ONLY, base))
     assert len(search.groups(sweep.search, sweep.cells)) == 4  # 2 arms x 2 data seeds
     assert all(len(g) == 2 for g in search.groups(sweep.search, sweep.cells))
-    trials = search.trials(sweep.search, sweep.cells, sweep.labels)
+    trials = search.trials(sweep.search, sweep.cells, sweep.scopes)
     # search.csv tells arm x scopes apart by (scope, arm): one group each
     assert len({(t.scope, t.arm) for t in trials}) == 4
-    assert {(t.scope, t.cells[0].data_seed) for t in trials} == {
-        ("protocol=frozen data_seed=0", 0), ("protocol=frozen data_seed=5", 5)
+    assert {(t.scope.text, t.cells[0].data_seed) for t in trials} == {
+        ("protocol=frozen, data_seed=0", 0), ("protocol=frozen, data_seed=5", 5)
     }  # fmt: skip
 
 
@@ -338,12 +346,12 @@ def test_table_axes_give_scopes_without_the_arm_and_seed(tmp_path):
         'batch_size = 16\n[[axes.protocol]]\nprotocol = "frozen"\n',
     )
     sweep = load_sweep(write(tmp_path, LR_ONLY, base))
-    trials = search.trials(sweep.search, sweep.cells, sweep.labels)
+    trials = search.trials(sweep.search, sweep.cells, sweep.scopes)
     scopes = {(t.scope, t.arm) for t in trials}
     assert len(scopes) == 4 == len(search.groups(sweep.search, sweep.cells))
     assert {s for s, _ in scopes} == {
-        "size=(train_size=64,batch_size=32) protocol=(protocol=frozen)",
-        "size=(train_size=96,batch_size=16) protocol=(protocol=frozen)",
+        Scope((("train_size", "64"), ("batch_size", "32"), ("protocol", "frozen"))),
+        Scope((("train_size", "96"), ("batch_size", "16"), ("protocol", "frozen"))),
     }
 
 
@@ -351,17 +359,21 @@ def test_an_arm_the_search_does_not_touch_runs_as_it_is_without_trials(tmp_path)
     sweep = load_sweep(
         write(tmp_path, "[search]\nseeds = [7]\n[search.space]\nalpha = [0.2, 1.0]\n")
     )
-    trials = search.trials(sweep.search, sweep.cells, sweep.labels)
-    assert {t.arm for t in trials} == {"mixup(alpha=1.0)"}  # no trial of `none` at its own values
+    trials = search.trials(sweep.search, sweep.cells, sweep.scopes)
+    assert {t.arm.label for t in trials} == {
+        "mixup(alpha=1.0)"
+    }  # no trial of `none` at its own values
     # every trial failed (no selection at all): the none cells still run, unchanged; mixup's not
     chosen, _ = search.select(sweep.search, trials, rows_for(trials, [0.5, 0.5], status="failed"))
     assert chosen == {}
-    final, labels, missing = search.final_cells(sweep.search, sweep.cells, sweep.labels, chosen)
+    final, labels, _, missing = search.final_cells(
+        sweep.search, sweep.cells, sweep.labels, sweep.scopes, chosen
+    )
     assert final == [c for c in sweep.cells if c.regularizer == "none"]
     assert len(missing) == 2 and all("mixup" in label for label in missing)
     # --only the untouched arm: nothing to search
     none_only = select(sweep, parse_assignments(["arm=none"], "--only"))
-    assert search.trials(none_only.search, none_only.cells, none_only.labels) == []
+    assert search.trials(none_only.search, none_only.cells, none_only.scopes) == []
 
 
 # ---------------------------------------------------------------------------------------------
@@ -433,14 +445,14 @@ def test_edges_of_linear_and_log_ranges_and_of_listed_values():
 
 def selection_table(tmp_path, scores):
     sweep = load_sweep(write(tmp_path, GRID))
-    trials = search.trials(sweep.search, sweep.cells, sweep.labels)
+    trials = search.trials(sweep.search, sweep.cells, sweep.scopes)
     return sweep, trials, search.select(sweep.search, trials, rows_for(trials, scores))[1]
 
 
 def test_search_csv_round_trips_and_changes_are_found(tmp_path):
     text = GRID.replace("lr = [0.01, 0.1]", "lr = [1e-05, 0.30000000000000004]")
     sweep = load_sweep(write(tmp_path, text))
-    trials = search.trials(sweep.search, sweep.cells, sweep.labels)
+    trials = search.trials(sweep.search, sweep.cells, sweep.scopes)
     _, table = search.select(sweep.search, trials, rows_for(trials, [0.1, 0.9, 0.1, 0.2, 0.3, 0.9]))
     results = ResultsDir(tmp_path / "out")
     with results.lock():
@@ -460,6 +472,42 @@ def test_search_csv_round_trips_and_changes_are_found(tmp_path):
     merged = runner._merge_search(recorded, none_only)
     assert [r for r in merged if r["arm"] != "none"] == [r for r in recorded if r["arm"] != "none"]
     assert [r for r in merged if r["arm"] == "none"] == none_only
+
+
+def test_a_legacy_search_csv_is_resumed_and_rewritten_with_scope_columns(tmp_path):
+    """search.csv before issue 25 (one `scope` label): its selection is recognised on resume,
+    and rewritten in the column format; a label of no `name=value` form is dropped then."""
+    sweep, trials, table = selection_table(tmp_path, [0.3, 0.5, 0.2, 0.4, 0.6, 0.1])
+    results = ResultsDir(tmp_path / "out")
+    with results.lock():
+        results.write_search(table)
+    path = tmp_path / "out" / "search.csv"
+    with open(path, newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    assert list(rows[0])[:2] == ["scope.protocol", "arm"] and "scope" not in rows[0]
+    legacy = [{"scope": f"protocol={row.pop('scope.protocol')}", **row} for row in rows]
+    legacy[-1]["scope"] = "extra[0] mixup(alpha=0.2) (lr=0.1)"  # no typed form: dropped below
+    with open(path, "w", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=list(legacy[0]))
+        writer.writeheader()
+        writer.writerows(legacy)
+    recorded = results.search_rows()
+    assert recorded[0]["scope"] == trials[0].scope == Scope((("protocol", "frozen"),))
+    assert runner._changed_selection(recorded, table) == ""
+    merged = runner._merge_search(recorded, table[:2])
+    assert len(merged) == len(table) - 1 and all(not r["scope"].verbatim for r in merged)
+    with results.lock():
+        results.write_search(merged)
+    assert results.search_rows() == merged_text(merged)
+    with open(path, newline="") as handle:
+        assert next(csv.reader(handle))[:2] == ["scope.protocol", "arm"]
+    with results.lock(), pytest.raises(ValueError, match="expected a Scope"):
+        results.write_search([{**table[0], "scope": recorded[-1]["scope"]}])  # verbatim: refused
+
+
+def merged_text(rows):
+    """search.csv rows as search_rows reads them back: the scope typed, the rest text."""
+    return [{k: v if k == "scope" else format_value(v) for k, v in row.items()} for row in rows]
 
 
 @pytest.mark.parametrize(
@@ -540,7 +588,7 @@ def test_status_of_a_search_sweep_with_an_empty_partial_failed_or_broken_search_
 
     path = write(tmp_path, GRID)
     sweep = load_sweep(path)
-    trials = search.trials(sweep.search, sweep.cells, sweep.labels)
+    trials = search.trials(sweep.search, sweep.cells, sweep.scopes)
     out = tmp_path / "out"
     status = ["status", str(path), "--results-dir", str(out)]
     assert main(status) == 0  # no search folder yet
@@ -573,3 +621,13 @@ def test_a_killed_search_csv_write_is_cleaned_up_at_lock_and_a_users_file_is_not
     assert not (tmp_path / ".tmp-search.csv.k1ll3d_0").exists()
     assert (tmp_path / ".tmp-search.csv.notes").exists()
     assert (tmp_path / ".tmp-search.csv.ABCDEFGH").exists()
+
+
+def test_a_sweep_keeps_one_scope_per_cell_through_only(tmp_path):
+    sweep = load_sweep(write(tmp_path, LR_ONLY))
+    assert len(sweep.scopes) == len(sweep.cells) == 4
+    assert set(sweep.scopes) == {Scope((("protocol", "frozen"),))}  # arm and seed left out
+    only = select(sweep, parse_assignments(["arm=mixup(alpha=1.0)"], "--only"))
+    assert [c.regularizer for c in only.cells] == ["mixup"] * 2 and len(only.scopes) == 2
+    with pytest.raises(ValueError, match="a label and a scope per cell: 1 cells, 4 labels"):
+        dataclasses.replace(sweep, cells=sweep.cells[:1])

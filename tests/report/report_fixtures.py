@@ -27,6 +27,9 @@ from pathlib import Path
 import pandas as pd
 
 from bench import schema
+from bench.arms import LEGACY_SCOPE_COLUMN, SCOPE_PREFIX
+
+SCOPE = SCOPE_PREFIX + "protocol"  # search.csv's scope column of make_search
 
 # The sweep runner's own column lists: the fixtures write every one of them, in its order.
 RUNS_COLUMNS = schema.RUNS_COLUMNS
@@ -375,9 +378,12 @@ def make_search(
     selected: dict[tuple[str, str], int] | None = None,
     arms: set[str] | None = None,
     seeds: int = 2,
+    legacy: bool = False,
 ) -> pd.DataFrame:
-    """Write search.csv for a folder of `make_results` (the scope: `protocol=<protocol>`) and
-    rewrite its runs.csv to the selected values; return search.csv's rows.
+    """Write search.csv for a folder of `make_results` (the scope: its `scope.protocol` column,
+    or with `legacy` the label `protocol=<protocol>` in a `scope` column, as search.csv was
+    written before issue 25) and rewrite its runs.csv to the selected values; return
+    search.csv's rows.
 
     Every arm (or those in `arms`) x protocol gets `trials` trials; trial t takes the t-th of
     `trials` evenly spaced values of each range (the first and last at its ends: at_edge = 1).
@@ -402,7 +408,7 @@ def make_search(
                 if trial == pick:
                     chosen[(arm, protocol, parameter)] = value
                 rows.append({
-                    "scope": f"protocol={protocol}", "arm": arm, "trial": trial,
+                    SCOPE: f"protocol={protocol}" if legacy else protocol, "arm": arm, "trial": trial,
                     "parameter": parameter, "value": value, "low": low, "high": high,
                     "select_metric": "val_acc", "score": 0.70 - 0.01 * abs(trial - pick),
                     "seeds": seeds, "selected": int(trial == pick),
@@ -424,6 +430,8 @@ def make_search(
                 params = json.loads(runs.at[index, "regularizer_params"])
                 runs.loc[index, "regularizer_params"] = json.dumps({**params, parameter: value})
     runs.to_csv(folder / "runs.csv", index=False)
-    search = pd.DataFrame(rows, columns=schema.SEARCH_COLUMNS)
+    search = pd.DataFrame(rows, columns=[SCOPE, *schema.SEARCH_COLUMNS])
+    if legacy:
+        search = search.rename(columns={SCOPE: LEGACY_SCOPE_COLUMN})
     search.to_csv(folder / schema.SEARCH_FILE, index=False)
     return search

@@ -327,8 +327,9 @@ def test_report_package_does_not_import_training_code():
         for module in re.findall(r"^\s*from\s+bench\.(\w+)", text, re.M):
             # the results store's outcomes reader (stdlib + numpy): one reader of that format;
             # bench.files' bounded reads (stdlib); bench.config's declared protocols and seed
-            # limit (torch only behind its regularizer checks, never at import)
-            assert module in ("report", "results", "files", "config"), (path, module)
+            # limit (torch only behind its regularizer checks, never at import); bench.arms'
+            # typed arms and scopes (the ground floor: no bench import)
+            assert module in ("report", "results", "files", "config", "arms"), (path, module)
         for module in re.findall(r"^\s*from\s+bench\s+import\s+(\w+)", text, re.M):
             assert module == "schema", (path, module)  # column names only
     assert (REPO / "bench" / "__init__.py").read_text().strip() == ""

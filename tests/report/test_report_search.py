@@ -10,9 +10,10 @@ from types import SimpleNamespace
 
 import pandas as pd
 import pytest
-from report_fixtures import make_results, make_search
+from report_fixtures import SCOPE, make_results, make_search
 
 from bench import schema
+from bench.arms import Scope, legacy_scope
 from bench.cli.report import main
 from bench.report import build, tables, verdicts
 from bench.report.load import load_results
@@ -54,7 +55,8 @@ def md_rows(text: str) -> list[list[str]]:
 def test_search_csv_is_read_with_its_declared_types(searched):
     results = load_results(searched.folder)
     assert results.search is not None and len(results.search) == len(searched.search) == 36
-    assert list(results.search.columns) == schema.SEARCH_COLUMNS
+    assert list(results.search.columns) == ["scope", *schema.SEARCH_COLUMNS]
+    assert set(results.search["scope"]) == {Scope.of([("protocol", p)]) for p in SMALL["protocols"]}
     for column in ["trial", "seeds", "selected", "at_edge"]:
         assert results.search[column].dtype == "int64", column
     assert results.search["value"].dtype == float
@@ -115,7 +117,7 @@ def test_no_edge_no_warning(tmp_path):
 def test_an_arm_without_a_selected_trial_is_shown_as_such(tmp_path):
     runs = make_results(tmp_path, **SMALL)
     search = make_search(tmp_path, runs, {"lr": (0.01, 0.1)})
-    search.loc[(search["arm"] == "mixup") & (search["scope"] == "protocol=frozen"), "selected"] = 0
+    search.loc[(search["arm"] == "mixup") & (search[SCOPE] == "frozen"), "selected"] = 0
     search.loc[search["trial"] == 0, "score"] = float("nan")  # its cells failed
     search.to_csv(tmp_path / schema.SEARCH_FILE, index=False)
     table = tables.search_table(load_results(tmp_path).search)
@@ -138,15 +140,16 @@ def test_an_arm_without_a_selected_trial_is_shown_as_such(tmp_path):
         ("", "(empty)"),
     ],
 )  # fmt: skip
-def test_search_scope_labels_read_plainly(label, shown):
-    assert tables.search_scope_text(label) == shown
+def test_legacy_search_scope_labels_read_plainly(label, shown):
+    assert tables.search_scope_text(legacy_scope(label)) == shown
 
 
-def test_a_sweeps_table_axis_labels_read_plainly_on_the_page(tmp_path):
-    """search.csv keeps the sweep's labels; the page and tables/search.md show them plainly."""
+def test_a_legacy_sweeps_table_axis_labels_read_plainly_on_the_page(tmp_path):
+    """search.csv before issue 25 kept the sweep's labels; the page and tables/search.md show
+    them plainly."""
     folder = tmp_path / "results"
     runs = make_results(folder, **SMALL)
-    search = make_search(folder, runs, RANGES, selected=EDGE)
+    search = make_search(folder, runs, RANGES, selected=EDGE, legacy=True)
     label = "protocol=(protocol=frozen) size=(train_per_class=10,batch_size=32)"
     search["scope"] = search["scope"].replace("protocol=frozen", label)
     search.to_csv(folder / schema.SEARCH_FILE, index=False)
@@ -162,7 +165,7 @@ def test_hostile_text_is_escaped(tmp_path):
     folder = tmp_path / "results"
     runs = make_results(folder, **SMALL)
     search = make_search(folder, runs, RANGES, selected=EDGE)
-    for column, value in [("scope", "protocol=frozen"), ("arm", "cutmix"), ("parameter", "lr")]:
+    for column, value in [(SCOPE, "frozen"), ("arm", "cutmix"), ("parameter", "lr")]:
         search[column] = search[column].replace(value, f"{EVIL} | *[x]")
     search.to_csv(folder / schema.SEARCH_FILE, index=False)
     build_without_figures(folder, tmp_path / "report")
@@ -187,8 +190,8 @@ def run_cli(capsys, *argv) -> tuple[int, str, str]:
 
 def _trial(search: pd.DataFrame, arm: str, trial: int) -> pd.Series:
     """The rows of one trial of `arm` in protocol=frozen (search.csv read as text)."""
-    scope, arms, trials = search["scope"], search["arm"], search["trial"]
-    return (scope == "protocol=frozen") & (arms == arm) & (trials == str(trial))
+    scope, arms, trials = search[SCOPE], search["arm"], search["trial"]
+    return (scope == "frozen") & (arms == arm) & (trials == str(trial))
 
 
 def _drop_selected(search):
@@ -332,3 +335,107 @@ def test_a_searched_alpha_that_differs_between_regularizers_splits_nothing(tmp_p
     assert list(ece["scope"]) == ["protocol=frozen", "protocol=unfrozen"] and (ece["n"] == 3).all()
     table = tables.search_table(results.search)
     assert list(table["parameter"]) == ["alpha"] * 4 and set(table["arm"]) == {"mixup", "cutmix"}
+
+
+# --- search.csv's scope columns and the legacy scope label --------------------------------------
+
+TINY_SEARCH = """
+name = "tiny-search"
+[defaults]
+dataset = "synthetic"
+backbone = "test_resnet"
+pretrained = "none"
+device = "cpu"
+image_size = 16
+val_size = 32
+test_size = 32
+train_eval_size = 32
+robustness_size = 16
+epochs = 1
+lr = 0.05
+[axes]
+seed = [0]
+[[axes.protocol]]
+protocol = "frozen"
+[[axes.protocol]]
+protocol = "head_first"
+trainable_stages = 1
+unfreeze_at = 0.5
+[[axes.size]]
+train_size = 64
+batch_size = 32
+[[axes.arm]]
+regularizer = "none"
+[[axes.arm]]
+regularizer = "mixup"
+params = { alpha = 1.0 }
+[search]
+seeds = [7]
+[search.space]
+lr = [0.01, 0.2]
+"""
+
+
+def _legacy_label(label: str) -> str:
+    """The scope search.csv held before issue 25: the cell's sweep label without its arm's and
+    seed's parts (what bench.search wrote then)."""
+    return " ".join(part for part in label.split(" ")
+                    if not part.startswith(("arm=", "seed=", "regularizer=")))  # fmt: skip
+
+
+def test_a_real_searchs_scope_columns_give_the_report_of_the_legacy_label(tmp_path):
+    """A tiny real search writes its scopes as columns; the same search.csv with the legacy
+    `scope` label instead gives the same search table, warnings and report pages."""
+    from bench.results import ResultsDir
+    from bench.runner import run_sweep
+    from bench.sweep import load_sweep
+
+    path = tmp_path / "tiny.toml"
+    path.write_text(TINY_SEARCH)
+    sweep = load_sweep(path)
+    folder = tmp_path / "results"
+    counts = run_sweep(sweep, ResultsDir(folder), progress=None)
+    assert (counts["failed"], counts["trials"]) == (0, 8)
+    search = pd.read_csv(folder / schema.SEARCH_FILE, dtype=str, keep_default_na=False)
+    # each scope's fields in its own order: head_first's after protocol, before the size's
+    scope_columns = ["scope.protocol", "scope.trainable_stages", "scope.unfreeze_at",
+                     "scope.train_size", "scope.batch_size"]  # fmt: skip
+    assert list(search.columns) == [*scope_columns, *schema.SEARCH_COLUMNS]  # no `scope` label
+    frozen = search[search["scope.protocol"] == "frozen"]
+    assert set(frozen["scope.trainable_stages"]) == {""}  # the frozen scope leaves it alone
+    # the legacy file of the same search: one `scope` label per row, as the old writer made it
+    legacy_of = {scope: _legacy_label(label)
+                 for scope, label in zip(sweep.scopes, sweep.labels, strict=True)}  # fmt: skip
+    assert set(legacy_of.values()) == {
+        "protocol=(protocol=frozen) size=(train_size=64,batch_size=32)",
+        "protocol=(protocol=head_first,trainable_stages=1,unfreeze_at=0.5) "
+        "size=(train_size=64,batch_size=32)",
+    }
+    rows = ResultsDir(folder).search_rows()
+    new_table = tables.search_table(load_results(folder).search)
+    build_without_figures(folder, tmp_path / "report-columns")
+    legacy = search.drop(columns=scope_columns)
+    legacy.insert(0, "scope", [legacy_of[row["scope"]] for row in rows])
+    legacy.to_csv(folder / schema.SEARCH_FILE, index=False)  # the same folder: its path is shown
+    assert [row["scope"] for row in ResultsDir(folder).search_rows()] == [r["scope"] for r in rows]
+    old_table = tables.search_table(load_results(folder).search)
+    assert tables.search_rows(new_table) == tables.search_rows(old_table)
+    shown = {row[0] for row in tables.search_rows(new_table)[0]}
+    assert shown == {"protocol=frozen, train_size=64, batch_size=32",
+                     "protocol=head_first, trainable_stages=1, unfreeze_at=0.5, train_size=64, "
+                     "batch_size=32"}  # fmt: skip
+    build_without_figures(folder, tmp_path / "report-legacy")
+    for name in ["report.md", "index.html", build.SEARCH_TABLE]:
+        new_text = (tmp_path / "report-columns" / name).read_text()
+        assert new_text == (tmp_path / "report-legacy" / name).read_text(), name
+        assert "Hyperparameter search" in new_text or name == build.SEARCH_TABLE
+
+
+def test_a_search_csv_with_both_scope_forms_is_refused(tmp_path, capsys):
+    folder = tmp_path / "results"
+    runs = make_results(folder, **SMALL)
+    search = make_search(folder, runs, RANGES)
+    search.insert(0, "scope", "protocol=frozen")
+    search.to_csv(folder / schema.SEARCH_FILE, index=False)
+    code, out, err = run_cli(capsys, folder, "--out", tmp_path / "out")
+    assert code == 2 and "both a scope column and scope columns (scope.protocol" in err
