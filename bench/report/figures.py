@@ -36,8 +36,9 @@ import pandas as pd
 from matplotlib.lines import Line2D
 from matplotlib.ticker import FixedLocator, FuncFormatter, MaxNLocator, NullLocator
 
+from bench import schema  # column declarations only: no torch behind it
 from bench.report import draw, stats, style, verdicts
-from bench.report.claims import CUTMIX_IMPROVES_TEST_ACC, MARGINS
+from bench.report.claims import CUTMIX_IMPROVES_TEST_ACC
 from bench.report.load import Results, matches
 from bench.report.marks import lookup
 from regularizers import schedules  # no torch behind it (regularizers/__init__.py is lazy)
@@ -137,7 +138,7 @@ def paired_vs_none(results: Results, scope: str, arm: str, metric: str) -> stats
     cells = ok[ok["scope"] == scope]
     mine = cells[cells["arm"] == arm].groupby("seed")[metric].mean()
     base = cells[cells["regularizer"] == BASELINE].groupby("seed")[metric].mean()
-    return stats.compare(mine, base, margin=MARGINS.get(metric, math.nan))
+    return stats.compare(mine, base, margin=schema.margins().get(metric, math.nan))
 
 
 def difference_unit(unit: str) -> str:
@@ -159,7 +160,7 @@ def who_wins_figure(results: Results, folder: Path) -> list[Path]:
             ax = axes[r, c]
             spec = catalogue[metric]
             ax.axvline(0, color="0.3", lw=0.8)
-            margin = 100 * MARGINS.get(metric, math.nan)
+            margin = 100 * schema.margins().get(metric, math.nan)
             if math.isfinite(margin):
                 ax.axvspan(-margin, margin, color="0.85", lw=0, zorder=0)
             for i, arm in enumerate(arms):

@@ -3,7 +3,7 @@ the summary's bold and the claims' verdicts all come from the rule of `verdicts.
 
 A difference of an arm from `none` in one scope on one metric (seeds paired, `stats.compare`)
 is **decided** when its Holm-adjusted p is below 0.05 and |effect| >= the metric's margin
-(`claims.MARGINS`; 0 for a metric without one), like a claim row. Which Holm family:
+(its `Column.margin` in `bench.schema`; 0 for a metric without one), like a claim row. Which Holm family:
 
 - a difference that is a claim row (same arms, scope and metric: e.g. cutmix vs none on `gap`
   is `cutmix_reduces_gap`) takes that row's verdict: decided when it is supported or
@@ -27,8 +27,9 @@ import math
 
 import pandas as pd
 
+from bench import schema  # column declarations only: no torch behind it
 from bench.report import stats, style, verdicts
-from bench.report.claims import CLAIMS, MARGINS, NONE
+from bench.report.claims import CLAIMS, NONE
 from bench.report.load import Results
 
 BASELINE = "none"
@@ -93,7 +94,7 @@ def _page_marks(results: Results) -> pd.DataFrame:
     ok = results.ok
     for metric in marked_metrics(results):
         better = catalogue[metric].better
-        margin = MARGINS.get(metric, 0.0)
+        margin = schema.margins().get(metric, 0.0)
         for scope, cells in ok.groupby("scope", sort=False):
             base = cells[cells["regularizer"] == BASELINE]
             if base.empty or base["arm"].nunique() != 1:

@@ -37,8 +37,8 @@ SUMMARY_FIELDS = ["mean", "std", "n", "ci_low", "ci_high"]
 def summary_metrics(results: Results) -> list[str]:
     """The catalogue's metrics (style.metrics()) that at least one ok cell has, table metrics
     first."""
-    catalogue = style.metrics()
-    ordered = style.TABLE_METRICS + [m for m in catalogue if m not in style.TABLE_METRICS]
+    catalogue, table = style.metrics(), style.table_metrics()
+    ordered = table + [m for m in catalogue if m not in table]
     return [m for m in ordered if results.has(m)]
 
 
@@ -120,8 +120,8 @@ def table_rows(
     results: Results, table: pd.DataFrame, metrics: list[str] | None = None
 ) -> tuple[list[str], list[list[str]], list]:
     """Header, rows of plain text cells, and per row the metrics to mark best (`metrics`:
-    the columns, style.TABLE_METRICS by default; those without values are left out)."""
-    metrics = [m for m in (metrics or style.TABLE_METRICS) if f"{m}_mean" in table]
+    the columns, style.table_metrics() by default; those without values are left out)."""
+    metrics = [m for m in (metrics or style.table_metrics()) if f"{m}_mean" in table]
     metrics = [m for m in metrics if m in style.metrics()]
     scope_cols = results.scope_columns
     catalogue = style.metrics()
