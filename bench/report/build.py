@@ -138,7 +138,7 @@ def _notes(results: Results, summary: pd.DataFrame) -> list[str]:
 def missing_cells(results: Results) -> int | None:
     """How many cells of the sweep have no row (runs.csv `sweep_cells`: the sweep's cell
     count, recorded per row); None when the rows do not record it."""
-    if not results.has("sweep_cells"):
+    if "sweep_cells" not in results.measured:
         return None
     expected = int(results.runs["sweep_cells"].max())
     return max(0, expected - len(results.runs))
@@ -154,7 +154,7 @@ def _sweep_notes(results: Results) -> list[str]:
             f"The sweep is incomplete: {missing} of its {expected} cells have no row yet; "
             "what they would measure is missing from every table, figure and verdict."
         )
-    if results.has("converged"):
+    if "converged" in results.measured:
         ok = results.ok
         flat = ok[ok["converged"] == 0]
         if len(flat):
@@ -164,7 +164,7 @@ def _sweep_notes(results: Results) -> list[str]:
                 "numbers describe training that was still improving"
                 + (
                     " (per scope and arm under Convergence)."
-                    if results.has(tables.CONVERGENCE_METRIC)
+                    if tables.CONVERGENCE_METRIC in results.measured
                     else "."
                 )
             )
@@ -501,7 +501,7 @@ def _summary_blocks(results: Results, summary: pd.DataFrame) -> list:
 
 
 def _robustness_blocks(results: Results, summary: pd.DataFrame) -> list:
-    if not (results.has("corruption_acc") or results.has("occlusion_acc")):
+    if not ("corruption_acc" in results.measured or "occlusion_acc" in results.measured):
         return []
     return [
         render.Heading("Robustness"),
@@ -610,7 +610,7 @@ def _pages(results, summary, claims, drawn, notes) -> render.Page:
 
 
 def _robust(results: Results) -> bool:
-    return results.has("corruption_acc") or results.has("occlusion_acc")
+    return "corruption_acc" in results.measured or "occlusion_acc" in results.measured
 
 
 @dataclass

@@ -66,7 +66,7 @@ def marked_metrics(results: Results) -> list[str]:
     """The metrics a mark may be put on: a better direction, not a cost, with values."""
     catalogue = style.metrics()
     return [m for m, spec in catalogue.items()
-            if spec.better != 0 and m not in NEVER_MARKED and results.has(m)]  # fmt: skip
+            if spec.better != 0 and m not in NEVER_MARKED and m in results.measured]  # fmt: skip
 
 
 def _claim_rows(results: Results, claims: pd.DataFrame) -> dict[tuple[str, str, str], pd.Series]:
@@ -78,7 +78,7 @@ def _claim_rows(results: Results, claims: pd.DataFrame) -> dict[tuple[str, str, 
             continue
         pairs = verdicts.variant_pairs(results, claim)
         rows = claims[claims["claim_id"] == claim.claim_id].set_index("scope")
-        for scope in results.scopes():
+        for scope in results.scopes:
             for arm, base in pairs:
                 text = f"{scope}; {arm} vs {base}" if len(pairs) > 1 else scope
                 if text in rows.index:

@@ -53,7 +53,8 @@ import pandas as pd
 from bench import schema  # column declarations only: no torch behind it
 from bench.report import stats, style
 from bench.report.claims import CLAIMS, Claim
-from bench.report.load import Results, matches
+from bench.report.derive import matches
+from bench.report.load import Results
 
 COLUMNS = [
     "claim_id",
@@ -110,8 +111,8 @@ def variant_pairs(results: Results, claim: Claim) -> list[Pair]:
     An arm without cells in the sweep stands for itself (its plain label), so the claim's row
     can say 'no ... cells'. Both arms with a single variant: one pair, as before variants.
     """
-    a = results.variants(*claim.arm_a) or [style.arm_label(*claim.arm_a)]
-    b = results.variants(*claim.arm_b) or [style.arm_label(*claim.arm_b)]
+    a = results.variants.get(claim.arm_a) or [style.arm_label(*claim.arm_a)]
+    b = results.variants.get(claim.arm_b) or [style.arm_label(*claim.arm_b)]
     return [(label_a, label_b) for label_a in a for label_b in b]
 
 
@@ -324,7 +325,7 @@ def verdict_of(
 def _scopes(results: Results, protocol: str | None) -> list[dict]:
     """The scope columns' values of every scope (in report order), optionally one protocol's."""
     first = results.runs.drop_duplicates("scope").set_index("scope")
-    wheres = [first.loc[scope, results.scope_columns].to_dict() for scope in results.scopes()]
+    wheres = [first.loc[scope, results.scope_columns].to_dict() for scope in results.scopes]
     return [w for w in wheres if protocol is None or w["protocol"] == protocol]
 
 

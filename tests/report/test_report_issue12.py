@@ -15,7 +15,9 @@ import pytest
 from report_fixtures import PROTOCOL_TEST_ACC, make_results
 
 from bench.report import build_report, figures, verdicts
-from bench.report.load import OutcomeError, calibration_parts, load_results, read_outcomes
+from bench.report.derive import calibration_parts
+from bench.report.load import load_results
+from bench.report.outcomes import OutcomeError, read_outcomes
 
 ARMS = [("none", "constant"), ("cutmix", "constant"), ("cutmix", "staged")]
 IMAGES = 300  # per seed: the image-level interval of a 2 pp effect then spans about +-4 pp
@@ -228,7 +230,7 @@ def test_unfreeze_step_on_the_epoch_axis(report):
 def test_committed_like_results_without_new_columns_say_unknown(tmp_path):
     make_results(tmp_path / "results", arms=ARMS[:2], protocols=("frozen",), seeds=(0, 1))
     results = load_results(tmp_path / "results")
-    assert not results.has("sweep_cells") and not results.outcomes
+    assert "sweep_cells" not in results.measured and not results.outcomes
     from bench.report import build
 
     assert build.missing_cells(results) is None
@@ -250,11 +252,11 @@ def test_staged_cells_before_the_batchnorm_fix_are_named(tmp_path):
 
 def test_data_seed_following_seed_pairs_cells_instead_of_splitting_scopes(tmp_path):
     runs = make_results(tmp_path, arms=ARMS[:2], protocols=("frozen",))
-    plain = load_results(tmp_path).scopes()
+    plain = load_results(tmp_path).scopes
     runs["data_seed"] = runs["seed"]  # the presets: each seed draws its own subset
     runs.to_csv(tmp_path / "runs.csv", index=False)
     results = load_results(tmp_path)
-    assert results.scopes() == plain == ["protocol=frozen"]
+    assert results.scopes == plain == ["protocol=frozen"]
     table = verdicts.evaluate_claims(results)
     row = table[table["claim_id"] == "cutmix_improves_test_acc"].iloc[0]
     assert row["n"] >= 2  # the seeds pair within the one scope

@@ -10,7 +10,7 @@ import pytest
 from report_fixtures import make_results
 
 from bench import schema
-from bench.report import build_report, load, style, tables
+from bench.report import build_report, columns, load, style, tables
 
 EXTRA = schema.Column("sharpness", schema.RUNS_FILE, "metric", "float", label="sharpness",
                       unit="%", scale=100, decimals=1, better=-1)  # fmt: skip
@@ -36,7 +36,7 @@ def _results_with_extra(folder) -> None:
 
 def test_a_declared_metric_is_read_as_a_number_and_summarized(tmp_path, declared):
     _results_with_extra(tmp_path)
-    assert declared.name in load.run_metrics() and declared.name in style.metrics()
+    assert declared.name in columns.run_metrics() and declared.name in style.metrics()
     assert list(style.metrics())[-1] == declared.name  # not in METRIC_ORDER: appended
     results = load.load_results(tmp_path)
     assert results.ok[declared.name].dtype == float
