@@ -33,8 +33,9 @@ import numpy as np
 import pandas as pd
 
 from bench import schema
+from bench.report.columns import COST_UNITS
 from bench.report.errors import ReportInputError, quoted, quoted_path
-from bench.report.load import COST_UNITS, Results, load_results
+from bench.report.load import Results, load_results
 from bench.schema import RUNS_FILE
 
 __all__ = [

@@ -35,7 +35,8 @@ from bench.config import RunConfig, resolved_bn
 from bench.cost import CIFAR10_CLASSES, CIFAR10_TEST, CIFAR10_TRAIN, estimate_seconds
 from bench.report import stats, verdicts
 from bench.report.claims import CLAIMS
-from bench.report.load import Results, matches
+from bench.report.derive import matches
+from bench.report.load import Results
 from bench.sweep import Sweep
 
 IMAGE_STEPS = (1000, 2000, 5000, CIFAR10_TEST)  # test images per seed the planner tries

@@ -31,6 +31,25 @@ SEARCH_FILE = "search.csv"
 
 
 @dataclass(frozen=True)
+class Margin:
+    """A smallest effect of interest: `value` in stored units (fractions), and `what` the metrics
+    it covers, as the report's Method text names them (argued in docs/report.md)."""
+
+    value: float
+    what: str
+
+
+# The margins a metric column may name (`Column.margin`), in the order the Method text lists
+# them: accuracy-like metrics 0.5 pp, calibration errors 1 pp, retained accuracy 1% of the clean
+# accuracy, flip rates 0.5 pp.
+ACCURACY_MARGIN = Margin(0.005, "accuracies")
+CALIBRATION_MARGIN = Margin(0.01, "calibration errors")
+RETAINED_MARGIN = Margin(0.01, "retained accuracy")
+FLIP_MARGIN = Margin(0.005, "flip rates")
+MARGINS = [ACCURACY_MARGIN, CALIBRATION_MARGIN, RETAINED_MARGIN, FLIP_MARGIN]
+
+
+@dataclass(frozen=True)
 class Column:
     """One column of one results file.
 
@@ -47,6 +66,21 @@ class Column:
     in_report: the metric appears in the report's catalogue (summary tables and figures).
     low, high: the range a stored value must lie in (inclusive; None: unbounded on that side),
     e.g. [0, 1] for accuracies, ECE and other fractions; readers refuse values outside it.
+    margin: the metric's smallest effect of interest (a `Margin` of `MARGINS`): a claim on it
+    uses it unless the claim declares its own, and the report's bold and filled marks need a
+    difference at least this large; None: no margin (0 for the marks).
+    image_metric: the per-image metric (computed in `bench.report.stats`: "accuracy", "ece",
+    "ece_over") the two-level bootstrap recomputes from outcome files for a claim on this
+    metric; "" when the metric has no image-level interval.
+    source: for a derived metric, the side file it is computed from ("" : runs.csv's columns);
+    a claim on it is "not measured" when that file is absent.
+    formula: for a derived metric, how claims.csv's `metric` column names it (its definition,
+    e.g. "test_mean_conf - test_acc"); "": its name.
+    companion: a metric whose arms' means a claim row on this one notes beside its effect
+    (ece_under beside ece_over: the part of the ECE the claim does not test).
+    rank: the metric's place in the report's catalogue (summary.csv's metric columns, lowest
+    first); None: after the ranked ones, in declaration order. table: shown in the summary
+    table of report.md and the paper (in rank order).
     """
 
     name: str
@@ -63,6 +97,13 @@ class Column:
     in_report: bool = True
     low: float | None = None
     high: float | None = None
+    margin: Margin | None = None
+    image_metric: str = ""
+    source: str = ""
+    formula: str = ""
+    companion: str = ""
+    rank: int | None = None
+    table: bool = False
 
     @property
     def axis_label(self) -> str:
@@ -123,31 +164,53 @@ RUNS: list[Column] = [
     _runs("weight_decay", "configuration", "float", required=True, **NONNEGATIVE),
     _runs("label_smoothing", "configuration", "float", required=True, **FRACTION),
     _runs("seed", "configuration", "int", required=True, low=0, high=SEED_LIMIT - 1),
-    _metric("train_acc", "clean-train acc.", "%", 100, 2, 0, required=True, **FRACTION),
+    _metric("train_acc", "clean-train acc.", "%", 100, 2, 0, required=True, **FRACTION,
+            rank=2, table=True, margin=ACCURACY_MARGIN),
     _metric("train_loss", "clean-train NLL", "nats", 1, 3, -1, in_report=False, **NONNEGATIVE),
-    _metric("val_acc", "val. acc.", "%", 100, 2, +1, **FRACTION),
+    _metric("val_acc", "val. acc.", "%", 100, 2, +1, **FRACTION,
+            rank=9),
     _metric("val_loss", "val. NLL", "nats", 1, 3, -1, in_report=False, **NONNEGATIVE),
-    _metric("test_acc", "test acc.", "%", 100, 2, +1, required=True, **FRACTION),
-    _metric("test_loss", "NLL", "nats", 1, 3, -1, **NONNEGATIVE),
-    _metric("gap", "gap", "pp", 100, 2, -1, low=-1, high=1),
-    _metric("test_ece", "ECE", "%", 100, 2, -1, **FRACTION),
-    _metric("test_mce", "MCE", "%", 100, 2, -1, **FRACTION),
-    _metric("test_brier", "Brier", "", 1, 4, -1, **NONNEGATIVE),
-    _metric("test_mean_conf", "mean confidence", "%", 100, 2, 0, **FRACTION),
-    _metric("temperature", "temperature", "", 1, 3, 0, **NONNEGATIVE),
-    _metric("test_ece_ts", "ECE after TS", "%", 100, 2, -1, **FRACTION),
-    _metric("test_nll_ts", "NLL after TS", "nats", 1, 3, -1, **NONNEGATIVE),
-    _metric("test_ece_adaptive", "adaptive ECE", "%", 100, 2, -1, **FRACTION),
+    _metric("test_acc", "test acc.", "%", 100, 2, +1, required=True, **FRACTION,
+            rank=1, table=True, margin=ACCURACY_MARGIN, image_metric="accuracy"),
+    _metric("test_loss", "NLL", "nats", 1, 3, -1, **NONNEGATIVE,
+            rank=5, table=True),
+    _metric("gap", "gap", "pp", 100, 2, -1, low=-1, high=1,
+            rank=3, table=True, margin=ACCURACY_MARGIN),
+    _metric("test_ece", "ECE", "%", 100, 2, -1, **FRACTION,
+            rank=4, table=True, margin=CALIBRATION_MARGIN, image_metric="ece"),
+    _metric("test_mce", "MCE", "%", 100, 2, -1, **FRACTION,
+            rank=10),
+    _metric("test_brier", "Brier", "", 1, 4, -1, **NONNEGATIVE,
+            rank=6, table=True),
+    _metric("test_mean_conf", "mean confidence", "%", 100, 2, 0, **FRACTION,
+            rank=11),
+    _metric("temperature", "temperature", "", 1, 3, 0, **NONNEGATIVE,
+            rank=18),
+    _metric("test_ece_ts", "ECE after TS", "%", 100, 2, -1, **FRACTION,
+            rank=15, margin=CALIBRATION_MARGIN),
+    _metric("test_nll_ts", "NLL after TS", "nats", 1, 3, -1, **NONNEGATIVE,
+            rank=16),
+    _metric("test_ece_adaptive", "adaptive ECE", "%", 100, 2, -1, **FRACTION,
+            rank=17),
     _metric("val_ece", "val. ECE", "%", 100, 2, -1, in_report=False, **FRACTION),
-    _metric("flip_rate", "flip rate", "%", 100, 2, -1, **FRACTION),
-    _metric("occlusion_acc", "occluded acc.", "%", 100, 2, +1, **FRACTION),
-    _metric("corruption_acc", "corrupted acc.", "%", 100, 2, +1, **FRACTION),
-    _metric("corruption_ece", "corrupted ECE", "%", 100, 2, -1, **FRACTION),
-    _metric("train_images_per_s", "train speed", "images/s", 1, 0, +1, **NONNEGATIVE),
-    _metric("eval_images_per_s", "eval speed", "images/s", 1, 0, +1, **NONNEGATIVE),
-    _metric("regularizer_ms_per_batch", "regularizer time", "ms/batch", 1, 3, -1, **NONNEGATIVE),
-    _metric("peak_mem_mb", "peak memory", "MB", 1, 0, -1, **NONNEGATIVE),
-    _metric("wall_s", "wall time", "s", 1, 0, -1, **NONNEGATIVE),
+    _metric("flip_rate", "flip rate", "%", 100, 2, -1, **FRACTION,
+            rank=7, table=True, margin=FLIP_MARGIN),
+    _metric("occlusion_acc", "occluded acc.", "%", 100, 2, +1, **FRACTION,
+            rank=19, margin=ACCURACY_MARGIN),
+    _metric("corruption_acc", "corrupted acc.", "%", 100, 2, +1, **FRACTION,
+            rank=20, margin=ACCURACY_MARGIN),
+    _metric("corruption_ece", "corrupted ECE", "%", 100, 2, -1, **FRACTION,
+            rank=21, margin=CALIBRATION_MARGIN),
+    _metric("train_images_per_s", "train speed", "images/s", 1, 0, +1, **NONNEGATIVE,
+            rank=8, table=True),
+    _metric("eval_images_per_s", "eval speed", "images/s", 1, 0, +1, **NONNEGATIVE,
+            rank=22),
+    _metric("regularizer_ms_per_batch", "regularizer time", "ms/batch", 1, 3, -1, **NONNEGATIVE,
+            rank=23),
+    _metric("peak_mem_mb", "peak memory", "MB", 1, 0, -1, **NONNEGATIVE,
+            rank=25),
+    _metric("wall_s", "wall time", "s", 1, 0, -1, **NONNEGATIVE,
+            rank=26),
     _runs("device", "environment", "text"),
     _runs("torch_version", "environment", "text"),
     _runs("timm_version", "environment", "text"),
@@ -193,7 +256,8 @@ RUNS: list[Column] = [
         **FRACTION,
     ),
     _metric(
-        "occlusion_retained", "occluded acc. retained", "%", 100, 2, +1, shared=False, **NONNEGATIVE
+        "occlusion_retained", "occluded acc. retained", "%", 100, 2, +1, shared=False, **NONNEGATIVE,
+        margin=RETAINED_MARGIN,
     ),
     _metric(
         "corruption_retained",
@@ -204,9 +268,11 @@ RUNS: list[Column] = [
         +1,
         shared=False,
         **NONNEGATIVE,
+        margin=RETAINED_MARGIN,
     ),
     _metric(
-        "flip_rate_correct", "flip rate (correct images)", "%", 100, 2, -1, shared=False, **FRACTION
+        "flip_rate_correct", "flip rate (correct images)", "%", 100, 2, -1, shared=False, **FRACTION,
+        margin=FLIP_MARGIN,
     ),
     _runs("sweep_cells", "identity", "int", shared=False, low=1),
     # issue 13 (budget): the training budget, tiny data and evaluation cadence (configuration);
@@ -251,16 +317,18 @@ RUNS: list[Column] = [
 # Metrics the report derives from runs.csv columns (never written by a cell).
 DERIVED: list[Column] = [
     Column("overconfidence", RUNS_FILE, "derived", "float", label="confidence - accuracy",
-           unit="pp", scale=100, decimals=2, better=-1),
+           unit="pp", scale=100, decimals=2, better=-1, rank=12,
+           formula="test_mean_conf - test_acc"),
     Column("regularizer_share", RUNS_FILE, "derived", "float", label="regularizer share of step",
-           unit="%", scale=100, decimals=2, better=-1),
+           unit="%", scale=100, decimals=2, better=-1, rank=24),
     # From calibration.csv's test bins (w_b = bin share of the images): the over- and
     # under-confident parts of the test ECE, sum_b w_b max(0, conf_b - acc_b) and
     # sum_b w_b max(0, acc_b - conf_b); they add up to test_ece.
     Column("ece_over", RUNS_FILE, "derived", "float", label="over-confident ECE",
-           unit="pp", scale=100, decimals=2, better=-1),
+           unit="pp", scale=100, decimals=2, better=-1, rank=13, margin=CALIBRATION_MARGIN,
+           image_metric="ece_over", source=CALIBRATION_FILE, companion="ece_under"),
     Column("ece_under", RUNS_FILE, "derived", "float", label="under-confident ECE",
-           unit="pp", scale=100, decimals=2, better=-1),
+           unit="pp", scale=100, decimals=2, better=-1, rank=14, source=CALIBRATION_FILE),
 ]  # fmt: skip
 
 EPOCHS: list[Column] = [
@@ -350,6 +418,12 @@ ROBUSTNESS_COLUMNS = FILES[ROBUSTNESS_FILE]
 METRICS: dict[str, Column] = {
     c.name: c for c in [*RUNS, *DERIVED] if c.kind in ("metric", "derived") and c.in_report
 }
+
+
+def margins() -> dict[str, float]:
+    """metric -> its smallest effect of interest in stored units (`Column.margin`), for every
+    metric of the catalogue that declares one (read when called)."""
+    return {name: c.margin.value for name, c in METRICS.items() if c.margin is not None}
 
 
 def columns(

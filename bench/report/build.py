@@ -138,7 +138,7 @@ def _notes(results: Results, summary: pd.DataFrame) -> list[str]:
 def missing_cells(results: Results) -> int | None:
     """How many cells of the sweep have no row (runs.csv `sweep_cells`: the sweep's cell
     count, recorded per row); None when the rows do not record it."""
-    if not results.has("sweep_cells"):
+    if "sweep_cells" not in results.measured:
         return None
     expected = int(results.runs["sweep_cells"].max())
     return max(0, expected - len(results.runs))
@@ -154,7 +154,7 @@ def _sweep_notes(results: Results) -> list[str]:
             f"The sweep is incomplete: {missing} of its {expected} cells have no row yet; "
             "what they would measure is missing from every table, figure and verdict."
         )
-    if results.has("converged"):
+    if "converged" in results.measured:
         ok = results.ok
         flat = ok[ok["converged"] == 0]
         if len(flat):
@@ -164,7 +164,7 @@ def _sweep_notes(results: Results) -> list[str]:
                 "numbers describe training that was still improving"
                 + (
                     " (per scope and arm under Convergence)."
-                    if results.has(tables.CONVERGENCE_METRIC)
+                    if tables.CONVERGENCE_METRIC in results.measured
                     else "."
                 )
             )
@@ -371,6 +371,20 @@ def _images_text(results: Results) -> str:
     return " ".join(parts)
 
 
+def margins_text() -> str:
+    """The declared margins (`schema.MARGINS`, those a catalogue metric names), in their order,
+    neighbours of one size joined: '0.5 pp for accuracies, 1 pp for calibration errors and
+    retained accuracy, 0.5 pp for flip rates'."""
+    named = {c.margin for c in schema.METRICS.values() if c.margin is not None}
+    groups: list[tuple[float, list[str]]] = []
+    for margin in (m for m in schema.MARGINS if m in named):
+        if groups and groups[-1][0] == margin.value:
+            groups[-1][1].append(margin.what)
+        else:
+            groups.append((margin.value, [margin.what]))
+    return ", ".join(f"{100 * value:g} pp for {' and '.join(what)}" for value, what in groups)
+
+
 def _method(results: Results, n_p: int) -> list[render.Para]:
     images = _images_text(results)
     return [
@@ -401,8 +415,7 @@ def _method(results: Results, n_p: int) -> list[render.Para]:
             f"{stats.N_BOOTSTRAP:,} resamples) from 20 pairs on. p is the two-sided paired "
             "t-test, and p (Holm) adjusts it with Holm's step-down method over all "
             f"{n_p} rows of this report that have a p-value. Each claim has a margin (its "
-            "smallest effect of interest: 0.5 pp for accuracies, 1 pp for calibration errors "
-            "and retained accuracy, 0.5 pp for flip rates). Supported / contradicted: p (Holm) "
+            f"smallest effect of interest: {margins_text()}). Supported / contradicted: p (Holm) "
             "< 0.05 and the point |effect| >= margin, in / against the claimed direction (the "
             "point, not the interval, must clear the margin: a verdict says the effect is real "
             "and its best estimate matters; 'interval clears margin' marks the rows whose whole "
@@ -488,7 +501,7 @@ def _summary_blocks(results: Results, summary: pd.DataFrame) -> list:
 
 
 def _robustness_blocks(results: Results, summary: pd.DataFrame) -> list:
-    if not (results.has("corruption_acc") or results.has("occlusion_acc")):
+    if not ("corruption_acc" in results.measured or "occlusion_acc" in results.measured):
         return []
     return [
         render.Heading("Robustness"),
@@ -597,7 +610,7 @@ def _pages(results, summary, claims, drawn, notes) -> render.Page:
 
 
 def _robust(results: Results) -> bool:
-    return results.has("corruption_acc") or results.has("occlusion_acc")
+    return "corruption_acc" in results.measured or "occlusion_acc" in results.measured
 
 
 @dataclass

@@ -11,8 +11,9 @@ the report groups the rows of one finding and scope and counts them once (`findi
 
 Every claim declares its `margin`: the smallest effect of interest, in the metric's stored units
 (fractions). A difference smaller than the margin is not a win even when it is significant, and
-two arms whose difference lies within +-margin (TOST) are `equivalent`. The margins per kind of
-metric are `MARGINS` (argued in docs/report.md). A figure
+two arms whose difference lies within +-margin (TOST) are `equivalent`. A claim without its own
+`margin` uses its metric's, declared once with the metric (`Column.margin` in `bench.schema`,
+argued in docs/report.md). A figure
 that shows a claim's effect refers to the claim object (e.g. `CUTMIX_IMPROVES_TEST_ACC`), never
 to its id.
 """
@@ -21,6 +22,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from bench import schema  # column declarations only: no torch behind it
 from bench.report import style
 
 NONE = ("none", "constant")
@@ -28,28 +30,6 @@ ERASING = ("random_erasing", "constant")
 MIXUP = ("mixup", "constant")
 CUTMIX = ("cutmix", "constant")
 STAGED_CUTMIX = ("cutmix", "staged")
-
-# Smallest effects of interest, in stored units (fractions): accuracy-like metrics 0.5 pp,
-# calibration errors 1 pp, retained accuracy 1% of the clean accuracy, flip rate 0.5 pp.
-ACCURACY_MARGIN = 0.005
-ECE_MARGIN = 0.01
-RETAINED_MARGIN = 0.01
-FLIP_MARGIN = 0.005
-MARGINS = {
-    "gap": ACCURACY_MARGIN,
-    "train_acc": ACCURACY_MARGIN,
-    "test_acc": ACCURACY_MARGIN,
-    "corruption_acc": ACCURACY_MARGIN,
-    "occlusion_acc": ACCURACY_MARGIN,
-    "test_ece": ECE_MARGIN,
-    "test_ece_ts": ECE_MARGIN,
-    "corruption_ece": ECE_MARGIN,
-    "ece_over": ECE_MARGIN,
-    "occlusion_retained": RETAINED_MARGIN,
-    "corruption_retained": RETAINED_MARGIN,
-    "flip_rate": FLIP_MARGIN,
-    "flip_rate_correct": FLIP_MARGIN,
-}
 
 
 @dataclass(frozen=True)
@@ -69,7 +49,7 @@ class Claim:
     protocol: str | None = None  # only scopes with this protocol
     across: tuple[str, object, object] | None = None  # (column, first level, second level)
     statistic: str = "mean"
-    margin: float | None = None  # smallest effect of interest; None: MARGINS[metric]
+    margin: float | None = None  # smallest effect of interest; None: the metric's Column.margin
     # The claim this one is not independent of (its rows join that claim's finding in the same
     # scope), and why: e.g. gap = train_acc - test_acc per cell. None: a finding of its own.
     finding_of: str | None = None
@@ -77,8 +57,8 @@ class Claim:
 
     @property
     def smallest_effect(self) -> float:
-        """The claim's margin (declared, or the one of its metric's kind)."""
-        return self.margin if self.margin is not None else MARGINS[self.metric]
+        """The claim's margin (declared, or its metric's `Column.margin`)."""
+        return self.margin if self.margin is not None else schema.margins()[self.metric]
 
     @property
     def metric_label(self) -> str:
@@ -92,7 +72,8 @@ class Claim:
 
     def metric_for(self, label_a: str, label_b: str) -> str:
         """The `metric` text of a row comparing the arms labelled label_a and label_b."""
-        label = "test_mean_conf - test_acc" if self.metric == "overconfidence" else self.metric
+        declared = schema.METRICS.get(self.metric)
+        label = (declared.formula if declared else "") or self.metric
         if self.statistic == "std":
             label = f"std({label}) over seeds"
         if self.across:

@@ -36,9 +36,11 @@ import pandas as pd
 from matplotlib.lines import Line2D
 from matplotlib.ticker import FixedLocator, FuncFormatter, MaxNLocator, NullLocator
 
+from bench import schema  # column declarations only: no torch behind it
 from bench.report import draw, stats, style, verdicts
-from bench.report.claims import CUTMIX_IMPROVES_TEST_ACC, MARGINS
-from bench.report.load import Results, matches
+from bench.report.claims import CUTMIX_IMPROVES_TEST_ACC
+from bench.report.derive import matches
+from bench.report.load import Results
 from bench.report.marks import lookup
 from regularizers import schedules  # no torch behind it (regularizers/__init__.py is lazy)
 
@@ -87,7 +89,7 @@ def _facet_grid(
     for r, rest in enumerate(rests):
         for c, protocol in enumerate(protocols):
             mine = [axes[panels * r + k, c] for k in range(panels)]
-            mine[0].set_title(draw.panel_title(results.column_title(protocol), rest))
+            mine[0].set_title(draw.panel_title(results.column_titles[protocol], rest))
             rows = frame[(frame["protocol"] == protocol) & (frame["rest"] == rest)]
             facets.append(Facet(protocol, rest, c, mine, rows))
     return fig, axes, facets
@@ -124,9 +126,9 @@ def who_wins_metrics(results: Results) -> list[str]:
     absolute one it replaces."""
     chosen = []
     for metric, fallback in WHO_WINS_METRICS:
-        if metric in style.metrics() and results.has(metric):
+        if metric in style.metrics() and metric in results.measured:
             chosen.append(metric)
-        elif fallback and results.has(fallback):
+        elif fallback and fallback in results.measured:
             chosen.append(fallback)
     return chosen
 
@@ -137,7 +139,7 @@ def paired_vs_none(results: Results, scope: str, arm: str, metric: str) -> stats
     cells = ok[ok["scope"] == scope]
     mine = cells[cells["arm"] == arm].groupby("seed")[metric].mean()
     base = cells[cells["regularizer"] == BASELINE].groupby("seed")[metric].mean()
-    return stats.compare(mine, base, margin=MARGINS.get(metric, math.nan))
+    return stats.compare(mine, base, margin=schema.margins().get(metric, math.nan))
 
 
 def difference_unit(unit: str) -> str:
@@ -149,7 +151,7 @@ def who_wins_figure(results: Results, folder: Path) -> list[Path]:
     metrics = who_wins_metrics(results)
     styles = results.styles
     arms = [a for a in styles if results.arm_keys[a][0] != BASELINE]
-    scopes = results.scopes()
+    scopes = results.scopes
     catalogue = style.metrics()
     fig, axes = draw.new_figure(
         len(scopes), len(metrics), _panel_height(arms), panel_width=1.9, sharex="col", sharey=True
@@ -159,7 +161,7 @@ def who_wins_figure(results: Results, folder: Path) -> list[Path]:
             ax = axes[r, c]
             spec = catalogue[metric]
             ax.axvline(0, color="0.3", lw=0.8)
-            margin = 100 * MARGINS.get(metric, math.nan)
+            margin = 100 * schema.margins().get(metric, math.nan)
             if math.isfinite(margin):
                 ax.axvspan(-margin, margin, color="0.85", lw=0, zorder=0)
             for i, arm in enumerate(arms):
@@ -240,7 +242,7 @@ def gap_figure(results: Results, folder: Path) -> list[Path]:
 def ece_figure(results: Results, folder: Path) -> list[Path]:
     styles = results.styles
     arms = list(styles)
-    with_ts = results.has("test_ece_ts")
+    with_ts = "test_ece_ts" in results.measured
     shift = 0.18 if with_ts else 0.0
     fig, axes, facets = _facet_grid(results, _panel_height(arms), sharey=True)
     for facet in facets:
@@ -303,7 +305,7 @@ def reliability_figure(results: Results, folder: Path) -> list[Path]:
                 (bins["arm"] == arm) & (bins["protocol"] == protocol) & (bins["rest"] == rest)
             ]
             if i == 0:  # narrow panels: titles wrapped narrower than the default
-                title = draw.panel_title(results.column_title(protocol), rest, RELIABILITY_TITLE)
+                title = draw.panel_title(results.column_titles[protocol], rest, RELIABILITY_TITLE)
                 ax.set_title(title, fontsize=8)
             if j == 0:
                 ax.set_ylabel(f"{style.plot_text(arm, 24)}\naccuracy (%)")
@@ -350,7 +352,7 @@ def throughput_figure(results: Results, folder: Path) -> list[Path]:
     styles = results.styles
     arms = list(styles)
     panels = [("train_images_per_s", 1, "training throughput (images/s)")]
-    if results.has("regularizer_share"):
+    if "regularizer_share" in results.measured:
         panels.append(("regularizer_share", 100, "regularizer time / step time (%)"))
     fig, axes, facets = _facet_grid(results, _panel_height(arms), panels=len(panels), sharey=True)
     for facet in facets:
@@ -374,7 +376,7 @@ def curves_figure(results: Results, folder: Path) -> list[Path]:
     panels = [("train_acc", "clean-train"), ("test_acc", "test")]
     fig, _, facets = _facet_grid(results, 1.9, panels=2, frame=epochs, sharex=True)
     x_end = max(1, int(epochs["epoch"].max())) if not epochs.empty else 1
-    budget = results.has("train_steps") and (results.ok["train_steps"].fillna(0) > 0).any()
+    budget = "train_steps" in results.measured and (results.ok["train_steps"].fillna(0) > 0).any()
     x_label = "period (1/epochs of the step budget)" if budget else "epoch"
     for facet in facets:
         for k, (ax, (metric, label)) in enumerate(zip(facet.axes, panels, strict=True)):
@@ -396,7 +398,7 @@ def curves_figure(results: Results, folder: Path) -> list[Path]:
             for x in unfreeze_epochs(results, facet.protocol, facet.rest):
                 ax.axvline(x, color="0.2", ls=":", lw=1.0)
     title = "thick: mean over seeds; thin: single seeds"
-    if results.has("unfreeze_step"):
+    if "unfreeze_step" in results.measured:
         title += "; dotted: the unfreeze step"
     draw.arm_legend(fig, arms, styles, title, markers=False)
     return draw.save(fig, folder, "learning_curves")
@@ -429,7 +431,7 @@ def unfreeze_epochs(results: Results, protocol: str, rest: str) -> list[float]:
     """Where the backbone unfroze in a facet, on the epoch axis (epoch k ends at x = k): the
     distinct runs.csv `unfreeze_step` values of its cells, in the x axis's units (epochs, or the
     evaluation periods of a step budget: `step_to_epoch`); [] when none."""
-    if not results.has("unfreeze_step"):
+    if "unfreeze_step" not in results.measured:
         return []
     ok = results.ok
     cells = ok[(ok["protocol"] == protocol) & (ok["rest"] == rest)].dropna(subset=["unfreeze_step"])
@@ -615,7 +617,7 @@ def train_size_figure(results: Results, folder: Path) -> list[Path]:
         for c, protocol in enumerate(results.protocols):
             facet = ok[matches(ok, {"protocol": protocol, **rest_row[others].to_dict()})]
             top, bottom = axes[2 * r, c], axes[2 * r + 1, c]
-            top.set_title(draw.panel_title(results.column_title(protocol), rest))
+            top.set_title(draw.panel_title(results.column_titles[protocol], rest))
             _gap_lines(top, results, facet)
             top.set_ylabel("gap (pp)")
             bottom.axhline(0, color="0.4", lw=0.8)
@@ -650,7 +652,7 @@ def robustness_figure(results: Results, folder: Path) -> list[Path]:
             ("corruption_acc", "corrupted (mean over corruptions)", "s", False),
             ("occlusion_acc", "occluded (25% grey square)", "^", False),
         ]
-        if results.has(m)
+        if m in results.measured
     ]
     shifts = np.linspace(-0.22, 0.22, len(metrics))
     fig, _, facets = _facet_grid(results, _panel_height(arms) + 0.3, sharey=True)
@@ -709,7 +711,7 @@ class FigureSpec:
 
 
 def _has(column: str) -> Callable[[Results], str]:
-    return lambda r: "" if r.has(column) else f"runs.csv has no {column} values"
+    return lambda r: "" if column in r.measured else f"runs.csv has no {column} values"
 
 
 def _table(name: str) -> Callable[[Results], str]:
@@ -735,7 +737,7 @@ def _sizes(results: Results) -> str:
 
 
 def _robust(results: Results) -> str:
-    if results.has("corruption_acc") or results.has("occlusion_acc"):
+    if "corruption_acc" in results.measured or "occlusion_acc" in results.measured:
         return ""
     return "runs.csv has no corruption_acc / occlusion_acc values"
 

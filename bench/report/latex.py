@@ -127,7 +127,7 @@ def summary_latex(
     n_scope = len(results.scope_columns)
     first_metric = len(header) - len(marks[0]) if marks else len(header)
     catalogue = style.metrics()
-    shown = [m for m in (metrics or style.TABLE_METRICS) if f"{m}_mean" in table]
+    shown = [m for m in (metrics or style.table_metrics()) if f"{m}_mean" in table]
     shown = [m for m in shown if m in catalogue]
     scopes = [display_scope(s) for s in table["scope"]]
     arms = [display_arm(a) for a in table["arm"]]

@@ -3,7 +3,7 @@ the summary's bold and the claims' verdicts all come from the rule of `verdicts.
 
 A difference of an arm from `none` in one scope on one metric (seeds paired, `stats.compare`)
 is **decided** when its Holm-adjusted p is below 0.05 and |effect| >= the metric's margin
-(`claims.MARGINS`; 0 for a metric without one), like a claim row. Which Holm family:
+(its `Column.margin` in `bench.schema`; 0 for a metric without one), like a claim row. Which Holm family:
 
 - a difference that is a claim row (same arms, scope and metric: e.g. cutmix vs none on `gap`
   is `cutmix_reduces_gap`) takes that row's verdict: decided when it is supported or
@@ -27,8 +27,9 @@ import math
 
 import pandas as pd
 
+from bench import schema  # column declarations only: no torch behind it
 from bench.report import stats, style, verdicts
-from bench.report.claims import CLAIMS, MARGINS, NONE
+from bench.report.claims import CLAIMS, NONE
 from bench.report.load import Results
 
 BASELINE = "none"
@@ -65,7 +66,7 @@ def marked_metrics(results: Results) -> list[str]:
     """The metrics a mark may be put on: a better direction, not a cost, with values."""
     catalogue = style.metrics()
     return [m for m, spec in catalogue.items()
-            if spec.better != 0 and m not in NEVER_MARKED and results.has(m)]  # fmt: skip
+            if spec.better != 0 and m not in NEVER_MARKED and m in results.measured]  # fmt: skip
 
 
 def _claim_rows(results: Results, claims: pd.DataFrame) -> dict[tuple[str, str, str], pd.Series]:
@@ -77,7 +78,7 @@ def _claim_rows(results: Results, claims: pd.DataFrame) -> dict[tuple[str, str, 
             continue
         pairs = verdicts.variant_pairs(results, claim)
         rows = claims[claims["claim_id"] == claim.claim_id].set_index("scope")
-        for scope in results.scopes():
+        for scope in results.scopes:
             for arm, base in pairs:
                 text = f"{scope}; {arm} vs {base}" if len(pairs) > 1 else scope
                 if text in rows.index:
@@ -93,7 +94,7 @@ def _page_marks(results: Results) -> pd.DataFrame:
     ok = results.ok
     for metric in marked_metrics(results):
         better = catalogue[metric].better
-        margin = MARGINS.get(metric, 0.0)
+        margin = schema.margins().get(metric, 0.0)
         for scope, cells in ok.groupby("scope", sort=False):
             base = cells[cells["regularizer"] == BASELINE]
             if base.empty or base["arm"].nunique() != 1:

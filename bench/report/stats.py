@@ -418,6 +418,11 @@ def _bin_of(conf: np.ndarray) -> np.ndarray:
     return np.clip(np.ceil(conf * ECE_BINS).astype(int) - 1, 0, ECE_BINS - 1)
 
 
+# The per-bin ECE parts `_image_metric` computes, by per-image metric name (`Column.image_metric`
+# names "accuracy" or one of these): each bin's gap kept as |.| or max(0, .).
+BIN_GAP = {"ece": np.abs, "ece_over": lambda gaps: np.maximum(gaps, 0.0)}
+
+
 def _image_metric(
     weights: np.ndarray, correct: np.ndarray, conf: np.ndarray, metric: str
 ) -> np.ndarray:
@@ -429,14 +434,12 @@ def _image_metric(
     total = weights.sum(axis=1)
     if metric == "accuracy":
         return weights @ correct / total
+    if metric not in BIN_GAP:
+        raise ValueError(f"no per-image computation of {metric!r}: accuracy or one of {[*BIN_GAP]}")
     gaps = np.zeros((len(conf), ECE_BINS))
     gaps[np.arange(len(conf)), _bin_of(conf)] = conf - correct
     per_bin = weights @ gaps
-    kept = np.abs(per_bin) if metric == "ece" else np.maximum(per_bin, 0.0)
-    return kept.sum(axis=1) / total
-
-
-IMAGE_METRICS = ("accuracy", "ece", "ece_over")
+    return BIN_GAP[metric](per_bin).sum(axis=1) / total
 
 
 def image_sd(a: dict, b: dict, metric: str, seed: int = 0) -> float:

@@ -3,8 +3,9 @@
 One place decides how an arm (regularizer, schedule and, where the sweep has several, the
 parameters that set it apart) is labelled, where it sits in every list and legend, and which
 colour and marker it gets, so a regularizer looks the same in every figure. How a metric is
-shown (label, unit, scale, decimals) and which direction is better is declared in
-`bench.schema`; here is only the order the report lists metrics in. Reads no columns itself.
+shown (label, unit, scale, decimals), which direction is better, and where it is listed
+(`rank`, `table`) is declared in `bench.schema`; here that order is applied. Reads no columns
+itself.
 """
 
 from __future__ import annotations
@@ -110,36 +111,23 @@ def arm_styles(arms) -> dict[str, ArmStyle]:
     return styles
 
 
-TABLE_METRICS = [
-    "test_acc",
-    "train_acc",
-    "gap",
-    "test_ece",
-    "test_loss",
-    "test_brier",
-    "flip_rate",
-    "train_images_per_s",
-]
-# The catalogue's display order (the metric columns of summary.csv); a declared metric not named
-# here follows in declaration order, so a new metric needs no change in this file.
-METRIC_ORDER = [
-    *TABLE_METRICS, "val_acc", "test_mce", "test_mean_conf", "overconfidence", "ece_over",
-    "ece_under", "test_ece_ts",
-    "test_nll_ts", "test_ece_adaptive", "temperature", "occlusion_acc", "corruption_acc",
-    "corruption_ece", "eval_images_per_s", "regularizer_ms_per_batch", "regularizer_share",
-    "peak_mem_mb", "wall_s",
-]  # fmt: skip
-
 # A metric as the report shows it: label, unit, scale, decimals, direction (`bench.schema`).
 Metric = schema.Column
 
 
 def metrics() -> dict[str, Metric]:
     """The report's metric catalogue (`bench.schema.METRICS`, read when called), in display order:
-    those in METRIC_ORDER first, then the others in declaration order."""
+    the metrics with a `rank` by rank, then the others in declaration order."""
     catalogue = schema.METRICS
-    named = [m for m in METRIC_ORDER if m in catalogue]
+    ranked = sorted((c.rank, name) for name, c in catalogue.items() if c.rank is not None)
+    named = [name for _, name in ranked]
     return {m: catalogue[m] for m in [*named, *(m for m in catalogue if m not in named)]}
+
+
+def table_metrics() -> list[str]:
+    """The metrics of the summary table (report.md, the paper), in display order: those
+    declared with `table=True`."""
+    return [name for name, metric in metrics().items() if metric.table]
 
 
 EMPTY_VALUE = "(empty)"  # how an empty configuration field reads in labels

@@ -29,8 +29,10 @@ import pandas as pd
 from bench import schema
 from bench.arms import Scope
 from bench.report import stats, style
-from bench.report.load import Results, config_columns, selection_metric
+from bench.report.columns import config_columns
+from bench.report.load import Results
 from bench.report.marks import page_marks
+from bench.report.search_csv import selection_metric
 
 SUMMARY_FIELDS = ["mean", "std", "n", "ci_low", "ci_high"]
 
@@ -38,9 +40,9 @@ SUMMARY_FIELDS = ["mean", "std", "n", "ci_low", "ci_high"]
 def summary_metrics(results: Results) -> list[str]:
     """The catalogue's metrics (style.metrics()) that at least one ok cell has, table metrics
     first."""
-    catalogue = style.metrics()
-    ordered = style.TABLE_METRICS + [m for m in catalogue if m not in style.TABLE_METRICS]
-    return [m for m in ordered if results.has(m)]
+    catalogue, table = style.metrics(), style.table_metrics()
+    ordered = table + [m for m in catalogue if m not in table]
+    return [m for m in ordered if m in results.measured]
 
 
 def _beats_none(results: Results, table: pd.DataFrame, metrics: list[str]) -> pd.DataFrame:
@@ -83,7 +85,7 @@ def summary_table(results: Results) -> pd.DataFrame:
     table = table.reset_index()
     for metric in metrics:
         table[f"{metric}_n"] = table[f"{metric}_n"].fillna(0).astype(int)
-    scope_rank = {s: i for i, s in enumerate(results.scopes())}
+    scope_rank = {s: i for i, s in enumerate(results.scopes)}
     arm_rank = {a: i for i, a in enumerate(results.styles)}
     order = sorted(
         table.index, key=lambda i: (scope_rank[table.at[i, "scope"]], arm_rank[table.at[i, "arm"]])
@@ -121,8 +123,8 @@ def table_rows(
     results: Results, table: pd.DataFrame, metrics: list[str] | None = None
 ) -> tuple[list[str], list[list[str]], list]:
     """Header, rows of plain text cells, and per row the metrics to mark best (`metrics`:
-    the columns, style.TABLE_METRICS by default; those without values are left out)."""
-    metrics = [m for m in (metrics or style.TABLE_METRICS) if f"{m}_mean" in table]
+    the columns, style.table_metrics() by default; those without values are left out)."""
+    metrics = [m for m in (metrics or style.table_metrics()) if f"{m}_mean" in table]
     metrics = [m for m in metrics if m in style.metrics()]
     scope_cols = results.scope_columns
     catalogue = style.metrics()
@@ -473,7 +475,7 @@ def convergence_rows(
     if f"{metric}_mean" not in summary:
         return [], [], []
     ok = results.ok
-    flags = ok.groupby(["scope", "arm"])["converged"] if results.has("converged") else None
+    flags = ok.groupby(["scope", "arm"])["converged"] if "converged" in results.measured else None
     scope_cols = results.scope_columns
     header = [*scope_cols, "regularizer", *CONVERGENCE_HEADER]
     rows, groups = [], []

@@ -50,9 +50,11 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from bench import schema  # column declarations only: no torch behind it
 from bench.report import stats, style
 from bench.report.claims import CLAIMS, Claim
-from bench.report.load import Results, matches
+from bench.report.derive import matches
+from bench.report.load import Results
 
 COLUMNS = [
     "claim_id",
@@ -92,8 +94,12 @@ TEXT_COLUMNS = ("claim_id", "claim", "scope", "metric", "verdict", "note", "n", 
                 "test_images", "finding", "regime", "hparams_a", "hparams_b", "converged_a",
                 "converged_b")  # fmt: skip
 VERDICTS = ["supported", "contradicted", "equivalent", "inconclusive", "not measured"]
-# claim metric -> the per-image metric the two-level bootstrap recomputes from outcome files
-IMAGE_METRICS = {"test_acc": "accuracy", "test_ece": "ece", "ece_over": "ece_over"}
+
+
+def image_metrics() -> dict[str, str]:
+    """Claim metric -> the per-image metric the two-level bootstrap recomputes from outcome
+    files (`Column.image_metric` of the catalogue, read when called)."""
+    return {name: c.image_metric for name, c in schema.METRICS.items() if c.image_metric}
 
 
 Pair = tuple[str, str]  # the arm labels (variants) a claim row compares: arm_a's, arm_b's
@@ -105,8 +111,8 @@ def variant_pairs(results: Results, claim: Claim) -> list[Pair]:
     An arm without cells in the sweep stands for itself (its plain label), so the claim's row
     can say 'no ... cells'. Both arms with a single variant: one pair, as before variants.
     """
-    a = results.variants(*claim.arm_a) or [style.arm_label(*claim.arm_a)]
-    b = results.variants(*claim.arm_b) or [style.arm_label(*claim.arm_b)]
+    a = results.variants.get(claim.arm_a) or [style.arm_label(*claim.arm_a)]
+    b = results.variants.get(claim.arm_b) or [style.arm_label(*claim.arm_b)]
     return [(label_a, label_b) for label_a in a for label_b in b]
 
 
@@ -126,8 +132,11 @@ def per_seed(results: Results, label: str, where: dict, metric: str) -> pd.Serie
 def _missing(results: Results, claim: Claim, pair: Pair, where: dict) -> str | None:
     """Why this scope cannot be measured, or None when both arms have values."""
     metric = claim.metric
-    if metric in ("ece_over", "ece_under") and results.calibration is None:
-        return "no calibration.csv (ece_over comes from its test bins)"
+    source = getattr(schema.METRICS.get(metric), "source", "")
+    sides = {schema.EPOCHS_FILE: results.epochs, schema.CALIBRATION_FILE: results.calibration,
+             schema.ROBUSTNESS_FILE: results.robustness}  # fmt: skip
+    if source and sides.get(source) is None:
+        return f"no {source} ({metric} comes from its test bins)"
     if metric in results.absent_columns or metric not in results.runs.columns:
         return f"runs.csv has no {metric} column"
     for label in pair:
@@ -316,7 +325,7 @@ def verdict_of(
 def _scopes(results: Results, protocol: str | None) -> list[dict]:
     """The scope columns' values of every scope (in report order), optionally one protocol's."""
     first = results.runs.drop_duplicates("scope").set_index("scope")
-    wheres = [first.loc[scope, results.scope_columns].to_dict() for scope in results.scopes()]
+    wheres = [first.loc[scope, results.scope_columns].to_dict() for scope in results.scopes]
     return [w for w in wheres if protocol is None or w["protocol"] == protocol]
 
 
@@ -354,22 +363,27 @@ def _compare_pair(results: Results, claim: Claim, pair: Pair, where: dict, named
     result = stats.compare(a, b, claim.statistic, seed, margin=claim.smallest_effect)
     cells = pd.concat([_select(results.ok, label, where) for label in pair])
     parts = ImageParts(case=test_images_case(results, cells))
-    if claim.statistic == "mean" and claim.metric in IMAGE_METRICS and results.outcomes:
+    if claim.statistic == "mean" and claim.metric in image_metrics() and results.outcomes:
         parts = _image_parts(results, claim, pair, where, seed, parts.case)
     note = parts.note
-    if claim.metric == "ece_over":
-        note = "; ".join(filter(None, [note, _under_note(results, pair, where)]))
+    companion = getattr(schema.METRICS.get(claim.metric), "companion", "")
+    if companion:
+        note = "; ".join(filter(None, [note, _companion_note(results, pair, where, companion)]))
     return {**_row(claim, pair, scope, result, note, parts.interval, parts),
             **_context(results, pair, [where])}  # fmt: skip
 
 
-def _under_note(results: Results, pair: Pair, where: dict) -> str:
-    """'ece_under: cutmix 11.31 pp, none 0.43 pp' (means over seeds), shown beside ece_over."""
-    means = [per_seed(results, label, where, "ece_under").mean() for label in pair]
+def _companion_note(results: Results, pair: Pair, where: dict, companion: str) -> str:
+    """'ece_under (mean): cutmix 11.31 pp, none 0.43 pp' (means over seeds, as the catalogue
+    shows the metric), noted beside a claim on the metric that declares it its `companion`."""
+    means = [per_seed(results, label, where, companion).mean() for label in pair]
     if any(math.isnan(m) for m in means):
         return ""
-    shown = ", ".join(f"{label} {100 * m:.2f} pp" for label, m in zip(pair, means, strict=True))
-    return f"ece_under (mean): {shown}"
+    column = schema.METRICS[companion]
+    shown = ", ".join(
+        f"{label} {column.show(m)} {column.unit}" for label, m in zip(pair, means, strict=True)
+    )
+    return f"{companion} (mean): {shown}"
 
 
 def _image_parts(
@@ -405,7 +419,7 @@ def _image_parts(
         cells.append((first, second))
     if len(cells) < 2:
         return ImageParts(case)
-    metric = IMAGE_METRICS[claim.metric]
+    metric = image_metrics()[claim.metric]
     labels = [a["label"] for a, _ in cells]
     same = all(len(x) == len(labels[0]) and np.array_equal(x, labels[0]) for x in labels)
     case = FIXED if same else PER_SEED  # the files themselves say which case applies

@@ -5,16 +5,13 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 from report_fixtures import (
-    CALIBRATION_COLUMNS,
-    EPOCHS_COLUMNS,
     EXTENSION,
-    NEW_METRICS,
     RUNS_COLUMNS,
     make_results,
 )
 
 from bench.cli.report import main
-from bench.report import build_report, load, tables
+from bench.report import build_report, columns, load, style, tables
 from bench.report.build import default_out
 from bench.report.verdicts import evaluate_claims
 
@@ -134,22 +131,6 @@ def test_default_out_is_path_safe():
     assert str(default_out("..")) == "reports/sweep"
 
 
-def test_the_report_reads_only_columns_the_runner_writes(results):
-    """load.py's column lists against the runner's (bench.schema); the fixture writes them all."""
-    read = load.required_runs() + load.run_metrics() + load.run_text() + load.extension_config()
-    assert set(read) <= set(RUNS_COLUMNS)
-    # configuration only: cost and environment columns never split a comparison
-    assert not {"robustness_s", "num_gpus_visible"} & set(load.extension_config())
-    assert set(load.extension_config()) == set(EXTENSION)  # every extension config column
-    epochs_required, epochs_numeric = load.side_columns("epochs.csv")
-    assert set(epochs_numeric + epochs_required) <= set(EPOCHS_COLUMNS)
-    assert set(load.side_columns("calibration.csv")[0]) == set(CALIBRATION_COLUMNS)
-    folder, _ = results
-    header = (folder / "runs.csv").read_text().splitlines()[0].split(",")
-    new = [c for c in NEW_METRICS if c not in RUNS_COLUMNS]  # issue 12's, until schema has them
-    assert header == [*RUNS_COLUMNS, *new, "unknown_future_column"]
-
-
 def test_cells_the_report_cannot_tell_apart_are_noted(results):
     folder, runs = results
     twin = runs.iloc[:1].copy()  # differs only in columns that are not configuration
@@ -169,7 +150,7 @@ def test_extra_columns_and_runs_csv_path_are_accepted(results):
     loaded = load.load_results(folder / "runs.csv")
     assert loaded.sweep == "fixture" and len(loaded.ok) == len(runs)
     assert loaded.varying == []  # the extension columns are configuration but do not vary here
-    assert loaded.config_columns == load.config_columns() + load.extension_config()
+    assert loaded.config_columns == columns.config_columns() + columns.extension_config()
 
 
 @pytest.mark.parametrize(
@@ -192,8 +173,8 @@ def test_a_varying_extension_column_splits_the_scope(tmp_path, column, other, sh
     loaded = load.load_results(tmp_path)
     assert loaded.varying == [column]
     mine = f"protocol=frozen, {column}={shown}"
-    base = f"protocol=frozen, {column}={load.style.format_value(EXTENSION[column])}"
-    assert set(loaded.scopes()) == {mine, base}
+    base = f"protocol=frozen, {column}={style.format_value(EXTENSION[column])}"
+    assert set(loaded.scopes) == {mine, base}
     assert not [n for n in loaded.notes if "cells share" in n]  # told apart, not averaged
     summary = tables.summary_table(loaded).set_index(["scope", "arm"])
     assert column in summary.columns  # the varying extension column is a column of summary.csv
@@ -204,7 +185,7 @@ def test_a_varying_extension_column_splits_the_scope(tmp_path, column, other, sh
         assert row["test_acc_mean"] == pytest.approx(want, abs=1e-12) and row["n"] == 3
     verdicts = evaluate_claims(loaded)
     gap = verdicts[verdicts["claim_id"] == "cutmix_reduces_gap"]
-    assert list(gap["scope"]) == sorted([mine, base], key=loaded.scopes().index)
+    assert list(gap["scope"]) == sorted([mine, base], key=loaded.scopes.index)
     assert set(gap["verdict"]) == {"supported"}  # cells with the empty value are found too
     assert (gap["n"] == 3).all()
 
@@ -215,7 +196,7 @@ def test_a_results_folder_without_extension_columns_loads(tmp_path):
     shared_only = runs.drop(columns=[*EXTENSION, "robustness_s", "num_gpus_visible"])
     shared_only.to_csv(tmp_path / "results" / "runs.csv", index=False)
     loaded = load.load_results(tmp_path / "results")
-    assert loaded.config_columns == load.config_columns() and loaded.varying == []
+    assert loaded.config_columns == columns.config_columns() and loaded.varying == []
     assert list(loaded.styles) == ["none", "cutmix"]
     index = build_report(tmp_path / "results", tmp_path / "report")
     assert "same in every cell" in index.read_text()

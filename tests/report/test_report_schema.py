@@ -3,12 +3,14 @@ with no list in bench/report to update (issue 11: adding a metric is one declara
 
 from __future__ import annotations
 
+import dataclasses
+
 import pandas as pd
 import pytest
 from report_fixtures import make_results
 
 from bench import schema
-from bench.report import build_report, load, style, tables
+from bench.report import build_report, columns, load, style, tables
 
 EXTRA = schema.Column("sharpness", schema.RUNS_FILE, "metric", "float", label="sharpness",
                       unit="%", scale=100, decimals=1, better=-1)  # fmt: skip
@@ -34,7 +36,7 @@ def _results_with_extra(folder) -> None:
 
 def test_a_declared_metric_is_read_as_a_number_and_summarized(tmp_path, declared):
     _results_with_extra(tmp_path)
-    assert declared.name in load.run_metrics() and declared.name in style.metrics()
+    assert declared.name in columns.run_metrics() and declared.name in style.metrics()
     assert list(style.metrics())[-1] == declared.name  # not in METRIC_ORDER: appended
     results = load.load_results(tmp_path)
     assert results.ok[declared.name].dtype == float
@@ -51,9 +53,9 @@ def test_a_declared_metric_reaches_summary_csv_and_the_markdown_table(
     tmp_path, declared, monkeypatch
 ):
     _results_with_extra(tmp_path / "results")
-    # Shown in the main table because it is named there (a presentational choice in style.py);
-    # summary.csv has every declared metric either way.
-    monkeypatch.setattr(style, "TABLE_METRICS", [*style.TABLE_METRICS, declared.name])
+    # Shown in the main table because its declaration says so (`table=True`); summary.csv has
+    # every declared metric either way.
+    monkeypatch.setitem(schema.METRICS, declared.name, dataclasses.replace(declared, table=True))
     build_report(tmp_path / "results", tmp_path / "report")
     summary = pd.read_csv(tmp_path / "report" / "summary.csv")
     fields = [f"sharpness_{f}" for f in ("mean", "std", "n", "ci_low", "ci_high", "beats_none")]

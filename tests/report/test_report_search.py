@@ -288,7 +288,7 @@ def test_a_searched_lr_does_not_split_scopes(searched):
         [0.055, 0.1]
     )  # cutmix's lr differs from the others
     assert "lr" not in results.varying and "weight_decay" not in results.varying
-    assert results.scopes() == ["protocol=frozen", "protocol=unfrozen"]
+    assert results.scopes == ["protocol=frozen", "protocol=unfrozen"]
     notes = [n for n in results.notes if "selected per arm" in n]
     assert notes == [
         "lr, weight_decay were selected per arm on val_acc (search.csv), so they differ between "
@@ -310,7 +310,7 @@ def test_without_search_csv_a_varying_lr_still_splits_scopes(searched, tmp_path)
     results = load_results(folder)
     assert results.search is None and results.selected_per_arm == []
     assert "lr" in results.varying
-    assert all("lr=" in scope for scope in results.scopes()) and len(results.scopes()) > 2
+    assert all("lr=" in scope for scope in results.scopes) and len(results.scopes) > 2
     assert not [n for n in results.notes if "selected per arm" in n]
     build_without_figures(folder, tmp_path / "report")
     page = (tmp_path / "report" / "index.html").read_text()
@@ -327,7 +327,7 @@ def test_a_searched_alpha_that_differs_between_regularizers_splits_nothing(tmp_p
     alphas = results.runs["regularizer_params"].str.extract(r'"alpha": ([\d.]+)')[0]
     assert set(alphas.dropna()) == {"0.1", "2.0", "1.05"}  # the alphas really differ
     assert list(results.styles) == ["none", "mixup", "cutmix"]
-    assert results.scopes() == ["protocol=frozen", "protocol=unfrozen"]
+    assert results.scopes == ["protocol=frozen", "protocol=unfrozen"]
     assert results.selected_per_arm == [] and results.varying == []
     assert not [n for n in results.notes if "variants" in n or "selected per arm" in n]
     claims = verdicts.evaluate_claims(results)

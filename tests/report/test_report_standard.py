@@ -66,7 +66,7 @@ def test_who_wins_fills_exactly_the_decided_markers(results, tmp_path, monkeypat
     fig = drawn["who_wins"]
     metrics = figures.who_wins_metrics(results)
     arms = [a for a in results.styles if results.arm_keys[a][0] != figures.BASELINE]
-    scopes = results.scopes()
+    scopes = results.scopes
     filled, hollow = 0, 0
     axes = [ax for ax in fig.axes if ax.collections]
     assert len(axes) == len(scopes) * len(metrics)

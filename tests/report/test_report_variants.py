@@ -109,7 +109,7 @@ def test_a_scheduled_arm_whose_params_do_not_vary_keeps_its_label(tmp_path):
         "cutmix (minmax=null)",
         "cutmix (staged)",
     ]
-    assert results.variants("cutmix", "staged") == ["cutmix (staged)"]
+    assert results.variants[("cutmix", "staged")] == ["cutmix (staged)"]
     table = verdicts.evaluate_claims(results)
     staged_rows = table[table["claim_id"] == "staged_cutmix_beats_early_cutmix_unfrozen"]
     assert list(staged_rows["scope"]) == [

@@ -247,7 +247,7 @@ def test_per_protocol_hyperparameters_stay_comparable(tmp_path):
     results = load_results(tmp_path)
     assert results.varying == ["lr"] and results.protocol_bound == ["lr"]
     assert results.rests == [""]  # no extra figure rows
-    assert results.column_title("unfrozen") == "unfrozen, lr=0.01"
+    assert results.column_titles["unfrozen"] == "unfrozen, lr=0.01"
     table = verdicts.evaluate_claims(results)
     gap = table[table["claim_id"] == "cutmix_reduces_gap"]
     assert list(gap["scope"])[0] == "protocol=frozen, lr=0.05"
