@@ -18,7 +18,7 @@ import math
 from dataclasses import dataclass
 from typing import Literal
 
-from bench.config import SEED_LIMIT
+from bench.config import IDENTITY_VERSIONS, SEED_LIMIT
 
 Kind = Literal["identity", "configuration", "metric", "environment", "key", "derived"]
 Dtype = Literal["text", "int", "float"]
@@ -246,6 +246,9 @@ RUNS: list[Column] = [
     _runs("data_source", "environment", "text", shared=False),
     _runs("data_fingerprint", "environment", "text", shared=False),
     _runs("sweep_file_sha256", "identity", "text", shared=False),
+    # issue 25 (identity): the rule the row's run_id was made by (bench.config RunConfig.identity;
+    # docs/results-schema.md); empty in rows written before it, which read as version 1.
+    _runs("identity_version", "identity", "int", shared=False, low=1, high=max(IDENTITY_VERSIONS)),
 ]  # fmt: skip
 
 # Metrics the report derives from runs.csv columns (never written by a cell).
