@@ -299,8 +299,15 @@ class RunConfig:
 
 def specs(config_type: type = RunConfig) -> dict[str, tuple[dataclasses.Field, Spec]]:
     """Every field of a config dataclass (RunConfig, or a test's subclass) with its `Spec`, in
-    declaration order."""
-    return {f.name: (f, f.metadata["spec"]) for f in dataclasses.fields(config_type)}
+    declaration order. TypeError naming a field not declared with `hparam`."""
+    found = {}
+    for f in dataclasses.fields(config_type):
+        spec = f.metadata.get("spec")
+        if not isinstance(spec, Spec) or not spec.help:
+            raise TypeError(f"{config_type.__name__}.{f.name}: declare it with hparam(default, "
+                            "help, check) in bench/config.py")  # fmt: skip
+        found[f.name] = (f, spec)
+    return found
 
 
 def _default(f: dataclasses.Field) -> Any:
@@ -466,7 +473,7 @@ RULES = (
     Rule("steps_cover_the_epochs", "train_steps", "an integer >= epochs ({epochs}): with a step "
          "budget, epochs is the number of evaluation periods; lower epochs or raise train_steps",
          lambda c: 0 < c.train_steps < c.epochs),
-    Rule("one_training_size", "train_per_class", "0 while train_size is set",
+    Rule("one_training_size", "train_size", "0 while train_per_class is set",
          lambda c: bool(c.train_per_class and c.train_size),
          message="train_size={train_size} and train_per_class={train_per_class} are both set; "
          "set one of them and the other to 0"),
