@@ -1,11 +1,14 @@
 """One cell's configuration: a small frozen dataclass, its validation, and its stable id.
 
 A *cell* is one training run (one backbone x one regularizer x one protocol x one seed ...).
+Each field is one `hparam(default, help, check, search=...)` declaration in RunConfig (in the
+spirit of DomainBed's hparams_registry); check_config, the `regbench run` flags and help, the
+fields a search may choose and the run id's rule read them, so adding a field is one line.
 Its `run_id` is a hash of every field that can change a number in the results, so the same
-configuration always gets the same id (the resume key of a sweep) and any change gets a new one.
-Fields that only say *where* or *how fast* a run happens (data_dir, device, compile,
-channels_last) are not part of the id: moving a sweep to another machine resumes it instead of
-starting it over.
+configuration always gets the same id (the resume key of a sweep) and any change gets a new one;
+the rule has an explicit version (RunConfig.identity), recorded in runs.csv. Fields that only
+say *where* or *how fast* a run happens (data_dir, device, compile, channels_last) are not part
+of the id: moving a sweep to another machine resumes it instead of starting it over.
 """
 
 from __future__ import annotations
@@ -267,8 +270,12 @@ class RunConfig:
         later needs no exception: at its default (declared as what the code did before it) the
         cell stays version 1 with its old id; set to anything else, the cell is version 2 and
         the field is in its id. What a version-2 id means rests on the declared defaults, so a
-        default never changes (tests/bench/test_config_identity.py pins them); a change of what
-        the code does without a field (as the staged re-warm was) gets a field, not a mark.
+        default never changes (a different default is a new field); a change of what the code
+        does without a field (as the staged re-warm was) gets a field, not a mark.
+
+        Why not hash every field, defaults included, in version 2: then each field added later
+        would change every version-2 id and need a version 3; leaving defaults out makes adding
+        a field free at the price of frozen defaults, which a field's meaning needs anyway.
         """
         values = dataclasses.asdict(self)
         if self.identity_version == 1:
