@@ -164,3 +164,32 @@ def test_a_declared_field_is_checked(extended):
     args = extended.parse_args(["--knob", "9", "--dataset", "synthetic"])
     with pytest.raises(ValueError, match="knob=9 is invalid"):  # what `regbench run` checks
         check_config(run_cli.config_from_args(args))
+
+
+def test_the_schema_configuration_columns_take_type_and_range_from_the_declaration():
+    from bench.schema import RUNS
+
+    fields = specs(RunConfig)
+    configured = [c for c in RUNS if c.kind == "configuration" and c.name in fields]
+    assert len(configured) >= 30
+    for column in configured:
+        field, spec = fields[column.name]
+        assert column.dtype == (field.type if field.type in NUMERIC else "text"), column.name
+        if spec.bound is None:
+            assert column.low is None and column.high is None, column.name
+            continue
+        integer = field.type == "int"  # an open int end: the next integer inside
+        low = spec.bound.low + (integer and spec.bound.low_open)
+        high = spec.bound.high - (integer and spec.bound.high_open)
+        assert column.high == high, column.name
+        assert column.low == (1 if column.name == "train_size" else low), column.name  # drawn
+
+
+def test_the_results_schema_page_names_every_runs_column():
+    from pathlib import Path
+
+    from bench.schema import RUNS_COLUMNS
+
+    page = (Path(__file__).resolve().parents[2] / "docs" / "results-schema.md").read_text()
+    assert [c for c in RUNS_COLUMNS if f"`{c}`" not in page] == []
+    assert "`identity_version`" in page
