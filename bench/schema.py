@@ -5,7 +5,8 @@ how a report shows it (label, unit, scale, decimals) and which direction is bett
 else derives from these declarations: the writer's column lists and checks (`FILES`), the row a
 cell starts from, the report's loaders (which columns are required, numeric or text) and its
 metric catalogue (`METRICS`). Adding a metric is one `Column(...)` line here plus the code that
-computes it; its position in `RUNS` is its position in runs.csv.
+computes it; its position in `RUNS` is its position in runs.csv. A configuration column that
+holds a RunConfig field (`_config`) takes its type and range from the field's declaration.
 
 Columns may be added at the end of a file's list; existing ones keep their names and meanings
 (the shared contract, `shared=True`, is in shared/design/results-schema.md). Imports nothing
