@@ -1,11 +1,14 @@
 """One cell's configuration: a small frozen dataclass, its validation, and its stable id.
 
 A *cell* is one training run (one backbone x one regularizer x one protocol x one seed ...).
+Each field is one `hparam(default, help, check, search=...)` declaration in RunConfig (in the
+spirit of DomainBed's hparams_registry); check_config, the `regbench run` flags and help, the
+fields a search may choose and the run id's rule read them, so adding a field is one line.
 Its `run_id` is a hash of every field that can change a number in the results, so the same
-configuration always gets the same id (the resume key of a sweep) and any change gets a new one.
-Fields that only say *where* or *how fast* a run happens (data_dir, device, compile,
-channels_last) are not part of the id: moving a sweep to another machine resumes it instead of
-starting it over.
+configuration always gets the same id (the resume key of a sweep) and any change gets a new one;
+the rule has an explicit version (RunConfig.identity), recorded in runs.csv. Fields that only
+say *where* or *how fast* a run happens (data_dir, device, compile, channels_last) are not part
+of the id: moving a sweep to another machine resumes it instead of starting it over.
 """
 
 from __future__ import annotations
@@ -14,6 +17,7 @@ import dataclasses
 import hashlib
 import json
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -41,126 +45,11 @@ SEED_LIMIT = 2**32
 # data_seed equal to seed is the same cell). None, not a number: no sweep file or flag value
 # can mean "follow" by accident, and a negative data_seed stays an error.
 FOLLOW_SEED = None
-# Fields left out of run_id: they change where/how fast a cell runs, not what it measures.
-NON_IDENTITY_FIELDS = (
-    "data_dir", "device", "compile", "save_logits", "sweep", "sweep_cells", "channels_last",
-    "sweep_file_sha256",
-)  # fmt: skip
-# Fields added after results were committed, left out of run_id while they hold the value
-# that reproduces the older behaviour, so committed cells keep their ids (a sweep resumes them):
-# field -> that value. Any other value is part of the id like every field.
-IDENTITY_DEFAULTS = {
-    "train_steps": 0, "train_per_class": 0, "eval_every": 1,  # issue 13 (budget)
-    "finetune_lr_scale": 0.1, "schedule_from": "start", "trainable_stages": 0,  # (regimes)
-    "amp": "auto",  # issue 24 (precision)
-}  # fmt: skip
-# `bn` enters run_id as the mode a cell uses (resolved_bn), and only where it changes what the
-# older code did: BatchNorm in train mode while the backbone trains was the only behaviour, and a
-# frozen backbone never trains. So staged cells (now "frozen" by default) get new ids.
-OLD_BN = "train"
-# Staged cells whose backbone group warms up again at the switch (bench.train.StepPlan,
-# backbone_rewarm_steps; issue 13) train differently from the staged cells committed before it,
-# with no field to tell them apart: this mark enters the id of every staged cell, so a sweep
-# resumed from an older results folder reruns them instead of mixing the two behaviours.
-STAGED_REWARM_MARK = ("staged_backbone_rewarm", True)
 
-
-@dataclass(frozen=True)
-class RunConfig:
-    """Everything one cell needs. Units are in the comments; defaults suit a CPU smoke run."""
-
-    sweep: str = "adhoc"  # sweep name written to runs.csv (not part of run_id)
-    # cells in the sweep this cell belongs to (set by bench.sweep; 0 = a single run; not part of
-    # run_id): lets a report of a half-finished sweep say how many cells are missing
-    sweep_cells: int = 0
-    dataset: str = "cifar10"  # "cifar10" (real files) or "synthetic" (unit tests only)
-    # folder holding cifar-10-batches-py; "" = $REGBENCH_DATA, else ./data/cifar10, else
-    # ../shared/data/cifar10 (relative to the current folder)
-    data_dir: str = ""
-    backbone: str = "tf_efficientnet_lite0"  # any timm model name
-    pretrained: str = "auto"  # "auto" | "none" | path to a .safetensors/.pth weights file
-    protocol: str = "frozen"  # one of PROTOCOLS
-    regularizer: str = "none"  # registry name in regularizers.available()
-    # The regularizer's parameters, schedule included, e.g. {"alpha": 1.0, "schedule": "staged"}.
-    regularizer_params: dict[str, Any] = field(default_factory=dict)
-    epochs: int = 3
-    batch_size: int = 128
-    optimizer: str = "sgd"
-    lr: float = 0.05  # peak learning rate of the head (and backbone, times backbone_lr_scale)
-    backbone_lr_scale: float = 0.1  # backbone lr = lr * this, for unfrozen/staged (scratch: 1)
-    momentum: float = 0.9  # SGD only
-    weight_decay: float = 5e-4
-    warmup_epochs: float = 0.5  # linear warmup, then cosine decay to 0 (in epochs, fractional ok)
-    label_smoothing: float = 0.0  # passed to the regularizer (equal in every arm)
-    unfreeze_at: float = 0.5  # staged protocol: fraction of training spent frozen
-    image_size: int = 32  # input side in pixels after resizing on the device
-    train_size: int = 0  # training images after the validation hold-out; 0 = all remaining
-    val_size: int = 5000  # stratified hold-out from the training set, fixed by data_seed (>= 10)
-    test_size: int = 0  # stratified fixed subset of the test set; 0 = the whole test set
-    train_eval_size: int = 10000  # clean-train metrics on a fixed subset of at most this many
-    robustness_size: int = 2000  # test images used for corruption / occlusion metrics
-    seed: int = 0  # the run seed: init of the head, batch order, augmentation, regularizer draws
-    # fixes the validation hold-out and the train/test subsets; left out (FOLLOW_SEED) = the
-    # value of `seed`, so each seed draws its own subset; any value >= 0 fixes it
-    data_seed: int = FOLLOW_SEED  # type: ignore[assignment]  # an int once built
-    # issue 13 (budget): training budget, tiny data, evaluation cadence
-    train_steps: int = 0  # optimizer steps in all (0 = epochs x steps per epoch); see StepPlan
-    train_per_class: int = 0  # exactly this many training images per class (0 = train_size)
-    eval_every: int = 1  # epochs between evaluations (>= 1); the last epoch is always evaluated
-    # issue 13 (regimes): BatchNorm mode, head-first and partial fine-tuning (docs/protocols.md)
-    # Backbone BatchNorm while the backbone trains: "frozen" (eval mode, running statistics kept),
-    # "train" (batch statistics, running statistics updated), "auto" (frozen for staged and
-    # head_first, train for unfrozen and scratch); runs.csv records the mode used.
-    bn: str = "auto"
-    finetune_lr_scale: float = 0.1  # head_first: peak lr of the fine-tuning phase = lr * this
-    # Progress passed to the regularizer's schedule counts from "start" (step 0) or "unfreeze"
-    # (the first step with a trainable backbone; 0 before it). staged/head_first/unfrozen only.
-    schedule_from: str = "start"
-    trainable_stages: int = 0  # only the backbone's last k stages train (0 = every stage)
-    device: str = "auto"  # "auto" | "cpu" | "cuda" (not part of run_id)
-    compile: bool = False  # torch.compile the model, on any device (not part of run_id)
-    # issue 24: autocast precision of the forward passes, "bf16" | "fp16" (with gradient
-    # scaling) | "off" (float32) | "auto" (bf16 on CUDA, off on the CPU); in run_id unless
-    # "auto". runs.csv records the precision used.
-    amp: str = "auto"
-    # channels_last memory format of the model and its inputs: "on" | "off" | "auto" (on for
-    # CUDA, off on the CPU); not part of run_id. runs.csv records the format used.
-    channels_last: str = "auto"
-    save_logits: bool = False  # keep final test logits (float16, compressed) beside the CSVs
-    # sha256 (12 hex digits) of the sweep file the cell came from (set by bench.sweep; "" for a
-    # single run; not part of run_id): runs.csv's provenance of the sweep definition
-    sweep_file_sha256: str = ""
-
-    def __post_init__(self) -> None:
-        if self.data_seed is FOLLOW_SEED:
-            object.__setattr__(self, "data_seed", self.seed)  # frozen: set once, here
-
-    def identity(self) -> dict[str, Any]:
-        """The fields that define what the cell measures (the input of run_id)."""
-        values = dataclasses.asdict(self)
-        for name in NON_IDENTITY_FIELDS:
-            values.pop(name)
-        for name, default in IDENTITY_DEFAULTS.items():
-            if values[name] == default and type(values[name]) is type(default):
-                values.pop(name)
-        values["bn"] = resolved_bn(self)
-        if self.protocol == "frozen" or values["bn"] == OLD_BN:
-            values.pop("bn")
-        if self.protocol == "staged":
-            values[STAGED_REWARM_MARK[0]] = STAGED_REWARM_MARK[1]
-        return values
-
-    @property
-    def run_id(self) -> str:
-        """Stable 12-hex-digit id: sha256 of the identity fields as canonical JSON."""
-        blob = json.dumps(self.identity(), sort_keys=True, separators=(",", ":"), default=str)
-        return hashlib.sha256(blob.encode()).hexdigest()[:12]
-
-    def replace(self, **changes: Any) -> RunConfig:
-        return dataclasses.replace(self, **changes)
-
-
-FLOAT_FIELDS = tuple(f.name for f in dataclasses.fields(RunConfig) if f.type == "float")
+MAX_EPOCHS = 10_000  # epochs (with train_steps: evaluation periods); real sweeps use <= 300
+MAX_STEPS = 10_000_000  # optimizer steps: days of GPU time for the smallest model
+# More images than any dataset regbench loads holds (CIFAR-10: 60,000): sizes and counts.
+MAX_IMAGES = 1_000_000
 
 
 @dataclass(frozen=True)
@@ -193,41 +82,293 @@ def _number_text(value: float) -> str:
     return str(int(value)) if float(value).is_integer() else repr(float(value))
 
 
-MAX_EPOCHS = 10_000  # epochs (with train_steps: evaluation periods); real sweeps use <= 300
-MAX_STEPS = 10_000_000  # optimizer steps: days of GPU time for the smallest model
-# More images than any dataset regbench loads holds (CIFAR-10: 60,000): sizes and counts.
-MAX_IMAGES = 1_000_000
-# The plausible range of every numeric RunConfig field, declared once: check_config refuses a
-# value outside it with the range in the message, and bench.search checks every searched value
-# (both ends of a range) against it. Every int and float field has one (a test checks).
-BOUNDS: dict[str, Bound] = {
-    "sweep_cells": Bound(0, MAX_IMAGES, why="the sweep's cell count; 0 = a single run"),
-    "epochs": Bound(1, MAX_EPOCHS),
-    "batch_size": Bound(1, 65_536),
-    "lr": Bound(0, 10, low_open=True, why="a peak learning rate above 10 diverges"),
-    "backbone_lr_scale": Bound(0, 10, why="backbone lr = lr * this"),
-    "momentum": Bound(0, 1, high_open=True, why="SGD with Nesterov momentum needs > 0"),
-    "weight_decay": Bound(0, 1),
-    "warmup_epochs": Bound(0, MAX_EPOCHS, why="in epochs, fractional ok"),
-    "label_smoothing": Bound(0, 1, high_open=True),
-    "unfreeze_at": Bound(0, 1, low_open=True, high_open=True, why="a fraction of training"),
-    "image_size": Bound(1, MAX_IMAGE_SIZE, why="pixels per side"),
-    "train_size": Bound(0, MAX_IMAGES, why="0 means all"),
-    "val_size": Bound(10, MAX_IMAGES, why="temperature scaling and val metrics need a "
-                      "validation split of at least one image per class"),
-    "test_size": Bound(0, MAX_IMAGES, why="0 means all"),
-    "train_eval_size": Bound(0, MAX_IMAGES, why="0 means all"),
-    "robustness_size": Bound(0, MAX_IMAGES, why="0 means all"),
-    "seed": Bound(0, SEED_LIMIT, high_open=True, why="torch's CPU generator uses only the low "
-                  "32 bits, so larger or negative seeds repeat smaller ones"),
-    "data_seed": Bound(0, SEED_LIMIT, high_open=True, why="as seed"),
-    "train_steps": Bound(0, MAX_STEPS, why="optimizer steps in all; 0 = use epochs"),
-    "train_per_class": Bound(0, MAX_IMAGES, why="images per class; 0 = use train_size"),
-    "eval_every": Bound(1, MAX_EPOCHS, why="epochs between evaluations; the last epoch is "
-                        "always evaluated"),
-    "finetune_lr_scale": Bound(0, 10, low_open=True, why="fine-tuning lr = lr * this"),
-    "trainable_stages": Bound(0, 100, why="the last k stages train; 0 = all"),
+@dataclass(frozen=True)
+class Range:
+    """A field's default search range: [low, high], log-uniform with `log` (a sweep's
+    `[search.space] NAME = "default"` searches it; docs/sweeps.md#hyperparameter-search)."""
+
+    low: float
+    high: float
+    log: bool = False
+
+
+@dataclass(frozen=True)
+class Spec:
+    """Everything about one RunConfig field besides its name, type and default (see `hparam`)."""
+
+    help: str  # one line for `regbench run --help` and the docs
+    choices: tuple[str, ...] = ()  # the allowed values of a text field (empty: any text)
+    bound: Bound | None = None  # the plausible range of a numeric field
+    search: Range | None = None  # the default search range; None: a search may not choose it
+    identity: bool = True  # False: says where or how fast a cell runs, not what it measures
+    flag: bool = True  # False: no `regbench run` flag (set by a sweep or another flag)
+
+
+def hparam(
+    default: Any,
+    help_text: str,
+    check: Bound | tuple[str, ...] | None = None,
+    *,
+    search: Range | None = None,
+    identity: bool = True,
+    flag: bool = True,
+) -> Any:
+    """One RunConfig field, declared once (DomainBed's `_hparam(name, default, distribution)`):
+    its default, its check (a `Bound` for a number, a tuple of choices for text; the annotated
+    type is always checked, a float's finiteness too), its help text and, where a search may
+    choose it, its default search range. `identity=False` leaves it out of run_id; `flag=False`
+    gives it no `regbench run` flag. check_config, the `regbench run` flags and help, a search's
+    searchable fields and the run id's rule all read these declarations (`specs()`)."""
+    if isinstance(check, Bound):
+        spec = Spec(help_text, bound=check, search=search, identity=identity, flag=flag)
+    else:
+        spec = Spec(
+            help_text, choices=tuple(check or ()), search=search, identity=identity, flag=flag
+        )
+    if isinstance(default, dict):
+        return field(default_factory=lambda: dict(default), metadata={"spec": spec})
+    return field(default=default, metadata={"spec": spec})
+
+
+_SIZE = Bound(0, MAX_IMAGES, why="0 means all")
+_SEED = Bound(0, SEED_LIMIT, high_open=True, why="torch's CPU generator uses only the low 32 "
+              "bits, so larger or negative seeds repeat smaller ones")  # fmt: skip
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    """Everything one cell needs, one `hparam(default, help, check, ...)` per field, grouped by
+    what the field is. Defaults suit a CPU smoke run."""
+
+    # --- which sweep the cell belongs to (bookkeeping; set by bench.sweep) ---
+    sweep: str = hparam("adhoc", "sweep name written to runs.csv (default: the results "
+                        "folder's name)", identity=False)  # fmt: skip
+    sweep_cells: int = hparam(0, "cells of the sweep this run belongs to (set by regbench sweep; "
+                              "0 = a single run, written empty)",
+                              Bound(0, MAX_IMAGES, why="the sweep's cell count; 0 = a single run"),
+                              identity=False)  # fmt: skip
+    sweep_file_sha256: str = hparam("", "sha256 (12 hex digits) of the sweep file the cell came "
+                                    "from; empty for a single run", identity=False, flag=False)  # fmt: skip
+    # --- the data ---
+    dataset: str = hparam("cifar10", "synthetic is for tests only", DATASETS)
+    data_dir: str = hparam("", "folder holding cifar-10-batches-py (default: $REGBENCH_DATA, "
+                           "else ./data/cifar10, else ../shared/data/cifar10, relative to the "
+                           "current folder; downloaded into the first if missing)",
+                           identity=False)  # fmt: skip
+    image_size: int = hparam(32, "input side in pixels after resizing on the device",
+                             Bound(1, MAX_IMAGE_SIZE, why="pixels per side"))  # fmt: skip
+    train_size: int = hparam(0, "training images after the validation hold-out; 0 = all", _SIZE)
+    train_per_class: int = hparam(0, "stratified training images per class (0 = use "
+                                  "--train-size)", Bound(0, MAX_IMAGES, why="images per class; "
+                                  "0 = use train_size"))  # fmt: skip
+    val_size: int = hparam(5000, "stratified validation hold-out from the training set",
+                           Bound(10, MAX_IMAGES, why="temperature scaling and val metrics need a "
+                                 "validation split of at least one image per class"))  # fmt: skip
+    test_size: int = hparam(0, "stratified test subset; 0 = the whole test set", _SIZE)
+    train_eval_size: int = hparam(10000, "clean-train metrics on a fixed subset of at most this "
+                                  "many", _SIZE)  # fmt: skip
+    robustness_size: int = hparam(2000, "test images used for corruption / occlusion metrics",
+                                  _SIZE)  # fmt: skip
+    # --- the seeds ---
+    seed: int = hparam(0, "run seed: head init, batch order, augmentation, regularizer draws",
+                       _SEED)  # fmt: skip
+    data_seed: int = hparam(FOLLOW_SEED, "fixes the validation hold-out and the train/test "
+                            "subsets (default: follows --seed)",
+                            Bound(0, SEED_LIMIT, high_open=True, why="as seed"))  # fmt: skip
+    # --- the optimizer and its learning-rate schedule ---
+    optimizer: str = hparam("sgd", "optimizer", OPTIMIZERS)
+    lr: float = hparam(0.05, "peak learning rate of the head",
+                       Bound(0, 10, low_open=True, why="a peak learning rate above 10 diverges"),
+                       search=Range(1e-3, 1.0, log=True))  # fmt: skip
+    backbone_lr_scale: float = hparam(0.1, "backbone lr = lr * this (unfrozen/staged)",
+                                      Bound(0, 10, why="backbone lr = lr * this"),
+                                      search=Range(0.01, 1.0, log=True))  # fmt: skip
+    finetune_lr_scale: float = hparam(0.1, "head_first: fine-tuning peak lr = lr * this (own "
+                                      "warmup + cosine)",
+                                      Bound(0, 10, low_open=True, why="fine-tuning lr = lr * "
+                                            "this"), search=Range(0.01, 1.0, log=True))  # fmt: skip
+    momentum: float = hparam(0.9, "SGD momentum (Nesterov)",
+                             Bound(0, 1, high_open=True, why="SGD with Nesterov momentum needs "
+                                   "> 0"), search=Range(0.8, 0.99))  # fmt: skip
+    weight_decay: float = hparam(5e-4, "weight decay", Bound(0, 1),
+                                 search=Range(1e-6, 1e-2, log=True))  # fmt: skip
+    warmup_epochs: float = hparam(0.5, "linear warmup (epochs, fractional ok), then cosine "
+                                  "decay to 0", Bound(0, MAX_EPOCHS, why="in epochs, fractional "
+                                  "ok"), search=Range(0.0, 5.0))  # fmt: skip
+    # --- the model and what of it trains (docs/protocols.md) ---
+    backbone: str = hparam("tf_efficientnet_lite0", "any timm model name")
+    pretrained: str = hparam("auto", "auto | none | PATH to weights (.safetensors / .pth)")
+    protocol: str = hparam("frozen", "what trains: the head only, everything, frozen then "
+                           "unfrozen, from scratch, or head_first (linear probe, then fine-tune "
+                           "at a low lr; docs/protocols.md)", PROTOCOLS)  # fmt: skip
+    unfreeze_at: float = hparam(0.5, "staged / head_first: fraction of training spent frozen",
+                                Bound(0, 1, low_open=True, high_open=True,
+                                      why="a fraction of training"),
+                                search=Range(0.1, 0.9))  # fmt: skip
+    trainable_stages: int = hparam(0, "only the backbone's last k stages train (0 = all)",
+                                   Bound(0, 100, why="the last k stages train; 0 = all"))  # fmt: skip
+    bn: str = hparam("auto", "backbone BatchNorm while it trains: frozen (running statistics "
+                     "kept), train, or auto (frozen for staged / head_first, train for unfrozen "
+                     "/ scratch); runs.csv records the mode used", BN_MODES)  # fmt: skip
+    # --- the regularizer ---
+    regularizer: str = hparam("none", "see `regbench regularizers`")
+    regularizer_params: dict[str, Any] = hparam({}, "the regularizer's parameters, schedule "
+                                                "included (--reg-param, --schedule)", flag=False)  # fmt: skip
+    schedule_from: str = hparam("start", "the regularizer's schedule counts progress from the "
+                                "start or the unfreeze (staged / head_first / unfrozen)",
+                                SCHEDULE_FROM)  # fmt: skip
+    label_smoothing: float = hparam(0.0, "label smoothing, equal in every arm",
+                                    Bound(0, 1, high_open=True), search=Range(0.0, 0.2))  # fmt: skip
+    # --- the training budget and the evaluation cadence (docs/sweeps.md) ---
+    epochs: int = hparam(3, "training epochs", Bound(1, MAX_EPOCHS))
+    batch_size: int = hparam(128, "training batch size", Bound(1, 65_536))
+    train_steps: int = hparam(0, "training budget in optimizer steps (0 = use --epochs); with "
+                              "it, --epochs is the number of evaluation periods",
+                              Bound(0, MAX_STEPS, why="optimizer steps in all; 0 = use epochs"))  # fmt: skip
+    eval_every: int = hparam(1, "epochs between evaluations (the 80% point and the last are "
+                             "always evaluated)", Bound(1, MAX_EPOCHS, why="epochs between "
+                             "evaluations; the last epoch is always evaluated"))  # fmt: skip
+    # --- where and how fast it runs (left out of run_id, but amp: it changes the numbers) ---
+    device: str = hparam("auto", "where to train", DEVICES, identity=False)
+    compile: bool = hparam(False, "torch.compile the model (any device; a fresh compile per "
+                           "cell)", identity=False)  # fmt: skip
+    amp: str = hparam("auto", "autocast precision: bf16, fp16 (with gradient scaling), off "
+                      "(float32), or auto (bf16 on CUDA, off on the CPU); runs.csv records the "
+                      "precision used", AMP_MODES)  # fmt: skip
+    channels_last: str = hparam("auto", "channels_last memory format: on, off, or auto (on for "
+                                "CUDA, off on the CPU)", CHANNELS_LAST_MODES, identity=False)  # fmt: skip
+    save_logits: bool = hparam(False, "keep final test logits (float16) as .npz",
+                               identity=False)  # fmt: skip
+
+    def __post_init__(self) -> None:
+        if self.data_seed is FOLLOW_SEED:
+            object.__setattr__(self, "data_seed", self.seed)  # frozen: set once, here
+
+    @property
+    def identity_version(self) -> int:
+        """The identity rule this cell's run_id follows (runs.csv `identity_version`): 1 while
+        every field version 1 does not know is at its default, else 2 (see `identity`)."""
+        specs_ = specs(type(self))
+        later = [n for n, (f, s) in specs_.items() if s.identity and n not in IDENTITY_V1_FIELDS]
+        at_default = all(_is_default(getattr(self, n), specs_[n][0]) for n in later)
+        return 1 if at_default else 2
+
+    def identity(self) -> dict[str, Any]:
+        """The fields that define what the cell measures (the input of run_id), by the rule of
+        the cell's `identity_version`.
+
+        Version 1 is the rule every committed run id was made by, frozen: the fields in
+        IDENTITY_V1_FIELDS at their values, except those in IDENTITY_V1_OMITTED while they hold
+        the value that reproduces older behaviour, `bn` as the mode used and only where it
+        differs from the older behaviour (OLD_BN), and the mark of staged cells that re-warm
+        their backbone (STAGED_REWARM_MARK). It never changes, so committed cells keep their
+        ids and a sweep resumes them.
+
+        Version 2 is the rule for a cell that sets a field version 1 does not know: every
+        identity field that differs from its declared default (`bn` always, as the mode used),
+        plus {"identity_version": 2}, so no version-2 id equals a version-1 id. A field added
+        later needs no exception: at its default (declared as what the code did before it) the
+        cell stays version 1 with its old id; set to anything else, the cell is version 2 and
+        the field is in its id. What a version-2 id means rests on the declared defaults, so a
+        default never changes (a different default is a new field); a change of what the code
+        does without a field (as the staged re-warm was) gets a field, not a mark.
+
+        Why not hash every field, defaults included, in version 2: then each field added later
+        would change every version-2 id and need a version 3; leaving defaults out makes adding
+        a field free at the price of frozen defaults, which a field's meaning needs anyway.
+        """
+        values = dataclasses.asdict(self)
+        if self.identity_version == 1:
+            values = {name: values[name] for name in IDENTITY_V1_FIELDS}
+            for name, default in IDENTITY_V1_OMITTED.items():
+                if values[name] == default and type(values[name]) is type(default):
+                    values.pop(name)
+            values["bn"] = resolved_bn(self)
+            if self.protocol == "frozen" or values["bn"] == OLD_BN:
+                values.pop("bn")
+            if self.protocol == "staged":
+                values[STAGED_REWARM_MARK[0]] = STAGED_REWARM_MARK[1]
+            return values
+        specs_ = specs(type(self))
+        changed = {n: values[n] for n, (f, s) in specs_.items()
+                   if s.identity and not _is_default(values[n], f)}  # fmt: skip
+        return {**changed, "bn": resolved_bn(self), "identity_version": 2}
+
+    @property
+    def run_id(self) -> str:
+        """Stable 12-hex-digit id: sha256 of the identity fields as canonical JSON."""
+        blob = json.dumps(self.identity(), sort_keys=True, separators=(",", ":"), default=str)
+        return hashlib.sha256(blob.encode()).hexdigest()[:12]
+
+    def replace(self, **changes: Any) -> RunConfig:
+        return dataclasses.replace(self, **changes)
+
+
+def specs(config_type: type = RunConfig) -> dict[str, tuple[dataclasses.Field, Spec]]:
+    """Every field of a config dataclass (RunConfig, or a test's subclass) with its `Spec`, in
+    declaration order. TypeError naming a field not declared with `hparam`."""
+    found = {}
+    for f in dataclasses.fields(config_type):
+        spec = f.metadata.get("spec")
+        if not isinstance(spec, Spec) or not spec.help:
+            raise TypeError(f"{config_type.__name__}.{f.name}: declare it with hparam(default, "
+                            "help, check) in bench/config.py")  # fmt: skip
+        found[f.name] = (f, spec)
+    return found
+
+
+def _default(f: dataclasses.Field) -> Any:
+    if f.default_factory is not dataclasses.MISSING:
+        return f.default_factory()
+    return f.default
+
+
+def _is_default(value: Any, f: dataclasses.Field) -> bool:
+    """value is the field's declared default (an int where a float belongs counts as equal)."""
+    default = _default(f)
+    if isinstance(value, bool) or isinstance(default, bool):
+        return value is default
+    if isinstance(default, float) and isinstance(value, int):
+        return float(value) == default
+    return type(value) is type(default) and value == default
+
+
+# Identity version 1, frozen (see RunConfig.identity): the fields it hashes ...
+IDENTITY_V1_FIELDS = (
+    "amp", "backbone", "backbone_lr_scale", "batch_size", "bn", "data_seed", "dataset", "epochs",
+    "eval_every", "finetune_lr_scale", "image_size", "label_smoothing", "lr", "momentum",
+    "optimizer", "pretrained", "protocol", "regularizer", "regularizer_params",
+    "robustness_size", "schedule_from", "seed", "test_size", "train_eval_size",
+    "train_per_class", "train_size", "train_steps", "trainable_stages", "unfreeze_at",
+    "val_size", "warmup_epochs", "weight_decay",
+)  # fmt: skip
+# ... the fields it leaves out while they hold the value that reproduces the code before them
+# (added after results were committed: issue 13's budget and regimes, issue 24's precision) ...
+IDENTITY_V1_OMITTED = {
+    "train_steps": 0, "train_per_class": 0, "eval_every": 1, "finetune_lr_scale": 0.1,
+    "schedule_from": "start", "trainable_stages": 0, "amp": "auto",
 }  # fmt: skip
+# ... `bn` as the mode a cell uses, only where it changes what the older code did: BatchNorm in
+# train mode while the backbone trains was the only behaviour, and a frozen backbone never
+# trains. So staged cells (now "frozen" by default) got new ids.
+OLD_BN = "train"
+# ... and staged cells whose backbone group warms up again at the switch (bench.train.StepPlan,
+# backbone_rewarm_steps; issue 13) train differently from the staged cells committed before it,
+# with no field to tell them apart: this mark enters the id of every staged cell, so a sweep
+# resumed from an older results folder reruns them instead of mixing the two behaviours.
+STAGED_REWARM_MARK = ("staged_backbone_rewarm", True)
+IDENTITY_VERSIONS = (1, 2)
+
+FLOAT_FIELDS = tuple(f.name for f in dataclasses.fields(RunConfig) if f.type == "float")
+# Fields left out of run_id: they change where/how fast a cell runs, not what it measures.
+NON_IDENTITY_FIELDS = tuple(name for name, (_, s) in specs().items() if not s.identity)
+# The plausible range of every numeric RunConfig field, from its declaration: check_config
+# refuses a value outside it with the range in the message, and bench.search checks every
+# searched value (both ends of a range) against it. Every int and float field has one (a test).
+BOUNDS: dict[str, Bound] = {name: s.bound for name, (_, s) in specs().items() if s.bound}
+# Fields a search may choose (those with a default search range): training hyperparameters that
+# leave the data, the model and the compared arm alone.
+SEARCH_RANGES: dict[str, Range] = {name: s.search for name, (_, s) in specs().items() if s.search}
 
 
 def config_fields() -> list[str]:
@@ -269,7 +410,7 @@ def from_dict(values: dict[str, Any], where: str = "config") -> RunConfig:
 def _check_types(cfg: RunConfig, where: str) -> None:
     """Every field of the declared type (a RunConfig built directly, not through from_dict,
     could hold a bool where an int belongs, or an int where a float does)."""
-    for f in dataclasses.fields(RunConfig):
+    for f in dataclasses.fields(type(cfg)):
         value = getattr(cfg, f.name)
         if f.type == "float" and isinstance(value, int) and not isinstance(value, bool):
             continue  # an int is a fine float
@@ -316,37 +457,61 @@ def build_regularizer(cfg: RunConfig, num_classes: int) -> Any:
     return regularizers.build(cfg.regularizer, num_classes=num_classes, **params)
 
 
+@dataclass(frozen=True)
+class Rule:
+    """A check across fields, which no one field's declaration can state: `broken(cfg)` says
+    whether the configuration breaks it; the message names `field` and what it may be given the
+    others (`allowed`), or is `message` where that reads better. Both are format strings over
+    the configuration's fields."""
+
+    name: str
+    field: str
+    allowed: str
+    broken: Callable[[RunConfig], bool]
+    message: str = ""
+
+
+# The cross-field rules, checked after every field's own check.
+RULES = (
+    Rule("sgd_needs_momentum", "momentum", "a value > 0 with optimizer 'sgd' (Nesterov momentum)",
+         lambda c: c.optimizer == "sgd" and c.momentum == 0),
+    Rule("scratch_needs_no_weights", "pretrained", "'none' (or 'auto') with protocol 'scratch'",
+         lambda c: c.protocol == "scratch" and c.pretrained not in ("none", "auto")),
+    Rule("steps_cover_the_epochs", "train_steps", "an integer >= epochs ({epochs}): with a step "
+         "budget, epochs is the number of evaluation periods; lower epochs or raise train_steps",
+         lambda c: 0 < c.train_steps < c.epochs),
+    Rule("one_training_size", "train_size", "0 while train_per_class is set",
+         lambda c: bool(c.train_per_class and c.train_size),
+         message="train_size={train_size} and train_per_class={train_per_class} are both set; "
+         "set one of them and the other to 0"),
+    Rule("partial_fine_tuning_trains_a_backbone", "trainable_stages", "0 with protocol "
+         "{protocol!r} (partial fine-tuning needs a pretrained backbone that trains: unfrozen, "
+         "staged or head_first)",
+         lambda c: bool(c.trainable_stages) and c.protocol in ("frozen", "scratch")),
+    Rule("schedule_from_unfreeze_needs_an_unfreeze", "schedule_from", "'start' with protocol "
+         "'frozen' (the backbone never unfreezes), or a protocol that unfreezes: staged, "
+         "head_first", lambda c: c.schedule_from == "unfreeze" and c.protocol == "frozen"),
+)  # fmt: skip
+
+
 def check_config(cfg: RunConfig, where: str = "config") -> None:
-    """Cheap checks that need no data, model or network; raises ValueError naming the fix."""
+    """Cheap checks that need no data, model or network; raises ValueError naming the fix.
+
+    Each field's own check comes from its declaration (type; choices or a finite value within
+    its bound), then the regularizer (a registered name whose parameters build), then RULES."""
 
     def bad(name: str, allowed: str) -> ValueError:
         return ValueError(f"{where}: {name}={getattr(cfg, name)!r} is invalid; allowed: {allowed}")
 
     _check_types(cfg, where)
-    if cfg.protocol not in PROTOCOLS:
-        raise bad("protocol", ", ".join(PROTOCOLS))
-    if cfg.optimizer not in OPTIMIZERS:
-        raise bad("optimizer", ", ".join(OPTIMIZERS))
-    if cfg.dataset not in DATASETS:
-        raise bad("dataset", ", ".join(DATASETS))
-    if cfg.device not in DEVICES:
-        raise bad("device", ", ".join(DEVICES))
-    if cfg.amp not in AMP_MODES:
-        raise bad("amp", ", ".join(AMP_MODES))
-    if cfg.channels_last not in CHANNELS_LAST_MODES:
-        raise bad("channels_last", ", ".join(CHANNELS_LAST_MODES))
-    for name in FLOAT_FIELDS:
-        if not math.isfinite(getattr(cfg, name)):
+    for name, (f, spec) in specs(type(cfg)).items():
+        value = getattr(cfg, name)
+        if spec.choices and value not in spec.choices:
+            raise bad(name, ", ".join(spec.choices))
+        if f.type == "float" and not math.isfinite(value):
             raise bad(name, "a finite number (not inf or nan)")
-    for name, bound in BOUNDS.items():
-        if not bound.holds(getattr(cfg, name)):
-            raise bad(name, bound.allowed(integer=name not in FLOAT_FIELDS))
-    if cfg.optimizer == "sgd" and cfg.momentum == 0:
-        raise bad("momentum", "a value > 0 with optimizer 'sgd' (Nesterov momentum)")
-    if cfg.protocol == "scratch" and cfg.pretrained not in ("none", "auto"):
-        raise bad("pretrained", "'none' (or 'auto') with protocol 'scratch'")
-    if not isinstance(cfg.regularizer_params, dict):
-        raise bad("regularizer_params", "a table/dict of parameter names to values")
+        if spec.bound and not spec.bound.holds(value):
+            raise bad(name, spec.bound.allowed(integer=f.type != "float"))
     import regularizers  # local import: keeps `bench.config` light for the report side
 
     if cfg.regularizer not in regularizers.available():
@@ -355,26 +520,12 @@ def check_config(cfg: RunConfig, where: str = "config") -> None:
         regularizers.build(cfg.regularizer, num_classes=10, **cfg.regularizer_params)
     except (TypeError, ValueError) as error:
         raise ValueError(f"{where}: regularizer {cfg.regularizer!r}: {error}") from None
-    # issue 13 (budget): step budget, evaluation cadence, tiny data (ranges: BOUNDS)
-    if 0 < cfg.train_steps < cfg.epochs:
-        raise bad("train_steps", f"an integer >= epochs ({cfg.epochs}): with a step budget, "
-                  "epochs is the number of evaluation periods; lower epochs or raise train_steps")  # fmt: skip
-    if cfg.train_per_class and cfg.train_size:
-        raise ValueError(
-            f"{where}: train_size={cfg.train_size} and train_per_class={cfg.train_per_class} "
-            "are both set; set one of them and the other to 0"
-        )
-    # issue 13 (regimes)
-    if cfg.bn not in BN_MODES:
-        raise bad("bn", ", ".join(BN_MODES))
-    if cfg.schedule_from not in SCHEDULE_FROM:
-        raise bad("schedule_from", ", ".join(SCHEDULE_FROM))
-    if cfg.trainable_stages and cfg.protocol in ("frozen", "scratch"):
-        raise bad("trainable_stages", f"0 with protocol {cfg.protocol!r} (partial fine-tuning "
-                  "needs a pretrained backbone that trains: unfrozen, staged or head_first)")  # fmt: skip
-    if cfg.schedule_from == "unfreeze" and cfg.protocol == "frozen":
-        raise bad("schedule_from", "'start' with protocol 'frozen' (the backbone never "
-                  "unfreezes), or a protocol that unfreezes: staged, head_first")  # fmt: skip
+    for rule in RULES:
+        if rule.broken(cfg):
+            values = dataclasses.asdict(cfg)
+            if rule.message:
+                raise ValueError(f"{where}: " + rule.message.format(**values))
+            raise bad(rule.field, rule.allowed.format(**values))
 
 
 # issue 13 (budget): which epochs are evaluated (shared by the cell and the cost model)

@@ -83,6 +83,7 @@ def runs_row(
     row.update(run_id=cfg.run_id, sweep=cfg.sweep, status="failed", error="")
     row["sweep_cells"] = cfg.sweep_cells or None  # 0: a single run, not part of a sweep
     row["sweep_file_sha256"] = cfg.sweep_file_sha256 or None
+    row["identity_version"] = cfg.identity_version  # the rule run_id was made by (bench.config)
     row.update({name: getattr(cfg, name) for name in FROM_CONFIG})
     if build_regularizer:
         row.update(regularizer_columns(cfg))

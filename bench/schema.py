@@ -5,7 +5,8 @@ how a report shows it (label, unit, scale, decimals) and which direction is bett
 else derives from these declarations: the writer's column lists and checks (`FILES`), the row a
 cell starts from, the report's loaders (which columns are required, numeric or text) and its
 metric catalogue (`METRICS`). Adding a metric is one `Column(...)` line here plus the code that
-computes it; its position in `RUNS` is its position in runs.csv.
+computes it; its position in `RUNS` is its position in runs.csv. A configuration column that
+holds a RunConfig field (`_config`) takes its type and range from the field's declaration.
 
 Columns may be added at the end of a file's list; existing ones keep their names and meanings
 (the shared contract, `shared=True`, is in shared/design/results-schema.md). Imports nothing
@@ -18,7 +19,7 @@ import math
 from dataclasses import dataclass
 from typing import Literal
 
-from bench.config import SEED_LIMIT
+from bench.config import IDENTITY_VERSIONS, specs
 
 Kind = Literal["identity", "configuration", "metric", "environment", "key", "derived"]
 Dtype = Literal["text", "int", "float"]
@@ -120,6 +121,19 @@ def _runs(name: str, kind: Kind, dtype: Dtype, **extra) -> Column:
     return Column(name, RUNS_FILE, kind, dtype, **extra)
 
 
+def _config(name: str, **extra) -> Column:
+    """A configuration column holding the RunConfig field of the same name: its dtype and range
+    come from the field's one declaration (bench.config `hparam`); `extra` adds what only the
+    column says (required, shared, or a range where the row stores what the cell used)."""
+    field, spec = CONFIG_FIELDS[name]
+    dtype: Dtype = field.type if field.type in ("int", "float") else "text"  # type: ignore[assignment]
+    declared = {}
+    if spec.bound:  # inclusive ends: an open int end is the next integer inside
+        high = spec.bound.high - (dtype == "int" and spec.bound.high_open)
+        declared = {"low": spec.bound.low + (dtype == "int" and spec.bound.low_open), "high": high}
+    return Column(name, RUNS_FILE, "configuration", dtype, **{**declared, **extra})
+
+
 def _metric(name: str, label: str, unit: str, scale: float, decimals: int, better: int, **extra):
     return Column(name, RUNS_FILE, "metric", "float", label=label, unit=unit, scale=scale,
                   decimals=decimals, better=better, **extra)  # fmt: skip
@@ -133,6 +147,7 @@ def _side(file: str, names: str, kind: Kind, dtype: Dtype, required: str = "") -
     ]
 
 
+CONFIG_FIELDS = specs()  # RunConfig's fields with their declarations (bench.config)
 FRACTION = {"low": 0.0, "high": 1.0}  # accuracies, ECE, confidences, rates: never percentages
 NONNEGATIVE = {"low": 0.0}
 # Ranges of the side files' columns by name (every other side column is >= 0).
@@ -149,21 +164,21 @@ RUNS: list[Column] = [
     _runs("sweep", "identity", "text", required=True),
     _runs("status", "identity", "text", required=True),
     _runs("error", "identity", "text"),
-    _runs("regularizer", "configuration", "text", required=True),
+    _config("regularizer", required=True),
     _runs("regularizer_params", "configuration", "text"),
     _runs("schedule", "configuration", "text", required=True),
-    _runs("protocol", "configuration", "text", required=True),
-    _runs("backbone", "configuration", "text", required=True),
-    _runs("pretrained", "configuration", "text", required=True),
-    _runs("image_size", "configuration", "int", required=True, low=1),
-    _runs("train_size", "configuration", "int", required=True, low=1),
-    _runs("epochs", "configuration", "int", required=True, low=1),
-    _runs("batch_size", "configuration", "int", required=True, low=1),
-    _runs("optimizer", "configuration", "text", required=True),
-    _runs("lr", "configuration", "float", required=True, **NONNEGATIVE),
-    _runs("weight_decay", "configuration", "float", required=True, **NONNEGATIVE),
-    _runs("label_smoothing", "configuration", "float", required=True, **FRACTION),
-    _runs("seed", "configuration", "int", required=True, low=0, high=SEED_LIMIT - 1),
+    _config("protocol", required=True),
+    _config("backbone", required=True),
+    _config("pretrained", required=True),
+    _config("image_size", required=True),
+    _config("train_size", required=True, low=1),  # the images drawn (>= 1)
+    _config("epochs", required=True),
+    _config("batch_size", required=True),
+    _config("optimizer", required=True),
+    _config("lr", required=True),
+    _config("weight_decay", required=True),
+    _config("label_smoothing", required=True),
+    _config("seed", required=True),
     _metric("train_acc", "clean-train acc.", "%", 100, 2, 0, required=True, **FRACTION,
             rank=2, table=True, margin=ACCURACY_MARGIN),
     _metric("train_loss", "clean-train NLL", "nats", 1, 3, -1, in_report=False, **NONNEGATIVE),
@@ -217,16 +232,16 @@ RUNS: list[Column] = [
     _runs("git_commit", "environment", "text"),
     _runs("started_at", "environment", "text"),
     # Extensions beyond the shared contract: the rest of the cell's configuration and cost.
-    _runs("dataset", "configuration", "text", shared=False),
-    _runs("val_size", "configuration", "int", shared=False, **NONNEGATIVE),
-    _runs("test_size", "configuration", "int", shared=False, **NONNEGATIVE),
-    _runs("data_seed", "configuration", "int", shared=False, low=0, high=SEED_LIMIT - 1),
-    _runs("momentum", "configuration", "float", shared=False, **FRACTION),
-    _runs("backbone_lr_scale", "configuration", "float", shared=False, **NONNEGATIVE),
-    _runs("warmup_epochs", "configuration", "float", shared=False, **NONNEGATIVE),
-    _runs("unfreeze_at", "configuration", "float", shared=False, **NONNEGATIVE),
-    _runs("train_eval_size", "configuration", "int", shared=False, **NONNEGATIVE),
-    _runs("robustness_size", "configuration", "int", shared=False, **NONNEGATIVE),
+    _config("dataset", shared=False),
+    _config("val_size", shared=False),
+    _config("test_size", shared=False),
+    _config("data_seed", shared=False),
+    _config("momentum", shared=False),
+    _config("backbone_lr_scale", shared=False),
+    _config("warmup_epochs", shared=False),
+    _config("unfreeze_at", shared=False),
+    _config("train_eval_size", shared=False),
+    _config("robustness_size", shared=False),
     _metric(
         "robustness_s",
         "robustness time",
@@ -277,9 +292,9 @@ RUNS: list[Column] = [
     _runs("sweep_cells", "identity", "int", shared=False, low=1),
     # issue 13 (budget): the training budget, tiny data and evaluation cadence (configuration);
     # what the fit ran, what it cost and whether it converged (metrics; docs/sweeps.md).
-    _runs("train_steps", "configuration", "int", shared=False, **NONNEGATIVE),
-    _runs("train_per_class", "configuration", "int", shared=False, **NONNEGATIVE),
-    _runs("eval_every", "configuration", "int", shared=False, low=1),
+    _config("train_steps", shared=False),
+    _config("train_per_class", shared=False),
+    _config("eval_every", shared=False),
     _runs("steps_run", "metric", "int", shared=False, in_report=False, **NONNEGATIVE),
     _metric("passes", "passes over the training set", "", 1, 2, 0, shared=False,
             in_report=False, **NONNEGATIVE),
@@ -293,16 +308,16 @@ RUNS: list[Column] = [
     # issue 13 (regimes): BatchNorm mode used ("frozen" | "train"; config "auto" resolved), the
     # head_first and partial fine-tuning fields, and the first step with a trainable backbone
     # (empty if it never trains). See docs/protocols.md.
-    _runs("bn", "configuration", "text", shared=False),
-    _runs("finetune_lr_scale", "configuration", "float", shared=False, **NONNEGATIVE),
-    _runs("schedule_from", "configuration", "text", shared=False),
-    _runs("trainable_stages", "configuration", "int", shared=False, **NONNEGATIVE),
+    _config("bn", shared=False),
+    _config("finetune_lr_scale", shared=False),
+    _config("schedule_from", shared=False),
+    _config("trainable_stages", shared=False),
     _runs("unfreeze_step", "metric", "int", shared=False, in_report=False, **NONNEGATIVE),
     # issue 24 (precision): the autocast precision a cell used ("bf16" | "fp16" | "off"; config
     # "auto" resolved for its device: it changes the numbers, so it is configuration), and how
     # it ran, which changes only its speed: channels_last memory format and torch.compile (1 on,
     # 0 off; empty when the cell failed before its model was built).
-    _runs("amp", "configuration", "text", shared=False),
+    _config("amp", shared=False),
     _runs("channels_last", "metric", "int", shared=False, in_report=False, low=0, high=1),
     _runs("compile", "metric", "int", shared=False, in_report=False, low=0, high=1),
     # issue 26 (provenance): which CIFAR-10 files a cell read (bench.data: "official", "offline
@@ -312,6 +327,9 @@ RUNS: list[Column] = [
     _runs("data_source", "environment", "text", shared=False),
     _runs("data_fingerprint", "environment", "text", shared=False),
     _runs("sweep_file_sha256", "identity", "text", shared=False),
+    # issue 25 (identity): the rule the row's run_id was made by (bench.config RunConfig.identity;
+    # docs/results-schema.md); empty in rows written before it, which read as version 1.
+    _runs("identity_version", "identity", "int", shared=False, low=1, high=max(IDENTITY_VERSIONS)),
 ]  # fmt: skip
 
 # Metrics the report derives from runs.csv columns (never written by a cell).

@@ -10,6 +10,7 @@
     [search.space]
     lr = [0.01, 0.03, 0.1]                          # listed values
     weight_decay = { low = 1e-5, high = 1e-3, log = true }   # a range (random only)
+    momentum = "default"     # a field's declared default search range (random only)
     alpha = [0.2, 1.0]       # a regularizer parameter: searched in the arms whose regularizer
                              #   takes it (mixup, cutmix), left alone in the others
 
@@ -35,17 +36,14 @@ from dataclasses import dataclass
 from typing import Any
 
 from bench.arms import Arm, Scope, arm_of
-from bench.config import SEED_LIMIT, RunConfig, check_config
+from bench.config import SEARCH_RANGES, SEED_LIMIT, RunConfig, check_config
 from bench.schema import SELECT_METRICS
 
 SEARCH_KEYS = ("method", "trials", "seed", "select", "seeds", "space")
 METHODS = ("grid", "random")
-# RunConfig fields a search may choose: training hyperparameters that leave the data, the model
-# and the compared arm alone (a search over seed, protocol or train size would not be one).
-SEARCHABLE_FIELDS = (
-    "lr", "weight_decay", "momentum", "backbone_lr_scale", "finetune_lr_scale", "warmup_epochs",
-    "label_smoothing", "unfreeze_at",
-)  # fmt: skip
+# RunConfig fields a search may choose: those declared with a default search range (training
+# hyperparameters that leave the data, the model and the compared arm alone).
+SEARCHABLE_FIELDS = tuple(SEARCH_RANGES)
 SEARCH_FOLDER = "search"  # results/<sweep>/search/: the trial cells' own results folder
 MAX_TRIALS = 1000  # trials per group: more is a typo (a grid of 10 x 10 x 10 is the limit)
 
@@ -205,6 +203,9 @@ def _param(name: str, spec: Any, method: str, reg_params: dict, axis_fields: set
     else:
         allowed = [*SEARCHABLE_FIELDS, *(f"{p} ({', '.join(r)})" for p, r in reg_params.items())]
         raise fail(key, f"unknown parameter {name!r}; allowed: {', '.join(allowed)}")
+    if spec == "default" and field:  # the field's declared default search range
+        declared = SEARCH_RANGES[name]
+        spec = {"low": declared.low, "high": declared.high, "log": declared.log}
     if isinstance(spec, list):
         if not spec:
             raise fail(key, "is empty; list at least one value")
@@ -226,7 +227,8 @@ def _param(name: str, spec: Any, method: str, reg_params: dict, axis_fields: set
             raise fail(key, "a range needs method = \"random\"; with method = \"grid\" list the "
                        "values")  # fmt: skip
         return Param(name, field, low=float(low), high=float(high), log=log)
-    raise fail(key, f"got {spec!r}; give a list of values or a range {{ low = .., high = .. }}")
+    raise fail(key, f"got {spec!r}; give a list of values or a range {{ low = .., high = .. }}"
+               + (' (or "default": its declared range)' if field else ""))  # fmt: skip
 
 
 def _check_trials(search: Search, cells: list[RunConfig], fail) -> None:

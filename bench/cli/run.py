@@ -1,7 +1,8 @@
 """`regbench run`: train one cell and append its rows to a results folder.
 
-Every RunConfig field has a flag, derived from the dataclass (`--field-name`, its type and
-default; a new field gets a flag automatically), and `--help` shows every default. Regularizer
+Every RunConfig field has a flag, derived from its one declaration in bench/config.py
+(`--field-name`, its type, default, choices and help text; a new field gets a flag by itself),
+and `--help` shows every default. Regularizer
 parameters come as repeated `--reg-param NAME=VALUE` (VALUE parsed as JSON when it can be:
 numbers, lists, true/false) and `--schedule`. The configuration, data, backbone, weights and the
 `--save-model` target are all checked before training starts.
@@ -20,80 +21,15 @@ as failed is trained again and its row replaced.
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import errno
 import json
 import os
 import sys
 from pathlib import Path
 
-from bench.config import (
-    AMP_MODES,
-    BN_MODES,
-    CHANNELS_LAST_MODES,
-    DATASETS,
-    DEVICES,
-    FOLLOW_SEED,
-    OPTIMIZERS,
-    PROTOCOLS,
-    SCHEDULE_FROM,
-    RunConfig,
-)
+from bench.config import RunConfig, specs
 
 PROG = "regbench run"
-# Help per RunConfig field (a field missing here still gets a flag, with a generic help).
-FIELD_HELP = {
-    "sweep": "sweep name written to runs.csv (default: the results folder's name)",
-    "sweep_cells": "cells of the sweep this run belongs to (set by regbench sweep; 0 = a "
-    "single run, written empty)",
-    "dataset": "synthetic is for tests only",
-    "data_dir": "folder holding cifar-10-batches-py (default: $REGBENCH_DATA, else "
-    "./data/cifar10, else ../shared/data/cifar10, relative to the current folder; "
-    "downloaded into the first if missing)",
-    "backbone": "any timm model name",
-    "pretrained": "auto | none | PATH to weights",
-    "protocol": "what trains: the head only, everything, frozen then unfrozen, from scratch, "
-    "or head_first (linear probe, then fine-tune at a low lr; docs/protocols.md)",
-    "regularizer": "see `regbench regularizers`",
-    "epochs": "training epochs",
-    "batch_size": "training batch size",
-    "optimizer": "optimizer",
-    "lr": "peak learning rate of the head",
-    "backbone_lr_scale": "backbone lr = lr * this (unfrozen/staged)",
-    "momentum": "SGD momentum (Nesterov)",
-    "weight_decay": "weight decay",
-    "warmup_epochs": "linear warmup (epochs, fractional ok), then cosine decay to 0",
-    "label_smoothing": "label smoothing, equal in every arm",
-    "unfreeze_at": "staged / head_first: fraction of training spent frozen",
-    "bn": "backbone BatchNorm while it trains: frozen (running statistics kept), train, or auto "
-    "(frozen for staged / head_first, train for unfrozen / scratch)",
-    "finetune_lr_scale": "head_first: fine-tuning peak lr = lr * this (own warmup + cosine)",
-    "schedule_from": "the regularizer's schedule counts progress from the start or the unfreeze",
-    "trainable_stages": "only the backbone's last k stages train (0 = all)",
-    "image_size": "input side in pixels after resizing on the device",
-    "train_size": "training images after the validation hold-out; 0 = all",
-    "val_size": "stratified validation hold-out from the training set",
-    "test_size": "stratified test subset; 0 = the whole test set",
-    "train_eval_size": "clean-train metrics on a fixed subset of at most this many",
-    "robustness_size": "test images used for corruption / occlusion metrics",
-    "seed": "run seed: head init, batch order, augmentation, regularizer draws",
-    "data_seed": "fixes the validation hold-out and the train/test subsets (default: follows "
-    "--seed)",
-    "train_steps": "training budget in optimizer steps (0 = use --epochs); with it, --epochs is "
-    "the number of evaluation periods",
-    "train_per_class": "stratified training images per class (0 = use --train-size)",
-    "eval_every": "epochs between evaluations (the 80%% point and the last are always evaluated)",
-    "device": "where to train",
-    "compile": "torch.compile the model (any device; a fresh compile per cell)",
-    "amp": "autocast precision: bf16, fp16 (with gradient scaling), off (float32), or auto (bf16 "
-    "on CUDA, off on the CPU)",
-    "channels_last": "channels_last memory format: on, off, or auto (on for CUDA, off on the CPU)",
-    "save_logits": "keep final test logits (float16) as .npz",
-}
-CHOICES = {"dataset": DATASETS, "protocol": PROTOCOLS, "optimizer": OPTIMIZERS, "device": DEVICES,
-           "bn": BN_MODES, "schedule_from": SCHEDULE_FROM, "amp": AMP_MODES,
-           "channels_last": CHANNELS_LAST_MODES}  # fmt: skip
-NOT_FLAGS = ("regularizer_params", "sweep_file_sha256")  # --reg-param / --schedule; sweeps only
 TYPES = {"int": int, "float": float, "str": str}
 DISK_FULL = (errno.ENOSPC, errno.EFBIG, errno.EDQUOT)
 
@@ -113,30 +49,29 @@ def parse_reg_params(pairs: list[str]) -> dict[str, object]:
 
 
 def add_config_flags(parser: argparse.ArgumentParser) -> None:
-    """One flag per RunConfig field (but NOT_FLAGS), with the field's type and default."""
-    defaults = RunConfig()
-    for field in dataclasses.fields(RunConfig):
-        if field.name in NOT_FLAGS:
+    """One flag per RunConfig field declared with a flag, with the field's type, default,
+    choices and help text (bench.config.hparam)."""
+    for name, (field, spec) in specs(RunConfig).items():
+        if not spec.flag:
             continue
-        flag = "--" + field.name.replace("_", "-")
-        default = FOLLOW_SEED if field.name == "data_seed" else getattr(defaults, field.name)
-        help_text = FIELD_HELP.get(field.name, f"RunConfig.{field.name} (see bench/config.py)")
-        if field.name == "sweep":
+        flag = "--" + name.replace("_", "-")
+        help_text = spec.help.replace("%", "%%")  # argparse formats help with %
+        if name == "sweep":  # the results folder's name unless given
             parser.add_argument(flag, default=None, help=help_text)
         elif field.type == "bool":
             parser.add_argument(
-                flag, default=default, action=argparse.BooleanOptionalAction, help=help_text
+                flag, default=field.default, action=argparse.BooleanOptionalAction, help=help_text
             )
         elif field.type in TYPES:
             parser.add_argument(
                 flag,
                 type=TYPES[field.type],
-                default=default,
-                choices=CHOICES.get(field.name),
+                default=field.default,
+                choices=spec.choices or None,
                 help=help_text,
             )
         else:
-            raise TypeError(f"RunConfig.{field.name}: no flag for type {field.type!r}")
+            raise TypeError(f"RunConfig.{name}: no flag for type {field.type!r}")
 
 
 class DefaultsHelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
@@ -172,9 +107,7 @@ def config_from_args(args: argparse.Namespace) -> RunConfig:
     if args.schedule is not None:
         params["schedule"] = args.schedule
     values = {
-        field.name: getattr(args, field.name)
-        for field in dataclasses.fields(RunConfig)
-        if field.name not in NOT_FLAGS
+        name: getattr(args, name) for name, (_, spec) in specs(RunConfig).items() if spec.flag
     }
     values["sweep"] = args.sweep or Path(args.results_dir).name
     return RunConfig(**values, regularizer_params=params)

@@ -12,7 +12,7 @@ import pytest
 
 from bench import cli
 from bench.cli import run as run_cli
-from bench.config import RunConfig
+from bench.config import RunConfig, specs
 
 SYNTHETIC = [
     "run", "--dataset", "synthetic", "--backbone", "test_resnet", "--pretrained", "none",
@@ -102,10 +102,13 @@ def test_help_shows_every_default_and_every_config_field_has_a_flag():
             continue
         flags[action.dest] = action
         assert "(default:" in formatter._get_help_string(action), action.dest
-    for field in dataclasses.fields(RunConfig):
-        if field.name not in run_cli.NOT_FLAGS:  # --reg-param / --schedule; set by sweeps
-            assert field.name in flags, f"RunConfig.{field.name} has no flag"
-            assert f"--{field.name.replace('_', '-')}" in flags[field.name].option_strings
+    for name, (_, spec) in specs(RunConfig).items():
+        if spec.flag:  # not: regularizer_params (--reg-param / --schedule), set by sweeps
+            assert name in flags, f"RunConfig.{name} has no flag"
+            assert f"--{name.replace('_', '-')}" in flags[name].option_strings
+            assert flags[name].help == spec.help.replace("%", "%%")  # the declared help
+        else:
+            assert name not in flags
     help_text = parser.format_help()
     for flag in ("--warmup-epochs", "--momentum", "--robustness-size", "--train-eval-size"):
         assert flag in help_text
@@ -116,13 +119,14 @@ def test_every_config_field_can_be_set_from_the_command_line():
     argv, expected = [], {}
     for field in dataclasses.fields(RunConfig):
         flag, default = f"--{field.name.replace('_', '-')}", getattr(defaults, field.name)
-        if field.name in run_cli.NOT_FLAGS:
+        spec = specs(RunConfig)[field.name][1]
+        if not spec.flag:
             continue
         if field.type == "bool":
             argv.append(flag if not default else f"--no-{flag[2:]}")
             expected[field.name] = not default
             continue
-        choices = run_cli.CHOICES.get(field.name)
+        choices = spec.choices
         if choices:
             value = [c for c in choices if c != default][0]
         else:

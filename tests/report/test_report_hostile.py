@@ -75,7 +75,8 @@ def test_every_accuracy_and_ece_column_is_declared_a_fraction():
         ("epochs", "2.5", ["epochs", "whole number"]),
         ("lr", "inf", ["lr", "non-finite"]),
         ("seed", "nan", ["seed", "non-finite"]),
-        ("batch_size", "0", ["batch_size", "[1, inf]"]),
+        ("batch_size", "0", ["batch_size", "[1, 65536]"]),  # the field's declared bound
+        ("lr", "1e6", ["lr", "[0, 10]"]),  # a configuration column's range is its field's
     ],
 )
 def test_values_outside_their_declaration_are_refused(small, capsys, column, value, words):
