@@ -301,21 +301,58 @@ def train_step_ms(device, repeats: int, setup: StepSetup) -> float:
     )
 
 
-def loop_ms(device, setup: StepSetup, impl: Impl, steps: int) -> float | None:
-    """The loop's own timing of an impl of ours: regularizer_ms_per_batch of a real cell
-    (bench.train.train_cell) of the setup with that regularizer, `steps` steps (None for
-    others' impls, which the loop cannot run)."""
-    from bench.train import train_cell
+@dataclass(frozen=True)
+class LoopTiming:
+    """The loop's own timing of a regularizer in a real cell (`loop_ms`)."""
+
+    row_ms: float  # runs.csv's regularizer_ms_per_batch: the mean over the timed steps
+    timed_ms: tuple[float, ...]  # each timed call, in order, by the step's own timer
+
+    @property
+    def first_ms(self) -> float:
+        """The first call (a fresh regularizer: lazy set-up, cold caches)."""
+        return self.timed_ms[0]
+
+    @property
+    def later_ms(self) -> float:
+        """The median of the calls after the first."""
+        return statistics.median(self.timed_ms[1:])
+
+    @property
+    def calls(self) -> str:
+        return f"{self.row_ms:.3f} ({self.first_ms:.1f}; {self.later_ms:.3f})"
+
+
+def loop_ms(device, setup: StepSetup, impl: Impl, steps: int) -> LoopTiming | None:
+    """The loop's own timing of an impl of ours, in a real cell (bench.train.train_cell) of the
+    setup with that regularizer and a budget of `steps` steps: the row's
+    regularizer_ms_per_batch, and from the very timers it averages (the step's, collected
+    on the way) the first call and the median of the later ones. None for others' impls, which
+    the loop cannot run."""
+    from bench import train
 
     ours = getattr(impl.make, "regularizer", None)
     if ours is None or "default call" in impl.name:
         return None
     name, params = ours
-    cfg = step_config(device, setup, name, params, steps=max(1, steps))
-    row = train_cell(cfg, progress=False).row
+    timers = []
+    real_step = train.train_step
+
+    def step(*args, **kwargs):
+        loss, timer = real_step(*args, **kwargs)
+        if timer is not None:
+            timers.append(timer)
+        return loss, timer
+
+    train.train_step = step  # fit calls the module's train_step: collect its timers
+    try:
+        cfg = step_config(device, setup, name, params, steps=max(2, steps))
+        row = train.train_cell(cfg, progress=False).row
+    finally:
+        train.train_step = real_step
     if row["status"] != "ok":
         raise RuntimeError(f"{impl.name}: {row['error']}")
-    return row["regularizer_ms_per_batch"]
+    return LoopTiming(row["regularizer_ms_per_batch"], tuple(1e3 * t.seconds() for t in timers))
 
 
 @dataclass(frozen=True)
@@ -400,11 +437,13 @@ def targets_table(
 ) -> str:
     """The markdown table of this package's targets: ops per call constant in the batch size,
     and the in-step cost at most `TARGET_PERCENT` of a training step, per step setup. Beside
-    the call's in-step time ("call ms", the step's own timer in the blocks) stands the loop's
-    own record of it ("loop ms": regularizer_ms_per_batch of a real cell of the same setup,
-    rounds x steps steps, `loop_ms`)."""
+    the call's in-step time ("call ms": the step's own timer in the blocks, median) stands the
+    loop's own record of it ("loop ms": regularizer_ms_per_batch of a real cell of the same
+    setup, rounds x steps steps, `loop_ms`), with the first call and the median of the later
+    ones of that cell: the row's mean counts the first, cold call, the blocks warm up first."""
     impls = target_impls(every)
-    head = ["step", "regularizer", "ops B=64", "ops B=512", "step ms", "call ms", "loop ms"]
+    head = ["step", "regularizer", "ops B=64", "ops B=512", "step ms", "call ms"]
+    head.append("loop ms (first call; median of later)")
     head += ["call % of step", "blocks % longer (median)", "blocks % (min, max)", "target"]
     rows = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for setup in setups:
@@ -421,7 +460,7 @@ def targets_table(
             met = ops[0] == ops[1] and share <= TARGET_PERCENT
             loop = loop_ms(device, setup, impl, rounds * steps)
             cells = [where, impl.name, *map(str, ops), f"{cost.step_ms:.1f}", f"{cost.call_ms:.3f}"]
-            cells.append("" if loop is None else f"{loop:.3f}")
+            cells.append("" if loop is None else loop.calls)
             cells += [f"{cost.call_percent:.2f}", f"{cost.block_percent:.2f}"]
             cells += [f"{min(cost.block_percents):.2f}, {max(cost.block_percents):.2f}"]
             cells.append("met" if met else "MISSED")

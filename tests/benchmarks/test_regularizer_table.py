@@ -89,7 +89,13 @@ def test_loop_ms_is_the_rows_regularizer_time_of_ours_only():
     by_name = {i.name: i for i in rt.IMPLS}
     assert rt.loop_ms(cpu, SMALL, by_name["timm RandomErasing"], 2) is None
     assert rt.loop_ms(cpu, SMALL, by_name["ours mixup batch (default call)"], 2) is None
-    assert rt.loop_ms(cpu, SMALL, by_name["ours cutmix batch"], 2) > 0
+    loop = rt.loop_ms(cpu, SMALL, by_name["ours cutmix batch"], 3)
+    assert len(loop.timed_ms) == 3 and loop.first_ms > 0 and loop.later_ms > 0
+    # the row's number is the mean of the very timers the benchmark collected from the step
+    assert loop.row_ms == pytest.approx(sum(loop.timed_ms) / 3, abs=1e-4)
+    from bench import train
+
+    assert train.train_step.__name__ == "train_step"  # the loop's step is put back
 
 
 @pytest.mark.parametrize("impl", rt.IMPLS, ids=[i.name for i in rt.IMPLS])
