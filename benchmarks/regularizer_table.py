@@ -440,7 +440,9 @@ def targets_table(
     the call's in-step time ("call ms": the step's own timer in the blocks, median) stands the
     loop's own record of it ("loop ms": regularizer_ms_per_batch of a real cell of the same
     setup, rounds x steps steps, `loop_ms`), with the first call and the median of the later
-    ones of that cell: the row's mean counts the first, cold call, the blocks warm up first."""
+    ones of that cell (the row's mean counts the first call; the blocks warm up first). Both
+    come from the same step and timer; on a CPU with more torch threads than free cores a small
+    call can wait tens of ms for its threads, so compare the columns from a quiet machine."""
     impls = target_impls(every)
     head = ["step", "regularizer", "ops B=64", "ops B=512", "step ms", "call ms"]
     head.append("loop ms (first call; median of later)")
