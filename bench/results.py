@@ -51,7 +51,7 @@ from typing import Any
 
 from bench.arms import Scope, scope_columns, scope_fields, scope_header, scope_of_row
 from bench.files import NotRegularFileError, atomic_write, read_regular
-from bench.schema import DECLARED, FILES, SEARCH_COLUMNS, SEARCH_FILE
+from bench.schema import DECLARED, FILES, RUNS, SEARCH_COLUMNS, SEARCH_FILE
 
 RUNS_FILE = "runs.csv"
 LOCK_FILE = ".lock"
@@ -272,6 +272,29 @@ def register_repair(subfolder: str, repair: Callable[[Path], Iterable[str]]) -> 
     """Run `repair(results_path / subfolder)` whenever a results folder holding that subfolder
     is locked (replacing an earlier registration for it); each string it yields is warned."""
     _REPAIRS[subfolder] = repair
+
+
+def check_runs_row(row: dict[str, Any]) -> None:
+    """ValueError unless a runs.csv row fits bench.schema both ways: every key is a declared
+    column, and a row with status ok carries every declared metric, measured (not None) or,
+    for a metric declared with `empty_when`, given as None by the phase that measures it. The
+    error names the columns. (A failed row leaves the metrics it did not reach out.)"""
+    unknown = sorted(set(row) - set(FILES[RUNS_FILE]))
+    if unknown:
+        raise ValueError(f"{RUNS_FILE}: unknown column(s) {unknown}; add them to bench.schema")
+    if row.get("status") != "ok":
+        return
+    missing = [
+        c.name
+        for c in RUNS
+        if c.kind == "metric" and (c.name not in row or (row[c.name] is None and not c.empty_when))
+    ]
+    if missing:
+        raise ValueError(
+            f"{RUNS_FILE}: cell {row.get('run_id')} finished ok without the declared metric(s) "
+            f"{missing}: the phase of bench.train that measures each must return it (None only "
+            "where bench.schema declares when it is empty: Column.empty_when)"
+        )
 
 
 def format_value(value: Any) -> str:
@@ -625,8 +648,9 @@ class ResultsDir:
         """Record one finished cell (a bench.train.CellResult): side rows first, runs.csv last.
 
         A cell already recorded as failed is replaced (--retry-failed); one recorded as ok is an
-        error, as are keys outside the schema's columns and outcomes that `check_outcomes`
-        refuses (all checked before anything is written). outcomes/<run_id>.npz is written
+        error, as are keys outside the schema's columns, an ok row without a declared metric
+        (`check_runs_row`) and outcomes that `check_outcomes` refuses (all checked before
+        anything is written). outcomes/<run_id>.npz is written
         before runs.csv, or removed when the result has none (a failed attempt's row never
         points to an earlier attempt's outcomes).
         """
@@ -638,6 +662,7 @@ class ResultsDir:
             raise ValueError(f"a runs.csv row needs a run_id and status ok/failed: {row!r}")
         tables = {name: self._rows_for(name, getattr(result, attr), run_id)
                   for name, attr in SIDE_FIELDS.items()}  # fmt: skip
+        check_runs_row(row)
         tables[RUNS_FILE] = self._rows_for(RUNS_FILE, [row], run_id)
         outcomes = getattr(result, "outcomes", None)
         if outcomes is not None:

@@ -4,11 +4,15 @@
 runs.csv column in file order, the identity (run_id, sweep, `sweep_cells`: the sweep's cell
 count, empty for a single run; status "failed" until the cell says otherwise), each
 configuration column read from the RunConfig field of the same name, the environment columns
-as given (bench.provenance.environment), the metrics empty. Two configuration columns are not
-a field as is: `regularizer_params` (JSON of every parameter the built regularizer uses,
-defaults and schedule included) and `schedule` (its schedule's name).
-The cell then overwrites `pretrained` with the weights source actually used and `train_size`
-with the training images actually drawn, and fills the metrics.
+as given (bench.provenance.environment); no metric (a metric is what a phase of the cell
+returns). Two configuration columns are not a field as is: `regularizer_params` (JSON of every
+parameter the built regularizer uses, defaults and schedule included) and `schedule` (its
+schedule's name).
+`cell_row(start, *records)` is the finished row: the start updated with what each phase of the
+cell returned (bench.train: set-up overwrites `pretrained` with the weights source actually used
+and `train_size` with the training images actually drawn; the other phases return the metrics),
+refusing a column no declaration names or that two records both give. The writer
+(bench.results.check_runs_row) refuses an ok row that lacks a declared metric.
 
 Imports nothing heavy (no torch): executors and the writer use it.
 """
@@ -28,6 +32,8 @@ FROM_REGULARIZER = ("regularizer_params", "schedule")
 # Configuration columns read from the RunConfig field of the same name.
 FROM_CONFIG = [c for c in columns(RUNS_FILE, kind="configuration") if c not in FROM_REGULARIZER]
 ENVIRONMENT = columns(RUNS_FILE, kind="environment")
+# The columns a row starts with: every runs.csv column but the metrics.
+STARTING = [c for c in RUNS_COLUMNS if c not in columns(RUNS_FILE, kind="metric")]
 
 
 @dataclass
@@ -79,7 +85,7 @@ def runs_row(
             f"environment column(s) {unknown} are not declared; add them to bench.schema.RUNS "
             "with kind 'environment'"
         )
-    row: dict[str, Any] = dict.fromkeys(RUNS_COLUMNS)
+    row: dict[str, Any] = dict.fromkeys(STARTING)
     row.update(run_id=cfg.run_id, sweep=cfg.sweep, status="failed", error="")
     row["sweep_cells"] = cfg.sweep_cells or None  # 0: a single run, not part of a sweep
     row["sweep_file_sha256"] = cfg.sweep_file_sha256 or None
@@ -91,4 +97,26 @@ def runs_row(
         params = dict(cfg.regularizer_params)
         row["regularizer_params"] = json.dumps(params, sort_keys=True, default=str)
     row.update(environment)
+    return row
+
+
+def cell_row(start: Mapping[str, Any], *records: Mapping[str, Any]) -> dict[str, Any]:
+    """A cell's runs.csv row: `start` (runs_row) updated with each record, in order (what a
+    phase of the cell returned: runs.csv columns). ValueError on a column that bench.schema does
+    not declare for runs.csv, or that two records both give (one fact, one phase)."""
+    row = dict(start)
+    given: dict[str, int] = {}
+    for number, record in enumerate(records):
+        unknown = sorted(set(record) - set(RUNS_COLUMNS))
+        if unknown:
+            raise ValueError(
+                f"runs.csv: unknown column(s) {unknown} in record {number} of the cell; "
+                "declare them in bench.schema.RUNS"
+            )
+        twice = sorted(name for name in record if name in given)
+        if twice:
+            raise ValueError(f"runs.csv: column(s) {twice} given by records {given[twice[0]]} "
+                             f"and {number} of the cell; one phase measures each")  # fmt: skip
+        given.update(dict.fromkeys(record, number))
+        row.update(record)
     return row

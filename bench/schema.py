@@ -82,6 +82,10 @@ class Column:
     rank: the metric's place in the report's catalogue (summary.csv's metric columns, lowest
     first); None: after the ranked ones, in declaration order. table: shown in the summary
     table of report.md and the paper (in rank order).
+    empty_when: for a runs.csv metric, when a cell that finished ok leaves it empty (the phase
+    that measures it returns None); "" (most metrics): an ok cell always measures it, and the
+    writer refuses an ok row without it (bench.results.check_runs_row). A failed cell's row
+    leaves empty every metric of the phases it did not finish.
     """
 
     name: str
@@ -105,6 +109,7 @@ class Column:
     companion: str = ""
     rank: int | None = None
     table: bool = False
+    empty_when: str = ""
 
     @property
     def axis_label(self) -> str:
@@ -157,6 +162,9 @@ RANGES: dict[str, dict] = {
     **dict.fromkeys(["run_id", "split", "corruption"], {}),
 }
 
+
+# When a cell that finished ok has no convergence record (Column.empty_when).
+NO_GAIN_EPOCH = "no evaluation at or before 80% of training to compare with (e.g. one epoch)"
 
 # runs.csv, in column order: the shared contract, then this project's extensions.
 RUNS: list[Column] = [
@@ -303,8 +311,9 @@ RUNS: list[Column] = [
     _metric("eval_s", "evaluation time", "s", 1, 0, -1, shared=False, in_report=False,
             **NONNEGATIVE),
     _metric("val_gain_last20", "val. gain, last 20%", "pp", 100, 2, 0, shared=False,
-            low=-1, high=1),
-    _runs("converged", "metric", "int", shared=False, in_report=False, low=0, high=1),
+            low=-1, high=1, empty_when=NO_GAIN_EPOCH),
+    _runs("converged", "metric", "int", shared=False, in_report=False, low=0, high=1,
+          empty_when=NO_GAIN_EPOCH),
     # issue 13 (regimes): BatchNorm mode used ("frozen" | "train"; config "auto" resolved), the
     # head_first and partial fine-tuning fields, and the first step with a trainable backbone
     # (empty if it never trains). See docs/protocols.md.
@@ -312,7 +321,9 @@ RUNS: list[Column] = [
     _config("finetune_lr_scale", shared=False),
     _config("schedule_from", shared=False),
     _config("trainable_stages", shared=False),
-    _runs("unfreeze_step", "metric", "int", shared=False, in_report=False, **NONNEGATIVE),
+    _runs("unfreeze_step", "metric", "int", shared=False, in_report=False,
+          empty_when="the backbone never trains (frozen; head_first or staged with no step "
+          "left after the switch)", **NONNEGATIVE),
     # issue 24 (precision): the autocast precision a cell used ("bf16" | "fp16" | "off"; config
     # "auto" resolved for its device: it changes the numbers, so it is configuration), and how
     # it ran, which changes only its speed: channels_last memory format and torch.compile (1 on,

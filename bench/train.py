@@ -1,13 +1,17 @@
 """One cell: data -> backbone -> training loop (regularizer per batch) -> metrics -> rows.
 
-`train_cell(cfg)` is the engine every sweep cell runs; it reads top to bottom as its phases:
+`train_cell(cfg)` is the engine every sweep cell runs; it reads top to bottom as its phases, each
+returning what it measured (runs.csv columns as a dict, side-file rows as lists), from which the
+row is built (bench.rows.cell_row; the writer checks it against bench.schema):
 1. `set_up`: seeds, data on the device as uint8 (bench.data), the backbone with a fresh 10-class
-   head (bench.backbones), the regularizer, the optimizer and the step plan;
-2. `fit`: `epochs` passes over a seeded permutation of the training subset (`train_epoch`,
-   `train_step`): each batch is cropped/flipped, resized and normalized on the device, then the
-   regularizer makes (images, soft targets), and a soft-target cross-entropy trains the model
-   (SGD+momentum or AdamW, warmup + cosine);
-3. `evaluate_epoch`, after every epoch: clean-train / val / test accuracy and loss;
+   head (bench.backbones), the regularizer, the optimizer and the step plan (StepPlan);
+2. `fit`: the loop: `epochs` epochs of steps on batches from seeded permutations of the
+   training subset (`training_batches`); `train_step` is one step, top to bottom: each batch is
+   cropped/flipped, resized and normalized on the device, then the regularizer makes (images,
+   soft targets), and a soft-target cross-entropy trains the model (SGD+momentum or AdamW,
+   warmup + cosine); `fit_record`: what the fit ran and cost, and the convergence record;
+3. `evaluate_epoch`, after the plan's evaluation epochs: clean-train / val / test accuracy and
+   loss (one epochs.csv row each);
 4. `final_metrics`: calibration (+ temperature scaling on val), throughput;
 5. `robustness_metrics`: flip rate, occlusion and corruption accuracy.
 The row starts as bench.rows.runs_row (configuration, environment from bench.provenance);
@@ -31,7 +35,8 @@ from __future__ import annotations
 import math
 import time
 import traceback
-from dataclasses import dataclass, field
+from collections.abc import Iterator
+from dataclasses import dataclass
 from typing import Any
 
 import torch
@@ -51,7 +56,7 @@ from bench.config import (
     resolved_bn,
     resolved_channels_last,
 )
-from bench.device import Device
+from bench.device import CudaTimer, Device, HostTimer
 from bench.inference import AUTOCAST_DTYPES, predict_logits
 from bench.progress import CellProgress
 from bench.rows import CellResult
@@ -186,39 +191,52 @@ def train_cell(
     """Train and measure one cell, reporting to `progress` (a CellProgress; None or a bool: no
     one listens; the library never draws or prints itself). `progress.close()` is called last.
 
+    Each phase returns what it measured (a dict of runs.csv columns, and its side-file rows);
+    the row is built from them (bench.rows.cell_row), so a metric no phase returns is missing
+    from the row, and the writer refuses an ok row that lacks a declared metric.
+
     Configuration errors raise before any training (ValueError naming the fix). Failures *during*
     training (non-finite loss, out of memory) never raise: the CellResult has status "failed" and
-    the reason in row["error"], with the epochs finished so far.
+    the reason in row["error"], with the epochs finished so far and what the phases that finished
+    measured.
     """
     check_config(cfg)
     if not isinstance(progress, CellProgress):
         progress = CellProgress()
     started = time.perf_counter()
     hardware = devices.select(cfg.device)
-    result = CellResult(row=rows.runs_row(cfg, provenance.environment(hardware.torch)))
+    start = rows.runs_row(cfg, provenance.environment(hardware.torch))
+    result = CellResult(row=start)
     hardware.reset_peak_memory()
-    row = result.row
+    measured: list[dict[str, Any]] = []  # each finished phase's runs.csv columns
+    outcome: dict[str, Any] = {"status": "failed"}
     try:
-        cell = set_up(cfg, hardware, row)
-        fit_state = fit(cell, result.epochs, progress)
-        final_metrics(cell, fit_state, result)
-        robustness_metrics(cell, fit_state, result, progress)
-        fit_record(cell, fit_state, row)
-        keep_outputs(cell, fit_state, result, keep_model)
-        row["status"] = "ok"
+        cell, setup = set_up(cfg, hardware)
+        measured.append(setup)
+        fitted = fit(cell, result.epochs, progress)
+        measured.append(fit_record(cell.plan, fitted))
+        scores, result.calibration = final_metrics(cell, fitted)
+        measured.append(scores)
+        robust, result.robustness = robustness_metrics(cell, fitted, progress)
+        measured.append(robust)
+        keep_outputs(cell, fitted, result, keep_model)
+        outcome["status"] = "ok"
     except NonFiniteLoss as error:
-        row["error"] = str(error)
+        outcome["error"] = str(error)
         progress.fail(traceback.format_exc())
     except Exception as error:
         if not hardware.is_out_of_memory(error):
             raise
-        row["error"] = out_of_memory_message(cfg, hardware, error)
+        outcome["error"] = out_of_memory_message(cfg, hardware, error)
         progress.fail(traceback.format_exc())
     finally:
-        row["wall_s"] = round(time.perf_counter() - started, 3)
-        row["peak_mem_mb"] = round(hardware.peak_memory_mb(), 1)
+        cost = {
+            "wall_s": round(time.perf_counter() - started, 3),
+            "peak_mem_mb": round(hardware.peak_memory_mb(), 1),
+        }
         hardware.release_memory()
         progress.close()
+    result.row = rows.cell_row(start, *measured, cost, outcome)
     return result
 
 
@@ -364,17 +382,17 @@ class Cell:
         )  # fmt: skip
 
 
-def set_up(cfg: RunConfig, device: Device | torch.device, row: dict[str, Any]) -> Cell:
+def set_up(cfg: RunConfig, device: Device | torch.device) -> tuple[Cell, dict[str, Any]]:
     """Seed, split the data onto the device, build the model, regularizer and optimizer.
-    Writes the weights source actually used, the data's provenance (data_source,
-    data_fingerprint), the training images drawn and the precision, memory format and
-    compilation used into `row`."""
+    Returns the Cell and what set-up decided, as runs.csv columns: the data's provenance
+    (data_source, data_fingerprint), the training images drawn (train_size), the weights
+    source actually used (pretrained), the BatchNorm mode and unfreeze step of the plan, and
+    the precision, memory format and compilation used."""
     hardware = devices.as_device(device)
     device = hardware.torch
     torch.manual_seed(cfg.seed)  # the fresh head's init (and a random-init backbone's)
     generator = torch.Generator(device=device).manual_seed(cfg.seed)
     raw = load_raw(cfg)
-    row["data_source"], row["data_fingerprint"] = raw.get("source"), raw.get("fingerprint") or None
     splits = data.make_splits(
         raw, val_size=cfg.val_size, train_size=cfg.train_size,
         test_size=cfg.test_size, data_seed=cfg.data_seed, device=device,
@@ -383,8 +401,6 @@ def set_up(cfg: RunConfig, device: Device | torch.device, row: dict[str, Any]) -
     pretrained = "none" if cfg.protocol == "scratch" else cfg.pretrained
     model, source = backbones.create_backbone(cfg.backbone, pretrained, len(splits.classes))
     backbones.check_trainable_stages(model, cfg.trainable_stages)  # before any training
-    row["pretrained"] = source
-    row["train_size"] = len(splits.train_y)
     channels_last = resolved_channels_last(cfg, device.type)
     amp = resolved_amp(cfg, device.type)
     model = model.to(device, memory_format=torch.channels_last if channels_last else None)
@@ -396,12 +412,16 @@ def set_up(cfg: RunConfig, device: Device | torch.device, row: dict[str, Any]) -
     base_lrs = [group["lr"] for group in optimizer.param_groups]
     forward = Forward(model, amp, cfg.compile)
     plan = StepPlan.for_cell(cfg, len(splits.train_y))
-    row["bn"] = plan.bn  # the mode used ("auto" resolved)
-    row["unfreeze_step"] = plan.unfreeze_step if plan.unfreeze_step < plan.total_steps else None
-    row.update(amp=amp, channels_last=int(channels_last), compile=int(cfg.compile))
     scaler = torch.amp.GradScaler(device.type) if amp == "fp16" else None
-    return Cell(cfg, device, hardware, generator, splits, model, mean, std, reg, optimizer,
+    cell = Cell(cfg, device, hardware, generator, splits, model, mean, std, reg, optimizer,
                 base_lrs, forward, plan, amp, channels_last, scaler)  # fmt: skip
+    return cell, {
+        "data_source": raw.get("source"), "data_fingerprint": raw.get("fingerprint") or None,
+        "pretrained": source, "train_size": len(splits.train_y),
+        "bn": plan.bn,  # the mode used ("auto" resolved)
+        "unfreeze_step": plan.unfreeze_step if plan.unfreeze_step < plan.total_steps else None,
+        "amp": amp, "channels_last": int(channels_last), "compile": int(cfg.compile),
+    }  # fmt: skip
 
 
 def make_optimizer(cfg: RunConfig, model: nn.Module) -> torch.optim.Optimizer:
@@ -418,49 +438,199 @@ def make_optimizer(cfg: RunConfig, model: nn.Module) -> torch.optim.Optimizer:
     return torch.optim.AdamW(groups, lr=cfg.lr, weight_decay=cfg.weight_decay)
 
 
-@dataclass
-class FitState:
-    """What the fit loop carries across steps and epochs, and leaves to the final phases."""
-
-    cell_start: float  # perf_counter() when the loop began
-    step: int = 0
-    backbone_trainable: bool | None = None  # None before the first step
-    factor: float = 0.0  # the last step's lr_factor
-    reg_seconds: float = 0.0  # regularizer time over `reg_timed` timed steps
-    reg_timed: int = 0
-    epoch_rates: list[float] = field(default_factory=list)  # training images/s per epoch
-    eval_seconds: float = 0.0  # evaluation time over `eval_images` images
-    eval_images: int = 0
-    val_logits: torch.Tensor | None = None  # the last evaluated epoch's, [N, K]
-    test_logits: torch.Tensor | None = None
-    split_values: dict[str, float] = field(default_factory=dict)  # its train/val/test acc, loss
-    order: torch.Tensor | None = None  # the current permutation of the training subset [n]
-    batches_left: int = 0  # full batches of `order` not yet used
-    train_seconds: float = 0.0  # pure training time (train_epoch, the device synced at its end)
-    eval_wall_seconds: float = 0.0  # whole evaluate_epoch calls (metrics included)
-    val_curve: dict[int, float] = field(default_factory=dict)  # evaluated epoch -> val accuracy
+# ---------------------------------------------------------------------------------------------
+# The fit: the loop, its step, its evaluations
 
 
-def fit(cell: Cell, epoch_rows: list[dict[str, Any]], progress: CellProgress) -> FitState:
+def fit(cell: Cell, epoch_rows: list[dict[str, Any]], progress: CellProgress) -> Fitted:
     """Train for the plan's epochs (StepPlan), evaluating after each of plan.eval_epochs (one
-    epochs.csv row each; its train_loss_aug is the mean over the steps since the last row)."""
-    cfg, plan = cell.cfg, cell.plan
+    epochs.csv row each into `epoch_rows`, as it is made; its train_loss_aug is the mean over
+    the steps since the last row). Returns what the fit measured and the last evaluation.
+
+    Each epoch runs its steps (up to plan.epoch_ends[epoch - 1]) on batches from
+    `training_batches`. The loss is checked for finiteness every step on the CPU and every
+    SYNC_EVERY steps on an asynchronous device (CUDA), which is synchronized once an epoch;
+    raises NonFiniteLoss naming the epoch and step. The regularizer is timed on every step on
+    a synchronous device, on every REG_TIMING_EVERY-th step on an asynchronous one."""
+    cfg, plan, hardware, device = cell.cfg, cell.plan, cell.hardware, cell.device
     progress.start(cfg, plan.total_steps, plan.batch_size)
-    state = FitState(cell_start=time.perf_counter())
-    loss_sum, loss_steps = torch.zeros((), device=cell.device), 0
+    cell_start = time.perf_counter()
+    batches = training_batches(cell)
+    step = 0
+    reg_timers: list = []  # the timed steps' regularizer timers (read after the epoch synced)
+    epoch_rates: list[float] = []  # training images/s per epoch
+    train_seconds = eval_wall_seconds = 0.0
+    evaluations: list[Evaluation] = []
+    val_curve: dict[int, float] = {}  # evaluated epoch -> val accuracy
+    loss_sum, loss_steps = torch.zeros((), device=device), 0  # since the last evaluation
     for epoch in range(1, cfg.epochs + 1):
-        first_step = state.step
-        loss_sum = loss_sum + train_epoch(cell, state, epoch, progress)
-        loss_steps += state.step - first_step
+        steps = plan.epoch_ends[epoch - 1] - step
+        epoch_loss = torch.zeros((), device=device)
+        first_bad = torch.full((), -1, dtype=torch.long, device=device)
+        epoch_start = time.perf_counter()
+        for index in range(steps):
+            timed = not hardware.asynchronous or step % REG_TIMING_EVERY == 0
+            loss, reg_timer = train_step(cell, step, next(batches), timed)
+            step += 1
+            if reg_timer is not None:
+                reg_timers.append(reg_timer)
+            first_bad = torch.where(~torch.isfinite(loss) & (first_bad < 0), index + 1, first_bad)
+            epoch_loss += loss.detach()
+            read = None
+            if not hardware.asynchronous or index % SYNC_EVERY == SYNC_EVERY - 1:
+                if int(first_bad) >= 0:
+                    raise NonFiniteLoss(f"non-finite loss at epoch {epoch} step {int(first_bad)}")
+                read = loss.item()
+            progress.step(epoch, index + 1, steps, read)
+        if int(first_bad) >= 0:
+            raise NonFiniteLoss(f"non-finite loss at epoch {epoch} step {int(first_bad)}")
+        if hardware.asynchronous:
+            hardware.synchronize()
+        train_time = time.perf_counter() - epoch_start
+        train_seconds += train_time
+        epoch_rates.append(steps * plan.batch_size / train_time)
+        loss_sum, loss_steps = loss_sum + epoch_loss, loss_steps + steps
         if epoch not in plan.eval_epochs:
             continue
         tick = time.perf_counter()
-        epoch_rows.append(evaluate_epoch(cell, state, epoch, loss_sum, loss_steps, progress))
-        state.eval_wall_seconds += time.perf_counter() - tick
-        state.val_curve[epoch] = epoch_rows[-1]["val_acc"]
-        loss_sum, loss_steps = torch.zeros((), device=cell.device), 0
+        evaluation = evaluate_epoch(cell, epoch, plan.unfreeze_step < step, progress)
+        evaluations.append(evaluation)
+        epoch_rows.append({
+            "run_id": cfg.run_id, "epoch": epoch,
+            "lr": cell.base_lrs[0] * (plan.lr_at(step - 1) if step else 0.0),
+            "train_loss_aug": float(loss_sum) / loss_steps, **evaluation.values,
+            "test_ece": metrics.calibration_summary(evaluation.test_logits, cell.splits.test_y)["ece"],
+            "regularizer_prob": cell.reg.current_prob,
+            "regularizer_strength": cell.reg.current_strength,
+            "images_per_s": round(epoch_rates[-1], 2),
+            "wall_s": round(time.perf_counter() - cell_start, 3),
+        })  # fmt: skip
+        eval_wall_seconds += time.perf_counter() - tick
+        val_curve[epoch] = evaluation.values["val_acc"]
+        loss_sum, loss_steps = torch.zeros((), device=device), 0
         progress.epoch(epoch, epoch_rows[-1])
-    return state
+    return Fitted(
+        last=evaluations[-1], steps=step, train_seconds=train_seconds,
+        eval_wall_seconds=eval_wall_seconds,
+        eval_seconds=sum(e.seconds for e in evaluations),
+        eval_images=sum(e.images for e in evaluations), epoch_rates=tuple(epoch_rates),
+        reg_seconds=sum(timer.seconds() for timer in reg_timers), reg_timed=len(reg_timers),
+        val_curve=val_curve,
+    )  # fmt: skip
+
+
+def training_batches(cell: Cell) -> Iterator[torch.Tensor]:
+    """Indices [B] of the training batches, endlessly: the full batches of a seeded permutation
+    of the training subset (the last partial batch dropped), a fresh permutation drawn from
+    cell.generator when the last is used up (so with a step budget, passes run on across epoch
+    boundaries)."""
+    plan = cell.plan
+    while True:
+        order = torch.randperm(plan.n_train, device=cell.device, generator=cell.generator)
+        for batch in range(plan.per_epoch):
+            yield order[batch * plan.batch_size : (batch + 1) * plan.batch_size]
+
+
+def train_step(
+    cell: Cell, step: int, batch: torch.Tensor, timed: bool = False
+) -> tuple[torch.Tensor, HostTimer | CudaTimer | None]:
+    """Optimizer step number `step` (from 0) on the training images at indices `batch` [B]:
+    returns (the loss, a device scalar; the regularizer's timer when `timed`, else None). A
+    CudaTimer is read only after the device synchronized; the step itself never synchronizes.
+
+    The recipe, top to bottom: the backbone's phase (frozen until plan.unfreeze_step), the
+    learning rates of the step, the batch cropped/flipped, resized and normalized on the
+    device, the regularizer's (images, soft targets) at the schedule's progress, then a
+    soft-target cross-entropy step (fp16: with gradient scaling)."""
+    plan, model, optimizer = cell.plan, cell.model, cell.optimizer
+    trainable = step >= plan.unfreeze_step
+    if step in (0, plan.unfreeze_step):  # the first step; frozen -> unfrozen (staged, head_first)
+        backbones.set_backbone_trainable(model, trainable)
+        if trainable:  # only the last k stages (0: all)
+            backbones.freeze_early_stages(model, plan.trainable_stages)
+        backbones.set_train_mode(model, trainable, plan.bn)  # the model keeps its bn mode
+    factor = plan.lr_at(step)
+    ramps = (1.0, plan.backbone_ramp(step))  # head, backbone (backbones.parameter_groups)
+    for group, base_lr, ramp in zip(optimizer.param_groups, cell.base_lrs, ramps, strict=True):
+        group["lr"] = base_lr * factor * ramp
+    images = data.random_crop_flip(cell.splits.train_x[batch], cell.generator)
+    images = data.to_model_input(
+        images, cell.cfg.image_size, cell.mean, cell.std, cell.channels_last
+    )
+    cell.reg.set_progress(plan.schedule_progress(step))
+    timer = cell.hardware.timer() if timed else None
+    if timer is not None:
+        timer.start()
+    images, targets = cell.reg(images, cell.splits.train_y[batch], generator=cell.generator)
+    if timer is not None:
+        timer.stop()
+    loss = soft_cross_entropy(cell.forward(images, trainable), targets)
+    optimizer.zero_grad(set_to_none=True)
+    if cell.scaler is None:
+        loss.backward()
+        optimizer.step()
+    else:  # fp16: scaled gradients, a step skipped (and the scale lowered) on inf/nan ones
+        cell.scaler.scale(loss).backward()
+        cell.scaler.step(optimizer)
+        cell.scaler.update()
+    return loss, timer
+
+
+@dataclass(frozen=True)
+class Evaluation:
+    """One evaluation after an epoch: the val and test logits [N, K], the clean-train / val /
+    test accuracy and mean NLL (`values`: train_acc, train_loss, val_acc, ...), and its cost
+    (seconds up to the logits' finiteness check, images evaluated)."""
+
+    val_logits: torch.Tensor
+    test_logits: torch.Tensor
+    values: dict[str, float]
+    seconds: float
+    images: int
+
+
+def evaluate_epoch(
+    cell: Cell, epoch: int, backbone_trainable: bool, progress: CellProgress
+) -> Evaluation:
+    """Clean-train (fixed subset), val and test logits and metrics after an epoch; the model is
+    left in train mode again (`backbone_trainable`: the backbone's phase at the last step)."""
+    splits, plan = cell.splits, cell.plan
+    eval_start = time.perf_counter()
+    progress.phase("evaluation", "train", 0, 3)
+    train_logits = cell.evaluate(splits.train_x[: plan.train_eval_count])
+    progress.phase("evaluation", "val", 1, 3)
+    val_logits = cell.evaluate(splits.val_x)
+    progress.phase("evaluation", "test", 2, 3)
+    test_logits = cell.evaluate(splits.test_x)
+    progress.phase("evaluation", "", 3, 3)
+    check_finite_outputs(epoch, train_logits, val_logits, test_logits)  # syncs the device
+    seconds = time.perf_counter() - eval_start
+    backbones.set_train_mode(cell.model, backbone_trainable, plan.bn)  # evaluate(): eval mode
+    train_acc, train_loss = split_metrics(train_logits, splits.train_y[: plan.train_eval_count])
+    val_acc, val_loss = split_metrics(val_logits, splits.val_y)
+    test_acc, test_loss = split_metrics(test_logits, splits.test_y)
+    values = {
+        "train_acc": train_acc, "train_loss": train_loss, "val_acc": val_acc,
+        "val_loss": val_loss, "test_acc": test_acc, "test_loss": test_loss,
+    }  # fmt: skip
+    images = plan.train_eval_count + len(splits.val_y) + len(splits.test_y)
+    return Evaluation(val_logits, test_logits, values, seconds, images)
+
+
+@dataclass(frozen=True)
+class Fitted:
+    """What `fit` measured, and the last evaluated epoch (nothing is selected on the test set)."""
+
+    last: Evaluation
+    steps: int  # optimizer steps run
+    train_seconds: float  # pure training time (each epoch's steps, the device synced at its end)
+    eval_wall_seconds: float  # whole evaluations (metrics and the epochs.csv row included)
+    eval_seconds: float  # evaluation time over `eval_images` images (the forward passes)
+    eval_images: int
+    epoch_rates: tuple[float, ...]  # training images/s per epoch
+    reg_seconds: float  # regularizer time over `reg_timed` timed steps
+    reg_timed: int
+    val_curve: dict[int, float]  # evaluated epoch -> val accuracy
 
 
 def convergence(val_curve: dict[int, float], gain_epoch: int) -> tuple[float | None, int | None]:
@@ -475,204 +645,64 @@ def convergence(val_curve: dict[int, float], gain_epoch: int) -> tuple[float | N
     return gain, int(gain < CONVERGED_GAIN)
 
 
-def fit_record(cell: Cell, state: FitState, row: dict[str, Any]) -> None:
-    """What the fit ran and what it cost into the row: optimizer steps and passes over the
-    training subset, pure training and evaluation seconds, and the convergence record."""
-    gain, converged = convergence(state.val_curve, cell.plan.gain_epoch)
-    row.update(
-        steps_run=state.step,
-        passes=round(state.step * cell.plan.batch_size / cell.plan.n_train, 3),
-        train_s=round(state.train_seconds, 3), eval_s=round(state.eval_wall_seconds, 3),
-        val_gain_last20=gain, converged=converged,
-    )  # fmt: skip
-
-
-def train_epoch(cell: Cell, state: FitState, epoch: int, progress: CellProgress) -> torch.Tensor:
-    """The epoch's steps (up to plan.epoch_ends[epoch - 1]); batches come from fresh seeded
-    permutations of the training subset, a new one whenever the last is used up (without a
-    step budget: one per epoch, drawn at its start). Returns the summed training loss (a
-    device scalar). Raises NonFiniteLoss, checked every step on the CPU and every SYNC_EVERY
-    steps on an asynchronous device (CUDA)."""
-    plan, device, hardware = cell.plan, cell.device, cell.hardware
-    steps = plan.epoch_ends[epoch - 1] - state.step
-    loss_sum = torch.zeros((), device=device)
-    first_bad = torch.full((), -1, dtype=torch.long, device=device)
-    reg_timers: list = []  # the sampled steps' regularizer timers (asynchronous device)
-    epoch_start = time.perf_counter()
-    for index in range(steps):
-        loss = train_step(cell, state, next_batch(cell, state), reg_timers)
-        first_bad = torch.where(~torch.isfinite(loss) & (first_bad < 0), index + 1, first_bad)
-        loss_sum += loss.detach()
-        read = None
-        if not hardware.asynchronous or index % SYNC_EVERY == SYNC_EVERY - 1:
-            if int(first_bad) >= 0:
-                raise NonFiniteLoss(f"non-finite loss at epoch {epoch} step {int(first_bad)}")
-            read = loss.item()
-        progress.step(epoch, index + 1, steps, read)
-    if int(first_bad) >= 0:
-        raise NonFiniteLoss(f"non-finite loss at epoch {epoch} step {int(first_bad)}")
-    if hardware.asynchronous:
-        hardware.synchronize()
-        state.reg_seconds += sum(timer.seconds() for timer in reg_timers)
-        state.reg_timed += len(reg_timers)
-    train_time = time.perf_counter() - epoch_start
-    state.train_seconds += train_time
-    state.epoch_rates.append(steps * plan.batch_size / train_time)
-    return loss_sum
-
-
-def next_batch(cell: Cell, state: FitState) -> torch.Tensor:
-    """Indices [B] of the next training batch: the next full batch of the current seeded
-    permutation of the training subset (state.order), a fresh one when it is used up."""
-    plan = cell.plan
-    if state.batches_left == 0:
-        state.order = torch.randperm(plan.n_train, device=cell.device, generator=cell.generator)
-        state.batches_left = plan.per_epoch
-    start = (plan.per_epoch - state.batches_left) * plan.batch_size
-    state.batches_left -= 1
-    return state.order[start : start + plan.batch_size]
-
-
-def train_step(cell: Cell, state: FitState, batch: torch.Tensor, reg_timers: list) -> torch.Tensor:
-    """One optimizer step on the training images at indices `batch` [B]; returns the loss
-    (`reg_timers`: where an asynchronous device's sampled regularizer timers go)."""
-    plan, model = cell.plan, cell.model
-    trainable = state.step >= plan.unfreeze_step
-    if trainable != state.backbone_trainable:  # frozen -> unfrozen (staged, head_first), step 0
-        backbones.set_backbone_trainable(model, trainable)
-        if trainable:  # only the last k stages (0: all)
-            backbones.freeze_early_stages(model, plan.trainable_stages)
-        backbones.set_train_mode(model, trainable, plan.bn)  # the model keeps its bn mode
-        state.backbone_trainable = trainable
-    state.factor = plan.lr_at(state.step)
-    ramps = (1.0, plan.backbone_ramp(state.step))  # head, backbone (backbones.parameter_groups)
-    for group, base_lr, ramp in zip(cell.optimizer.param_groups, cell.base_lrs, ramps, strict=True):
-        group["lr"] = base_lr * state.factor * ramp
-    images = data.random_crop_flip(cell.splits.train_x[batch], cell.generator)
-    images = data.to_model_input(
-        images, cell.cfg.image_size, cell.mean, cell.std, cell.channels_last
-    )
-    cell.reg.set_progress(plan.schedule_progress(state.step))
-    images, targets = regularize(cell, state, images, batch, reg_timers)
-    loss = soft_cross_entropy(cell.forward(images, trainable), targets)
-    cell.optimizer.zero_grad(set_to_none=True)
-    if cell.scaler is None:
-        loss.backward()
-        cell.optimizer.step()
-    else:  # fp16: scaled gradients, a step skipped (and the scale lowered) on inf/nan ones
-        cell.scaler.scale(loss).backward()
-        cell.scaler.step(cell.optimizer)
-        cell.scaler.update()
-    state.step += 1
-    return loss
-
-
-def regularize(
-    cell: Cell, state: FitState, images: torch.Tensor, batch: torch.Tensor, reg_timers: list
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """The regularizer on one batch: (images [B, 3, H, W], soft targets float32 [B, K]).
-    Timed on every step on a synchronous device (the CPU: host clock), on every
-    REG_TIMING_EVERY-th step on an asynchronous one (CUDA: its timers in `reg_timers`, read once
-    per epoch after the device synchronized)."""
-    labels = cell.splits.train_y
-    hardware = cell.hardware
-    if hardware.asynchronous and state.step % REG_TIMING_EVERY != 0:
-        return cell.reg(images, labels[batch], generator=cell.generator)
-    timer = hardware.timer()
-    timer.start()
-    out = cell.reg(images, labels[batch], generator=cell.generator)
-    timer.stop()
-    if hardware.asynchronous:
-        reg_timers.append(timer)
-    else:
-        state.reg_seconds += timer.seconds()
-        state.reg_timed += 1
-    return out
-
-
-def evaluate_epoch(
-    cell: Cell,
-    state: FitState,
-    epoch: int,
-    loss_sum: torch.Tensor,
-    loss_steps: int,
-    progress: CellProgress,
-) -> dict:
-    """Clean-train (fixed subset), val and test logits and metrics after an epoch; keeps the
-    logits and metrics in `state` and returns the epoch's epochs.csv row (`loss_sum`: the
-    summed training loss, a device scalar, of the `loss_steps` steps since the last one)."""
-    splits, plan = cell.splits, cell.plan
-    eval_start = time.perf_counter()
-    progress.phase("evaluation", "train", 0, 3)
-    train_logits = cell.evaluate(splits.train_x[: plan.train_eval_count])
-    progress.phase("evaluation", "val", 1, 3)
-    val_logits = cell.evaluate(splits.val_x)
-    progress.phase("evaluation", "test", 2, 3)
-    test_logits = cell.evaluate(splits.test_x)
-    progress.phase("evaluation", "", 3, 3)
-    check_finite_outputs(epoch, train_logits, val_logits, test_logits)  # syncs the device
-    state.eval_seconds += time.perf_counter() - eval_start
-    backbones.set_train_mode(
-        cell.model, bool(state.backbone_trainable), cell.plan.bn
-    )  # evaluate(): eval mode
-    state.eval_images += plan.train_eval_count + len(splits.val_y) + len(splits.test_y)
-    train_acc, train_loss = split_metrics(train_logits, splits.train_y[: plan.train_eval_count])
-    val_acc, val_loss = split_metrics(val_logits, splits.val_y)
-    test_acc, test_loss = split_metrics(test_logits, splits.test_y)
-    state.val_logits, state.test_logits = val_logits, test_logits
-    state.split_values = {
-        "train_acc": train_acc, "train_loss": train_loss, "val_acc": val_acc,
-        "val_loss": val_loss, "test_acc": test_acc, "test_loss": test_loss,
-    }  # fmt: skip
+def fit_record(plan: StepPlan, fitted: Fitted) -> dict[str, Any]:
+    """What the fit ran and what it cost, as runs.csv columns: optimizer steps and passes over
+    the training subset, pure training and evaluation seconds, and the convergence record."""
+    gain, converged = convergence(fitted.val_curve, plan.gain_epoch)
     return {
-        "run_id": cell.cfg.run_id, "epoch": epoch, "lr": cell.base_lrs[0] * state.factor,
-        "train_loss_aug": float(loss_sum) / loss_steps, **state.split_values,
-        "test_ece": metrics.calibration_summary(test_logits, splits.test_y)["ece"],
-        "regularizer_prob": cell.reg.current_prob,
-        "regularizer_strength": cell.reg.current_strength,
-        "images_per_s": round(state.epoch_rates[-1], 2),
-        "wall_s": round(time.perf_counter() - state.cell_start, 3),
+        "steps_run": fitted.steps,
+        "passes": round(fitted.steps * plan.batch_size / plan.n_train, 3),
+        "train_s": round(fitted.train_seconds, 3), "eval_s": round(fitted.eval_wall_seconds, 3),
+        "val_gain_last20": gain, "converged": converged,
     }  # fmt: skip
 
 
-def final_metrics(cell: Cell, state: FitState, result: CellResult) -> None:
-    """The last epoch's model (nothing selected on the test set): accuracy, loss, gap,
-    calibration before and after temperature scaling on val, and training speed into the row;
-    reliability bins of test and val into result.calibration."""
+# ---------------------------------------------------------------------------------------------
+# After the fit: the final model's metrics
+
+
+def final_metrics(cell: Cell, fitted: Fitted) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """The last epoch's model (nothing selected on the test set): (runs.csv columns: accuracy,
+    loss, gap, calibration before and after temperature scaling on val, training speed and
+    the regularizer's time per batch; calibration.csv rows: reliability bins of test and val)."""
     cfg, splits = cell.cfg, cell.splits
-    test_logits, val_logits = state.test_logits, state.val_logits
+    test_logits, val_logits = fitted.last.test_logits, fitted.last.val_logits
     test = metrics.calibration_summary(test_logits, splits.test_y)
     val = metrics.calibration_summary(val_logits, splits.val_y)
     temperature = metrics.fit_temperature(val_logits, splits.val_y)
     scaled = metrics.calibration_summary(test_logits / temperature, splits.test_y)
-    rates = state.epoch_rates
+    rates = fitted.epoch_rates
     steady = rates[1:] if cfg.compile and len(rates) > 1 else rates  # compiling slows epoch 1
-    values = state.split_values
-    result.row.update(
-        **values, gap=values["train_acc"] - values["test_acc"],
-        test_ece=test["ece"], test_mce=test["mce"], test_brier=test["brier"],
-        test_mean_conf=test["mean_conf"], temperature=temperature,
-        test_ece_ts=scaled["ece"], test_nll_ts=scaled["nll"],
-        test_ece_adaptive=test["ece_adaptive"], val_ece=val["ece"],
-        train_images_per_s=round(sum(steady) / len(steady), 2),
-        regularizer_ms_per_batch=round(1000 * state.reg_seconds / max(1, state.reg_timed), 4),
-    )  # fmt: skip
-    for split, logits, labels in (("test", test_logits, splits.test_y), ("val", val_logits, splits.val_y)):  # fmt: skip
-        for entry in metrics.reliability_bins(logits, labels):
-            result.calibration.append({"run_id": cfg.run_id, "split": split, **entry})
+    values = fitted.last.values
+    scores = {
+        **values, "gap": values["train_acc"] - values["test_acc"],
+        "test_ece": test["ece"], "test_mce": test["mce"], "test_brier": test["brier"],
+        "test_mean_conf": test["mean_conf"], "temperature": temperature,
+        "test_ece_ts": scaled["ece"], "test_nll_ts": scaled["nll"],
+        "test_ece_adaptive": test["ece_adaptive"], "val_ece": val["ece"],
+        "train_images_per_s": round(sum(steady) / len(steady), 2),
+        "regularizer_ms_per_batch": round(1000 * fitted.reg_seconds / max(1, fitted.reg_timed), 4),
+    }  # fmt: skip
+    bins = [
+        {"run_id": cfg.run_id, "split": split, **entry}
+        for split, logits, labels in (("test", test_logits, splits.test_y),
+                                      ("val", val_logits, splits.val_y))
+        for entry in metrics.reliability_bins(logits, labels)
+    ]  # fmt: skip
+    return scores, bins
 
 
 def robustness_metrics(
-    cell: Cell, state: FitState, result: CellResult, progress: CellProgress | None = None
-) -> None:
-    """Stability and robustness into the row (and one robustness.csv row per corruption), all on
-    one fixed subset, the first `robustness_size` test images: flip rate (all of them, and among
-    those the clean model classifies correctly), clean accuracy there, occlusion and corruption
-    accuracy, absolute and retained (perturbed / clean on the same images). Perturbations act on
-    the native 32 px images, drawn from a CPU generator with a fixed seed on the whole subset at
-    once, so every cell on every device and batch size sees the very same noise, shifts, squares
-    and corruptions. Also the evaluation speed over the whole cell."""
-    cfg, splits, row = cell.cfg, cell.splits, result.row
+    cell: Cell, fitted: Fitted, progress: CellProgress | None = None
+) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """Stability and robustness (runs.csv columns, and one robustness.csv row per corruption),
+    all on one fixed subset, the first `robustness_size` test images: flip rate (all of them,
+    and among those the clean model classifies correctly), clean accuracy there, occlusion and
+    corruption accuracy, absolute and retained (perturbed / clean on the same images).
+    Perturbations act on the native 32 px images, drawn from a CPU generator with a fixed seed
+    on the whole subset at once, so every cell on every device and batch size sees the very
+    same noise, shifts, squares and corruptions. Also the evaluation speed over the whole cell."""
+    cfg, splits = cell.cfg, cell.splits
     progress = progress or CellProgress()
     parts = ["flip", "occlusion", *robustness.CORRUPTIONS]
     robust_start = time.perf_counter()
@@ -682,17 +712,17 @@ def robustness_metrics(
 
     count = min(len(splits.test_y), cfg.robustness_size or len(splits.test_y))
     robust_x, robust_y = splits.test_x[:count].float() / 255.0, splits.test_y[:count]
-    clean_pred = state.test_logits[:count].argmax(1)  # the clean model on exactly these images
-    row["robust_clean_acc"] = clean_acc = metrics.accuracy(state.test_logits[:count], robust_y)
+    test_logits = fitted.last.test_logits
+    clean_pred = test_logits[:count].argmax(1)  # the clean model on exactly these images
+    clean_acc = metrics.accuracy(test_logits[:count], robust_y)
     progress.phase("robustness", "flip", 0, len(parts))
     flipped = cell.evaluate(robustness.flip_perturb(robust_x, fixed_generator())).argmax(1)
-    row["flip_rate"] = metrics.flip_rate(clean_pred, flipped)
-    row["flip_rate_correct"] = metrics.flip_rate_correct(clean_pred, flipped, robust_y)
+    flip_rate = metrics.flip_rate(clean_pred, flipped)
+    flip_rate_correct = metrics.flip_rate_correct(clean_pred, flipped, robust_y)
     progress.phase("robustness", "occlusion", 1, len(parts))
     occluded = cell.evaluate(robustness.occlude(robust_x, splits.pixel_mean, fixed_generator()))
-    row["occlusion_acc"] = metrics.accuracy(occluded, robust_y)
-    row["occlusion_retained"] = metrics.retained(row["occlusion_acc"], clean_acc)
-    accs, eces = [], []
+    occlusion_acc = metrics.accuracy(occluded, robust_y)
+    accs, eces, corruptions = [], [], []
     for done, family in enumerate(robustness.CORRUPTIONS, start=2):
         progress.phase("robustness", family, done, len(parts))
         severity = robustness.DEFAULT_SEVERITY
@@ -700,34 +730,42 @@ def robustness_metrics(
         summary = metrics.calibration_summary(corrupted, robust_y)
         accs.append(summary["acc"])
         eces.append(summary["ece"])
-        result.robustness.append(
+        corruptions.append(
             {"run_id": cfg.run_id, "corruption": family, "severity": severity,
              "accuracy": summary["acc"], "ece": summary["ece"]}
         )  # fmt: skip
     progress.phase("robustness", "", len(parts), len(parts))
-    row["corruption_acc"] = sum(accs) / len(accs)
-    row["corruption_ece"] = sum(eces) / len(eces)  # the .item()s above synced the device
-    row["corruption_retained"] = metrics.retained(row["corruption_acc"], clean_acc)
+    corruption_acc = sum(accs) / len(accs)  # the .item()s above synced the device
     robust_seconds = time.perf_counter() - robust_start
-    row["robustness_s"] = round(robust_seconds, 3)
     robust_images = len(robust_y) * (2 + len(robustness.CORRUPTIONS))  # flip, occlusion, ...
-    row["eval_images_per_s"] = round(
-        (state.eval_images + robust_images) / (state.eval_seconds + robust_seconds), 2
-    )
+    scores = {
+        "robust_clean_acc": clean_acc, "flip_rate": flip_rate,
+        "flip_rate_correct": flip_rate_correct,
+        "occlusion_acc": occlusion_acc,
+        "occlusion_retained": metrics.retained(occlusion_acc, clean_acc),
+        "corruption_acc": corruption_acc, "corruption_ece": sum(eces) / len(eces),
+        "corruption_retained": metrics.retained(corruption_acc, clean_acc),
+        "robustness_s": round(robust_seconds, 3),
+        "eval_images_per_s": round(
+            (fitted.eval_images + robust_images) / (fitted.eval_seconds + robust_seconds), 2
+        ),
+    }  # fmt: skip
+    return scores, corruptions
 
 
-def keep_outputs(cell: Cell, state: FitState, result: CellResult, keep_model: bool) -> None:
+def keep_outputs(cell: Cell, fitted: Fitted, result: CellResult, keep_model: bool) -> None:
     """On the CPU: the per-image outcomes of the final test logits (always; outcomes/<run_id>.npz,
     see bench.results.OUTCOMES_ARRAYS), the logits themselves (cfg.save_logits) and the trained
-    model (keep_model)."""
-    conf, pred = metrics.top_label(state.test_logits)
+    model (keep_model), into `result`."""
+    test_logits = fitted.last.test_logits
+    conf, pred = metrics.top_label(test_logits)
     result.outcomes = {
         "label": cell.splits.test_y.to(torch.uint8).cpu().numpy(),
         "pred": pred.to(torch.uint8).cpu().numpy(),
         "conf": conf.to(torch.float16).cpu().numpy(),
     }
     if cell.cfg.save_logits:
-        result.test_logits = state.test_logits.to(torch.float16).cpu().numpy()
+        result.test_logits = test_logits.to(torch.float16).cpu().numpy()
         result.test_labels = cell.splits.test_y.cpu().numpy()
     if keep_model:
         result.model = cell.model.eval().cpu()

@@ -10,8 +10,11 @@
 tensor operations at B=64 and B=512, and costs at most 1% of a training step inside the loop.
 The steps are cpu-quick's on the CPU (tf_efficientnet_lite0, 32 px, batch 128) and ResNet-50 at
 224 px, batch 256 on a GPU, each frozen and unfrozen, random init; the sweeps' arms (`--all`:
-every name and mode). Blocks of training steps with and without the call alternate; the call is
-also timed inside them (see `in_step_costs`).
+every name and mode). The step is the loop's own, imported (bench.train.train_step on a cell
+from bench.train.set_up, synthetic images: `RealStep`), with the call in its regularizer slot.
+Blocks of training steps with and without the call alternate; the call is also timed inside
+them by the step's own timer (see `in_step_costs`), and a short real cell of the same setup
+gives the loop's own record of it (runs.csv's regularizer_ms_per_batch), side by side.
 
 The comparison table (information, not a target): per-call time at batch 256 and 3x32x32 /
 3x224x224 (median of repeats, taken in warm blocks that take turns; CUDA events and synchronize
@@ -25,8 +28,9 @@ checks labels once). Rows marked "(default call)" show the library's default ins
 output tensor and the label check. In-place versions get their own copy of the batch and are
 called on it again and again; torchvision's return new tensors.
 
-On CUDA (or with --in-step) the comparison table also times a training step (ResNet-50 from
-timm, random init, bf16 autocast on CUDA, channels_last, 224 px, batch 256) and gives each
+On CUDA (or with --in-step) the comparison table also times the loop's training step
+(ResNet-50 from timm, random init, bf16 autocast and channels_last on CUDA, 224 px, batch 256,
+crop/flip, resize and normalize included) and gives each
 regularizer's cost as a percentage of it, twice: "isolated", one call timed alone after a sync
 (which counts the host's kernel launches in full), and "in step", blocks of training steps with
 and without the call, one sync per block, as in training, where the host queues the call's
@@ -71,6 +75,7 @@ def _ours(name: str, loop_call: bool = True, **params) -> Callable:
         generator = torch.Generator(device=device).manual_seed(0)
         return lambda images, labels: reg(images, labels, generator=generator)
 
+    make.regularizer = (name, params)  # what a cell's configuration names (loop_ms)
     return make
 
 
@@ -222,55 +227,132 @@ TARGET_SETUPS = {
 TARGET_PERCENT = 1.0  # a regularizer's in-step cost, at most this share of a training step
 
 
-def make_train_step(device, setup: StepSetup) -> Callable:
-    """fn(images, targets): one SGD step of a timm model (random init; channels_last and bf16
-    autocast on CUDA) with soft-target cross-entropy, as the training loop takes it. Frozen: the
-    backbone runs in eval mode without autograd and only the classifier trains."""
-    import timm
+def step_config(device, setup: StepSetup, regularizer: str = "none", params=None, steps=0):
+    """The RunConfig of a cell whose training step is `setup`'s: synthetic images (a step costs
+    the same on any images), random init, the loop's precision and memory format for the
+    device ("auto": bf16 autocast and channels_last on CUDA). `steps`: a step budget, for a
+    short real run (`loop_ms`); 0: one pass over 2 * batch images."""
+    from bench.config import RunConfig
 
-    cuda = device.type == "cuda"
-    model = timm.create_model(setup.model, pretrained=False, num_classes=NUM_CLASSES)
-    model = model.to(device, memory_format=torch.channels_last if cuda else None).train()
-    frozen = setup.protocol == "frozen"
-    if frozen:
-        model.requires_grad_(False).eval()
-        model.get_classifier().requires_grad_(True).train()
-    params = [p for p in model.parameters() if p.requires_grad]
-    optimizer = torch.optim.SGD(params, lr=0.01, momentum=0.9, nesterov=True)
-
-    def step(images, targets):
-        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=cuda):
-            if frozen:
-                with torch.no_grad():
-                    features = model.forward_features(images)
-                logits = model.forward_head(features)
-            else:
-                logits = model(images)
-        loss = torch.sum(-targets * logits.float().log_softmax(-1), dim=-1).mean()
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
-
-    step.model = model  # for tests
-    return step
+    return RunConfig(
+        sweep="bench", dataset="synthetic", backbone=setup.model, pretrained="none",
+        protocol=setup.protocol, regularizer=regularizer, regularizer_params=params or {},
+        epochs=1, train_steps=steps, batch_size=setup.batch, lr=0.01, warmup_epochs=0.0,
+        image_size=setup.size, train_size=2 * setup.batch, val_size=100, test_size=100,
+        train_eval_size=100, robustness_size=100, device=device.type,
+    )  # fmt: skip
 
 
-def step_inputs(device, setup: StepSetup):
-    """(images [B, 3, S, S] (channels_last on CUDA, as the loop's), labels int64 [B], one-hot
-    targets float32 [B, K])."""
-    images, labels = make_batch(setup.batch, setup.size, device)
-    if device.type == "cuda":
-        images = images.contiguous(memory_format=torch.channels_last)
-    return images, labels, torch.nn.functional.one_hot(labels, NUM_CLASSES).float()
+class CallSlot:
+    """What the real step calls as its regularizer (cell.reg): an impl's call fn(images,
+    labels), as the loop calls its regularizer, or no call (fn None: the batch's one-hot
+    targets, made once)."""
+
+    current_prob = current_strength = 0.0
+
+    def __init__(self, fn: Callable | None, targets: torch.Tensor) -> None:
+        self.fn, self.targets = fn, targets
+
+    def set_progress(self, progress: float) -> None:
+        pass
+
+    def __call__(self, images, labels, generator=None):
+        if self.fn is None:
+            return images, self.targets
+        result = self.fn(images, labels)
+        # timm's RandomErasing returns the images only (its batch, changed in place)
+        return result if isinstance(result, tuple) else (images, self.targets)
+
+
+class RealStep:
+    """bench.train.train_step, the loop's own step, on a real cell (bench.train.set_up) of a
+    step setup: each call is one step (crop/flip, resize, normalize, the regularizer slot,
+    forward, backward, optimizer step) on the first `batch` training images; with `fn`, the
+    slot runs fn and the step's own regularizer timer is returned (the timer the loop reads
+    for runs.csv's regularizer_ms_per_batch), else None. Frozen: only the classifier trains."""
+
+    def __init__(self, device, setup: StepSetup) -> None:
+        from bench.train import set_up
+
+        self.cell, _ = set_up(step_config(device, setup), device)
+        self.batch = torch.arange(setup.batch, device=device)
+        labels = self.cell.splits.train_y[self.batch]
+        self.one_hot = torch.nn.functional.one_hot(labels, NUM_CLASSES).float()
+        self.model = self.cell.model
+        self.steps = 0
+
+    def __call__(self, fn: Callable | None = None):
+        from bench.train import train_step
+
+        self.cell.reg = CallSlot(fn, self.one_hot)
+        # step 0 sets the backbone's phase; later steps stay before the plan's unfreeze step
+        _, timer = train_step(self.cell, min(self.steps, 1), self.batch, timed=fn is not None)
+        self.steps += 1
+        return timer
 
 
 def train_step_ms(device, repeats: int, setup: StepSetup) -> float:
-    """Median ms of one training step timed alone."""
-    step = make_train_step(device, setup)
-    images, labels, targets = step_inputs(device, setup)
+    """Median ms of one training step (the real one, no regularizer call) timed alone."""
+    step = RealStep(device, setup)
     for _ in range(3):
-        step(images, targets)
-    return statistics.median(time_call(step, images, targets, device) for _ in range(repeats))
+        step()
+    return statistics.median(
+        time_call(lambda *_: step(), None, None, device) for _ in range(repeats)
+    )
+
+
+@dataclass(frozen=True)
+class LoopTiming:
+    """The loop's own timing of a regularizer in a real cell (`loop_ms`)."""
+
+    row_ms: float  # runs.csv's regularizer_ms_per_batch: the mean over the timed steps
+    timed_ms: tuple[float, ...]  # each timed call, in order, by the step's own timer
+
+    @property
+    def first_ms(self) -> float:
+        """The first call (a fresh regularizer: lazy set-up, cold caches)."""
+        return self.timed_ms[0]
+
+    @property
+    def later_ms(self) -> float:
+        """The median of the calls after the first."""
+        return statistics.median(self.timed_ms[1:])
+
+    @property
+    def calls(self) -> str:
+        return f"{self.row_ms:.3f} ({self.first_ms:.1f}; {self.later_ms:.3f})"
+
+
+def loop_ms(device, setup: StepSetup, impl: Impl, steps: int) -> LoopTiming | None:
+    """The loop's own timing of an impl of ours, in a real cell (bench.train.train_cell) of the
+    setup with that regularizer and a budget of `steps` steps: the row's
+    regularizer_ms_per_batch, and from the very timers it averages (the step's, collected
+    on the way) the first call and the median of the later ones. None for others' impls, which
+    the loop cannot run."""
+    from bench import train
+
+    ours = getattr(impl.make, "regularizer", None)
+    if ours is None or "default call" in impl.name:
+        return None
+    name, params = ours
+    timers = []
+    real_step = train.train_step
+
+    def step(*args, **kwargs):
+        loss, timer = real_step(*args, **kwargs)
+        if timer is not None:
+            timers.append(timer)
+        return loss, timer
+
+    train.train_step = step  # fit calls the module's train_step: collect its timers
+    try:
+        cfg = step_config(device, setup, name, params, steps=max(2, steps))
+        row = train.train_cell(cfg, progress=False).row
+    finally:
+        train.train_step = real_step
+    if row["status"] != "ok":
+        raise RuntimeError(f"{impl.name}: {row['error']}")
+    return LoopTiming(row["regularizer_ms_per_batch"], tuple(1e3 * t.seconds() for t in timers))
 
 
 @dataclass(frozen=True)
@@ -278,7 +360,7 @@ class InStep:
     """One impl's cost inside training steps (see `in_step_costs`)."""
 
     step_ms: float  # median ms of a step in the blocks without the call
-    call_ms: float  # median ms of the call itself, timed inside the blocks with it
+    call_ms: float  # median ms of the call, by the step's own timer in the blocks with it
     block_percents: list[float]  # per round: % by which the blocks with the call took longer
 
     @property
@@ -293,53 +375,37 @@ class InStep:
 def in_step_costs(
     impls: list[Impl], device, setup: StepSetup, rounds: int = 5, steps: int = 10
 ) -> dict[str, InStep]:
-    """Each impl's cost inside the training loop, measured two ways in one run.
+    """Each impl's cost inside the training loop's own step (bench.train.train_step, `RealStep`),
+    measured two ways in one run.
 
-    A block is `steps` training steps, each on a fresh copy of the batch (as the loop's batch is
-    new every step), with the impl's call before the step or not; there is one host sync per
-    block. Blocks with and without the call alternate `rounds` times per impl; each round's
-    ratio is taken against the block next to it, so drift cancels (but not the noise of other
-    jobs on the machine). Inside the blocks with the call, the call is also timed on its own
-    (perf_counter on a CPU, where it runs synchronously; CUDA events on a GPU, which time its
-    kernels but not the launches that overlap the previous step).
+    A block is `steps` real training steps (each on a new batch, as in the loop), with the
+    impl's call in the step's regularizer slot or no call; there is one host sync per block.
+    Blocks with and without the call alternate `rounds` times per impl; each round's ratio is
+    taken against the block next to it, so drift cancels (but not the noise of other jobs on
+    the machine). Inside the blocks with the call, the call is also timed by the step's own
+    timer, the one the loop records in runs.csv (perf_counter on a CPU, where it runs
+    synchronously; CUDA events on a GPU, which time its kernels but not the launches that
+    overlap the previous step), read after the block's sync.
     """
-    step = make_train_step(device, setup)
-    images, labels, one_hot = step_inputs(device, setup)
-    timings: list = []  # per timed call: ms (CPU) or a pair of CUDA events
+    step = RealStep(device, setup)
 
-    def call(fn, batch, targets):
-        if device.type == "cuda":
-            start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-            start.record()
-            result = fn(batch, labels)
-            end.record()
-            timings.append((start, end))
-        else:
-            tick = time.perf_counter()
-            result = fn(batch, labels)
-            timings.append((time.perf_counter() - tick) * 1e3)
-        # timm's RandomErasing returns the images only (its batch, changed in place)
-        return result if isinstance(result, tuple) else (batch, targets)
-
-    def block(fn) -> float:
+    def block(fn) -> tuple[float, list]:
         _sync(device)
         begin = time.perf_counter()
-        for _ in range(steps):
-            batch, targets = images.clone(), one_hot
-            if fn is not None:
-                batch, targets = call(fn, batch, targets)
-            step(batch, targets)
+        timers = [step(fn) for _ in range(steps)]
         _sync(device)
-        return time.perf_counter() - begin
+        return time.perf_counter() - begin, timers
 
     block(None)  # warm-up: allocator, cudnn autotuning
     costs = {}
     for impl in impls:
         fn = impl.make(device)
         block(fn)
-        timings.clear()
-        pairs = [(block(fn), block(None)) for _ in range(rounds)]
-        call_ms = [t if isinstance(t, float) else t[0].elapsed_time(t[1]) for t in timings]
+        pairs, call_ms = [], []
+        for _ in range(rounds):
+            (with_call, timers), (plain, _) = block(fn), block(None)
+            pairs.append((with_call, plain))
+            call_ms += [1e3 * timer.seconds() for timer in timers]
         costs[impl.name] = InStep(
             step_ms=1e3 * statistics.median(plain for _, plain in pairs) / steps,
             call_ms=statistics.median(call_ms),
@@ -370,9 +436,16 @@ def targets_table(
     device, setups: list[StepSetup], rounds: int, steps: int, every: bool = False
 ) -> str:
     """The markdown table of this package's targets: ops per call constant in the batch size,
-    and the in-step cost at most `TARGET_PERCENT` of a training step, per step setup."""
+    and the in-step cost at most `TARGET_PERCENT` of a training step, per step setup. Beside
+    the call's in-step time ("call ms": the step's own timer in the blocks, median) stands the
+    loop's own record of it ("loop ms": regularizer_ms_per_batch of a real cell of the same
+    setup, rounds x steps steps, `loop_ms`), with the first call and the median of the later
+    ones of that cell (the row's mean counts the first call; the blocks warm up first). Both
+    come from the same step and timer; on a CPU with more torch threads than free cores a small
+    call can wait tens of ms for its threads, so compare the columns from a quiet machine."""
     impls = target_impls(every)
     head = ["step", "regularizer", "ops B=64", "ops B=512", "step ms", "call ms"]
+    head.append("loop ms (first call; median of later)")
     head += ["call % of step", "blocks % longer (median)", "blocks % (min, max)", "target"]
     rows = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for setup in setups:
@@ -387,7 +460,9 @@ def targets_table(
             # the launches overlap the previous step and the blocks' difference is the cost.
             share = cost.call_percent if device.type == "cpu" else cost.block_percent
             met = ops[0] == ops[1] and share <= TARGET_PERCENT
+            loop = loop_ms(device, setup, impl, rounds * steps)
             cells = [where, impl.name, *map(str, ops), f"{cost.step_ms:.1f}", f"{cost.call_ms:.3f}"]
+            cells.append("" if loop is None else loop.calls)
             cells += [f"{cost.call_percent:.2f}", f"{cost.block_percent:.2f}"]
             cells += [f"{min(cost.block_percents):.2f}, {max(cost.block_percents):.2f}"]
             cells.append("met" if met else "MISSED")

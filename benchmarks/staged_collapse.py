@@ -29,6 +29,8 @@ from __future__ import annotations
 
 import argparse
 import copy
+import dataclasses
+import itertools
 import time
 
 import torch
@@ -36,7 +38,7 @@ from torch import nn
 
 from bench import backbones, data
 from bench.config import RunConfig
-from bench.train import FitState, next_batch, set_up, train_step
+from bench.train import set_up, train_step, training_batches
 
 VARIANTS = (
     "baseline",
@@ -82,15 +84,17 @@ def val_acc(cell, variant: str | None) -> float:
 
 def run_seed(args, seed: int) -> list[dict]:
     cfg = cpu_quick_cell(args.data_dir, seed, args.regularizer)
-    cell = set_up(cfg, torch.device("cpu"), {})
+    cell, _ = set_up(cfg, torch.device("cpu"))
     plan = cell.plan
     switch = plan.unfreeze_step
-    state = FitState(cell_start=time.perf_counter())
+    batches = training_batches(cell)
     frozen_curve = {}
-    while state.step < switch:
-        train_step(cell, state, next_batch(cell, state), [])
-        if state.step == plan.per_epoch or state.step == switch:
-            frozen_curve[state.step] = val_acc(cell, None)
+    for step in range(switch):
+        train_step(cell, step, next(batches))
+        if step + 1 == plan.per_epoch or step + 1 == switch:
+            frozen_curve[step + 1] = val_acc(cell, None)
+    # the rest of the switch's pass (no draw from the generator until the next pass begins)
+    rest = [next(batches) for _ in range(-switch % plan.per_epoch)]
     optimizer = cell.optimizer
     backbone_group = optimizer.param_groups[1]["params"]
     buffers = sum(1 for p in backbone_group if "momentum_buffer" in optimizer.state.get(p, {}))
@@ -98,8 +102,6 @@ def run_seed(args, seed: int) -> list[dict]:
         "model": copy.deepcopy(cell.model.state_dict()),
         "optimizer": copy.deepcopy(optimizer.state_dict()),
         "generator": cell.generator.get_state(),
-        "order": state.order.clone(),
-        "batches_left": state.batches_left,
         "base_lrs": list(cell.base_lrs),
     }
     rows = []
@@ -109,15 +111,10 @@ def run_seed(args, seed: int) -> list[dict]:
         optimizer.load_state_dict(snapshot["optimizer"])
         cell.generator.set_state(snapshot["generator"])
         cell.base_lrs[:] = snapshot["base_lrs"]
-        state = FitState(
-            cell_start=time.perf_counter(),
-            step=switch,
-            backbone_trainable=True,
-            order=snapshot["order"].clone(),
-            batches_left=snapshot["batches_left"],
-        )
-        backbones.set_backbone_trainable(cell.model, True)
-        apply_variant_mode(cell.model, variant)
+        batches = itertools.chain(rest, training_batches(cell))
+        # train_step unfreezes the backbone at the switch in the plan's BatchNorm mode: the
+        # variant's (apply_variant_mode)
+        cell.plan = dataclasses.replace(plan, bn="frozen" if variant == "bn_eval" else "train")
         momentum = {}
         if variant == "bn_train_stats_kept":
             for bn in batchnorms(cell.model):
@@ -133,13 +130,13 @@ def run_seed(args, seed: int) -> list[dict]:
         lrs = None
         end = plan.total_steps if args.full else 2 * plan.per_epoch
         start = time.perf_counter()
-        while state.step < end:
-            train_step(cell, state, next_batch(cell, state), [])
+        for step in range(switch, end):
+            train_step(cell, step, next(batches))
             if lrs is None:
                 lrs = [group["lr"] for group in optimizer.param_groups]
-            after = state.step - switch
-            if after in AFTER or state.step % plan.per_epoch == 0:
-                curve[state.step] = val_acc(cell, variant)
+            after = step + 1 - switch
+            if after in AFTER or (step + 1) % plan.per_epoch == 0:
+                curve[step + 1] = val_acc(cell, variant)
         for bn, value in momentum.items():
             bn.momentum = value
         rows.append(

@@ -9,6 +9,8 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from measured import measured
+
 from bench import rows
 
 
@@ -20,7 +22,9 @@ def fake_worker(conn, gpu: str, threads: int, live) -> None:
             marker.unlink()
             os._exit(3)  # as a segfault or the kernel's OOM killer would end it
         row = rows.runs_row(cfg, build_regularizer=False)
-        row.update(status="ok", device=f"{os.environ['CUDA_VISIBLE_DEVICES']}:{os.getpid()}")
+        row.update(
+            measured(), status="ok", device=f"{os.environ['CUDA_VISIBLE_DEVICES']}:{os.getpid()}"
+        )
         conn.send(rows.CellResult(row=row))
 
 

@@ -11,6 +11,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from measured import measured
 
 from bench import rows, train
 from bench.cli.progress import CellLines, cell_display
@@ -61,7 +62,7 @@ def run(folder: Path, cells: list[RunConfig], **options) -> list[str]:
 def fake_ok(cfg, **kwargs):
     """A cell that finishes at once (nothing measured)."""
     row = rows.runs_row(cfg)
-    row["status"] = "ok"
+    row.update(measured(), status="ok")
     return rows.CellResult(row=row, epochs=[{"epoch": 1, "train_acc": 0.5, "test_acc": 0.5}])
 
 

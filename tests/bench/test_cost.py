@@ -78,9 +78,9 @@ def test_the_cost_model_counts_the_images_a_real_cell_evaluates(monkeypatch) -> 
         seen[seen["phase"]] += len(images)
         return real_evaluate(self, images)
 
-    def robustness_metrics(cell, state, result, progress=None):
+    def robustness_metrics(cell, fitted, progress=None):
         seen["phase"] = "robustness"
-        return real_robustness(cell, state, result, progress)
+        return real_robustness(cell, fitted, progress)
 
     monkeypatch.setattr(train.Cell, "evaluate", evaluate)
     monkeypatch.setattr(train, "robustness_metrics", robustness_metrics)

@@ -16,6 +16,7 @@ import pandas as pd
 import pytest
 import timm
 import torch
+from measured import measured
 
 from bench import model_io
 from bench.config import RunConfig
@@ -171,7 +172,8 @@ def finished_cell(lr: float, val_acc: float, seed: int) -> tuple[RunConfig, Cell
     cfg = dataclasses.replace(load_sweep(SMOKE).cells[0], lr=lr)
     torch.manual_seed(seed)
     model = timm.create_model(cfg.backbone, pretrained=False, num_classes=10)
-    row = {"run_id": cfg.run_id, "status": "ok", "protocol": cfg.protocol, "val_acc": val_acc}
+    row = {"run_id": cfg.run_id, "status": "ok", "protocol": cfg.protocol,
+           **measured(val_acc=val_acc)}  # fmt: skip
     return cfg, CellResult(row=row, model=model)
 
 

@@ -83,10 +83,12 @@ def test_no_workers_for_one_gpu_or_cpu_cells(
 
 
 def fake_result(cfg):
+    from measured import measured
+
     from bench import rows
 
     row = rows.runs_row(cfg, build_regularizer=False)
-    row.update(status="ok")
+    row.update(measured(), status="ok")
     return rows.CellResult(row=row)
 
 

@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from measured import measured
 
 from bench.results import (
     MAX_OUTCOMES,
@@ -31,12 +32,14 @@ from bench.results import (
     register_repair,
 )
 from bench.rows import CellResult
-from bench.schema import FILES
+from bench.schema import FILES, RUNS
 
 
 def make_result(run_id: str, status: str = "ok", **extra) -> CellResult:
-    row = {"run_id": run_id, "sweep": "t", "status": status, "test_acc": 0.5, "lr": 0.1}
-    if status == "failed":
+    row = {"run_id": run_id, "sweep": "t", "status": status, "lr": 0.1}
+    if status == "ok":
+        row.update(measured(test_acc=0.5))
+    else:
         row.update(error="non-finite loss at epoch 1 step 3", test_acc=None)
     row.update(extra)
     epochs = [{"epoch": e, "train_loss": 1.0 / (e + 1), "val_acc": float("nan")} for e in (1, 2)]
@@ -93,6 +96,29 @@ def test_write_needs_lock_and_known_columns(tmp_path: Path) -> None:
         with pytest.raises(ValueError, match="run_id"):
             results.write(bad)
         assert not (tmp_path / "runs.csv").exists() or results.finished_ids() == set()
+
+
+def test_an_ok_row_must_carry_every_declared_metric(tmp_path: Path) -> None:
+    # the other direction of "unknown column": a declared metric an ok cell did not produce
+    results = ResultsDir(tmp_path)
+    optional = [c.name for c in RUNS if c.kind == "metric" and c.empty_when]
+    assert "val_gain_last20" in optional and "test_acc" not in optional
+    with results.lock():
+        lacking = make_result("a" * 12)
+        del lacking.row["flip_rate"]
+        with pytest.raises(ValueError, match=r"finished ok without the declared metric\(s\) "
+                                             r"\['flip_rate'\]"):  # fmt: skip
+            results.write(lacking)
+        with pytest.raises(ValueError, match=r"metric\(s\) \['test_ece'\]"):
+            results.write(make_result("a" * 12, test_ece=None))  # None: not measured
+        absent = make_result("a" * 12)
+        del absent.row["val_gain_last20"]  # may be empty, but its phase must say so (None)
+        with pytest.raises(ValueError, match=r"metric\(s\) \['val_gain_last20'\]"):
+            results.write(absent)
+        assert results.finished_ids() == set() and not (tmp_path / "runs.csv").exists()
+        results.write(make_result("a" * 12, **dict.fromkeys(optional)))  # declared empty: fine
+        results.write(make_result("b" * 12, status="failed"))  # a failed cell measured nothing
+    assert results.finished_ids() == {"a" * 12, "b" * 12}
 
 
 def test_values_must_fit_the_declared_dtype(tmp_path: Path) -> None:
@@ -211,7 +237,9 @@ def test_logits_saved_atomically(tmp_path: Path) -> None:
     results = ResultsDir(tmp_path)
     logits = np.random.default_rng(0).normal(size=(7, 10)).astype(np.float16)
     with results.lock():
-        results.write(CellResult(row={"run_id": "c" * 12, "status": "ok"}, test_logits=logits))
+        results.write(
+            CellResult(row={"run_id": "c" * 12, "status": "ok", **measured()}, test_logits=logits)
+        )
     saved = np.load(tmp_path / "logits" / f"{'c' * 12}.npz")["logits"]
     assert saved.dtype == np.float16 and np.array_equal(saved, logits)
 

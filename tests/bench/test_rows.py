@@ -21,9 +21,10 @@ def test_every_configuration_column_is_a_runconfig_field_or_named_special():
     assert set(rows.FROM_CONFIG) <= fields, set(rows.FROM_CONFIG) - fields
 
 
-def test_row_has_every_column_in_order_config_by_name_metrics_empty():
+def test_row_has_every_column_but_the_metrics_in_order_config_by_name():
     row = rows.runs_row(CFG)
-    assert list(row) == RUNS_COLUMNS
+    metrics = columns(RUNS_FILE, kind="metric")
+    assert list(row) == [name for name in RUNS_COLUMNS if name not in metrics]
     assert (row["run_id"], row["sweep"], row["status"], row["error"]) == (
         CFG.run_id,
         "t",
@@ -32,8 +33,25 @@ def test_row_has_every_column_in_order_config_by_name_metrics_empty():
     )
     for name in rows.FROM_CONFIG:
         assert row[name] == getattr(CFG, name), name
-    assert all(row[name] is None for name in columns(RUNS_FILE, kind="metric"))
+    assert not set(metrics) & set(row)  # a metric is what a phase returns, never pre-filled
     assert all(row[name] is None for name in rows.ENVIRONMENT)
+
+
+def test_cell_row_is_the_start_updated_with_each_phase_record():
+    start = rows.runs_row(CFG)
+    setup = {"pretrained": "hub:x", "train_size": 10, "channels_last": 0}
+    row = rows.cell_row(start, setup, {"test_acc": 0.5}, {"status": "ok"})
+    assert row["pretrained"] == "hub:x" and row["train_size"] == 10  # resolved by set-up
+    assert (row["test_acc"], row["status"], row["run_id"]) == (0.5, "ok", CFG.run_id)
+    assert start["pretrained"] == CFG.pretrained and "test_acc" not in start  # start unchanged
+
+
+def test_cell_row_refuses_an_undeclared_column_and_one_fact_from_two_phases():
+    start = rows.runs_row(CFG)
+    with pytest.raises(ValueError, match=r"unknown column\(s\) \['test_accuracy'\]"):
+        rows.cell_row(start, {"test_accuracy": 0.5})
+    with pytest.raises(ValueError, match=r"column\(s\) \['test_acc'\] given by records 0 and 2"):
+        rows.cell_row(start, {"test_acc": 0.5}, {"val_acc": 0.4}, {"test_acc": 0.6})
 
 
 def test_regularizer_columns_come_from_the_built_regularizer():

@@ -174,8 +174,8 @@ def test_failed_cells_recorded_then_retried(tmp_path: Path, monkeypatch, capsys,
     real_step = train.train_step
 
     def exploding_step(cell, *args):
-        loss = real_step(cell, *args)
-        return loss * float("inf") if cell.cfg.run_id == exploding else loss
+        loss, timer = real_step(cell, *args)
+        return (loss * float("inf") if cell.cfg.run_id == exploding else loss), timer
 
     monkeypatch.setattr(train, "train_step", exploding_step)
 

@@ -10,7 +10,15 @@ from tiny_cell import TINY
 
 from bench import train
 from bench.config import RunConfig
-from bench.schema import CALIBRATION_COLUMNS, EPOCHS_COLUMNS, ROBUSTNESS_COLUMNS, RUNS_COLUMNS
+from bench.results import ResultsDir
+from bench.schema import (
+    CALIBRATION_COLUMNS,
+    EPOCHS_COLUMNS,
+    ROBUSTNESS_COLUMNS,
+    RUNS_COLUMNS,
+    RUNS_FILE,
+    columns,
+)
 
 
 def test_learns_synthetic_data_and_fills_every_schema_column():
@@ -32,6 +40,41 @@ def test_learns_synthetic_data_and_fills_every_schema_column():
     assert len(result.robustness) >= 5
     assert all(set(r) == set(ROBUSTNESS_COLUMNS) for r in result.robustness)
     assert row["pretrained"] == "none" and row["train_size"] == 640
+
+
+def test_the_row_is_built_from_the_phases_and_the_writer_takes_it(tmp_path):
+    result = train.train_cell(TINY.replace(epochs=1), progress=False)
+    assert result.row["status"] == "ok", result.row["error"]
+    # a one-epoch cell has no convergence record: declared empty (schema), given as None
+    assert result.row["val_gain_last20"] is None and "converged" in result.row
+    with ResultsDir(tmp_path).lock() as results:
+        results.write(result)
+        assert results.finished_ids() == {TINY.replace(epochs=1).run_id}
+
+
+@pytest.mark.parametrize("phase", ["set_up", "fit_record", "final_metrics", "robustness_metrics"])
+def test_a_metric_a_phase_stops_returning_fails_by_name(monkeypatch, tmp_path, phase):
+    """Deleting a metric's line from a phase of train.py: the row lacks that metric (nothing
+    pre-fills it) and the writer refuses the ok row, naming it."""
+    real = getattr(train, phase)
+    dropped = []
+
+    def without_one_metric(*args, **kwargs):
+        out = real(*args, **kwargs)
+        record = out if isinstance(out, dict) else out[1] if phase == "set_up" else out[0]
+        name = next(n for n in record if n in columns(RUNS_FILE, kind="metric"))
+        dropped.append(name)
+        del record[name]
+        return out
+
+    monkeypatch.setattr(train, phase, without_one_metric)
+    result = train.train_cell(TINY.replace(epochs=1), progress=False)
+    (name,) = dropped
+    assert result.row["status"] == "ok" and name not in result.row
+    with ResultsDir(tmp_path).lock() as results:
+        with pytest.raises(ValueError, match=rf"without the declared metric\(s\) \['{name}'\]"):
+            results.write(result)
+        assert results.finished_ids() == set()
 
 
 def test_same_seed_same_numbers_on_cpu():
@@ -84,12 +127,18 @@ def test_staged_protocol_unfreezes_partway(monkeypatch):
 def test_non_finite_loss_is_a_failed_result_not_a_crash(monkeypatch):
     # A poisoned training step (lr = 1e30, which diverged here, is refused at load since issue 27)
     real_step = train.train_step
-    monkeypatch.setattr(train, "train_step", lambda *args: real_step(*args) * float("inf"))
+
+    def poisoned(*args):
+        loss, timer = real_step(*args)
+        return loss * float("inf"), timer
+
+    monkeypatch.setattr(train, "train_step", poisoned)
     cfg = TINY.replace(epochs=2, optimizer="sgd")
     result = train.train_cell(cfg, progress=False)
     assert result.row["status"] == "failed"
     assert result.row["error"].startswith("non-finite loss at epoch 1 step ")
-    assert result.row["test_acc"] is None
+    assert result.row.get("test_acc") is None and result.row["wall_s"] > 0
+    assert result.row["pretrained"] == "none" and result.row["amp"] == "off"  # set-up finished
 
 
 def test_lr_schedule_warms_up_then_decays_to_zero():

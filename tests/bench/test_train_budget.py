@@ -178,9 +178,9 @@ def test_each_pass_of_a_step_budget_visits_every_image_once(monkeypatch):
     seen: list[torch.Tensor] = []
     original = train.train_step
 
-    def spy(cell, state, batch, reg_events):
+    def spy(cell, step, batch, timed):
         seen.append(batch.clone())
-        return original(cell, state, batch, reg_events)
+        return original(cell, step, batch, timed)
 
     monkeypatch.setattr(train, "train_step", spy)
     assert train.train_cell(cfg, progress=False).row["status"] == "ok"

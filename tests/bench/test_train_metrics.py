@@ -119,11 +119,11 @@ def test_flip_rate_correct_counts_only_correct_images_in_a_cell(monkeypatch) -> 
 
     real_robustness = train.robustness_metrics
 
-    def robustness_metrics(cell, state, result, progress=None):
+    def robustness_metrics(cell, fitted, progress=None):
         count = TINY.robustness_size
-        pred = state.test_logits[:count].argmax(1)
+        pred = fitted.last.test_logits[:count].argmax(1)
         labels["wrong"] = pred != cell.splits.test_y[:count]
-        return real_robustness(cell, state, result, progress)
+        return real_robustness(cell, fitted, progress)
 
     monkeypatch.setattr(train.Cell, "evaluate", evaluate)
     monkeypatch.setattr(robustness, "flip_perturb", flip)

@@ -61,11 +61,11 @@ def test_bn_mode_survives_the_evaluation_between_epochs(monkeypatch):
     modes = []
     real_step = train.train_step
 
-    def record(cell, state, batch, reg_events):
-        loss = real_step(cell, state, batch, reg_events)
+    def record(cell, step, batch, timed):
+        out = real_step(cell, step, batch, timed)
         norms = backbones.backbone_batchnorms(cell.model)
         modes.append(any(m.training for m in norms))
-        return loss
+        return out
 
     monkeypatch.setattr(train, "train_step", record)
     result = train.train_cell(TINY.replace(epochs=2, bn="frozen"), progress=False)
@@ -91,9 +91,8 @@ def test_unfreeze_step_is_recorded_per_protocol():
     plan_steps = 2 * (640 // 64)
     for protocol, expected in (("frozen", None), ("unfrozen", 0), ("staged", plan_steps // 2),
                                ("head_first", plan_steps // 2)):  # fmt: skip
-        row = {}
-        train.set_up(TINY.replace(protocol=protocol), torch.device("cpu"), row)
-        assert row["unfreeze_step"] == expected, protocol
+        _, setup = train.set_up(TINY.replace(protocol=protocol), torch.device("cpu"))
+        assert setup["unfreeze_step"] == expected, protocol
 
 
 def test_head_first_schedule_restarts_at_the_switch_at_finetune_lr_scale():
@@ -121,9 +120,8 @@ def test_staged_backbone_rewarms_after_the_switch_and_the_head_does_not():
     assert ramps[:switch] == [1.0] * switch  # frozen backbone: no gradient, the factor is moot
     assert ramps[switch : switch + 3] == [0.5, 1.0, 1.0]  # linear over 2 steps from the switch
     # the optimizer sees it: backbone group at ramp x schedule, head group at the schedule alone
-    cell = train.set_up(cfg, torch.device("cpu"), {})
-    state = train.FitState(cell_start=0.0, step=switch)
-    train.train_step(cell, state, torch.arange(cell.plan.batch_size), [])
+    cell, _ = train.set_up(cfg, torch.device("cpu"))
+    train.train_step(cell, switch, torch.arange(cell.plan.batch_size))
     head, body = (group["lr"] for group in cell.optimizer.param_groups)
     assert head == pytest.approx(cfg.lr * plan.lr_at(switch))
     assert body == pytest.approx(cfg.lr * cfg.backbone_lr_scale * plan.lr_at(switch) * 0.5)
@@ -140,12 +138,11 @@ def test_head_first_head_weights_carry_into_finetuning(monkeypatch):
     heads = []  # (step, trainable before the step, head weight before, head weight after)
     real_step = train.train_step
 
-    def record(cell, state, batch, reg_events):
+    def record(cell, step, batch, timed):
         before = cell.model.get_classifier().weight.detach().clone()
-        step = state.step
-        loss = real_step(cell, state, batch, reg_events)
+        out = real_step(cell, step, batch, timed)
         heads.append((step, before, cell.model.get_classifier().weight.detach().clone()))
-        return loss
+        return out
 
     monkeypatch.setattr(train, "train_step", record)
     result = train.train_cell(cfg, progress=False, keep_model=True)

@@ -49,16 +49,53 @@ def test_targets_table_has_a_row_per_setup_and_impl(monkeypatch):
 
 
 def test_frozen_step_trains_the_classifier_only():
-    cpu = rt.torch.device("cpu")
-    step = rt.make_train_step(cpu, rt.StepSetup("test_resnet", 32, 4, "frozen"))
+    step = rt.RealStep(rt.torch.device("cpu"), rt.StepSetup("test_resnet", 32, 4, "frozen"))
     head = step.model.get_classifier()
     before = {name: p.clone() for name, p in step.model.named_parameters()}
-    images, _, targets = rt.step_inputs(cpu, rt.StepSetup("test_resnet", 32, 4))
-    step(images, targets)
+    step()
     head_ids = {id(p) for p in head.parameters()}
     head_names = {name for name, p in step.model.named_parameters() if id(p) in head_ids}
     for name, param in step.model.named_parameters():
         assert rt.torch.equal(param, before[name]) == (name not in head_names), name
+
+
+def test_the_benchmark_times_the_loops_own_step_and_its_timer(monkeypatch):
+    """No copy of the step: each RealStep call is one bench.train.train_step, timed by the
+    step's own regularizer timer (the loop's) when a call sits in its regularizer slot."""
+    from bench import train
+
+    calls = []
+    real = train.train_step
+
+    def spy(cell, step, batch, timed=False):
+        loss, timer = real(cell, step, batch, timed)
+        calls.append((step, timed, timer))
+        return loss, timer
+
+    monkeypatch.setattr(train, "train_step", spy)
+    step = rt.RealStep(rt.torch.device("cpu"), SMALL)
+    fn = next(i for i in rt.IMPLS if i.name == "ours cutmix batch").make(rt.torch.device("cpu"))
+    assert step() is None
+    timer = step(fn)
+    assert [(s, t) for s, t, _ in calls] == [(0, False), (1, True)] and calls[1][2] is timer
+    assert timer.seconds() > 0
+    cost = rt.in_step_costs([rt.IMPLS[0]], rt.torch.device("cpu"), SMALL, rounds=2, steps=2)
+    assert len(calls) == 2 + 2 + 2 + 2 * 2 * 2  # warm-up blocks, then 2 rounds of 2 blocks
+    assert cost["ours none"].call_ms > 0
+
+
+def test_loop_ms_is_the_rows_regularizer_time_of_ours_only():
+    cpu = rt.torch.device("cpu")
+    by_name = {i.name: i for i in rt.IMPLS}
+    assert rt.loop_ms(cpu, SMALL, by_name["timm RandomErasing"], 2) is None
+    assert rt.loop_ms(cpu, SMALL, by_name["ours mixup batch (default call)"], 2) is None
+    loop = rt.loop_ms(cpu, SMALL, by_name["ours cutmix batch"], 3)
+    assert len(loop.timed_ms) == 3 and loop.first_ms > 0 and loop.later_ms > 0
+    # the row's number is the mean of the very timers the benchmark collected from the step
+    assert loop.row_ms == pytest.approx(sum(loop.timed_ms) / 3, abs=1e-4)
+    from bench import train
+
+    assert train.train_step.__name__ == "train_step"  # the loop's step is put back
 
 
 @pytest.mark.parametrize("impl", rt.IMPLS, ids=[i.name for i in rt.IMPLS])
