@@ -277,19 +277,18 @@ def run_probe(
     try:
         small = probe_config(cfg, steps, (len(raw["train_y"]), len(raw["test_y"])))
         hardware.reset_peak_memory()
-        row: dict[str, Any] = {}
-        cell = train.set_up(small, hardware, row)
-        probe.weights = str(row.get("pretrained", ""))
+        cell, record = train.set_up(small, hardware)
+        probe.weights = str(record.get("pretrained", ""))
         probe.amp, probe.channels_last = cell.amp, cell.channels_last
         probe.parameters = sum(p.numel() for p in cell.model.parameters())
-        state = train.FitState(cell_start=time.perf_counter())
+        batches = train.training_batches(cell)
         timed, units, images = 0.0, 0.0, 0
         for index in range(cell.plan.total_steps):
             trainable = index >= cell.plan.unfreeze_step
             warm_up = index in (0, cell.plan.unfreeze_step)  # first step of a phase: not timed
             hardware.synchronize()
             began = time.perf_counter()
-            loss = train.train_step(cell, state, train.next_batch(cell, state), [])
+            loss, _ = train.train_step(cell, index, next(batches), timed=True)  # as the loop does
             float(loss.detach())  # waits for the step
             if not warm_up:
                 timed += time.perf_counter() - began

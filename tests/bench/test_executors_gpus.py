@@ -13,6 +13,7 @@ from fake_workers import fake_worker, ran_on
 from sweep_files import SMOKE
 
 from bench import device as devices
+from bench.arms import Scope
 from bench.executors import local
 from bench.results import ResultsDir
 from bench.runner import cells_to_run
@@ -111,7 +112,12 @@ def test_a_worker_that_dies(tmp_path: Path, fake_workers) -> None:
     # the dead worker ran a cell before it died; its replacement is a third process
     assert len({pid for _, pid in workers}) == 3 and {gpu for gpu, _ in workers} == {"0", "1"}
 
-    sweep = dataclasses.replace(load_sweep(SMOKE), cells=todo, labels=[""] * len(todo))
+    sweep = dataclasses.replace(
+        load_sweep(SMOKE),
+        cells=todo,
+        labels=[""] * len(todo),
+        scopes=[Scope()] * len(todo),
+    )
     assert cells_to_run(sweep, list(rows.values()), retry_failed=False) == []
     again = cells_to_run(sweep, list(rows.values()), retry_failed=True)
     assert [c.run_id for c in again] == [todo[2].run_id]
