@@ -24,6 +24,8 @@ from typing import Any
 PROTOCOLS = ("frozen", "unfrozen", "staged", "scratch", "head_first")
 BN_MODES = ("auto", "frozen", "train")  # "auto": frozen for staged/head_first/frozen, else train
 SCHEDULE_FROM = ("start", "unfreeze")
+# issue 23: a cell trains to its budget, or until validation accuracy plateaus (the budget caps it)
+STOP_MODES = ("budget", "plateau")
 OPTIMIZERS = ("sgd", "adamw")
 DATASETS = ("cifar10", "synthetic")
 DEVICES = ("auto", "cpu", "cuda")
@@ -228,6 +230,20 @@ class RunConfig:
     eval_every: int = hparam(1, "epochs between evaluations (the 80% point and the last are "
                              "always evaluated)", Bound(1, MAX_EPOCHS, why="epochs between "
                              "evaluations; the last epoch is always evaluated"))  # fmt: skip
+    # issue 23: budgets in passes (comparable across training-set sizes) and the plateau rule
+    train_passes: float = hparam(0.0, "training budget in passes over the training subset (0 = "
+                                 "use --train-steps or --epochs); with it, --epochs is the number "
+                                 "of evaluation periods", Bound(0, MAX_EPOCHS, why="passes over "
+                                 "the training subset; 0 = use train_steps or epochs"))  # fmt: skip
+    stop: str = hparam("budget", "when training ends: at the budget, or at a validation plateau "
+                       "(the budget is then the cap; docs/protocols.md#the-plateau-rule)",
+                       STOP_MODES)  # fmt: skip
+    patience: int = hparam(3, "plateau: evaluation periods without a rise of --min-gain in "
+                           "validation accuracy before a phase ends",
+                           Bound(1, MAX_EPOCHS, why="evaluation periods"))  # fmt: skip
+    min_gain: float = hparam(0.005, "plateau: the rise in validation accuracy (a fraction) that "
+                             "counts as still learning", Bound(0, 1, why="a fraction of the "
+                             "validation images"))  # fmt: skip
     # --- where and how fast it runs (left out of run_id, but amp: it changes the numbers) ---
     device: str = hparam("auto", "where to train", DEVICES, identity=False)
     compile: bool = hparam(False, "torch.compile the model (any device; a fresh compile per "
@@ -480,6 +496,14 @@ RULES = (
     Rule("steps_cover_the_epochs", "train_steps", "an integer >= epochs ({epochs}): with a step "
          "budget, epochs is the number of evaluation periods; lower epochs or raise train_steps",
          lambda c: 0 < c.train_steps < c.epochs),
+    Rule("one_budget", "train_steps", "0 while train_passes is set",
+         lambda c: bool(c.train_passes and c.train_steps),
+         message="train_steps={train_steps} and train_passes={train_passes} are both set; set "
+         "one budget and the other to 0"),
+    Rule("plateau_needs_periods", "patience", "an integer < epochs ({epochs}) with stop "
+         "'plateau': the rule needs more evaluation periods than its patience; raise epochs "
+         "(the periods of the cap) or lower patience",
+         lambda c: c.stop == "plateau" and c.patience >= c.epochs),
     Rule("one_training_size", "train_size", "0 while train_per_class is set",
          lambda c: bool(c.train_per_class and c.train_size),
          message="train_size={train_size} and train_per_class={train_per_class} are both set; "

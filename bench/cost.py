@@ -40,7 +40,8 @@ ROBUSTNESS_PASSES = 7
 def estimate_seconds(cfg: RunConfig, device: str) -> float:
     """A rough cost model of one cell, in forward passes of one image: a training image costs
     3 with the backbone trained, 1 when frozen (backward through the head only); the budget is
-    train_steps full batches, or `epochs` passes; each evaluated epoch (eval_every, the 80%
+    train_steps full batches, train_passes or `epochs` passes (under the plateau rule: its cap,
+    with the validation split evaluated after every epoch); each evaluated epoch (eval_every, the 80%
     point and the last: bench.config.evaluation_epochs) evaluates the clean-train, validation
     and test subsets; at the end ROBUSTNESS_PASSES over the robustness subset."""
     parts = cost_parts(cfg)
@@ -67,17 +68,20 @@ def cost_parts(cfg: RunConfig) -> dict[str, float]:
         train = cfg.train_per_class * CIFAR10_CLASSES
     test = cfg.test_size or CIFAR10_TEST
     batch = min(cfg.batch_size, train)
-    steps = cfg.train_steps or max(1, train // batch) * cfg.epochs
+    per_pass = max(1, train // batch)
+    steps = cfg.train_steps or round(cfg.train_passes * per_pass) or per_pass * cfg.epochs
     frozen_fraction = {"frozen": 1.0, "staged": cfg.unfreeze_at, "head_first": cfg.unfreeze_at}.get(
         cfg.protocol, 0.0
     )
     step_units = frozen_fraction * 1.0 + (1 - frozen_fraction) * 3.0
     evaluations = len(evaluation_epochs(cfg.epochs, cfg.eval_every))
     per_evaluation = min(cfg.train_eval_size or train, train) + cfg.val_size + test
+    # the plateau rule: validation after every other epoch too (priced by its cap)
+    checks = cfg.val_size * (cfg.epochs - evaluations) if cfg.stop == "plateau" else 0
     robust = min(cfg.robustness_size or test, test)
     return {
         "train": steps * batch * step_units,
-        "eval": evaluations * per_evaluation,
+        "eval": evaluations * per_evaluation + checks,
         "robustness": robust * ROBUSTNESS_PASSES,
     }
 

@@ -314,6 +314,13 @@ RUNS: list[Column] = [
             low=-1, high=1, empty_when=NO_GAIN_EPOCH),
     _runs("converged", "metric", "int", shared=False, in_report=False, low=0, high=1,
           empty_when=NO_GAIN_EPOCH),
+    # issue 23: the budget in passes, the plateau rule's settings, and why the fit stopped
+    # ("budget": it ran its budget; "plateau": the rule ended it; "cap": the rule's cap did).
+    _config("train_passes", shared=False),
+    _config("stop", shared=False),
+    _config("patience", shared=False),
+    _config("min_gain", shared=False),
+    _runs("stop_reason", "metric", "text", shared=False, in_report=False),
     # issue 13 (regimes): BatchNorm mode used ("frozen" | "train"; config "auto" resolved), the
     # head_first and partial fine-tuning fields, and the first step with a trainable backbone
     # (empty if it never trains). See docs/protocols.md.

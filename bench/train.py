@@ -32,6 +32,7 @@ the fix.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import time
 import traceback
@@ -112,6 +113,9 @@ def preflight(cfg: RunConfig) -> None:
         len(raw["train_y"]), len(raw["test_y"]), cfg.val_size, cfg.train_size, cfg.test_size,
         cfg.train_per_class, raw["train_y"],
     )  # fmt: skip
+    classes = len(set(raw["train_y"].tolist()))
+    n_train = cfg.train_per_class * classes or cfg.train_size or len(raw["train_y"]) - cfg.val_size
+    StepPlan.for_cell(cfg, n_train)  # a budget in passes too short for its evaluation periods
     if cfg.pretrained not in ("auto", "none"):
         backbones.read_weights_file(cfg.pretrained)
     elif cfg.pretrained == "auto" and cfg.protocol != "scratch" and not backbones.hub_reachable():
@@ -134,6 +138,11 @@ def lr_factor(step: int, total_steps: int, warmup_steps: int) -> float:
         return (step + 1) / warmup_steps
     progress = (step - warmup_steps) / max(1, total_steps - warmup_steps)
     return 0.5 * (1.0 + math.cos(math.pi * min(1.0, progress)))
+
+
+def _warmup_factor(step: int, total_steps: int, warmup_steps: int) -> float:
+    """lr_factor's warmup, then 1 (the plateau rule: no cosine, as the end is not known)."""
+    return (step + 1) / warmup_steps if step < warmup_steps else 1.0
 
 
 def soft_cross_entropy(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
@@ -214,7 +223,7 @@ def train_cell(
         cell, setup = set_up(cfg, hardware)
         measured.append(setup)
         fitted = fit(cell, result.epochs, progress)
-        measured.append(fit_record(cell.plan, fitted))
+        measured.append(fit_record(cell.plan, fitted))  # the plan as the fit left it
         scores, result.calibration = final_metrics(cell, fitted)
         measured.append(scores)
         robust, result.robustness = robustness_metrics(cell, fitted, progress)
@@ -289,18 +298,27 @@ class StepPlan:
     schedule_start: int = 0  # the step at which the regularizer's schedule progress is 0
     # staged: the backbone group warms up again over this many steps from the switch (0: no)
     backbone_rewarm_steps: int = 0
+    # issue 23 (the plateau rule, docs/protocols.md#the-plateau-rule): total_steps is the cap;
+    # each phase (frozen, then unfrozen for staged / head_first) ends when validation accuracy
+    # has not risen by min_gain for `patience` epochs; the learning rate stays at its peak
+    # after warmup, since a cosine needs to know where training ends
+    plateau: bool = False
+    patience: int = 0
+    min_gain: float = 0.0
 
     def lr_at(self, step: int) -> float:
         """The learning-rate factor of `step` (times each group's peak lr): lr_factor over the
         whole run, or for head_first over the head phase, then finetune_lr_scale x lr_factor
-        over the fine-tuning phase, each with warmup_steps of warmup (at most its length)."""
+        over the fine-tuning phase, each with warmup_steps of warmup (at most its length).
+        Under the plateau rule the same warmups, then the peak (no cosine)."""
+        factor = lr_factor if not self.plateau else _warmup_factor
         if not self.restart_lr:
-            return lr_factor(step, self.total_steps, self.warmup_steps)
+            return factor(step, self.total_steps, self.warmup_steps)
         switch = self.unfreeze_step
         if step < switch:
-            return lr_factor(step, switch, min(self.warmup_steps, switch))
+            return factor(step, switch, min(self.warmup_steps, switch))
         length = self.total_steps - switch
-        return self.finetune_lr_scale * lr_factor(
+        return self.finetune_lr_scale * factor(
             step - switch, length, min(self.warmup_steps, length)
         )
 
@@ -324,8 +342,15 @@ class StepPlan:
     def for_cell(cls, cfg: RunConfig, n_train: int) -> StepPlan:
         batch_size = min(cfg.batch_size, n_train)
         per_epoch = data.steps_per_epoch(n_train, batch_size)
-        if cfg.train_steps:
-            total_steps = cfg.train_steps
+        budget = cfg.train_steps or round(cfg.train_passes * per_epoch)
+        if cfg.train_passes and budget < cfg.epochs:
+            raise ValueError(
+                f"train_passes={cfg.train_passes:g} is {budget} steps of batch {batch_size} over "
+                f"{n_train} training images, fewer than the {cfg.epochs} evaluation periods "
+                "(epochs); raise train_passes or lower epochs"
+            )
+        if budget:
+            total_steps = budget
             ends = tuple(e * total_steps // cfg.epochs for e in range(1, cfg.epochs + 1))
             warmup = round(cfg.warmup_epochs * total_steps / cfg.epochs)
         else:
@@ -350,7 +375,21 @@ class StepPlan:
             restart_lr=cfg.protocol == "head_first", finetune_lr_scale=cfg.finetune_lr_scale,
             schedule_start=unfreeze_step if cfg.schedule_from == "unfreeze" else 0,
             backbone_rewarm_steps=max(1, warmup) if cfg.protocol == "staged" else 0,
+            plateau=cfg.stop == "plateau", patience=cfg.patience, min_gain=cfg.min_gain,
         )  # fmt: skip
+
+    @property
+    def switches(self) -> bool:
+        """Whether the backbone starts frozen and unfreezes (staged, head_first)."""
+        return 0 < self.unfreeze_step < self.total_steps
+
+    def switched_at(self, step: int, schedule_from_unfreeze: bool) -> StepPlan:
+        """This plan with the backbone unfreezing at `step` (the plateau rule ended the frozen
+        phase there): the fine-tuning schedule, the backbone's re-warm and, where the
+        regularizer's schedule counts from the unfreeze, its progress start from `step`."""
+        return dataclasses.replace(
+            self, unfreeze_step=step, schedule_start=step if schedule_from_unfreeze else 0
+        )
 
 
 @dataclass
@@ -386,8 +425,8 @@ def set_up(cfg: RunConfig, device: Device | torch.device) -> tuple[Cell, dict[st
     """Seed, split the data onto the device, build the model, regularizer and optimizer.
     Returns the Cell and what set-up decided, as runs.csv columns: the data's provenance
     (data_source, data_fingerprint), the training images drawn (train_size), the weights
-    source actually used (pretrained), the BatchNorm mode and unfreeze step of the plan, and
-    the precision, memory format and compilation used."""
+    source actually used (pretrained), the BatchNorm mode of the plan, and the precision,
+    memory format and compilation used."""
     hardware = devices.as_device(device)
     device = hardware.torch
     torch.manual_seed(cfg.seed)  # the fresh head's init (and a random-init backbone's)
@@ -419,7 +458,6 @@ def set_up(cfg: RunConfig, device: Device | torch.device) -> tuple[Cell, dict[st
         "data_source": raw.get("source"), "data_fingerprint": raw.get("fingerprint") or None,
         "pretrained": source, "train_size": len(splits.train_y),
         "bn": plan.bn,  # the mode used ("auto" resolved)
-        "unfreeze_step": plan.unfreeze_step if plan.unfreeze_step < plan.total_steps else None,
         "amp": amp, "channels_last": int(channels_last), "compile": int(cfg.compile),
     }  # fmt: skip
 
@@ -463,7 +501,33 @@ def fit(cell: Cell, epoch_rows: list[dict[str, Any]], progress: CellProgress) ->
     evaluations: list[Evaluation] = []
     val_curve: dict[int, float] = {}  # evaluated epoch -> val accuracy
     loss_sum, loss_steps = torch.zeros((), device=device), 0  # since the last evaluation
+    rule = Plateau(plan.patience, plan.min_gain) if plan.plateau else None
+    stop_reason = "cap" if plan.plateau else "budget"
+
+    def record(epoch: int, plan: StepPlan, step: int, loss, rate: float) -> Evaluation:
+        """The full evaluation after `epoch` and its epochs.csv row (`loss`: the mean training
+        loss since the last row, a device scalar)."""
+        nonlocal eval_wall_seconds
+        tick = time.perf_counter()
+        evaluation = evaluate_epoch(cell, epoch, plan.unfreeze_step < step, progress)
+        evaluations.append(evaluation)
+        epoch_rows.append({
+            "run_id": cfg.run_id, "epoch": epoch,
+            "lr": cell.base_lrs[0] * (plan.lr_at(step - 1) if step else 0.0),
+            "train_loss_aug": float(loss), **evaluation.values,
+            "test_ece": metrics.calibration_summary(evaluation.test_logits, cell.splits.test_y)["ece"],
+            "regularizer_prob": cell.reg.current_prob,
+            "regularizer_strength": cell.reg.current_strength,
+            "images_per_s": round(rate, 2),
+            "wall_s": round(time.perf_counter() - cell_start, 3),
+        })  # fmt: skip
+        eval_wall_seconds += time.perf_counter() - tick
+        val_curve[epoch] = evaluation.values["val_acc"]
+        progress.epoch(epoch, epoch_rows[-1])
+        return evaluation
+
     for epoch in range(1, cfg.epochs + 1):
+        plan = cell.plan  # the plateau rule may have moved the switch
         steps = plan.epoch_ends[epoch - 1] - step
         epoch_loss = torch.zeros((), device=device)
         first_bad = torch.full((), -1, dtype=torch.long, device=device)
@@ -490,33 +554,72 @@ def fit(cell: Cell, epoch_rows: list[dict[str, Any]], progress: CellProgress) ->
         train_seconds += train_time
         epoch_rates.append(steps * plan.batch_size / train_time)
         loss_sum, loss_steps = loss_sum + epoch_loss, loss_steps + steps
-        if epoch not in plan.eval_epochs:
+        evaluation = None
+        if epoch in plan.eval_epochs:
+            evaluation = record(epoch, plan, step, loss_sum / loss_steps, epoch_rates[-1])
+            loss_sum, loss_steps = torch.zeros((), device=device), 0
+        if rule is None:
             continue
+        # the plateau rule: validation accuracy after every epoch
         tick = time.perf_counter()
-        evaluation = evaluate_epoch(cell, epoch, plan.unfreeze_step < step, progress)
-        evaluations.append(evaluation)
-        epoch_rows.append({
-            "run_id": cfg.run_id, "epoch": epoch,
-            "lr": cell.base_lrs[0] * (plan.lr_at(step - 1) if step else 0.0),
-            "train_loss_aug": float(loss_sum) / loss_steps, **evaluation.values,
-            "test_ece": metrics.calibration_summary(evaluation.test_logits, cell.splits.test_y)["ece"],
-            "regularizer_prob": cell.reg.current_prob,
-            "regularizer_strength": cell.reg.current_strength,
-            "images_per_s": round(epoch_rates[-1], 2),
-            "wall_s": round(time.perf_counter() - cell_start, 3),
-        })  # fmt: skip
+        val_curve[epoch] = validation_accuracy(cell, plan.unfreeze_step < step, evaluation)
         eval_wall_seconds += time.perf_counter() - tick
-        val_curve[epoch] = evaluation.values["val_acc"]
-        loss_sum, loss_steps = torch.zeros((), device=device), 0
-        progress.epoch(epoch, epoch_rows[-1])
+        frozen_phase = plan.switches and step <= plan.unfreeze_step
+        if not rule.update(val_curve[epoch], phase=int(not frozen_phase)):
+            continue
+        if frozen_phase:
+            if step < plan.unfreeze_step:  # the head has plateaued: unfreeze now
+                cell.plan = plan.switched_at(step, cfg.schedule_from == "unfreeze")
+            continue
+        stop_reason = "plateau"
+        if evaluation is None:  # the stop is always evaluated in full
+            record(epoch, plan, step, loss_sum / loss_steps, epoch_rates[-1])
+        break
     return Fitted(
-        last=evaluations[-1], steps=step, train_seconds=train_seconds,
+        last=evaluations[-1], steps=step, epoch=epoch, stop_reason=stop_reason,
+        train_seconds=train_seconds,
         eval_wall_seconds=eval_wall_seconds,
         eval_seconds=sum(e.seconds for e in evaluations),
         eval_images=sum(e.images for e in evaluations), epoch_rates=tuple(epoch_rates),
         reg_seconds=sum(timer.seconds() for timer in reg_timers), reg_timed=len(reg_timers),
         val_curve=val_curve,
     )  # fmt: skip
+
+
+@dataclass
+class Plateau:
+    """The plateau rule (docs/protocols.md#the-plateau-rule) on one phase's validation
+    accuracy: `update(accuracy, phase)` after each epoch says whether the phase has plateaued,
+    i.e. its best accuracy has not been beaten by more than `min_gain` for `patience` epochs. A
+    new `phase` (the backbone unfroze) starts afresh: unfreezing moves the accuracy."""
+
+    patience: int
+    min_gain: float
+    phase: int = 0
+    best: float = -math.inf
+    waited: int = 0
+
+    def update(self, accuracy: float, phase: int = 0) -> bool:
+        if phase != self.phase:
+            self.phase, self.best, self.waited = phase, -math.inf, 0
+        if accuracy > self.best + self.min_gain:
+            self.best, self.waited = accuracy, 0
+        else:
+            self.waited += 1
+        return self.waited >= self.patience
+
+
+def validation_accuracy(
+    cell: Cell, backbone_trainable: bool, evaluation: Evaluation | None = None
+) -> float:
+    """Accuracy on the validation split now (the plateau rule's measure): the epoch's full
+    `evaluation`'s where there is one, else measured, leaving the model in train mode again
+    (`backbone_trainable`: the backbone's phase at the last step)."""
+    if evaluation is not None:
+        return evaluation.values["val_acc"]
+    accuracy = metrics.accuracy(cell.evaluate(cell.splits.val_x), cell.splits.val_y)
+    backbones.set_train_mode(cell.model, backbone_trainable, cell.plan.bn)
+    return accuracy
 
 
 def training_batches(cell: Cell) -> Iterator[torch.Tensor]:
@@ -623,6 +726,8 @@ class Fitted:
 
     last: Evaluation
     steps: int  # optimizer steps run
+    epoch: int  # the last epoch run
+    stop_reason: str  # "budget" (trained to it), "plateau" or "cap" (the plateau rule)
     train_seconds: float  # pure training time (each epoch's steps, the device synced at its end)
     eval_wall_seconds: float  # whole evaluations (metrics and the epochs.csv row included)
     eval_seconds: float  # evaluation time over `eval_images` images (the forward passes)
@@ -647,10 +752,18 @@ def convergence(val_curve: dict[int, float], gain_epoch: int) -> tuple[float | N
 
 def fit_record(plan: StepPlan, fitted: Fitted) -> dict[str, Any]:
     """What the fit ran and what it cost, as runs.csv columns: optimizer steps and passes over
-    the training subset, pure training and evaluation seconds, and the convergence record."""
-    gain, converged = convergence(fitted.val_curve, plan.gain_epoch)
+    the training subset, the step the backbone unfroze at (`plan`: the fit's own, which the
+    plateau rule may have moved), why it stopped, pure training and evaluation seconds, and the
+    convergence record. Under the plateau rule the gain is over the last fifth of the epochs
+    run, and a cell converged when it stopped at a plateau, not at the cap."""
+    gain, converged = convergence(
+        fitted.val_curve, gain_epoch(fitted.epoch) if plan.plateau else plan.gain_epoch
+    )
+    if plan.plateau:
+        converged = int(fitted.stop_reason == "plateau")
     return {
-        "steps_run": fitted.steps,
+        "steps_run": fitted.steps, "stop_reason": fitted.stop_reason,
+        "unfreeze_step": plan.unfreeze_step if plan.unfreeze_step < fitted.steps else None,
         "passes": round(fitted.steps * plan.batch_size / plan.n_train, 3),
         "train_s": round(fitted.train_seconds, 3), "eval_s": round(fitted.eval_wall_seconds, 3),
         "val_gain_last20": gain, "converged": converged,

@@ -74,6 +74,8 @@ def test_cross_field_rules_are_named_and_each_one_fires():
         "one_training_size": {"train_size": 160, "train_per_class": 10},
         "partial_fine_tuning_trains_a_backbone": {"trainable_stages": 1},
         "schedule_from_unfreeze_needs_an_unfreeze": {"schedule_from": "unfreeze"},
+        "one_budget": {"train_steps": 4, "train_passes": 2.0},
+        "plateau_needs_periods": {"stop": "plateau", "patience": 3, "epochs": 3},
     }
     assert sorted(rule.name for rule in RULES) == sorted(broken)
     for rule in RULES:

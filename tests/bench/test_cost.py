@@ -89,3 +89,29 @@ def test_the_cost_model_counts_the_images_a_real_cell_evaluates(monkeypatch) -> 
     parts = cost.cost_parts(cfg)
     assert seen["eval"] == parts["eval"] == 2 * (300 + 400 + 300)
     assert seen["robustness"] == parts["robustness"] == 60 * cost.ROBUSTNESS_PASSES
+
+
+def test_the_cost_model_prices_a_plateau_cell_by_its_cap(monkeypatch) -> None:
+    """Under the plateau rule the validation split is evaluated after every epoch; a real cell
+    that runs its whole cap evaluates what cost_parts prices, a cell stopped early less."""
+    import tiny_cell
+
+    counted = {"images": 0}
+    real_evaluate = train.Cell.evaluate
+
+    def evaluate(self, images):
+        counted["images"] += len(images)
+        return real_evaluate(self, images)
+
+    monkeypatch.setattr(train.Cell, "evaluate", evaluate)
+    cfg = tiny_cell.TINY.replace(epochs=3, eval_every=2, robustness_size=60, stop="plateau",
+                                 patience=2, min_gain=1.0)  # fmt: skip
+    row = train.train_cell(cfg, progress=False).row
+    assert row["status"] == "ok" and row["steps_run"] == 30, row["error"]  # the whole cap
+    parts = cost.cost_parts(cfg)
+    assert parts["eval"] == 400 + 2 * (300 + 400 + 300)  # epoch 1: validation only
+    assert counted["images"] == parts["eval"] + parts["robustness"]
+    fixed = cost.cost_parts(cfg.replace(stop="budget"))
+    assert fixed["train"] == parts["train"] and fixed["eval"] == parts["eval"] - 400
+    passes = cost.cost_parts(cfg.replace(train_passes=2.5, stop="budget"))
+    assert passes["train"] == round(2.5 * 10) * 64 * 3  # 640 images, batch 64: 10 steps a pass
