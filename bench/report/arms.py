@@ -76,6 +76,11 @@ def _shown(value: object, quote_text: bool) -> str:
     return json.dumps(value, sort_keys=True, ensure_ascii=False)
 
 
+def _named(family: Arm) -> str:
+    """A family as runs.csv spells it, for a message: `"cutmix"/"staged"`."""
+    return f"{quoted(family.regularizer)}/{quoted(style.schedule_of(family))}"
+
+
 def add_arms(runs: pd.DataFrame) -> dict[str, Arm]:
     """Add the `arm` column; return label -> `bench.arms.Arm` of every arm (`style.report_arm`).
 
@@ -94,46 +99,48 @@ def add_arms(runs: pd.DataFrame) -> dict[str, Arm]:
         {name: _canonical(value) for name, value in p.items() if name != style.SCHEDULE}
         for p in params
     ]
-    pairs = list(zip(runs["regularizer"], runs["schedule"], strict=True))
-    cells: dict[tuple, list[int]] = {}  # (regularizer, schedule, scope) -> row positions
+    # each cell's family: its regularizer and schedule (`style.family`), which variants split
+    columns = zip(runs["regularizer"], runs["schedule"], strict=True)
+    families = [style.report_arm(regularizer, schedule) for regularizer, schedule in columns]
+    cells: dict[tuple[Arm, object], list[int]] = {}  # (family, scope) -> row positions
     for i, scope in enumerate(runs["scope"]):
-        cells.setdefault((*pairs[i], scope), []).append(i)
-    splitting: dict[tuple[str, str], set[str]] = {pair: set() for pair in pairs}
-    for (*pair, _), rows in cells.items():
+        cells.setdefault((families[i], scope), []).append(i)
+    splitting: dict[Arm, set[str]] = {family: set() for family in families}
+    for (family, _), rows in cells.items():
         for name in set().union(*(canonical[i] for i in rows)):
             if len({canonical[i].get(name, UNSET) for i in rows}) > 1:
-                splitting[tuple(pair)].add(name)
-    names = {pair: sorted(found) for pair, found in splitting.items()}
+                splitting[family].add(name)
+    names = {family: sorted(found) for family, found in splitting.items()}
     identity = [
-        tuple(canonical[i].get(n, UNSET) for n in names[pair]) for i, pair in enumerate(pairs)
+        tuple(canonical[i].get(n, UNSET) for n in names[family])
+        for i, family in enumerate(families)
     ]
-    first: dict[tuple, object] = {}  # (pair, name, canonical value) -> the value as first written
-    for i, pair in enumerate(pairs):
-        for name, value in zip(names[pair], identity[i], strict=True):
-            first.setdefault((pair, name, value), params[i].get(name, _MISSING))
-    found = list(dict.fromkeys(zip(pairs, identity, strict=True)))  # distinct, in row order
+    first: dict[tuple, object] = {}  # (family, name, canonical value) -> the value first written
+    for i, family in enumerate(families):
+        for name, value in zip(names[family], identity[i], strict=True):
+            first.setdefault((family, name, value), params[i].get(name, _MISSING))
+    found = list(dict.fromkeys(zip(families, identity, strict=True)))  # distinct, in row order
     for quote_text in (False, True):  # quoted only when plain text would make two labels equal
         arm_of = {
-            (pair, values): style.report_arm(*pair, tuple(
-                (name, _shown(first[(pair, name, value)], quote_text))
-                for name, value in zip(names[pair], values, strict=True)
+            (family, values): style.report_arm(family.regularizer, style.schedule_of(family), tuple(
+                (name, _shown(first[(family, name, value)], quote_text))
+                for name, value in zip(names[family], values, strict=True)
             ))
-            for pair, values in found
+            for family, values in found
         }  # fmt: skip
         label_of = {key: style.arm_label(arm) for key, arm in arm_of.items()}
         if len(set(label_of.values())) == len(found):
-            runs["arm"] = [label_of[key] for key in zip(pairs, identity, strict=True)]
+            runs["arm"] = [label_of[key] for key in zip(families, identity, strict=True)]
             return {label_of[key]: arm_of[key] for key in found}
-    # Still equal with quoted values: two (regularizer, schedule) pairs spell the same label.
-    seen: dict[str, tuple[str, str]] = {}
-    for (pair, _), label in label_of.items():
-        if label in seen and seen[label] != pair:
+    # Still equal with quoted values: two families (regularizer/schedule) spell the same label.
+    seen: dict[str, Arm] = {}
+    for (family, _), label in label_of.items():
+        if label in seen and seen[label] != family:
             raise ReportInputError(
-                f"runs.csv: regularizer/schedule {quoted(seen[label][0])}/{quoted(seen[label][1])} "
-                f"and {quoted(pair[0])}/{quoted(pair[1])} would both be labelled {quoted(label)}; "
-                "rename one of them"
+                f"runs.csv: regularizer/schedule {_named(seen[label])} and {_named(family)} "
+                f"would both be labelled {quoted(label)}; rename one of them"
             )
-        seen[label] = pair
+        seen[label] = family
     raise AssertionError("arm labels are not unique")  # unreachable: quoted values differ
 
 

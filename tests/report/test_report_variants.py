@@ -10,7 +10,7 @@ from report_fixtures import add_variant, make_results
 
 from bench.arms import Arm
 from bench.report import build_report, claims, style, tables, verdicts
-from bench.report.load import load_results
+from bench.report.load import ReportInputError, load_results
 
 NONE_MIXUP_CUTMIX = [("none", "constant"), ("mixup", "constant"), ("cutmix", "constant")]
 
@@ -265,3 +265,13 @@ def test_parameter_values_are_escaped_in_the_page(tmp_path):
     assert "<script" not in md and "mixup (mode=&lt;script&gt;" in md
     tex = (tmp_path / "report" / "tables" / "summary.tex").read_text()
     assert r"MixUp (mode=\textless{}script\textgreater{}" in tex
+
+
+def test_two_families_that_spell_one_label_stop_the_report(tmp_path):
+    arms = [("none", "constant"), ("cutmix", "staged"), ("cutmix (staged)", "constant")]
+    make_results(tmp_path, arms=arms, protocols=("frozen",))
+    with pytest.raises(ReportInputError, match="would both be labelled") as error:
+        load_results(tmp_path)
+    message = str(error.value)
+    assert "'cutmix'/'staged' and 'cutmix (staged)'/'constant'" in message
+    assert "rename one of them" in message and "\n" not in message
