@@ -31,9 +31,10 @@ from dataclasses import dataclass, field
 
 import pandas as pd
 
+from bench.arms import Arm
 from bench.config import RunConfig, resolved_bn
 from bench.cost import CIFAR10_CLASSES, CIFAR10_TEST, CIFAR10_TRAIN, estimate_seconds
-from bench.report import stats, verdicts
+from bench.report import stats, style, verdicts
 from bench.report.claims import CLAIMS
 from bench.report.derive import matches
 from bench.report.load import Results
@@ -137,8 +138,10 @@ def spread_at(sd: float, sd_images: float, pilot_images: int, images: int) -> fl
     return math.sqrt(sd**2 - image_var + image_var * pilot_images / images)
 
 
-def _arm_of(cfg: RunConfig) -> tuple[str, str]:
-    return cfg.regularizer, str(cfg.regularizer_params.get("schedule", "constant"))
+def _arm_of(cfg: RunConfig) -> Arm:
+    """The cell's arm as a claim names it: its regularizer and schedule (`style.report_arm`)."""
+    schedule = str(cfg.regularizer_params.get(style.SCHEDULE, style.CONSTANT))
+    return style.report_arm(cfg.regularizer, schedule)
 
 
 def _recorded(cfg: RunConfig, column: str) -> object:

@@ -1,7 +1,8 @@
 """The essay's claims, as data: what each claim compares, on which metric, in which direction.
 
-A claim names its arms by (regularizer, schedule) and a metric of runs.csv (or one the report
-derives, e.g. `overconfidence`); `verdicts` tests every claim in every scope and writes one row
+A claim names its arms as `bench.arms.Arm` values of a regularizer and schedule (`NONE`,
+`STAGED_CUTMIX`: `style.report_arm`) and a metric of runs.csv (or one the report derives, e.g.
+`overconfidence`); `verdicts` tests every claim in every scope and writes one row
 per claim and scope to `claims.csv`. Adding a claim is one `Claim(...)` in `CLAIMS`.
 
 Rows are not independent findings: a claim that measures the same mechanism as another
@@ -23,13 +24,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from bench import schema  # column declarations only: no torch behind it
+from bench.arms import Arm
 from bench.report import style
 
-NONE = ("none", "constant")
-ERASING = ("random_erasing", "constant")
-MIXUP = ("mixup", "constant")
-CUTMIX = ("cutmix", "constant")
-STAGED_CUTMIX = ("cutmix", "staged")
+NONE = style.report_arm("none")
+ERASING = style.report_arm("random_erasing")
+MIXUP = style.report_arm("mixup")
+CUTMIX = style.report_arm("cutmix")
+STAGED_CUTMIX = style.report_arm("cutmix", "staged")
 
 
 @dataclass(frozen=True)
@@ -43,8 +45,8 @@ class Claim:
     claim_id: str
     claim: str
     metric: str
-    arm_a: tuple[str, str]
-    arm_b: tuple[str, str]
+    arm_a: Arm  # a regularizer and schedule (`style.report_arm`): every variant of it is tested
+    arm_b: Arm
     sign: int
     protocol: str | None = None  # only scopes with this protocol
     across: tuple[str, object, object] | None = None  # (column, first level, second level)
@@ -62,7 +64,7 @@ class Claim:
 
     @property
     def metric_label(self) -> str:
-        return self.metric_for(style.arm_label(*self.arm_a), style.arm_label(*self.arm_b))
+        return self.metric_for(style.arm_label(self.arm_a), style.arm_label(self.arm_b))
 
     @property
     def finding(self) -> str:

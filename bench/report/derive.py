@@ -1,8 +1,9 @@
 """Columns the report derives from the rows it read, and the labels every table and figure uses.
 
 Added to the runs table:
-- `arm`: the display label of (regularizer, schedule, parameter variant), e.g. `cutmix`,
-  `cutmix (staged)` or `mixup (alpha=0.2)` (see `arms.add_arms`);
+- `arm`: the display label of the cell's arm (a `bench.arms.Arm`: regularizer, schedule,
+  parameter variant), e.g. `cutmix`, `cutmix (staged)` or `mixup (alpha=0.2)` (see
+  `arms.add_arms`);
 - `scope`: the configuration the arm is compared within, e.g. `protocol=frozen, train_size=2000`
   (protocol always, plus every other configuration column, shared or extension, that varies in
   the sweep; an empty extension field is a value of its own, shown as `(empty)`);
@@ -22,6 +23,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from bench.arms import Arm
 from bench.report import arms, style
 
 # Labels joined into the side tables (their own columns, e.g. epochs.csv's `lr`, stay as they are).
@@ -43,9 +45,9 @@ def scope_label(row: pd.Series, columns: list[str]) -> str:
 
 def add_labels(
     runs: pd.DataFrame, compared: list[str]
-) -> tuple[list[str], list[str], dict[str, style.ArmKey]]:
+) -> tuple[list[str], list[str], dict[str, Arm]]:
     """Add scope/rest/arm columns; return the varying config columns, those fixed by protocol,
-    and label -> (regularizer, schedule, variant) of every arm."""
+    and label -> `bench.arms.Arm` of every arm."""
     runs["schedule"] = runs["schedule"].replace("", "constant")
     varying = [c for c in compared[1:] if runs[c].nunique(dropna=False) > 1]
     per_protocol = runs.groupby("protocol")
@@ -128,14 +130,13 @@ def scopes(runs: pd.DataFrame, protocols: list[str], rests: list[str]) -> list[s
     return [s for _, _, s in sorted(keys, key=lambda k: (p_rank[k[0]], r_rank[k[1]]))]
 
 
-def variants(
-    arm_keys: dict[str, style.ArmKey], styles: dict[str, style.ArmStyle]
-) -> dict[tuple[str, str], list[str]]:
-    """(regularizer, schedule) -> the labels of its arms, in display order (`styles`' order):
-    one per parameter variant (a single one when its parameters do not vary)."""
-    found: dict[tuple[str, str], list[str]] = {}
+def variants(arm_of: dict[str, Arm], styles: dict[str, style.ArmStyle]) -> dict[Arm, list[str]]:
+    """An arm's family (`style.family`: its regularizer and schedule) -> the labels of its arms,
+    in display order (`styles`' order): one per parameter variant (a single one when its
+    parameters do not vary). `arm_of`: label -> arm."""
+    found: dict[Arm, list[str]] = {}
     for label in styles:
-        found.setdefault(tuple(arm_keys[label][:2]), []).append(label)
+        found.setdefault(style.family(arm_of[label]), []).append(label)
     return found
 
 

@@ -150,7 +150,7 @@ def difference_unit(unit: str) -> str:
 def who_wins_figure(results: Results, folder: Path) -> list[Path]:
     metrics = who_wins_metrics(results)
     styles = results.styles
-    arms = [a for a in styles if results.arm_keys[a][0] != BASELINE]
+    arms = [a for a in styles if results.arms[a].regularizer != BASELINE]
     scopes = results.scopes
     catalogue = style.metrics()
     fig, axes = draw.new_figure(
@@ -213,7 +213,7 @@ def gap_figure(results: Results, folder: Path) -> list[Path]:
         scope = cells["scope"].iloc[0]
         bottom.axvline(0, color="0.3", lw=0.8)
         for i, arm in enumerate(arms):
-            if results.arm_keys[arm][0] == BASELINE:
+            if results.arms[arm].regularizer == BASELINE:
                 continue
             found = paired_vs_none(results, scope, arm, "gap")
             if math.isnan(found.effect):
@@ -470,10 +470,11 @@ def _schedule_arms(results: Results) -> tuple[list[str], set[str]]:
     scheduled arm, and the other arms of their regularizers."""
     ok = results.ok
     scheduled = set(ok.loc[ok["schedule"] != "constant", "arm"])
-    keys = results.arm_keys  # label -> (regularizer, schedule, variant)
-    regularizers = {keys[a][0] for a in scheduled}
+    regularizers = {results.arms[a].regularizer for a in scheduled}
     present = set(ok["arm"])
-    arms = [a for a in results.styles if a in present and keys[a][0] in regularizers]
+    arms = [
+        a for a in results.styles if a in present and results.arms[a].regularizer in regularizers
+    ]
     return arms, scheduled
 
 

@@ -29,7 +29,7 @@ from bench.report.claims import CLAIMS
 
 DECIDED = ("supported", "contradicted", "equivalent")
 DEPENDENCE = {c.claim_id: c.dependence for c in CLAIMS}
-ARMS = {c.claim_id: (style.arm_label(*c.arm_a), style.arm_label(*c.arm_b)) for c in CLAIMS}
+ARMS = {c.claim_id: (style.arm_label(c.arm_a), style.arm_label(c.arm_b)) for c in CLAIMS}
 
 
 @dataclass

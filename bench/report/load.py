@@ -22,6 +22,7 @@ import numpy as np
 import pandas as pd
 
 from bench import schema  # column declarations only: no torch behind it
+from bench.arms import Arm
 from bench.report import derive, notes, outcomes, style
 from bench.report.columns import RUNS_FILE, config_columns, extension_config, run_metrics
 from bench.report.errors import ReportInputError, quoted_path
@@ -59,12 +60,13 @@ class Results:
     protocols: list[str]  # in their usual order
     rests: list[str]  # the `rest` labels (figure rows), in the order of their column values
     scopes: list[str]  # every scope label, protocol-major: protocols in order, then rests
-    # arm label -> (regularizer, schedule, variant) for every arm of the sweep
-    arm_keys: dict[str, style.ArmKey]
+    # arm label -> its `bench.arms.Arm` (regularizer, schedule, variant) for every arm of the sweep
+    arms: dict[str, Arm]
     # every arm of the sweep (failed ones too), in display order, with colour and marker
     styles: dict[str, style.ArmStyle]
-    # (regularizer, schedule) -> the labels of its arms (one per parameter variant), in order
-    variants: dict[tuple[str, str], list[str]]
+    # an arm's family (`style.family`: regularizer and schedule) -> the labels of its arms (one
+    # per parameter variant), in order
+    variants: dict[Arm, list[str]]
     # protocol -> figure column title: 'unfrozen', or 'unfrozen, lr=0.01' (a protocol_bound lr)
     column_titles: dict[str, str]
     measured: set[str]  # runs columns that at least one ok cell holds a value of
@@ -118,9 +120,9 @@ def load_results(folder: str | Path | list[str | Path]) -> Results:
     search = read_search(folders)
     searched = searched_config(search, config_columns() + extension)
     compared = [c for c in config_columns() + extension if c not in searched]
-    varying, bound, arm_keys = derive.add_labels(runs, compared)
+    varying, bound, arms = derive.add_labels(runs, compared)
     derive.add_derived(runs)
-    found = merge_notes + notes.row_notes(runs, compared, arm_keys)
+    found = merge_notes + notes.row_notes(runs, compared, arms)
     found += notes.search_notes(search, searched)
     sides = {}
     for name, file in [("epochs", schema.EPOCHS_FILE), ("calibration", schema.CALIBRATION_FILE),
@@ -134,7 +136,7 @@ def load_results(folder: str | Path | list[str | Path]) -> Results:
     facets = [c for c in varying if c not in bound]
     protocols = style.order_protocols(runs["protocol"].unique())
     rests = derive.rests(runs, facets)
-    styles = style.arm_styles(arm_keys.values())
+    styles = style.arm_styles(arms.values())
     return Results(
         folder=folders[0],
         folders=folders,
@@ -150,9 +152,9 @@ def load_results(folder: str | Path | list[str | Path]) -> Results:
         protocols=protocols,
         rests=rests,
         scopes=derive.scopes(runs, protocols, rests),
-        arm_keys=arm_keys,
+        arms=arms,
         styles=styles,
-        variants=derive.variants(arm_keys, styles),
+        variants=derive.variants(arms, styles),
         column_titles=derive.column_titles(runs, protocols, bound),
         measured={c for c in runs.columns if ok[c].notna().any()},
         **sides,

@@ -7,14 +7,13 @@ from __future__ import annotations
 import pandas as pd
 
 from bench import schema  # column declarations only: no torch behind it
-from bench.report import arms, style
+from bench.arms import Arm
+from bench.report import arms
 from bench.report.columns import ARM_COLUMNS, SEARCH_FILE, run_metrics
 
 
-def row_notes(
-    runs: pd.DataFrame, compared: list[str], arm_keys: dict[str, style.ArmKey]
-) -> list[str]:
-    """What the reader must know about the rows themselves."""
+def row_notes(runs: pd.DataFrame, compared: list[str], arm_of: dict[str, Arm]) -> list[str]:
+    """What the reader must know about the rows themselves (`arm_of`: label -> arm)."""
     notes = []
     stray = (runs["status"] == "failed") & runs[run_metrics()].notna().any(axis=1)
     if stray.any():
@@ -22,7 +21,7 @@ def row_notes(
             f"{int(stray.sum())} failed cell(s) carry metric values; failed cells are never "
             "averaged in, so these values are ignored."
         )
-    variants = arms.variant_note(arm_keys)
+    variants = arms.variant_note(arm_of)
     if variants:
         notes.append(variants)
     # Cells the report cannot tell apart: same arm (so same regularizer_params within a scope),

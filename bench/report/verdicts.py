@@ -9,11 +9,11 @@ configuration column that varies), `seed`, the claim's metric (`gap`, `train_acc
 (`Results.outcomes`); failed cells count only in the notes. A claim on a column that this
 runs.csv lacks (older results) is `not measured`, never an error.
 
-A claim names its arms by (regularizer, schedule). When the sweep has several parameter variants
-of one of them (e.g. mixup with alpha=0.2 and alpha=1.0), the claim is tested for every
-combination of the two arms' variants, one row each, and the row's scope ends with the arms
-compared (`protocol=frozen; mixup (alpha=0.2) vs cutmix`); variants are never pooled and none is
-preferred. With a single variant per arm the rows are exactly as before (no arm suffix).
+A claim names its arms by regularizer and schedule (`bench.arms.Arm` values, `style.report_arm`).
+When the sweep has several parameter variants of one of them (e.g. mixup with alpha=0.2 and
+alpha=1.0; `Results.variants`), the claim is tested for every combination of the two arms'
+variants, one row each, and the row's scope ends with the arms compared (`protocol=frozen;
+mixup (alpha=0.2) vs cutmix`); variants are never pooled and none is preferred. With a single variant per arm the rows are exactly as before (no arm suffix).
 
 `effect` is the mean paired difference, oriented so that a positive value is the claimed
 direction, in the metric's own units (fractions for accuracies and ECE). Cells of two arms are
@@ -111,8 +111,8 @@ def variant_pairs(results: Results, claim: Claim) -> list[Pair]:
     An arm without cells in the sweep stands for itself (its plain label), so the claim's row
     can say 'no ... cells'. Both arms with a single variant: one pair, as before variants.
     """
-    a = results.variants.get(claim.arm_a) or [style.arm_label(*claim.arm_a)]
-    b = results.variants.get(claim.arm_b) or [style.arm_label(*claim.arm_b)]
+    a = results.variants.get(claim.arm_a) or [style.arm_label(claim.arm_a)]
+    b = results.variants.get(claim.arm_b) or [style.arm_label(claim.arm_b)]
     return [(label_a, label_b) for label_a in a for label_b in b]
 
 
@@ -123,7 +123,7 @@ def _select(frame: pd.DataFrame, label: str, where: dict) -> pd.DataFrame:
 def per_seed(results: Results, label: str, where: dict, metric: str) -> pd.Series:
     """The metric of one arm's ok cells matching `where`, one value per seed (NaN dropped).
 
-    `label`: the arm's label (`results.arm_keys`), which names its parameter variant.
+    `label`: the arm's label (a key of `results.arms`), which names its parameter variant.
     """
     cells = _select(results.ok, label, where)
     return cells.groupby("seed")[metric].mean().dropna()

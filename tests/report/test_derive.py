@@ -6,6 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from bench.arms import Arm
 from bench.report.derive import calibration_parts, column_titles, scopes, variants
 
 
@@ -33,13 +34,13 @@ def test_scopes_are_protocol_major_and_rests_in_order():
 
 
 def test_variants_and_column_titles():
-    keys = {"mixup (alpha=0.2)": ("mixup", "constant", (("alpha", "0.2"),)),
-            "mixup (alpha=1)": ("mixup", "constant", (("alpha", "1"),)),
-            "none": ("none", "constant", ())}  # fmt: skip
-    found = variants(keys, dict.fromkeys(["none", "mixup (alpha=0.2)", "mixup (alpha=1)"]))
-    assert found == {("none", "constant"): ["none"],
-                     ("mixup", "constant"): ["mixup (alpha=0.2)", "mixup (alpha=1)"]}  # fmt: skip
-    assert ("cutmix", "constant") not in found  # an arm without cells has no variants
+    arms = {"mixup (alpha=0.2)": Arm.of("mixup", {"alpha": "0.2"}),
+            "mixup (alpha=1)": Arm.of("mixup", {"alpha": "1"}),
+            "none": Arm("none")}  # fmt: skip
+    found = variants(arms, dict.fromkeys(["none", "mixup (alpha=0.2)", "mixup (alpha=1)"]))
+    assert found == {Arm("none"): ["none"],
+                     Arm("mixup"): ["mixup (alpha=0.2)", "mixup (alpha=1)"]}  # fmt: skip
+    assert Arm("cutmix") not in found  # an arm without cells has no variants
     runs = pd.DataFrame({"protocol": ["frozen", "unfrozen"], "lr": [0.1, 0.01]})
     assert column_titles(runs, ["frozen", "unfrozen"], []) == {"frozen": "frozen",
                                                                "unfrozen": "unfrozen"}  # fmt: skip

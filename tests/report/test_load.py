@@ -32,7 +32,7 @@ def test_every_field_is_filled_by_loading_and_never_changes(tmp_path):
     assert results.scope_columns == ["protocol", *results.varying]
     assert results.protocols == ["frozen", "unfrozen"]
     assert results.scopes == ["protocol=frozen", "protocol=unfrozen"]
-    assert list(results.styles) == [a for a in results.styles if a in results.arm_keys]
+    assert list(results.styles) == [a for a in results.styles if a in results.arms]
     assert "test_acc" in results.measured and "ece_over" in results.measured
     assert "sweep_cells" not in results.measured  # the fixture leaves it empty
     with pytest.raises(dataclasses.FrozenInstanceError):

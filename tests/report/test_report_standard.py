@@ -65,7 +65,7 @@ def test_who_wins_fills_exactly_the_decided_markers(results, tmp_path, monkeypat
     figures.who_wins_figure(results, tmp_path)
     fig = drawn["who_wins"]
     metrics = figures.who_wins_metrics(results)
-    arms = [a for a in results.styles if results.arm_keys[a][0] != figures.BASELINE]
+    arms = [a for a in results.styles if results.arms[a].regularizer != figures.BASELINE]
     scopes = results.scopes
     filled, hollow = 0, 0
     axes = [ax for ax in fig.axes if ax.collections]

@@ -8,8 +8,9 @@ import pandas as pd
 import pytest
 from report_fixtures import add_variant, make_results
 
-from bench.report import build_report, style, tables, verdicts
-from bench.report.load import load_results
+from bench.arms import Arm
+from bench.report import build_report, claims, style, tables, verdicts
+from bench.report.load import ReportInputError, load_results
 
 NONE_MIXUP_CUTMIX = [("none", "constant"), ("mixup", "constant"), ("cutmix", "constant")]
 
@@ -109,7 +110,8 @@ def test_a_scheduled_arm_whose_params_do_not_vary_keeps_its_label(tmp_path):
         "cutmix (minmax=null)",
         "cutmix (staged)",
     ]
-    assert results.variants[("cutmix", "staged")] == ["cutmix (staged)"]
+    assert results.variants[claims.STAGED_CUTMIX] == ["cutmix (staged)"]
+    assert results.variants[claims.CUTMIX] == ["cutmix (minmax=[0.2, 0.8])", "cutmix (minmax=null)"]
     table = verdicts.evaluate_claims(results)
     staged_rows = table[table["claim_id"] == "staged_cutmix_beats_early_cutmix_unfrozen"]
     assert list(staged_rows["scope"]) == [
@@ -160,13 +162,93 @@ def test_labels_stay_distinct_when_text_and_numbers_print_alike(tmp_path):
 
 
 def test_arm_label_and_order():
-    assert style.arm_label("mixup", "constant", (("alpha", "0.2"),)) == "mixup (alpha=0.2)"
-    assert style.arm_label("cutmix", "staged", (("p", "1"),)) == "cutmix (staged, p=1)"
-    assert style.arm_label("cutmix", "staged") == "cutmix (staged)"
-    arms = [("mixup", "constant", (("alpha", value),)) for value in ("10", "2", "0.5", "x")]
-    ordered = style.order_arms([*arms, ("none", "constant")])
-    assert ordered[0] == ("none", "constant", ())
-    assert [variant[0][1] for _, _, variant in ordered[1:]] == ["0.5", "2", "10", "x"]  # by size
+    mixup = style.report_arm("mixup", "constant", (("alpha", "0.2"),))
+    assert style.arm_label(mixup) == "mixup (alpha=0.2)"
+    staged = style.report_arm("cutmix", "staged", (("p", "1"),))
+    assert style.arm_label(staged) == "cutmix (staged, p=1)"
+    assert style.arm_label(style.report_arm("cutmix", "staged")) == "cutmix (staged)"
+    # the schedule is shown first whatever its parameters' names sort before or after it
+    both = style.report_arm("cutmix", "staged", (("alpha", "1"), ("value", "zero")))
+    assert style.arm_label(both) == "cutmix (staged, alpha=1, value=zero)"
+    arms = [style.report_arm("mixup", "constant", (("alpha", v),)) for v in ("10", "2", "0.5", "x")]
+    ordered = style.order_arms([*arms, style.report_arm("none"), arms[0]])
+    assert ordered[0] == Arm("none") and len(ordered) == 5  # each arm once
+    assert [style.variant_of(arm)[0][1] for arm in ordered[1:]] == [
+        "0.5",
+        "2",
+        "10",
+        "x",
+    ]  # by size
+    known = [
+        style.report_arm("cutmix", "staged"),
+        style.report_arm("zeta"),
+        style.report_arm("cutmix"),
+    ]
+    assert [style.arm_label(a) for a in style.order_arms(known)] == [
+        "cutmix", "cutmix (staged)", "zeta"
+    ]  # fmt: skip
+
+
+def test_a_reports_arm_is_a_bench_arm_with_the_parameters_that_set_it_apart():
+    """The report's arm is the ground floor's Arm: its schedule (none when constant) and its
+    variant as parameters; arms equal as Arms are one arm, with one label, style and place."""
+    assert style.report_arm("cutmix") == Arm("cutmix") == style.report_arm("cutmix", "")
+    staged = style.report_arm("cutmix", "staged", (("minmax", "[0.2, 0.8]"),))
+    assert staged == Arm.of("cutmix", {"schedule": "staged", "minmax": "[0.2, 0.8]"})
+    assert style.schedule_of(staged) == "staged" and style.schedule_of(Arm("cutmix")) == "constant"
+    assert style.variant_of(staged) == (("minmax", "[0.2, 0.8]"),)
+    assert style.family(staged) == claims.STAGED_CUTMIX != claims.CUTMIX
+    same = Arm.of("cutmix", {"minmax": "[0.2, 0.8]", "schedule": "staged"})
+    assert style.arm_label(same) == style.arm_label(staged) == "cutmix (staged, minmax=[0.2, 0.8])"
+    assert list(style.arm_styles([staged, same, Arm("none")])) == ["none", style.arm_label(staged)]
+    # what must not happen: another schedule or value is another arm, with another label
+    other = style.report_arm("cutmix", "constant", (("minmax", "[0.2, 0.8]"),))
+    assert other != staged and style.arm_label(other) == "cutmix (minmax=[0.2, 0.8])"
+    assert len(style.arm_styles([staged, other, Arm("none")])) == 3
+
+
+def test_the_loaded_arms_are_bench_arms(tmp_path):
+    arms = [("none", "constant"), ("cutmix", "constant"), ("cutmix", "staged")]
+    runs = make_results(tmp_path, arms=arms, protocols=("unfrozen",))
+    add_variant(tmp_path, runs, "cutmix", {"alpha": 0.2}, base={"alpha": 1.0})
+    results = load_results(tmp_path)
+    assert all(type(arm) is Arm for arm in results.arms.values())
+    assert results.arms == {
+        "none": Arm("none"),
+        "cutmix (alpha=1.0)": Arm.of("cutmix", {"alpha": "1.0"}),
+        "cutmix (staged, alpha=1.0)": Arm.of("cutmix", {"alpha": "1.0", "schedule": "staged"}),
+        "cutmix (alpha=0.2)": Arm.of("cutmix", {"alpha": "0.2"}),
+        "cutmix (staged, alpha=0.2)": Arm.of("cutmix", {"alpha": "0.2", "schedule": "staged"}),
+    }
+    assert {label: style.arm_label(arm) for label, arm in results.arms.items()} == {
+        label: label for label in results.arms
+    }  # every label is its arm's own display text
+    assert set(results.runs["arm"]) == set(results.arms) == set(results.styles)
+    assert results.variants[claims.STAGED_CUTMIX] == [
+        "cutmix (staged, alpha=0.2)", "cutmix (staged, alpha=1.0)"
+    ]  # fmt: skip
+
+
+def test_the_schedule_column_is_the_schedule_not_the_params_copy_of_it(tmp_path):
+    """regularizer_params' own `schedule` entry, present in some cells of an arm and missing
+    from others (a cell whose regularizer was not built, older rows), splits nothing."""
+    runs = make_results(tmp_path, arms=NONE_MIXUP_CUTMIX, protocols=("frozen",))
+    cutmix = runs.index[runs["regularizer"] == "cutmix"]
+    runs.loc[cutmix, "regularizer_params"] = [
+        json.dumps({"alpha": 1.0, **({"schedule": "constant"} if i % 2 else {})})
+        for i in range(len(cutmix))
+    ]
+    runs.to_csv(tmp_path / "runs.csv", index=False)
+    results = load_results(tmp_path)
+    assert list(results.styles) == ["none", "mixup", "cutmix"]
+    assert results.arms["cutmix"] == Arm("cutmix")
+    assert not [n for n in results.notes if "variants" in n]
+    # another parameter beside it still splits the arm, by that parameter alone
+    runs.loc[cutmix[0], "regularizer_params"] = json.dumps({"alpha": 0.2, "schedule": "constant"})
+    runs.to_csv(tmp_path / "runs.csv", index=False)
+    assert list(load_results(tmp_path).styles) == [
+        "none", "mixup", "cutmix (alpha=0.2)", "cutmix (alpha=1.0)"
+    ]  # fmt: skip
 
 
 def test_parameter_values_are_escaped_in_the_page(tmp_path):
@@ -183,3 +265,13 @@ def test_parameter_values_are_escaped_in_the_page(tmp_path):
     assert "<script" not in md and "mixup (mode=&lt;script&gt;" in md
     tex = (tmp_path / "report" / "tables" / "summary.tex").read_text()
     assert r"MixUp (mode=\textless{}script\textgreater{}" in tex
+
+
+def test_two_families_that_spell_one_label_stop_the_report(tmp_path):
+    arms = [("none", "constant"), ("cutmix", "staged"), ("cutmix (staged)", "constant")]
+    make_results(tmp_path, arms=arms, protocols=("frozen",))
+    with pytest.raises(ReportInputError, match="would both be labelled") as error:
+        load_results(tmp_path)
+    message = str(error.value)
+    assert "'cutmix'/'staged' and 'cutmix (staged)'/'constant'" in message
+    assert "rename one of them" in message and "\n" not in message
