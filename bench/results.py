@@ -51,7 +51,7 @@ from typing import Any
 
 from bench.arms import Scope, scope_columns, scope_fields, scope_header, scope_of_row
 from bench.files import NotRegularFileError, atomic_write, read_regular
-from bench.schema import DECLARED, FILES, RUNS, SEARCH_COLUMNS, SEARCH_FILE
+from bench.schema import DECLARED, FILES, RUNS, SEARCH, SEARCH_COLUMNS, SEARCH_FILE
 
 RUNS_FILE = "runs.csv"
 LOCK_FILE = ".lock"
@@ -486,7 +486,7 @@ class ResultsDir:
         path = self.path / SEARCH_FILE
         fix = "repair or move the file away (a results folder holds only what regbench wrote)"
         header, rows = read_table(path)
-        lacking = [c for c in SEARCH_COLUMNS if c not in header]
+        lacking = [c.name for c in SEARCH if c.required and c.name not in header]
         if rows and lacking:
             raise ResultsError(
                 f"{path}: no column {lacking[0]} (header: {','.join(header)[:80]}); {fix}"
@@ -498,7 +498,7 @@ class ResultsDir:
                     f"(expected 0 or 1 and a number); {fix}"
                 )
         scopes = scope_columns(header)
-        return [{"scope": scope_of_row(row, scopes), **{c: row[c] for c in SEARCH_COLUMNS}}
+        return [{"scope": scope_of_row(row, scopes), **{c: row.get(c, "") for c in SEARCH_COLUMNS}}
                 for row in rows]  # fmt: skip
 
     def finished_ids(self) -> set[str]:

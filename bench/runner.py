@@ -133,10 +133,16 @@ def search_phases(sweep: Sweep, results) -> tuple[Sweep, Sweep | None, list[str]
     from bench.results import ResultsDir
 
     trials = search.trials(sweep.search, sweep.cells, sweep.scopes)
-    trial_sweep = _trial_sweep(sweep, trials)
     rows = ResultsDir(results.path / search.SEARCH_FOLDER).runs()
-    if {c.run_id for c in trial_sweep.cells} - {row["run_id"] for row in rows}:
-        return trial_sweep, None, []
+    recorded = {row["run_id"] for row in rows}
+    for _ in range(2):  # the grid, then its trials past an edge (bench.search.extensions)
+        trial_sweep = _trial_sweep(sweep, trials)
+        if {c.run_id for c in trial_sweep.cells} - recorded:
+            return trial_sweep, None, []
+        extra = search.extensions(sweep.search, trials, rows)
+        if not extra:
+            break
+        trials = trials + extra
     chosen, table = search.select(sweep.search, trials, rows)
     check_selection(results, table)  # what `sweep run` would refuse, status refuses too
     return (trial_sweep, *_final_sweep(sweep, chosen))
@@ -195,6 +201,11 @@ def _run_search(sweep: Sweep, results, **options) -> dict:
     first = run_sweep(_trial_sweep(sweep, trials, kept_failed), folder, keep_recorded=False,
                       **options)  # fmt: skip
     first["skipped"] += len(kept_failed)
+    extra = search.extensions(sweep.search, trials, folder.runs())
+    if extra:  # a group's best value at an edge of the grid: one trial a step past it
+        more = run_sweep(_trial_sweep(sweep, extra), folder, keep_recorded=False, **options)
+        first = {key: first[key] + more[key] for key in ("ok", "failed", "skipped")}
+        trials = trials + extra
     chosen, table = search.select(sweep.search, trials, folder.runs())
     final, missing = _final_sweep(sweep, chosen)
     with results.lock():

@@ -417,6 +417,12 @@ SEARCH: list[Column] = [
     Column("selected", SEARCH_FILE, "metric", "int", required=True, low=0, high=1),
     Column("at_edge", SEARCH_FILE, "metric", "int", required=True, low=0, high=1),
     Column("run_ids", SEARCH_FILE, "identity", "text"),
+    # issue 23: a trial added one grid step past the edge its group's best value sat at
+    # (`extended` = 1), and on the selected rows the standard error of the selected trial's
+    # margin over the runner-up (paired over the selection seeds; with one seed a binomial
+    # bound on val_acc). Empty in search.csv files written before them.
+    Column("extended", SEARCH_FILE, "metric", "int", low=0, high=1),
+    Column("margin_se", SEARCH_FILE, "metric", "float", low=0),
 ]
 SEARCH_COLUMNS = [c.name for c in SEARCH]
 # The convergence rule (runs.csv `converged`; docs/sweeps.md#the-convergence-record): a cell

@@ -39,7 +39,7 @@ from bench.arms import Arm, Scope, arm_of
 from bench.config import SEARCH_RANGES, SEED_LIMIT, RunConfig, check_config
 from bench.schema import SELECT_METRICS
 
-SEARCH_KEYS = ("method", "trials", "seed", "select", "seeds", "space")
+SEARCH_KEYS = ("method", "trials", "seed", "select", "seeds", "space", "extend_edges")
 METHODS = ("grid", "random")
 # RunConfig fields a search may choose: those declared with a default search range (training
 # hyperparameters that leave the data, the model and the compared arm alone).
@@ -77,6 +77,8 @@ class Search:
     # seedless_key of the sweep's cells whose data_seed does not follow their seed (pinned, or
     # an axis): decided on every cell of the sweep when it loads, so --only cannot change it
     fixed_data_seed: frozenset[str] = frozenset()
+    # a grid: add one trial a grid step past an edge where a group's best value sits (issue 23)
+    extend_edges: bool = True
 
     def points(self) -> list[dict[str, float]]:
         """Every trial's values, in trial order: the grid's combinations (the first parameter
@@ -177,7 +179,11 @@ def parse_search(
                        "per arm x scope)")  # fmt: skip
     if trials > MAX_TRIALS:
         raise fail("search.trials", f"{trials} trials per arm x scope; at most {MAX_TRIALS}")
-    search = Search(method, trials, seed, select, tuple(seeds), space, fixed_data_seeds(cells))
+    extend_edges = table.get("extend_edges", True)
+    if not isinstance(extend_edges, bool):
+        raise fail("search.extend_edges", f"got {extend_edges!r}; give true or false")
+    search = Search(method, trials, seed, select, tuple(seeds), space, fixed_data_seeds(cells),
+                    extend_edges)  # fmt: skip
     _check_trials(search, cells, fail)
     _check_distinct(search, cells, labels, fail)
     return search
@@ -377,6 +383,7 @@ class Trial:
     values: dict[str, float]  # the values that apply to this group (`applied`)
     cells: tuple[RunConfig, ...]  # one per search seed
     group: str  # group_key of the group's cells
+    extended: bool = False  # added a grid step past an edge (`extensions`)
 
 
 def trials(search: Search, cells: list[RunConfig], scopes: list[Scope]) -> list[Trial]:
@@ -430,28 +437,41 @@ def select(search: Search, all_trials: list[Trial], rows: list[dict[str, str]]):
         best = chosen.get(trial.group)
         if best is None or direction * scores[i] > direction * scores[best]:
             chosen[trial.group] = i
+    margin_se = {group: _margin_se(search, all_trials, scores, i, by_id)
+                 for group, i in chosen.items()}  # fmt: skip
+    spans: dict[tuple[str, str], tuple[float, float]] = {}  # the range, widened by extensions
+    for trial in all_trials:
+        for name, value in trial.values.items():
+            low, high = spans.get((trial.group, name), params[name].bounds)
+            spans[trial.group, name] = (min(low, value), max(high, value))
     table = []
     for i, trial in enumerate(all_trials):
         for name, value in trial.values.items():
-            low, high = params[name].bounds
+            low, high = spans[trial.group, name]
             selected = chosen.get(trial.group) == i
             table.append({
                 "scope": trial.scope, "arm": trial.arm.label, "trial": trial.index,
                 "parameter": name, "value": value, "low": low, "high": high,
                 "select_metric": search.select, "score": scores[i], "seeds": counts[i],
                 "selected": int(selected),
-                "at_edge": int(selected and _at_edge(value, params[name])),
+                "at_edge": int(selected and _at_edge(value, params[name], low, high)),
                 "run_ids": " ".join(c.run_id for c in trial.cells),
+                "extended": int(trial.extended),
+                "margin_se": margin_se.get(trial.group) if selected else None,
             })  # fmt: skip
     return {group: all_trials[i] for group, i in chosen.items()}, table
 
 
-def _at_edge(value: float, param: Param) -> bool:
-    """A selected value at an end of its range: the best may lie beyond it. A listed value (grid
-    or random) is at an edge when it is the smallest or largest listed; a value drawn from a range
-    when it lies within 5% of the range of an end (in log space for a log range, linear
-    otherwise). A single listed value is no search."""
-    low, high = param.bounds
+def _at_edge(
+    value: float, param: Param, low: float | None = None, high: float | None = None
+) -> bool:
+    """A selected value at an end of its range [low, high] (the searched range, widened by an
+    extension trial): the best may lie beyond it. A listed value (grid or random) is at an edge
+    when it is the smallest or largest tried; a value drawn from a range when it lies within 5%
+    of the range of an end (in log space for a log range, linear otherwise). A single listed
+    value is no search."""
+    if low is None or high is None:
+        low, high = param.bounds
     if low == high:
         return False
     if param.values:
@@ -460,6 +480,84 @@ def _at_edge(value: float, param: Param) -> bool:
         span = math.log(high) - math.log(low)
         return min(math.log(value) - math.log(low), math.log(high) - math.log(value)) < 0.05 * span
     return min(value - low, high - value) < 0.05 * (high - low)
+
+
+def _margin_se(
+    search: Search, all_trials: list[Trial], scores: dict, best: int, by_id: dict
+) -> float | None:
+    """The standard error of trial `best`'s margin over its group's runner-up (the next best
+    score): paired over the selection seeds both ran ok (the SD of the per-seed differences
+    over sqrt(n)) with two or more; with one seed, for val_acc, the binomial bound
+    sqrt(p1(1-p1)/n + p2(1-p2)/n) over the n validation images (an upper bound: two trials
+    err on many of the same images). None without a runner-up or a way to tell."""
+    group = all_trials[best].group
+    direction = SELECT_METRICS[search.select]
+    others = [i for i, t in enumerate(all_trials) if t.group == group and i != best
+              and scores[i] is not None]  # fmt: skip
+    if not others:
+        return None
+    runner_up = max(others, key=lambda i: direction * scores[i])
+
+    def per_seed(i: int) -> list[float | None]:
+        rows = [by_id.get(c.run_id, {}) for c in all_trials[i].cells]
+        return [_float(r, search.select) if r.get("status") == "ok" else None for r in rows]
+
+    pairs = [(a, b) for a, b in zip(per_seed(best), per_seed(runner_up), strict=True)
+             if a is not None and b is not None]  # fmt: skip
+    if len(pairs) >= 2:
+        differences = [a - b for a, b in pairs]
+        mean = sum(differences) / len(differences)
+        variance = sum((d - mean) ** 2 for d in differences) / (len(differences) - 1)
+        return math.sqrt(variance / len(differences))
+    row = by_id.get(all_trials[best].cells[0].run_id, {})
+    images = _float(row, "val_size")
+    if len(pairs) != 1 or search.select != "val_acc" or not images:
+        return None
+    p1, p2 = pairs[0]
+    return math.sqrt((p1 * (1 - p1) + p2 * (1 - p2)) / images)
+
+
+def extensions(search: Search, all_trials: list[Trial], rows: list[dict[str, str]]) -> list[Trial]:
+    """One trial per group and parameter a grid step past the edge where the group's selected
+    value sits (a grid of listed values with `extend_edges`): the selected trial's values with
+    that parameter one step further out, by the ratio of the edge value to its neighbour for a
+    grid of positive values (log-spaced: 0.3, 1.0 -> 3.33), else by their difference, rounded to
+    3 significant digits. Left out where the value would break the field's bound (check_config)
+    or repeat a trial. [] once extension trials exist or while a trial has no score to select
+    by (the caller runs these, then selects over all)."""
+    if search.method != "grid" or not search.extend_edges:
+        return []
+    if any(t.extended for t in all_trials):
+        return []
+    chosen, _ = select(search, all_trials, rows)
+    params = {p.name: p for p in search.space}
+    added = []
+    for trial in chosen.values():
+        follows = follows_seed(search, trial.cells[0])
+        tried = {tuple(sorted(t.values.items())) for t in all_trials if t.group == trial.group}
+        for name, value in trial.values.items():
+            listed = sorted(params[name].values)
+            if len(listed) < 2 or value not in (listed[0], listed[-1]):
+                continue
+            edge, neighbour = (listed[0], listed[1]) if value == listed[0] else listed[:-3:-1]
+            if edge > 0 and neighbour > 0:
+                beyond = edge * (edge / neighbour)
+            else:
+                beyond = edge + (edge - neighbour)
+            point = {**trial.values, name: float(f"{beyond:.3g}")}
+            if tuple(sorted(point.items())) in tried:
+                continue
+            base = apply(trial.cells[0], point)
+            try:
+                check_config(base, where="search")
+            except ValueError:
+                continue  # past the field's plausible range: the edge stays flagged
+            cells = tuple(with_seed(base, c.seed, follows) for c in trial.cells)
+            index = max(t.index for t in all_trials if t.group == trial.group) + 1 + len(added)
+            added.append(dataclasses.replace(
+                trial, index=index, values=point, cells=cells, extended=True
+            ))  # fmt: skip
+    return added
 
 
 def _float(row: dict[str, str], column: str) -> float | None:

@@ -226,7 +226,7 @@ def read_runs(path: Path) -> pd.DataFrame:
     numeric = numeric_config() + [
         *numbers(RUNS_FILE, extension_config()),
         *run_metrics(),
-        *extension_metrics(),
+        *numbers(RUNS_FILE, extension_metrics()),
     ]
     numeric += [c for c in numbers(RUNS_FILE, schema.columns(RUNS_FILE)) if c not in numeric]
     runs = read_csv(path, required_runs(), numeric)

@@ -325,17 +325,23 @@ def claims_markdown(claims: pd.DataFrame) -> str:
 
 
 SEARCH_HEADER = ["scope", "arm", "parameter", "selected on", "selected value", "searched range",
-                 "at edge", "trials", "selection seeds", "best score", "worst score"]  # fmt: skip
+                 "at edge", "trials", "selection seeds", "best score", "worst score",
+                 "lead over runner-up ± SE"]  # fmt: skip
+# A selection whose lead over the runner-up is under this many standard errors could be noise's.
+NOISE_LEAD_SE = 2.0
 SEARCH_NUMBERS = SEARCH_HEADER.index("selected value")  # the first right-aligned column
 EDGE_FLAG = "at edge: widen the range"
 NOT_SELECTED = "none selected"
 
 
-def _best_and_worst(trials: pd.DataFrame, better: int) -> tuple[float, float]:
-    """The best and worst score among trials (one row each) in the metric's better direction;
-    NaN when no trial has a score."""
+def _best_and_worst(trials: pd.DataFrame, better: int) -> tuple[float, float, float]:
+    """The best and worst score among trials (one row each) in the metric's better direction,
+    and the best's lead over the runner-up (>= 0); NaN when no trial (no second) has a score."""
     scores = trials["score"].dropna().sort_values(ascending=better < 0)
-    return (scores.iloc[0], scores.iloc[-1]) if len(scores) else (math.nan, math.nan)
+    if not len(scores):
+        return math.nan, math.nan, math.nan
+    lead = abs(scores.iloc[0] - scores.iloc[1]) if len(scores) > 1 else math.nan
+    return scores.iloc[0], scores.iloc[-1], lead
 
 
 def search_table(search: pd.DataFrame) -> pd.DataFrame:
@@ -347,7 +353,7 @@ def search_table(search: pd.DataFrame) -> pd.DataFrame:
     for (scope, arm), cells in search.groupby(["scope", "arm"], sort=False):
         metric = cells["select_metric"].iloc[0]
         trials = cells.drop_duplicates("trial")
-        best, worst = _best_and_worst(trials, selection_metric(metric).better)
+        best, worst, lead = _best_and_worst(trials, selection_metric(metric).better)
         for parameter, values in cells.groupby("parameter", sort=False):
             selected = values[values["selected"] == 1]
             chosen = selected.iloc[0] if len(selected) else None
@@ -358,7 +364,8 @@ def search_table(search: pd.DataFrame) -> pd.DataFrame:
                 "seeds": math.nan if chosen is None else chosen["seeds"],
                 "low": values["low"].iloc[0], "high": values["high"].iloc[0],
                 "trials": len(trials), "unscored": int(trials["score"].isna().sum()),
-                "best": best, "worst": worst,
+                "best": best, "worst": worst, "lead": math.nan if chosen is None else lead,
+                "lead_se": math.nan if chosen is None else chosen.get("margin_se", math.nan),
             })  # fmt: skip
     return pd.DataFrame(rows)
 
@@ -393,10 +400,28 @@ def search_rows(table: pd.DataFrame) -> tuple[list[list[str]], list[list[bool]]]
             str(int(row["seeds"])) if selected else "–",
             metric.show(row["best"]) or "–",
             metric.show(row["worst"]) or "–",
+            _lead_text(row, metric),
         ])  # fmt: skip
         edge = bool(row["at_edge"])
-        marks.append([edge, False, edge, False, False, False, False])
+        marks.append([edge, False, edge, False, False, False, False, False])
     return rows, marks
+
+
+def _lead_text(row: pd.Series, metric) -> str:
+    """`0.80 ± 2.10` (the lead, its standard error from search.csv's margin_se), `0.80 ± not
+    recorded`, or – without a runner-up."""
+    if math.isnan(row["lead"]):
+        return "–"
+    se = row["lead_se"]
+    return f"{metric.show(row['lead'])} ± {'not recorded' if pd.isna(se) else metric.show(se)}"
+
+
+def noisy_leads(table: pd.DataFrame) -> tuple[int, int]:
+    """(selections whose lead over the runner-up is under NOISE_LEAD_SE standard errors, the
+    selections whose standard error is recorded): one row per arm x scope."""
+    groups = table.drop_duplicates(["scope", "arm"])
+    known = groups[groups["lead_se"].notna() & groups["lead"].notna()]
+    return int((known["lead"] < NOISE_LEAD_SE * known["lead_se"]).sum()), len(known)
 
 
 def edge_warning(table: pd.DataFrame) -> str | None:
@@ -435,7 +460,21 @@ def search_explanation(search: pd.DataFrame) -> str:
         "values then ran on every seed: those cells are what the other sections compare. Best "
         "and worst score are over the arm's trials, from their few selection seeds: they show "
         "how much the choice mattered, not how the arms compare; a value selected at an edge "
-        "of its range means the best value may lie outside the range."
+        "of its range means the best value may lie outside the range (a grid adds one trial a "
+        "step past such an edge: search.csv extended = 1, and the range shown includes it). "
+        "The lead over the runner-up is the selected trial's score minus the next best, with "
+        "its standard error (paired over the selection seeds; with one seed a binomial bound "
+        f"over the validation images): {_noise_text(search)}"
+    )
+
+
+def _noise_text(search: pd.DataFrame) -> str:
+    noisy, known = noisy_leads(search_table(search))
+    if not known:
+        return "not recorded in this search.csv, so the table cannot show whether noise chose."
+    return (
+        f"{noisy} of {known} selections lead by less than {NOISE_LEAD_SE:g} standard errors, "
+        "where the validation noise alone could have picked the value."
     )
 
 
@@ -451,6 +490,7 @@ def search_markdown(search: pd.DataFrame) -> str:
 CONVERGENCE_METRIC = "val_gain_last20"  # the convergence record's runs.csv metric
 CONVERGENCE_HEADER = ["status", "cells", "converged", "val. gain, last 20% (pp)", "95% CI (pp)"]
 PLATEAUED, IMPROVING, UNCLEAR = "plateaued", "still improving", "unclear"
+CAPPED = "stopped at the cap"  # the plateau rule's cap ended some of its cells (unconverged)
 
 
 def convergence_status(ci_low: float, ci_high: float) -> str:
@@ -476,6 +516,7 @@ def convergence_rows(
         return [], [], []
     ok = results.ok
     flags = ok.groupby(["scope", "arm"])["converged"] if "converged" in results.measured else None
+    stops = ok.groupby(["scope", "arm"])["stop_reason"] if "stop_reason" in ok else None
     scope_cols = results.scope_columns
     header = [*scope_cols, "regularizer", *CONVERGENCE_HEADER]
     rows, groups = [], []
@@ -491,6 +532,10 @@ def convergence_rows(
         low, high = row[f"{metric}_ci_low"], row[f"{metric}_ci_high"]
         interval = "–" if math.isnan(low) else f"[{_pp(low)}, {_pp(high)}]"
         status = convergence_status(low, high) if not math.isnan(low) else UNCLEAR
+        found = stops is not None and key in stops.groups
+        reasons = set(stops.get_group(key).dropna()) if found else set()
+        if reasons and reasons <= {"plateau", "cap"}:  # the plateau rule decided, cell by cell
+            status = PLATEAUED if reasons == {"plateau"} else CAPPED
         cells = [style.format_value(row[c]) for c in scope_cols]
         gain = cell_text(row, metric)
         rows.append([*cells, row["arm"], status, n_text(row), met, gain, interval])
@@ -502,6 +547,8 @@ def convergence_explanation(rows: list[list[str]]) -> str:
     """What the convergence table shows and does not show, with how many arms plateaued."""
     statuses = [row[-len(CONVERGENCE_HEADER)] for row in rows]  # the status column
     counts = ", ".join(f"{statuses.count(s)} {s}" for s in (PLATEAUED, IMPROVING, UNCLEAR))
+    if CAPPED in statuses:
+        counts += f", {statuses.count(CAPPED)} {CAPPED}"
     threshold = f"{schema.CONVERGED_GAIN * 100:g} pp"
     return (
         "Whether each arm had stopped learning when its training ended: a cell converged when "
@@ -512,7 +559,9 @@ def convergence_explanation(rows: list[list[str]]) -> str:
         f"2 seeds, or an interval that reaches both). Of the arms in this report: {counts}. One "
         "cell's gain moves with the validation set's sampling noise (the ± column shows how "
         "much, across seeds), so single flags say little and an arm needs enough seeds to show "
-        "it has plateaued. "
+        "it has plateaued. Arms trained under the plateau rule (runs.csv stop = plateau) are "
+        f"{PLATEAUED} when every cell stopped at its plateau and {CAPPED} when any ran to the "
+        "cap instead (those cells count as unconverged). "
         "Where arms are still "
         "improving, a comparison between them measures how fast they learn as much as where "
         "they end."

@@ -518,9 +518,54 @@ def _interaction(
                 reason = "no seed has both arms"
         if reason:
             return _row(claim, pair, scope, None, f"{column}={style.format_value(level)}: {reason}")
+    budget = ""
+    if column in SIZE_COLUMNS:
+        cells = group[group[column].isin(levels[1:])]
+        problem, budget = size_budget(cells)
+        if problem:
+            return _row(claim, pair, scope, None, problem)
     seed = stats.seed_for(claim.claim_id, scope)
     result = stats.compare(*effects, claim.statistic, seed, margin=claim.smallest_effect)
-    return {**_row(claim, pair, scope, result, ""), **_context(results, pair, wheres)}
+    return {**_row(claim, pair, scope, result, budget), **_context(results, pair, wheres)}
+
+
+SIZE_COLUMNS = ("train_size", "train_per_class")  # a claim across sizes compares budgets too
+
+
+def size_budget(cells: pd.DataFrame) -> tuple[str, str]:
+    """Whether cells of different training-set sizes had comparable optimisation: (the problem,
+    "" when none; the budget they were compared under). Comparable: every cell ended at a
+    validation plateau (runs.csv stop = plateau), or trained the same passes over its own
+    training set (train_passes, or epochs without a step budget). One step budget for every
+    size (train_steps) is not: 120 steps are 38 passes over 100 images and 7.7 over 1,000, so
+    the sizes would differ in how far they trained as well as in their data."""
+
+    def column(name: str, empty: object) -> pd.Series:
+        return cells[name].fillna(empty) if name in cells else pd.Series(empty, index=cells.index)
+
+    if set(column("stop", "budget")) == {"plateau"}:
+        return "", "sizes compared under the plateau rule (each cell trained to its plateau)"
+    steps, passes = column("train_steps", 0), column("train_passes", 0)
+    if (steps == 0).all() and (passes > 0).all() and passes.nunique() == 1:
+        return "", f"sizes compared at {style.format_value(float(passes.iloc[0]))} passes each"
+    if (steps == 0).all() and (passes == 0).all() and column("epochs", 0).nunique() == 1:
+        return "", "sizes compared at the same epochs (passes) each"
+    ran = column("passes", math.nan).groupby(cells["train_size"]).mean()
+    shown = " vs ".join(f"{style.format_value(round(float(v), 1))}" for v in ran)
+    if (steps > 0).any():
+        budget = f"one step budget (train_steps = {_joined(map(style.format_value, steps))}"
+    elif (passes > 0).any():
+        budget = f"different budgets (train_passes = {_joined(map(style.format_value, passes))}"
+    else:
+        budget = (
+            f"different budgets (epochs = {_joined(map(style.format_value, column('epochs', 0)))}"
+        )
+    return (
+        f"the sizes trained under {budget}: {shown} passes), so they differ in how far they "
+        'trained as well as in their data; set one train_passes or stop = "plateau" to compare '
+        "sizes",
+        "",
+    )
 
 
 def evaluate_claims(results: Results, claims: list[Claim] = CLAIMS) -> pd.DataFrame:
@@ -542,6 +587,7 @@ def evaluate_claims(results: Results, claims: list[Claim] = CLAIMS) -> pd.DataFr
         table[["ci_images_low", "ci_images_high"]].to_numpy(float),
     )
     measured = table["verdict"] != "not measured"
+    table["verdict"] = table["verdict"].astype(object)  # all NaN (float) when every row measured
     table.loc[measured, "verdict"] = verdict[measured.to_numpy()]
     alphas = thresholds(table)
     plans = [

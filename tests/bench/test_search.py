@@ -254,6 +254,7 @@ def test_a_search_sweep_runs_trials_then_selected_cells_and_resumes(tmp_path):
     text = """
     [search]
     seeds = [7]
+    extend_edges = false
     [search.space]
     lr = [0.01, 0.2]
     """
@@ -631,3 +632,99 @@ def test_a_sweep_keeps_one_scope_per_cell_through_only(tmp_path):
     assert [c.regularizer for c in only.cells] == ["mixup"] * 2 and len(only.scopes) == 2
     with pytest.raises(ValueError, match="a label and a scope per cell: 1 cells, 4 labels"):
         dataclasses.replace(sweep, cells=sweep.cells[:1])
+
+
+# ---------------------------------------------------------------------------------------------
+# Issue 23: a grid extends one step past an edge; the selected margin's standard error
+
+
+def _trial_rows(trials, scores, val_size=500):
+    """Runs.csv rows (strings) of `trials`, each cell's val_acc from `scores[trial.index]` (a
+    list: one value per search seed)."""
+    return [{"run_id": c.run_id, "status": "ok", "val_acc": repr(score), "val_size": str(val_size)}
+            for t in trials for c, score in zip(t.cells, scores[t.index], strict=True)]  # fmt: skip
+
+
+def _grid_sweep(tmp_path, space, seeds="[7, 8]", extra=""):
+    text = f"[search]\nseeds = {seeds}\n{extra}[search.space]\nlr = {space}\n"
+    base = BASE.replace("seed = [0, 1]", "seed = [0]").split('[[axes.arm]]\nregularizer = "mixup"')[
+        0
+    ]
+    return load_sweep(write(tmp_path, text, base))
+
+
+def test_a_best_value_at_the_top_of_a_log_grid_gets_one_trial_a_step_past_it(tmp_path):
+    sweep = _grid_sweep(tmp_path, "[0.01, 0.03, 0.1, 0.3, 1.0]")
+    trials = search.trials(sweep.search, sweep.cells, sweep.scopes)
+    rising = {i: [0.1 * i, 0.1 * i + 0.01] for i in range(5)}  # the largest lr is best
+    (extra,) = search.extensions(sweep.search, trials, _trial_rows(trials, rising))
+    assert extra.extended and extra.values == {"lr": 3.33}  # 1.0 x (1.0 / 0.3), 3 digits
+    assert [c.seed for c in extra.cells] == [7, 8] and extra.index == 5
+    assert all(c.lr == 3.33 for c in extra.cells)
+    # once run, nothing more is added; the widened range is recorded, and where the extension
+    # wins its value is at the new edge, where it loses the old edge is inside the range
+    for won, at_edge in ((True, 1), (False, 0)):
+        scores = {**rising, 5: [0.9, 0.91] if won else [0.0, 0.0]}
+        rows = _trial_rows([*trials, extra], scores)
+        assert search.extensions(sweep.search, [*trials, extra], rows) == []
+        chosen, table = search.select(sweep.search, [*trials, extra], rows)
+        selected = next(row for row in table if row["selected"])
+        assert selected["value"] == (3.33 if won else 1.0) and selected["at_edge"] == at_edge
+        assert {row["high"] for row in table} == {3.33} and {row["low"] for row in table} == {0.01}
+        assert [row["extended"] for row in table] == [0, 0, 0, 0, 0, 1]
+
+
+def test_a_best_value_inside_the_grid_or_a_bound_breaking_step_adds_no_trial(tmp_path):
+    sweep = _grid_sweep(tmp_path, "[0.01, 0.1, 1.0]")
+    trials = search.trials(sweep.search, sweep.cells, sweep.scopes)
+    middle = {0: [0.1, 0.1], 1: [0.5, 0.5], 2: [0.2, 0.2]}
+    assert search.extensions(sweep.search, trials, _trial_rows(trials, middle)) == []
+    bottom = {0: [0.5, 0.5], 1: [0.2, 0.2], 2: [0.1, 0.1]}
+    (extra,) = search.extensions(sweep.search, trials, _trial_rows(trials, bottom))
+    assert extra.values == {"lr": 0.001}
+    too_far = _grid_sweep(tmp_path, "[1.0, 8.0]")  # 8 x 8 = 64 > lr's bound of 10
+    trials = search.trials(too_far.search, too_far.cells, too_far.scopes)
+    top = {0: [0.1, 0.1], 1: [0.5, 0.5]}
+    assert search.extensions(too_far.search, trials, _trial_rows(trials, top)) == []
+    off = _grid_sweep(tmp_path, "[0.01, 0.1, 1.0]", extra="extend_edges = false\n")
+    trials = search.trials(off.search, off.cells, off.scopes)
+    assert search.extensions(off.search, trials, _trial_rows(trials, bottom)) == []
+
+
+def test_extend_edges_must_be_true_or_false(tmp_path):
+    with pytest.raises(SweepError, match=r"search.extend_edges.*got 'yes'; give true or false"):
+        _grid_sweep(tmp_path, "[0.01, 0.1]", extra='extend_edges = "yes"\n')
+
+
+def test_the_selected_margin_over_the_runner_up_has_a_paired_standard_error(tmp_path):
+    sweep = _grid_sweep(tmp_path, "[0.01, 0.1, 1.0]", seeds="[7, 8, 9]")
+    trials = search.trials(sweep.search, sweep.cells, sweep.scopes)
+    scores = {0: [0.30, 0.32, 0.34], 1: [0.40, 0.40, 0.46], 2: [0.38, 0.39, 0.41]}
+    _, table = search.select(sweep.search, trials, _trial_rows(trials, scores))
+    (selected,) = [row for row in table if row["selected"]]
+    differences = [0.02, 0.01, 0.05]  # best (lr 0.1) minus runner-up (lr 1.0), per seed
+    mean = sum(differences) / 3
+    expected = (sum((d - mean) ** 2 for d in differences) / 2 / 3) ** 0.5
+    assert selected["margin_se"] == pytest.approx(expected)
+    assert all(row["margin_se"] is None for row in table if not row["selected"])
+    # one seed: the binomial bound over the validation images
+    one = _grid_sweep(tmp_path, "[0.01, 0.1]", seeds="[7]")
+    trials = search.trials(one.search, one.cells, one.scopes)
+    _, table = search.select(one.search, trials, _trial_rows(trials, {0: [0.4], 1: [0.5]}))
+    (selected,) = [row for row in table if row["selected"]]
+    assert selected["margin_se"] == pytest.approx(((0.25 + 0.24) / 500) ** 0.5)
+
+
+def test_a_search_sweep_runs_its_extension_trial_and_resumes(tmp_path):
+    sweep = _grid_sweep(tmp_path, "[0.001, 0.002]", seeds="[7]")  # two values: both edges
+    results = ResultsDir(tmp_path / "out")
+    counts = run_sweep(sweep, results, progress=None)
+    assert (counts["ok"], counts["failed"], counts["trials"]) == (4, 0, 3)
+    with open(tmp_path / "out" / "search.csv", newline="") as handle:
+        table = list(csv.DictReader(handle))
+    assert [row["extended"] for row in table] == ["0", "0", "1"]
+    assert float(table[2]["value"]) in (0.0005, 0.004)  # a step past whichever edge won
+    _, final, _ = search_phases(sweep, results)  # status agrees with what ran
+    assert final is not None and len(final.cells) == 1
+    again = run_sweep(sweep, results, progress=None)
+    assert (again["ok"], again["skipped"]) == (0, 4)

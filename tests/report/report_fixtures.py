@@ -379,6 +379,7 @@ def make_search(
     arms: set[str] | None = None,
     seeds: int = 2,
     legacy: bool = False,
+    margin_se: float | None = None,
 ) -> pd.DataFrame:
     """Write search.csv for a folder of `make_results` (the scope: its `scope.protocol` column,
     or with `legacy` the label `protocol=<protocol>` in a `scope` column, as search.csv was
@@ -390,7 +391,8 @@ def make_search(
     `selected` maps (arm, protocol) to the selected trial (default: the middle one), which
     scores best on val_acc (0.70, and 0.01 less per trial away from it). In runs.csv, a searched
     parameter that is a column (lr, weight_decay) takes the arm's selected value; any other
-    (alpha, ...) goes into regularizer_params.
+    (alpha, ...) goes into regularizer_params. `margin_se`: the selected rows' standard error
+    of their lead over the runner-up (issue 23; None: the column is left out, as before it).
     """
     selected = selected or {}
     rows, chosen = [], {}
@@ -414,6 +416,8 @@ def make_search(
                     "seeds": seeds, "selected": int(trial == pick),
                     "at_edge": int(trial in (0, trials - 1)),
                     "run_ids": ";".join(f"t{trial}s{s}" for s in range(seeds)),
+                    **({} if margin_se is None else
+                       {"margin_se": margin_se if trial == pick else None, "extended": 0}),
                 })  # fmt: skip
     runs = runs.copy()
     arm_of = [label(r, s) for r, s in zip(runs["regularizer"], runs["schedule"], strict=True)]

@@ -176,3 +176,29 @@ def test_cells_at_chance_are_named_and_weak_ones_that_learned_are_not(tmp_path) 
 def test_ordinary_results_get_no_chance_note(report) -> None:
     folder, _, _ = report
     assert "guessing" not in (folder / "report" / "report.md").read_text()
+
+
+def test_the_plateau_rules_arms_are_plateaued_or_stopped_at_the_cap(tmp_path) -> None:
+    """Issue 23: under the plateau rule each cell says why it stopped; an arm is plateaued only
+    when every cell stopped at its plateau, and one cell at the cap makes it unconverged
+    whatever its gains read."""
+    runs = make_results(tmp_path / "results", arms=ARMS, protocols=("frozen",), seeds=SEEDS)
+    plant(runs)
+    runs["stop"] = "plateau"
+    runs["stop_reason"] = "plateau"
+    cutmix = runs.index[runs["regularizer"] == "cutmix"]
+    runs.loc[cutmix[:1], "stop_reason"] = "cap"  # one cutmix cell ran to the cap
+    runs["converged"] = (runs["stop_reason"] == "plateau").astype(int)
+    mixup = runs.index[runs["regularizer"] == "mixup"]
+    runs.loc[mixup, "stop"] = "budget"  # a fixed budget: its gains decide, as before
+    runs.loc[mixup, "stop_reason"] = "budget"
+    runs.to_csv(tmp_path / "results" / "runs.csv", index=False)
+    build_report(tmp_path / "results", tmp_path / "report")
+    page = (tmp_path / "report" / "report.md").read_text()
+    assert _row(page, "none")[_row(page, "none").index("none") + 1] == PLATEAUED
+    cutmix_row = _row(page, "cutmix")
+    assert cutmix_row[cutmix_row.index("cutmix") + 1] == tables.CAPPED
+    assert cutmix_row[cutmix_row.index("cutmix") + 3] == "5 of 6"  # the capped cell: unconverged
+    mixup_row = _row(page, "mixup")
+    assert mixup_row[mixup_row.index("mixup") + 1] == UNCLEAR  # not the rule's: the gains decide
+    assert f"1 {tables.CAPPED}" in section(page)

@@ -73,11 +73,11 @@ def test_the_section_shows_each_arms_selected_values(searched):
     by_key = {(r[0], r[1], r[2]): r for r in rows}
     assert by_key[("protocol=frozen", "cutmix", "lr")] == [
         "protocol=frozen", "cutmix", "lr", "val_acc (%)", "**0.1**", "\\[0.01, 0.1\\]",
-        f"**{tables.EDGE_FLAG}**", "3", "2", "70.00", "68.00",
+        f"**{tables.EDGE_FLAG}**", "3", "2", "70.00", "68.00", "1.00 ± not recorded",
     ]  # fmt: skip
     assert by_key[("protocol=unfrozen", "mixup", "weight_decay")] == [
         "protocol=unfrozen", "mixup", "weight_decay", "val_acc (%)", "0.00055",
-        "\\[0.0001, 0.001\\]", "", "3", "2", "70.00", "69.00",
+        "\\[0.0001, 0.001\\]", "", "3", "2", "70.00", "69.00", "1.00 ± not recorded",
     ]  # fmt: skip
     assert "Hyperparameter search" in (searched.out / "report.md").read_text()
     assert f'href="{build.SEARCH_TABLE}"' in page
@@ -106,6 +106,20 @@ def test_the_edge_warning_names_exactly_the_values_selected_at_an_edge(searched)
     assert "2 searched value(s) were selected at an edge of their range" in page
 
 
+@pytest.mark.parametrize(("margin_se", "shown", "noisy"), [(0.02, "2.00", 6), (0.001, "0.10", 0)])
+def test_each_selections_lead_is_shown_against_its_standard_error(
+    tmp_path, margin_se, shown, noisy
+):
+    """The lead over the runner-up (0.70 vs 0.69: 1 pp) against search.csv's margin_se: a lead
+    under 2 standard errors is counted as one noise could have picked."""
+    runs = make_results(tmp_path / "results", **SMALL)
+    make_search(tmp_path / "results", runs, RANGES, margin_se=margin_se)
+    build_without_figures(tmp_path / "results", tmp_path / "report")
+    markdown = (tmp_path / "report" / build.SEARCH_TABLE).read_text()
+    assert {row[-1] for row in md_rows(markdown)} == {f"1.00 ± {shown}"}
+    assert f"{noisy} of 6 selections lead by less than 2 standard errors" in markdown
+
+
 def test_no_edge_no_warning(tmp_path):
     runs = make_results(tmp_path, **SMALL)
     make_search(tmp_path, runs, RANGES)  # every arm selects the middle trial
@@ -124,7 +138,7 @@ def test_an_arm_without_a_selected_trial_is_shown_as_such(tmp_path):
     rows, _ = tables.search_rows(table)
     mixup = next(r for r in rows if r[:2] == ["protocol=frozen", "mixup"])
     assert mixup[4] == tables.NOT_SELECTED and mixup[7] == "3 (1 without a score)"
-    assert mixup[8] == "–" and mixup[9:] == ["70.00", "69.00"]
+    assert mixup[8] == "–" and mixup[9:] == ["70.00", "69.00", "–"]  # no lead: none selected
 
 
 @pytest.mark.parametrize(
@@ -371,6 +385,7 @@ regularizer = "mixup"
 params = { alpha = 1.0 }
 [search]
 seeds = [7]
+extend_edges = false  # the scopes are what this tests (tests/bench/test_search.py: extensions)
 [search.space]
 lr = [0.01, 0.2]
 """

@@ -228,11 +228,12 @@ def test_train_size_and_backbone_scopes(tmp_path):
 
 
 def test_columns_moving_with_the_compared_one_do_not_block_matching(tmp_path):
-    # A sweep that trains small train sizes longer: epochs is fixed by train_size.
+    # A sweep that trains small train sizes with smaller batches: batch_size is fixed by
+    # train_size (the same epochs, so the same passes: issue 23's comparable budget).
     runs = make_results(
         tmp_path, arms=[("none", "constant"), ("cutmix", "constant")], train_sizes=(500, 5000)
     )
-    runs["epochs"] = runs["train_size"].map({500: 20, 5000: 4})
+    runs["batch_size"] = runs["train_size"].map({500: 32, 5000: 128})
     runs.to_csv(tmp_path / "runs.csv", index=False)
     table = verdicts.evaluate_claims(load_results(tmp_path))
     tiny = table[table["claim_id"] == "cutmix_struggles_tiny_data"]
@@ -253,3 +254,52 @@ def test_per_protocol_hyperparameters_stay_comparable(tmp_path):
     assert list(gap["scope"])[0] == "protocol=frozen, lr=0.05"
     hurts = table[table["claim_id"] == "cutmix_hurts_unfrozen_more"]
     assert list(hurts["verdict"]) == ["supported"]
+
+
+# --- issue 23: sizes are compared only under comparable budgets --------------------------------
+
+
+def _sizes(**columns) -> pd.DataFrame:
+    frame = pd.DataFrame({"train_size": [100, 100, 1000, 1000], "epochs": [5] * 4,
+                          "passes": [38.4, 38.4, 7.7, 7.7]})  # fmt: skip
+    for name, values in columns.items():
+        frame[name] = values
+    return frame
+
+
+@pytest.mark.parametrize(
+    ("columns", "problem", "budget"),
+    [
+        ({"train_steps": [120] * 4}, "one step budget (train_steps = 120: 38.4 vs 7.7 passes)", ""),
+        ({"train_steps": [120] * 4, "stop": ["plateau"] * 4}, "", "the plateau rule"),
+        ({"train_steps": [0] * 4, "train_passes": [4.0] * 4}, "", "4 passes each"),
+        ({"train_steps": [0] * 4, "train_passes": [0.0] * 4}, "", "the same epochs"),
+        ({"train_steps": [0] * 4, "train_passes": [4.0, 4.0, 8.0, 8.0]},
+         "different budgets (train_passes = 4 | 8", ""),
+        ({"train_steps": [0] * 4, "epochs": [20, 20, 4, 4]}, "different budgets (epochs = 20 | 4", ""),
+        ({"train_steps": [120] * 4, "stop": ["plateau", "plateau", "budget", "budget"]},
+         "one step budget", ""),
+    ],
+)  # fmt: skip
+def test_sizes_compare_only_under_comparable_budgets(columns, problem, budget):
+    found_problem, found_budget = verdicts.size_budget(_sizes(**columns))
+    assert (problem in found_problem) and bool(found_problem) == bool(problem)
+    assert (budget in found_budget) and bool(found_budget) == bool(budget)
+
+
+def test_the_tiny_data_claim_is_not_measured_under_one_step_budget(tmp_path):
+    """The committed cpu-evidence design (120 steps for 100 and 1,000 images) must not give the
+    tiny-data claim a verdict: the sizes differ in passes as well as data."""
+    runs = make_results(tmp_path, train_sizes=(100, 1000))
+    runs["train_steps"] = 120
+    runs.to_csv(tmp_path / "runs.csv", index=False)
+    claims = verdicts.evaluate_claims(load_results(tmp_path))
+    tiny = claims[claims["claim_id"] == "cutmix_struggles_tiny_data"]
+    assert len(tiny) and set(tiny["verdict"]) == {"not measured"}
+    assert tiny["note"].str.contains("one step budget").all()
+    runs["stop"] = "plateau"  # the same cells trained to their plateaus: measured
+    runs.to_csv(tmp_path / "runs.csv", index=False)
+    claims = verdicts.evaluate_claims(load_results(tmp_path))
+    tiny = claims[claims["claim_id"] == "cutmix_struggles_tiny_data"]
+    assert "not measured" not in set(tiny["verdict"])
+    assert tiny["note"].str.contains("plateau rule").all()
