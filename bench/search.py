@@ -39,7 +39,19 @@ from bench.arms import Arm, Scope, arm_of
 from bench.config import SEARCH_RANGES, SEED_LIMIT, RunConfig, check_config
 from bench.schema import SELECT_METRICS
 
-SEARCH_KEYS = ("method", "trials", "seed", "select", "seeds", "space", "extend_edges")
+SEARCH_KEYS = (
+    "method",
+    "trials",
+    "seed",
+    "select",
+    "seeds",
+    "space",
+    "extend_edges",
+    "trial_cells",
+)
+# Fields a trial cell may set apart from the sweep's cells ([search.trial_cells]): what it measures
+# besides validation (selection reads validation only), so trials need not pay for a full test set.
+TRIAL_CELL_FIELDS = ("test_size", "robustness_size", "train_eval_size")
 METHODS = ("grid", "random")
 # RunConfig fields a search may choose: those declared with a default search range (training
 # hyperparameters that leave the data, the model and the compared arm alone).
@@ -79,6 +91,8 @@ class Search:
     fixed_data_seed: frozenset[str] = frozenset()
     # a grid: add one trial a grid step past an edge where a group's best value sits (issue 23)
     extend_edges: bool = True
+    # [search.trial_cells]: TRIAL_CELL_FIELDS values every trial cell takes (issue 23)
+    trial_cells: tuple[tuple[str, Any], ...] = ()
 
     def points(self) -> list[dict[str, float]]:
         """Every trial's values, in trial order: the grid's combinations (the first parameter
@@ -182,8 +196,15 @@ def parse_search(
     extend_edges = table.get("extend_edges", True)
     if not isinstance(extend_edges, bool):
         raise fail("search.extend_edges", f"got {extend_edges!r}; give true or false")
+    trial_table = table.get("trial_cells", {})
+    if not isinstance(trial_table, dict):
+        raise fail("search.trial_cells", f"must be a table, got {trial_table!r}")
+    for name in trial_table:
+        if name not in TRIAL_CELL_FIELDS:
+            raise fail(f"search.trial_cells.{name}", "a trial cell may set only what it measures "
+                       f"besides validation: {', '.join(TRIAL_CELL_FIELDS)}")  # fmt: skip
     search = Search(method, trials, seed, select, tuple(seeds), space, fixed_data_seeds(cells),
-                    extend_edges)  # fmt: skip
+                    extend_edges, tuple(sorted(trial_table.items())))  # fmt: skip
     _check_trials(search, cells, fail)
     _check_distinct(search, cells, labels, fail)
     return search
@@ -245,7 +266,7 @@ def _check_trials(search: Search, cells: list[RunConfig], fail) -> None:
     for group in groups(search, cells):
         follows = follows_seed(search, group[0])
         for point in _check_points(search):
-            trial = apply(group[0], point)
+            trial = apply(group[0], point).replace(**dict(search.trial_cells))
             used.update(applied(group[0], point))
             for seed in search.seeds:
                 cfg = with_seed(trial, seed, follows)
@@ -406,7 +427,8 @@ def trials(search: Search, cells: list[RunConfig], scopes: list[Scope]) -> list[
             if key in seen:
                 continue
             seen.add(key)
-            trial_cells = tuple(with_seed(apply(first, point), s, follows) for s in search.seeds)
+            trial = apply(first, point).replace(**dict(search.trial_cells))
+            trial_cells = tuple(with_seed(trial, s, follows) for s in search.seeds)
             out.append(Trial(scope, arm, index, values, trial_cells, group_id))
     return out
 

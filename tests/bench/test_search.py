@@ -728,3 +728,18 @@ def test_a_search_sweep_runs_its_extension_trial_and_resumes(tmp_path):
     assert final is not None and len(final.cells) == 1
     again = run_sweep(sweep, results, progress=None)
     assert (again["ok"], again["skipped"]) == (0, 4)
+
+
+def test_trial_cells_measure_less_besides_validation_and_only_that(tmp_path):
+    sweep = _grid_sweep(tmp_path, "[0.01, 0.1]", extra="[search.trial_cells]\ntest_size = 8\n")
+    trials = search.trials(sweep.search, sweep.cells, sweep.scopes)
+    assert {c.test_size for t in trials for c in t.cells} == {8}
+    assert {c.test_size for c in sweep.cells} == {32}  # the reported cells keep theirs
+    chosen, _ = search.select(
+        sweep.search, trials, _trial_rows(trials, {0: [0.5] * 2, 1: [0.4] * 2})
+    )
+    final, *_ = search.final_cells(sweep.search, sweep.cells, sweep.labels, sweep.scopes, chosen)
+    assert {c.test_size for c in final} == {32} and {c.lr for c in final} == {0.01}
+    with pytest.raises(SweepError, match=r"search.trial_cells.lr.*only what it measures besides "
+                       r"validation: test_size, robustness_size, train_eval_size"):  # fmt: skip
+        _grid_sweep(tmp_path, "[0.01, 0.1]", extra="[search.trial_cells]\nlr = 0.5\n")
