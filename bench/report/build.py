@@ -449,7 +449,11 @@ def _key_findings_blocks(claims: pd.DataFrame) -> list:
         "below (Read this first) before citing one."
     )
     if not sentences:
-        intro += " No finding is decided: every claim is inconclusive or not measured."
+        intro += (
+            " No finding is decided: every claim is inconclusive or not measured. Read this "
+            "report as a check that the pipeline runs end to end, not as evidence for or against "
+            "any claim (a sweep sized for its claims: `regbench sweep plan`)."
+        )
     return [render.Heading("Key findings"), render.Para(intro)] + (
         [render.Bullets(sentences)] if sentences else []
     )

@@ -100,3 +100,17 @@ def test_a_report_opens_with_key_findings_and_counts_findings(tmp_path):
     # every row carries its regime and both arms' settings where measured
     measured = claims[claims["verdict"] != "not measured"]
     assert (measured["regime"].str.contains("px")).all()
+
+
+def test_only_a_report_without_a_decided_finding_calls_itself_a_pipeline_check(claims):
+    """Issue 23: a report in which nothing is decided (cpu-quick at 3 seeds) says it is a check
+    that the pipeline runs, not evidence; one with decided findings never says so."""
+    from bench.report import build
+
+    def opening(table) -> str:
+        return " ".join(block.text for block in build._key_findings_blocks(table)
+                        if hasattr(block, "text"))  # fmt: skip
+
+    undecided = claims.assign(verdict="inconclusive")
+    assert "not as evidence for or against any claim" in opening(undecided)
+    assert "pipeline" not in opening(claims)
