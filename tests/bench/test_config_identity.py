@@ -31,6 +31,9 @@ COMMITTED = sorted(ROOT.glob("results/*/runs.csv")) + sorted(ROOT.glob("results/
 # Configuration columns the cell overwrites with what it used (the source of the weights, the
 # images drawn, the BatchNorm mode and the precision used), not the configured value.
 AS_USED = {"pretrained", "train_size", "bn", "amp"}
+# The sweep file of each results folder whose name is not its sweep file's (issue 23: the first
+# cpu-evidence design stays committed until the redesign's run, in cpu-evidence-next, is done).
+SWEEP_FILES = {"cpu-evidence": "cpu-evidence-v1", "cpu-evidence-next": "cpu-evidence"}
 # results/app-demo: one `regbench run` (README: the classifier app's model), not a sweep.
 APP_DEMO = RunConfig(sweep="app-demo", regularizer="cutmix", image_size=64, train_size=5000,
                      epochs=4, val_size=1000, test_size=2000)  # fmt: skip
@@ -53,14 +56,19 @@ def current_cells(runs_csv: Path) -> list[RunConfig]:
     name = folder.parent.name if trials else folder.name
     if name == "app-demo":
         return [APP_DEMO]
-    sweep = load_sweep(ROOT / "sweeps" / f"{name}.toml")
+    sweep = load_sweep(ROOT / "sweeps" / f"{SWEEP_FILES.get(name, name)}.toml")
     if sweep.search is None:
         return sweep.cells
     trial_sweep, final_sweep, missing = search_phases(
         sweep, ResultsDir(folder.parent if trials else folder)
     )
-    assert final_sweep is not None and not missing
-    return (trial_sweep if trials else final_sweep).cells
+    if trials:  # a search still running has its trial cells, not yet its selection
+        return trial_sweep.cells
+    if final_sweep is None:  # ... and no selected cell has run
+        assert not rows(runs_csv), runs_csv
+        return []
+    assert not missing
+    return final_sweep.cells
 
 
 def agrees(row: dict[str, str], cfg: RunConfig) -> bool:
@@ -92,15 +100,18 @@ def v1_without_the_staged_mark(cfg: RunConfig) -> str:
 
 @pytest.mark.skipif(not COMMITTED, reason="no committed results in this checkout")
 def test_every_committed_row_keeps_its_run_id_under_identity_version_1():
+    """Every committed row's run id is what today's code gives its cell: version 1 for the rows
+    written before issue 25, version 2 for cells that set a later field (the plateau rule)."""
     changed_on_purpose, reproduced = [], 0
     for runs_csv in COMMITTED:
         cells = current_cells(runs_csv)
         by_id = {cfg.run_id: cfg for cfg in cells}
         for row in rows(runs_csv):
-            assert int(row.get("identity_version") or 1) == 1  # absent: version 1
+            version = int(row.get("identity_version") or 1)  # absent: version 1
+            assert version == 1 or row.get("stop") == "plateau", row["run_id"]
             cfg = by_id.get(row["run_id"])
             if cfg is not None:
-                assert cfg.identity_version == 1, row["run_id"]
+                assert cfg.identity_version == version, row["run_id"]
                 assert agrees(row, cfg), (runs_csv, row["run_id"])  # the id of this config
                 reproduced += 1
                 continue
