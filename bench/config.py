@@ -559,8 +559,12 @@ def gain_epoch(epochs: int) -> int:
     return (4 * epochs) // 5
 
 
-def evaluation_epochs(epochs: int, eval_every: int) -> list[int]:
-    """The epochs after which a cell evaluates, ascending: every `eval_every`-th, the one at or
-    before 80% of training (gain_epoch) and always the last."""
-    chosen = {e for e in range(eval_every, epochs + 1, eval_every)} | {epochs, gain_epoch(epochs)}
+def evaluation_epochs(epochs: int, eval_every: int, plateau: bool = False) -> list[int]:
+    """The epochs after which a cell evaluates in full, ascending: every `eval_every`-th, the
+    one at or before 80% of training (gain_epoch) and always the last. Under the plateau rule
+    (`plateau`) not the 80% point: validation after every epoch is the convergence record there,
+    and the stop is evaluated wherever it comes."""
+    chosen = {e for e in range(eval_every, epochs + 1, eval_every)} | {epochs}
+    if not plateau:
+        chosen.add(gain_epoch(epochs))
     return sorted(e for e in chosen if e >= 1)

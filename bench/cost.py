@@ -74,7 +74,7 @@ def cost_parts(cfg: RunConfig) -> dict[str, float]:
         cfg.protocol, 0.0
     )
     step_units = frozen_fraction * 1.0 + (1 - frozen_fraction) * 3.0
-    evaluations = len(evaluation_epochs(cfg.epochs, cfg.eval_every))
+    evaluations = len(evaluation_epochs(cfg.epochs, cfg.eval_every, cfg.stop == "plateau"))
     per_evaluation = min(cfg.train_eval_size or train, train) + cfg.val_size + test
     # the plateau rule: validation after every other epoch too (priced by its cap)
     checks = cfg.val_size * (cfg.epochs - evaluations) if cfg.stop == "plateau" else 0

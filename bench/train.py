@@ -369,7 +369,9 @@ class StepPlan:
             unfreeze_step=unfreeze_step,
             eval_batch=max(256, batch_size * 2),
             train_eval_count=min(n_train, cfg.train_eval_size or n_train),
-            epoch_ends=ends, eval_epochs=tuple(evaluation_epochs(cfg.epochs, cfg.eval_every)),
+            epoch_ends=ends, eval_epochs=tuple(
+                evaluation_epochs(cfg.epochs, cfg.eval_every, cfg.stop == "plateau")
+            ),
             gain_epoch=gain_epoch(cfg.epochs),
             bn=resolved_bn(cfg), trainable_stages=cfg.trainable_stages,
             restart_lr=cfg.protocol == "head_first", finetune_lr_scale=cfg.finetune_lr_scale,

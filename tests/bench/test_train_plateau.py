@@ -104,6 +104,14 @@ def test_a_new_phase_starts_the_rule_afresh():
     assert [rule.update(v, phase=1) for v in (0.3, 0.3)] == [False, True]
 
 
+def test_the_plateau_rule_evaluates_in_full_only_at_its_cadence_and_its_stop():
+    """The 80% point of the cap is no convergence baseline under the rule (validation after
+    every epoch is): it is not evaluated in full unless eval_every picks it."""
+    assert train.StepPlan.for_cell(TINY, 160).eval_epochs == (8,)  # eval_every 100: the cap
+    assert train.StepPlan.for_cell(TINY.replace(stop="budget"), 160).eval_epochs == (6, 8)
+    assert train.StepPlan.for_cell(TINY.replace(eval_every=3), 160).eval_epochs == (3, 6, 8)
+
+
 def test_learning_rate_stays_at_its_peak_after_warmup_under_the_plateau_rule():
     plateau = train.StepPlan.for_cell(TINY.replace(warmup_epochs=1.0), 160)
     cosine = train.StepPlan.for_cell(TINY.replace(warmup_epochs=1.0, stop="budget"), 160)
