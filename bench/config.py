@@ -171,6 +171,15 @@ class RunConfig:
                                   "many", _SIZE)  # fmt: skip
     robustness_size: int = hparam(2000, "test images used for corruption / occlusion metrics",
                                   _SIZE)  # fmt: skip
+    # issue 28: object size as an axis, and two objects in one image (docs/metrics.md)
+    object_fraction: float = hparam(1.0, "every image (train, val, test) shrunk, centred, into a "
+                                    "frame of this fraction of its area on the training set's "
+                                    "mean pixel (1 = as loaded)",
+                                    Bound(0, 1, low_open=True, why="a fraction of the image's "
+                                          "area; 1 = the image as loaded"))  # fmt: skip
+    composite_size: int = hparam(0, "two-object composites (left half of one test image, right "
+                                 "half of another of a different class) evaluated; 0 = none",
+                                 Bound(0, MAX_IMAGES, why="composites evaluated; 0 = none"))  # fmt: skip
     # --- the seeds ---
     seed: int = hparam(0, "run seed: head init, batch order, augmentation, regularizer draws",
                        _SEED)  # fmt: skip

@@ -471,12 +471,16 @@ def make_splits(
     device: torch.device,
     classes: tuple[str, ...] = CLASSES,
     train_per_class: int = 0,
+    object_fraction: float = 1.0,
 ) -> Splits:
     """Validation hold-out, training subset and test subset, all stratified and fixed by
     `data_seed`, moved to `device` as uint8 tensors. `train_per_class` = k (instead of
     train_size) takes exactly k training images of every class. For one data_seed, smaller
     training subsets are nested in larger ones (each class takes its first ranks of one seeded
-    order), so a train-size sweep adds images rather than drawing new ones."""
+    order), so a train-size sweep adds images rather than drawing new ones. `object_fraction`
+    < 1 shrinks every image of the three splits once, here (`shrink_into_frame`), so the
+    crop/flip, the regularizers, the evaluations and the robustness subset all act on the
+    shrunk images."""
     train_x = torch.from_numpy(np.ascontiguousarray(raw["train_x"]))
     train_y = torch.from_numpy(np.asarray(raw["train_y"]))
     test_x = torch.from_numpy(np.ascontiguousarray(raw["test_x"]))
@@ -504,8 +508,17 @@ def make_splits(
         else torch.arange(len(test_y))
     )
 
+    # The background of shrunk images: the mean pixel of the whole training file, not a mid
+    # grey. It is what the occlusion metric fills with too, carries no class, keeps the input's
+    # statistics where the backbone's normalization expects them, and is one fixed value per
+    # dataset (not per training subset), so every cell of a sweep sees the same background.
+    background = mean_pixel(train_x) if object_fraction != 1.0 else None
+
     def put(tensor: torch.Tensor) -> torch.Tensor:
-        return tensor.to(device, non_blocking=True)
+        tensor = tensor.to(device, non_blocking=True)
+        if background is None or tensor.dtype != torch.uint8:
+            return tensor
+        return shrink_into_frame(tensor, object_fraction, background.to(device))
 
     return Splits(
         train_x=put(train_x[train_idx]),
@@ -521,6 +534,40 @@ def make_splits(
 
 # ---------------------------------------------------------------------------------------------
 # Whole-batch transforms
+
+
+def mean_pixel(images: torch.Tensor) -> torch.Tensor:
+    """The per-channel mean of uint8 images [N, 3, H, W], rounded to uint8 [3]."""
+    return images.double().mean(dim=(0, 2, 3)).round().to(torch.uint8)
+
+
+def frame_side(side: int, fraction: float) -> int:
+    """The side of a centred square frame holding `fraction` of a `side` x `side` image's area:
+    round(sqrt(fraction) * side), at least 1 pixel."""
+    return max(1, min(side, round(math.sqrt(fraction) * side)))
+
+
+def shrink_into_frame(
+    images: torch.Tensor, fraction: float, background: torch.Tensor
+) -> torch.Tensor:
+    """Each image shrunk (bilinear, antialiased) into a centred square frame of `fraction` of its
+    area (side `frame_side`), on `background` (uint8 [C], one value per channel) everywhere else;
+    the whole batch at once. images: uint8 [N, C, H, W] (square). Returns uint8 [N, C, H, W];
+    fraction 1 returns `images` itself."""
+    if not 0 < fraction <= 1:
+        raise ValueError(f"object_fraction={fraction!r} is invalid; allowed: a number > 0 and <= 1")
+    if fraction == 1.0:
+        return images
+    count, channels, height, width = images.shape
+    side = frame_side(height, fraction)
+    small = F.interpolate(
+        images.float(), size=(side, side), mode="bilinear", align_corners=False, antialias=True
+    )
+    out = background.to(images.device, torch.uint8).view(1, channels, 1, 1)
+    out = out.expand(count, channels, height, width).clone()
+    top, left = (height - side) // 2, (width - side) // 2
+    out[:, :, top : top + side, left : left + side] = small.round().clamp(0, 255).to(torch.uint8)
+    return out
 
 
 def random_crop_flip(

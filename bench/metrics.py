@@ -266,3 +266,31 @@ def top_label(logits: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     logits."""
     z = _check_logits(logits)
     return z.softmax(dim=1).max(dim=1).values, z.argmax(dim=1)
+
+
+def two_object_scores(
+    logits: torch.Tensor, label_a: torch.Tensor, label_b: torch.Tensor
+) -> dict[str, float]:
+    """How a model reads composites of two objects (bench.robustness.two_object_composites):
+    logits [N, K] (K >= 2), the two true classes label_a [N] != label_b [N]. Returns
+    `recall`: the fraction of composites whose two largest logits are exactly the two classes
+    (ties: the lower index first, as torch.topk on the CPU); `mass`: the mean softmax
+    probability on the two classes together, p_a + p_b; `balance`: the mean of
+    min(p_a, p_b) / (p_a + p_b), 0.5 for an even split, 0 when one class takes it all."""
+    z, a = _prepare(logits, label_a)
+    _, b = _prepare(logits, label_b)
+    if z.shape[1] < 2 or bool((a == b).any()):
+        raise ValueError("two-object scores need K >= 2 classes and two different labels each")
+    top2 = z.topk(2, dim=1).indices  # [N, 2]
+    hit = ((top2 == a[:, None]) | (top2 == b[:, None])).all(dim=1)
+    p = z.softmax(dim=1)
+    p_a, p_b = p.gather(1, a[:, None])[:, 0], p.gather(1, b[:, None])[:, 0]
+    both = p_a + p_b
+    return {
+        "recall": hit.to(z.dtype).mean().item(),
+        "mass": both.mean().item(),
+        # both underflows to 0 only for logits ~750 apart: no split to speak of, balance 0
+        "balance": torch.where(both > 0, torch.minimum(p_a, p_b) / both.clamp_min(1e-300), 0.0)
+        .mean()
+        .item(),
+    }

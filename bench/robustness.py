@@ -179,3 +179,42 @@ def flip_perturb(images: torch.Tensor, generator: torch.Generator) -> torch.Tens
     batch = torch.arange(b, device=x.device)[:, None, None]
     shifted = x.permute(0, 2, 3, 1)[batch, rows[:, :, None], cols[:, None, :]]  # [B, H, W, C]
     return _finish(shifted.permute(0, 3, 1, 2) + FLIP_NOISE_STD * noise, images)
+
+
+# issue 28: two objects in one image
+COMPOSITE_SEED = 20190513  # fixed (CutMix's arXiv month): every cell pairs the same images
+
+
+def two_object_composites(
+    images: torch.Tensor, labels: torch.Tensor, count: int, seed: int = COMPOSITE_SEED
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """`count` composites of two test images of different classes, built deterministically:
+    the images in one fixed seeded order (a CPU generator), each paired with the next one in
+    that order (cyclically) whose class differs; a composite is the left half of the first
+    (columns < W // 2) and the right half of its partner, at the native resolution (CutMix's
+    box, before any resize). images [N, C, H, W] (any dtype), labels int64 [N]. Returns
+    (composites [M, C, H, W] of images' dtype, left labels [M], right labels [M]), M =
+    min(count, N). ValueError naming the fix when the images hold fewer than two classes."""
+    n = len(labels)
+    if n == 0 or count <= 0:
+        raise ValueError("two-object composites need test images and composite_size >= 1")
+    order = torch.randperm(n, generator=torch.Generator().manual_seed(seed)).to(labels.device)
+    ordered = labels[order]
+    if bool((ordered == ordered[0]).all()):
+        raise ValueError(
+            f"two-object composites need test images of at least two classes (all {n} are class "
+            f"{int(ordered[0])}); set composite_size = 0 or use a dataset with several classes"
+        )
+    # The next position (cyclic) whose class differs: over the order written twice, the first
+    # class change at or after each position (a reversed running minimum), one step past it.
+    doubled = torch.cat([ordered, ordered])
+    positions = torch.arange(2 * n - 1, device=labels.device)
+    changes = torch.where(doubled[1:] != doubled[:-1], positions + 1, 2 * n)
+    next_change = changes.flip(0).cummin(0).values.flip(0)[:n]
+    partner = order[next_change % n]
+    first = order[: min(count, n)]
+    partner = partner[: len(first)]
+    half = images.shape[-1] // 2
+    composites = images[first].clone()
+    composites[..., half:] = images[partner][..., half:]
+    return composites, labels[first], labels[partner]

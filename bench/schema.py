@@ -165,6 +165,8 @@ RANGES: dict[str, dict] = {
 
 # When a cell that finished ok has no convergence record (Column.empty_when).
 NO_GAIN_EPOCH = "no evaluation at or before 80% of training to compare with (e.g. one epoch)"
+# When a cell measures no two-object composites (issue 28).
+NO_COMPOSITES = "composite_size = 0 (no two-object composites evaluated)"
 
 # runs.csv, in column order: the shared contract, then this project's extensions.
 RUNS: list[Column] = [
@@ -348,6 +350,17 @@ RUNS: list[Column] = [
     # issue 25 (identity): the rule the row's run_id was made by (bench.config RunConfig.identity;
     # docs/results-schema.md); empty in rows written before it, which read as version 1.
     _runs("identity_version", "identity", "int", shared=False, low=1, high=max(IDENTITY_VERSIONS)),
+    # issue 28: object size as an axis (every image shrunk into a centred frame of this fraction
+    # of its area) and two objects in one image: composites of two test images of different
+    # classes (docs/metrics.md#two-objects-in-one-image), measured when composite_size > 0.
+    _config("object_fraction", shared=False),
+    _config("composite_size", shared=False),
+    _metric("composite_recall", "two-object recall", "%", 100, 2, +1, shared=False, **FRACTION,
+            margin=ACCURACY_MARGIN, empty_when=NO_COMPOSITES),
+    _metric("composite_mass", "two-object probability mass", "%", 100, 2, +1, shared=False,
+            **FRACTION, empty_when=NO_COMPOSITES),
+    _metric("composite_balance", "two-object balance", "", 1, 3, 0, shared=False, low=0.0,
+            high=0.5, empty_when=NO_COMPOSITES),
 ]  # fmt: skip
 
 # Metrics the report derives from runs.csv columns (never written by a cell).

@@ -13,7 +13,8 @@ row is built (bench.rows.cell_row; the writer checks it against bench.schema):
 3. `evaluate_epoch`, after the plan's evaluation epochs: clean-train / val / test accuracy and
    loss (one epochs.csv row each);
 4. `final_metrics`: calibration (+ temperature scaling on val), throughput;
-5. `robustness_metrics`: flip rate, occlusion and corruption accuracy.
+5. `robustness_metrics`: flip rate, occlusion and corruption accuracy; `composite_metrics`:
+   two objects in one image (composite_size > 0).
 The row starts as bench.rows.runs_row (configuration, environment from bench.provenance);
 evaluation goes through bench.inference.predict_logits, the path the app uses too.
 
@@ -116,6 +117,9 @@ def preflight(cfg: RunConfig) -> None:
     classes = len(set(raw["train_y"].tolist()))
     n_train = cfg.train_per_class * classes or cfg.train_size or len(raw["train_y"]) - cfg.val_size
     StepPlan.for_cell(cfg, n_train)  # a budget in passes too short for its evaluation periods
+    if cfg.composite_size:  # one class: no pair of different classes (the builder's message)
+        labels = torch.as_tensor(raw["test_y"])
+        robustness.two_object_composites(torch.zeros(len(labels), 1, 1, 2), labels, 1)
     if cfg.pretrained not in ("auto", "none"):
         backbones.read_weights_file(cfg.pretrained)
     elif cfg.pretrained == "auto" and cfg.protocol != "scratch" and not backbones.hub_reachable():
@@ -228,6 +232,7 @@ def train_cell(
         measured.append(scores)
         robust, result.robustness = robustness_metrics(cell, fitted, progress)
         measured.append(robust)
+        measured.append(composite_metrics(cell))
         keep_outputs(cell, fitted, result, keep_model)
         outcome["status"] = "ok"
     except NonFiniteLoss as error:
@@ -414,6 +419,9 @@ class Cell:
     amp: str = "off"  # the autocast precision used: "bf16" | "fp16" | "off" (resolved_amp)
     channels_last: bool = False  # the memory format of the model and its inputs
     scaler: torch.amp.GradScaler | None = None  # fp16 only: gradient scaling
+    # issue 28: (composites uint8 [M, 3, 32, 32], left labels [M], right labels [M]), or None
+    # (composite_size 0): bench.robustness.two_object_composites
+    composites: tuple[torch.Tensor, torch.Tensor, torch.Tensor] | None = None
 
     def evaluate(self, images: torch.Tensor) -> torch.Tensor:
         """Logits float32 [N, K] of uint8 or [0, 1] float images [N, 3, h, w] (eval mode)."""
@@ -437,8 +445,14 @@ def set_up(cfg: RunConfig, device: Device | torch.device) -> tuple[Cell, dict[st
     splits = data.make_splits(
         raw, val_size=cfg.val_size, train_size=cfg.train_size,
         test_size=cfg.test_size, data_seed=cfg.data_seed, device=device,
-        train_per_class=cfg.train_per_class,
+        train_per_class=cfg.train_per_class, object_fraction=cfg.object_fraction,
     )  # fmt: skip
+    # issue 28: the two-object composites, built before any training (one class fails here)
+    composites = (
+        robustness.two_object_composites(splits.test_x, splits.test_y, cfg.composite_size)
+        if cfg.composite_size
+        else None
+    )
     pretrained = "none" if cfg.protocol == "scratch" else cfg.pretrained
     model, source = backbones.create_backbone(cfg.backbone, pretrained, len(splits.classes))
     backbones.check_trainable_stages(model, cfg.trainable_stages)  # before any training
@@ -455,7 +469,7 @@ def set_up(cfg: RunConfig, device: Device | torch.device) -> tuple[Cell, dict[st
     plan = StepPlan.for_cell(cfg, len(splits.train_y))
     scaler = torch.amp.GradScaler(device.type) if amp == "fp16" else None
     cell = Cell(cfg, device, hardware, generator, splits, model, mean, std, reg, optimizer,
-                base_lrs, forward, plan, amp, channels_last, scaler)  # fmt: skip
+                base_lrs, forward, plan, amp, channels_last, scaler, composites)  # fmt: skip
     return cell, {
         "data_source": raw.get("source"), "data_fingerprint": raw.get("fingerprint") or None,
         "pretrained": source, "train_size": len(splits.train_y),
@@ -866,6 +880,18 @@ def robustness_metrics(
         ),
     }  # fmt: skip
     return scores, corruptions
+
+
+def composite_metrics(cell: Cell) -> dict[str, Any]:
+    """Two objects in one image (issue 28; docs/metrics.md): the final model on the composites
+    set-up built (`Cell.composites`), as runs.csv columns: two-object recall, the probability
+    mass on the two classes and its balance (bench.metrics.two_object_scores); empty (None)
+    when composite_size is 0."""
+    if cell.composites is None:
+        return dict.fromkeys(("composite_recall", "composite_mass", "composite_balance"))
+    images, left, right = cell.composites
+    scores = metrics.two_object_scores(cell.evaluate(images), left, right)
+    return {f"composite_{name}": value for name, value in scores.items()}
 
 
 def keep_outputs(cell: Cell, fitted: Fitted, result: CellResult, keep_model: bool) -> None:
