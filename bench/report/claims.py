@@ -39,7 +39,9 @@ class Claim:
     """statistic(metric | first) vs statistic(metric | second); sign +1 claims first > second.
 
     With `across`, first and second are the per-seed differences arm_a - arm_b at two levels of
-    the `across` column (the levels are fixed names, or 'smallest'/'largest' train size).
+    the `across` column (the levels are fixed protocol names, or 'smallest'/'largest' of a
+    numeric column such as train_size or object_fraction: the effect at the smallest value is
+    `first`).
     """
 
     claim_id: str
@@ -248,5 +250,33 @@ CLAIMS = [
         1,
         protocol="unfrozen",
         statistic="std",
+    ),
+    # issue 28: object size (the `object_fraction` axis; smallest vs largest, as train_size)
+    Claim(
+        "cutmix_struggles_object_fills_frame",
+        "test-acc effect of cutmix over none is smaller when the object fills the frame than at "
+        "the smallest object fraction",
+        "test_acc",
+        CUTMIX,
+        NONE,
+        1,  # effect at the smallest fraction > effect at the largest (the full frame)
+        across=("object_fraction", "smallest", "largest"),
+    ),
+    # issue 28: two objects in one image (composite_size > 0; docs/metrics.md)
+    Claim(
+        "cutmix_raises_two_object_recall",
+        "two-object recall(cutmix) > (none)",
+        "composite_recall",
+        CUTMIX,
+        NONE,
+        1,
+    ),
+    Claim(
+        "cutmix_two_object_recall_beats_mixup",
+        "two-object recall(cutmix) > (mixup)",
+        "composite_recall",
+        CUTMIX,
+        MIXUP,
+        1,
     ),
 ]

@@ -470,6 +470,9 @@ def _across(results: Results, claim: Claim) -> list[dict]:
     pairs = variant_pairs(results, claim)
     named = len(pairs) > 1
     runs = results.runs
+    if column not in runs:  # an axis added later (object_fraction): older results lack it
+        scope = _scope_text(results, {}, claim.across)
+        return [_row(claim, pairs[0], scope, None, f"runs.csv has no {column} column")]
     if column == "protocol":
         runs = runs[runs["protocol"].isin([first, second])]
     levels = sorted(runs[column].unique())
