@@ -20,6 +20,7 @@ them yet.
 from __future__ import annotations
 
 import hashlib
+import itertools
 import json
 import math
 from pathlib import Path
@@ -51,6 +52,9 @@ TEST_EFFECT["cutmix (staged)"] = 0.03
 # Unfrozen: cutmix helps less (cutmix_hurts_unfrozen_more) and random erasing not at all.
 UNFROZEN_TEST_EFFECT = {"random_erasing": 0.0, "cutmix": 0.008, "cutmix (staged)": 0.018}
 SMALL_DATA_CUTMIX_EFFECT = -0.01  # train_size < 1000: cutmix below none
+SMALL_OBJECT_CUTMIX_EFFECT = 0.04  # object_fraction < 1: cutmix helps more (issue 28)
+# issue 28: two-object recall per arm (written with composites=True; else empty)
+COMPOSITE_RECALL = {"none": 0.30, "random_erasing": 0.31, "mixup": 0.36, "cutmix": 0.45}
 GAP = {"none": 0.15, "random_erasing": 0.12, "mixup": 0.08, "cutmix": 0.05, "cutmix (staged)": 0.06}
 ECE = {"none": 0.05, "random_erasing": 0.045, "mixup": 0.06, "cutmix": 0.03}
 ECE["cutmix (staged)"] = 0.035
@@ -87,6 +91,9 @@ PLANTED_VERDICTS = {
     "cutmix_occlusion_robust": "supported",
     "cutmix_retains_more_under_occlusion": "supported",
     "cutmix_increases_seed_variance_unfrozen": "inconclusive",  # 3 seeds are too few
+    "cutmix_struggles_object_fills_frame": "not measured",  # one object fraction
+    "cutmix_raises_two_object_recall": "not measured",  # composite_size 0
+    "cutmix_two_object_recall_beats_mixup": "not measured",
 }
 
 
@@ -110,6 +117,8 @@ EXTENSION = {
     "schedule_from": "start",
     "trainable_stages": 0,
     "amp": "off",  # issue 24: the precision used (float32, as on the CPU)
+    "object_fraction": 1.0,  # issue 28: images as loaded
+    "composite_size": 0,  # issue 28: no two-object composites
 }
 
 
@@ -128,13 +137,23 @@ def _run_id(config: dict) -> str:
     return hashlib.sha256(blob).hexdigest()[:12]
 
 
-def _metrics(arm: str, index: int, protocol: str, train_size: int, seed: int, spread: float):
+def _metrics(
+    arm: str, index: int, protocol: str, train_size: int, seed: int, spread: float,
+    object_fraction: float = 1.0, composites: bool = False,
+):  # fmt: skip
     base = PROTOCOL_TEST_ACC[protocol]
     effect = TEST_EFFECT[arm]
     if protocol == "unfrozen":
         effect = UNFROZEN_TEST_EFFECT.get(arm, effect)
     if train_size < 1000 and arm == "cutmix":
         effect = SMALL_DATA_CUTMIX_EFFECT
+    if object_fraction < 1 and arm == "cutmix":
+        effect = SMALL_OBJECT_CUTMIX_EFFECT
+    recall = (
+        COMPOSITE_RECALL[arm.split(" ")[0]] + noise(index, seed, 12) if composites else math.nan
+    )
+    two_objects = {"composite_recall": recall, "composite_mass": 0.8 if composites else math.nan,
+                   "composite_balance": 0.3 if composites else math.nan}  # fmt: skip
     test_spread = spread if (arm == "cutmix" and protocol == "unfrozen") else 1.0
     test = base + effect + noise(index, seed, 0, test_spread)
     base_arm = arm.split(" ")[0]
@@ -173,6 +192,7 @@ def _metrics(arm: str, index: int, protocol: str, train_size: int, seed: int, sp
         "regularizer_ms_per_batch": REG_MS[base_arm],
         "peak_mem_mb": 900.0,
         "wall_s": 120.0 + seed,
+        **two_objects,
     }
 
 
@@ -190,13 +210,17 @@ def make_results(
     epochs: int = 4,
     unfrozen_cutmix_spread: float = 1.0,
     error: str = "non-finite loss at epoch 3 step 41",
+    object_fractions=(1.0,),
+    composites: bool = False,
 ) -> pd.DataFrame:
-    """Write a results folder; return its runs table. `failed` holds (arm label, protocol, seed)."""
+    """Write a results folder; return its runs table. `failed` holds (arm label, protocol, seed).
+    Issue 28: a cell per `object_fractions` value (cutmix gains SMALL_OBJECT_CUTMIX_EFFECT below
+    1), and with `composites` the two-object metrics (composite_size 500)."""
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     runs, epoch_rows, bins, corruption_rows = [], [], [], []
     for backbone in backbones:
-        for train_size in train_sizes:
+        for train_size, fraction in itertools.product(train_sizes, object_fractions):
             for protocol in protocols:
                 for index, (regularizer, schedule) in enumerate(arms):
                     arm = label(regularizer, schedule)
@@ -219,7 +243,8 @@ def make_results(
                             "label_smoothing": 0.0,
                             "seed": seed,
                         }
-                        row = {"run_id": _run_id(config), "sweep": sweep, **config}
+                        named = {**config, "object_fraction": fraction} if fraction != 1 else config
+                        row = {"run_id": _run_id(named), "sweep": sweep, **config}
                         row.update(
                             device="cpu",
                             torch_version="2.14.1",
@@ -231,12 +256,15 @@ def make_results(
                             robustness_s=3.0 + seed,
                             unknown_future_column="ignored",  # the report must skip it
                         )
+                        row.update(object_fraction=fraction, composite_size=500 * composites)
                         if (arm, protocol, seed) in failed:
                             runs.append({**row, "status": "failed", "error": error})
                             epoch_rows += _epochs(row["run_id"], arm, schedule, epochs, 2, None)
                             continue
                         spread = unfrozen_cutmix_spread
-                        metrics = _metrics(arm, index, protocol, train_size, seed, spread)
+                        metrics = _metrics(
+                            arm, index, protocol, train_size, seed, spread, fraction, composites
+                        )
                         runs.append({**row, "status": "ok", "error": "", **metrics})
                         epoch_rows += _epochs(row["run_id"], arm, schedule, epochs, epochs, metrics)
                         bins += _calibration(row["run_id"], metrics)

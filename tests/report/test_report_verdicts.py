@@ -303,3 +303,75 @@ def test_the_tiny_data_claim_is_not_measured_under_one_step_budget(tmp_path):
     tiny = claims[claims["claim_id"] == "cutmix_struggles_tiny_data"]
     assert "not measured" not in set(tiny["verdict"])
     assert tiny["note"].str.contains("plateau rule").all()
+
+
+# --- issue 28: object size and two objects in one image ---------------------------------------
+
+
+def test_object_size_claim_compares_the_smallest_fraction_with_the_full_frame(tmp_path):
+    # Planted: cutmix over none is +4 pp at object_fraction 0.25 and +2 pp at 1 (the full frame).
+    make_results(
+        tmp_path, arms=[("none", "constant"), ("cutmix", "constant")], protocols=("frozen",),
+        object_fractions=(0.25, 0.5, 1.0),
+    )  # fmt: skip
+    table = verdicts.evaluate_claims(load_results(tmp_path))
+    rows = table[table["claim_id"] == "cutmix_struggles_object_fills_frame"]
+    assert list(rows["verdict"]) == ["supported"], rows.to_string()
+    assert list(rows["scope"]) == ["protocol=frozen, object_fraction=0.25 vs 1"]
+    assert rows["effect"].iloc[0] == pytest.approx(0.04 - 0.02, abs=0.003)
+    # the pairwise claims are not pooled across object sizes: one row per fraction
+    gap = table[table["claim_id"] == "cutmix_reduces_gap"]
+    assert len(gap) == 3
+
+
+def test_object_size_claim_reversed_effect_is_contradicted(tmp_path):
+    runs = make_results(
+        tmp_path, arms=[("none", "constant"), ("cutmix", "constant")], protocols=("frozen",),
+        object_fractions=(0.25, 1.0),
+    )  # fmt: skip
+    small = (runs["object_fraction"] == 0.25) & (runs["regularizer"] == "cutmix")
+    runs.loc[small, "test_acc"] -= 0.04  # cutmix now helps less at the small fraction
+    runs.to_csv(tmp_path / "runs.csv", index=False)
+    table = verdicts.evaluate_claims(load_results(tmp_path))
+    rows = table[table["claim_id"] == "cutmix_struggles_object_fills_frame"]
+    assert list(rows["verdict"]) == ["contradicted"], rows.to_string()
+
+
+def test_object_size_claim_is_not_measured_without_the_column(tmp_path):
+    # Results written before issue 28 have no object_fraction column: not measured, no error.
+    runs = make_results(tmp_path, arms=[("none", "constant"), ("cutmix", "constant")])
+    runs.drop(columns=["object_fraction", "composite_size", "composite_recall"]).to_csv(
+        tmp_path / "runs.csv", index=False
+    )
+    table = verdicts.evaluate_claims(load_results(tmp_path))
+    for claim_id, reason in [
+        ("cutmix_struggles_object_fills_frame", "runs.csv has no object_fraction column"),
+        ("cutmix_raises_two_object_recall", "runs.csv has no composite_recall column"),
+    ]:
+        rows = table[table["claim_id"] == claim_id]
+        assert set(rows["verdict"]) == {"not measured"}, rows.to_string()
+        assert set(rows["note"]) == {reason}
+    # and the existing claims keep their verdicts
+    assert set(table[table["claim_id"] == "cutmix_reduces_gap"]["verdict"]) == {"supported"}
+
+
+def test_two_object_recall_claims(tmp_path):
+    # Planted two-object recall: none 0.30, mixup 0.36, cutmix 0.45.
+    make_results(tmp_path, protocols=("frozen",), composites=True)
+    table = verdicts.evaluate_claims(load_results(tmp_path))
+    for claim_id, effect in [
+        ("cutmix_raises_two_object_recall", 0.45 - 0.30),
+        ("cutmix_two_object_recall_beats_mixup", 0.45 - 0.36),
+    ]:
+        rows = table[table["claim_id"] == claim_id]
+        assert list(rows["verdict"]) == ["supported"], rows.to_string()
+        assert rows["effect"].iloc[0] == pytest.approx(effect, abs=0.003)
+        assert rows["margin"].iloc[0] == 0.005  # composite_recall's declared margin
+    # reversed: none above cutmix is contradicted
+    runs = pd.read_csv(tmp_path / "runs.csv", keep_default_na=False, dtype=str)
+    recall = runs["composite_recall"].astype(float)
+    runs["composite_recall"] = (0.9 - recall).map(repr)
+    runs.to_csv(tmp_path / "runs.csv", index=False)
+    table = verdicts.evaluate_claims(load_results(tmp_path))
+    rows = table[table["claim_id"] == "cutmix_raises_two_object_recall"]
+    assert list(rows["verdict"]) == ["contradicted"], rows.to_string()
