@@ -537,8 +537,11 @@ def make_splits(
 
 
 def mean_pixel(images: torch.Tensor) -> torch.Tensor:
-    """The per-channel mean of uint8 images [N, 3, H, W], rounded to uint8 [3]."""
-    return images.double().mean(dim=(0, 2, 3)).round().to(torch.uint8)
+    """The per-channel mean of uint8 images [N, 3, H, W], rounded to uint8 [3] (summed in int64:
+    exact, and no float copy of the whole training file)."""
+    count = images.shape[0] * images.shape[2] * images.shape[3]
+    totals = images.sum(dim=(0, 2, 3), dtype=torch.int64).double()
+    return (totals / count).round().to(torch.uint8)
 
 
 def frame_side(side: int, fraction: float) -> int:
