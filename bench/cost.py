@@ -81,7 +81,7 @@ def cost_parts(cfg: RunConfig) -> dict[str, float]:
     robust = min(cfg.robustness_size or test, test)
     return {
         "train": steps * batch * step_units,
-        "eval": evaluations * per_evaluation + checks,
+        "eval": evaluations * per_evaluation + checks + min(cfg.composite_size, test),
         "robustness": robust * ROBUSTNESS_PASSES,
     }
 

@@ -51,7 +51,7 @@ SEARCH_KEYS = (
 )
 # Fields a trial cell may set apart from the sweep's cells ([search.trial_cells]): what it measures
 # besides validation (selection reads validation only), so trials need not pay for a full test set.
-TRIAL_CELL_FIELDS = ("test_size", "robustness_size", "train_eval_size")
+TRIAL_CELL_FIELDS = ("test_size", "robustness_size", "train_eval_size", "composite_size")
 METHODS = ("grid", "random")
 # RunConfig fields a search may choose: those declared with a default search range (training
 # hyperparameters that leave the data, the model and the compared arm alone).

@@ -741,5 +741,5 @@ def test_trial_cells_measure_less_besides_validation_and_only_that(tmp_path):
     final, *_ = search.final_cells(sweep.search, sweep.cells, sweep.labels, sweep.scopes, chosen)
     assert {c.test_size for c in final} == {32} and {c.lr for c in final} == {0.01}
     with pytest.raises(SweepError, match=r"search.trial_cells.lr.*only what it measures besides "
-                       r"validation: test_size, robustness_size, train_eval_size"):  # fmt: skip
+                       r"validation: test_size, robustness_size, train_eval_size, composite_size"):  # fmt: skip
         _grid_sweep(tmp_path, "[0.01, 0.1]", extra="[search.trial_cells]\nlr = 0.5\n")
