@@ -117,6 +117,10 @@ EXTENSION = {
     "schedule_from": "start",
     "trainable_stages": 0,
     "amp": "off",  # issue 24: the precision used (float32, as on the CPU)
+    "train_passes": 0.0,  # issue 23: no budget in passes (epochs are passes)
+    "stop": "budget",  # issue 23: trained to the budget, not the plateau rule
+    "patience": 3,
+    "min_gain": 0.005,
     "object_fraction": 1.0,  # issue 28: images as loaded
     "composite_size": 0,  # issue 28: no two-object composites
 }
