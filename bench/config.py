@@ -496,6 +496,16 @@ class Rule:
     message: str = ""
 
 
+def _one_of(name: str, first: str, second: str) -> Rule:
+    """The rule that at most one of two alternative fields is set (non-zero)."""
+    return Rule(
+        name, first, f"0 while {second} is set",
+        lambda c: bool(getattr(c, first) and getattr(c, second)),
+        message=f"{first}={{{first}}} and {second}={{{second}}} are both set; set one of them "
+        "and the other to 0",
+    )  # fmt: skip
+
+
 # The cross-field rules, checked after every field's own check.
 RULES = (
     Rule("sgd_needs_momentum", "momentum", "a value > 0 with optimizer 'sgd' (Nesterov momentum)",
@@ -505,18 +515,12 @@ RULES = (
     Rule("steps_cover_the_epochs", "train_steps", "an integer >= epochs ({epochs}): with a step "
          "budget, epochs is the number of evaluation periods; lower epochs or raise train_steps",
          lambda c: 0 < c.train_steps < c.epochs),
-    Rule("one_budget", "train_steps", "0 while train_passes is set",
-         lambda c: bool(c.train_passes and c.train_steps),
-         message="train_steps={train_steps} and train_passes={train_passes} are both set; set "
-         "one budget and the other to 0"),
+    _one_of("one_budget", "train_steps", "train_passes"),
     Rule("plateau_needs_periods", "patience", "an integer < epochs ({epochs}) with stop "
          "'plateau': the rule needs more evaluation periods than its patience; raise epochs "
          "(the periods of the cap) or lower patience",
          lambda c: c.stop == "plateau" and c.patience >= c.epochs),
-    Rule("one_training_size", "train_size", "0 while train_per_class is set",
-         lambda c: bool(c.train_per_class and c.train_size),
-         message="train_size={train_size} and train_per_class={train_per_class} are both set; "
-         "set one of them and the other to 0"),
+    _one_of("one_training_size", "train_size", "train_per_class"),
     Rule("partial_fine_tuning_trains_a_backbone", "trainable_stages", "0 with protocol "
          "{protocol!r} (partial fine-tuning needs a pretrained backbone that trains: unfrozen, "
          "staged or head_first)",
