@@ -333,6 +333,12 @@ RUNS: list[Column] = [
     _runs("unfreeze_step", "metric", "int", shared=False, in_report=False,
           empty_when="the backbone never trains (frozen; head_first or staged with no step "
           "left after the switch)", **NONNEGATIVE),
+    # issue 28: the step the regularizer's schedule counts from: 0 (schedule_from "start"), the
+    # unfreeze (schedule_from "unfreeze"; the on_unfreeze schedule), or the step the validation
+    # accuracy plateaued (the on_plateau schedule, off before it). docs/protocols.md.
+    _runs("schedule_start_step", "metric", "int", shared=False, in_report=False,
+          empty_when="an on_plateau schedule whose plateau never came (the regularizer never "
+          "switched on), or an on_unfreeze one whose backbone never trained", **NONNEGATIVE),
     # issue 24 (precision): the autocast precision a cell used ("bf16" | "fp16" | "off"; config
     # "auto" resolved for its device: it changes the numbers, so it is configuration), and how
     # it ran, which changes only its speed: channels_last memory format and torch.compile (1 on,

@@ -780,6 +780,7 @@ def fit_record(plan: StepPlan, fitted: Fitted) -> dict[str, Any]:
     return {
         "steps_run": fitted.steps, "stop_reason": fitted.stop_reason,
         "unfreeze_step": plan.unfreeze_step if plan.unfreeze_step < fitted.steps else None,
+        "schedule_start_step": plan.schedule_start if plan.schedule_start < fitted.steps else None,
         "passes": round(fitted.steps * plan.batch_size / plan.n_train, 3),
         "train_s": round(fitted.train_seconds, 3), "eval_s": round(fitted.eval_wall_seconds, 3),
         "val_gain_last20": gain, "converged": converged,
