@@ -496,6 +496,20 @@ class Rule:
     message: str = ""
 
 
+def schedule_event(cfg: RunConfig) -> str:
+    """The event the cell's regularizer schedule waits for: "unfreeze", "plateau" (the
+    on_unfreeze / on_plateau schedules: off until it), or "" (counted from the start)."""
+    from regularizers.schedules import schedule_event as event_of  # torch-free
+
+    return event_of(cfg.regularizer_params.get("schedule"))
+
+
+def watches_plateau(cfg: RunConfig) -> bool:
+    """Whether the cell checks validation accuracy after every epoch for the plateau rule: it
+    stops at a plateau, or its regularizer switches on at one."""
+    return cfg.stop == "plateau" or schedule_event(cfg) == "plateau"
+
+
 def _one_of(name: str, first: str, second: str) -> Rule:
     """The rule that at most one of two alternative fields is set (non-zero)."""
     return Rule(
@@ -517,9 +531,9 @@ RULES = (
          lambda c: 0 < c.train_steps < c.epochs),
     _one_of("one_budget", "train_steps", "train_passes"),
     Rule("plateau_needs_periods", "patience", "an integer < epochs ({epochs}) with stop "
-         "'plateau': the rule needs more evaluation periods than its patience; raise epochs "
-         "(the periods of the cap) or lower patience",
-         lambda c: c.stop == "plateau" and c.patience >= c.epochs),
+         "'plateau' or an on_plateau schedule: the rule needs more evaluation periods than its "
+         "patience; raise epochs (the periods of the budget) or lower patience",
+         lambda c: watches_plateau(c) and c.patience >= c.epochs),
     _one_of("one_training_size", "train_size", "train_per_class"),
     Rule("partial_fine_tuning_trains_a_backbone", "trainable_stages", "0 with protocol "
          "{protocol!r} (partial fine-tuning needs a pretrained backbone that trains: unfrozen, "
@@ -528,6 +542,13 @@ RULES = (
     Rule("schedule_from_unfreeze_needs_an_unfreeze", "schedule_from", "'start' with protocol "
          "'frozen' (the backbone never unfreezes), or a protocol that unfreezes: staged, "
          "head_first", lambda c: c.schedule_from == "unfreeze" and c.protocol == "frozen"),
+    Rule("on_unfreeze_needs_a_switch", "protocol", "staged or head_first with the on_unfreeze "
+         "schedule (it waits for the backbone to unfreeze; {protocol!r} has no switch): use a "
+         "protocol that unfreezes, or another schedule",
+         lambda c: schedule_event(c) == "unfreeze" and c.protocol not in ("staged", "head_first")),
+    Rule("event_schedule_counts_from_its_event", "schedule_from", "'start' with an on_unfreeze "
+         "or on_plateau schedule (it counts from its own event); set schedule_from = 'start'",
+         lambda c: bool(schedule_event(c)) and c.schedule_from != "start"),
 )  # fmt: skip
 
 

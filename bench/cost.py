@@ -8,7 +8,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from bench.config import RunConfig, evaluation_epochs
+from bench.config import RunConfig, evaluation_epochs, watches_plateau
 from bench.sweep import Sweep
 
 # Effective multiply-adds per second by device and backbone. Measured where a backbone is named:
@@ -76,8 +76,9 @@ def cost_parts(cfg: RunConfig) -> dict[str, float]:
     step_units = frozen_fraction * 1.0 + (1 - frozen_fraction) * 3.0
     evaluations = len(evaluation_epochs(cfg.epochs, cfg.eval_every, cfg.stop == "plateau"))
     per_evaluation = min(cfg.train_eval_size or train, train) + cfg.val_size + test
-    # the plateau rule: validation after every other epoch too (priced by its cap)
-    checks = cfg.val_size * (cfg.epochs - evaluations) if cfg.stop == "plateau" else 0
+    # the plateau rule (a stop or an on_plateau schedule): validation after every other epoch
+    # too (priced by the cap)
+    checks = cfg.val_size * (cfg.epochs - evaluations) if watches_plateau(cfg) else 0
     robust = min(cfg.robustness_size or test, test)
     return {
         "train": steps * batch * step_units,

@@ -57,6 +57,7 @@ from bench.config import (
     resolved_amp,
     resolved_bn,
     resolved_channels_last,
+    schedule_event,
 )
 from bench.device import CudaTimer, Device, HostTimer
 from bench.inference import AUTOCAST_DTYPES, predict_logits
@@ -301,6 +302,10 @@ class StepPlan:
     restart_lr: bool = False
     finetune_lr_scale: float = 1.0
     schedule_start: int = 0  # the step at which the regularizer's schedule progress is 0
+    # where that step comes from: "start", "unfreeze" (schedule_from or the on_unfreeze
+    # schedule) or "plateau" (the on_plateau schedule: total_steps until the plateau comes)
+    schedule_counts_from: str = "start"
+    schedule_waits: bool = False  # the regularizer is off before schedule_start (on_* schedules)
     # staged: the backbone group warms up again over this many steps from the switch (0: no)
     backbone_rewarm_steps: int = 0
     # issue 23 (the plateau rule, docs/protocols.md#the-plateau-rule): total_steps is the cap;
@@ -338,10 +343,25 @@ class StepPlan:
         return (since + 1) / self.backbone_rewarm_steps
 
     def schedule_progress(self, step: int) -> float:
-        """Progress in [0, 1] passed to the regularizer's schedule: step / total_steps, or with
-        schedule_from="unfreeze" counted from the switch (0 up to and at it)."""
+        """Progress in [0, 1] passed to the regularizer's schedule: step / total_steps, or
+        counted from schedule_start (the unfreeze or the plateau; 0 up to and at it)."""
         length = max(1, self.total_steps - self.schedule_start)
         return min(1.0, max(0, step - self.schedule_start) / length)
+
+    def regularizer_on(self, step: int) -> bool:
+        """Whether the regularizer may act at `step`: always, but for an event schedule
+        (on_unfreeze, on_plateau) only from its event's step."""
+        return not self.schedule_waits or step >= self.schedule_start
+
+    @property
+    def waits_for_plateau(self) -> bool:
+        """An on_plateau schedule whose plateau has not come yet."""
+        return self.schedule_counts_from == "plateau" and self.schedule_start >= self.total_steps
+
+    @property
+    def watches_plateau(self) -> bool:
+        """Whether validation accuracy is checked after every epoch (config.watches_plateau)."""
+        return self.plateau or self.schedule_counts_from == "plateau"
 
     @classmethod
     def for_cell(cls, cfg: RunConfig, n_train: int) -> StepPlan:
@@ -368,6 +388,8 @@ class StepPlan:
             "head_first": cfg.unfreeze_at,
         }.get(cfg.protocol, 0.0)
         unfreeze_step = round(frozen_fraction * total_steps)
+        event = schedule_event(cfg)
+        counts_from = event or cfg.schedule_from
         return cls(
             n_train=n_train, batch_size=batch_size, per_epoch=per_epoch, total_steps=total_steps,
             warmup_steps=min(total_steps, warmup),
@@ -380,7 +402,8 @@ class StepPlan:
             gain_epoch=gain_epoch(cfg.epochs),
             bn=resolved_bn(cfg), trainable_stages=cfg.trainable_stages,
             restart_lr=cfg.protocol == "head_first", finetune_lr_scale=cfg.finetune_lr_scale,
-            schedule_start=unfreeze_step if cfg.schedule_from == "unfreeze" else 0,
+            schedule_start={"start": 0, "unfreeze": unfreeze_step}.get(counts_from, total_steps),
+            schedule_counts_from=counts_from, schedule_waits=bool(event),
             backbone_rewarm_steps=max(1, warmup) if cfg.protocol == "staged" else 0,
             plateau=cfg.stop == "plateau", patience=cfg.patience, min_gain=cfg.min_gain,
         )  # fmt: skip
@@ -390,13 +413,19 @@ class StepPlan:
         """Whether the backbone starts frozen and unfreezes (staged, head_first)."""
         return 0 < self.unfreeze_step < self.total_steps
 
-    def switched_at(self, step: int, schedule_from_unfreeze: bool) -> StepPlan:
+    def switched_at(self, step: int) -> StepPlan:
         """This plan with the backbone unfreezing at `step` (the plateau rule ended the frozen
         phase there): the fine-tuning schedule, the backbone's re-warm and, where the
         regularizer's schedule counts from the unfreeze, its progress start from `step`."""
+        from_unfreeze = self.schedule_counts_from == "unfreeze"
         return dataclasses.replace(
-            self, unfreeze_step=step, schedule_start=step if schedule_from_unfreeze else 0
+            self, unfreeze_step=step, schedule_start=step if from_unfreeze else self.schedule_start
         )
+
+    def started_at(self, step: int) -> StepPlan:
+        """This plan with an on_plateau schedule's plateau at `step`: the regularizer is on
+        from there, its schedule's progress counted from it."""
+        return dataclasses.replace(self, schedule_start=step)
 
 
 @dataclass
@@ -517,7 +546,7 @@ def fit(cell: Cell, epoch_rows: list[dict[str, Any]], progress: CellProgress) ->
     evaluations: list[Evaluation] = []
     val_curve: dict[int, float] = {}  # evaluated epoch -> val accuracy
     loss_sum, loss_steps = torch.zeros((), device=device), 0  # since the last evaluation
-    rule = Plateau(plan.patience, plan.min_gain) if plan.plateau else None
+    rule = Plateau(plan.patience, plan.min_gain) if plan.watches_plateau else None
     stop_reason = "cap" if plan.plateau else "budget"
 
     def record(epoch: int, plan: StepPlan, step: int, loss, rate: float) -> Evaluation:
@@ -580,12 +609,20 @@ def fit(cell: Cell, epoch_rows: list[dict[str, Any]], progress: CellProgress) ->
         tick = time.perf_counter()
         val_curve[epoch] = validation_accuracy(cell, plan.unfreeze_step < step, evaluation)
         eval_wall_seconds += time.perf_counter() - tick
+        # phases: 0 the frozen head (staged, head_first), 1 the backbone as it stays, 2 with
+        # an on_plateau regularizer switched on; the rule starts afresh in each
         frozen_phase = plan.switches and step <= plan.unfreeze_step
-        if not rule.update(val_curve[epoch], phase=int(not frozen_phase)):
+        switched_on = plan.schedule_counts_from == "plateau" and not plan.waits_for_plateau
+        if not rule.update(val_curve[epoch], phase=int(not frozen_phase) + int(switched_on)):
             continue
         if frozen_phase:
-            if step < plan.unfreeze_step:  # the head has plateaued: unfreeze now
-                cell.plan = plan.switched_at(step, cfg.schedule_from == "unfreeze")
+            if plan.plateau and step < plan.unfreeze_step:  # the head has plateaued: unfreeze
+                cell.plan = plan.switched_at(step)
+            continue
+        if plan.waits_for_plateau and step < plan.total_steps:  # switch the regularizer on
+            cell.plan = plan.started_at(step)
+            continue
+        if not plan.plateau:  # a budget: the plateau only switched the regularizer on
             continue
         stop_reason = "plateau"
         if evaluation is None:  # the stop is always evaluated in full
@@ -676,7 +713,7 @@ def train_step(
     images = data.to_model_input(
         images, cell.cfg.image_size, cell.mean, cell.std, cell.channels_last
     )
-    cell.reg.set_progress(plan.schedule_progress(step))
+    cell.reg.set_progress(plan.schedule_progress(step), on=plan.regularizer_on(step))
     timer = cell.hardware.timer() if timed else None
     if timer is not None:
         timer.start()

@@ -89,10 +89,12 @@ class Regularizer:
     def schedule_name(self) -> str:
         return self.schedule.name
 
-    def set_progress(self, fraction: float) -> None:
-        """Tell the schedule how far training is (fraction of training done, in [0, 1])."""
+    def set_progress(self, fraction: float, on: bool = True) -> None:
+        """Tell the schedule how far training is (fraction of training done, in [0, 1]); `on`
+        False keeps the regularizer off whatever the schedule says (an event schedule before
+        its event: `schedules.OnPlateau`)."""
         self.progress = check_number("progress", fraction, 0.0, 1.0)
-        prob_factor, strength_factor = self.schedule(self.progress)
+        prob_factor, strength_factor = self.schedule(self.progress) if on else (0.0, 0.0)
         prob = self._params["prob"] * prob_factor if self.SCHEDULED else 0.0
         self._current = (float(prob), float(strength_factor) if self.SCHEDULED else 0.0)
 

@@ -5,12 +5,17 @@ A schedule maps progress (the fraction of training done, in [0, 1]) to two facto
 ``prob * prob_factor`` and scales the size of its perturbation by ``strength_factor``
 (see `regularizers.base.Regularizer`). Three schedules ship:
 
-    constant   (1, 1) at every step: the plain method.
-    linear     both factors (or one of them) ramp from 0 to 1 between two fractions of training.
-    staged     piecewise-constant stages, e.g. off, then mild (small patches), then full.
+    constant     (1, 1) at every step: the plain method.
+    linear       both factors (or one of them) ramp from 0 to 1 between two fractions of training.
+    staged       piecewise-constant stages, e.g. off, then mild (small patches), then full.
+    on_unfreeze  off until the backbone unfreezes, then stages counted from there (default: full).
+    on_plateau   off until validation accuracy plateaus, then stages counted from there.
 
 Stage boundaries are fractions of training and are left-closed: at exactly ``progress == 0.3``
-a stage that starts at 0.3 is already in force.
+a stage that starts at 0.3 is already in force. The two event schedules (`event` set) need the
+training loop: it keeps the regularizer off (`Regularizer.set_progress(..., on=False)`) until the
+event, then passes progress counted from the event's step to the end of the budget
+(bench.train.StepPlan; the plateau is bench.train.Plateau's, docs/protocols.md).
 """
 
 from __future__ import annotations
@@ -26,6 +31,7 @@ class Schedule:
 
     name: ClassVar[str]
     PARAMS: ClassVar[dict[str, Any]] = {}  # parameter -> default, JSON-serialisable
+    event: ClassVar[str] = ""  # "": progress from the start; else off until "unfreeze" / "plateau"
 
     def __init__(self, **params: Any) -> None:
         unknown = sorted(set(params) - set(self.PARAMS))
@@ -113,11 +119,36 @@ class Staged(Schedule):
         return current[1], current[2]
 
 
-SCHEDULES: dict[str, type[Schedule]] = {s.name: s for s in (Constant, Linear, Staged)}
+class OnUnfreeze(Staged):
+    """Off until the backbone unfreezes, then [start_fraction, prob, strength] stages from there."""
+
+    name = "on_unfreeze"
+    event = "unfreeze"
+    # counted from the event: full at once; mild-then-strong is e.g. [[0, 1, 0.3], [0.5, 1, 1]]
+    PARAMS = {"stages": [[0.0, 1.0, 1.0]]}
+
+
+class OnPlateau(OnUnfreeze):
+    """Off until validation accuracy plateaus, then [start_fraction, prob, strength] stages."""
+
+    name = "on_plateau"
+    event = "plateau"
+
+
+SCHEDULES: dict[str, type[Schedule]] = {
+    s.name: s for s in (Constant, Linear, Staged, OnUnfreeze, OnPlateau)
+}
+
+
+def schedule_event(name: object) -> str:
+    """The event the schedule called `name` waits for ("unfreeze" | "plateau"), or "" for one
+    that counts from the start (or an unknown name: its own check reports it)."""
+    schedule = SCHEDULES.get(name) if isinstance(name, str) else None
+    return schedule.event if schedule else ""
 
 
 def build_schedule(name: str, **params: Any) -> Schedule:
-    """The schedule `name` ("constant" | "linear" | "staged") with `params`; ValueError if bad."""
+    """The schedule `name` (one of SCHEDULES) with `params`; ValueError if bad."""
     if name not in SCHEDULES:
         raise ValueError(f"schedule must be one of {list(SCHEDULES)}, got {name!r}")
     return SCHEDULES[name](**params)

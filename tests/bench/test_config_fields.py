@@ -76,6 +76,17 @@ def test_cross_field_rules_are_named_and_each_one_fires():
         "schedule_from_unfreeze_needs_an_unfreeze": {"schedule_from": "unfreeze"},
         "one_budget": {"train_steps": 4, "train_passes": 2.0},
         "plateau_needs_periods": {"stop": "plateau", "patience": 3, "epochs": 3},
+        "on_unfreeze_needs_a_switch": {
+            "regularizer": "cutmix",
+            "regularizer_params": {"schedule": "on_unfreeze"},
+        },
+        "event_schedule_counts_from_its_event": {
+            "protocol": "head_first",
+            "schedule_from": "unfreeze",
+            "regularizer": "cutmix",
+            "regularizer_params": {"schedule": "on_plateau"},
+            "epochs": 4,
+        },
     }
     assert sorted(rule.name for rule in RULES) == sorted(broken)
     for rule in RULES:

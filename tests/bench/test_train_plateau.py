@@ -7,6 +7,7 @@ real cells on synthetic data with timm's test-sized ResNet (about a second each)
 from __future__ import annotations
 
 import pytest
+from tiny_cell import scripted
 
 from bench import train
 from bench.config import RunConfig, check_config, from_dict
@@ -18,18 +19,6 @@ TINY = RunConfig(
     train_eval_size=50, robustness_size=40, device="cpu", train_steps=16, eval_every=100,
     stop="plateau", patience=2, min_gain=0.01,
 )  # fmt: skip
-
-
-def scripted(monkeypatch, curve):
-    """Make validation_accuracy return `curve`'s values in order (the last one repeated)."""
-    seen = []
-
-    def fake(cell, backbone_trainable, evaluation=None):
-        seen.append(backbone_trainable)
-        return curve[min(len(seen), len(curve)) - 1]
-
-    monkeypatch.setattr(train, "validation_accuracy", fake)
-    return seen
 
 
 # --- bad values fail before training, naming the fix -----------------------------------------

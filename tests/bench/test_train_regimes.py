@@ -181,9 +181,9 @@ def record_progress(monkeypatch) -> list[float]:
         reg = real_build(cfg, num_classes)
         real_set = reg.set_progress
 
-        def set_progress(progress):
+        def set_progress(progress, on=True):
             seen.append(progress)
-            return real_set(progress)
+            return real_set(progress, on)
 
         reg.set_progress = set_progress
         return reg

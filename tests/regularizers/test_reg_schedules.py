@@ -6,7 +6,7 @@ import pytest
 import torch
 
 import regularizers
-from regularizers.schedules import build_schedule, describe
+from regularizers.schedules import build_schedule, describe, schedule_event
 
 
 def test_constant():
@@ -77,7 +77,38 @@ def test_no_cutmix_first_mild_cutmix_later():
 
 def test_describe_lists_every_schedule_with_defaults():
     info = describe()
-    assert set(info) == {"constant", "linear", "staged"}
+    assert set(info) == {"constant", "linear", "staged", "on_unfreeze", "on_plateau"}
     assert info["linear"]["params"] == {"ramp": [0.0, 0.5], "applies_to": "both"}
     info["staged"]["params"]["stages"].append([0.9, 0, 0])  # a copy: defaults stay intact
     assert len(describe()["staged"]["params"]["stages"]) == 3
+
+
+@pytest.mark.parametrize("name,event", [("on_unfreeze", "unfreeze"), ("on_plateau", "plateau")])
+def test_event_schedules_are_full_from_their_event_by_default(name, event):
+    """Progress counts from the event (the loop's job): from it, full unless stages say else."""
+    schedule = build_schedule(name)
+    assert schedule_event(name) == event
+    assert [schedule(p) for p in (0.0, 0.5, 1.0)] == [(1.0, 1.0)] * 3
+    mild_then_strong = build_schedule(name, stages=[[0.0, 1.0, 0.3], [0.5, 1.0, 1.0]])
+    assert mild_then_strong(0.0) == (1.0, 0.3) and mild_then_strong(0.5) == (1.0, 1.0)
+
+
+@pytest.mark.parametrize("name", ["constant", "linear", "staged", "no_such_schedule", None, 3])
+def test_only_event_schedules_wait(name):
+    assert schedule_event(name) == ""
+
+
+def test_an_event_schedule_keeps_the_regularizer_off_until_the_loop_says_on():
+    """`set_progress(..., on=False)` turns the regularizer off whatever its schedule says: no
+    draws, the batch returned as it is, prob and strength logged as 0."""
+    reg = regularizers.build("cutmix", 4, alpha=1.0, schedule="on_plateau")
+    images, labels = torch.randn(8, 3, 16, 16), torch.randint(0, 4, (8,))
+    reg.set_progress(0.0, on=False)
+    assert (reg.current_prob, reg.current_strength) == (0.0, 0.0)
+    out, targets = reg(images, labels)
+    assert out is images and torch.equal(targets, torch.nn.functional.one_hot(labels, 4).float())
+    reg.set_progress(0.0, on=True)
+    assert (reg.current_prob, reg.current_strength) == (1.0, 1.0)
+    out, targets = reg(images, labels, generator=torch.Generator().manual_seed(0))
+    assert not torch.equal(out, images)
+    assert not torch.equal(targets, torch.nn.functional.one_hot(labels, 4).float())
