@@ -34,7 +34,7 @@ except ModuleNotFoundError:  # Python 3.10
     import tomli as tomllib
 
 TOP_LEVEL_KEYS = ("name", "description", "defaults", "axes", "extra", "executor", "search")
-ARM_KEYS = ("regularizer", "params")
+ARM_KEYS = ("regularizer", "params", "cross")
 # Fields a sweep file may not set: the sweep name comes from `name`, its cell count from the
 # expanded cells. Field -> what sets it.
 RESERVED_FIELDS = {"sweep": "the sweep's `name`", "sweep_cells": "counting the sweep's cells",
@@ -361,17 +361,23 @@ def _axis(
     tables = [isinstance(value, dict) for value in values]
     if any(tables) and not all(tables):
         raise fail(key, "mixes tables and plain values; use one kind")
+    wheres = [f"{key}[{i}]" for i in range(len(values))]  # the key each value is named by
     if all(tables):
         if axis == "regularizer_params":
             raise fail(key, "give regularizer parameters as [[axes.arm]] tables")
         allowed = ARM_KEYS if axis == "arm" else None
-        changes = [_change(v, f"{key}[{i}]", fail, allowed) for i, v in enumerate(values)]
+        if axis == "arm":  # a table with `cross` is several arms
+            crossed = [(arm, f"{where}.cross[{j}]" if "cross" in value else where)
+                       for value, where in zip(values, wheres, strict=True)
+                       for j, arm in enumerate(_crossed(value, where, fail))]  # fmt: skip
+            values, wheres = [arm for arm, _ in crossed], [where for _, where in crossed]
+        changes = [_change(v, w, fail, allowed) for v, w in zip(values, wheres, strict=True)]
         labels = [_label(change) for change in changes]
     else:
         _known_field(axis, key, fail)
         if axis == "regularizer_params":
             raise fail(key, "give regularizer parameters as [[axes.arm]] tables")
-        changes = [_change({axis: v}, f"{key}[{i}]", fail) for i, v in enumerate(values)]
+        changes = [_change({axis: v}, w, fail) for v, w in zip(values, wheres, strict=True)]
         labels = [str(value) for value in values]
     for name in {f for change in changes for f in change}:
         if name in owner:
@@ -379,11 +385,11 @@ def _axis(
         owner[name] = axis
     seen: dict[str, int] = {}
     for i, change in enumerate(changes):
-        where = f"{key}[{i}]"
+        where = wheres[i]
         _check(_config(defaults, where, change, fail), where, fail)
         blob = json.dumps(change, sort_keys=True, default=str)
         if blob in seen:
-            raise fail(where, f"duplicate of {key}[{seen[blob]}] ({axis}={labels[i]})")
+            raise fail(where, f"duplicate of {wheres[seen[blob]]} ({axis}={labels[i]})")
         seen[blob] = i
     return list(zip(changes, labels, strict=True))
 
@@ -466,6 +472,29 @@ def _known_field(name: str, key: str, fail) -> None:
             + (f" (did you mean {hint[0]!r}?)" if hint else "")
             + f"; allowed: {', '.join(fields)}",
         )
+
+
+def _crossed(table: dict[str, Any], key: str, fail) -> list[dict[str, Any]]:
+    """An [[axes.arm]] table -> its arms: itself, or with `cross = { schedule = [...], alpha =
+    [...] }` one arm per combination of those parameters' values (the first varies slowest),
+    each on top of its `params`: a crossing of timing and strength as arms (issue 28)."""
+    if "cross" not in table:
+        return [table]
+    cross, where = table["cross"], f"{key}.cross"
+    if not isinstance(cross, dict) or not cross:
+        raise fail(where, "must be a table of parameter -> list of values, e.g. cross = { "
+                   "schedule = ['constant', 'on_plateau'], alpha = [0.2, 1.0] }")  # fmt: skip
+    params = table.get("params", {})
+    if not isinstance(params, dict):
+        raise fail(f"{key}.params", "must be a table, e.g. params = { alpha = 1.0 }")
+    for name, values in cross.items():
+        if not isinstance(values, list) or not values:
+            raise fail(f"{where}.{name}", f"must be a non-empty list of values, got {values!r}")
+        if name in params:
+            raise fail(f"{where}.{name}", "is also in params; give it in one of them")
+    base = {name: value for name, value in table.items() if name != "cross"}
+    return [{**base, "params": {**params, **dict(zip(cross, combo, strict=True))}}
+            for combo in itertools.product(*cross.values())]  # fmt: skip
 
 
 def _change(table: Any, key: str, fail, allowed: tuple[str, ...] | None = None) -> dict:

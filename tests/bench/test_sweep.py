@@ -70,6 +70,38 @@ epochs = 2
     assert [(c.train_size, c.epochs) for c in cells] == [(500, 6), (5000, 2)]
 
 
+def test_an_arm_table_with_cross_is_one_arm_per_combination(tmp_path: Path) -> None:
+    """Timing against strength (issue 28): `cross` crosses arm parameters, the first slowest,
+    each on top of the table's params; the arms are the ones the tables would be written out."""
+    arms = """
+[axes]
+seed = [0]
+[[axes.arm]]
+regularizer = "none"
+[[axes.arm]]
+regularizer = "cutmix"
+params = { prob = 0.5 }
+cross = { schedule = ["constant", "staged"], alpha = [0.2, 1.0] }
+"""
+    sweep = load_sweep(write(tmp_path, HEAD + arms))
+    assert [(c.regularizer, c.regularizer_params) for c in sweep.cells] == [("none", {})] + [
+        ("cutmix", {"prob": 0.5, "schedule": schedule, "alpha": alpha})
+        for schedule in ("constant", "staged")
+        for alpha in (0.2, 1.0)
+    ]
+    written = "".join(
+        f'[[axes.arm]]\nregularizer = "cutmix"\n'
+        f'params = {{ prob = 0.5, schedule = "{schedule}", alpha = {alpha} }}\n'
+        for schedule in ("constant", "staged")
+        for alpha in (0.2, 1.0)
+    )
+    out = tmp_path / "out"
+    out.mkdir()
+    plain = load_sweep(write(out, HEAD + '[axes]\nseed = [0]\n[[axes.arm]]\nregularizer = "none"\n'
+                             + written))  # fmt: skip
+    assert [c.run_id for c in plain.cells] == [c.run_id for c in sweep.cells]
+
+
 def test_run_ids_stable_and_overrides(tmp_path: Path) -> None:
     sweep = load_sweep(SMOKE)
     again = load_sweep(SMOKE, {"data_dir": str(tmp_path), "device": "cpu"})
@@ -173,11 +205,34 @@ BAD = {
     ),
     "unknown arm key": (
         '[axes]\nseed = [0]\n[[axes.arm]]\nregularizer = "mixup"\nalpha = 1.0\n',
-        r"axes\.arm\[0\]\.alpha: unknown key; allowed: regularizer, params",
+        r"axes\.arm\[0\]\.alpha: unknown key; allowed: regularizer, params, cross",
     ),
     "arm without regularizer": (
         "[axes]\nseed = [0]\n[[axes.arm]]\nparams = { alpha = 1.0 }\n",
         r"axes\.arm\[0\]: an arm needs `regularizer = NAME`",
+    ),
+    "cross not a table": (
+        '[axes]\nseed = [0]\n[[axes.arm]]\nregularizer = "cutmix"\ncross = [1]\n',
+        r"axes\.arm\[0\]\.cross: must be a table of parameter -> list of values",
+    ),
+    "crossed parameter not a list": (
+        '[axes]\nseed = [0]\n[[axes.arm]]\nregularizer = "cutmix"\ncross = { alpha = 1.0 }\n',
+        r"axes\.arm\[0\]\.cross\.alpha: must be a non-empty list of values, got 1\.0",
+    ),
+    "crossed parameter also in params": (
+        '[axes]\nseed = [0]\n[[axes.arm]]\nregularizer = "cutmix"\nparams = { alpha = 1.0 }\n'
+        "cross = { alpha = [0.2] }\n",
+        r"axes\.arm\[0\]\.cross\.alpha: is also in params; give it in one of them",
+    ),
+    "bad crossed value": (
+        '[axes]\nseed = [0]\n[[axes.arm]]\nregularizer = "none"\n[[axes.arm]]\n'
+        'regularizer = "cutmix"\ncross = { alpha = [0.2, -1.0] }\n',
+        r"axes\.arm\[1\]\.cross\[1\].*alpha",
+    ),
+    "crossed arm duplicates another": (
+        '[axes]\nseed = [0]\n[[axes.arm]]\nregularizer = "cutmix"\nparams = { alpha = 0.2 }\n'
+        '[[axes.arm]]\nregularizer = "cutmix"\ncross = { alpha = [1.0, 0.2] }\n',
+        r"axes\.arm\[1\]\.cross\[1\]: duplicate of axes\.arm\[0\]",
     ),
     "unknown extra key": ("[[extra]]\nsead = 1\n", r"extra\[0\]\.sead: unknown key"),
     "wrong type": ('[axes]\nepochs = ["three"]\n', r"axes\.epochs\[0\]: epochs='three' should be"),
