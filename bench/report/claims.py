@@ -69,10 +69,11 @@ class Claim:
     # scope), and why: e.g. gap = train_acc - test_acc per cell. None: a finding of its own.
     finding_of: str | None = None
     dependence: str = ""
-    # A factor claim (issue 28): ("schedule", "strength") compares the main effects of two
-    # factors crossed among arm_a's regularizer's cells in a scope: its schedule among
-    # `TIMING_SCHEDULES` against its other parameters (a strength level is the tuple of the
-    # non-schedule parameters). The row's effect is D = max |timing difference| - max
+    # A factor claim (issue 28), the names of its two factors as rows show them: ("timing",
+    # "strength") compares the main effects of two factors crossed among arm_a's regularizer's
+    # cells in a scope: TIMING, the cell's schedule among `TIMING_SCHEDULES`, against STRENGTH,
+    # its other parameters (a level: the tuple of its non-schedule parameters; the only crossing
+    # `verdicts.crossing` knows). The row's effect is D = max |timing difference| - max
     # |strength difference| (`stats.factor_contrast`); arm_b is unused (set it to arm_a).
     factors: tuple[str, str] | None = None
 
@@ -320,6 +321,6 @@ CLAIMS = [
         CUTMIX,
         CUTMIX,
         1,
-        factors=("schedule", "strength"),
+        factors=("timing", "strength"),
     ),
 ]

@@ -650,7 +650,7 @@ def crossing(results: Results, claim: Claim, where: dict) -> Crossing | str:
     notes = []
     other = sorted(set(cells["schedule"]) - set(TIMING_SCHEDULES))
     if other:
-        notes.append(f"{', '.join(other)} cells left out (a schedule's shape, not a start time)")
+        notes.append(f"{', '.join(other)} cells left out: a schedule's shape, not a start time")
     cells = cells[cells["schedule"].isin(TIMING_SCHEDULES)]
     params = [_params(t) for t in cells["regularizer_params"]]
     timing_keys = [{k: v for k, v in p.items() if k in SCHEDULE_PARAMS - {style.SCHEDULE}}
@@ -671,7 +671,7 @@ def crossing(results: Results, claim: Claim, where: dict) -> Crossing | str:
     order = {name: i for i, name in enumerate(TIMING_SCHEDULES)}
     timings = sorted(set(cells["timing_level"]), key=lambda t: (order[t.split(",")[0]], t))
     strengths = sorted(set(cells["strength_level"]), key=style.plot_text)
-    left = f" ({'; '.join(notes)})" if notes else ""
+    left = "".join(f"; {note}" for note in notes)
     for name, levels in (("timing", timings), ("strength", strengths)):
         if len(levels) < 2:
             shown = ", ".join(levels) or "none"
