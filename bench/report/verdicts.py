@@ -35,6 +35,13 @@ decided row's whole interval lies beyond the margin. `finding`: the claim whose 
 belongs to (`Claim.finding`); `regime`, `hparams_a`/`_b`, `converged_a`/`_b`: what the row
 speaks for, each arm's selected settings and convergence flags.
 
+A factor claim (`Claim.factors`, `timing_matters_more_than_strength`) has one row per scope: the
+crossing of its regularizer's start times with its strengths (`crossing`), its effect D and
+interval from `stats.factor_contrast`, its p the smallest level at which that interval excludes 0
+(so it joins Holm like any p). A claim on an arm with an event schedule (on_unfreeze, on_plateau)
+none of whose cells in a scope switched on (runs.csv `schedule_start_step` empty) is `not
+measured` there (`never_started`).
+
 Verdict (`verdict_of`): `supported` / `contradicted` when p_holm < 0.05, |effect| >= margin (the
 point estimate) and the image-level interval (where there is one) excludes 0, in / against the
 claimed direction; else `equivalent` when p_equivalence_holm < 0.05; else `inconclusive`; `not
