@@ -18,6 +18,10 @@
   effects; `image_sd`, `seed_sd`: the test-image and seed components of a paired difference's
   spread (where each seed drew its own test images, the seed spread already contains theirs).
 - `holm`: Holm's step-down adjustment of a family of p-values.
+- `factor_contrast`: two crossed factors' largest main-effect differences compared (timing against
+  strength): Bonferroni-simultaneous paired t intervals of every pairwise level difference, the
+  interval of D = max |Δ_first| - max |Δ_second| they imply, and its p (the smallest level at
+  which that interval excludes 0).
 - `describe_groups`, `means`, `pooled_bins`: the per-group summaries the figures draw (t intervals
   per group, means over seeds or epochs, reliability bins pooled over seeds).
 
