@@ -32,6 +32,17 @@ ERASING = style.report_arm("random_erasing")
 MIXUP = style.report_arm("mixup")
 CUTMIX = style.report_arm("cutmix")
 STAGED_CUTMIX = style.report_arm("cutmix", "staged")
+ON_PLATEAU_CUTMIX = style.report_arm("cutmix", "on_plateau")
+
+# Schedules that stay off until an event of the cell's training (the backbone unfreezes; the
+# validation accuracy plateaus): runs.csv `schedule_start_step` is empty when the event never
+# came, and such a cell ran without its regularizer (`verdicts` counts them; an arm none of whose
+# cells switched on is not measured).
+EVENT_SCHEDULES = ("on_unfreeze", "on_plateau")
+# The TIMING levels of a factor claim (`Claim.factors`): when the regularizer starts. `staged`
+# (and any other schedule) is a shape over the whole budget, not a start time: its cells are
+# left out of the crossing (docs/report.md, "Timing against strength").
+TIMING_SCHEDULES = (style.CONSTANT, *EVENT_SCHEDULES)
 
 
 @dataclass(frozen=True)
@@ -58,6 +69,13 @@ class Claim:
     # scope), and why: e.g. gap = train_acc - test_acc per cell. None: a finding of its own.
     finding_of: str | None = None
     dependence: str = ""
+    # A factor claim (issue 28), the names of its two factors as rows show them: ("timing",
+    # "strength") compares the main effects of two factors crossed among arm_a's regularizer's
+    # cells in a scope: TIMING, the cell's schedule among `TIMING_SCHEDULES`, against STRENGTH,
+    # its other parameters (a level: the tuple of its non-schedule parameters; the only crossing
+    # `verdicts.crossing` knows). The row's effect is D = max |timing difference| - max
+    # |strength difference| (`stats.factor_contrast`); arm_b is unused (set it to arm_a).
+    factors: tuple[str, str] | None = None
 
     @property
     def smallest_effect(self) -> float:
@@ -80,6 +98,11 @@ class Claim:
         label = (declared.formula if declared else "") or self.metric
         if self.statistic == "std":
             label = f"std({label}) over seeds"
+        if self.factors:
+            return (
+                f"max |{label} difference| between {self.factors[0]} levels - max between "
+                f"{self.factors[1]} levels"
+            )
         if self.across:
             label += f", {label_a} - {label_b}"
         return label
@@ -278,5 +301,26 @@ CLAIMS = [
         CUTMIX,
         MIXUP,
         1,
+    ),
+    # issue 28: CutMix switched on when the validation accuracy plateaus (schedule on_plateau),
+    # per protocol; an on_plateau arm that never switched on in a scope is not measured there
+    Claim(
+        "on_plateau_cutmix_beats_cutmix_from_start",
+        "test acc(cutmix switched on at the plateau) > test acc(cutmix from the start)",
+        "test_acc",
+        ON_PLATEAU_CUTMIX,
+        CUTMIX,
+        1,
+    ),
+    # issue 28: timing (when cutmix starts) against strength (its other parameters), per scope
+    Claim(
+        "timing_matters_more_than_strength",
+        "cutmix: the largest test-acc difference between start times (from the start, at the "
+        "unfreeze, at the plateau) > the largest between strengths",
+        "test_acc",
+        CUTMIX,
+        CUTMIX,
+        1,
+        factors=("timing", "strength"),
     ),
 ]

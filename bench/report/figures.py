@@ -3,7 +3,7 @@
 Columns read (ok cells only; failed cells are never drawn):
 - runs.csv: `arm`, `protocol`, `rest`, `seed`, `train_size`, `train_acc`, `test_acc`, `gap`,
   `test_ece`, `test_ece_ts`, `train_images_per_s`, `regularizer_share`, `corruption_acc`,
-  `occlusion_acc`;
+  `occlusion_acc`, `unfreeze_step`, `schedule_start_step`;
 - epochs.csv: `epoch`, `train_acc`, `test_acc`, `regularizer_prob`, `regularizer_strength`;
 - calibration.csv: `split`, `bin`, `bin_lower`, `bin_upper`, `count`, `mean_confidence`, `accuracy`;
 - robustness.csv: `corruption`, `severity`, `accuracy`.
@@ -12,8 +12,11 @@ The first figure, `who_wins`, shows at a glance which regularizer beats `none` w
 difference from `none` (seeds paired, 95% t interval) per scope (rows) and key metric (columns,
 one shared axis per metric), signed so that right is better. The schedule figure draws the
 schedules themselves (`regularizers.schedules`, no torch) at every optimizer step of the cell,
-not the epoch-end samples of epochs.csv. Learning curves mark the unfreeze step (runs.csv
-`unfreeze_step`, where recorded).
+not the epoch-end samples of epochs.csv (an event schedule, on_unfreeze or on_plateau, off
+until its cell's `schedule_start_step`). Learning curves mark the unfreeze step (runs.csv
+`unfreeze_step`, where recorded); they and the schedule figure mark where a schedule started
+(runs.csv `schedule_start_step`, where recorded and > 0: dash-dot, in the arm's colour, named
+in the legend only when drawn).
 
 Panels are faceted by protocol (columns) and by the other configuration columns that vary
 (rows; `_facet_grid`). Every arm keeps its colour, marker and row position in every figure
@@ -38,7 +41,7 @@ from matplotlib.ticker import FixedLocator, FuncFormatter, MaxNLocator, NullLoca
 
 from bench import schema  # column declarations only: no torch behind it
 from bench.report import draw, stats, style, verdicts
-from bench.report.claims import CUTMIX_IMPROVES_TEST_ACC
+from bench.report.claims import CUTMIX_IMPROVES_TEST_ACC, EVENT_SCHEDULES
 from bench.report.derive import matches
 from bench.report.load import Results
 from bench.report.marks import lookup
@@ -397,9 +400,13 @@ def curves_figure(results: Results, folder: Path) -> list[Path]:
                 ax.plot(mean.index, 100 * mean.to_numpy(), color=colour, lw=1.6)
             for x in unfreeze_epochs(results, facet.protocol, facet.rest):
                 ax.axvline(x, color="0.2", ls=":", lw=1.0)
+            for arm, x in schedule_start_epochs(results, facet.protocol, facet.rest):
+                ax.axvline(x, color=styles[arm].colour, ls=START_LINE, lw=1.0)
     title = "thick: mean over seeds; thin: single seeds"
     if "unfreeze_step" in results.measured:
         title += "; dotted: the unfreeze step"
+    if not schedule_starts(results).empty:
+        title += f"; {START_LEGEND}"
     draw.arm_legend(fig, arms, styles, title, markers=False)
     return draw.save(fig, folder, "learning_curves")
 
@@ -439,6 +446,43 @@ def unfreeze_epochs(results: Results, protocol: str, rest: str) -> list[float]:
     return sorted(positions)
 
 
+START_COLUMN = "schedule_start_step"
+START_LINE = "-."  # where a schedule started: dash-dot, in the arm's colour
+START_LEGEND = "dash-dot: where the arm's schedule started (schedule_start_step)"
+
+
+def schedule_starts(results: Results) -> pd.DataFrame:
+    """The ok cells whose schedule started after step 0 (runs.csv `schedule_start_step`
+    recorded and > 0: an on_unfreeze or on_plateau schedule, or one counted from the unfreeze);
+    empty where the column is absent, empty or 0 everywhere."""
+    ok = results.ok
+    if START_COLUMN not in results.measured:
+        return ok.iloc[0:0]
+    steps = pd.to_numeric(ok[START_COLUMN], errors="coerce")
+    return ok[steps.notna() & (steps > 0)]
+
+
+def schedule_start_epochs(results: Results, protocol: str, rest: str) -> list[tuple[str, float]]:
+    """Where each arm's schedule started in a facet, on the learning curves' x axis: (arm, x)
+    for the distinct runs.csv `schedule_start_step` values (> 0) of its cells, in the x axis's
+    units (`step_to_epoch`, as `unfreeze_epochs`); [] when none."""
+    cells = schedule_starts(results)
+    cells = cells[(cells["protocol"] == protocol) & (cells["rest"] == rest)]
+    found = {
+        (row["arm"], step_to_epoch(row, float(row[START_COLUMN]))) for _, row in cells.iterrows()
+    }
+    order = list(results.styles)
+    return sorted(found, key=lambda item: (order.index(item[0]), item[1]))
+
+
+def schedule_start_fractions(results: Results, arm: str) -> list[float]:
+    """Where the arm's schedule started, as a fraction of each cell's optimizer steps (the
+    schedule figure's x axis): the distinct `schedule_start_step` / steps of its cells (> 0)."""
+    cells = schedule_starts(results)
+    cells = cells[cells["arm"] == arm]
+    return sorted({float(row[START_COLUMN]) / total_steps(row) for _, row in cells.iterrows()})
+
+
 def total_steps(cell: pd.Series) -> int:
     """The optimizer steps of one cell: `train_steps` where a step budget was set, else epochs
     x steps per epoch."""
@@ -455,6 +499,8 @@ def schedule_curve(cell: pd.Series) -> tuple[np.ndarray, np.ndarray, np.ndarray]
     try:
         params = json.loads(cell["regularizer_params"] or "{}")
         name = str(cell["schedule"] or "constant")
+        if name in EVENT_SCHEDULES:
+            return event_curve(cell, params)
         known = schedules.SCHEDULES[name].PARAMS
         schedule = schedules.build_schedule(name, **{k: params[k] for k in known if k in params})
         prob = float(params.get("prob", 1.0))
@@ -462,6 +508,24 @@ def schedule_curve(cell: pd.Series) -> tuple[np.ndarray, np.ndarray, np.ndarray]
         return None
     steps = total_steps(cell)
     factors = np.array([schedule(step / steps) for step in range(steps)])
+    return np.arange(steps) / steps, prob * factors[:, 0], factors[:, 1]
+
+
+def event_curve(cell: pd.Series, params: dict) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """`schedule_curve` of an event schedule (on_unfreeze, on_plateau): off (0, 0) before the
+    cell's runs.csv `schedule_start_step`, then its `stages` (as `staged`'s, default full on)
+    counted from that step to the end of the budget; off all along where the event never came
+    (the column empty). Raises what `schedule_curve` catches for unreadable parameters."""
+    stages = params.get("stages", [[0.0, 1.0, 1.0]])
+    staged = schedules.build_schedule("staged", stages=stages)
+    steps = total_steps(cell)
+    start = pd.to_numeric(cell.get(START_COLUMN, math.nan), errors="coerce")
+    factors = np.zeros((steps, 2))
+    if pd.notna(start):
+        begin = int(start)
+        for step in range(min(begin, steps), steps):
+            factors[step] = staged((step - begin) / max(steps - begin, 1))
+    prob = float(params.get("prob", 1.0))
     return np.arange(steps) / steps, prob * factors[:, 0], factors[:, 1]
 
 
@@ -490,6 +554,9 @@ def schedule_figure(results: Results, folder: Path) -> list[Path]:
             skipped.append(arm)
             continue
         drawn.append(arm)
+        for x in schedule_start_fractions(results, arm):
+            for ax in axes[0]:
+                ax.axvline(x, color=styles[arm].colour, ls=START_LINE, lw=1.0)
         fraction, prob, strength = curve
         for ax, values in [(axes[0, 0], prob), (axes[0, 1], strength)]:
             ax.plot(
@@ -510,6 +577,8 @@ def schedule_figure(results: Results, folder: Path) -> list[Path]:
         for a in drawn
     ]  # fmt: skip
     title = "from each arm's schedule at every step; dashed: constant schedule"
+    if any(schedule_start_fractions(results, arm) for arm in drawn):
+        title += f"; {START_LEGEND}, as a fraction of the cell's steps"
     if skipped:
         title += f"; not drawn (parameters unreadable): {', '.join(skipped)}"
     draw.legend(fig, handles, style.plot_text(title, limit=200))

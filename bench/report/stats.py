@@ -18,6 +18,10 @@
   effects; `image_sd`, `seed_sd`: the test-image and seed components of a paired difference's
   spread (where each seed drew its own test images, the seed spread already contains theirs).
 - `holm`: Holm's step-down adjustment of a family of p-values.
+- `factor_contrast`: two crossed factors' largest main-effect differences compared (timing against
+  strength): Bonferroni-simultaneous paired t intervals of every pairwise level difference, the
+  interval of D = max |Δ_first| - max |Δ_second| they imply, and its p (the smallest level at
+  which that interval excludes 0).
 - `describe_groups`, `means`, `pooled_bins`: the per-group summaries the figures draw (t intervals
   per group, means over seeds or epochs, reliability bins pooled over seeds).
 
@@ -549,3 +553,96 @@ def pooled_bins(calibration: pd.DataFrame, by: list[str]) -> pd.DataFrame:
     total = pooled.groupby(by)["count"].transform("sum")
     pooled["share"] = pooled["count"] / total
     return pooled
+
+
+@dataclass(frozen=True)
+class FactorContrast:
+    """Two crossed factors' largest main-effect differences compared (`factor_contrast`).
+
+    `effect`: D = max_i |Δ_first,i| - max_j |Δ_second,j| (estimates); `ci_low`/`ci_high`: its
+    interval at the level asked; `differences`: per factor, (level a, level b, Δ = mean a - mean
+    b, low, high) of every pair of its levels, Bonferroni-simultaneous over all pairs of both
+    factors; `p_value`: the smallest level at which D's interval excludes 0; `p_equivalence`:
+    the smallest at which it lies within +-margin (NaN without a margin)."""
+
+    effect: float
+    ci_low: float
+    ci_high: float
+    n: int
+    p_value: float
+    p_equivalence: float
+    differences: tuple[list[tuple], list[tuple]]
+
+
+def _abs_bounds(low: np.ndarray, high: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The interval of |Δ| from an interval [low, high] of Δ: [0, max(|low|, |high|)] when it
+    holds 0, else its ends' absolute values in order."""
+    return np.maximum(0.0, np.maximum(low, -high)), np.maximum(np.abs(low), np.abs(high))
+
+
+def factor_contrast(
+    values: np.ndarray, alpha: float = ALPHA, margin: float = math.nan
+) -> FactorContrast:
+    """Is the first factor's largest main-effect difference larger than the second's?
+
+    `values` [first levels F >= 2, second levels S >= 2, seeds n >= 2]: the metric of every cell
+    of a complete crossing, seeds paired. Per seed, the main-effect means of a level average
+    over the other factor's levels (m_f: over S, m_s: over F). Every pairwise difference of
+    levels of one factor (F(F-1)/2 + S(S-1)/2 = M pairs in all) gets a paired t interval at
+    level alpha / M (Bonferroni: all M cover their true differences together with probability
+    >= 1 - alpha); from them an interval of each |Δ|, and of
+    D = max_f |Δ_f| - max_s |Δ_s|: [max_f low|Δ_f| - max_s high|Δ_s|, max_f high|Δ_f| -
+    max_s low|Δ_s|], which covers D whenever all M intervals cover theirs, whatever F and S.
+    The estimate max |Δ̂| of a factor with more levels is biased up (it is the range of more
+    noisy means); the interval carries that, so noise alone rarely clears 0 on either side.
+    """
+    values = np.asarray(values, dtype=float)
+    levels_f, levels_s, n = values.shape
+    if levels_f < 2 or levels_s < 2 or n < 2 or not np.isfinite(values).all():
+        raise ValueError(
+            f"a complete crossing of >= 2 x >= 2 levels and >= 2 seeds, got {values.shape}"
+        )
+    pairs = [list(itertools.combinations(range(levels_f), 2)),
+             list(itertools.combinations(range(levels_s), 2))]  # fmt: skip
+    means = [values.mean(axis=1), values.mean(axis=0)]  # [F, n], [S, n]
+    diffs = [np.array([means[k][i] - means[k][j] for i, j in pairs[k]]) for k in (0, 1)]
+    total = len(pairs[0]) + len(pairs[1])
+    estimate = [d.mean(axis=1) for d in diffs]
+    se = [d.std(axis=1, ddof=1) / math.sqrt(n) for d in diffs]
+
+    def bounds(level: float) -> tuple[float, float, list]:
+        critical = float(sps.t.ppf(1 - level / (2 * total), n - 1))
+        found = []
+        for k in (0, 1):
+            with np.errstate(invalid="ignore"):  # no spread: no width at any level (inf x 0)
+                half = np.where(se[k] > 0, critical * se[k], 0.0)
+            low, high = estimate[k] - half, estimate[k] + half
+            found.append((low, high, *_abs_bounds(low, high)))
+        (_, _, low_f, high_f), (_, _, low_s, high_s) = found
+        return float(low_f.max() - high_s.max()), float(high_f.max() - low_s.max()), found
+
+    def smallest(holds) -> float:
+        """The smallest level in (0, 1] at which holds(low, high) (which only gains as the
+        level rises: intervals narrow), by bisection on its logarithm; 1 when not even there."""
+        if not holds(*bounds(1.0)[:2]):
+            return 1.0
+        lo, hi = -40.0, 0.0  # log10 of the level
+        if holds(*bounds(10**lo)[:2]):
+            return 10**lo
+        for _ in range(60):
+            middle = (lo + hi) / 2
+            lo, hi = (lo, middle) if holds(*bounds(10**middle)[:2]) else (middle, hi)
+        return float(10**hi)
+
+    low, high, found = bounds(alpha)
+    effect = float(np.abs(estimate[0]).max() - np.abs(estimate[1]).max())
+    p_value = smallest(lambda lo, hi: lo > 0 or hi < 0)
+    p_equivalence = (
+        smallest(lambda lo, hi: -margin < lo and hi < margin) if margin > 0 else math.nan
+    )
+    differences = tuple(
+        [(i, j, float(e), float(lo), float(hi))
+         for (i, j), e, lo, hi in zip(pairs[k], estimate[k], found[k][0], found[k][1], strict=True)]
+        for k in (0, 1)
+    )  # fmt: skip
+    return FactorContrast(effect, low, high, n, p_value, p_equivalence, differences)

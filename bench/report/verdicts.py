@@ -35,6 +35,13 @@ decided row's whole interval lies beyond the margin. `finding`: the claim whose 
 belongs to (`Claim.finding`); `regime`, `hparams_a`/`_b`, `converged_a`/`_b`: what the row
 speaks for, each arm's selected settings and convergence flags.
 
+A factor claim (`Claim.factors`, `timing_matters_more_than_strength`) has one row per scope: the
+crossing of its regularizer's start times with its strengths (`crossing`), its effect D and
+interval from `stats.factor_contrast`, its p the smallest level at which that interval excludes 0
+(so it joins Holm like any p). A claim on an arm with an event schedule (on_unfreeze, on_plateau)
+none of whose cells in a scope switched on (runs.csv `schedule_start_step` empty) is `not
+measured` there (`never_started`).
+
 Verdict (`verdict_of`): `supported` / `contradicted` when p_holm < 0.05, |effect| >= margin (the
 point estimate) and the image-level interval (where there is one) excludes 0, in / against the
 claimed direction; else `equivalent` when p_equivalence_holm < 0.05; else `inconclusive`; `not
@@ -43,6 +50,7 @@ measured` when the sweep lacks the cells or the column.
 
 from __future__ import annotations
 
+import itertools
 import json
 import math
 from dataclasses import dataclass
@@ -52,9 +60,10 @@ import pandas as pd
 
 from bench import schema  # column declarations only: no torch behind it
 from bench.report import stats, style
-from bench.report.claims import CLAIMS, Claim
+from bench.report.claims import CLAIMS, EVENT_SCHEDULES, TIMING_SCHEDULES, Claim
 from bench.report.derive import matches
 from bench.report.load import Results
+from regularizers import schedules  # no torch behind it (regularizers/__init__.py is lazy)
 
 COLUMNS = [
     "claim_id",
@@ -355,6 +364,13 @@ def _compare_pair(results: Results, claim: Claim, pair: Pair, where: dict, named
     reason = _missing(results, claim, pair, where)
     if reason:
         return _row(claim, pair, scope, None, reason)
+    started = [never_started(results, _select(results.ok, label, where)) for label in pair]
+    for label, (never, total) in zip(pair, started, strict=True):
+        if total and never == total:
+            reason = (f"the regularizer of {label} never switched on in any of its {total} "
+                      "cell(s) (runs.csv schedule_start_step empty): the arm is none under "
+                      "another name")  # fmt: skip
+            return _row(claim, pair, scope, None, reason)
     a = per_seed(results, pair[0], where, claim.metric)
     b = per_seed(results, pair[1], where, claim.metric)
     if claim.statistic == "std" and min(len(a.index.intersection(b.index)), len(a), len(b)) < 3:
@@ -365,7 +381,10 @@ def _compare_pair(results: Results, claim: Claim, pair: Pair, where: dict, named
     parts = ImageParts(case=test_images_case(results, cells))
     if claim.statistic == "mean" and claim.metric in image_metrics() and results.outcomes:
         parts = _image_parts(results, claim, pair, where, seed, parts.case)
-    note = parts.note
+    note = "; ".join(filter(None, [parts.note, *(
+        f"{never} of {total} {label} cell(s) never switched on (schedule_start_step empty), "
+        "compared as they ran" for label, (never, total) in zip(pair, started, strict=True)
+        if never)]))  # fmt: skip
     companion = getattr(schema.METRICS.get(claim.metric), "companion", "")
     if companion:
         note = "; ".join(filter(None, [note, _companion_note(results, pair, where, companion)]))
@@ -571,12 +590,166 @@ def size_budget(cells: pd.DataFrame) -> tuple[str, str]:
     )
 
 
+START_COLUMN = "schedule_start_step"  # runs.csv: empty when an event schedule never started
+
+
+def never_started(results: Results, cells: pd.DataFrame) -> tuple[int, int]:
+    """(cells whose schedule never started, cells with an event schedule) among `cells`: an
+    `EVENT_SCHEDULES` cell with an empty runs.csv `schedule_start_step` ran without its
+    regularizer. (0, 0) where runs.csv has no such column (results written before issue 28)."""
+    if START_COLUMN not in results.runs.columns or cells.empty:
+        return 0, 0
+    event = cells[cells["schedule"].isin(EVENT_SCHEDULES)]
+    return int(event[START_COLUMN].isna().sum()), len(event)
+
+
+# The regularizer_params that set a cell's schedule rather than its strength: `schedule` and
+# every parameter a schedule declares (`stages`, `ramp`, ...; read from the registry).
+SCHEDULE_PARAMS = frozenset({style.SCHEDULE}).union(
+    *(cls.PARAMS for cls in schedules.SCHEDULES.values())
+)
+
+
+def _params(text: object) -> dict:
+    try:
+        found = json.loads(text) if isinstance(text, str) and text else {}
+    except ValueError:  # load.py refuses these; never here
+        found = {}
+    return found if isinstance(found, dict) else {}
+
+
+def _level_labels(keys: list[dict], shown: list[str]) -> list[str]:
+    """Each level's label: its values of the parameters that differ between levels."""
+    varying = [n for n in sorted(set().union(*keys)) if len({json.dumps(k.get(n), sort_keys=True)
+                                                             for k in keys}) > 1]  # fmt: skip
+    return [
+        ", ".join(filter(None, [base, *(f"{n}={json.dumps(k.get(n), sort_keys=True)}"
+                                        for n in varying)])) or "all"
+        for k, base in zip(keys, shown, strict=True)
+    ]  # fmt: skip
+
+
+@dataclass(frozen=True)
+class Crossing:
+    """A scope's complete crossing of a factor claim: the metric [timing, strength, seed]."""
+
+    timing: list[str]
+    strength: list[str]
+    seeds: list
+    values: np.ndarray
+    cells: pd.DataFrame
+    notes: list[str]
+
+
+def crossing(results: Results, claim: Claim, where: dict) -> Crossing | str:
+    """The complete crossing of TIMING (the cells' schedule among `TIMING_SCHEDULES`, with its
+    parameters where they differ) and STRENGTH (the other regularizer_params) of the claim's
+    regularizer in one scope, or why there is none (a `not measured` reason). Cells of another
+    schedule (`staged`) are left out; a timing level none of whose cells switched on is left
+    out (it is the arm without the regularizer); the seeds are those with every combination."""
+    regularizer, metric = claim.arm_a.regularizer, claim.metric
+    if metric in results.absent_columns or metric not in results.runs.columns:
+        return f"runs.csv has no {metric} column"
+    ok = results.ok
+    cells = ok[(ok["regularizer"] == regularizer) & matches(ok, where)].dropna(subset=[metric])
+    if cells.empty:
+        return f"no {regularizer} cells with {metric} values"
+    notes = []
+    other = sorted(set(cells["schedule"]) - set(TIMING_SCHEDULES))
+    if other:
+        notes.append(f"{', '.join(other)} cells left out: a schedule's shape, not a start time")
+    cells = cells[cells["schedule"].isin(TIMING_SCHEDULES)]
+    params = [_params(t) for t in cells["regularizer_params"]]
+    timing_keys = [{k: v for k, v in p.items() if k in SCHEDULE_PARAMS - {style.SCHEDULE}}
+                   for p in params]  # fmt: skip
+    strength_keys = [{k: v for k, v in p.items() if k not in SCHEDULE_PARAMS} for p in params]
+    timing = _level_labels(timing_keys, list(cells["schedule"]))
+    strength = _level_labels(strength_keys, [""] * len(cells))
+    cells = cells.assign(timing_level=timing, strength_level=strength)
+    for level, group in cells.groupby("timing_level", sort=False):
+        never, total = never_started(results, group)
+        if total and never == total:
+            notes.append(f"{regularizer} ({level}) left out: it never switched on in any of its "
+                         f"{total} cell(s) (schedule_start_step empty)")  # fmt: skip
+            cells = cells[cells["timing_level"] != level]
+        elif never:
+            notes.append(f"{never} of {total} {regularizer} ({level}) cell(s) never switched on "
+                         "(schedule_start_step empty), compared as they ran")  # fmt: skip
+    order = {name: i for i, name in enumerate(TIMING_SCHEDULES)}
+    timings = sorted(set(cells["timing_level"]), key=lambda t: (order[t.split(",")[0]], t))
+    strengths = sorted(set(cells["strength_level"]), key=style.plot_text)
+    left = "".join(f"; {note}" for note in notes)
+    for name, levels in (("timing", timings), ("strength", strengths)):
+        if len(levels) < 2:
+            shown = ", ".join(levels) or "none"
+            return f"fewer than 2 {name} levels of {regularizer} ({shown}){left}"
+    per_seed_values = cells.groupby(["timing_level", "strength_level", "seed"])[metric].mean()
+    seeds = None
+    for t, k in itertools.product(timings, strengths):
+        if (t, k) not in per_seed_values.index.droplevel(2):
+            return f"incomplete crossing: no {regularizer} ({t}, {k}) cells{left}"
+        found = set(per_seed_values.loc[(t, k)].index)
+        seeds = found if seeds is None else seeds & found
+    seeds = sorted(seeds)
+    if len(seeds) < 2:
+        return f"fewer than 2 seeds have every timing x strength combination{left}"
+    values = np.array([[[per_seed_values.loc[(t, k, s)] for s in seeds] for k in strengths]
+                       for t in timings])  # fmt: skip
+    return Crossing(timings, strengths, seeds, values, cells, notes)
+
+
+def _difference_text(metric: str, levels: list[str], pair: tuple) -> str:
+    """'on_plateau - constant = +2.10 pp [0.80, 3.40]', oriented so the difference is >= 0."""
+    i, j, effect, low, high = pair
+    if effect < 0:
+        i, j, effect, low, high = j, i, -effect, -high, -low
+    column = schema.METRICS.get(metric)
+    scale, unit = (100.0, "pp") if column is not None and column.unit == "%" else (1.0, "")
+    shown = f"{scale * effect:+.2f} {unit}".rstrip()
+    return f"{levels[i]} - {levels[j]} = {shown} [{scale * low:.2f}, {scale * high:.2f}]"
+
+
+def _factors(results: Results, claim: Claim) -> list[dict]:
+    """One row per scope: the larger main-effect difference of TIMING against STRENGTH
+    (`crossing`, `stats.factor_contrast`); `not measured` without a complete crossing."""
+    label = style.arm_label(claim.arm_a)
+    pair = (label, label)
+    rows = []
+    for where in _scopes(results, claim.protocol):
+        scope = _scope_text(results, where)
+        found = crossing(results, claim, where)
+        if isinstance(found, str):
+            rows.append(_row(claim, pair, scope, None, found))
+            continue
+        contrast = stats.factor_contrast(found.values, stats.ALPHA, claim.smallest_effect)
+        largest = [max(d, key=lambda p: abs(p[2])) for d in contrast.differences]
+        pairs = len(contrast.differences[0]) + len(contrast.differences[1])
+        note = "; ".join([
+            f"largest timing difference {_difference_text(claim.metric, found.timing, largest[0])}",
+            f"largest strength difference "
+            f"{_difference_text(claim.metric, found.strength, largest[1])}",
+            f"{len(found.timing)} timing x {len(found.strength)} strength levels paired over "
+            f"{contrast.n} seeds; intervals Bonferroni over {pairs} pairwise differences",
+            *found.notes,
+        ])  # fmt: skip
+        result = stats.Comparison(contrast.effect, contrast.ci_low, contrast.ci_high, contrast.n,
+                                  contrast.p_value, "", p_equivalence=contrast.p_equivalence)  # fmt: skip
+        parts = ImageParts(case=test_images_case(results, found.cells))
+        context = {"regime": regime_text(results, found.cells, where),
+                   "converged_a": convergence_text(found.cells)}  # fmt: skip
+        rows.append({**_row(claim, pair, scope, result, note, parts=parts), **context})
+    return rows
+
+
 def evaluate_claims(results: Results, claims: list[Claim] = CLAIMS) -> pd.DataFrame:
     """Every claim in every scope, with the table-wide columns: Holm-adjusted p and equivalence
     p, seeds needed at the first Holm threshold, and the verdict (`verdict_of`)."""
     rows = []
     for claim in claims:
-        rows += _across(results, claim) if claim.across else _pairwise(results, claim)
+        if claim.factors:
+            rows += _factors(results, claim)
+        else:
+            rows += _across(results, claim) if claim.across else _pairwise(results, claim)
     table = pd.DataFrame(rows, columns=COLUMNS)
     table["n"] = table["n"].astype(int)
     for column in COLUMNS:

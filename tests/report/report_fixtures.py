@@ -49,6 +49,9 @@ PROTOCOL_TEST_ACC = {"frozen": 0.72, "unfrozen": 0.82, "staged": 0.80, "scratch"
 # Planted per-arm values (fractions), keyed by arm label.
 TEST_EFFECT = {"none": 0.0, "random_erasing": 0.005, "mixup": 0.01, "cutmix": 0.02}
 TEST_EFFECT["cutmix (staged)"] = 0.03
+# issue 28: the event schedules (tests of timing against strength plant their own values)
+TEST_EFFECT["cutmix (on_plateau)"] = 0.03
+TEST_EFFECT["cutmix (on_unfreeze)"] = 0.025
 # Unfrozen: cutmix helps less (cutmix_hurts_unfrozen_more) and random erasing not at all.
 UNFROZEN_TEST_EFFECT = {"random_erasing": 0.0, "cutmix": 0.008, "cutmix (staged)": 0.018}
 SMALL_DATA_CUTMIX_EFFECT = -0.01  # train_size < 1000: cutmix below none
@@ -56,11 +59,13 @@ SMALL_OBJECT_CUTMIX_EFFECT = 0.04  # object_fraction < 1: cutmix helps more (iss
 # issue 28: two-object recall per arm (written with composites=True; else empty)
 COMPOSITE_RECALL = {"none": 0.30, "random_erasing": 0.31, "mixup": 0.36, "cutmix": 0.45}
 GAP = {"none": 0.15, "random_erasing": 0.12, "mixup": 0.08, "cutmix": 0.05, "cutmix (staged)": 0.06}
+GAP["cutmix (on_plateau)"] = GAP["cutmix (on_unfreeze)"] = 0.06
 ECE = {"none": 0.05, "random_erasing": 0.045, "mixup": 0.06, "cutmix": 0.03}
-ECE["cutmix (staged)"] = 0.035
+ECE["cutmix (staged)"] = ECE["cutmix (on_plateau)"] = ECE["cutmix (on_unfreeze)"] = 0.035
 ECE_TS = 0.02  # every arm: no difference after temperature scaling
 OVERCONFIDENCE = {"none": 0.05, "random_erasing": 0.04, "mixup": -0.03, "cutmix": -0.01}
-OVERCONFIDENCE["cutmix (staged)"] = 0.0
+OVERCONFIDENCE["cutmix (staged)"] = OVERCONFIDENCE["cutmix (on_plateau)"] = 0.0
+OVERCONFIDENCE["cutmix (on_unfreeze)"] = 0.0
 FLIP_RATE = 0.04  # every arm: no difference
 CORRUPTION_DROP = {"none": 0.25, "random_erasing": 0.22, "mixup": 0.15, "cutmix": 0.20}
 CORRUPTION_ECE = {"none": 0.12, "random_erasing": 0.11, "mixup": 0.08, "cutmix": 0.10}
@@ -94,6 +99,8 @@ PLANTED_VERDICTS = {
     "cutmix_struggles_object_fills_frame": "not measured",  # one object fraction
     "cutmix_raises_two_object_recall": "not measured",  # composite_size 0
     "cutmix_two_object_recall_beats_mixup": "not measured",
+    "on_plateau_cutmix_beats_cutmix_from_start": "not measured",  # no on_plateau arm
+    "timing_matters_more_than_strength": "not measured",  # one timing level (staged is none)
 }
 
 

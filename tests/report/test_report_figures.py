@@ -6,6 +6,7 @@ trend (several sizes per panel)."""
 from __future__ import annotations
 
 import itertools
+import math
 from pathlib import Path
 
 import pandas as pd
@@ -101,3 +102,76 @@ def test_a_column_that_varies_within_a_train_size_stays_a_figure_row():
         "batch_size"
     ]
     assert figures.columns_with_train_size(ok[ok["train_size"] == 100], ["batch_size"]) == []
+
+
+# issue 28: where a schedule started (runs.csv schedule_start_step), on both figures
+
+
+def _started(tmp_path, starts):
+    """none, cutmix and cutmix (on_plateau), frozen, 3 seeds, 4 epochs of 2000 / 128 = 15 steps
+    (60 steps); `starts(seed)`: the on_plateau cells' schedule_start_step; cutmix's is 0."""
+    import math
+
+    import numpy as np
+    from report_fixtures import make_results
+
+    arms = [("none", "constant"), ("cutmix", "constant"), ("cutmix", "on_plateau")]
+    runs = make_results(tmp_path, arms=arms, protocols=("frozen",))
+    runs["schedule_start_step"] = np.where(runs["regularizer"] == "cutmix", 0.0, math.nan)
+    plateau = runs["schedule"] == "on_plateau"
+    runs.loc[plateau, "schedule_start_step"] = [starts(s) for s in runs.loc[plateau, "seed"]]
+    runs.to_csv(tmp_path / "runs.csv", index=False)
+    return load_results(tmp_path)
+
+
+def _start_lines(fig):
+    return [
+        (line.get_color(), line.get_xdata()[0])
+        for ax in fig.axes
+        for line in ax.lines
+        if line.get_linestyle() == figures.START_LINE
+    ]
+
+
+def test_schedule_starts_are_drawn_where_recorded_and_past_step_0(tmp_path, monkeypatch):
+    results = _started(tmp_path, lambda seed: 30.0 if seed else 45.0)
+    plateau = "cutmix (on_plateau)"
+    # 15 steps per epoch: step 30 ends epoch 2, step 45 epoch 3; cutmix's 0 is not drawn
+    assert figures.schedule_start_epochs(results, "frozen", "") == [
+        (plateau, pytest.approx(2.0)),
+        (plateau, pytest.approx(3.0)),
+    ]
+    assert figures.schedule_start_fractions(results, plateau) == [0.5, 0.75]  # of 60 steps
+    assert figures.schedule_start_fractions(results, "cutmix") == []
+    colour = results.styles[plateau].colour
+    curves = drawn(monkeypatch, figures.curves_figure, results, tmp_path)
+    assert sorted(x for c, x in _start_lines(curves)) == [2.0, 2.0, 3.0, 3.0]  # two panels
+    assert {c for c, _ in _start_lines(curves)} == {colour}
+    assert figures.START_LEGEND in curves.legends[0].get_title().get_text()
+    schedule = drawn(monkeypatch, figures.schedule_figure, results, tmp_path)
+    assert sorted(x for _, x in _start_lines(schedule)) == [0.5, 0.5, 0.75, 0.75]
+    assert figures.START_LEGEND in schedule.legends[0].get_title().get_text()
+    # the drawn curve of the first cell (seed 0, step 45) is off before its start, on after
+    fraction, prob, strength = figures.schedule_curve(
+        results.ok[results.ok["arm"] == plateau].iloc[0]
+    )
+    assert prob[fraction < 0.75].max() == 0 and prob[fraction >= 0.75].min() == 1.0
+
+
+def test_no_schedule_start_line_where_none_started_late(tmp_path, monkeypatch):
+    # never switched on (empty) and started at step 0: nothing to mark, no legend line
+    results = _started(tmp_path, lambda seed: math.nan if seed else 0.0)
+    assert figures.schedule_start_epochs(results, "frozen", "") == []
+    for make in (figures.curves_figure, figures.schedule_figure):
+        fig = drawn(monkeypatch, make, results, tmp_path)
+        assert _start_lines(fig) == []
+        assert figures.START_LEGEND not in fig.legends[0].get_title().get_text()
+    plateau = results.ok[results.ok["arm"] == "cutmix (on_plateau)"]
+    never = plateau[plateau["schedule_start_step"].isna()].iloc[0]
+    assert figures.schedule_curve(never)[1].max() == 0  # off all along
+
+
+def test_results_without_the_column_draw_no_start_line(evidence, monkeypatch, tmp_path):
+    assert "schedule_start_step" not in evidence.measured
+    fig = drawn(monkeypatch, figures.curves_figure, evidence, tmp_path)
+    assert _start_lines(fig) == []
