@@ -43,6 +43,7 @@ from bench.sweep import Sweep
 IMAGE_STEPS = (1000, 2000, 5000, CIFAR10_TEST)  # test images per seed the planner tries
 DEFAULT_BUDGET_HOURS = 24.0
 CLAIM_ARMS = {c.claim_id: (c.arm_a, c.arm_b) for c in CLAIMS}
+FACTOR_CLAIMS = {c.claim_id for c in CLAIMS if c.factors}  # planned by no single paired sd
 
 
 class PlanError(ValueError):
@@ -231,7 +232,9 @@ def plan_sweep(
             skipped.append(f"{label}: not measured in the pilot ({row.note})")
             continue
         if not (math.isfinite(row.sd) and row.sd > 0 and row.n >= 2):
-            why = "a spread claim (std over seeds)" if math.isnan(row.sd) else f"sd {row.sd:g}"
+            kind = ("a crossing of two factors (simultaneous intervals, no one paired sd)"
+                    if row.claim_id in FACTOR_CLAIMS else "a spread claim (std over seeds)")  # fmt: skip
+            why = kind if math.isnan(row.sd) else f"sd {row.sd:g}"
             skipped.append(f"{label}: no paired spread to plan from ({why}, n={row.n})")
             continue
         where = wheres.get(row.scope)
