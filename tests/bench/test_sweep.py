@@ -114,6 +114,28 @@ def test_run_ids_stable_and_overrides(tmp_path: Path) -> None:
     assert cfg.run_id == cfg.replace(device="cuda", data_dir="/x", sweep="other").run_id
 
 
+@pytest.mark.parametrize("name", ["cpu-essay", "gpu-essay"])
+def test_the_essay_presets_exercise_all_four_of_issue_28s_axes(name: str) -> None:
+    """Timing x strength crossed in one scope, none and MixUp beside them, composites measured,
+    object size an axis; the GPU design is sized for evidence (10 seeds, lr selected)."""
+    sweep = load_sweep(SWEEPS / f"{name}.toml")
+    cutmix = [c.regularizer_params for c in sweep.cells if c.regularizer == "cutmix"]
+    timings = {p.get("schedule", "constant") for p in cutmix}
+    strengths = {str(p.get("minmax")) for p in cutmix}
+    assert timings == {"constant", "on_unfreeze", "on_plateau"} and len(strengths) == 2
+    assert len(cutmix) == len({str(sorted(p.items())) for p in cutmix}) * len(
+        {(c.seed, c.backbone, c.object_fraction) for c in sweep.cells}
+    )  # every timing x strength arm in every scope and seed
+    assert {"none", "mixup"} <= {c.regularizer for c in sweep.cells}
+    assert min(c.composite_size for c in sweep.cells) > 0
+    assert {1.0} < {c.object_fraction for c in sweep.cells}
+    assert {c.stop for c in sweep.cells} == {"plateau"}
+    if name == "gpu-essay":
+        assert len({c.seed for c in sweep.cells}) >= 10 and sweep.search is not None
+    gpu_full = load_sweep(SWEEPS / "gpu-full.toml")
+    assert min(c.composite_size for c in gpu_full.cells) > 0  # two-object claims everywhere
+
+
 @pytest.mark.parametrize("name", sorted(path.stem for path in SWEEPS.glob("*.toml")))
 def test_shipped_sweeps_are_valid(name: str) -> None:
     sweep = load_sweep(SWEEPS / f"{name}.toml")
