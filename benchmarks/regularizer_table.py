@@ -253,7 +253,7 @@ class CallSlot:
     def __init__(self, fn: Callable | None, targets: torch.Tensor) -> None:
         self.fn, self.targets = fn, targets
 
-    def set_progress(self, progress: float) -> None:
+    def set_progress(self, progress: float, on: bool = True) -> None:
         pass
 
     def __call__(self, images, labels, generator=None):
