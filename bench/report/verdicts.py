@@ -115,14 +115,22 @@ Pair = tuple[str, str]  # the arm labels (variants) a claim row compares: arm_a'
 
 
 def variant_pairs(results: Results, claim: Claim) -> list[Pair]:
-    """Every combination of a variant of arm_a with a variant of arm_b, in display order.
+    """Every combination of a variant of arm_a with a variant of arm_b, in display order; where
+    both arms are one regularizer (on-plateau CutMix against CutMix from the start), only the
+    variants with the same parameters are paired (the claim is about the schedule, so the
+    strength is held fixed), unless no two variants match.
 
     An arm without cells in the sweep stands for itself (its plain label), so the claim's row
     can say 'no ... cells'. Both arms with a single variant: one pair, as before variants.
     """
     a = results.variants.get(claim.arm_a) or [style.arm_label(claim.arm_a)]
     b = results.variants.get(claim.arm_b) or [style.arm_label(claim.arm_b)]
-    return [(label_a, label_b) for label_a in a for label_b in b]
+    pairs = [(label_a, label_b) for label_a in a for label_b in b]
+    if claim.arm_a.regularizer == claim.arm_b.regularizer:
+        variant = {label: style.variant_of(arm) for label, arm in results.arms.items()}
+        matched = [(x, y) for x, y in pairs if x in variant and variant.get(x) == variant.get(y)]
+        return matched or pairs
+    return pairs
 
 
 def _select(frame: pd.DataFrame, label: str, where: dict) -> pd.DataFrame:
@@ -663,7 +671,14 @@ def crossing(results: Results, claim: Claim, where: dict) -> Crossing | str:
     timing_keys = [{k: v for k, v in p.items() if k in SCHEDULE_PARAMS - {style.SCHEDULE}}
                    for p in params]  # fmt: skip
     strength_keys = [{k: v for k, v in p.items() if k not in SCHEDULE_PARAMS} for p in params]
-    timing = _level_labels(timing_keys, list(cells["schedule"]))
+    # a timing level is its schedule, with the schedule's own parameters where they differ
+    # between cells of that schedule (two on_plateau variants), not where schedules differ
+    timing = [""] * len(cells)
+    for name in set(cells["schedule"]):
+        rows = [i for i, shown in enumerate(cells["schedule"]) if shown == name]
+        labels = _level_labels([timing_keys[i] for i in rows], [name] * len(rows))
+        for i, label in zip(rows, labels, strict=True):
+            timing[i] = label
     strength = _level_labels(strength_keys, [""] * len(cells))
     cells = cells.assign(timing_level=timing, strength_level=strength)
     for level, group in cells.groupby("timing_level", sort=False):

@@ -270,3 +270,27 @@ def test_a_timing_level_that_never_switched_on_is_left_out(tmp_path):
     assert row.verdict != "supported"
     assert "cutmix (on_plateau) left out: it never switched on in any of its 10 cell(s)" in row.note
     assert "2 timing x 2 strength levels" in row.note
+
+
+def test_real_rows_stages_name_no_timing_level_and_strengths_are_held_fixed(tmp_path):
+    """As the training side writes them, an event schedule's row carries its `stages`, which a
+    constant one has not: the timing levels are still the schedules (stages shown only where two
+    cells of one schedule differ in them), and on_plateau CutMix is compared with CutMix from the
+    start at the same strength only (alpha 0.2 with 0.2, 1.0 with 1.0), never across."""
+    runs = crossing_results(tmp_path, planted({"constant": 0.0, "on_unfreeze": 0.01,
+                                               "on_plateau": 0.04}, {1.0: 0.0, 0.2: 0.003}))  # fmt: skip
+    event = runs["schedule"].isin(["on_unfreeze", "on_plateau"])
+    runs.loc[event, "regularizer_params"] = [
+        json.dumps({**json.loads(text), "stages": [[0.0, 1.0, 1.0]]}, sort_keys=True)
+        for text in runs.loc[event, "regularizer_params"]
+    ]
+    _write(tmp_path, runs)
+    (row,) = _rows(tmp_path, TIMING).itertuples()
+    assert "largest timing difference on_plateau - constant = +4." in row.note
+    assert "stages" not in row.note
+    plateau = _rows(tmp_path, ON_PLATEAU)
+    assert len(plateau) == 2  # 2 strengths matched, not 2 x 2 combinations
+    for scope in plateau["scope"]:
+        alphas = [part.split("alpha=")[1][:3] for part in scope.split(" vs ")]
+        assert alphas[0] == alphas[1], scope
+    assert plateau["effect"].tolist() == pytest.approx([0.04, 0.04], abs=0.003)
