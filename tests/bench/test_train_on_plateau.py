@@ -101,6 +101,7 @@ def test_a_constant_schedule_counts_from_the_start():
     [
         ({"patience": 8}, r"patience=8 is invalid; allowed: an integer < epochs \(8\) with stop "
                           r"'plateau' or an on_plateau schedule"),
+        ({"val_size": 0}, r"val_size=0 is invalid.*validation split"),  # no plateau to wait for
         ({"regularizer_params": {"schedule": "on_unfreeze"}},
          r"protocol='frozen' is invalid; allowed: staged or head_first with the on_unfreeze"),
         ({"protocol": "unfrozen", "regularizer_params": {"schedule": "on_unfreeze"}},
