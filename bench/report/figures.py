@@ -416,14 +416,28 @@ def steps_per_epoch(train_size: float, batch_size: float) -> int:
     return max(1, math.floor(train_size / batch_size))
 
 
+def step_budget(cell: pd.Series) -> int:
+    """A cell's step budget as bench.train.StepPlan sets it: `train_steps`, or `train_passes`
+    passes of full batches (issue 23); 0 without one (the budget is then `epochs` passes)."""
+    steps = pd.to_numeric(cell.get("train_steps", math.nan), errors="coerce")
+    if pd.notna(steps) and steps > 0:
+        return int(steps)
+    passes = pd.to_numeric(cell.get("train_passes", math.nan), errors="coerce")
+    if pd.notna(passes) and passes > 0:
+        batch = min(cell["batch_size"], cell["train_size"])
+        return round(float(passes) * steps_per_epoch(cell["train_size"], batch))
+    return 0
+
+
 def epoch_ends(cell: pd.Series) -> list[int]:
     """The optimizer step at the end of each of a cell's epochs, as bench.train.StepPlan counts
-    them: with a step budget (`train_steps`), epoch e ends at e * train_steps // epochs (an
-    epoch is then an evaluation period, not a pass over the data); else e * steps per pass."""
+    them: with a step budget (`train_steps` or `train_passes`: step_budget), epoch e ends at
+    e * budget // epochs (an epoch is then an evaluation period, not a pass over the data); else
+    e * steps per pass."""
     epochs = int(cell["epochs"])
-    budget = pd.to_numeric(cell.get("train_steps", math.nan), errors="coerce")
-    if pd.notna(budget) and budget > 0:
-        return [e * int(budget) // epochs for e in range(1, epochs + 1)]
+    budget = step_budget(cell)
+    if budget:
+        return [e * budget // epochs for e in range(1, epochs + 1)]
     batch = min(cell["batch_size"], cell["train_size"])
     return [e * steps_per_epoch(cell["train_size"], batch) for e in range(1, epochs + 1)]
 
@@ -484,12 +498,9 @@ def schedule_start_fractions(results: Results, arm: str) -> list[float]:
 
 
 def total_steps(cell: pd.Series) -> int:
-    """The optimizer steps of one cell: `train_steps` where a step budget was set, else epochs
-    x steps per epoch."""
-    budget = cell.get("train_steps", math.nan)
-    if isinstance(budget, float) and math.isfinite(budget) and budget > 0:
-        return int(budget)
-    return int(cell["epochs"]) * steps_per_epoch(cell["train_size"], cell["batch_size"])
+    """The optimizer steps of one cell's budget (the cap under the plateau rule): its step
+    budget (`step_budget`), else epochs x steps per epoch."""
+    return epoch_ends(cell)[-1]
 
 
 def schedule_curve(cell: pd.Series) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:

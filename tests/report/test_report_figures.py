@@ -45,6 +45,12 @@ def test_epoch_ends_follow_the_step_plan():
     assert figures.step_to_epoch(passes, 20) == pytest.approx(2.0)
     small = pd.Series({"epochs": 3, "train_size": 100, "batch_size": 128})  # no train_steps
     assert figures.epoch_ends(small) == [1, 2, 3]  # the batch is capped at the training set
+    # a budget in passes (issue 23): 30 passes of 15 full batches in 6 periods, not 6 passes
+    capped = pd.Series({"epochs": 6, "train_steps": 0, "train_passes": 30.0,
+                        "train_size": 1000, "batch_size": 64})  # fmt: skip
+    assert figures.epoch_ends(capped) == [75, 150, 225, 300, 375, 450]
+    assert figures.total_steps(capped) == 450 and figures.total_steps(budget) == 120
+    assert figures.step_to_epoch(capped, 150) == pytest.approx(2.0)
 
 
 def test_unfreeze_line_lies_within_the_curves_x_range(evidence, monkeypatch, tmp_path):
