@@ -58,6 +58,7 @@ from bench.config import (
     resolved_bn,
     resolved_channels_last,
     schedule_event,
+    watches_plateau,
 )
 from bench.device import CudaTimer, Device, HostTimer
 from bench.inference import AUTOCAST_DTYPES, predict_logits
@@ -358,11 +359,6 @@ class StepPlan:
         """An on_plateau schedule whose plateau has not come yet."""
         return self.schedule_counts_from == "plateau" and self.schedule_start >= self.total_steps
 
-    @property
-    def watches_plateau(self) -> bool:
-        """Whether validation accuracy is checked after every epoch (config.watches_plateau)."""
-        return self.plateau or self.schedule_counts_from == "plateau"
-
     @classmethod
     def for_cell(cls, cfg: RunConfig, n_train: int) -> StepPlan:
         batch_size = min(cfg.batch_size, n_train)
@@ -546,7 +542,7 @@ def fit(cell: Cell, epoch_rows: list[dict[str, Any]], progress: CellProgress) ->
     evaluations: list[Evaluation] = []
     val_curve: dict[int, float] = {}  # evaluated epoch -> val accuracy
     loss_sum, loss_steps = torch.zeros((), device=device), 0  # since the last evaluation
-    rule = Plateau(plan.patience, plan.min_gain) if plan.watches_plateau else None
+    rule = Plateau(plan.patience, plan.min_gain) if watches_plateau(cfg) else None
     stop_reason = "cap" if plan.plateau else "budget"
 
     def record(epoch: int, plan: StepPlan, step: int, loss, rate: float) -> Evaluation:

@@ -26,6 +26,7 @@ from dataclasses import dataclass
 from bench import schema  # column declarations only: no torch behind it
 from bench.arms import Arm
 from bench.report import style
+from regularizers import schedules  # no torch behind it (regularizers/__init__.py is lazy)
 
 NONE = style.report_arm("none")
 ERASING = style.report_arm("random_erasing")
@@ -38,7 +39,7 @@ ON_PLATEAU_CUTMIX = style.report_arm("cutmix", "on_plateau")
 # validation accuracy plateaus): runs.csv `schedule_start_step` is empty when the event never
 # came, and such a cell ran without its regularizer (`verdicts` counts them; an arm none of whose
 # cells switched on is not measured).
-EVENT_SCHEDULES = ("on_unfreeze", "on_plateau")
+EVENT_SCHEDULES = tuple(name for name, s in schedules.SCHEDULES.items() if s.event)
 # The TIMING levels of a factor claim (`Claim.factors`): when the regularizer starts. `staged`
 # (and any other schedule) is a shape over the whole budget, not a start time: its cells are
 # left out of the crossing (docs/report.md, "Timing against strength").

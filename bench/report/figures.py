@@ -41,7 +41,7 @@ from matplotlib.ticker import FixedLocator, FuncFormatter, MaxNLocator, NullLoca
 
 from bench import schema  # column declarations only: no torch behind it
 from bench.report import draw, stats, style, verdicts
-from bench.report.claims import CUTMIX_IMPROVES_TEST_ACC, EVENT_SCHEDULES
+from bench.report.claims import CUTMIX_IMPROVES_TEST_ACC
 from bench.report.derive import matches
 from bench.report.load import Results
 from bench.report.marks import lookup
@@ -460,7 +460,7 @@ def unfreeze_epochs(results: Results, protocol: str, rest: str) -> list[float]:
     return sorted(positions)
 
 
-START_COLUMN = "schedule_start_step"
+START_COLUMN = verdicts.START_COLUMN  # runs.csv schedule_start_step
 START_LINE = "-."  # where a schedule started: dash-dot, in the arm's colour
 START_LEGEND = "dash-dot: where the arm's schedule started (schedule_start_step)"
 
@@ -506,37 +506,26 @@ def total_steps(cell: pd.Series) -> int:
 def schedule_curve(cell: pd.Series) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
     """(fraction of training, probability, strength) at every optimizer step of one cell, from
     its schedule and regularizer_params (the prob parameter times the schedule's factor); None
-    when the parameters do not build a schedule."""
+    when the parameters do not build a schedule. An event schedule (on_unfreeze, on_plateau) is
+    off (0, 0) before the cell's runs.csv `schedule_start_step` and counts its progress from
+    there to the end of the budget; off all along where the event never came (the column
+    empty), as bench.train.StepPlan runs it."""
     try:
         params = json.loads(cell["regularizer_params"] or "{}")
         name = str(cell["schedule"] or "constant")
-        if name in EVENT_SCHEDULES:
-            return event_curve(cell, params)
         known = schedules.SCHEDULES[name].PARAMS
         schedule = schedules.build_schedule(name, **{k: params[k] for k in known if k in params})
         prob = float(params.get("prob", 1.0))
+        steps = total_steps(cell)
+        begin = 0
+        if schedule.event:
+            start = pd.to_numeric(cell.get(START_COLUMN, math.nan), errors="coerce")
+            begin = min(int(start), steps) if pd.notna(start) else steps
     except (ValueError, TypeError, KeyError, AttributeError):
         return None
-    steps = total_steps(cell)
-    factors = np.array([schedule(step / steps) for step in range(steps)])
-    return np.arange(steps) / steps, prob * factors[:, 0], factors[:, 1]
-
-
-def event_curve(cell: pd.Series, params: dict) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """`schedule_curve` of an event schedule (on_unfreeze, on_plateau): off (0, 0) before the
-    cell's runs.csv `schedule_start_step`, then its `stages` (as `staged`'s, default full on)
-    counted from that step to the end of the budget; off all along where the event never came
-    (the column empty). Raises what `schedule_curve` catches for unreadable parameters."""
-    stages = params.get("stages", [[0.0, 1.0, 1.0]])
-    staged = schedules.build_schedule("staged", stages=stages)
-    steps = total_steps(cell)
-    start = pd.to_numeric(cell.get(START_COLUMN, math.nan), errors="coerce")
     factors = np.zeros((steps, 2))
-    if pd.notna(start):
-        begin = int(start)
-        for step in range(min(begin, steps), steps):
-            factors[step] = staged((step - begin) / max(steps - begin, 1))
-    prob = float(params.get("prob", 1.0))
+    for step in range(begin, steps):
+        factors[step] = schedule((step - begin) / max(steps - begin, 1))
     return np.arange(steps) / steps, prob * factors[:, 0], factors[:, 1]
 
 
