@@ -223,6 +223,16 @@ def _joined(values) -> str:
     return " | ".join(seen)
 
 
+def _params(text: object) -> dict:
+    """A row's regularizer_params as a dict ({} for an empty field; load.py has refused any
+    that is not a JSON object, so the fallback never applies to loaded results)."""
+    try:
+        found = json.loads(text) if isinstance(text, str) and text else {}
+    except ValueError:
+        found = {}
+    return found if isinstance(found, dict) else {}
+
+
 def arm_settings(results: Results, cells: pd.DataFrame) -> str:
     """One arm's selected hyperparameters in a scope, as its cells have them: the configuration
     columns the search selected per arm (`lr=0.03`) and the searched regularizer parameters
@@ -234,10 +244,7 @@ def arm_settings(results: Results, cells: pd.DataFrame) -> str:
             parts.append(f"{column}={_joined(style.format_value(v) for v in cells[column])}")
     texts = []
     for text in dict.fromkeys(cells.get("regularizer_params", pd.Series(dtype=str))):
-        try:
-            params = json.loads(text) if text else {}
-        except ValueError:  # load.py refuses these; never here
-            params = {}
+        params = _params(text)
         shown = {k: v for k, v in params.items() if v is not None
                  and (k in searched if searched is not None else k not in ("schedule", "mode"))}  # fmt: skip
         if shown:
@@ -616,14 +623,6 @@ def never_started(results: Results, cells: pd.DataFrame) -> tuple[int, int]:
 SCHEDULE_PARAMS = frozenset({style.SCHEDULE}).union(
     *(cls.PARAMS for cls in schedules.SCHEDULES.values())
 )
-
-
-def _params(text: object) -> dict:
-    try:
-        found = json.loads(text) if isinstance(text, str) and text else {}
-    except ValueError:  # load.py refuses these; never here
-        found = {}
-    return found if isinstance(found, dict) else {}
 
 
 def _level_labels(keys: list[dict], shown: list[str]) -> list[str]:
